@@ -1,0 +1,1 @@
+"""Benchmarks: timers, statistics from raw samples, the runs inside a cell."""

@@ -1,0 +1,38 @@
+"""Statistics derived from raw samples (which are always kept beside them)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+NOISY_CV = 0.10  # a coefficient of variation above this marks a figure noisy
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    if not samples:
+        raise ValueError("percentile of no samples")
+    ordered = sorted(samples)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float]:
+    """median, p90, p99, min, max, mean, stdev and CV of the samples."""
+    if not samples:
+        raise ValueError("summarize needs at least one sample")
+    mean = statistics.fmean(samples)
+    stdev = statistics.stdev(samples) if len(samples) > 1 else 0.0
+    return {
+        "n": len(samples),
+        "median": statistics.median(samples),
+        "p90": percentile(samples, 90),
+        "p99": percentile(samples, 99),
+        "min": min(samples),
+        "max": max(samples),
+        "mean": mean,
+        "stdev": stdev,
+        "cv": stdev / mean if mean else 0.0,
+    }

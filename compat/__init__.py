@@ -1,0 +1,1 @@
+"""The compatibility ladder: matrix expansion, rungs, results, signatures."""

@@ -1,0 +1,433 @@
+"""The ladder: resolve -> install -> import -> load -> conformance -> bench, for one cell.
+
+Each rung is a small function taking the cell's `CellRun` and returning a
+`Rung` record. A failing rung is a result: the rungs above it are recorded as
+"not reached", the cell's JSON is still written, and the caller goes on to the
+next cell. Everything here runs in the driver's interpreter (stdlib only); the
+rungs from import upwards run as subprocesses inside the cell's environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from compat.matrix import Cell
+from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atomic
+from compat.signatures import uv_error
+from fixtures.catalog import PACKAGED, built_dir, cache_root
+
+REPO = Path(__file__).resolve().parent.parent
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Seconds each rung may take before it is stopped and recorded as a timeout."""
+
+    resolve: float = 300
+    install: float = 1200
+    import_: float = 300
+    load: float = 600
+    conformance: float = 900
+    bench: float = 900
+
+    def of(self, rung: str) -> float:
+        return getattr(self, "import_" if rung == "import" else rung)
+
+
+@dataclass
+class CellRun:
+    """What the rungs of one cell share."""
+
+    cell: Cell
+    venv: Path
+    limits: Limits
+    log: Log
+
+    @property
+    def work(self) -> Path:
+        """Scratch folder for this cell's lock and probe outputs."""
+        path = self.venv.parent / f"{self.venv.name}.infermatrix"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+
+@dataclass
+class ToolRun:
+    """A finished subprocess."""
+
+    returncode: int
+    output: str
+    timed_out: bool
+
+
+def uv_binary() -> str:
+    """The uv executable: on PATH, or the one the `uv` package ships (nox[uv] installs it)."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # noqa: PLC0415
+    except ImportError:
+        msg = "uv is not installed. Install it with: python -m pip install 'nox[uv]'"
+        raise RuntimeError(msg) from None
+    return find_uv_bin()
+
+
+def uv_index_args(env: dict[str, str] | None = None) -> list[str]:
+    """pip's index settings, handed to uv (which does not read them itself)."""
+    env = os.environ if env is None else env
+    args: list[str] = []
+    for link in env.get("PIP_FIND_LINKS", "").split():
+        args += ["--find-links", link]
+    if env.get("PIP_INDEX_URL"):
+        args += ["--index-url", env["PIP_INDEX_URL"]]
+    extras = env.get("PIP_EXTRA_INDEX_URL", "").split()
+    for url in extras:
+        args += ["--extra-index-url", url]
+    if extras:  # pip takes the best version across all indexes; uv's default would not
+        args += ["--index-strategy", "unsafe-best-match"]
+    return args
+
+
+def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> ToolRun:
+    """Run a command in its own process group; kill the whole group at the time limit."""
+    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace",
+                          start_new_session=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            return ToolRun(proc.returncode, out, timed_out=False)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return ToolRun(-9, out, timed_out=True)
+
+
+def cell_env(run: CellRun) -> dict[str, str]:
+    """Environment for processes inside a cell: offline, the repo importable, bytecode cached."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a warm run should not recompile torch
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "VIRTUAL_ENV": str(run.venv),
+        "PATH": f"{run.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "INFERMATRIX_CACHE": str(cache_root()),
+    })
+    return env
+
+
+def timeout_error(rung: str, limit: float, output: str) -> ErrorInfo:
+    message = f"{rung} rung exceeded its {limit:g}s limit and was stopped"
+    return ErrorInfo("Timeout", message, f"Timeout: {rung} > {limit:g}s", output)
+
+
+def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
+    """A failed tool run as a Rung, keeping the tool's own words."""
+    if result.timed_out:
+        return Rung(rung, "fail", error=timeout_error(rung, limit, result.output))
+    cause, chain = uv_error(result.output) if kind.startswith("uv") else ("", "")
+    message = cause or f"exited with status {result.returncode}"
+    error = ErrorInfo.from_message(kind, message, result.output)
+    return Rung(rung, "fail", error=error, reason=chain)
+
+
+def parse_lock(text: str) -> dict[str, str]:
+    """name -> version from a `uv pip compile` output."""
+    versions = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            versions[name.strip().lower()] = version.split(";")[0].strip()
+    return versions
+
+
+# --- the rungs ---------------------------------------------------------------
+
+
+def resolve(run: CellRun) -> Rung:
+    """uv pip compile the cell's requirements for its Python; keep every version."""
+    reqs = run.work / "requirements.in"
+    reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    lock = run.work / "lock.txt"
+    cmd = [uv_binary(), "pip", "compile", str(reqs), "-o", str(lock), "--quiet",
+           "--python-version", run.cell.python, *uv_index_args()]
+    result = run_tool(cmd, run.limits.resolve)
+    if result.returncode != 0:
+        return tool_failure("resolve", result, run.limits.resolve, "ResolutionError")
+    text = lock.read_text(encoding="utf-8")
+    return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text})
+
+
+def install(run: CellRun) -> Rung:
+    """Make the venv exactly the lock: `uv pip sync` (fast when it is already there)."""
+    uv = uv_binary()
+    if not run.python.exists():
+        made = run_tool([uv, "venv", "--quiet", "--python", run.cell.python, str(run.venv)],
+                        run.limits.install)
+        if made.returncode != 0:
+            return tool_failure("install", made, run.limits.install, "VenvError")
+    cmd = [uv, "pip", "sync", str(run.work / "lock.txt"), "--python", str(run.python),
+           *uv_index_args()]
+    result = run_tool(cmd, run.limits.install)
+    if result.returncode != 0:
+        return tool_failure("install", result, run.limits.install, "InstallError")
+    return Rung("install", "pass", detail={"venv": str(run.venv)})
+
+
+def probe(run: CellRun, rung: str, *args: str) -> Rung:
+    """Run compat.probe inside the cell and turn its record into a Rung."""
+    out = run.work / f"{rung}.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(run.python), "-m", "compat.probe", rung, "--engine", run.cell.engine.id,
+           "--device", run.cell.device, "--out", str(out), *args]
+    result = run_tool(cmd, run.limits.of(rung), env=cell_env(run))
+    if result.timed_out:
+        return Rung(rung, "fail", error=timeout_error(rung, run.limits.of(rung), result.output))
+    if not out.exists():
+        message = f"the probe died without a result (exit status {result.returncode})"
+        return Rung(rung, "fail", error=ErrorInfo.from_message("ProcessCrashed", message,
+                                                               result.output))
+    record = json.loads(out.read_text(encoding="utf-8"))
+    error = ErrorInfo(**record["error"]) if record["error"] else None
+    return Rung(rung, record["status"], error=error, detail=record["detail"])
+
+
+def import_engine(run: CellRun) -> Rung:
+    """Does engines/<id>.py (and so the engine library) import in this environment?"""
+    return probe(run, "import")
+
+
+def load(run: CellRun) -> Rung:
+    """Build any missing fixture, then load each of the engine's fixtures once."""
+    built = [name for name in run.cell.engine.fixtures if name not in PACKAGED]
+    failure = build_fixtures(built, run.limits.load, run.log)
+    if failure:
+        return failure
+    args = [arg for name in run.cell.engine.fixtures for arg in ("--fixture", name)]
+    return probe(run, "load", *args)
+
+
+def conformance(run: CellRun) -> Rung:
+    """The engine's conformance suite (tests/conformance/test_<kind>.py) under pytest."""
+    out = run.work / "conformance.json"
+    out.unlink(missing_ok=True)
+    suite = REPO / "tests" / "conformance" / f"test_{run.cell.engine.kind}.py"
+    cmd = [str(run.python), "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+           "--rootdir", str(REPO), "-c", str(REPO / "tests" / "conformance" / "pytest.ini"),
+           "--engine", run.cell.engine.id, "--device", run.cell.device,
+           "--models", ",".join(run.cell.engine.fixtures), "--conformance-json", str(out)]
+    limit = run.limits.conformance
+    result = run_tool(cmd, limit, env=cell_env(run))
+    if result.timed_out:
+        return Rung("conformance", "fail", error=timeout_error("conformance", limit, result.output))
+    if not out.exists() or result.returncode not in (0, 1):
+        message = f"pytest exited with status {result.returncode} before reporting properties"
+        return Rung("conformance", "fail",
+                    error=ErrorInfo.from_message("ConformanceCrash", message, result.output))
+    properties = json.loads(out.read_text(encoding="utf-8"))["properties"]
+    failed = sorted(name for name, p in properties.items() if p["status"] == "fail")
+    detail = {"properties": properties}
+    if not properties:
+        error = ErrorInfo.from_message("ConformanceCrash", "no property was collected",
+                                       result.output)
+        return Rung("conformance", "fail", error=error, detail=detail)
+    if failed:
+        message = f"{len(failed)} of {len(properties)} properties failed: {', '.join(failed)}"
+        text = "\n\n".join(f"{n}: {properties[n]['message']}" for n in failed)
+        error = ErrorInfo(type="ConformanceFailure", message=message,
+                          signature=f"ConformanceFailure: {', '.join(failed)}", text=text)
+        return Rung("conformance", "fail", error=error, detail=detail)
+    return Rung("conformance", "pass", detail=detail)
+
+
+def bench(run: CellRun) -> Rung:
+    """The starter benchmark (bench/run.py) on the engine's first fixture."""
+    out = run.work / "bench.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(run.python), "-m", "bench.run", "--engine", run.cell.engine.id,
+           "--fixture", run.cell.engine.fixtures[0], "--device", run.cell.device,
+           "--out", str(out)]
+    limit = run.limits.bench
+    result = run_tool(cmd, limit, env=cell_env(run))
+    if result.timed_out:
+        return Rung("bench", "fail", error=timeout_error("bench", limit, result.output))
+    if result.returncode != 0 or not out.exists():
+        return Rung("bench", "fail", error=error_from_output("BenchError", result))
+    return Rung("bench", "pass", detail=json.loads(out.read_text(encoding="utf-8")))
+
+
+def error_from_output(kind: str, result: ToolRun) -> ErrorInfo:
+    """The last 'Type: message' line of a Python traceback, or the exit status."""
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        head, sep, rest = line.partition(": ")
+        if sep and head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper():
+            return ErrorInfo.from_message(head.rsplit(".", 1)[-1], rest, result.output)
+    return ErrorInfo.from_message(kind, f"exited with status {result.returncode}", result.output)
+
+
+LADDER: tuple[tuple[str, Callable[[CellRun], Rung]], ...] = (
+    ("resolve", resolve),
+    ("install", install),
+    ("import", import_engine),
+    ("load", load),
+    ("conformance", conformance),
+    ("bench", bench),
+)
+
+
+# --- fixtures ----------------------------------------------------------------
+
+
+def builder_python(limit: float) -> tuple[Path | None, ToolRun | None]:
+    """The pinned fixture-builder venv (fixtures/requirements.txt), made once per pin set."""
+    reqs = REPO / "fixtures" / "requirements.txt"
+    key = hashlib.sha256(reqs.read_bytes()).hexdigest()[:12]
+    venv = cache_root() / f"builder-{key}"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python, None
+    uv = uv_binary()
+    for cmd in ([uv, "venv", "--quiet", "--python", "3.11", str(venv)],
+                [uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(reqs),
+                 *uv_index_args()]):
+        result = run_tool(cmd, limit)
+        if result.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            return None, result
+    return python, None
+
+
+def build_fixtures(names: list[str], limit: float, log: Log) -> Rung | None:
+    """Build missing fixtures under a file lock; a failure comes back as a failed load Rung."""
+    missing = [name for name in names if not (built_dir(name) / "config.json").is_file()]
+    if not missing:
+        return None
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel cells build each fixture once
+        python, failed = builder_python(limit)
+        if failed is not None:
+            return tool_failure("load", failed, limit, "FixtureBuildError")
+        log(f"building fixtures {', '.join(missing)}")
+        env = {**os.environ, "PYTHONPATH": str(REPO), "INFERMATRIX_CACHE": str(cache_root())}
+        result = run_tool([str(python), "-m", "fixtures.build", *missing], limit, env=env)
+        if result.returncode != 0:
+            return Rung("load", "fail", error=error_from_output("FixtureBuildError", result))
+    return None
+
+
+# --- the driver --------------------------------------------------------------
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def cuda_available() -> bool:
+    """True where an NVIDIA driver answers; CUDA cells need it from install upwards."""
+    smi = shutil.which("nvidia-smi")
+    return bool(smi) and subprocess.run([smi], capture_output=True, check=False).returncode == 0
+
+
+def describe(cell: Cell) -> dict:
+    return {
+        "id": cell.id,
+        "engine": cell.engine.id,
+        "kind": cell.engine.kind,
+        "axes": dict(cell.axes),
+        "env": cell.env_label,
+        "device": cell.device,
+        "python": cell.python,
+        "requirements": list(cell.requirements),
+        "fixtures": list(cell.engine.fixtures),
+        "key_packages": [requirement_name(r) for r in (*cell.engine.requires,
+                                                        *(name for name, _ in cell.axes))],
+    }
+
+
+def requirement_name(requirement: str) -> str:
+    """'numpy>=2' -> 'numpy' (normalised the way uv writes the lock)."""
+    name = re.split(r"[<>=!~\[ ;@]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+             limits: Limits = Limits()) -> CellResult:
+    """Climb every rung of `cell` and write results/<cell id>.json. Never raises on a rung."""
+    run = CellRun(cell=cell, venv=Path(venv), limits=limits, log=log)
+    result = CellResult(cell=describe(cell), machine=machine_info(), started_at=now())
+    blocked = ""
+    for name, step in LADDER:
+        if blocked:
+            result.rungs.append(Rung(name, "not_reached", reason=f"{blocked} failed"))
+            continue
+        if name != "resolve" and cell.device == "cuda" and not cuda_available():
+            result.rungs.append(Rung(name, "not_run", reason="needs CUDA"))
+            continue
+        started = time.perf_counter()
+        try:
+            rung = step(run)
+        except Exception as exc:  # a bug in a rung is still this cell's result, not a crash
+            rung = Rung(name, "fail", error=ErrorInfo.from_exception(exc))
+        rung.duration_s = round(time.perf_counter() - started, 3)
+        if name == "resolve" and rung.status == "pass":
+            result.versions = rung.detail.pop("versions")
+            result.lock = rung.detail.pop("lock")
+        if name == "import" and rung.status == "pass":
+            rung.detail.pop("versions", None)
+        result.rungs.append(rung)
+        mark = {"pass": "ok", "fail": "FAIL"}.get(rung.status, rung.status)
+        note = f" - {rung.error.signature}" if rung.error else ""
+        log(f"[{cell.id}] {name:<11} {mark} ({rung.duration_s:.1f}s){note}")
+        if rung.status == "fail":
+            blocked = name
+    result.finished_at = now()
+    write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m compat.ladder CELL_ID [--venv DIR] [--results DIR]: one cell without nox."""
+    import argparse  # noqa: PLC0415
+
+    from compat.matrix import load as load_matrix  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m compat.ladder", description=main.__doc__)
+    parser.add_argument("cell")
+    parser.add_argument("--venv", type=Path)
+    parser.add_argument("--results", type=Path, default=REPO / "results")
+    args = parser.parse_args(argv)
+    cell = load_matrix().cell(args.cell)
+    venv = args.venv or REPO / ".nox" / f"cell-{cell.id}"
+    result = run_cell(cell, venv=venv, results_dir=args.results)
+    print(json.dumps([dataclasses.asdict(r) | {"detail": "…"} for r in result.rungs], indent=1))
+    return 0 if result.first_failure is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

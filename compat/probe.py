@@ -1,0 +1,80 @@
+"""Runs inside a cell's environment: the import and load rungs.
+
+    python -m compat.probe import --engine transformers --out probe.json
+    python -m compat.probe load --engine transformers --fixture tiny-llama --out probe.json
+
+Writes {"status": "pass"|"fail", "error": {...}|null, "detail": {...}} to --out.
+Any exception, even one raised while importing numpy, becomes a "fail" record;
+a crash that kills the interpreter leaves no file, which the ladder reports
+with the process's own output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.metadata
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _versions() -> dict[str, str]:
+    return {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
+
+
+def probe_import(engine: str) -> dict:
+    from engines import load_engine_class
+
+    started = time.perf_counter()
+    cls = load_engine_class(engine)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}",
+            "import_s": round(time.perf_counter() - started, 3),
+            "capabilities": dataclasses.asdict(cls.capabilities)}
+
+
+def probe_load(engine: str, fixtures: list[str], device: str) -> dict:
+    from engines import load_engine_class
+    from fixtures.catalog import locate
+
+    cls = load_engine_class(engine)
+    loaded = {}
+    for name in fixtures:
+        model_dir = locate(name)
+        started = time.perf_counter()
+        adapter = cls()
+        adapter.load(model_dir, device=device)
+        loaded[name] = {"path": str(model_dir), "load_s": round(time.perf_counter() - started, 3)}
+        adapter.close()
+    return {"fixtures": loaded}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compat.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("rung", choices=["import", "load"])
+    parser.add_argument("--engine", required=True)
+    parser.add_argument("--fixture", action="append", default=[])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from compat.results import ErrorInfo
+
+    record: dict = {"status": "pass", "error": None, "detail": {}}
+    try:
+        if args.rung == "import":
+            record["detail"] = probe_import(args.engine)
+        else:
+            record["detail"] = probe_load(args.engine, args.fixture, args.device)
+    except BaseException as exc:  # every failure is a result; that is this module's job
+        record = {"status": "fail", "error": dataclasses.asdict(ErrorInfo.from_exception(exc)),
+                  "detail": {}}
+    record["versions"] = _versions()
+    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

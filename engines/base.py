@@ -1,0 +1,203 @@
+"""The engine contracts: what every adapter offers, with shapes and units.
+
+Two small abstract classes, `Generator` and `Embedder`. An adapter declares
+its `Capabilities`; a conformance property that needs a capability the engine
+declares unsupported is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from compat.errors import InfermatrixError
+
+FinishReason = Literal["length", "eos", "stop"]
+
+
+class InvalidParameterError(InfermatrixError, ValueError):
+    """A generation or embedding parameter is out of range or unknown."""
+
+
+class UnsupportedCapabilityError(InfermatrixError, NotImplementedError):
+    """An engine was asked for something it declared it does not offer."""
+
+    def __init__(self, engine: str, capability: str) -> None:
+        super().__init__(f"Engine {engine!r} does not support {capability!r} (see its Capabilities).")
+        self.engine = engine
+        self.capability = capability
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter offers. Conformance properties needing a missing one are skipped."""
+
+    streaming: bool = False
+    """stream() yields text deltas as tokens are produced."""
+    chat: bool = False
+    """chat() applies the model's chat template."""
+    seeded_sampling: bool = False
+    """temperature > 0 with a seed is reproducible."""
+    stop_strings: bool = False
+    """SamplingParams.stop is honoured."""
+    stop_string_kept: bool = True
+    """Whether a matched stop string stays at the end of the returned text."""
+    logprobs: bool = False
+    """Per-token log-probabilities can be returned."""
+    batching: bool = True
+    """generate()/embed() take several inputs in one call."""
+    devices: tuple[str, ...] = ("cpu",)
+    """Devices the adapter can load on."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Generation parameters shared by every engine. temperature 0 means greedy."""
+
+    max_new_tokens: int = 16
+    """Upper bound on generated tokens (exactly this many when ignore_eos)."""
+    temperature: float = 0.0
+    """0 selects greedy decoding; > 0 samples."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, in (0, 1]."""
+    top_k: int = 0
+    """Keep the k most likely tokens; 0 disables."""
+    seed: int | None = None
+    """Seed for sampling; same seed and inputs give the same output."""
+    stop: tuple[str, ...] = ()
+    """Stop strings; generation ends when the text contains one."""
+    ignore_eos: bool = False
+    """Keep generating past EOS, so exactly max_new_tokens come back."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
+            msg = f"max_new_tokens must be an int >= 0, got {self.max_new_tokens!r}"
+            raise InvalidParameterError(msg)
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            msg = f"temperature must be a finite float >= 0, got {self.temperature!r}"
+            raise InvalidParameterError(msg)
+        if not 0 < self.top_p <= 1:
+            raise InvalidParameterError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise InvalidParameterError(f"top_k must be an int >= 0, got {self.top_k!r}")
+        if isinstance(self.stop, str):  # a bare string would be read as characters
+            object.__setattr__(self, "stop", (self.stop,))
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> SamplingParams:
+        """Build from a dict, refusing unknown keys by name."""
+        valid = set(cls.__dataclass_fields__)
+        bad = sorted(set(params) - valid)
+        if bad:
+            raise InvalidParameterError(f"Unknown parameter(s) {bad}. Valid: {sorted(valid)}")
+        return cls(**params)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation."""
+
+    text: str
+    """The generated text only (prompt excluded)."""
+    token_ids: tuple[int, ...]
+    """The generated token ids, from the engine's own tokenizer."""
+    prompt_token_ids: tuple[int, ...]
+    """The prompt's token ids as the engine fed them to the model."""
+    finish_reason: FinishReason
+    """"length" (hit max_new_tokens), "eos" or "stop" (a stop string)."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat turn."""
+
+    role: str
+    content: str
+
+
+def check_prompts(prompts: Sequence[str]) -> None:
+    """Typed errors for the inputs every engine must refuse the same way."""
+    if isinstance(prompts, str):
+        raise InvalidParameterError("prompts must be a list of strings, got a single str")
+    if len(prompts) == 0:
+        raise InvalidParameterError("prompts is empty; pass at least one prompt")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            msg = f"prompts[{i}] must be a str, got {type(prompt).__name__}: {prompt!r}"
+            raise InvalidParameterError(msg)
+
+
+class Engine(abc.ABC):
+    """What both contracts share: an id, capabilities, load and close."""
+
+    id: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @abc.abstractmethod
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        """Load the model from a local folder (Hugging Face layout). Never downloads."""
+
+    def close(self) -> None:
+        """Free the model. The adapter may be loaded again afterwards."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Generator(Engine):
+    """A causal language model engine."""
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        """Complete each prompt; returns one Completion per prompt, in order.
+
+        Raises InvalidParameterError on an empty list or a non-string prompt.
+        """
+
+    @abc.abstractmethod
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        """Yield text deltas of one completion; joined they equal generate()'s text."""
+
+    @abc.abstractmethod
+    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        """Apply the model's chat template (with the generation prompt) and complete it."""
+
+    @abc.abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids the engine feeds the model for `text`, special tokens included."""
+
+    @property
+    def eos_token_id(self) -> int | None:
+        """The model's end-of-sequence id, if it has one."""
+        return None
+
+
+class Embedder(Engine):
+    """A sentence embedding engine."""
+
+    @abc.abstractmethod
+    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
+        """Embed texts: float32 array of shape (len(texts), dimension).
+
+        With normalize=True every row has unit L2 norm.
+        Raises InvalidParameterError on an empty list or a non-string item.
+        """
+
+    @property
+    @abc.abstractmethod
+    def dimension(self) -> int:
+        """Length of one embedding vector."""
+

@@ -1,0 +1,166 @@
+"""Hugging Face transformers (AutoModelForCausalLM.generate) as a Generator: the reference."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+from engines.base import (
+    Capabilities,
+    ChatMessage,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    check_prompts,
+)
+
+
+class TransformersGenerator(Generator):
+    """generate() on a batch (left padding), TextIteratorStreamer for stream()."""
+
+    id = "transformers"
+    capabilities = Capabilities(
+        streaming=True,
+        chat=True,
+        seeded_sampling=True,
+        stop_strings=True,
+        stop_string_kept=True,  # generate() stops after the token that completes the string
+        batching=True,
+        devices=("cpu", "cuda"),
+    )
+
+    def __init__(self) -> None:
+        self._model = None
+        self._tok = None
+        self._device = "cpu"
+
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        if device not in self.capabilities.devices:
+            msg = f"device {device!r} is not one of {self.capabilities.devices}"
+            raise InvalidParameterError(msg)
+        self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self._tok.padding_side = "left"
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=getattr(torch, dtype), local_files_only=True,
+            output_loading_info=True,
+        )
+        problems = {k: v for k, v in info.items() if v}
+        if problems:  # a fixture that does not match its architecture must not load silently
+            raise RuntimeError(f"weights do not match the architecture in {model_dir}: {problems}")
+        self._model = model.to(device).eval()
+        self._device = device
+
+    def close(self) -> None:
+        self._model = None
+        self._tok = None
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._tok.eos_token_id if self._tok is not None else None
+
+    def _loaded(self):
+        if self._model is None:
+            raise RuntimeError("transformers: call load() before using the engine")
+        return self._model, self._tok
+
+    def tokenize(self, text: str) -> list[int]:
+        _, tok = self._loaded()
+        return list(tok(text).input_ids)
+
+    def _kwargs(self, params: SamplingParams) -> dict:
+        _, tok = self._loaded()
+        kw = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if params.greedy:
+            kw |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        else:
+            kw |= {"do_sample": True, "temperature": params.temperature,
+                   "top_p": params.top_p, "top_k": params.top_k}
+        if params.ignore_eos:  # EOS is masked until max_new_tokens are out
+            kw["min_new_tokens"] = params.max_new_tokens
+        if params.stop:
+            kw |= {"stop_strings": list(params.stop), "tokenizer": tok}
+        return kw
+
+    def _seed(self, params: SamplingParams) -> None:
+        # A fresh random seed when none is given, so one call's seed never leaks into the next.
+        torch.manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
+
+    def _batch(self, prompt_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        _, tok = self._loaded()
+        width = max(len(ids) for ids in prompt_ids)
+        pad = tok.pad_token_id
+        ids = [[pad] * (width - len(row)) + row for row in prompt_ids]
+        mask = [[0] * (width - len(row)) + [1] * len(row) for row in prompt_ids]
+        return {
+            "input_ids": torch.tensor(ids, device=self._device),
+            "attention_mask": torch.tensor(mask, device=self._device),
+        }
+
+    def _finish(self, generated: list[int], params: SamplingParams) -> tuple[list[int], str]:
+        """Cut one row where generation really ended (rows are padded after they finish)."""
+        _, tok = self._loaded()
+        if not params.ignore_eos and tok.eos_token_id in generated:
+            return generated[: generated.index(tok.eos_token_id)], "eos"
+        if params.stop:
+            for end in range(1, len(generated) + 1):
+                text = tok.decode(generated[:end], skip_special_tokens=True)
+                if any(s in text for s in params.stop):
+                    return generated[:end], "stop"
+        return generated, "length"
+
+    def _generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
+                      streamer=None) -> list[Completion]:
+        model, tok = self._loaded()
+        for i, ids in enumerate(prompt_ids):
+            if not ids:
+                raise InvalidParameterError(f"prompt {i} encodes to no tokens; give a non-empty prompt")
+        if params.max_new_tokens == 0:
+            return [Completion("", (), tuple(ids), "length") for ids in prompt_ids]
+        self._seed(params)
+        batch = self._batch(prompt_ids)
+        with torch.inference_mode():
+            out = model.generate(**batch, **self._kwargs(params), streamer=streamer)
+        width = batch["input_ids"].shape[1]
+        completions = []
+        for ids, row in zip(prompt_ids, out[:, width:].tolist()):
+            generated, reason = self._finish(row, params)
+            text = tok.decode(generated, skip_special_tokens=True)
+            completions.append(Completion(text, tuple(generated), tuple(ids), reason))
+        return completions
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        check_prompts(prompts)
+        return self._generate_ids([self.tokenize(p) for p in prompts], params)
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        check_prompts([prompt])
+        _, tok = self._loaded()
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._generate_ids([self.tokenize(prompt)], params, streamer=streamer)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from (delta for delta in streamer if delta)
+        worker.join()
+        if errors:
+            raise errors[0]
+
+    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        _, tok = self._loaded()
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        ids = tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)
+        return self._generate_ids([list(ids)], params)[0]

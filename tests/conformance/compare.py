@@ -1,0 +1,44 @@
+"""Comparison helpers with named sides and stated tolerances.
+
+Failure messages carry both names and the item index, so a footnote in the
+report says which input, which position, and who said what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def check_ids_equal(*, a: Sequence[Sequence[int]], b: Sequence[Sequence[int]],
+                    name_a: str, name_b: str) -> None:
+    """Token id lists must be identical, row by row."""
+    assert len(a) == len(b), f"{name_a} has {len(a)} rows, {name_b} has {len(b)}"
+    for i, (row_a, row_b) in enumerate(zip(a, b)):
+        row_a, row_b = list(row_a), list(row_b)
+        if row_a == row_b:
+            continue
+        pos = next((k for k, (x, y) in enumerate(zip(row_a, row_b)) if x != y),
+                   min(len(row_a), len(row_b)))
+        got_a = row_a[pos] if pos < len(row_a) else "<end>"
+        got_b = row_b[pos] if pos < len(row_b) else "<end>"
+        raise AssertionError(
+            f"item {i}: first divergence at position {pos}: {name_a}={got_a!r} {name_b}={got_b!r} "
+            f"(lengths {len(row_a)} vs {len(row_b)})"
+        )
+
+
+def check_embeddings_close(*, a: np.ndarray, b: np.ndarray, name_a: str, name_b: str,
+                           atol: float) -> None:
+    """Embeddings must agree element-wise within `atol`, row by row."""
+    assert a.shape == b.shape, f"shapes differ: {name_a}{a.shape} vs {name_b}{b.shape}"
+    for i, (row_a, row_b) in enumerate(zip(a, b)):
+        diff = float(np.max(np.abs(row_a.astype(np.float64) - row_b.astype(np.float64))))
+        if diff > atol:
+            raise AssertionError(f"item {i}: max |{name_a} - {name_b}| = {diff:.3g} > atol {atol:g}")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

@@ -1,0 +1,46 @@
+"""The reference side of comparisons, independent of any engine library.
+
+The chat template is rendered with jinja2 the way Hugging Face does
+(trim_blocks, lstrip_blocks) and encoded with the `tokenizers` library
+straight from tokenizer.json, so an engine's own template handling is checked
+against the fixture files, not against itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+from tokenizers import Tokenizer
+
+
+def _token(value) -> str | None:
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def tokenizer_config(model_dir: Path) -> dict:
+    return json.loads((Path(model_dir) / "tokenizer_config.json").read_text(encoding="utf-8"))
+
+
+def bos_token_id(model_dir: Path) -> int | None:
+    """The BOS id if the tokenizer adds one, else None."""
+    cfg = tokenizer_config(model_dir)
+    if not cfg.get("add_bos_token"):
+        return None
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    return tok.token_to_id(_token(cfg["bos_token"]))
+
+
+def chat_prompt_ids(model_dir: Path, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of the chat template applied with the generation prompt."""
+    cfg = tokenizer_config(model_dir)
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    text = env.from_string(cfg["chat_template"]).render(
+        messages=messages,
+        add_generation_prompt=True,
+        bos_token=_token(cfg.get("bos_token")) or "",
+        eos_token=_token(cfg.get("eos_token")) or "",
+    )
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    return tok.encode(text, add_special_tokens=False).ids
