@@ -17,15 +17,16 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compat import ladder  # noqa: E402
-from compat import matrix as matrix_mod  # noqa: E402
+from compat import ladder
+from compat import matrix as matrix_mod
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0",)
-TEST_DEPS = ("pytest>=8", "hypothesis>=6", "tabulate==0.10.0", "nox[uv]>=2025.10.16")
+TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "nox[uv]>=2025.10.16")
 
-MATRIX = matrix_mod.load()  # a bad matrix stops here, before any environment is built
+MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
+MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
@@ -69,7 +70,7 @@ def report(session: nox.Session) -> None:
 @nox.session(python=False)
 def fixtures(session: nox.Session) -> None:
     """Build the tiny LM fixtures into the cache (cells do this themselves when needed)."""
-    from fixtures.catalog import built_dir, built_names  # noqa: PLC0415
+    from fixtures.catalog import built_dir, built_names
 
     failure = ladder.build_fixtures(built_names(), limit=600, log=session.log)
     if failure is not None:

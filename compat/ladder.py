@@ -27,7 +27,7 @@ from pathlib import Path
 
 from compat.matrix import Cell
 from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atomic
-from compat.signatures import uv_error
+from compat.signatures import signature, uv_error
 from fixtures.catalog import PACKAGED, built_dir, cache_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def uv_binary() -> str:
     if found:
         return found
     try:
-        from uv import find_uv_bin  # noqa: PLC0415
+        from uv import find_uv_bin
     except ImportError:
         msg = "uv is not installed. Install it with: python -m pip install 'nox[uv]'"
         raise RuntimeError(msg) from None
@@ -145,13 +145,14 @@ def timeout_error(rung: str, limit: float, output: str) -> ErrorInfo:
 
 
 def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
-    """A failed tool run as a Rung, keeping the tool's own words."""
+    """A failed uv run as a Rung: its cause, its explanation, and its whole output."""
     if result.timed_out:
         return Rung(rung, "fail", error=timeout_error(rung, limit, result.output))
-    cause, chain = uv_error(result.output) if kind.startswith("uv") else ("", "")
-    message = cause or f"exited with status {result.returncode}"
-    error = ErrorInfo.from_message(kind, message, result.output)
-    return Rung(rung, "fail", error=error, reason=chain)
+    cause, explanation = uv_error(result.output)
+    cause = cause or f"exited with status {result.returncode}"
+    error = ErrorInfo(type=kind, message=cause, signature=signature(kind, explanation),
+                      text=result.output)
+    return Rung(rung, "fail", error=error, reason=explanation)
 
 
 def parse_lock(text: str) -> dict[str, str]:
@@ -413,9 +414,9 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
 
 def main(argv: list[str] | None = None) -> int:
     """python -m compat.ladder CELL_ID [--venv DIR] [--results DIR]: one cell without nox."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
-    from compat.matrix import load as load_matrix  # noqa: PLC0415
+    from compat.matrix import load as load_matrix
 
     parser = argparse.ArgumentParser(prog="python -m compat.ladder", description=main.__doc__)
     parser.add_argument("cell")

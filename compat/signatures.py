@@ -16,6 +16,8 @@ import re
 # (exception type or None for any, pattern on the message, template for what it is about)
 RULES: tuple[tuple[str | None, str, str], ...] = (
     (None, r"No module named '([\w.]+)'", r"\1"),
+    (None, r"there is no version of ([^\s,]+)", r"no version of \1"),
+    (None, r"Because ([^\s,]+) depends on ([^\s,]+)", r"\1 depends on \2"),
     (None, r"cannot import name '([\w.]+)'", r"cannot import name '\1'"),
     (None, r"unexpected keyword argument '(\w+)'", r"unexpected keyword argument '\1'"),
     (None, r"missing \d+ required positional argument[s]?: '(\w+)'", r"missing argument '\1'"),
@@ -55,9 +57,14 @@ def signature(error_type: str, message: str) -> str:
 
 
 def uv_error(output: str) -> tuple[str, str]:
-    """(first line, cause) of a uv failure: the resolver's own words, trimmed."""
+    """(cause, explanation) of a uv failure, in the resolver's own words.
+
+    uv prints "× cause" / "╰─▶ Because ..." on a terminal and "error: cause" /
+    "cause: Because ..." otherwise; both are read, wrapped lines joined.
+    """
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     cause = next((ln for ln in lines if ln.startswith(("×", "error:"))), lines[0] if lines else "")
-    cause = cause.lstrip("×").strip().removeprefix("error:").strip()
-    because = [ln.lstrip("╰─▶").strip() for ln in lines if "Because" in ln or "because" in ln]
-    return cause, (because[-1] if because else cause)
+    cause = cause.lstrip("×").strip().removeprefix("error:").strip().rstrip(":")
+    text = " ".join(ln.lstrip("╰─▶│ ").removeprefix("cause:").strip() for ln in lines)
+    start = text.find("Because")
+    return cause, (text[start:] if start >= 0 else cause)

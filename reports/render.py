@@ -28,6 +28,11 @@ KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"
 TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
 
 
+def table(rows: list[list[str]], head: list[str]) -> str:
+    """A GitHub-flavoured Markdown table; values stay text ("3.10" is not 3.1)."""
+    return tabulate(rows, head, tablefmt="github", disable_numparse=True)
+
+
 class Footnotes:
     """One footnote per distinct signature; cells that share it share the number."""
 
@@ -84,9 +89,16 @@ def key_versions(result: CellResult) -> str:
     return ", ".join(f"{n} {result.versions[n]}" for n in wanted if n in result.versions)
 
 
+def machine_line(m: dict) -> str:
+    """'AMD EPYC, 2 cores, 23.5 GiB, Linux-…, host Python 3.11.7'."""
+    parts = [m.get("cpu"), m.get("cores") and f"{m['cores']} cores",
+             m.get("memory_gib") and f"{m['memory_gib']} GiB", m.get("os"),
+             m.get("host_python") and f"host Python {m['host_python']}"]
+    return ", ".join(str(p) for p in parts if p)
+
+
 def machines(results: list[CellResult]) -> list[str]:
-    seen = {json.dumps(r.machine, sort_keys=True) for r in results}
-    return [", ".join(f"{k} {v}" for k, v in json.loads(m).items()) for m in sorted(seen)]
+    return sorted({machine_line(r.machine) for r in results})
 
 
 def header(title: str, results: list[CellResult], problems: list[str]) -> list[str]:
@@ -103,7 +115,6 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
 
 def compatibility(results: list[CellResult], problems: list[str]) -> str:
     notes = Footnotes()
-    envs = env_columns(results)
     by_cell = {(r.cell["engine"], r.cell["env"]): r for r in results}
     lines = header("Compatibility matrix", results, problems)
     lines += [f"Legend: {LEGEND}", "",
@@ -114,12 +125,13 @@ def compatibility(results: list[CellResult], problems: list[str]) -> str:
         engines = sorted({r.cell["engine"] for r in results if r.cell["kind"] == kind})
         if not engines:
             continue
+        envs = env_columns([r for r in results if r.cell["kind"] == kind])
         rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes) if (e, env) in by_cell
                              else f"{NOT_RUN} no result" for env in envs)] for e in engines]
-        lines += [f"## {title}", "", tabulate(rows, ["engine", *envs], tablefmt="github", disable_numparse=True), ""]
+        lines += [f"## {title}", "", table(rows, ["engine", *envs]), ""]
 
     rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
-    lines += ["## Rungs per cell", "", tabulate(rows, ["cell", *RUNGS], tablefmt="github", disable_numparse=True), ""]
+    lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
 
     lines += ["## Conformance properties", ""]
     for kind, title in KINDS:
@@ -130,15 +142,14 @@ def compatibility(results: list[CellResult], problems: list[str]) -> str:
         rows = [[f"`{p}`", *(property_mark(conformance_of(r).get(p)) for r in cells)]
                 for p in props]
         lines += [f"### {title}", "",
-                  tabulate(rows, ["property", *(f"`{r.cell['id']}`" for r in cells)],
-                           tablefmt="github", disable_numparse=True), ""]
+                  table(rows, ["property", *(f"`{r.cell['id']}`" for r in cells)]), ""]
 
     rows = [[f"`{r.cell['id']}`", r.cell["python"], key_versions(r) or "(not resolved)"]
             for r in results]
     lines += ["## Versions each cell ran", "",
               "The full lock of every cell is in its JSON (`lock`); "
               "`uv pip sync` on it re-creates the environment.", "",
-              tabulate(rows, ["cell", "python", "resolved versions"], tablefmt="github", disable_numparse=True), ""]
+              table(rows, ["cell", "python", "resolved versions"]), ""]
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
     return "\n".join(lines).rstrip() + "\n"
@@ -203,7 +214,7 @@ def throughput(results: list[CellResult], problems: list[str]) -> str:
         if rows:
             head = ["engine", "environment", "metric", "median", "spread", "workload",
                     "peak RSS"]
-            lines += [f"## {title}", "", tabulate(rows, head, tablefmt="github", disable_numparse=True), ""]
+            lines += [f"## {title}", "", table(rows, head), ""]
     missing = [r.cell["id"] for r in results if (r.rung("bench") or r.rungs[0]).status != "pass"]
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]

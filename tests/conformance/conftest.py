@@ -66,10 +66,11 @@ def requires(engine, capability: str) -> None:
         pytest.skip(f"{engine.id} declares no {capability} support")
 
 
+RANK = {"skip": 0, "pass": 1, "fail": 2}  # a property takes its worst case
+
+
 class PropertyRecorder:
     """Folds test outcomes into one status per property; writes --conformance-json."""
-
-    RANK = {"skip": 0, "pass": 1, "fail": 2}
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -90,7 +91,7 @@ class PropertyRecorder:
         status = "fail" if report.failed else "skip" if report.skipped else "pass"
         entry = self.properties.setdefault(name, {"status": "skip", "message": "", "cases": {}})
         entry["cases"][case] = status
-        if self.RANK[status] > self.RANK[entry["status"]] or (
+        if RANK[status] > RANK[entry["status"]] or (
             status == entry["status"] != "pass" and not entry["message"]
         ):
             entry["status"] = status

@@ -1,0 +1,136 @@
+"""compat/ladder.py with real environments: uv resolves and installs, engines really import.
+
+The end-to-end cell climbs every rung of transformers-numpy2: a real venv, a
+real install, the real engine on the real fixtures. Venvs live under
+.nox/test-cells/ so a second test run reuses them (uv pip sync is a no-op).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from compat import ladder
+from compat.ladder import Limits, parse_lock, run_cell, run_tool, uv_index_args
+from compat.matrix import MATRIX_PATH, load, parse
+from tests.unit.conftest import REPO
+
+VENVS = REPO / ".nox" / "test-cells"
+
+
+def matrix_with(**axis_values: str):
+    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data["axes"]["numpy"]["values"] = axis_values
+    return parse(data)
+
+
+def test_pip_settings_are_handed_to_uv() -> None:
+    env = {"PIP_FIND_LINKS": "/opt/wheels /srv/more", "PIP_INDEX_URL": "https://idx/simple",
+           "PIP_EXTRA_INDEX_URL": "https://download.example/whl/cpu"}
+    assert uv_index_args(env) == [
+        "--find-links", "/opt/wheels", "--find-links", "/srv/more",
+        "--index-url", "https://idx/simple",
+        "--extra-index-url", "https://download.example/whl/cpu",
+        "--index-strategy", "unsafe-best-match",
+    ]
+    assert uv_index_args({}) == []
+
+
+def test_parse_lock() -> None:
+    text = "# header\nnumpy==2.4.6\n    # via torch\ntorch==2.13.0+cpu\n"
+    assert parse_lock(text) == {"numpy": "2.4.6", "torch": "2.13.0+cpu"}
+
+
+def test_a_hanging_command_is_stopped_at_its_limit() -> None:
+    result = run_tool([sys.executable, "-c", "import time; print('hi', flush=True); "
+                       "time.sleep(60)"], timeout=1)
+    assert result.timed_out and "hi" in result.output
+
+
+def test_resolve_failure_keeps_the_resolvers_words(tmp_path) -> None:
+    cell = matrix_with(**{"0": "numpy==0.0.1"}).cell("transformers-numpy0")
+    result = run_cell(cell, venv=tmp_path / "venv", results_dir=tmp_path / "results",
+                      log=lambda _: None)
+    resolve = result.rungs[0]
+    assert resolve.status == "fail" and resolve.error.type == "ResolutionError"
+    assert "numpy==0.0.1" in resolve.error.text
+    assert resolve.reason.startswith("Because there is no version of numpy==0.0.1")
+    assert resolve.error.signature == "ResolutionError: no version of numpy==0.0.1"
+    assert [r.status for r in result.rungs[1:]] == ["not_reached"] * 5
+    saved = json.loads((tmp_path / "results" / "transformers-numpy0.json").read_text())
+    assert saved["rungs"][0]["error"]["type"] == "ResolutionError"
+
+
+def test_import_failure_is_a_result_in_a_real_venv(tmp_path) -> None:
+    # A cell whose environment lacks the engine library: resolve and install pass,
+    # import fails with the interpreter's own error, the rest is not reached.
+    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data["engines"]["sentence_transformers"]["requires"] = ["numpy"]
+    data["harness"]["requires"] = []
+    data["devices"]["cpu"]["pins"] = []
+    cell = parse(data).cell("sentence_transformers-numpy2")
+    result = run_cell(cell, venv=VENVS / "no-engine", results_dir=tmp_path, log=print,
+                      limits=Limits(import_=120))
+    statuses = [r.status for r in result.rungs]
+    assert statuses == ["pass", "pass", "fail", "not_reached", "not_reached", "not_reached"]
+    error = result.rungs[2].error
+    assert error.signature == "ModuleNotFoundError: sentence_transformers"
+    assert "Traceback" in error.text and "engines/sentence_transformers.py" in error.text
+    assert "numpy" in result.versions
+
+
+@pytest.mark.slow
+def test_real_cell_end_to_end(tmp_path) -> None:
+    cell = load().cell("transformers-numpy2")
+    result = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path, log=print)
+    failed = result.first_failure
+    assert failed is None, f"{failed.name}: {failed.error.text if failed.error else failed.reason}"
+    assert result.versions["numpy"].startswith("2.")
+    assert result.versions["torch"] == "2.13.0+cpu"
+    properties = result.rung("conformance").detail["properties"]
+    assert {"greedy_determinism", "batch_invariance", "streaming_equals_generate",
+            "length_contract", "chat_template"} <= set(properties)
+    assert all(p["status"] == "pass" for p in properties.values())
+    metrics = {m["name"]: m for m in result.rung("bench").detail["metrics"]}
+    assert len(metrics["decode_tokens_per_s"]["samples"]) >= 5
+    assert metrics["decode_tokens_per_s"]["stats"]["median"] > 0
+    saved = json.loads((tmp_path / f"{cell.id}.json").read_text())
+    assert saved["schema"] == 1 and saved["lock"].count("==") == len(result.versions)
+
+
+def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "nox", "-l", "--json"], cwd=REPO,
+                         capture_output=True, text=True, check=True, env=repo_env)
+    names = [s["session"] for s in json.loads(out.stdout)]
+    assert "cell(transformers-numpy2)" in names and "cell(sentence_transformers-numpy1)" in names
+
+
+def test_a_bad_matrix_stops_nox_before_any_environment(tmp_path, repo_env) -> None:
+    bad = MATRIX_PATH.read_text(encoding="utf-8").replace(
+        'engines = ["transformers", "sentence_transformers"]',
+        'engines = ["transformers", "sentence-transformer"]')
+    (tmp_path / "matrix.toml").write_text(bad)
+    env = {**repo_env, "INFERMATRIX_MATRIX": str(tmp_path / "matrix.toml")}
+    out = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp_path / "envs")],
+                         cwd=REPO, capture_output=True, text=True, env=env, check=False)
+    assert out.returncode != 0
+    assert "Unknown engine in [matrix].engines 'sentence-transformer'" in out.stderr
+    assert "Did you mean 'sentence_transformers'" in out.stderr
+    assert not (tmp_path / "envs").exists()
+
+
+def test_fixture_builds_are_byte_identical(tmp_path, monkeypatch) -> None:
+    digests = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("INFERMATRIX_CACHE", str(tmp_path / run))
+        assert ladder.build_fixtures(["tiny-llama", "tiny-gpt2"], 300, log=print) is None
+        files = sorted((tmp_path / run / "fixtures").glob("*/*"))
+        digests.append({f"{p.parent.name}/{p.name}": p.read_bytes() for p in files})
+        assert ladder.build_fixtures(["tiny-llama"], 300, log=print) is None  # reused
+    assert digests[0] == digests[1]
+    assert any(k.endswith("model.safetensors") for k in digests[0])

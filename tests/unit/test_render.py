@@ -1,0 +1,89 @@
+"""reports/render.py on result records of every shape a run can produce."""
+
+from __future__ import annotations
+
+import re
+
+from bench.stats import summarize
+from compat.results import CellResult, ErrorInfo, Rung, write_atomic
+from reports.render import render
+
+RUNG_NAMES = ("resolve", "install", "import", "load", "conformance", "bench")
+
+
+def cell(engine: str, env: str, kind: str, rungs: list[Rung], **extra) -> CellResult:
+    return CellResult(
+        cell={"id": f"{engine}-{env}", "engine": engine, "kind": kind, "env": env,
+              "python": "3.11", "key_packages": [engine, "numpy"]},
+        machine={"cpu": "Test CPU", "cores": 2}, started_at="2026-11-23T00:00:00+00:00",
+        versions={engine: "1.0", "numpy": "2.4.6"}, rungs=rungs, **extra)
+
+
+def passing(bench_detail: dict | None = None) -> list[Rung]:
+    rungs = [Rung(n, "pass", 1.0) for n in RUNG_NAMES]
+    rungs[4].detail = {"properties": {"unit_norm": {"status": "pass", "message": "", "cases": {}},
+                                      "known_value": {"status": "skip",
+                                                      "message": "no published value",
+                                                      "cases": {}}}}
+    rungs[5].detail = bench_detail or {}
+    return rungs
+
+
+def failing_at(rung: str, error: ErrorInfo) -> list[Rung]:
+    out, blocked = [], False
+    for name in RUNG_NAMES:
+        if blocked:
+            out.append(Rung(name, "not_reached", reason=f"{rung} failed"))
+        elif name == rung:
+            out.append(Rung(name, "fail", 2.0, error=error))
+            blocked = True
+        else:
+            out.append(Rung(name, "pass", 1.0))
+    return out
+
+
+def metric(samples: list[float]) -> dict:
+    return {"name": "sentences_per_s", "unit": "sent/s", "better": "higher",
+            "params": {"batch": 32}, "samples": samples, "stats": summarize(samples)}
+
+
+def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
+    missing = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'optimum.bt'",
+                                     "Traceback (most recent call last):\n  boom")
+    install = ErrorInfo.from_message("InstallError", "Failed to build `foo==1.0`", "uv said no")
+    bench = {"fixture": "all-minilm-l6-v2", "peak_rss_mib": 512.0,
+             "metrics": [metric([100.0, 101.0, 99.0, 100.5, 100.2])]}
+    noisy = {"fixture": "all-minilm-l6-v2", "peak_rss_mib": 512.0,
+             "metrics": [metric([50.0, 100.0, 150.0, 60.0, 140.0])]}
+    results = [
+        cell("emb_a", "numpy1", "embedding", failing_at("import", missing)),
+        cell("emb_b", "numpy1", "embedding", failing_at("import", missing)),
+        cell("emb_a", "numpy2", "embedding", passing(bench)),
+        cell("emb_b", "numpy2", "embedding", passing(noisy)),
+        cell("gen", "numpy2", "generation", failing_at("install", install)),
+        cell("gen", "numpy2-cuda", "generation",
+             [Rung("resolve", "pass", 1.0)] + [Rung(n, "not_run", reason="needs CUDA")
+                                               for n in RUNG_NAMES[1:]]),
+    ]
+    for r in results:
+        write_atomic(tmp_path / "results" / f"{r.cell['id']}.json", r.to_json())
+    (tmp_path / "results" / "broken.json").write_text("{")
+    render([tmp_path / "results"], tmp_path / "out")
+    compat = (tmp_path / "out" / "COMPATIBILITY.md").read_text()
+    tput = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+
+    assert "Legend: ✅ pass" in compat and "Machine: Test CPU, 2 cores" in compat
+    refs = re.findall(r"❌ import \[\^(\d+)\]", compat)
+    assert len(refs) == 2 and refs[0] == refs[1]  # one footnote shared by both cells
+    assert (f"[^{refs[0]}]: **import** `ModuleNotFoundError: optimum.bt` — cells: "
+            "emb_a-numpy1, emb_b-numpy1") in compat
+    assert re.search(r"❌ install \[\^\d+\]", compat)
+    assert "no result" not in compat  # columns are per engine family
+    assert "➖ install: needs CUDA" in compat
+    assert "broken.json" in compat  # unreadable files are named, not fatal
+    assert "➖ no published value" in compat
+    assert "numpy 2.4.6" in compat
+    assert "**100.2 sent/s**" in tput
+    rows = [ln for ln in tput.splitlines() if ln.startswith("| `")]
+    assert [("⚠️ noisy" in row) for row in rows] == [False, True]  # emb_a steady, emb_b noisy
+    assert "Cells without figures (see COMPATIBILITY.md): " in tput

@@ -1,0 +1,52 @@
+"""compat/results.py: the schema round-trips, is versioned, and is written atomically."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compat.results import CellResult, ErrorInfo, Rung, SchemaError, load_results, write_atomic
+
+
+def sample() -> CellResult:
+    error = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'foo.bar'", "Traceback…")
+    return CellResult(
+        cell={"id": "x-numpy2", "engine": "x", "kind": "embedding", "env": "numpy2"},
+        machine={"cpu": "test"}, started_at="2026-11-23T00:00:00+00:00",
+        versions={"numpy": "2.4.6"},
+        rungs=[Rung("resolve", "pass", 1.0), Rung("install", "pass", 2.0),
+               Rung("import", "fail", 0.5, error=error),
+               Rung("load", "not_reached", reason="import failed")],
+    )
+
+
+def test_round_trip() -> None:
+    result = sample()
+    back = CellResult.from_dict(json.loads(result.to_json()))
+    assert back == result
+    assert back.first_failure.name == "import"
+    assert back.first_failure.error.signature == "ModuleNotFoundError: foo.bar"
+
+
+def test_other_schema_version_is_refused() -> None:
+    data = json.loads(sample().to_json()) | {"schema": 99}
+    with pytest.raises(SchemaError, match="result schema 99 is not 1"):
+        CellResult.from_dict(data)
+
+
+def test_write_atomic_leaves_old_file_on_failure(tmp_path) -> None:
+    path = tmp_path / "cell.json"
+    write_atomic(path, "old")
+    with pytest.raises(TypeError):
+        write_atomic(path, object())  # type: ignore[arg-type]
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["cell.json"]
+
+
+def test_unreadable_files_are_named_not_fatal(tmp_path) -> None:
+    write_atomic(tmp_path / "good.json", sample().to_json())
+    (tmp_path / "half.json").write_text('{"cell": {"id": ')
+    results, problems = load_results(sorted(tmp_path.glob("*.json")))
+    assert [r.cell["id"] for r in results] == ["x-numpy2"]
+    assert len(problems) == 1 and problems[0].startswith("half.json")

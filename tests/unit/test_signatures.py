@@ -1,0 +1,50 @@
+"""compat/signatures.py: short, stable signatures."""
+
+from __future__ import annotations
+
+import pytest
+
+from compat.signatures import signature, uv_error
+
+
+@pytest.mark.parametrize(("etype", "message", "expected"), [
+    ("ModuleNotFoundError", "No module named 'optimum.bettertransformer'",
+     "ModuleNotFoundError: optimum.bettertransformer"),
+    ("TypeError", "BertModel.forward() got an unexpected keyword argument "
+     "'encoder_attention_mask'", "TypeError: unexpected keyword argument 'encoder_attention_mask'"),
+    ("ImportError", "cannot import name 'AutoPadding' from 'x.y' (/usr/lib/x/y.py)",
+     "ImportError: cannot import name 'AutoPadding'"),
+])
+def test_known_shapes(etype: str, message: str, expected: str) -> None:
+    assert signature(etype, message) == expected
+
+
+def test_paths_addresses_and_versions_do_not_change_a_signature() -> None:
+    a = signature("RuntimeError", "failed at 0x7f00aa in /home/a/venv/lib/x.py for torch 2.13.0")
+    b = signature("RuntimeError", "failed at 0x1234 in /root/b/lib/x.py for torch 2.12.1")
+    assert a == b
+    assert "0x7f00aa" not in a
+
+
+def test_only_the_first_line_counts_and_length_is_bounded() -> None:
+    sig = signature("ValueError", "x" * 500 + "\nsecond line")
+    assert len(sig) <= 120 and "second" not in sig
+
+
+def test_uv_error_keeps_the_resolvers_words() -> None:
+    output = ("  × No solution found when resolving dependencies:\n"
+              "  ╰─▶ Because there is no version of numpy==0.0.1 and you require numpy==0.0.1, "
+              "we can conclude that your requirements are unsatisfiable.\n")
+    cause, chain = uv_error(output)
+    assert cause == "No solution found when resolving dependencies"
+    assert chain.startswith("Because there is no version of numpy==0.0.1")
+
+
+def test_uv_error_without_a_terminal() -> None:
+    output = ("error: No solution found when resolving dependencies\n"
+              "  cause: Because there is no version of numpy==0.0.1 and you require\n"
+              "         numpy==0.0.1, we can conclude that your requirements are unsatisfiable.\n")
+    cause, chain = uv_error(output)
+    assert cause == "No solution found when resolving dependencies"
+    assert chain == ("Because there is no version of numpy==0.0.1 and you require numpy==0.0.1, "
+                     "we can conclude that your requirements are unsatisfiable.")
