@@ -36,10 +36,12 @@ nox.options.sessions = [f"cell({cell.id})" for cell in MATRIX.cells] + ["report"
 def _cell_session(cell: matrix_mod.Cell) -> None:
     tags = ["cell", cell.engine.id, cell.engine.kind, cell.device]
 
-    @nox.session(name=f"cell({cell.id})", python=cell.python, tags=tags, default=False)
+    # python=False: the ladder makes the cell's venv itself (uv, under .nox/), so a
+    # missing interpreter or a broken install is a recorded result, not a nox error.
+    @nox.session(name=f"cell({cell.id})", python=False, tags=tags, default=False)
     def session(session: nox.Session) -> None:
         """One cell: resolve, install, import, load, conformance, bench; a failure is a result."""
-        venv = Path(session.virtualenv.location)
+        venv = ROOT / ".nox" / f"cell-{cell.id}"
         result = ladder.run_cell(cell, venv=venv, results_dir=RESULTS, log=session.log)
         failed = result.first_failure
         summary = f"{failed.name} failed: {failed.error.signature}" if failed and failed.error \

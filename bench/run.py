@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixture", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=positive, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--rounds", type=positive, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--new-tokens", type=positive, default=64)
     parser.add_argument("--batch", type=positive, default=32, help="embedding batch size")

@@ -183,10 +183,24 @@ def resolve(run: CellRun) -> Rung:
     return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text})
 
 
+def venv_python_version(venv: Path) -> str:
+    """'3.11.7' from a venv's pyvenv.cfg, or '' if there is none."""
+    cfg = venv / "pyvenv.cfg"
+    if not cfg.is_file():
+        return ""
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version_info", "version"):
+            return value.strip()
+    return ""
+
+
 def install(run: CellRun) -> Rung:
     """Make the venv exactly the lock: `uv pip sync` (fast when it is already there)."""
     uv = uv_binary()
-    if not run.python.exists():
+    have = venv_python_version(run.venv)
+    if not (have == run.cell.python or have.startswith(run.cell.python + ".")):
+        shutil.rmtree(run.venv, ignore_errors=True)  # missing, or made for another Python
         made = run_tool([uv, "venv", "--quiet", "--python", run.cell.python, str(run.venv)],
                         run.limits.install)
         if made.returncode != 0:
@@ -196,7 +210,8 @@ def install(run: CellRun) -> Rung:
     result = run_tool(cmd, run.limits.install)
     if result.returncode != 0:
         return tool_failure("install", result, run.limits.install, "InstallError")
-    return Rung("install", "pass", detail={"venv": str(run.venv)})
+    detail = {"venv": str(run.venv), "python": venv_python_version(run.venv)}
+    return Rung("install", "pass", detail=detail)
 
 
 def probe(run: CellRun, rung: str, *args: str) -> Rung:

@@ -185,11 +185,27 @@ def figure(metric: dict) -> tuple[str, str]:
     return f"**{fmt(s['median'], unit)}**", spread
 
 
+METRIC_LABELS = {"decode_tokens_per_s": "decode tok/s", "ttft_s": "TTFT",
+                 "sentences_per_s": "sentences/s"}
+
+
+def bench_of(result: CellResult) -> dict | None:
+    rung = result.rung("bench")
+    return rung.detail if rung is not None and rung.status == "pass" else None
+
+
+def workload(result: CellResult) -> str:
+    detail = bench_of(result)
+    params = ", ".join(f"{k} {v}" for k, v in detail["metrics"][0]["params"].items())
+    return f"fixture {detail['fixture']} ({params})"
+
+
 def throughput(results: list[CellResult], problems: list[str]) -> str:
     lines = header("Throughput", results, problems)
     lines += [
         "## Method", "",
-        "- Every figure is the **median** of ≥ 5 timed rounds after 2 untimed warm-up rounds; "
+        "- Every figure is the **median** of the timed rounds (15 by default, never fewer "
+        "than 5) after 2 untimed warm-up rounds; "
         "the spread column gives min – max and the coefficient of variation (CV = stdev / mean). "
         f"CV above {NOISY_CV:.0%} is marked {CAVEAT} noisy. Raw samples are in each cell's JSON.",
         "- **Decode tokens/s** (batch 1, EOS ignored): (N − 1) / (T_N − T_1), where T_N is the "
@@ -201,20 +217,23 @@ def throughput(results: list[CellResult], problems: list[str]) -> str:
         "- Token counts come from the engine's own ids. Tiny fixtures measure the engine's "
         "overhead, not a real model's speed.", ""]
     for kind, title in KINDS:
+        cells = [r for r in results if r.cell["kind"] == kind and bench_of(r)]
+        names = list(dict.fromkeys(m["name"] for r in cells for m in bench_of(r)["metrics"]))
+        if not names:
+            continue
         rows = []
-        for r in results:
-            rung = r.rung("bench")
-            if r.cell["kind"] != kind or rung is None or rung.status != "pass":
-                continue
-            for m in rung.detail["metrics"]:
-                params = ", ".join(f"{k} {v}" for k, v in m["params"].items())
-                rows.append([f"`{r.cell['engine']}`", r.cell["env"], m["name"], *figure(m),
-                             f"{rung.detail['fixture']}: {params}",
-                             f"{rung.detail['peak_rss_mib']:,.0f} MiB"])
-        if rows:
-            head = ["engine", "environment", "metric", "median", "spread", "workload",
-                    "peak RSS"]
-            lines += [f"## {title}", "", table(rows, head), ""]
+        for r in cells:
+            detail = bench_of(r)
+            by_name = {m["name"]: m for m in detail["metrics"]}
+            figures = [cell for n in names
+                       for cell in (figure(by_name[n]) if n in by_name else ("", ""))]
+            rows.append([f"`{r.cell['engine']}`", r.cell["env"], *figures,
+                         f"{detail['peak_rss_mib']:,.0f} MiB"])
+        head = ["engine", "environment",
+                *(h for n in names for h in (METRIC_LABELS.get(n, n), "spread")), "peak RSS"]
+        workloads = {workload(r) for r in cells}
+        lines += [f"## {title}", "", f"Workload: {'; '.join(sorted(workloads))}.", "",
+                  table(rows, head), ""]
     missing = [r.cell["id"] for r in results if (r.rung("bench") or r.rungs[0]).status != "pass"]
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]

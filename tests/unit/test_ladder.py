@@ -66,6 +66,21 @@ def test_resolve_failure_keeps_the_resolvers_words(tmp_path) -> None:
     assert saved["rungs"][0]["error"]["type"] == "ResolutionError"
 
 
+def test_missing_interpreter_is_an_install_failure(tmp_path) -> None:
+    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data["defaults"]["python"] = "3.99"
+    data["engines"]["sentence_transformers"]["requires"] = ["six"]
+    data["harness"]["requires"] = []
+    data["devices"]["cpu"]["pins"] = []
+    cell = parse(data).cell("sentence_transformers-numpy2")
+    result = run_cell(cell, venv=tmp_path / "venv", results_dir=tmp_path, log=print)
+    install = result.rung("install")
+    assert result.rung("resolve").status == "pass"
+    assert install.status == "fail" and install.error.type == "VenvError"
+    assert "No interpreter found for Python 3.99" in install.error.message
+    assert [r.status for r in result.rungs[2:]] == ["not_reached"] * 4
+
+
 def test_import_failure_is_a_result_in_a_real_venv(tmp_path) -> None:
     # A cell whose environment lacks the engine library: resolve and install pass,
     # import fails with the interpreter's own error, the rest is not reached.
