@@ -83,6 +83,13 @@ def env_columns(results: list[CellResult]) -> list[str]:
     return sorted({r.cell["env"] for r in results})
 
 
+def python_of(result: CellResult) -> str:
+    """The interpreter the cell ran (from its venv), else the version it asked for."""
+    install = result.rung("install")
+    ran = install.detail.get("python") if install is not None else None
+    return ran or result.cell["python"]
+
+
 def key_versions(result: CellResult) -> str:
     """Versions of what the cell is about: the engine's packages and every axis."""
     wanted = dict.fromkeys([*result.cell["key_packages"], "torch"])
@@ -144,7 +151,7 @@ def compatibility(results: list[CellResult], problems: list[str]) -> str:
         lines += [f"### {title}", "",
                   table(rows, ["property", *(f"`{r.cell['id']}`" for r in cells)]), ""]
 
-    rows = [[f"`{r.cell['id']}`", r.cell["python"], key_versions(r) or "(not resolved)"]
+    rows = [[f"`{r.cell['id']}`", python_of(r), key_versions(r) or "(not resolved)"]
             for r in results]
     lines += ["## Versions each cell ran", "",
               "The full lock of every cell is in its JSON (`lock`); "
