@@ -1,10 +1,13 @@
 """infermatrix sessions, generated from compat/matrix.toml.
 
-    nox                     run the default matrix (every CPU cell), then the report
+    nox                     run the default selection of cells, then the report
     nox -l                  list sessions (nox -l --json for a CI matrix)
-    nox -s "cell(transformers-numpy2)"
+    nox -s "cell(transformers-numpy2)" [-- --from-lock results/transformers-numpy2.json]
+    nox -s resolve          resolve every cell of the full matrix (nothing installed)
+    nox -s bisect -- PACKAGE CELL
     nox -s report           merge results/*.json into reports/
     nox -s tests            the suite's own tests
+Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compat import ladder
+from compat import cli, ladder
 from compat import matrix as matrix_mod
+from compat.errors import InfermatrixError
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
@@ -30,11 +34,11 @@ MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any env
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = [f"cell({cell.id})" for cell in MATRIX.cells] + ["report"]
+nox.options.sessions = [f"cell({c.id})" for c in MATRIX.selected("default")] + ["report"]
 
 
 def _cell_session(cell: matrix_mod.Cell) -> None:
-    tags = ["cell", cell.engine.id, cell.engine.kind, cell.device]
+    tags = ["cell", cell.engine.id, cell.engine.kind, cell.device, *cell.selections]
 
     # python=False: the ladder makes the cell's venv itself (uv, under .nox/), so a
     # missing interpreter or a broken install is a recorded result, not a nox error.
@@ -42,7 +46,13 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
     def session(session: nox.Session) -> None:
         """One cell: resolve, install, import, load, conformance, bench; a failure is a result."""
         venv = ROOT / ".nox" / f"cell-{cell.id}"
-        result = ladder.run_cell(cell, venv=venv, results_dir=RESULTS, log=session.log)
+        try:
+            options = cli.cell_options(session.posargs)
+            check_pins([cell])
+        except InfermatrixError as exc:
+            session.error(str(exc))
+        result = ladder.run_cell(cell, venv=venv, results_dir=RESULTS, log=session.log,
+                                 options=options)
         failed = result.first_failure
         summary = f"{failed.name} failed: {failed.error.signature}" if failed and failed.error \
             else "every rung passed" if not failed else f"{failed.name} failed"
@@ -51,6 +61,53 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
 
 for _cell in MATRIX.cells:
     _cell_session(_cell)
+
+
+def check_pins(cells) -> None:
+    """A pin to a release that was never published stops here, naming it."""
+    from compat.index import check_pin
+
+    for cell in cells:
+        for pin in cell.pins:
+            check_pin(pin, cell.python)
+
+
+@nox.session(python=False)
+def resolve(session: nox.Session) -> None:
+    """Resolve every cell of the full matrix in parallel (nothing installed), then report."""
+    try:
+        args = cli.resolve_args(session.posargs)
+        cells = MATRIX.select(args.patterns, "full")
+        check_pins(cells)
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    out = RESULTS / "resolve"
+    session.log(f"resolving {len(cells)} cells with {args.workers} workers")
+    options = ladder.Options(exclude_newer=args.exclude_newer)
+    ladder.resolve_all(list(cells), work=ROOT / ".nox" / "resolve", results_dir=out,
+                       log=session.log, options=options, workers=args.workers)
+    session.notify("report", [str(out), "--out", str(ROOT / "reports" / "resolve"),
+                              "--title", "Resolve-only matrix"])
+
+
+@nox.session(python=False)
+def bisect(session: nox.Session) -> None:
+    """Newest working and first failing release of a package in a cell: -- PACKAGE CELL."""
+    from compat.bisect import bisect as run_bisect
+
+    try:
+        args = cli.bisect_args(session.posargs)
+        cell = MATRIX.cell(args.cell)
+        options = ladder.Options(exclude_newer=args.exclude_newer)
+        record = run_bisect(cell, args.package, venv=ROOT / ".nox" / f"bisect-{cell.id}",
+                            results_dir=RESULTS, log=session.log, options=options,
+                            good=args.good)
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    session.log(f"{record['package']} in {record['cell']}: newest working "
+                f"{record['newest_working']}, first failing {record['first_failing']} "
+                f"({len(record['probes'])} probes of at most {record['max_probes']}) "
+                f"{record['note']}")
 
 
 @nox.session(python=False)
@@ -64,8 +121,10 @@ def matrix(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Merge results/*.json (or the folders given) into reports/."""
     session.install(*REPORT_DEPS)
-    folders = session.posargs or [str(RESULTS)]
-    session.run("python", "-m", "reports.render", *folders, "--out", str(ROOT / "reports"),
+    args = [a for a in session.posargs if not a.startswith("--exclude-newer")]
+    if not args or args[0].startswith("--"):
+        args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
+    session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
 
 

@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.matrix import Cell
+from compat.matrix import Cell, requirement_name
 from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atomic
-from compat.signatures import signature, uv_error
+from compat.signatures import resolution_subject, signature, uv_error
 from fixtures.catalog import PACKAGED, built_dir, cache_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,14 +48,31 @@ class Limits:
         return getattr(self, "import_" if rung == "import" else rung)
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a run climbs: limits, the resolver's date, a lock to re-run, where to stop."""
+
+    limits: Limits = Limits()
+    exclude_newer: str | None = None
+    """Resolve as of this date (uv --exclude-newer): the whole run sees the index of that day."""
+    from_lock: Path | None = None
+    """Skip resolving: install exactly this lock (a uv lock text, or a cell's result JSON)."""
+    last_rung: str = "bench"
+    """Climb up to this rung; the ones above are recorded as not run (resolve-only mode)."""
+
+
 @dataclass
 class CellRun:
     """What the rungs of one cell share."""
 
     cell: Cell
     venv: Path
-    limits: Limits
+    options: Options
     log: Log
+
+    @property
+    def limits(self) -> Limits:
+        return self.options.limits
 
     @property
     def work(self) -> Path:
@@ -150,8 +166,9 @@ def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
         return Rung(rung, "fail", error=timeout_error(rung, limit, result.output))
     cause, explanation = uv_error(result.output)
     cause = cause or f"exited with status {result.returncode}"
-    error = ErrorInfo(type=kind, message=cause, signature=signature(kind, explanation),
-                      text=result.output)
+    subject = resolution_subject(explanation) if "Because" in explanation else None
+    sig = f"{kind}: {subject}" if subject else signature(kind, explanation)
+    error = ErrorInfo(type=kind, message=cause, signature=sig, text=result.output)
     return Rung(rung, "fail", error=error, reason=explanation)
 
 
@@ -169,18 +186,103 @@ def parse_lock(text: str) -> dict[str, str]:
 # --- the rungs ---------------------------------------------------------------
 
 
+def compile_args(run: CellRun, reqs: Path) -> list[str]:
+    """`uv pip compile` for the cell's Python, with its overrides and the run's date."""
+    cmd = [uv_binary(), "pip", "compile", str(reqs), "--quiet", "--python-version",
+           run.cell.python, *uv_index_args()]
+    if run.cell.overrides:
+        overrides = run.work / "overrides.txt"
+        overrides.write_text("\n".join(run.cell.overrides) + "\n", encoding="utf-8")
+        cmd += ["--override", str(overrides)]
+    if run.options.exclude_newer:
+        cmd += ["--exclude-newer", run.options.exclude_newer]
+    return cmd
+
+
 def resolve(run: CellRun) -> Rung:
-    """uv pip compile the cell's requirements for its Python; keep every version."""
+    """uv pip compile the cell's requirements; keep every version; flag silent fallbacks."""
+    lock = run.work / "lock.txt"
+    if run.options.from_lock is not None:
+        lock.write_text(lock_text(run.options.from_lock), encoding="utf-8")
+        text = lock.read_text(encoding="utf-8")
+        return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text,
+                                               "from_lock": str(run.options.from_lock)})
     reqs = run.work / "requirements.in"
     reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
-    lock = run.work / "lock.txt"
-    cmd = [uv_binary(), "pip", "compile", str(reqs), "-o", str(lock), "--quiet",
-           "--python-version", run.cell.python, *uv_index_args()]
-    result = run_tool(cmd, run.limits.resolve)
+    result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
     if result.returncode != 0:
         return tool_failure("resolve", result, run.limits.resolve, "ResolutionError")
     text = lock.read_text(encoding="utf-8")
-    return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text})
+    versions = parse_lock(text)
+    fallbacks = find_fallbacks(run, versions)
+    rung = Rung("resolve", "pass", detail={"versions": versions, "lock": text,
+                                           "fallbacks": fallbacks})
+    if fallbacks:
+        rung.reason = "; ".join(f"resolved only by falling back from {f['package']} "
+                                f"{f['newest']} to {f['resolved']}" for f in fallbacks)
+        first = fallbacks[0]
+        rung.error = ErrorInfo(type="Fallback", message=rung.reason,
+                               signature=f"Fallback: {first['package']} {first['newest']} → "
+                                         f"{first['resolved']}",
+                               text="\n\n".join(f"{f['package']}: {f['why']}" for f in fallbacks))
+    return rung
+
+
+def lock_text(path: Path) -> str:
+    """A lock from a uv lock file or from a cell result JSON (its `lock` field)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix == ".json":
+        text = json.loads(text).get("lock", "")
+        if not text:
+            raise ValueError(f"{path} holds no lock (its resolve rung did not pass)")
+    return text
+
+
+def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
+    """Requested packages that resolved older than the newest release their own spec allows.
+
+    The newest is what `uv pip compile --no-deps` picks for the same requirement
+    (this Python, this platform, this date); device pins go along so the CPU
+    torch build is not called a fallback. Each fallback gets the resolver's own
+    reason, from forcing the newest release.
+    """
+    alone = run.work / "newest.in"
+    alone.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    newest_lock = run.work / "newest.txt"
+    result = run_tool([*compile_args(run, alone), "--no-deps", "-o", str(newest_lock)],
+                      run.limits.resolve)
+    if result.returncode != 0:
+        return []  # the full resolve passed; no comparison possible is not a fallback
+    newest = parse_lock(newest_lock.read_text(encoding="utf-8"))
+    requested = {requirement_name(r) for r in run.cell.requested}
+    fallbacks = []
+    for name in sorted(requested):
+        have, best = versions.get(name), newest.get(name)
+        if have and best and version_key(have) < version_key(best):
+            fallbacks.append({"package": name, "newest": best, "resolved": have,
+                              "why": fallback_reason(run, name, best)})
+    return fallbacks
+
+
+def fallback_reason(run: CellRun, name: str, newest: str) -> str:
+    """Why `name==newest` does not fit: the resolver's explanation when forced to it."""
+    forced = run.work / f"force-{name}.in"
+    forced.write_text("\n".join((*run.cell.requirements, f"{name}=={newest}")) + "\n",
+                      encoding="utf-8")
+    result = run_tool([*compile_args(run, forced), "-o", os.devnull], run.limits.resolve)
+    if result.returncode == 0:
+        return f"{name}=={newest} also resolves; the resolver preferred an older release"
+    return uv_error(result.output)[1]
+
+
+def version_key(version: str) -> tuple:
+    """Sortable form of a version string (packaging is nox's dependency, so it is here)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (Version(version),)
+    except InvalidVersion:
+        return (Version("0"),)
 
 
 def venv_python_version(venv: Path) -> str:
@@ -370,7 +472,7 @@ def cuda_available() -> bool:
     return bool(smi) and subprocess.run([smi], capture_output=True, check=False).returncode == 0
 
 
-def describe(cell: Cell) -> dict:
+def describe(cell: Cell, options: Options = Options()) -> dict:
     return {
         "id": cell.id,
         "engine": cell.engine.id,
@@ -381,26 +483,28 @@ def describe(cell: Cell) -> dict:
         "python": cell.python,
         "requirements": list(cell.requirements),
         "fixtures": list(cell.engine.fixtures),
+        "pins": list(cell.pins),
+        "overrides": list(cell.overrides),
+        "why": cell.why,
+        "exclude_newer": options.exclude_newer,
         "key_packages": [requirement_name(r) for r in (*cell.engine.requires,
                                                         *(name for name, _ in cell.axes))],
     }
 
 
-def requirement_name(requirement: str) -> str:
-    """'numpy>=2' -> 'numpy' (normalised the way uv writes the lock)."""
-    name = re.split(r"[<>=!~\[ ;@]", requirement.strip(), maxsplit=1)[0]
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-             limits: Limits = Limits()) -> CellResult:
-    """Climb every rung of `cell` and write results/<cell id>.json. Never raises on a rung."""
-    run = CellRun(cell=cell, venv=Path(venv), limits=limits, log=log)
-    result = CellResult(cell=describe(cell), machine=machine_info(), started_at=now())
+             options: Options = Options()) -> CellResult:
+    """Climb the rungs of `cell` and write results/<cell id>.json. Never raises on a rung."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    result = CellResult(cell=describe(cell, options), machine=machine_info(), started_at=now())
+    last = [name for name, _ in LADDER].index(options.last_rung)
     blocked = ""
-    for name, step in LADDER:
+    for index, (name, step) in enumerate(LADDER):
         if blocked:
             result.rungs.append(Rung(name, "not_reached", reason=f"{blocked} failed"))
+            continue
+        if index > last:
+            result.rungs.append(Rung(name, "not_run", reason=f"{options.last_rung}-only run"))
             continue
         if name != "resolve" and cell.device == "cuda" and not cuda_available():
             result.rungs.append(Rung(name, "not_run", reason="needs CUDA"))
@@ -425,6 +529,21 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     result.finished_at = now()
     write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
     return result
+
+
+def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = print,
+                options: Options = Options(), workers: int = 8) -> list[CellResult]:
+    """The resolve rung of many cells at once (uv runs in parallel; nothing is installed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    only = dataclasses.replace(options, last_rung="resolve")
+
+    def one(cell: Cell) -> CellResult:
+        return run_cell(cell, venv=work / f"cell-{cell.id}", results_dir=results_dir, log=log,
+                        options=only)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, cells))
 
 
 def main(argv: list[str] | None = None) -> int:

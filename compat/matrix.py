@@ -7,17 +7,43 @@ any work starts.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compat.errors import MatrixError, unknown
+from compat.results import RUNGS
 from engines import ENGINES
 
 MATRIX_PATH = Path(__file__).with_name("matrix.toml")
 KINDS = ("generation", "embedding")
 DEVICES = ("cpu", "cuda")
+_OPS = (("===", "eq"), ("==", ""), ("!=", "ne"), ("~=", "compat"), (">=", "ge"), ("<=", "le"),
+        (">", "gt"), ("<", "lt"))
+
+
+def requirement_name(requirement: str) -> str:
+    """'infinity-emb[torch]>=0.0.58; python_version<"3.13"' -> 'infinity-emb' (as uv writes it)."""
+    name = re.split(r"[<>=!~\[ ;@]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def slug(requirement: str) -> str:
+    """A requirement as an id part: 'transformers==4.44.2' -> 'transformers4.44.2'."""
+    text = requirement.split(";", maxsplit=1)[0].replace(" ", "")
+    for op, word in _OPS:
+        text = text.replace(op, word)
+    return re.sub(r"[^A-Za-z0-9.+_-]", "", text.replace(",", "-"))
+
+
+def override_slug(override: str) -> str:
+    """'torchvision; sys_platform == "never"' -> 'no-torchvision'; 'numpy>=2' -> 'lift-numpy'."""
+    if "never" in override.partition(";")[2]:
+        return f"no-{requirement_name(override)}"
+    return f"lift-{requirement_name(override)}"
 
 
 @dataclass(frozen=True)
@@ -33,13 +59,13 @@ class EngineSpec:
     fixtures: tuple[str, ...]
     """Fixture names (fixtures/catalog.py) the engine is tested on."""
     devices: tuple[str, ...] = ("cpu",)
-    """Devices the engine can run on."""
+    """Devices the engine is tested on."""
 
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
             raise MatrixError(unknown("engine", self.id, ENGINES))
         if self.kind not in KINDS:
-            raise MatrixError(f"Engine {self.id!r}: unknown kind {self.kind!r}. Valid: {KINDS}")
+            raise MatrixError(unknown(f"kind of engine {self.id!r}", self.kind, KINDS))
         for device in self.devices:
             if device not in DEVICES:
                 raise MatrixError(unknown(f"device of engine {self.id!r}", device, DEVICES))
@@ -56,11 +82,50 @@ class Axis:
     values: dict[str, str]
     """Value label -> requirement, e.g. {"2": "numpy>=2"}."""
     doc: str = ""
-    """One line for the report's column header."""
+    """One line for the report."""
+    engines: tuple[str, ...] = ()
+    """Engines the axis applies to; empty means every engine."""
 
     def __post_init__(self) -> None:
         if not self.values:
             raise MatrixError(f"Axis {self.name!r} has no values.")
+        for engine in self.engines:
+            if engine not in ENGINES:
+                raise MatrixError(unknown(f"engine in axis {self.name!r}", engine, ENGINES))
+
+    def applies_to(self, engine: str) -> bool:
+        return not self.engines or engine in self.engines
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A named set of cells: `default` is what plain `nox` runs, `full` what `nox -s resolve` covers."""
+
+    name: str
+    engines: tuple[str, ...]
+    axes: tuple[str, ...]
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Known:
+    """A declared, understood incompatibility: shown as ⛔ known, not as a regression."""
+
+    cells: tuple[str, ...]
+    """Glob patterns over cell ids."""
+    rung: str
+    """The rung where it fails."""
+    signature: str
+    """Glob over the failure's signature."""
+    reason: str
+    link: str = ""
+
+    def matches(self, cell_id: str, rung: str, signature: str) -> bool:
+        return (self.covers(cell_id) and rung == self.rung
+                and fnmatch.fnmatchcase(signature, self.signature))
+
+    def covers(self, cell_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(cell_id, pattern) for pattern in self.cells)
 
 
 @dataclass(frozen=True)
@@ -72,13 +137,23 @@ class Cell:
     """(axis name, value label) pairs, in matrix order."""
     device: str
     python: str
+    requested: tuple[str, ...]
+    """What the cell is about (engine, axis values, pins): checked for silent fallbacks."""
     requirements: tuple[str, ...]
-    """Everything the resolver is asked for: engine, axis values, device pins, harness."""
+    """Everything the resolver is asked for: `requested`, device pins, harness."""
+    pins: tuple[str, ...] = ()
+    """Extra requirements of this cell (any package, any version)."""
+    overrides: tuple[str, ...] = ()
+    """uv overrides: replace what packages declare (a lifted pin, a removed dependency)."""
+    selections: tuple[str, ...] = ()
+    why: str = ""
+    """Why this extra cell exists (shown in the report)."""
 
     @property
     def env_label(self) -> str:
-        """The environment part of the id ("numpy2", "numpy1-cuda")."""
+        """The environment part of the id ("numpy2", "numpy1-optimum1.23-no-torchvision")."""
         parts = [f"{name}{value}" for name, value in self.axes]
+        parts += [slug(p) for p in self.pins] + [override_slug(o) for o in self.overrides]
         if self.device != "cpu":
             parts.append(self.device)
         return "-".join(parts) or "base"
@@ -89,30 +164,19 @@ class Cell:
         return f"{self.engine.id}-{self.env_label}"
 
 
+
 @dataclass(frozen=True)
 class Matrix:
-    """The parsed matrix: specs plus the default selection."""
+    """The parsed matrix: specs, selections and every cell."""
 
     python: str
     harness: tuple[str, ...]
     device_pins: dict[str, tuple[str, ...]]
     engines: dict[str, EngineSpec]
     axes: dict[str, Axis]
-    default_engines: tuple[str, ...]
-    default_axes: tuple[str, ...]
-    default_devices: tuple[str, ...]
+    selections: dict[str, Selection]
+    known: tuple[Known, ...] = ()
     cells: tuple[Cell, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        for name in self.default_engines:
-            if name not in self.engines:
-                raise MatrixError(unknown("engine in [matrix].engines", name, self.engines))
-        for name in self.default_axes:
-            if name not in self.axes:
-                raise MatrixError(unknown("axis in [matrix].axes", name, self.axes))
-        for name in self.default_devices:
-            if name not in self.device_pins:
-                raise MatrixError(unknown("device in [matrix].devices", name, self.device_pins))
 
     def cell(self, cell_id: str) -> Cell:
         """Look a cell up by id, with a "did you mean" error."""
@@ -121,77 +185,181 @@ class Matrix:
                 return cell
         raise MatrixError(unknown("cell", cell_id, [c.id for c in self.cells]))
 
+    def selected(self, selection: str) -> tuple[Cell, ...]:
+        if selection not in self.selections:
+            raise MatrixError(unknown("selection", selection, self.selections))
+        return tuple(c for c in self.cells if selection in c.selections)
 
-def expand(matrix: Matrix) -> tuple[Cell, ...]:
-    """Every default cell: engine x each axis value x device the engine supports."""
-    axes = [matrix.axes[name] for name in matrix.default_axes]
-    cells = []
-    for engine_id in matrix.default_engines:
-        engine = matrix.engines[engine_id]
-        for device in matrix.default_devices:
-            if device not in engine.devices:
-                continue
-            for combo in itertools.product(*(axis.values.items() for axis in axes)):
-                reqs = (
-                    *engine.requires,
-                    *(req for _, req in combo),
-                    *matrix.device_pins[device],
-                    *matrix.harness,
-                )
-                cells.append(
-                    Cell(
-                        engine=engine,
-                        axes=tuple((axis.name, label) for axis, (label, _) in zip(axes, combo)),
-                        device=device,
-                        python=matrix.python,
-                        requirements=reqs,
-                    )
-                )
-    return tuple(cells)
+    def select(self, patterns: list[str], selection: str = "full") -> tuple[Cell, ...]:
+        """Cells of `selection` whose id matches any glob; an unmatched pattern is an error."""
+        pool = self.selected(selection)
+        if not patterns:
+            return pool
+        chosen = []
+        for pattern in patterns:
+            hits = [c for c in pool if fnmatch.fnmatchcase(c.id, pattern)]
+            if not hits:
+                msg = unknown(f"cell pattern (matches no cell of selection {selection!r})",
+                              pattern, [c.id for c in pool])
+                raise MatrixError(msg)
+            chosen += [c for c in hits if c not in chosen]
+        return tuple(chosen)
+
+    def known_for(self, cell_id: str, rung: str, signature: str) -> Known | None:
+        return next((k for k in self.known if k.matches(cell_id, rung, signature)), None)
+
+
+def make_cell(matrix: Matrix, engine: EngineSpec, combo: list[tuple[Axis, str]], device: str,
+              *, pins: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
+              selections: tuple[str, ...] = (), why: str = "") -> Cell:
+    requested = (*engine.requires, *(axis.values[label] for axis, label in combo), *pins)
+    return Cell(engine=engine, axes=tuple((axis.name, label) for axis, label in combo),
+                device=device, python=matrix.python, requested=requested,
+                requirements=(*requested, *matrix.device_pins[device], *matrix.harness), pins=pins,
+                overrides=overrides, selections=selections, why=why)
+
+
+def expand(matrix: Matrix, excludes: list[dict], extras: list[dict]) -> tuple[Cell, ...]:
+    """Every cell of every selection, plus the extra cells; each id once."""
+    cells: dict[str, Cell] = {}
+    for sel in matrix.selections.values():
+        for engine_id in sel.engines:
+            engine = matrix.engines[engine_id]
+            axes = [matrix.axes[a] for a in sel.axes if matrix.axes[a].applies_to(engine_id)]
+            for device in (d for d in sel.devices if d in engine.devices):
+                for labels in itertools.product(*(axis.values for axis in axes)):
+                    combo = list(zip(axes, labels))
+                    if any(excluded(rule, engine_id, device, combo) for rule in excludes):
+                        continue
+                    cell = make_cell(matrix, engine, combo, device, selections=(sel.name,))
+                    seen = cells.get(cell.id)
+                    names = (*seen.selections, sel.name) if seen else (sel.name,)
+                    cells[cell.id] = replace(cell, selections=names)
+    for raw in extras:
+        cell = extra_cell(matrix, raw)
+        if cell.id in cells:
+            raise MatrixError(f"[[cells]] entry {cell.id!r} duplicates a generated cell")
+        cells[cell.id] = cell
+    return tuple(cells.values())
+
+
+def excluded(rule: dict, engine: str, device: str, combo: list[tuple[Axis, str]]) -> bool:
+    facts = {"engine": engine, "device": device, **{a.name: label for a, label in combo}}
+    return all(key in facts and facts[key] == str(value) for key, value in rule.items())
+
+
+def extra_cell(matrix: Matrix, raw: dict) -> Cell:
+    allowed = {"engine", "axes", "pins", "overrides", "device", "selections", "why"}
+    extra = set(raw) - allowed
+    if extra:
+        raise MatrixError(f"[[cells]]: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}")
+    if raw.get("engine") not in matrix.engines:
+        raise MatrixError(unknown("engine in [[cells]]", raw.get("engine"), matrix.engines))
+    engine = matrix.engines[raw["engine"]]
+    combo = []
+    for name, label in raw.get("axes", {}).items():
+        if name not in matrix.axes:
+            raise MatrixError(unknown("axis in [[cells]]", name, matrix.axes))
+        if str(label) not in matrix.axes[name].values:
+            raise MatrixError(unknown(f"value of axis {name!r}", label, matrix.axes[name].values))
+        combo.append((matrix.axes[name], str(label)))
+    device = raw.get("device", "cpu")
+    if device not in matrix.device_pins:
+        raise MatrixError(unknown("device in [[cells]]", device, matrix.device_pins))
+    selections = tuple(raw.get("selections", ("default", "full")))
+    for sel in selections:
+        if sel not in matrix.selections:
+            raise MatrixError(unknown("selection in [[cells]]", sel, matrix.selections))
+    return make_cell(matrix, engine, combo, device, pins=tuple(raw.get("pins", ())),
+                     overrides=tuple(raw.get("overrides", ())), selections=selections,
+                     why=raw.get("why", ""))
 
 
 def _engine(engine_id: str, raw: dict) -> EngineSpec:
     allowed = {"kind", "requires", "fixtures", "devices"}
     extra = set(raw) - allowed
     if extra:
-        raise MatrixError(
-            f"Engine {engine_id!r}: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}"
-        )
-    return EngineSpec(
-        id=engine_id,
-        kind=raw.get("kind", ""),
-        requires=tuple(raw.get("requires", ())),
-        fixtures=tuple(raw.get("fixtures", ())),
-        devices=tuple(raw.get("devices", ("cpu",))),
-    )
+        msg = f"Engine {engine_id!r}: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}"
+        raise MatrixError(msg)
+    return EngineSpec(id=engine_id, kind=raw.get("kind", ""), requires=tuple(raw.get("requires", ())),
+                      fixtures=tuple(raw.get("fixtures", ())),
+                      devices=tuple(raw.get("devices", ("cpu",))))
+
+
+def _selection(name: str, raw: dict, engines: dict, axes: dict, devices: dict) -> Selection:
+    sel = Selection(name=name, engines=tuple(raw.get("engines", engines)),
+                    axes=tuple(raw.get("axes", ())), devices=tuple(raw.get("devices", ("cpu",))))
+    for engine in sel.engines:
+        if engine not in engines:
+            raise MatrixError(unknown(f"engine in [selections.{name}].engines", engine, engines))
+    for axis in sel.axes:
+        if axis not in axes:
+            raise MatrixError(unknown(f"axis in [selections.{name}].axes", axis, axes))
+    for device in sel.devices:
+        if device not in devices:
+            raise MatrixError(unknown(f"device in [selections.{name}].devices", device, devices))
+    return sel
+
+
+def _known(raw: dict, cells: tuple[Cell, ...]) -> Known:
+    cells_field = raw.get("cells", ())
+    known = Known(cells=(cells_field,) if isinstance(cells_field, str) else tuple(cells_field),
+                  rung=raw.get("rung", ""), signature=raw.get("signature", "*"),
+                  reason=raw.get("reason", ""), link=raw.get("link", ""))
+    if known.rung not in RUNGS:
+        raise MatrixError(unknown("rung in [[known]]", known.rung, RUNGS))
+    if not known.reason:
+        raise MatrixError(f"[[known]] for {known.cells}: give a reason")
+    for pattern in known.cells:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in cells):
+            raise MatrixError(unknown("cell pattern in [[known]] (matches no cell)", pattern,
+                                      [c.id for c in cells]))
+    return known
+
+
+def _check_excludes(excludes: list[dict], engines: dict, axes: dict, devices: dict) -> None:
+    for rule in excludes:
+        for key, value in rule.items():
+            if key == "engine":
+                valid = engines
+            elif key == "device":
+                valid = devices
+            elif key in axes:
+                valid = axes[key].values
+            else:
+                raise MatrixError(unknown("key in [[exclude]]", key,
+                                          ["engine", "device", *axes]))
+            if str(value) not in valid:
+                raise MatrixError(unknown(f"value of {key!r} in [[exclude]]", value, valid))
 
 
 def parse(data: dict) -> Matrix:
     """Build and validate a Matrix from the TOML's dict."""
     try:
-        selection = data["matrix"]
         engines = {k: _engine(k, v) for k, v in data["engines"].items()}
-        axes = {
-            k: Axis(name=k, values=dict(v.get("values", {})), doc=v.get("doc", ""))
-            for k, v in data.get("axes", {}).items()
-        }
-        device_pins = {k: tuple(v.get("pins", ())) for k, v in data.get("devices", {}).items()}
+        raw_selections = data["selections"]
     except KeyError as exc:
         raise MatrixError(f"compat/matrix.toml lacks the [{exc.args[0]}] table.") from exc
+    axes = {k: Axis(name=k, values={str(label): req for label, req in v.get("values", {}).items()},
+                    doc=v.get("doc", ""), engines=tuple(v.get("engines", ())))
+            for k, v in data.get("axes", {}).items()}
+    device_pins = {k: tuple(v.get("pins", ())) for k, v in data.get("devices", {}).items()}
     for device in device_pins:
         if device not in DEVICES:
             raise MatrixError(unknown("device in [devices]", device, DEVICES))
-    matrix = Matrix(
-        python=str(data.get("defaults", {}).get("python", "3.11")),
-        harness=tuple(data.get("harness", {}).get("requires", ())),
-        device_pins=device_pins,
-        engines=engines,
-        axes=axes,
-        default_engines=tuple(selection.get("engines", engines)),
-        default_axes=tuple(selection.get("axes", ())),
-        default_devices=tuple(selection.get("devices", ("cpu",))),
-    )
-    return Matrix(**{**matrix.__dict__, "cells": expand(matrix)})
+    selections = {name: _selection(name, raw, engines, axes, device_pins)
+                  for name, raw in raw_selections.items()}
+    for needed in ("default", "full"):
+        if needed not in selections:
+            raise MatrixError(f"compat/matrix.toml needs a [selections.{needed}] table.")
+    excludes = list(data.get("exclude", []))
+    _check_excludes(excludes, engines, axes, device_pins)
+    matrix = Matrix(python=str(data.get("defaults", {}).get("python", "3.11")),
+                    harness=tuple(data.get("harness", {}).get("requires", ())),
+                    device_pins=device_pins, engines=engines, axes=axes, selections=selections)
+    cells = expand(matrix, excludes, list(data.get("cells", [])))
+    known = tuple(_known(raw, cells) for raw in data.get("known", []))
+    return replace(matrix, cells=cells, known=known)
 
 
 def load(path: Path = MATRIX_PATH) -> Matrix:

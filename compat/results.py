@@ -46,8 +46,15 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """The root cause names the failure: a wrapper raised `from` it says less."""
         text = "".join(traceback.format_exception(exc))
-        return cls.from_message(type(exc).__name__, str(exc), text)
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        info = cls.from_message(type(root).__name__, str(root), text)
+        if root is not exc:
+            info.message = f"{info.message} (raised as {type(exc).__name__}: {first_line(str(exc))})"
+        return info
 
 
 @dataclass

@@ -17,7 +17,6 @@ import re
 RULES: tuple[tuple[str | None, str, str], ...] = (
     (None, r"No module named '([\w.]+)'", r"\1"),
     (None, r"there is no version of ([^\s,]+)", r"no version of \1"),
-    (None, r"Because ([^\s,]+) depends on ([^\s,]+)", r"\1 depends on \2"),
     (None, r"cannot import name '([\w.]+)'", r"cannot import name '\1'"),
     (None, r"unexpected keyword argument '(\w+)'", r"unexpected keyword argument '\1'"),
     (None, r"missing \d+ required positional argument[s]?: '(\w+)'", r"missing argument '\1'"),
@@ -68,3 +67,27 @@ def uv_error(output: str) -> tuple[str, str]:
     text = " ".join(ln.lstrip("╰─▶│ ").removeprefix("cause:").strip() for ln in lines)
     start = text.find("Because")
     return cause, (text[start:] if start >= 0 else cause)
+
+
+_UNSAT = ", we can conclude that your requirements are unsatisfiable"
+_DEPENDS = re.compile(r"((?:all versions of )?\S+?) (depends?) on (\S+?)\.?(?: And because| and) $")
+
+
+def resolution_subject(explanation: str) -> str:
+    """What a resolver failure is about, in one line, from uv's chain of reasons.
+
+    'all versions of embed depend on numpy>=1.20.0,<2; you require embed and numpy>=2',
+    else 'no version of X', else 'unsatisfiable: you require A and B'.
+    """
+    missing = re.search(r"there is no version of ([^\s,]+)", explanation)
+    if missing:
+        return f"no version of {missing[1]}"
+    end = explanation.rfind(_UNSAT)
+    start = explanation.rfind("you require ", 0, end)
+    if end < 0 or start < 0:
+        return first_line(explanation)[:MAX_LEN]
+    required = explanation[start + len("you require "):end]
+    depends = _DEPENDS.search(explanation[:start])
+    if depends:
+        return f"{depends[1]} {depends[2]} on {depends[3]}; you require {required}"
+    return f"unsatisfiable: you require {required}"

@@ -12,7 +12,10 @@ from compat.errors import InfermatrixError, unknown
 
 ENGINES: dict[str, str] = {
     "transformers": "engines.transformers:TransformersGenerator",
+    "vllm": "engines.vllm:VllmGenerator",
     "sentence_transformers": "engines.sentence_transformers:SentenceTransformersEmbedder",
+    "infinity_emb": "engines.infinity_emb:InfinityEmbedder",
+    "embed": "engines.embed:EmbedEmbedder",
 }
 
 

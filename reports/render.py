@@ -19,13 +19,16 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.stats import NOISY_CV
-from compat.results import RUNGS, CellResult, load_results, write_atomic
+from compat.matrix import Matrix
+from compat.matrix import load as load_matrix
+from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
 
 PASS, CAVEAT, FAIL, KNOWN, NOT_RUN = "✅", "⚠️", "❌", "⛔", "➖"
 LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first failing rung, "
           f"footnote holds the error) · {KNOWN} known incompatibility · {NOT_RUN} not run (why)")
 KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"))
 TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
+WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
 
 
 def table(rows: list[list[str]], head: list[str]) -> str:
@@ -39,9 +42,9 @@ class Footnotes:
     def __init__(self) -> None:
         self.notes: dict[str, dict] = {}
 
-    def ref(self, signature: str, cell_id: str, rung: str, text: str) -> str:
+    def ref(self, signature: str, cell_id: str, rung: str, text: str, cause: str = "") -> str:
         note = self.notes.setdefault(signature, {"n": len(self.notes) + 1, "cells": [],
-                                                 "rung": rung, "text": text})
+                                                 "rung": rung, "text": text, "cause": cause})
         note["cells"].append(cell_id)
         return f"[^{note['n']}]"
 
@@ -49,26 +52,100 @@ class Footnotes:
         lines = []
         for sig, note in self.notes.items():
             tail = "\n".join(note["text"].strip().splitlines()[-TEXT_LINES:])
-            lines += [f"[^{note['n']}]: **{note['rung']}** `{sig}` — cells: "
-                      f"{', '.join(note['cells'])}", "",
-                      "    <details><summary>full text (tail)</summary>", "",
-                      *("    " + ln for ln in ["```", *tail.splitlines(), "```"]),
-                      "", "    </details>", ""]
+            cause = f" — {note['cause']}" if note["cause"] else ""
+            lines += [f"[^{note['n']}]: **{note['rung']}** `{sig}`{cause} — cells: "
+                      f"{', '.join(note['cells'])}", ""]
+            if tail:
+                lines += ["    <details><summary>full text (tail)</summary>", "",
+                          *("    " + ln for ln in ["```", *tail.splitlines(), "```"]),
+                          "", "    </details>", ""]
         return lines
 
 
-def verdict(result: CellResult, notes: Footnotes) -> str:
-    """The cell's symbol with its first failing rung or reason."""
+def cause_of(rung: Rung) -> str:
+    """One line a reader can act on: the resolver's explanation, or the error's first line."""
+    if rung.reason and rung.error and rung.error.type != "Fallback":
+        return rung.reason
+    if rung.error is not None and rung.error.type == "Fallback":
+        return " ".join(rung.error.text.split())[:400]
+    return rung.error.message if rung.error else rung.reason
+
+
+def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) -> str:
+    """The cell's symbol: first failing rung, known incompatibility, caveat or not-run reason."""
+    cid, lifted = result.cell["id"], bool(result.cell.get("overrides"))
     failed = result.first_failure
     if failed is not None:
         sig = failed.error.signature if failed.error else failed.reason or "failed"
         text = failed.error.text if failed.error else ""
-        return f"{FAIL} {failed.name} {notes.ref(sig, result.cell['id'], failed.name, text)}"
-    not_run = [r for r in result.rungs if r.status in ("not_run", "not_reached")]
-    if not_run:
-        return f"{NOT_RUN} {not_run[0].name}: {not_run[0].reason}"
-    caveats = [r.reason for r in result.rungs if r.reason]
-    return f"{CAVEAT} {'; '.join(caveats)}" if caveats else PASS
+        known = matrix.known_for(cid, failed.name, sig) if matrix else None
+        if known is not None:
+            cause = f"known: {known.reason}" + (f" ({known.link})" if known.link else "")
+            return f"{KNOWN} {failed.name} {notes.ref(sig, cid, failed.name, text, cause)}"
+        ref = notes.ref(sig, cid, failed.name, text, cause_of(failed))
+        return f"{FAIL} {'the pin is needed: fails at ' if lifted else ''}{failed.name} {ref}"
+    caveats = []
+    for rung in result.rungs:
+        if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
+            ref = notes.ref(rung.error.signature, cid, rung.name, rung.error.text, cause_of(rung))
+            caveats.append(f"{CAVEAT} fell back {ref}")
+    not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")), None)
+    if not_run is not None:
+        passed = [r.name for r in result.rungs if r.status == "pass"]
+        head = caveats[0] if caveats else (f"{PASS} {passed[-1]}" if passed else "")
+        return f"{head} · {NOT_RUN} {not_run.name}: {not_run.reason}".lstrip(" ·")
+    if caveats:
+        return " ".join(caveats)
+    if lifted:
+        return f"{CAVEAT} the pin looks unnecessary: every rung passes"
+    return PASS
+
+
+def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
+    """Undeclared failures and declared incompatibilities that now pass, for the top."""
+    new = []
+    for r in results:
+        failed = r.first_failure
+        if failed is None:
+            continue
+        sig = failed.error.signature if failed.error else failed.reason
+        if matrix is None or matrix.known_for(r.cell["id"], failed.name, sig) is None:
+            new.append(f"- `{r.cell['id']}` fails at **{failed.name}**: `{sig}`")
+    fixed = []
+    for known in matrix.known if matrix else ():
+        for r in results:
+            rung = r.rung(known.rung)
+            if known.covers(r.cell["id"]) and rung is not None and rung.status == "pass":
+                fixed.append(f"- `{r.cell['id']}` now passes **{known.rung}**, declared known "
+                             f"incompatible: {known.reason}")
+    lines = []
+    if new:
+        lines += [f"**{len(new)} failure(s) not declared in compat/matrix.toml `[[known]]`** "
+                  "(new, or not yet understood):", "", *new, ""]
+    if fixed:
+        lines += [f"**{len(fixed)} declared incompatibilit(ies) now pass** — update "
+                  "`[[known]]`:", "", *fixed, ""]
+    return lines or ["No undeclared failures; every declared incompatibility still holds.", ""]
+
+
+def bisections(result_dirs: list[Path]) -> list[str]:
+    records = []
+    for folder in result_dirs:
+        for path in sorted((Path(folder) / "bisect").glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+    if not records:
+        return []
+    rows = [[f"`{r['cell']}`", r["package"], r["newest_working"] or "none",
+             r["first_failing"] or "none",
+             f"{r['failing_rung']}: `{r['signature']}`" if r.get("failing_rung") else "",
+             f"{len(r['probes'])} / {r['max_probes']} over {r['releases_considered']} releases",
+             r.get("note", "")] for r in records]
+    head = ["cell", "package", "newest working", "first failing", "fails at", "probes", "note"]
+    return ["## Bisections", "", "`nox -s bisect -- PACKAGE CELL`: each probe climbs the same "
+            "rungs with the package pinned to one release.", "", table(rows, head), ""]
 
 
 def rung_mark(result: CellResult, name: str) -> str:
@@ -120,35 +197,42 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
     return lines
 
 
-def compatibility(results: list[CellResult], problems: list[str]) -> str:
+def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
+                  title: str = "Compatibility matrix", extra: list[str] = ()) -> str:
     notes = Footnotes()
     by_cell = {(r.cell["engine"], r.cell["env"]): r for r in results}
-    lines = header("Compatibility matrix", results, problems)
+    lines = header(title, results, problems)
+    lines += callouts(results, matrix)
     lines += [f"Legend: {LEGEND}", "",
               "Rows are engines, columns environments (`numpy2` = the newest NumPy 2.x "
               "that resolves). A cell climbs resolve → install → import → load → "
               "conformance → bench; the first failing rung is named.", ""]
-    for kind, title in KINDS:
+    for kind, heading in KINDS:
         engines = sorted({r.cell["engine"] for r in results if r.cell["kind"] == kind})
         if not engines:
             continue
         envs = env_columns([r for r in results if r.cell["kind"] == kind])
-        rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes) if (e, env) in by_cell
-                             else f"{NOT_RUN} no result" for env in envs)] for e in engines]
-        lines += [f"## {title}", "", table(rows, ["engine", *envs]), ""]
+        if len(envs) <= WIDE:
+            rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes, matrix) if (e, env) in by_cell
+                                 else f"{NOT_RUN} no result" for env in envs)] for e in engines]
+            lines += [f"## {heading}", "", table(rows, ["engine", *envs]), ""]
+        else:  # too many environments for columns: one row per cell
+            rows = [[f"`{r.cell['engine']}`", r.cell["env"], verdict(r, notes, matrix)]
+                    for r in results if r.cell["kind"] == kind]
+            lines += [f"## {heading}", "", table(rows, ["engine", "environment", "verdict"]), ""]
 
     rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
 
     lines += ["## Conformance properties", ""]
-    for kind, title in KINDS:
+    for kind, heading in KINDS:
         cells = [r for r in results if r.cell["kind"] == kind]
         props = sorted({p for r in cells for p in conformance_of(r)})
         if not props:
             continue
         rows = [[f"`{p}`", *(property_mark(conformance_of(r).get(p)) for r in cells)]
                 for p in props]
-        lines += [f"### {title}", "",
+        lines += [f"### {heading}", "",
                   table(rows, ["property", *(f"`{r.cell['id']}`" for r in cells)]), ""]
 
     rows = [[f"`{r.cell['id']}`", python_of(r), key_versions(r) or "(not resolved)"]
@@ -157,6 +241,11 @@ def compatibility(results: list[CellResult], problems: list[str]) -> str:
               "The full lock of every cell is in its JSON (`lock`); "
               "`uv pip sync` on it re-creates the environment.", "",
               table(rows, ["cell", "python", "resolved versions"]), ""]
+    whys = [f"- `{r.cell['id']}`: {r.cell['why']}" for r in results if r.cell.get("why")]
+    if whys:
+        lines += ["## Cells of their own", "", "Extra cells declared in `[[cells]]` "
+                  "(pins, or overrides that lift a declared requirement):", "", *whys, ""]
+    lines += list(extra)
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
     return "\n".join(lines).rstrip() + "\n"
@@ -247,12 +336,16 @@ def throughput(results: list[CellResult], problems: list[str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render(result_dirs: list[Path], out: Path) -> list[CellResult]:
+def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
+           title: str = "Compatibility matrix") -> list[CellResult]:
     paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
     results, problems = load_results(paths)
     results.sort(key=lambda r: (r.cell["kind"], r.cell["engine"], r.cell["env"]))
-    write_atomic(out / "COMPATIBILITY.md", compatibility(results, problems))
-    write_atomic(out / "THROUGHPUT.md", throughput(results, problems))
+    text = compatibility(results, problems, matrix=matrix, title=title,
+                         extra=bisections(result_dirs))
+    write_atomic(out / "COMPATIBILITY.md", text)
+    if any(bench_of(r) for r in results):
+        write_atomic(out / "THROUGHPUT.md", throughput(results, problems))
     merged = {"cells": [asdict(r) for r in results], "unreadable": problems}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return results
@@ -264,16 +357,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="*", type=Path, default=[Path("results")],
                         help="folders of cell result JSON files (default: results/)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
+    parser.add_argument("--title", default="Compatibility matrix")
     args = parser.parse_args(argv)
     for folder in args.results:
         if not folder.is_dir():
             parser.error(f"results folder {str(folder)!r} does not exist")
-    results = render(args.results, args.out)
+    matrix = load_matrix(args.matrix) if args.matrix else None
+    results = render(args.results, args.out, matrix=matrix, title=args.title)
     by_status = defaultdict(int)
     for r in results:
         by_status["fail" if r.first_failure else "ok"] += 1
-    print(f"{len(results)} cells ({dict(by_status)}) -> {args.out}/COMPATIBILITY.md, "
-          f"{args.out}/THROUGHPUT.md")
+    print(f"{len(results)} cells ({dict(by_status)}) -> {args.out}/")
     return 0
 
 

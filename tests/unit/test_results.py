@@ -50,3 +50,16 @@ def test_unreadable_files_are_named_not_fatal(tmp_path) -> None:
     results, problems = load_results(sorted(tmp_path.glob("*.json")))
     assert [r.cell["id"] for r in results] == ["x-numpy2"]
     assert len(problems) == 1 and problems[0].startswith("half.json")
+
+
+def test_signature_names_the_root_cause_of_a_wrapped_error() -> None:
+    try:
+        try:
+            raise RuntimeError("operator torchvision::nms does not exist")
+        except RuntimeError as inner:
+            raise ModuleNotFoundError("Could not import module 'CodeCarbonCallback'") from inner
+    except ModuleNotFoundError as exc:
+        info = ErrorInfo.from_exception(exc)
+    assert info.signature == "RuntimeError: operator torchvision::nms does not exist"
+    assert "raised as ModuleNotFoundError" in info.message
+    assert "CodeCarbonCallback" in info.text

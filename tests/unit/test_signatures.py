@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat.signatures import signature, uv_error
+from compat.signatures import resolution_subject, signature, uv_error
 
 
 @pytest.mark.parametrize(("etype", "message", "expected"), [
@@ -48,3 +48,21 @@ def test_uv_error_without_a_terminal() -> None:
     assert cause == "No solution found when resolving dependencies"
     assert chain == ("Because there is no version of numpy==0.0.1 and you require numpy==0.0.1, "
                      "we can conclude that your requirements are unsatisfiable.")
+
+
+@pytest.mark.parametrize(("chain", "subject"), [
+    ("Because infinity-emb==0.0.58 depends on numpy>=1.20.0,<2 and embed>=0.3.0 depends on "
+     "infinity-emb[audio]==0.0.58, we can conclude that embed>=0.3.0 depends on numpy>=1.20.0,<2. "
+     "And because we know from (1) that embed<=0.2.0 depends on numpy>=1.20.0,<2, we can conclude "
+     "that all versions of embed depend on numpy>=1.20.0,<2. And because you require embed and "
+     "numpy>=2, we can conclude that your requirements are unsatisfiable.",
+     "all versions of embed depend on numpy>=1.20.0,<2; you require embed and numpy>=2"),
+    ("Because infinity-emb==0.0.78 depends on numpy>=1.20.0,<2 and you require "
+     "infinity-emb==0.0.78, we can conclude that your requirements are unsatisfiable.",
+     "infinity-emb==0.0.78 depends on numpy>=1.20.0,<2; you require infinity-emb==0.0.78"),
+    ("... all of: transformers<4.6.0 transformers>=5.0.0 are incompatible. And because you require "
+     "transformers>=5 and torch==2.13.0+cpu, we can conclude that your requirements are "
+     "unsatisfiable.", "unsatisfiable: you require transformers>=5 and torch==2.13.0+cpu"),
+])
+def test_resolution_subject(chain: str, subject: str) -> None:
+    assert resolution_subject(chain) == subject

@@ -1,0 +1,103 @@
+"""Bisection: the newest working and the first failing release of one package in one cell.
+
+    nox -s bisect -- PACKAGE CELL [--good VERSION]
+
+Each probe is the same ladder (resolve -> ... -> conformance) with the package
+pinned to one release. The newest release is probed first; the known-good
+bound is the release the cell resolves to on its own (or --good); a binary
+search between them finds the boundary. Probes: at most ceil(log2 N) + 2 for
+N releases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from compat.errors import MatrixError, unknown
+from compat.index import published_versions
+from compat.ladder import Log, Options, resolve_all, run_cell
+from compat.matrix import Cell, requirement_name
+from compat.results import SCHEMA_VERSION, machine_info, write_atomic
+
+
+def pinned(cell: Cell, package: str, version: str) -> Cell:
+    """The same cell with `package==version` added to its requirements."""
+    pin = f"{package}=={version}"
+    return dataclasses.replace(cell, pins=(*cell.pins, pin), requested=(*cell.requested, pin),
+                               requirements=(*cell.requirements, pin))
+
+
+def held_version(cell: Cell, package: str, work: Path, options: Options) -> str:
+    """The version of `package` the cell resolves to; an error if the cell does not hold it."""
+    result = resolve_all([cell], work=work, results_dir=work / "results", log=lambda _: None,
+                         options=options)[0]
+    failure = result.first_failure
+    if failure is not None:
+        raise MatrixError(f"cell {cell.id!r} does not resolve ({failure.error.signature}); "
+                          "bisect needs a cell that resolves. Try --good VERSION.")
+    name = requirement_name(package)
+    if name not in result.versions:
+        raise MatrixError(unknown(f"package in cell {cell.id!r}", package, result.versions))
+    return result.versions[name]
+
+
+def search(releases: list[str], works: Callable[[str], bool]) -> dict:
+    """Boundary in `releases` (oldest first; the first is the known-good start).
+
+    Probes the newest, then the start, then bisects: at most ceil(log2 N) + 2 probes.
+    """
+    lo, hi = 0, len(releases) - 1
+    if works(releases[hi]):
+        return {"newest_working": releases[hi], "first_failing": None,
+                "note": "the newest release works"}
+    if lo == hi or not works(releases[lo]):
+        return {"newest_working": None, "first_failing": releases[hi],
+                "note": f"the starting release {releases[lo]} fails too; give --good VERSION"}
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if works(releases[mid]) else (lo, mid)
+    return {"newest_working": releases[lo], "first_failing": releases[hi], "note": ""}
+
+
+def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log = print,
+           options: Options | None = None, good: str | None = None) -> dict:
+    """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it."""
+    options = options or Options()
+    name = requirement_name(package)
+    work = Path(tempfile.mkdtemp(prefix="infermatrix-bisect-"))
+    good = good or held_version(cell, name, work, options)
+    releases = [str(v) for v in published_versions(name, cell.python)]
+    if good not in releases:
+        raise MatrixError(unknown(f"--good release of {name}", good, releases[-10:]))
+    probes: list[dict] = []
+    probe_options = dataclasses.replace(options, last_rung="conformance")
+
+    def works(version: str) -> bool:
+        log(f"[bisect] probe {len(probes) + 1}: {name}=={version}")
+        result = run_cell(pinned(cell, name, version), venv=venv, results_dir=work / "probes",
+                          log=log, options=probe_options)
+        failed = result.first_failure
+        probes.append({"version": version, "works": failed is None,
+                       "rung": failed.name if failed else None,
+                       "signature": failed.error.signature if failed and failed.error else None})
+        return failed is None
+
+    lo = releases.index(good)
+    span = len(releases) - lo  # releases between the known-good one and the newest
+    answer = search(releases[lo:], works)
+    failing = next((p for p in probes if p["version"] == answer["first_failing"]), None)
+    record = {
+        "schema": SCHEMA_VERSION, "cell": cell.id, "package": name, "good_start": good,
+        "releases_considered": span, "max_probes": math.ceil(math.log2(span)) + 2,
+        **answer, "failing_rung": failing and failing["rung"],
+        "signature": failing and failing["signature"], "probes": probes,
+        "machine": machine_info(), "exclude_newer": options.exclude_newer,
+    }
+    write_atomic(Path(results_dir) / "bisect" / f"{cell.id}--{name}.json",
+                 json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,91 @@
+"""Command-line options the nox sessions share, parsed and checked in one place.
+
+    nox -- --exclude-newer 2025-06-01            every cell resolves as of that date
+    nox -s "cell(X)" -- --from-lock results/X.json   re-run a cell from its recorded lock
+    nox -s resolve -- "infinity_emb-*" --workers 8
+    nox -s bisect -- infinity-emb infinity_emb-numpy2 [--good 0.0.45]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+from compat.errors import InfermatrixError
+from compat.ladder import Options
+
+DATE_FORMS = "YYYY-MM-DD or an RFC 3339 time such as 2025-06-01T00:00:00Z"
+
+
+class UsageError(InfermatrixError):
+    """Bad command-line input to a session."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit; a session wants a message
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage()}")
+
+
+def exclude_newer(value: str) -> str:
+    """Validate a date for uv's --exclude-newer."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            dt.date.fromisoformat(text)
+        else:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use {DATE_FORMS}") from None
+    return text
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a file")
+    return path
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
+    return number
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exclude-newer", type=exclude_newer,
+                        default=os.environ.get("INFERMATRIX_EXCLUDE_NEWER") or None,
+                        help=f"resolve as of this date ({DATE_FORMS})")
+
+
+def cell_options(argv: list[str]) -> Options:
+    """Options of a cell session: --exclude-newer, --from-lock."""
+    parser = _Parser(prog="nox -s 'cell(...)' --")
+    _common(parser)
+    parser.add_argument("--from-lock", type=_existing_file,
+                        help="install this lock (uv lock text or a cell result JSON) instead of resolving")
+    args, _ = parser.parse_known_args(argv)  # a plain `nox -- ...` hands posargs to every session
+    if args.exclude_newer:
+        exclude_newer(args.exclude_newer)
+    return Options(exclude_newer=args.exclude_newer, from_lock=args.from_lock)
+
+
+def resolve_args(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(prog="nox -s resolve --", description="Resolve every cell, install nothing.")
+    parser.add_argument("patterns", nargs="*", help="cell id globs (default: every cell)")
+    parser.add_argument("--workers", type=_positive, default=8)
+    _common(parser)
+    return parser.parse_args(argv)
+
+
+def bisect_args(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(prog="nox -s bisect --",
+                     description="Newest working and first failing release of PACKAGE in CELL.")
+    parser.add_argument("package")
+    parser.add_argument("cell")
+    parser.add_argument("--good", help="a release known to work (default: what the cell resolves)")
+    _common(parser)
+    return parser.parse_args(argv)

@@ -1,0 +1,102 @@
+"""What a package index publishes: release lists for bisection and pin checks.
+
+Reads the simple repository API in its JSON form (PEP 691/700) from
+PIP_INDEX_URL (default PyPI's), plus wheels in PIP_FIND_LINKS folders. Only
+final, non-yanked releases count, and only those whose Requires-Python admits
+the cell's Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from functools import cache
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from compat.errors import InfermatrixError
+
+DEFAULT_INDEX = "https://pypi.org/simple"
+ACCEPT = "application/vnd.pypi.simple.v1+json"
+_SDIST = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+)\.(tar\.gz|zip)$")
+
+
+class PackageIndexError(InfermatrixError):
+    """The index could not be read, or does not know the package."""
+
+
+def _index_url() -> str:
+    return os.environ.get("PIP_INDEX_URL", DEFAULT_INDEX).rstrip("/")
+
+
+def _file_version(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        match = _SDIST.match(filename)
+        return Version(match["version"]) if match else None
+    except (InvalidVersion, ValueError):
+        return None
+
+
+def _admits(requires_python: str | None, python: str) -> bool:
+    if not requires_python:
+        return True
+    try:
+        return Version(f"{python}.99") in SpecifierSet(requires_python) or \
+            Version(f"{python}.0") in SpecifierSet(requires_python)
+    except (InvalidSpecifier, InvalidVersion):
+        return True
+
+
+@cache
+def published_versions(package: str, python: str = "3.11") -> tuple[Version, ...]:
+    """Final, non-yanked releases of `package` for `python`, oldest first."""
+    name = canonicalize_name(package)
+    request = urllib.request.Request(f"{_index_url()}/{name}/", headers={"Accept": ACCEPT})
+    found: set[Version] = set()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise PackageIndexError(f"{_index_url()}: HTTP {exc.code} for {name!r}") from exc
+        data = {"files": []}
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        raise PackageIndexError(f"could not read {_index_url()}/{name}/: {exc}") from exc
+    for entry in data.get("files", []):
+        version = _file_version(entry["filename"])
+        if version is None or entry.get("yanked") or version.is_prerelease or version.is_devrelease:
+            continue
+        if _admits(entry.get("requires-python"), python):
+            found.add(version)
+    for folder in os.environ.get("PIP_FIND_LINKS", "").split():
+        for wheel in Path(folder).glob("*.whl") if Path(folder).is_dir() else ():
+            try:
+                wheel_name, version, *_ = parse_wheel_filename(wheel.name)
+            except ValueError:
+                continue
+            if wheel_name == name and not version.is_prerelease:
+                found.add(version)
+    if not found:
+        raise PackageIndexError(f"package {package!r} has no release for Python {python} on "
+                          f"{_index_url()} (is the name right?)")
+    return tuple(sorted(found))
+
+
+def check_pin(requirement: str, python: str = "3.11") -> None:
+    """Stop with a clear message if an exact pin names a version that was never published."""
+    match = re.match(r"^\s*([A-Za-z0-9._-]+)(\[[^\]]*\])?\s*==\s*([^\s;,]+)\s*(;.*)?$", requirement)
+    if not match or "*" in match[3]:
+        return
+    versions = published_versions(match[1], python)
+    if Version(match[3]) not in versions:
+        newest = ", ".join(str(v) for v in versions[-8:][::-1])
+        raise PackageIndexError(f"{requirement!r}: {match[1]} {match[3]} was never published for "
+                          f"Python {python}. Newest releases: {newest}")
