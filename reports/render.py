@@ -19,7 +19,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.stats import NOISY_CV
-from compat.matrix import Matrix
+from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
 from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
 
@@ -29,6 +29,11 @@ LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first fai
 KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"))
 TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks inside it."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def table(rows: list[list[str]], head: list[str]) -> str:
@@ -52,8 +57,8 @@ class Footnotes:
         lines = []
         for sig, note in self.notes.items():
             tail = "\n".join(note["text"].strip().splitlines()[-TEXT_LINES:])
-            cause = f" — {note['cause']}" if note["cause"] else ""
-            lines += [f"[^{note['n']}]: **{note['rung']}** `{sig}`{cause} — cells: "
+            cause = f" — {note['cause']}" if note["cause"] and note["cause"] not in sig else ""
+            lines += [f"[^{note['n']}]: **{note['rung']}** {code(sig)}{cause} — cells: "
                       f"{', '.join(note['cells'])}", ""]
             if tail:
                 lines += ["    <details><summary>full text (tail)</summary>", "",
@@ -71,9 +76,29 @@ def cause_of(rung: Rung) -> str:
     return rung.error.message if rung.error else rung.reason
 
 
+def override_note(result: CellResult, passed: bool) -> str:
+    """What an override cell says: is a lifted pin needed, does it work without a removed package."""
+    lifted, removed = [], []
+    for override in result.cell.get("overrides", []):
+        name = requirement_name(override)
+        (removed if "never" in override.partition(";")[2] else lifted).append(name)
+    if passed:
+        notes = [f"the {n} pin looks unnecessary: every rung passes" for n in lifted]
+        notes += [f"passes without {n}" for n in removed]
+    else:
+        notes = [f"the {n} pin is needed: fails at" for n in lifted] or \
+                [f"fails even without {', '.join(removed)} at"]
+    return "; ".join(notes)
+
+
 def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) -> str:
     """The cell's symbol: first failing rung, known incompatibility, caveat or not-run reason."""
-    cid, lifted = result.cell["id"], bool(result.cell.get("overrides"))
+    cid, overridden = result.cell["id"], bool(result.cell.get("overrides"))
+    caveats = []
+    for rung in result.rungs:
+        if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
+            ref = notes.ref(rung.error.signature, cid, rung.name, rung.error.text, cause_of(rung))
+            caveats.append(f"{CAVEAT} fell back {ref}")
     failed = result.first_failure
     if failed is not None:
         sig = failed.error.signature if failed.error else failed.reason or "failed"
@@ -81,14 +106,12 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
         known = matrix.known_for(cid, failed.name, sig) if matrix else None
         if known is not None:
             cause = f"known: {known.reason}" + (f" ({known.link})" if known.link else "")
-            return f"{KNOWN} {failed.name} {notes.ref(sig, cid, failed.name, text, cause)}"
-        ref = notes.ref(sig, cid, failed.name, text, cause_of(failed))
-        return f"{FAIL} {'the pin is needed: fails at ' if lifted else ''}{failed.name} {ref}"
-    caveats = []
-    for rung in result.rungs:
-        if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
-            ref = notes.ref(rung.error.signature, cid, rung.name, rung.error.text, cause_of(rung))
-            caveats.append(f"{CAVEAT} fell back {ref}")
+            head = f"{KNOWN} {failed.name} {notes.ref(sig, cid, failed.name, text, cause)}"
+        else:
+            ref = notes.ref(sig, cid, failed.name, text, cause_of(failed))
+            prefix = f"{override_note(result, passed=False)} " if overridden else ""
+            head = f"{FAIL} {prefix}{failed.name} {ref}"
+        return " ".join([head, *caveats])
     not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")), None)
     if not_run is not None:
         passed = [r.name for r in result.rungs if r.status == "pass"]
@@ -96,8 +119,8 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
         return f"{head} · {NOT_RUN} {not_run.name}: {not_run.reason}".lstrip(" ·")
     if caveats:
         return " ".join(caveats)
-    if lifted:
-        return f"{CAVEAT} the pin looks unnecessary: every rung passes"
+    if overridden:
+        return f"{CAVEAT} {override_note(result, passed=True)}"
     return PASS
 
 
@@ -110,7 +133,7 @@ def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
             continue
         sig = failed.error.signature if failed.error else failed.reason
         if matrix is None or matrix.known_for(r.cell["id"], failed.name, sig) is None:
-            new.append(f"- `{r.cell['id']}` fails at **{failed.name}**: `{sig}`")
+            new.append(f"- `{r.cell['id']}` fails at **{failed.name}**: {code(sig)}")
     fixed = []
     for known in matrix.known if matrix else ():
         for r in results:
@@ -200,7 +223,9 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
 def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
                   title: str = "Compatibility matrix", extra: list[str] = ()) -> str:
     notes = Footnotes()
-    by_cell = {(r.cell["engine"], r.cell["env"]): r for r in results}
+    own = [r for r in results if r.cell.get("pins") or r.cell.get("overrides")]
+    grid = [r for r in results if r not in own]
+    by_cell = {(r.cell["engine"], r.cell["env"]): r for r in grid}
     lines = header(title, results, problems)
     lines += callouts(results, matrix)
     lines += [f"Legend: {LEGEND}", "",
@@ -208,19 +233,28 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
               "that resolves). A cell climbs resolve → install → import → load → "
               "conformance → bench; the first failing rung is named.", ""]
     for kind, heading in KINDS:
-        engines = sorted({r.cell["engine"] for r in results if r.cell["kind"] == kind})
+        engines = sorted({r.cell["engine"] for r in grid if r.cell["kind"] == kind})
         if not engines:
             continue
-        envs = env_columns([r for r in results if r.cell["kind"] == kind])
+        envs = env_columns([r for r in grid if r.cell["kind"] == kind])
         if len(envs) <= WIDE:
             rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes, matrix) if (e, env) in by_cell
                                  else f"{NOT_RUN} no result" for env in envs)] for e in engines]
             lines += [f"## {heading}", "", table(rows, ["engine", *envs]), ""]
         else:  # too many environments for columns: one row per cell
             rows = [[f"`{r.cell['engine']}`", r.cell["env"], verdict(r, notes, matrix)]
-                    for r in results if r.cell["kind"] == kind]
+                    for r in grid if r.cell["kind"] == kind]
             lines += [f"## {heading}", "", table(rows, ["engine", "environment", "verdict"]), ""]
 
+    if own:
+        rows = [[f"`{r.cell['id']}`", verdict(r, notes, matrix),
+                 ", ".join([*r.cell.get("pins", []), *(f"override `{o}`" for o in
+                                                      r.cell.get("overrides", []))]),
+                 r.cell.get("why", "")] for r in own]
+        lines += ["## Cells of their own", "",
+                  "Declared in `[[cells]]`: pins of any package, and uv overrides that lift a "
+                  "requirement a package declares (is the pin needed?) or remove a dependency.",
+                  "", table(rows, ["cell", "verdict", "pins and overrides", "why"]), ""]
     rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
 
@@ -241,10 +275,6 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
               "The full lock of every cell is in its JSON (`lock`); "
               "`uv pip sync` on it re-creates the environment.", "",
               table(rows, ["cell", "python", "resolved versions"]), ""]
-    whys = [f"- `{r.cell['id']}`: {r.cell['why']}" for r in results if r.cell.get("why")]
-    if whys:
-        lines += ["## Cells of their own", "", "Extra cells declared in `[[cells]]` "
-                  "(pins, or overrides that lift a declared requirement):", "", *whys, ""]
     lines += list(extra)
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]

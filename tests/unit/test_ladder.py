@@ -16,7 +16,15 @@ import tomllib
 import pytest
 
 from compat import ladder
-from compat.ladder import Limits, parse_lock, run_cell, run_tool, uv_index_args
+from compat.ladder import (
+    Limits,
+    Options,
+    parse_lock,
+    resolve_all,
+    run_cell,
+    run_tool,
+    uv_index_args,
+)
 from compat.matrix import MATRIX_PATH, load, parse
 from tests.unit.conftest import REPO
 
@@ -26,6 +34,7 @@ VENVS = REPO / ".nox" / "test-cells"
 def matrix_with(**axis_values: str):
     data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
     data["axes"]["numpy"]["values"] = axis_values
+    data["cells"], data["known"] = [], []
     return parse(data)
 
 
@@ -90,7 +99,7 @@ def test_import_failure_is_a_result_in_a_real_venv(tmp_path) -> None:
     data["devices"]["cpu"]["pins"] = []
     cell = parse(data).cell("sentence_transformers-numpy2")
     result = run_cell(cell, venv=VENVS / "no-engine", results_dir=tmp_path, log=print,
-                      limits=Limits(import_=120))
+                      options=Options(limits=Limits(import_=120)))
     statuses = [r.status for r in result.rungs]
     assert statuses == ["pass", "pass", "fail", "not_reached", "not_reached", "not_reached"]
     error = result.rungs[2].error
@@ -127,14 +136,14 @@ def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
 
 def test_a_bad_matrix_stops_nox_before_any_environment(tmp_path, repo_env) -> None:
     bad = MATRIX_PATH.read_text(encoding="utf-8").replace(
-        'engines = ["transformers", "sentence_transformers"]',
-        'engines = ["transformers", "sentence-transformer"]')
+        'engines = ["transformers", "sentence_transformers", "infinity_emb", "embed"]',
+        'engines = ["transformers", "sentence-transformer", "infinity_emb", "embed"]')
     (tmp_path / "matrix.toml").write_text(bad)
     env = {**repo_env, "INFERMATRIX_MATRIX": str(tmp_path / "matrix.toml")}
     out = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp_path / "envs")],
                          cwd=REPO, capture_output=True, text=True, env=env, check=False)
     assert out.returncode != 0
-    assert "Unknown engine in [matrix].engines 'sentence-transformer'" in out.stderr
+    assert "Unknown engine in [selections.default].engines 'sentence-transformer'" in out.stderr
     assert "Did you mean 'sentence_transformers'" in out.stderr
     assert not (tmp_path / "envs").exists()
 
@@ -149,3 +158,42 @@ def test_fixture_builds_are_byte_identical(tmp_path, monkeypatch) -> None:
         assert ladder.build_fixtures(["tiny-llama"], 300, log=print) is None  # reused
     assert digests[0] == digests[1]
     assert any(k.endswith("model.safetensors") for k in digests[0])
+
+
+def test_silent_fallback_is_flagged_with_the_resolvers_reason(tmp_path) -> None:
+    matrix = load()
+    cells = [matrix.cell("infinity_emb-numpy2"), matrix.cell("infinity_emb-numpy2-lift-numpy"),
+             matrix.cell("infinity_emb-numpy1")]
+    fell, lifted, plain = resolve_all(cells, work=tmp_path, results_dir=tmp_path / "r",
+                                      log=lambda _: None)
+    resolve = fell.rungs[0]
+    assert resolve.status == "pass" and resolve.error.type == "Fallback"
+    assert resolve.reason.startswith("resolved only by falling back from infinity-emb ")
+    fallback = resolve.detail["fallbacks"][0]
+    assert fallback["package"] == "infinity-emb"
+    assert "numpy" in fallback["why"] and "Because" in fallback["why"]
+    assert [r.status for r in fell.rungs[1:]] == ["not_run"] * 5
+    assert fell.rungs[1].reason == "resolve-only run"
+    # the override lifts infinity-emb's numpy<2: the newest release resolves with numpy 2
+    assert lifted.versions["infinity-emb"] == fallback["newest"]
+    assert lifted.versions["numpy"].startswith("2.") and lifted.rungs[0].error is None
+    assert plain.rungs[0].error is None and plain.versions["numpy"].startswith("1.")
+
+
+def test_exclude_newer_and_rerun_from_the_lock(tmp_path) -> None:
+    # No torch pin: the local CPU torch 2.13 wheel postdates the cutoff (a real conflict,
+    # reported as such in a full run); this checks the date reaches the resolver.
+    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data["engines"]["transformers"]["requires"] = ["transformers"]
+    data["devices"]["cpu"]["pins"], data["harness"]["requires"] = [], []
+    cell = parse(data).cell("transformers-numpy2")
+    old = resolve_all([cell], work=tmp_path / "a", results_dir=tmp_path / "a",
+                      options=Options(exclude_newer="2025-01-15"), log=lambda _: None)[0]
+    assert old.first_failure is None
+    assert old.versions["transformers"].startswith("4.")  # transformers 5 came out later
+    assert old.cell["exclude_newer"] == "2025-01-15"
+    saved = tmp_path / "a" / f"{cell.id}.json"
+    again = resolve_all([cell], work=tmp_path / "b", results_dir=tmp_path / "b",
+                        options=Options(from_lock=saved), log=lambda _: None)[0]
+    assert again.versions == old.versions
+    assert again.rungs[0].detail["from_lock"] == str(saved)

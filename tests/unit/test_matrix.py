@@ -26,10 +26,10 @@ def variant(**changes) -> dict:
     return data
 
 
-def test_default_matrix_has_four_readable_cells() -> None:
-    ids = [cell.id for cell in load().cells]
-    assert ids == ["transformers-numpy1", "transformers-numpy2",
-                   "sentence_transformers-numpy1", "sentence_transformers-numpy2"]
+def test_default_selection_has_readable_cells() -> None:
+    ids = [cell.id for cell in load().selected("default")]
+    assert ids[:4] == ["transformers-numpy1", "transformers-numpy2",
+                       "sentence_transformers-numpy1", "sentence_transformers-numpy2"]
 
 
 def test_cell_requirements_hold_engine_axis_device_and_harness() -> None:
@@ -41,7 +41,7 @@ def test_cell_requirements_hold_engine_axis_device_and_harness() -> None:
 
 
 def test_unknown_engine_names_it_and_suggests() -> None:
-    data = variant(**{"matrix.engines": ["transformer"]})
+    data = variant(**{"selections.default.engines": ["transformer"]})
     with pytest.raises(MatrixError, match=r"'transformer'.*Did you mean 'transformers'"):
         parse(data)
 
@@ -54,13 +54,14 @@ def test_engine_table_for_an_unregistered_engine() -> None:
 
 
 def test_unknown_axis_in_selection() -> None:
-    with pytest.raises(MatrixError, match=r"Unknown axis in \[matrix\].axes 'nympy'.*'numpy'"):
-        parse(variant(**{"matrix.axes": ["nympy"]}))
+    with pytest.raises(MatrixError,
+                       match=r"Unknown axis in \[selections.full\].axes 'nympy'.*'numpy'"):
+        parse(variant(**{"selections.full.axes": ["nympy"]}))
 
 
 def test_unknown_device() -> None:
     with pytest.raises(MatrixError, match=r"'tpu'.*Available: cpu, cuda"):
-        parse(variant(**{"matrix.devices": ["tpu"]}))
+        parse(variant(**{"selections.default.devices": ["tpu"]}))
 
 
 def test_unknown_engine_key_lists_valid_keys() -> None:
@@ -88,5 +89,6 @@ def test_bad_toml_is_a_matrix_error(tmp_path) -> None:
 def test_cell_ids_are_unique_for_any_axis_values(labels: list[str]) -> None:
     data = variant(**{"axes.numpy.values": {label: f"numpy=={i}" for i, label in
                                             enumerate(labels)}})
-    cells = parse(data).cells
-    assert len({c.id for c in cells}) == len(cells) == 2 * len(labels)
+    data["cells"], data["known"] = [], []
+    cells = parse(data).selected("default")
+    assert len({c.id for c in cells}) == len(cells) == 4 * len(labels)

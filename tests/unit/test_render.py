@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from bench.stats import summarize
@@ -75,8 +76,8 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
     assert "Legend: ✅ pass" in compat and "Machine: Test CPU, 2 cores" in compat
     refs = re.findall(r"❌ import \[\^(\d+)\]", compat)
     assert len(refs) == 2 and refs[0] == refs[1]  # one footnote shared by both cells
-    assert (f"[^{refs[0]}]: **import** `ModuleNotFoundError: optimum.bt` — cells: "
-            "emb_a-numpy1, emb_b-numpy1") in compat
+    assert (f"[^{refs[0]}]: **import** `ModuleNotFoundError: optimum.bt` — No module named "
+            "'optimum.bt' — cells: emb_a-numpy1, emb_b-numpy1") in compat
     assert re.search(r"❌ install \[\^\d+\]", compat)
     assert "no result" not in compat  # columns are per engine family
     assert "➖ install: needs CUDA" in compat
@@ -88,3 +89,49 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
     assert "Workload: fixture all-minilm-l6-v2 (batch 32)." in tput
     assert [("⚠️ noisy" in row) for row in rows] == [False, True]  # emb_a steady, emb_b noisy
     assert "Cells without figures (see COMPATIBILITY.md): " in tput
+
+
+def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
+    from compat.matrix import load as load_matrix
+
+    matrix = load_matrix()
+    known_sig = ("ResolutionError: all versions of embed depend on numpy>=1.20.0,<2; "
+                 "you require embed and numpy>=2")
+    fallback = Rung("resolve", "pass", 1.0, reason="resolved only by falling back from "
+                    "infinity-emb 0.0.78 to 0.0.45",
+                    error=ErrorInfo("Fallback", "fell back", "Fallback: infinity-emb 0.0.78 → "
+                                    "0.0.45", "infinity-emb: Because infinity-emb>=0.0.46 "
+                                    "depends on numpy<2 and you require numpy>=2"))
+    lifted = cell("infinity_emb", "numpy2-lift-numpy", "embedding", passing())
+    lifted.cell["overrides"] = ["numpy>=2"]
+    lifted.cell["why"] = "Lifts the pin"
+    removed = cell("embed", "numpy1-no-torchvision", "embedding", passing())
+    removed.cell["overrides"] = ["torchvision; sys_platform == 'never'"]
+    now_passing = cell("embed", "numpy1", "embedding", passing())  # declared known at import
+    results = [
+        cell("embed", "numpy2", "embedding",
+             failing_at("resolve", ErrorInfo("ResolutionError", "No solution", known_sig, "..."))),
+        cell("infinity_emb", "numpy2", "embedding", [fallback, *passing()[1:]]),
+        cell("sentence_transformers", "numpy1", "embedding",
+             failing_at("load", ErrorInfo.from_message("OSError", "disk full"))),
+        lifted, removed, now_passing,
+    ]
+    for r in results:
+        write_atomic(tmp_path / "results" / f"{r.cell['id']}.json", r.to_json())
+    bisect = {"cell": "infinity_emb-numpy2", "package": "infinity-emb", "newest_working": "0.0.45",
+              "first_failing": "0.0.46", "failing_rung": "resolve", "signature": "ResolutionError: x",
+              "probes": [1, 2, 3], "max_probes": 9, "releases_considered": 34, "note": ""}
+    write_atomic(tmp_path / "results" / "bisect" / "b.json", json.dumps(bisect))
+    render([tmp_path / "results"], tmp_path / "out", matrix=matrix)
+    text = (tmp_path / "out" / "COMPATIBILITY.md").read_text()
+
+    assert re.search(r"⛔ resolve \[\^\d+\]", text)
+    assert "known: every embed release pins an infinity-emb" in text
+    assert re.search(r"⚠️ fell back \[\^\d+\]", text)
+    assert "`Fallback: infinity-emb 0.0.78 → 0.0.45` — infinity-emb: Because" in text
+    assert "**1 failure(s) not declared" in text
+    assert "- `sentence_transformers-numpy1` fails at **load**: `OSError: disk full`" in text
+    assert "- `embed-numpy1` now passes **import**, declared known incompatible" in text
+    assert "⚠️ the numpy pin looks unnecessary: every rung passes" in text
+    assert "⚠️ passes without torchvision" in text
+    assert "## Bisections" in text and "| 0.0.45 " in text and "3 / 9 over 34 releases" in text

@@ -1,0 +1,42 @@
+"""compat/bisect.py: the search finds the boundary within ceil(log2 N) + 2 probes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compat.bisect import bisect, search
+from compat.errors import MatrixError
+from compat.matrix import load
+
+
+@given(n=st.integers(2, 300), data=st.data())
+def test_search_finds_the_boundary_within_budget(n: int, data) -> None:
+    releases = [f"1.{i}" for i in range(n)]
+    boundary = data.draw(st.integers(1, n - 1))  # releases[:boundary] work
+    probes = []
+
+    def works(version: str) -> bool:
+        probes.append(version)
+        return releases.index(version) < boundary
+
+    answer = search(releases, works)
+    assert answer["newest_working"] == releases[boundary - 1]
+    assert answer["first_failing"] == releases[boundary]
+    assert len(probes) <= math.ceil(math.log2(n)) + 2
+
+
+def test_search_when_the_newest_works_or_the_start_fails() -> None:
+    assert search(["1", "2", "3"], lambda v: True)["newest_working"] == "3"
+    answer = search(["1", "2", "3"], lambda v: False)
+    assert answer["newest_working"] is None and "give --good" in answer["note"]
+
+
+def test_bisect_over_a_package_the_cell_does_not_hold(tmp_path) -> None:
+    cell = load().cell("sentence_transformers-numpy2")
+    with pytest.raises(MatrixError, match=r"Unknown package in cell 'sentence_transformers-numpy2' "
+                                          r"'infinity-emb'.*Available: .*sentence-transformers"):
+        bisect(cell, "infinity-emb", venv=tmp_path / "venv", results_dir=tmp_path)

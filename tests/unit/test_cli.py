@@ -1,0 +1,40 @@
+"""compat/cli.py: options shared by the sessions, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from compat.cli import UsageError, bisect_args, cell_options, resolve_args
+
+
+def test_exclude_newer_accepts_dates_and_times() -> None:
+    assert cell_options(["--exclude-newer", "2025-06-01"]).exclude_newer == "2025-06-01"
+    stamp = "2025-06-01T12:00:00Z"
+    assert cell_options(["--exclude-newer", stamp]).exclude_newer == stamp
+
+
+@pytest.mark.parametrize("bad", ["2025-13-01", "yesterday", "2025/06/01"])
+def test_exclude_newer_refuses_non_dates(bad: str) -> None:
+    with pytest.raises(UsageError, match=rf"{bad!r} is not a date; use YYYY-MM-DD"):
+        resolve_args(["--exclude-newer", bad])
+
+
+def test_from_lock_must_exist(tmp_path) -> None:
+    with pytest.raises(UsageError, match="is not a file"):
+        cell_options(["--from-lock", str(tmp_path / "missing.json")])
+
+
+def test_unknown_posargs_meant_for_other_sessions_are_ignored_by_cells() -> None:
+    assert cell_options(["results", "--out", "x"]).exclude_newer is None
+
+
+def test_bisect_needs_package_and_cell() -> None:
+    with pytest.raises(UsageError, match="the following arguments are required: cell"):
+        bisect_args(["infinity-emb"])
+    args = bisect_args(["infinity-emb", "infinity_emb-numpy2", "--good", "0.0.45"])
+    assert (args.package, args.cell, args.good) == ("infinity-emb", "infinity_emb-numpy2", "0.0.45")
+
+
+def test_workers_must_be_positive() -> None:
+    with pytest.raises(UsageError, match="must be > 0"):
+        resolve_args(["--workers", "0"])
