@@ -151,7 +151,7 @@ class Cell:
 
     @property
     def env_label(self) -> str:
-        """The environment part of the id ("numpy2", "numpy1-optimum1.23-no-torchvision")."""
+        """The environment part of the id ("numpy2", "numpy1-optimum1.23-pyarrowlt20-no-torchvision")."""
         parts = [f"{name}{value}" for name, value in self.axes]
         parts += [slug(p) for p in self.pins] + [override_slug(o) for o in self.overrides]
         if self.device != "cpu":

@@ -1,0 +1,103 @@
+"""vLLM's offline `LLM` API as a Generator. Needs CUDA: on a CPU machine its cells
+resolve, and the rungs from install upwards show "not run: needs CUDA".
+
+Offline `LLM` has no token streaming, so `stream` is declared unsupported and
+raises; the conformance suite skips the streaming property with that reason.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from vllm import LLM
+from vllm import SamplingParams as VllmSamplingParams
+
+from engines.base import (
+    Capabilities,
+    ChatMessage,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    UnsupportedCapabilityError,
+    check_prompts,
+)
+
+
+class VllmGenerator(Generator):
+    """LLM(model=<folder>).generate / .chat, eager mode, a small memory share."""
+
+    id = "vllm"
+    capabilities = Capabilities(
+        streaming=False,
+        chat=True,
+        seeded_sampling=True,
+        stop_strings=True,
+        stop_string_kept=False,  # include_stop_str_in_output defaults to False
+        logprobs=True,
+        batching=True,
+        devices=("cuda",),
+    )
+
+    def __init__(self) -> None:
+        self._llm: LLM | None = None
+
+    def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
+        if device not in self.capabilities.devices:
+            msg = f"device {device!r} is not one of {self.capabilities.devices}"
+            raise InvalidParameterError(msg)
+        self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
+                        enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=512,
+                        seed=0)
+
+    def _loaded(self) -> LLM:
+        if self._llm is None:
+            raise RuntimeError("vllm: call load() before using the engine")
+        return self._llm
+
+    def close(self) -> None:
+        self._llm = None
+        gc.collect()
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._loaded().get_tokenizer().encode(text))
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._loaded().get_tokenizer().eos_token_id if self._llm is not None else None
+
+    @staticmethod
+    def _params(params: SamplingParams) -> VllmSamplingParams:
+        return VllmSamplingParams(
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k or -1,
+            seed=params.seed,
+            stop=list(params.stop) or None,
+            ignore_eos=params.ignore_eos,
+        )
+
+    @staticmethod
+    def _completion(output) -> Completion:
+        out = output.outputs[0]
+        if out.finish_reason == "length":
+            reason = "length"
+        else:  # vLLM says "stop" for both; stop_reason is the matched string, None for EOS
+            reason = "stop" if isinstance(out.stop_reason, str) else "eos"
+        return Completion(out.text, tuple(out.token_ids), tuple(output.prompt_token_ids), reason)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        check_prompts(prompts)
+        outputs = self._loaded().generate(list(prompts), self._params(params), use_tqdm=False)
+        return [self._completion(o) for o in outputs]
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        raise UnsupportedCapabilityError(self.id, "streaming")
+
+    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        outputs = self._loaded().chat(turns, self._params(params), use_tqdm=False)
+        return self._completion(outputs[0])
