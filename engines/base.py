@@ -137,11 +137,26 @@ def check_prompts(prompts: Sequence[str]) -> None:
             raise InvalidParameterError(msg)
 
 
+def as_rows(vectors: Sequence[np.ndarray], *, normalize: bool) -> np.ndarray:
+    """Stack per-text vectors into float32 (n, dim); unit L2 rows if `normalize`."""
+    array = np.asarray(np.stack(vectors), dtype=np.float32)
+    if normalize:
+        array /= np.linalg.norm(array, axis=1, keepdims=True)
+    return array
+
+
 class Engine(abc.ABC):
     """What both contracts share: an id, capabilities, load and close."""
 
     id: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    def check_device(cls, device: str) -> None:
+        """Refuse a device the adapter does not declare, naming the valid ones."""
+        if device not in cls.capabilities.devices:
+            msg = f"{cls.id}: device {device!r} is not one of {cls.capabilities.devices}"
+            raise InvalidParameterError(msg)
 
     @abc.abstractmethod
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:

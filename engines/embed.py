@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from embed import BatchedInference
 
-from engines.base import Capabilities, Embedder, InvalidParameterError, check_prompts
+from engines.base import Capabilities, Embedder, as_rows, check_prompts
 
 
 class EmbedEmbedder(Embedder):
@@ -23,9 +23,7 @@ class EmbedEmbedder(Embedder):
         self._dimension = 0
 
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        if device not in self.capabilities.devices:
-            msg = f"device {device!r} is not one of {self.capabilities.devices}"
-            raise InvalidParameterError(msg)
+        self.check_device(device)
         self._model_id = str(model_dir)
         self._register = BatchedInference(model_id=self._model_id, engine="torch", device=device,
                                           dtype=dtype)
@@ -37,10 +35,7 @@ class EmbedEmbedder(Embedder):
             raise RuntimeError("embed: call load() before using the engine")
         future = self._register.embed(sentences=list(texts), model_id=self._model_id)
         vectors, _usage = future.result()
-        array = np.asarray(np.stack(vectors), dtype=np.float32)
-        if normalize:
-            array /= np.linalg.norm(array, axis=1, keepdims=True)
-        return array
+        return as_rows(vectors, normalize=normalize)
 
     @property
     def dimension(self) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from infinity_emb import AsyncEmbeddingEngine, EngineArgs
 
-from engines.base import Capabilities, Embedder, InvalidParameterError, check_prompts
+from engines.base import Capabilities, Embedder, as_rows, check_prompts
 
 
 class InfinityEmbedder(Embedder):
@@ -30,9 +30,7 @@ class InfinityEmbedder(Embedder):
         self._dimension = 0
 
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        if device not in self.capabilities.devices:
-            msg = f"device {device!r} is not one of {self.capabilities.devices}"
-            raise InvalidParameterError(msg)
+        self.check_device(device)
         args = EngineArgs(model_name_or_path=str(model_dir), engine="torch", device=device,
                           dtype=dtype, model_warmup=False)
         self._loop = asyncio.new_event_loop()
@@ -45,10 +43,7 @@ class InfinityEmbedder(Embedder):
         if self._engine is None or self._loop is None:
             raise RuntimeError("infinity_emb: call load() before using the engine")
         vectors, _usage = self._loop.run_until_complete(self._engine.embed(sentences=list(texts)))
-        array = np.asarray(np.stack(vectors), dtype=np.float32)
-        if normalize:
-            array /= np.linalg.norm(array, axis=1, keepdims=True)
-        return array
+        return as_rows(vectors, normalize=normalize)
 
     @property
     def dimension(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Embedder, InvalidParameterError, check_prompts
+from engines.base import Capabilities, Embedder, check_prompts
 
 
 class SentenceTransformersEmbedder(Embedder):
@@ -22,9 +22,7 @@ class SentenceTransformersEmbedder(Embedder):
         self._model: SentenceTransformer | None = None
 
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        if device not in self.capabilities.devices:
-            msg = f"device {device!r} is not one of {self.capabilities.devices}"
-            raise InvalidParameterError(msg)
+        self.check_device(device)
         self._model = SentenceTransformer(
             str(model_dir), device=device, local_files_only=True, model_kwargs={"dtype": dtype}
         )

@@ -41,9 +41,7 @@ class TransformersGenerator(Generator):
         self._device = "cpu"
 
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        if device not in self.capabilities.devices:
-            msg = f"device {device!r} is not one of {self.capabilities.devices}"
-            raise InvalidParameterError(msg)
+        self.check_device(device)
         self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         self._tok.padding_side = "left"
         model, info = AutoModelForCausalLM.from_pretrained(

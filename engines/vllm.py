@@ -19,7 +19,6 @@ from engines.base import (
     ChatMessage,
     Completion,
     Generator,
-    InvalidParameterError,
     SamplingParams,
     UnsupportedCapabilityError,
     check_prompts,
@@ -45,9 +44,7 @@ class VllmGenerator(Generator):
         self._llm: LLM | None = None
 
     def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
-        if device not in self.capabilities.devices:
-            msg = f"device {device!r} is not one of {self.capabilities.devices}"
-            raise InvalidParameterError(msg)
+        self.check_device(device)
         self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
                         enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=512,
                         seed=0)
