@@ -503,11 +503,11 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
         if blocked:
             result.rungs.append(Rung(name, "not_reached", reason=f"{blocked} failed"))
             continue
-        if index > last:
-            result.rungs.append(Rung(name, "not_run", reason=f"{options.last_rung}-only run"))
-            continue
         if name != "resolve" and cell.device == "cuda" and not cuda_available():
             result.rungs.append(Rung(name, "not_run", reason="needs CUDA"))
+            continue
+        if index > last:
+            result.rungs.append(Rung(name, "not_run", reason=f"{options.last_rung}-only run"))
             continue
         started = time.perf_counter()
         try:

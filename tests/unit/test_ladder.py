@@ -197,3 +197,12 @@ def test_exclude_newer_and_rerun_from_the_lock(tmp_path) -> None:
                         options=Options(from_lock=saved), log=lambda _: None)[0]
     assert again.versions == old.versions
     assert again.rungs[0].detail["from_lock"] == str(saved)
+
+
+def test_cuda_cells_resolve_and_say_needs_cuda_on_a_cpu_machine(tmp_path) -> None:
+    if ladder.cuda_available():
+        pytest.skip("this machine has CUDA")
+    cell = load().cell("vllm-numpy2-transformers4-cuda")
+    result = resolve_all([cell], work=tmp_path, results_dir=tmp_path, log=lambda _: None)[0]
+    assert result.rungs[0].status == "pass" and "vllm" in result.versions
+    assert [(r.status, r.reason) for r in result.rungs[1:]] == [("not_run", "needs CUDA")] * 5
