@@ -50,10 +50,30 @@ class Capabilities:
     """Whether a matched stop string stays at the end of the returned text."""
     logprobs: bool = False
     """Per-token log-probabilities can be returned."""
+    logits: bool = False
+    """next_token_logits() gives the low-level forward pass's last-position logits."""
+    token_input: bool = False
+    """generate_from_ids() takes prompts as token ids (continuation)."""
+    min_new_tokens: bool = False
+    """SamplingParams.min_new_tokens is honoured."""
+    stop_token_ids: bool = False
+    """SamplingParams.stop_token_ids ends a row at any of those ids."""
     batching: bool = True
     """generate()/embed() take several inputs in one call."""
     devices: tuple[str, ...] = ("cpu",)
     """Devices the adapter can load on."""
+    whitespace_insensitive: bool = True
+    """Embedding: leading/trailing/repeated whitespace does not change the vector."""
+    empty_string: Literal["embed", "error"] = "embed"
+    """Embedding: "" embeds like any text, or raises InvalidParameterError."""
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A known, explained departure from a conformance property, declared beside the adapter."""
+
+    reason: str
+    link: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,10 @@ class SamplingParams:
     """Stop strings; generation ends when the text contains one."""
     ignore_eos: bool = False
     """Keep generating past EOS, so exactly max_new_tokens come back."""
+    min_new_tokens: int = 0
+    """No EOS or stop token before this many tokens."""
+    stop_token_ids: tuple[int, ...] = ()
+    """Token ids that end a row like EOS (an int is read as one id)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
@@ -86,8 +110,15 @@ class SamplingParams:
             raise InvalidParameterError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise InvalidParameterError(f"top_k must be an int >= 0, got {self.top_k!r}")
+        if not isinstance(self.min_new_tokens, int) or not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            msg = (f"min_new_tokens must be an int in [0, max_new_tokens={self.max_new_tokens}], "
+                   f"got {self.min_new_tokens!r}")
+            raise InvalidParameterError(msg)
         if isinstance(self.stop, str):  # a bare string would be read as characters
             object.__setattr__(self, "stop", (self.stop,))
+        if isinstance(self.stop_token_ids, int):  # the "int form" of an EOS id
+            object.__setattr__(self, "stop_token_ids", (self.stop_token_ids,))
+        object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> SamplingParams:
@@ -150,6 +181,8 @@ class Engine(abc.ABC):
 
     id: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    deviations: ClassVar[dict[str, Deviation]] = {}
+    """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
 
     @classmethod
     def check_device(cls, device: str) -> None:
@@ -199,9 +232,21 @@ class Generator(Engine):
         """The model's end-of-sequence id, if it has one."""
         return None
 
+    def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
+        """Low-level forward pass: float32 (len(prompts), vocab) logits at each prompt's last token."""
+        raise UnsupportedCapabilityError(self.id, "logits")
+
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
+                          params: SamplingParams) -> list[Completion]:
+        """generate() with prompts given as token ids (fed as they are, no BOS added)."""
+        raise UnsupportedCapabilityError(self.id, "token_input")
+
 
 class Embedder(Engine):
     """A sentence embedding engine."""
+
+    parity_tolerance: ClassVar[float] = 1e-5
+    """Cosine with the reference (sentence-transformers, torch) must be >= 1 - this."""
 
     @abc.abstractmethod
     def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:

@@ -23,6 +23,7 @@ class InfinityEmbedder(Embedder):
 
     id = "infinity_emb"
     capabilities = Capabilities(batching=True, devices=("cpu", "cuda"))
+    parity_tolerance = 1e-4  # BetterTransformer's fused kernels reorder float sums
 
     def __init__(self) -> None:
         self._engine: AsyncEmbeddingEngine | None = None

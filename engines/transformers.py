@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
@@ -31,6 +32,10 @@ class TransformersGenerator(Generator):
         seeded_sampling=True,
         stop_strings=True,
         stop_string_kept=True,  # generate() stops after the token that completes the string
+        logits=True,
+        token_input=True,
+        min_new_tokens=True,
+        stop_token_ids=True,
         batching=True,
         devices=("cpu", "cuda"),
     )
@@ -79,8 +84,12 @@ class TransformersGenerator(Generator):
         else:
             kw |= {"do_sample": True, "temperature": params.temperature,
                    "top_p": params.top_p, "top_k": params.top_k}
-        if params.ignore_eos:  # EOS is masked until max_new_tokens are out
+        stops = self._stop_ids(params)
+        kw["eos_token_id"] = stops or None
+        if params.ignore_eos and not params.stop_token_ids:  # EOS masked until the end
             kw["min_new_tokens"] = params.max_new_tokens
+        elif params.min_new_tokens:
+            kw["min_new_tokens"] = params.min_new_tokens
         if params.stop:
             kw |= {"stop_strings": list(params.stop), "tokenizer": tok}
         return kw
@@ -100,17 +109,25 @@ class TransformersGenerator(Generator):
             "attention_mask": torch.tensor(mask, device=self._device),
         }
 
+    def _stop_ids(self, params: SamplingParams) -> list[int]:
+        """Ids that end a row: the model's EOS (unless ignored) and the caller's stop ids."""
+        _, tok = self._loaded()
+        eos = [] if params.ignore_eos or tok.eos_token_id is None else [tok.eos_token_id]
+        return [*eos, *params.stop_token_ids]
+
     def _finish(self, generated: list[int], params: SamplingParams) -> tuple[list[int], str]:
         """Cut one row where generation really ended (rows are padded after they finish)."""
         _, tok = self._loaded()
-        if not params.ignore_eos and tok.eos_token_id in generated:
-            return generated[: generated.index(tok.eos_token_id)], "eos"
+        stops = set(self._stop_ids(params))
+        end = next((i for i, t in enumerate(generated) if t in stops), None)
+        if end is not None:
+            generated = generated[:end]
         if params.stop:
-            for end in range(1, len(generated) + 1):
-                text = tok.decode(generated[:end], skip_special_tokens=True)
+            for cut in range(1, len(generated) + 1):
+                text = tok.decode(generated[:cut], skip_special_tokens=True)
                 if any(s in text for s in params.stop):
-                    return generated[:end], "stop"
-        return generated, "length"
+                    return generated[:cut], "stop"
+        return generated, "eos" if end is not None else "length"
 
     def _generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
                       streamer=None) -> list[Completion]:
@@ -131,6 +148,22 @@ class TransformersGenerator(Generator):
             text = tok.decode(generated, skip_special_tokens=True)
             completions.append(Completion(text, tuple(generated), tuple(ids), reason))
         return completions
+
+    def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
+        """One forward pass over the left-padded batch; position ids count real tokens only."""
+        check_prompts(prompts)
+        model, _ = self._loaded()
+        batch = self._batch([self.tokenize(p) for p in prompts])
+        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            out = model(**batch, position_ids=positions)
+        return out.logits[:, -1, :].float().cpu().numpy().copy()
+
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
+                          params: SamplingParams) -> list[Completion]:
+        if len(prompt_ids) == 0:
+            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
+        return self._generate_ids([list(ids) for ids in prompt_ids], params)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         check_prompts(prompts)

@@ -42,3 +42,23 @@ def check_embeddings_close(*, a: np.ndarray, b: np.ndarray, name_a: str, name_b:
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64), b.astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def check_logits_close(*, a: np.ndarray, b: np.ndarray, name_a: str, name_b: str,
+                       atol: float) -> None:
+    """Logits must agree within `atol` and pick the same argmax, row by row."""
+    assert a.shape == b.shape, f"shapes differ: {name_a}{a.shape} vs {name_b}{b.shape}"
+    for i, (row_a, row_b) in enumerate(zip(a, b)):
+        diff = float(np.max(np.abs(row_a.astype(np.float64) - row_b.astype(np.float64))))
+        if diff > atol or int(row_a.argmax()) != int(row_b.argmax()):
+            raise AssertionError(f"item {i}: max |{name_a} - {name_b}| = {diff:.3g} (atol {atol:g}), "
+                                 f"argmax {int(row_a.argmax())} vs {int(row_b.argmax())}")
+
+
+def check_similar(*, a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, tol: float) -> None:
+    """Cosine similarity of each row pair must be >= 1 - tol."""
+    assert a.shape == b.shape, f"shapes differ: {name_a}{a.shape} vs {name_b}{b.shape}"
+    for i, (row_a, row_b) in enumerate(zip(a, b)):
+        sim = cosine(row_a, row_b)
+        if sim < 1 - tol:
+            raise AssertionError(f"item {i}: cosine({name_a}, {name_b}) = {sim:.6f} < 1 - {tol:g}")

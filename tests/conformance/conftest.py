@@ -1,38 +1,69 @@
-"""Conformance suite plumbing: which engine, which fixtures, and a JSON of properties.
+"""Conformance suite plumbing: which engine, which fixtures, hypothesis settings, and a JSON
+of property outcomes the ladder reads.
 
 Each test function is one named property (test_greedy_determinism ->
 "greedy_determinism"). It runs once per fixture of the engine; the property
-passes when every fixture passes. The ladder reads --conformance-json.
+passes when every fixture passes. A failure of a property the engine declares
+as a known deviation (Engine.deviations) is recorded as "deviation", not "fail".
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from engines import load_engine_class
 from fixtures.catalog import locate
+
+HYPOTHESIS_PROFILE = "infermatrix"
+RANK = {"skip": 0, "pass": 1, "deviation": 2, "fail": 3}  # a property takes its worst case
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("infermatrix", "infermatrix conformance")
     group.addoption("--engine", help="engine id from engines/__init__.py")
+    group.addoption("--engine-class", help="module:Class to test instead of a registered engine "
+                    "(the suite's own regression tests use deliberately broken engines)")
     group.addoption("--device", default="cpu", help="device to load on (default: cpu)")
-    group.addoption("--models", default="", help="comma-separated fixture names to load the engine on")
+    group.addoption("--models", default="", help="comma-separated fixture names to load on")
+    group.addoption("--property", action="append", default=[],
+                    help="run only this property (repeatable)")
+    group.addoption("--hypothesis-budget", type=int, default=10,
+                    help="examples per generated-input property (default 10, > 0)")
     group.addoption("--conformance-json", type=Path, help="write property outcomes here")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    budget = config.getoption("--hypothesis-budget")
+    if budget <= 0:
+        raise pytest.UsageError(f"--hypothesis-budget must be > 0, got {budget}")
+    # derandomize: a fixed seed per test, so a run's examples are the same every time
+    settings.register_profile(HYPOTHESIS_PROFILE, max_examples=budget, derandomize=True,
+                              deadline=None, database=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.filter_too_much,
+                                                     HealthCheck.function_scoped_fixture])
+    settings.load_profile(HYPOTHESIS_PROFILE)
     config.pluginmanager.register(PropertyRecorder(config), "infermatrix-properties")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--engine"):
-        skip = pytest.mark.skip(reason="the conformance suite runs inside a cell: nox -s 'cell(...)'")
+    if not (config.getoption("--engine") or config.getoption("--engine-class")):
+        skip = pytest.mark.skip(reason="runs inside a cell: nox -s 'cell(...)'")
         for item in items:
             item.add_marker(skip)
+        return
+    wanted = config.getoption("--property")
+    if wanted:
+        names = {item.originalname.removeprefix("test_") for item in items}
+        for name in wanted:
+            if name not in names:
+                raise pytest.UsageError(f"Unknown property {name!r}. Valid: {', '.join(sorted(names))}")
+        items[:] = [i for i in items if i.originalname.removeprefix("test_") in wanted]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,9 +72,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("fixture_name", names or ["(none)"], scope="session")
 
 
+def engine_class(config: pytest.Config) -> type:
+    spec = config.getoption("--engine-class")
+    if spec:
+        module, _, name = spec.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return load_engine_class(config.getoption("--engine"))
+
+
 @pytest.fixture(scope="session")
 def engine_id(request: pytest.FixtureRequest) -> str:
-    return request.config.getoption("--engine")
+    return engine_class(request.config).id
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--device")
 
 
 @pytest.fixture(scope="session")
@@ -52,21 +96,42 @@ def model_dir(fixture_name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(engine_id: str, model_dir: Path, request: pytest.FixtureRequest):
+def engine(request: pytest.FixtureRequest, model_dir: Path, device: str):
     """The engine under test, loaded once per fixture, closed at the end."""
-    adapter = load_engine_class(engine_id)()
-    adapter.load(model_dir, device=request.config.getoption("--device"))
+    adapter = engine_class(request.config)()
+    adapter.load(model_dir, device=device)
     yield adapter
     adapter.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_engine(request: pytest.FixtureRequest, model_dir: Path, device: str):
+    """A second instance's first answers, computed once: what any later call must match."""
+    from tests.conformance.test_embedding import TEXTS
+    from tests.conformance.test_generation import GREEDY, PROMPTS
+
+    cache: dict[str, object] = {}
+
+    def answer(call: str):
+        if call not in cache:
+            adapter = engine_class(request.config)()
+            adapter.load(model_dir, device=device)
+            if call == "generate":
+                cache[call] = [c.token_ids for c in adapter.generate(PROMPTS, GREEDY)]
+            elif call == "logits":
+                cache[call] = adapter.next_token_logits(PROMPTS)
+            else:
+                cache[call] = adapter.embed(TEXTS)
+            adapter.close()
+        return cache[call]
+
+    return answer
 
 
 def requires(engine, capability: str) -> None:
     """Skip the calling property when the engine declares `capability` unsupported."""
     if not getattr(engine.capabilities, capability):
         pytest.skip(f"{engine.id} declares no {capability} support")
-
-
-RANK = {"skip": 0, "pass": 1, "fail": 2}  # a property takes its worst case
 
 
 class PropertyRecorder:
@@ -81,7 +146,13 @@ class PropertyRecorder:
         if report.skipped and isinstance(report.longrepr, tuple):
             return str(report.longrepr[2]).removeprefix("Skipped: ")
         crash = getattr(report.longrepr, "reprcrash", None)
-        return crash.message if crash is not None else str(report.longrepr or "")
+        message = crash.message if crash is not None else str(report.longrepr or "")
+        # hypothesis prints the shrunk example; keep it so anyone can replay the failure
+        example = [ln.strip() for ln in report.longreprtext.splitlines()
+                   if ln.strip().startswith(("Falsifying example", "prompt=", "text=", "texts=",
+                                             "fillers=", "position=", "order=", "sizes=",
+                                             "lengths=", "batches=", "longer="))]
+        return message + (" | " + " ".join(example) if example else "")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.failed or report.skipped):
@@ -91,6 +162,10 @@ class PropertyRecorder:
         status = "fail" if report.failed else "skip" if report.skipped else "pass"
         entry = self.properties.setdefault(name, {"status": "skip", "message": "", "cases": {}})
         entry["cases"][case] = status
+        deviation = engine_class(self.config).deviations.get(name)
+        if status == "fail" and deviation is not None:
+            status = "deviation"
+            entry["deviation"] = {"reason": deviation.reason, "link": deviation.link}
         if RANK[status] > RANK[entry["status"]] or (
             status == entry["status"] != "pass" and not entry["message"]
         ):
@@ -100,5 +175,7 @@ class PropertyRecorder:
     def pytest_sessionfinish(self) -> None:
         out = self.config.getoption("--conformance-json")
         if out:
-            data = {"engine": self.config.getoption("--engine"), "properties": self.properties}
+            data = {"engine": engine_class(self.config).id, "properties": self.properties,
+                    "hypothesis": {"max_examples": self.config.getoption("--hypothesis-budget"),
+                                   "derandomize": True}}
             Path(out).write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")

@@ -44,3 +44,15 @@ def chat_prompt_ids(model_dir: Path, messages: list[dict[str, str]]) -> list[int
     )
     tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     return tok.encode(text, add_special_tokens=False).ids
+
+
+def encode(model_dir: Path, text: str) -> list[int]:
+    """Token ids of `text` with the tokenizer's own special tokens (BOS where it adds one)."""
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    return tok.encode(text).ids
+
+
+def decode(model_dir: Path, ids) -> str:
+    """Text of token ids, special tokens skipped (as engines return generated text)."""
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    return tok.decode(list(ids), skip_special_tokens=True)

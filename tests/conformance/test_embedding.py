@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.conformance.compare import check_embeddings_close, cosine
+from engines.base import InvalidParameterError
+from tests.conformance.compare import check_embeddings_close, check_similar, cosine
 
 TEXTS = (
     "A man is eating food.",
@@ -18,6 +23,8 @@ TEXTS = (
 KNOWN_PAIR = ("A man is eating food.", "A man is eating a piece of bread.")
 KNOWN_COSINE = 0.7553
 KNOWN_TOL = 0.001
+SENTENCE = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")),
+                   min_size=1, max_size=80)
 
 
 def test_shape_and_dimension(engine) -> None:
@@ -25,22 +32,62 @@ def test_shape_and_dimension(engine) -> None:
     vectors = engine.embed(TEXTS)
     assert vectors.dtype == np.float32, f"dtype {vectors.dtype}, expected float32"
     assert vectors.shape == (len(TEXTS), engine.dimension), (
-        f"shape {vectors.shape}, expected ({len(TEXTS)}, {engine.dimension})"
-    )
+        f"shape {vectors.shape}, expected ({len(TEXTS)}, {engine.dimension})")
 
 
-def test_unit_norm(engine) -> None:
-    """normalize=True gives rows of unit L2 norm; normalize=False keeps the raw norm."""
-    norms = np.linalg.norm(engine.embed(TEXTS, normalize=True).astype(np.float64), axis=1)
+def test_reference_parity(engine, model_dir) -> None:
+    """Cosine with sentence-transformers (torch) >= 1 - the tolerance the adapter declares."""
+    st_module = pytest.importorskip("sentence_transformers",
+                                    reason="the reference (sentence-transformers) is not installed")
+    ref = st_module.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    expected = ref.encode(list(TEXTS), normalize_embeddings=True, convert_to_numpy=True)
+    check_similar(a=engine.embed(TEXTS), b=expected, name_a=engine.id,
+                  name_b="sentence-transformers", tol=engine.parity_tolerance)
+
+
+@given(texts=st.lists(SENTENCE, min_size=1, max_size=6))
+def test_unit_norm(engine, texts: list[str]) -> None:
+    """normalize=True gives rows of unit L2 norm."""
+    norms = np.linalg.norm(engine.embed(texts, normalize=True).astype(np.float64), axis=1)
     bad = [(i, round(float(n), 7)) for i, n in enumerate(norms) if abs(n - 1) > 1e-5]
     assert not bad, f"rows with |norm - 1| > 1e-5: {bad}"
 
 
-def test_batch_size_invariance(engine) -> None:
+@given(texts=st.lists(SENTENCE, min_size=2, max_size=6))
+def test_batch_size_invariance(engine, texts: list[str]) -> None:
     """Each text embedded alone equals its row in a batch (atol 1e-5)."""
-    batched = engine.embed(TEXTS)
-    alone = np.stack([engine.embed([t])[0] for t in TEXTS])
+    batched = engine.embed(texts)
+    alone = np.stack([engine.embed([t])[0] for t in texts])
     check_embeddings_close(a=alone, b=batched, name_a="alone", name_b="in batch", atol=1e-5)
+
+
+@given(order=st.permutations(range(len(TEXTS))))
+def test_order_invariance(engine, order: list[int]) -> None:
+    """Permuting the inputs permutes the rows, nothing else."""
+    base = engine.embed(TEXTS)
+    permuted = engine.embed([TEXTS[i] for i in order])
+    check_embeddings_close(a=base[list(order)], b=permuted, name_a="permuted reference",
+                           name_b="permuted batch", atol=1e-5)
+
+
+def test_truncation_contract(engine, model_dir) -> None:
+    """Over-long inputs embed as their truncation: same first max-length tokens, same vector."""
+    config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    words = " ".join(f"word{i} and" for i in range(config["max_seq_length"]))
+    a, b = engine.embed([words + " the ending one", words + " another tail entirely"])
+    check_embeddings_close(a=a[None], b=b[None], name_a="long + tail 1", name_b="long + tail 2",
+                           atol=1e-5)
+
+
+def test_whitespace_contract(engine) -> None:
+    """Extra whitespace changes nothing, or something, as the adapter declares."""
+    plain = engine.embed(["A man is eating food."])
+    spaced = engine.embed(["  A man   is eating\tfood.  "])
+    if engine.capabilities.whitespace_insensitive:
+        check_embeddings_close(a=spaced, b=plain, name_a="extra whitespace", name_b="plain",
+                               atol=1e-5)
+    else:
+        assert not np.allclose(spaced, plain, atol=1e-5), "declared whitespace-sensitive"
 
 
 def test_known_value(engine, fixture_name: str) -> None:
@@ -50,5 +97,26 @@ def test_known_value(engine, fixture_name: str) -> None:
     a, b = engine.embed(KNOWN_PAIR)
     value = cosine(a, b)
     assert abs(value - KNOWN_COSINE) <= KNOWN_TOL, (
-        f"cosine{KNOWN_PAIR} = {value:.4f}, published {KNOWN_COSINE} ± {KNOWN_TOL}"
-    )
+        f"cosine{KNOWN_PAIR} = {value:.4f}, published {KNOWN_COSINE} ± {KNOWN_TOL}")
+
+
+@given(batches=st.lists(st.lists(SENTENCE, min_size=1, max_size=5), min_size=1, max_size=3))
+def test_call_order_independence(engine, fresh_engine, batches: list[list[str]]) -> None:
+    """embed(TEXTS) after any prior calls equals a fresh instance's embed(TEXTS)."""
+    for batch in batches:
+        engine.embed(batch)
+    check_embeddings_close(a=engine.embed(TEXTS), b=fresh_engine("embed"),
+                           name_a="after prior calls", name_b="fresh instance", atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [[], "a bare string", ["ok", 3], [None]])
+def test_typed_errors(engine, bad) -> None:
+    """Bad input raises InvalidParameterError; the empty string behaves as declared."""
+    with pytest.raises(InvalidParameterError):
+        engine.embed(bad)
+    if engine.capabilities.empty_string == "error":
+        with pytest.raises(InvalidParameterError):
+            engine.embed([""])
+    else:
+        vector = engine.embed([""])
+        assert vector.shape == (1, engine.dimension) and np.isfinite(vector).all()

@@ -1,12 +1,21 @@
-"""Generation conformance: every Generator must satisfy these, on every fixture."""
+"""Generation conformance: every Generator must satisfy these, on every fixture.
+
+Each test is one named property (the name without "test_" is what the report
+shows). Inputs for the invariance properties are drawn by hypothesis with a
+fixed seed and a bounded number of examples (conftest: --hypothesis-budget).
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from engines.base import ChatMessage, SamplingParams
+from engines import load_engine_class
+from engines.base import ChatMessage, InvalidParameterError, SamplingParams
 from tests.conformance import reference
-from tests.conformance.compare import check_ids_equal
+from tests.conformance.compare import check_ids_equal, check_logits_close
 from tests.conformance.conftest import requires
 
 # Different lengths on purpose: inside one batch they need left padding.
@@ -17,10 +26,23 @@ PROMPTS = (
     "Numbers: 1 2 3 4 5 6",
 )
 GREEDY = SamplingParams(max_new_tokens=12)
+MAX_PROMPT_TOKENS = 200  # keeps prompt + generation well inside every fixture's context
+
+# unicode letters and marks, digits, punctuation, spaces, tabs and newlines
+TEXT = st.text(st.characters(codec="utf-8", categories=("L", "M", "N", "P", "Zs", "Cc"),
+                             exclude_characters="\x00\r"), min_size=1, max_size=40)
+LONG_TEXT = st.text(st.sampled_from("abcdefghij klmnopqrstuvwxyz.,"), min_size=150, max_size=300)
+PROMPT = st.one_of(TEXT, LONG_TEXT, st.sampled_from(PROMPTS))
 
 
 def ids(completions) -> list[tuple[int, ...]]:
     return [c.token_ids for c in completions]
+
+
+def fits(engine, *prompts: str) -> None:
+    """Skip drawn prompts the tiny fixtures cannot hold (or that encode to nothing)."""
+    for prompt in prompts:
+        assume(0 < len(engine.tokenize(prompt)) <= MAX_PROMPT_TOKENS)
 
 
 def test_greedy_determinism(engine) -> None:
@@ -30,32 +52,132 @@ def test_greedy_determinism(engine) -> None:
     check_ids_equal(a=ids(first), b=ids(second), name_a="first call", name_b="second call")
 
 
-def test_batch_invariance(engine) -> None:
-    """A prompt alone and inside a padded batch gives the same greedy ids."""
+@given(prompt=PROMPT, fillers=st.lists(st.sampled_from(PROMPTS), min_size=1, max_size=4),
+       position=st.integers(0, 4))
+def test_batch_invariance(engine, prompt: str, fillers: list[str], position: int) -> None:
+    """A prompt alone and at any position inside a padded batch gives the same greedy ids."""
     requires(engine, "batching")
-    batched = engine.generate(PROMPTS, GREEDY)
-    alone = [engine.generate([p], GREEDY)[0] for p in PROMPTS]
-    check_ids_equal(a=ids(alone), b=ids(batched), name_a="alone", name_b="in batch")
+    fits(engine, prompt)
+    batch = list(fillers)
+    at = min(position, len(batch))
+    batch.insert(at, prompt)
+    alone = engine.generate([prompt], GREEDY)[0]
+    inside = engine.generate(batch, GREEDY)[at]
+    check_ids_equal(a=[alone.token_ids], b=[inside.token_ids], name_a="alone",
+                    name_b=f"at position {at} of {len(batch)}")
 
 
-def test_streaming_equals_generate(engine) -> None:
+@given(prompt=PROMPT, longer=LONG_TEXT)
+def test_padding_invariance(engine, prompt: str, longer: str) -> None:
+    """Left padding (a longer prompt beside it) changes neither next-token logits nor greedy ids."""
+    requires(engine, "logits")
+    fits(engine, prompt, longer)
+    assume(len(engine.tokenize(longer)) > len(engine.tokenize(prompt)))
+    alone = engine.next_token_logits([prompt])
+    padded = engine.next_token_logits([prompt, longer])[:1]
+    check_logits_close(a=alone, b=padded, name_a="alone", name_b="left-padded", atol=1e-4)
+    check_ids_equal(a=ids(engine.generate([prompt], GREEDY)),
+                    b=ids(engine.generate([prompt, longer], GREEDY)[:1]),
+                    name_a="alone", name_b="left-padded")
+
+
+@given(order=st.permutations(range(len(PROMPTS))))
+def test_order_invariance(engine, order: list[int]) -> None:
+    """Permuting the batch permutes the outputs, nothing else."""
+    requires(engine, "batching")
+    base = ids(engine.generate(PROMPTS, GREEDY))
+    permuted = ids(engine.generate([PROMPTS[i] for i in order], GREEDY))
+    check_ids_equal(a=[base[i] for i in order], b=permuted, name_a="permuted reference",
+                    name_b="permuted batch")
+
+
+@given(prompt=PROMPT)
+def test_streaming_equals_generate(engine, prompt: str) -> None:
     """Streamed text deltas, joined, equal the non-streaming text."""
     requires(engine, "streaming")
-    for i, prompt in enumerate(PROMPTS):
-        streamed = "".join(engine.stream(prompt, GREEDY))
-        whole = engine.generate([prompt], GREEDY)[0].text
-        assert streamed == whole, f"prompt {i}: stream {streamed!r} != generate {whole!r}"
+    fits(engine, prompt)
+    streamed = "".join(engine.stream(prompt, GREEDY))
+    whole = engine.generate([prompt], GREEDY)[0].text
+    assert streamed == whole, f"stream {streamed!r} != generate {whole!r} for prompt {prompt!r}"
 
 
 @pytest.mark.parametrize("max_new_tokens", [1, 7, 20])
 def test_length_contract(engine, max_new_tokens: int) -> None:
-    """With EOS ignored, every row has exactly max_new_tokens tokens."""
+    """EOS ignored: exactly max_new_tokens per row. min_new_tokens: no stop before it."""
     params = SamplingParams(max_new_tokens=max_new_tokens, ignore_eos=True)
     for i, completion in enumerate(engine.generate(PROMPTS, params)):
         assert len(completion.token_ids) == max_new_tokens, (
-            f"prompt {i}: {len(completion.token_ids)} tokens, asked for exactly {max_new_tokens}"
-        )
+            f"prompt {i}: {len(completion.token_ids)} tokens, asked for exactly {max_new_tokens}")
         assert completion.finish_reason == "length", f"prompt {i}: {completion.finish_reason}"
+    requires(engine, "min_new_tokens")
+    requires(engine, "stop_token_ids")
+    first = engine.generate([PROMPTS[0]], GREEDY)[0].token_ids[0]  # would stop at once
+    floor = min(max_new_tokens, 5)
+    held = engine.generate([PROMPTS[0]], SamplingParams(max_new_tokens=max_new_tokens,
+                                                        min_new_tokens=floor,
+                                                        stop_token_ids=(first,)))[0]
+    assert len(held.token_ids) >= floor, (
+        f"min_new_tokens={floor} but {len(held.token_ids)} tokens came back")
+
+
+def test_eos_stop(engine) -> None:
+    """A stop token id (int or list form) ends the row at its first occurrence, excluded."""
+    requires(engine, "stop_token_ids")
+    full = engine.generate([PROMPTS[1]], SamplingParams(max_new_tokens=16, ignore_eos=True))[0]
+    target = full.token_ids[3]
+    cut = full.token_ids.index(target)
+    for form in (target, [target, 10_000_000]):
+        out = engine.generate([PROMPTS[1]], SamplingParams(max_new_tokens=16,
+                                                           stop_token_ids=form))[0]
+        assert out.token_ids == full.token_ids[:cut], (
+            f"stop_token_ids={form!r}: got {out.token_ids}, expected {full.token_ids[:cut]}")
+        assert out.finish_reason == "eos", f"stop_token_ids={form!r}: {out.finish_reason}"
+
+
+def straddling_stop(model_dir, ids: tuple[int, ...], text: str) -> str:
+    """A 3-character piece of `text` that crosses a token boundary (first one found)."""
+    for k in range(1, len(ids)):
+        cut = len(reference.decode(model_dir, ids[:k]))
+        piece = text[cut - 1:cut + 2]
+        if cut >= 1 and len(piece) == 3 and piece.strip() and "\ufffd" not in piece:
+            return piece
+    return text[:3]
+
+
+def test_stop_strings(engine, model_dir) -> None:
+    """Stop strings apply per row, match across token boundaries, and keep/drop as declared."""
+    requires(engine, "stop_strings")
+    kept = engine.capabilities.stop_string_kept
+    base = engine.generate(PROMPTS, SamplingParams(max_new_tokens=16, ignore_eos=True))
+    for i, prompt in enumerate(PROMPTS):
+        row, other = base[i], base[(i + 1) % len(PROMPTS)]
+        stop = straddling_stop(model_dir, row.token_ids, row.text)
+        params = SamplingParams(max_new_tokens=16, ignore_eos=True, stop=(stop,))
+        out, beside = engine.generate([prompt, PROMPTS[(i + 1) % len(PROMPTS)]], params)
+        where = f"prompt {i}, stop {stop!r}"
+        assert out.finish_reason == "stop", f"{where}: finish_reason {out.finish_reason!r}"
+        assert row.token_ids[:len(out.token_ids)] == out.token_ids, f"{where}: left the greedy path"
+        end = row.text.find(stop)
+        if kept:  # text runs to the end of the token that completes the stop string
+            assert out.text.startswith(row.text[:end + len(stop)]), f"{where}: got {out.text!r}"
+            assert stop not in reference.decode(model_dir, out.token_ids[:-1]), \
+                f"{where}: did not stop at the first token completing the string"
+        else:
+            assert out.text == row.text[:end], f"{where}: got {out.text!r}, want {row.text[:end]!r}"
+        if stop not in other.text:  # the other row must not be cut at this row's stop
+            assert beside.token_ids == other.token_ids, f"{where}: the other row was cut too"
+
+
+@given(text=PROMPT)
+def test_tokenization_parity(engine, model_dir, text: str) -> None:
+    """Prompt ids equal the reference tokenizer's (tokenizer.json), with exactly one BOS."""
+    expected = reference.encode(model_dir, text)
+    check_ids_equal(a=[engine.tokenize(text)], b=[expected], name_a=engine.id,
+                    name_b="tokenizer.json")
+    bos = reference.bos_token_id(model_dir)
+    if bos is not None:
+        got = engine.tokenize(text)
+        assert got[:1] == [bos] and bos not in got[1:], f"BOS {bos} not once at the start: {got}"
 
 
 def test_chat_template(engine, model_dir) -> None:
@@ -70,5 +192,94 @@ def test_chat_template(engine, model_dir) -> None:
     if bos is not None:
         count = completion.prompt_token_ids.count(bos)
         assert count == 1 and completion.prompt_token_ids[0] == bos, (
-            f"expected exactly one BOS ({bos}) at position 0, found {count}"
-        )
+            f"expected exactly one BOS ({bos}) at position 0, found {count}")
+
+
+def test_seeded_sampling(engine) -> None:
+    """Same seed, same output; different seeds differ; no seed leaks into the next call."""
+    requires(engine, "seeded_sampling")
+
+    def sample(seed):
+        params = SamplingParams(max_new_tokens=16, temperature=1.0, seed=seed, ignore_eos=True)
+        return engine.generate([PROMPTS[0]], params)[0].token_ids
+
+    assert sample(1) == sample(1), "seed 1 gave two different outputs"
+    assert len({sample(s) for s in (1, 2, 3)}) > 1, "seeds 1, 2 and 3 gave the same output"
+    first = (sample(7), sample(None))
+    second = (sample(7), sample(None))
+    assert first[1] != second[1], "an unseeded call repeated the previous seeded call's stream"
+
+
+def test_continuation(engine) -> None:
+    """Generating n tokens equals generating k, then continuing from prompt + those k ids."""
+    requires(engine, "token_input")
+    n, k = 12, 5
+    for prompt in PROMPTS:
+        prompt_ids = engine.tokenize(prompt)
+        whole = engine.generate([prompt], SamplingParams(max_new_tokens=n, ignore_eos=True))[0]
+        head = engine.generate([prompt], SamplingParams(max_new_tokens=k, ignore_eos=True))[0]
+        rest = engine.generate_from_ids([prompt_ids + list(head.token_ids)],
+                                        SamplingParams(max_new_tokens=n - k, ignore_eos=True))[0]
+        check_ids_equal(a=[whole.token_ids], b=[head.token_ids + rest.token_ids],
+                        name_a=f"generate {n}", name_b=f"generate {k} + continue {n - k}")
+
+
+@given(sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       lengths=st.lists(st.integers(1, 24), min_size=1, max_size=3))
+def test_call_order_independence(engine, fresh_engine, sizes: list[int],
+                                 lengths: list[int]) -> None:
+    """Any call gives what a fresh instance gives, after any prior generate/forward sequence."""
+    expected = fresh_engine("generate")
+    for size, length in zip(sizes, lengths, strict=False):
+        engine.generate(list(PROMPTS[:size]), SamplingParams(max_new_tokens=length))
+        if engine.capabilities.logits:
+            engine.next_token_logits(list(PROMPTS[-size:]))
+    check_ids_equal(a=ids(engine.generate(PROMPTS, GREEDY)), b=expected,
+                    name_a="after prior calls", name_b="fresh instance")
+    if engine.capabilities.logits:
+        check_logits_close(a=engine.next_token_logits(PROMPTS), b=fresh_engine("logits"),
+                           name_a="after prior calls", name_b="fresh instance", atol=1e-5)
+
+
+def test_idempotence(engine) -> None:
+    """Returned results are not changed by later calls; repeated logits calls agree."""
+    first = engine.generate(PROMPTS, GREEDY)
+    snapshot = [(c.text, c.token_ids, c.prompt_token_ids) for c in first]
+    logits = engine.next_token_logits(PROMPTS) if engine.capabilities.logits else None
+    kept = None if logits is None else logits.copy()
+    engine.generate(PROMPTS[::-1], SamplingParams(max_new_tokens=20, ignore_eos=True))
+    if logits is not None:
+        again = engine.next_token_logits(PROMPTS[::-1])
+        check_logits_close(a=again[::-1], b=kept, name_a="second call", name_b="first call",
+                           atol=1e-5)
+        assert np.array_equal(logits, kept), "a returned logits array was changed by a later call"
+    assert [(c.text, c.token_ids, c.prompt_token_ids) for c in first] == snapshot, \
+        "returned completions changed after later calls"
+
+
+def test_lifecycle(engine_id, model_dir, device) -> None:
+    """load, close, load again: the same results."""
+    adapter = load_engine_class(engine_id)()
+    adapter.load(model_dir, device=device)
+    before = ids(adapter.generate(PROMPTS, GREEDY))
+    adapter.close()
+    adapter.load(model_dir, device=device)
+    after = ids(adapter.generate(PROMPTS, GREEDY))
+    adapter.close()
+    check_ids_equal(a=after, b=before, name_a="after reload", name_b="first load")
+
+
+@pytest.mark.parametrize(("bad", "params"), [
+    ([], {}),
+    (["ok", 3], {}),
+    ("a bare string", {}),
+    (["ok"], {"max_new_tokens": -1}),
+    (["ok"], {"temperature": -0.1}),
+    (["ok"], {"top_p": 0.0}),
+    (["ok"], {"top_p": 1.5}),
+    (["ok"], {"no_such_parameter": 1}),
+])
+def test_typed_errors(engine, bad, params: dict) -> None:
+    """Bad input raises InvalidParameterError naming the problem, never something else."""
+    with pytest.raises(InvalidParameterError):
+        engine.generate(bad, SamplingParams.from_dict(params))
