@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from engines import load_engine_class
 from fixtures.catalog import locate
@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only this property (repeatable)")
     group.addoption("--hypothesis-budget", type=int, default=10,
                     help="examples per generated-input property (default 10, > 0)")
+    group.addoption("--no-shrink", action="store_true",
+                    help="report failing examples unshrunk (faster; for the suite's own tests)")
     group.addoption("--conformance-json", type=Path, help="write property outcomes here")
 
 
@@ -42,7 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if budget <= 0:
         raise pytest.UsageError(f"--hypothesis-budget must be > 0, got {budget}")
     # derandomize: a fixed seed per test, so a run's examples are the same every time
+    phases = [Phase.explicit, Phase.reuse, Phase.generate]
+    if not config.getoption("--no-shrink"):
+        phases.append(Phase.shrink)
     settings.register_profile(HYPOTHESIS_PROFILE, max_examples=budget, derandomize=True,
+                              phases=phases,
                               deadline=None, database=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow,
                                                      HealthCheck.filter_too_much,
@@ -120,6 +126,8 @@ def fresh_engine(request: pytest.FixtureRequest, model_dir: Path, device: str):
                 cache[call] = [c.token_ids for c in adapter.generate(PROMPTS, GREEDY)]
             elif call == "logits":
                 cache[call] = adapter.next_token_logits(PROMPTS)
+            elif call == "embed_raw":
+                cache[call] = adapter.embed(list(TEXTS[:2]), normalize=False)
             else:
                 cache[call] = adapter.embed(TEXTS)
             adapter.close()

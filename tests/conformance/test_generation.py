@@ -12,7 +12,6 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from engines import load_engine_class
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams
 from tests.conformance import reference
 from tests.conformance.compare import check_ids_equal, check_logits_close
@@ -69,22 +68,20 @@ def test_batch_invariance(engine, prompt: str, fillers: list[str], position: int
 
 @given(prompt=PROMPT, longer=LONG_TEXT)
 def test_padding_invariance(engine, prompt: str, longer: str) -> None:
-    """Left padding (a longer prompt beside it) changes neither next-token logits nor greedy ids."""
+    """Left padding (a longer prompt beside it) changes neither next-token logits nor their argmax."""
     requires(engine, "logits")
     fits(engine, prompt, longer)
     assume(len(engine.tokenize(longer)) > len(engine.tokenize(prompt)))
-    alone = engine.next_token_logits([prompt])
+    alone = engine.next_token_logits([prompt]).copy()
     padded = engine.next_token_logits([prompt, longer])[:1]
     check_logits_close(a=alone, b=padded, name_a="alone", name_b="left-padded", atol=1e-4)
-    check_ids_equal(a=ids(engine.generate([prompt], GREEDY)),
-                    b=ids(engine.generate([prompt, longer], GREEDY)[:1]),
-                    name_a="alone", name_b="left-padded")
 
 
 @given(order=st.permutations(range(len(PROMPTS))))
 def test_order_invariance(engine, order: list[int]) -> None:
     """Permuting the batch permutes the outputs, nothing else."""
     requires(engine, "batching")
+    assume(list(order) != sorted(order))
     base = ids(engine.generate(PROMPTS, GREEDY))
     permuted = ids(engine.generate([PROMPTS[i] for i in order], GREEDY))
     check_ids_equal(a=[base[i] for i in order], b=permuted, name_a="permuted reference",
@@ -148,12 +145,13 @@ def test_stop_strings(engine, model_dir) -> None:
     """Stop strings apply per row, match across token boundaries, and keep/drop as declared."""
     requires(engine, "stop_strings")
     kept = engine.capabilities.stop_string_kept
-    base = engine.generate(PROMPTS, SamplingParams(max_new_tokens=16, ignore_eos=True))
+    free = SamplingParams(max_new_tokens=16, ignore_eos=True)
     for i, prompt in enumerate(PROMPTS):
-        row, other = base[i], base[(i + 1) % len(PROMPTS)]
+        pair = [prompt, PROMPTS[(i + 1) % len(PROMPTS)]]
+        row, other = engine.generate(pair, free)  # the same batch, without the stop string
         stop = straddling_stop(model_dir, row.token_ids, row.text)
         params = SamplingParams(max_new_tokens=16, ignore_eos=True, stop=(stop,))
-        out, beside = engine.generate([prompt, PROMPTS[(i + 1) % len(PROMPTS)]], params)
+        out, beside = engine.generate(pair, params)
         where = f"prompt {i}, stop {stop!r}"
         assert out.finish_reason == "stop", f"{where}: finish_reason {out.finish_reason!r}"
         assert row.token_ids[:len(out.token_ids)] == out.token_ids, f"{where}: left the greedy path"
@@ -242,24 +240,24 @@ def test_call_order_independence(engine, fresh_engine, sizes: list[int],
 
 
 def test_idempotence(engine) -> None:
-    """Returned results are not changed by later calls; repeated logits calls agree."""
+    """Returned results are not changed by later calls; the same logits call twice agrees."""
     first = engine.generate(PROMPTS, GREEDY)
     snapshot = [(c.text, c.token_ids, c.prompt_token_ids) for c in first]
-    logits = engine.next_token_logits(PROMPTS) if engine.capabilities.logits else None
-    kept = None if logits is None else logits.copy()
-    engine.generate(PROMPTS[::-1], SamplingParams(max_new_tokens=20, ignore_eos=True))
-    if logits is not None:
-        again = engine.next_token_logits(PROMPTS[::-1])
-        check_logits_close(a=again[::-1], b=kept, name_a="second call", name_b="first call",
-                           atol=1e-5)
+    if engine.capabilities.logits:
+        logits = engine.next_token_logits(PROMPTS)
+        kept = logits.copy()
+        check_logits_close(a=engine.next_token_logits(PROMPTS), b=kept, name_a="second call",
+                           name_b="first call", atol=1e-6)
+        engine.next_token_logits(PROMPTS[::-1])
         assert np.array_equal(logits, kept), "a returned logits array was changed by a later call"
+    engine.generate(PROMPTS[::-1], SamplingParams(max_new_tokens=20, ignore_eos=True))
     assert [(c.text, c.token_ids, c.prompt_token_ids) for c in first] == snapshot, \
         "returned completions changed after later calls"
 
 
-def test_lifecycle(engine_id, model_dir, device) -> None:
+def test_lifecycle(engine, model_dir, device) -> None:
     """load, close, load again: the same results."""
-    adapter = load_engine_class(engine_id)()
+    adapter = type(engine)()
     adapter.load(model_dir, device=device)
     before = ids(adapter.generate(PROMPTS, GREEDY))
     adapter.close()

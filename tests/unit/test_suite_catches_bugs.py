@@ -1,0 +1,74 @@
+"""The conformance suite's own regression test: every property catches its broken engine.
+
+For each engine in tests/broken/, the whole suite runs against it inside a real
+cell environment (real venv, real transformers / sentence-transformers, real
+fixtures), and exactly the property that engine was built to break must fail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from compat.ladder import CellRun, Options, build_fixtures, cell_env, run_cell
+from compat.matrix import load
+from fixtures.catalog import PACKAGED
+from tests.unit.conftest import REPO
+
+VENVS = REPO / ".nox" / "test-cells"
+SUITES = {
+    "generation": ("transformers-numpy2", "tests.broken.generation", "tiny-llama"),
+    "embedding": ("sentence_transformers-numpy2", "tests.broken.embedding", "all-minilm-l6-v2"),
+}
+
+
+def broken_engines(module: str, python: Path, env: dict) -> dict[str, str]:
+    """{class name: property} read inside the cell (the engines import torch)."""
+    code = (f"import json, {module} as m; "
+            "print(json.dumps({c.__name__: p for c, p in m.BROKEN.items()}))")
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, check=True)
+    return json.loads(out.stdout)
+
+
+def failing_properties(python: Path, env: dict, *, kind: str, spec: str, fixture: str,
+                       out: Path) -> set[str]:
+    cmd = [str(python), "-m", "pytest", str(REPO / "tests" / "conformance" / f"test_{kind}.py"),
+           "-q", "-p", "no:cacheprovider", "-c", str(REPO / "tests/conformance/pytest.ini"),
+           "--rootdir", str(REPO), "--engine-class", spec, "--models", fixture,
+           "--hypothesis-budget", "5", "--no-shrink", "--conformance-json", str(out)]
+    subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    properties = json.loads(out.read_text())["properties"]
+    return {name for name, p in properties.items() if p["status"] == "fail"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(SUITES))
+def test_each_property_catches_its_broken_engine(kind: str, tmp_path) -> None:
+    cell_id, module, fixture = SUITES[kind]
+    cell = load().cell(cell_id)
+    venv = VENVS / cell_id
+    ready = run_cell(cell, venv=venv, results_dir=tmp_path, log=print,
+                     options=Options(last_rung="install"))
+    assert ready.first_failure is None, ready.first_failure
+    built = [name for name in cell.engine.fixtures if name not in PACKAGED]
+    assert build_fixtures(built, 300, print) is None
+    env = cell_env(CellRun(cell=cell, venv=venv, options=Options(), log=print))
+    env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # two suites share two cores
+    expected = broken_engines(module, venv / "bin" / "python", env)
+
+    def run(name: str) -> tuple[str, set[str]]:
+        return name, failing_properties(venv / "bin" / "python", env, kind=kind,
+                                        spec=f"{module}:{name}", fixture=fixture,
+                                        out=tmp_path / f"{name}.json")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        caught = dict(pool.map(run, expected))
+    wrong = {name: (expected[name], sorted(got)) for name, got in caught.items()
+             if got != {expected[name]}}
+    assert not wrong, f"broken engine -> (property it breaks, properties that failed): {wrong}"
+    assert len(expected) >= {"generation": 15, "embedding": 9}[kind]
