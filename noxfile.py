@@ -47,7 +47,7 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
         """One cell: resolve, install, import, load, conformance, bench; a failure is a result."""
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         try:
-            options = cli.cell_options(session.posargs)
+            options = cli.cell_options(session.posargs, cell.engine.kind)
             check_pins([cell])
         except InfermatrixError as exc:
             session.error(str(exc))

@@ -4,6 +4,7 @@
     nox -s "cell(X)" -- --from-lock results/X.json   re-run a cell from its recorded lock
     nox -s resolve -- "infinity_emb-*" --workers 8
     nox -s bisect -- infinity-emb infinity_emb-numpy2 [--good 0.0.45]
+    nox -s "cell(X)" -- --property batch_invariance --hypothesis-budget 50
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
-from compat.errors import InfermatrixError
+from compat.errors import InfermatrixError, unknown
 from compat.ladder import Options
 
 DATE_FORMS = "YYYY-MM-DD or an RFC 3339 time such as 2025-06-01T00:00:00Z"
@@ -61,16 +63,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help=f"resolve as of this date ({DATE_FORMS})")
 
 
-def cell_options(argv: list[str]) -> Options:
-    """Options of a cell session: --exclude-newer, --from-lock."""
+def property_names(kind: str) -> list[str]:
+    """The conformance properties of a kind: the test functions of its suite, read statically."""
+    suite = Path(__file__).resolve().parent.parent / "tests" / "conformance" / f"test_{kind}.py"
+    return re.findall(r"^def test_(\w+)\(", suite.read_text(encoding="utf-8"), re.M)
+
+
+def cell_options(argv: list[str], kind: str = "generation") -> Options:
+    """Options of a cell session: --exclude-newer, --from-lock, --property, --hypothesis-budget."""
     parser = _Parser(prog="nox -s 'cell(...)' --")
     _common(parser)
     parser.add_argument("--from-lock", type=_existing_file,
                         help="install this lock (uv lock text or a cell result JSON) instead of resolving")
+    parser.add_argument("--property", action="append", default=[],
+                        help="run only this conformance property (repeatable)")
+    parser.add_argument("--hypothesis-budget", type=_positive, default=10,
+                        help="examples per generated-input property (default 10)")
     args, _ = parser.parse_known_args(argv)  # a plain `nox -- ...` hands posargs to every session
-    if args.exclude_newer:
-        exclude_newer(args.exclude_newer)
-    return Options(exclude_newer=args.exclude_newer, from_lock=args.from_lock)
+    valid = property_names(kind)
+    for name in args.property:
+        if name not in valid:
+            raise UsageError(unknown(f"{kind} property", name, valid))
+    return Options(exclude_newer=args.exclude_newer, from_lock=args.from_lock,
+                   properties=tuple(args.property), hypothesis_budget=args.hypothesis_budget)
 
 
 def resolve_args(argv: list[str]) -> argparse.Namespace:

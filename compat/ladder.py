@@ -59,6 +59,10 @@ class Options:
     """Skip resolving: install exactly this lock (a uv lock text, or a cell's result JSON)."""
     last_rung: str = "bench"
     """Climb up to this rung; the ones above are recorded as not run (resolve-only mode)."""
+    properties: tuple[str, ...] = ()
+    """Run only these conformance properties (all when empty)."""
+    hypothesis_budget: int = 10
+    """Examples per generated-input conformance property."""
 
 
 @dataclass
@@ -357,7 +361,9 @@ def conformance(run: CellRun) -> Rung:
     cmd = [str(run.python), "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
            "--rootdir", str(REPO), "-c", str(REPO / "tests" / "conformance" / "pytest.ini"),
            "--engine", run.cell.engine.id, "--device", run.cell.device,
-           "--models", ",".join(run.cell.engine.fixtures), "--conformance-json", str(out)]
+           "--models", ",".join(run.cell.engine.fixtures), "--conformance-json", str(out),
+           "--hypothesis-budget", str(run.options.hypothesis_budget),
+           *(arg for name in run.options.properties for arg in ("--property", name))]
     limit = run.limits.conformance
     result = run_tool(cmd, limit, env=cell_env(run))
     if result.timed_out:

@@ -258,16 +258,7 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
 
-    lines += ["## Conformance properties", ""]
-    for kind, heading in KINDS:
-        cells = [r for r in results if r.cell["kind"] == kind]
-        props = sorted({p for r in cells for p in conformance_of(r)})
-        if not props:
-            continue
-        rows = [[f"`{p}`", *(property_mark(conformance_of(r).get(p)) for r in cells)]
-                for p in props]
-        lines += [f"### {heading}", "",
-                  table(rows, ["property", *(f"`{r.cell['id']}`" for r in cells)]), ""]
+    lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md).", ""]
 
     rows = [[f"`{r.cell['id']}`", python_of(r), key_versions(r) or "(not resolved)"]
             for r in results]
@@ -281,19 +272,55 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     return "\n".join(lines).rstrip() + "\n"
 
 
+def conformance_page(results: list[CellResult], problems: list[str]) -> str:
+    """Engines x properties: every entry a symbol, every non-pass explained in a footnote."""
+    notes = Footnotes()
+    lines = header("Conformance", results, problems)
+    lines += [f"Legend: {PASS} pass · {CAVEAT} deviation the engine declares (with its reason) · "
+              f"{FAIL} fail · {NOT_RUN} not run (skipped as unsupported, or the cell never "
+              "reached conformance). Rows are cells (engine · environment), columns are "
+              "properties; each property runs on every fixture of the engine. Generated inputs "
+              "come from hypothesis with a fixed seed; a failure's footnote holds the shrunk "
+              "example.", ""]
+    for kind, heading in KINDS:
+        cells = [r for r in results if r.cell["kind"] == kind]
+        names = sorted({p for r in cells for p in conformance_of(r)})
+        if not cells or not names:
+            continue
+        rows = [[f"`{r.cell['engine']}` · {r.cell['env']}",
+                 *(property_entry(r, name, notes) for name in names)] for r in cells]
+        lines += [f"## {heading}", "", table(rows, ["cell", *(f"`{n}`" for n in names)]), ""]
+    if notes.notes:
+        lines += ["## Footnotes", "", *notes.render()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
+    cid = result.cell["id"]
+    rung = result.rung("conformance")
+    if rung is None or rung.status in ("not_run", "not_reached"):
+        failed = result.first_failure
+        why = (f"not reached: {failed.name} failed (see COMPATIBILITY.md)" if failed
+               else f"not run: {rung.reason if rung else 'no conformance rung'}")
+        return f"{NOT_RUN} {notes.ref(why, cid, 'conformance', '')}"
+    prop = conformance_of(result).get(name)
+    if prop is None:
+        return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
+    if prop["status"] == "pass":
+        return PASS
+    if prop["status"] == "deviation":
+        dev = prop["deviation"]
+        why = f"declared deviation: {dev['reason']}" + (f" ({dev['link']})" if dev["link"] else "")
+        return f"{CAVEAT} {notes.ref(f'{name}: {why}', cid, name, prop['message'])}"
+    message = prop["message"]
+    if prop["status"] == "skip":
+        return f"{NOT_RUN} {notes.ref(f'{name}: {message}', cid, name, '')}"
+    return f"{FAIL} {notes.ref(f'{name}: {message[:160]}', cid, name, message)}"
+
+
 def conformance_of(result: CellResult) -> dict[str, dict]:
     rung = result.rung("conformance")
     return rung.detail.get("properties", {}) if rung else {}
-
-
-def property_mark(prop: dict | None) -> str:
-    if prop is None:
-        return NOT_RUN
-    if prop["status"] == "pass":
-        return PASS
-    if prop["status"] == "skip":
-        return f"{NOT_RUN} {prop['message']}"
-    return f"{FAIL} {prop['message'][:100]}"
 
 
 def fmt(value: float, unit: str) -> str:
@@ -374,6 +401,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     text = compatibility(results, problems, matrix=matrix, title=title,
                          extra=bisections(result_dirs))
     write_atomic(out / "COMPATIBILITY.md", text)
+    if any(conformance_of(r) for r in results):
+        write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     if any(bench_of(r) for r in results):
         write_atomic(out / "THROUGHPUT.md", throughput(results, problems))
     merged = {"cells": [asdict(r) for r in results], "unreadable": problems}

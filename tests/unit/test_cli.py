@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat.cli import UsageError, bisect_args, cell_options, resolve_args
+from compat.cli import UsageError, bisect_args, cell_options, property_names, resolve_args
 
 
 def test_exclude_newer_accepts_dates_and_times() -> None:
@@ -38,3 +38,19 @@ def test_bisect_needs_package_and_cell() -> None:
 def test_workers_must_be_positive() -> None:
     with pytest.raises(UsageError, match="must be > 0"):
         resolve_args(["--workers", "0"])
+
+
+def test_property_names_come_from_the_suite() -> None:
+    names = property_names("generation")
+    assert {"greedy_determinism", "call_order_independence", "typed_errors"} <= set(names)
+    assert len(names) + len(property_names("embedding")) >= 20
+
+
+def test_unknown_property_and_bad_budget() -> None:
+    with pytest.raises(UsageError, match=r"Unknown embedding property 'unit_norms'. "
+                                         r"Did you mean 'unit_norm'"):
+        cell_options(["--property", "unit_norms"], "embedding")
+    with pytest.raises(UsageError, match="must be > 0, got '0'"):
+        cell_options(["--hypothesis-budget", "0"])
+    options = cell_options(["--property", "unit_norm", "--hypothesis-budget", "3"], "embedding")
+    assert options.properties == ("unit_norm",) and options.hypothesis_budget == 3

@@ -82,7 +82,14 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
     assert "no result" not in compat  # columns are per engine family
     assert "➖ install: needs CUDA" in compat
     assert "broken.json" in compat  # unreadable files are named, not fatal
-    assert "➖ no published value" in compat
+    conformance = (tmp_path / "out" / "CONFORMANCE.md").read_text()
+    assert "Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md)." in compat
+    rows = [ln for ln in conformance.splitlines() if ln.startswith("| `emb_")]
+    assert len(rows) == 4  # every embedding cell has a row, reached conformance or not
+    assert all(cell.strip() for row in rows for cell in row.strip("|").split("|"))
+    assert re.search(r"\[\^\d+\]: \*\*known_value\*\* `known_value: no published value`",
+                     conformance)
+    assert "not reached: import failed (see COMPATIBILITY.md)" in conformance
     assert "numpy 2.4.6" in compat
     assert "**100.2 sent/s**" in tput
     rows = [ln for ln in tput.splitlines() if ln.startswith("| `")]
@@ -135,3 +142,21 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
     assert "⚠️ the numpy pin looks unnecessary: every rung passes" in text
     assert "⚠️ passes without torchvision" in text
     assert "## Bisections" in text and "| 0.0.45 " in text and "3 / 9 over 34 releases" in text
+
+
+def test_conformance_page_shows_deviations_and_failing_examples(tmp_path) -> None:
+    rungs = passing()
+    rungs[4].detail = {"properties": {
+        "whitespace_contract": {"status": "deviation", "message": "[m] tabs differ", "cases": {},
+                                "deviation": {"reason": "tabs are words here", "link": "https://x"}},
+        "batch_size_invariance": {"status": "fail", "cases": {},
+                                  "message": "[m] item 0: max |alone - in batch| = 0.01 | "
+                                             "Falsifying example: texts=['a', 'b']"},
+        "unit_norm": {"status": "pass", "message": "", "cases": {}}}}
+    write_atomic(tmp_path / "r" / "e.json", cell("emb", "numpy2", "embedding", rungs).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    page = (tmp_path / "out" / "CONFORMANCE.md").read_text()
+    row = next(ln for ln in page.splitlines() if ln.startswith("| `emb`"))
+    assert "❌ [^" in row and "⚠️ [^" in row and "✅" in row
+    assert "declared deviation: tabs are words here (https://x)" in page
+    assert "Falsifying example: texts=['a', 'b']" in page
