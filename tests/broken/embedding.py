@@ -3,8 +3,11 @@ each to the one property that must fail."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
+from engines.base import Deviation
 from engines.sentence_transformers import SentenceTransformersEmbedder
 
 
@@ -117,3 +120,15 @@ BROKEN = {
     FlagBlindCache: "call_order_independence",
     NoInputChecks: "typed_errors",
 }
+
+
+class DeclaredTabsAsWords(TabsAsWords):
+    """The same bug, declared: the property must show as a deviation, not a failure."""
+
+    deviations: ClassVar[dict[str, Deviation]] = {
+        "whitespace_contract": Deviation(reason="tabs are spelled out as a word",
+                                         link="https://example.org/tabs"),
+    }
+
+
+DEVIATING = {DeclaredTabsAsWords: "whitespace_contract"}
