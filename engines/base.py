@@ -149,6 +149,16 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class StreamDelta:
+    """One piece of a streamed completion."""
+
+    text: str
+    """New text since the previous delta (may be empty)."""
+    token_ids: tuple[int, ...]
+    """Token ids produced since the previous delta; joined they equal the Completion's ids."""
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     """One chat turn."""
 
@@ -216,8 +226,8 @@ class Generator(Engine):
         """
 
     @abc.abstractmethod
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
-        """Yield text deltas of one completion; joined they equal generate()'s text."""
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
+        """Yield deltas of one completion; their texts and ids, joined, equal generate()'s."""
 
     @abc.abstractmethod
     def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:

@@ -18,8 +18,22 @@ from engines.base import (
     Generator,
     InvalidParameterError,
     SamplingParams,
+    StreamDelta,
     check_prompts,
 )
+
+
+class _IdStreamer(TextIteratorStreamer):
+    """TextIteratorStreamer that also keeps the generated token ids, in order."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids: list[int] = []
+
+    def put(self, value) -> None:
+        if not (self.skip_prompt and self.next_tokens_are_prompt):
+            self.ids.extend(int(t) for t in value.reshape(-1).tolist())
+        super().put(value)
 
 
 class TransformersGenerator(Generator):
@@ -169,10 +183,10 @@ class TransformersGenerator(Generator):
         check_prompts(prompts)
         return self._generate_ids([self.tokenize(p) for p in prompts], params)
 
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
         check_prompts([prompt])
         _, tok = self._loaded()
-        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        streamer = _IdStreamer(tok, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 
         def run() -> None:
@@ -184,7 +198,12 @@ class TransformersGenerator(Generator):
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        yield from (delta for delta in streamer if delta)
+        stops, sent = set(self._stop_ids(params)), 0
+        for text in streamer:  # ids are recorded before their text is queued
+            ids = tuple(t for t in streamer.ids[sent:] if t not in stops)
+            sent = len(streamer.ids)
+            if text or ids:
+                yield StreamDelta(text, ids)
         worker.join()
         if errors:
             raise errors[0]

@@ -20,6 +20,7 @@ from engines.base import (
     Completion,
     Generator,
     SamplingParams,
+    StreamDelta,
     UnsupportedCapabilityError,
     check_prompts,
 )
@@ -91,7 +92,7 @@ class VllmGenerator(Generator):
         outputs = self._loaded().generate(list(prompts), self._params(params), use_tqdm=False)
         return [self._completion(o) for o in outputs]
 
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
         raise UnsupportedCapabilityError(self.id, "streaming")
 
     def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:

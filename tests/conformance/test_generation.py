@@ -90,12 +90,15 @@ def test_order_invariance(engine, order: list[int]) -> None:
 
 @given(prompt=PROMPT)
 def test_streaming_equals_generate(engine, prompt: str) -> None:
-    """Streamed text deltas, joined, equal the non-streaming text."""
+    """Streamed deltas, joined, equal the non-streaming completion: text and token ids."""
     requires(engine, "streaming")
     fits(engine, prompt)
-    streamed = "".join(engine.stream(prompt, GREEDY))
-    whole = engine.generate([prompt], GREEDY)[0].text
-    assert streamed == whole, f"stream {streamed!r} != generate {whole!r} for prompt {prompt!r}"
+    deltas = list(engine.stream(prompt, GREEDY))
+    whole = engine.generate([prompt], GREEDY)[0]
+    text = "".join(d.text for d in deltas)
+    assert text == whole.text, f"stream {text!r} != generate {whole.text!r} for prompt {prompt!r}"
+    check_ids_equal(a=[tuple(i for d in deltas for i in d.token_ids)], b=[whole.token_ids],
+                    name_a="stream", name_b="generate")
 
 
 @pytest.mark.parametrize("max_new_tokens", [1, 7, 20])
