@@ -132,8 +132,9 @@ def report(session: nox.Session) -> None:
 def fixtures(session: nox.Session) -> None:
     """Build the tiny LM fixtures into the cache (cells do this themselves when needed)."""
     from fixtures.catalog import built_dir, built_names
+    from fixtures.ensure import build_fixtures
 
-    failure = ladder.build_fixtures(built_names(), limit=600, log=session.log)
+    failure = build_fixtures(built_names(), limit=600, log=session.log)
     if failure is not None:
         session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
     for name in built_names():

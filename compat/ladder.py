@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fcntl
-import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,11 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.matrix import Cell, requirement_name
+from compat.resolve import resolve
 from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atomic
-from compat.signatures import resolution_subject, signature, uv_error
-from fixtures.catalog import PACKAGED, built_dir, cache_root
+from compat.tools import (
+    REPO,
+    error_from_output,
+    run_tool,
+    timeout_error,
+    tool_failure,
+    uv_binary,
+    uv_index_args,
+)
+from fixtures.catalog import PACKAGED, cache_root
+from fixtures.ensure import build_fixtures
 
-REPO = Path(__file__).resolve().parent.parent
 Log = Callable[[str], None]
 
 
@@ -90,58 +96,6 @@ class CellRun:
         return self.venv / "bin" / "python"
 
 
-@dataclass
-class ToolRun:
-    """A finished subprocess."""
-
-    returncode: int
-    output: str
-    timed_out: bool
-
-
-def uv_binary() -> str:
-    """The uv executable: on PATH, or the one the `uv` package ships (nox[uv] installs it)."""
-    found = shutil.which("uv")
-    if found:
-        return found
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        msg = "uv is not installed. Install it with: python -m pip install 'nox[uv]'"
-        raise RuntimeError(msg) from None
-    return find_uv_bin()
-
-
-def uv_index_args(env: dict[str, str] | None = None) -> list[str]:
-    """pip's index settings, handed to uv (which does not read them itself)."""
-    env = os.environ if env is None else env
-    args: list[str] = []
-    for link in env.get("PIP_FIND_LINKS", "").split():
-        args += ["--find-links", link]
-    if env.get("PIP_INDEX_URL"):
-        args += ["--index-url", env["PIP_INDEX_URL"]]
-    extras = env.get("PIP_EXTRA_INDEX_URL", "").split()
-    for url in extras:
-        args += ["--extra-index-url", url]
-    if extras:  # pip takes the best version across all indexes; uv's default would not
-        args += ["--index-strategy", "unsafe-best-match"]
-    return args
-
-
-def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> ToolRun:
-    """Run a command in its own process group; kill the whole group at the time limit."""
-    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace",
-                          start_new_session=True) as proc:
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-            return ToolRun(proc.returncode, out, timed_out=False)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            return ToolRun(-9, out, timed_out=True)
-
-
 def cell_env(run: CellRun) -> dict[str, str]:
     """Environment for processes inside a cell: offline, the repo importable, bytecode cached."""
     env = dict(os.environ)
@@ -159,134 +113,7 @@ def cell_env(run: CellRun) -> dict[str, str]:
     return env
 
 
-def timeout_error(rung: str, limit: float, output: str) -> ErrorInfo:
-    message = f"{rung} rung exceeded its {limit:g}s limit and was stopped"
-    return ErrorInfo("Timeout", message, f"Timeout: {rung} > {limit:g}s", output)
-
-
-def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
-    """A failed uv run as a Rung: its cause, its explanation, and its whole output."""
-    if result.timed_out:
-        return Rung(rung, "fail", error=timeout_error(rung, limit, result.output))
-    cause, explanation = uv_error(result.output)
-    cause = cause or f"exited with status {result.returncode}"
-    subject = resolution_subject(explanation) if "Because" in explanation else None
-    sig = f"{kind}: {subject}" if subject else signature(kind, explanation)
-    error = ErrorInfo(type=kind, message=cause, signature=sig, text=result.output)
-    return Rung(rung, "fail", error=error, reason=explanation)
-
-
-def parse_lock(text: str) -> dict[str, str]:
-    """name -> version from a `uv pip compile` output."""
-    versions = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line and not line.startswith("-"):
-            name, _, version = line.partition("==")
-            versions[name.strip().lower()] = version.split(";")[0].strip()
-    return versions
-
-
 # --- the rungs ---------------------------------------------------------------
-
-
-def compile_args(run: CellRun, reqs: Path) -> list[str]:
-    """`uv pip compile` for the cell's Python, with its overrides and the run's date."""
-    cmd = [uv_binary(), "pip", "compile", str(reqs), "--quiet", "--python-version",
-           run.cell.python, *uv_index_args()]
-    if run.cell.overrides:
-        overrides = run.work / "overrides.txt"
-        overrides.write_text("\n".join(run.cell.overrides) + "\n", encoding="utf-8")
-        cmd += ["--override", str(overrides)]
-    if run.options.exclude_newer:
-        cmd += ["--exclude-newer", run.options.exclude_newer]
-    return cmd
-
-
-def resolve(run: CellRun) -> Rung:
-    """uv pip compile the cell's requirements; keep every version; flag silent fallbacks."""
-    lock = run.work / "lock.txt"
-    if run.options.from_lock is not None:
-        lock.write_text(lock_text(run.options.from_lock), encoding="utf-8")
-        text = lock.read_text(encoding="utf-8")
-        return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text,
-                                               "from_lock": str(run.options.from_lock)})
-    reqs = run.work / "requirements.in"
-    reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
-    result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
-    if result.returncode != 0:
-        return tool_failure("resolve", result, run.limits.resolve, "ResolutionError")
-    text = lock.read_text(encoding="utf-8")
-    versions = parse_lock(text)
-    fallbacks = find_fallbacks(run, versions)
-    rung = Rung("resolve", "pass", detail={"versions": versions, "lock": text,
-                                           "fallbacks": fallbacks})
-    if fallbacks:
-        rung.reason = "; ".join(f"resolved only by falling back from {f['package']} "
-                                f"{f['newest']} to {f['resolved']}" for f in fallbacks)
-        first = fallbacks[0]
-        rung.error = ErrorInfo(type="Fallback", message=rung.reason,
-                               signature=f"Fallback: {first['package']} {first['newest']} → "
-                                         f"{first['resolved']}",
-                               text="\n\n".join(f"{f['package']}: {f['why']}" for f in fallbacks))
-    return rung
-
-
-def lock_text(path: Path) -> str:
-    """A lock from a uv lock file or from a cell result JSON (its `lock` field)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if Path(path).suffix == ".json":
-        text = json.loads(text).get("lock", "")
-        if not text:
-            raise ValueError(f"{path} holds no lock (its resolve rung did not pass)")
-    return text
-
-
-def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
-    """Requested packages that resolved older than the newest release their own spec allows.
-
-    The newest is what `uv pip compile --no-deps` picks for the same requirement
-    (this Python, this platform, this date); device pins go along so the CPU
-    torch build is not called a fallback. Each fallback gets the resolver's own
-    reason, from forcing the newest release.
-    """
-    alone = run.work / "newest.in"
-    alone.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
-    newest_lock = run.work / "newest.txt"
-    result = run_tool([*compile_args(run, alone), "--no-deps", "-o", str(newest_lock)],
-                      run.limits.resolve)
-    if result.returncode != 0:
-        return []  # the full resolve passed; no comparison possible is not a fallback
-    newest = parse_lock(newest_lock.read_text(encoding="utf-8"))
-    requested = {requirement_name(r) for r in run.cell.requested}
-    fallbacks = []
-    for name in sorted(requested):
-        have, best = versions.get(name), newest.get(name)
-        if have and best and version_key(have) < version_key(best):
-            fallbacks.append({"package": name, "newest": best, "resolved": have,
-                              "why": fallback_reason(run, name, best)})
-    return fallbacks
-
-
-def fallback_reason(run: CellRun, name: str, newest: str) -> str:
-    """Why `name==newest` does not fit: the resolver's explanation when forced to it."""
-    forced = run.work / f"force-{name}.in"
-    forced.write_text("\n".join((*run.cell.requirements, f"{name}=={newest}")) + "\n",
-                      encoding="utf-8")
-    result = run_tool([*compile_args(run, forced), "-o", os.devnull], run.limits.resolve)
-    if result.returncode == 0:
-        return f"{name}=={newest} also resolves; the resolver preferred an older release"
-    return uv_error(result.output)[1]
-
-
-def version_key(version: str) -> tuple:
-    """Sortable form of a version string (packaging is nox's dependency, so it is here)."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (Version(version),)
-    except InvalidVersion:
-        return (Version("0"),)
 
 
 def venv_python_version(venv: Path) -> str:
@@ -404,16 +231,6 @@ def bench(run: CellRun) -> Rung:
     return Rung("bench", "pass", detail=json.loads(out.read_text(encoding="utf-8")))
 
 
-def error_from_output(kind: str, result: ToolRun) -> ErrorInfo:
-    """The last 'Type: message' line of a Python traceback, or the exit status."""
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        head, sep, rest = line.partition(": ")
-        if sep and head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper():
-            return ErrorInfo.from_message(head.rsplit(".", 1)[-1], rest, result.output)
-    return ErrorInfo.from_message(kind, f"exited with status {result.returncode}", result.output)
-
-
 LADDER: tuple[tuple[str, Callable[[CellRun], Rung]], ...] = (
     ("resolve", resolve),
     ("install", install),
@@ -422,47 +239,6 @@ LADDER: tuple[tuple[str, Callable[[CellRun], Rung]], ...] = (
     ("conformance", conformance),
     ("bench", bench),
 )
-
-
-# --- fixtures ----------------------------------------------------------------
-
-
-def builder_python(limit: float) -> tuple[Path | None, ToolRun | None]:
-    """The pinned fixture-builder venv (fixtures/requirements.txt), made once per pin set."""
-    reqs = REPO / "fixtures" / "requirements.txt"
-    key = hashlib.sha256(reqs.read_bytes()).hexdigest()[:12]
-    venv = cache_root() / f"builder-{key}"
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python, None
-    uv = uv_binary()
-    for cmd in ([uv, "venv", "--quiet", "--python", "3.11", str(venv)],
-                [uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(reqs),
-                 *uv_index_args()]):
-        result = run_tool(cmd, limit)
-        if result.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            return None, result
-    return python, None
-
-
-def build_fixtures(names: list[str], limit: float, log: Log) -> Rung | None:
-    """Build missing fixtures under a file lock; a failure comes back as a failed load Rung."""
-    missing = [name for name in names if not (built_dir(name) / "config.json").is_file()]
-    if not missing:
-        return None
-    cache_root().mkdir(parents=True, exist_ok=True)
-    with open(cache_root() / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel cells build each fixture once
-        python, failed = builder_python(limit)
-        if failed is not None:
-            return tool_failure("load", failed, limit, "FixtureBuildError")
-        log(f"building fixtures {', '.join(missing)}")
-        env = {**os.environ, "PYTHONPATH": str(REPO), "INFERMATRIX_CACHE": str(cache_root())}
-        result = run_tool([str(python), "-m", "fixtures.build", *missing], limit, env=env)
-        if result.returncode != 0:
-            return Rung("load", "fail", error=error_from_output("FixtureBuildError", result))
-    return None
 
 
 # --- the driver --------------------------------------------------------------

@@ -9,62 +9,32 @@ artifacts of many CI jobs. Unreadable files are named in the report, not fatal.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from tabulate import tabulate
-
-from bench.stats import NOISY_CV
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
 from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
+from reports.conformance import conformance_of, conformance_page
+from reports.markdown import (
+    CAVEAT,
+    FAIL,
+    KINDS,
+    KNOWN,
+    LEGEND,
+    NOT_RUN,
+    PASS,
+    Footnotes,
+    code,
+    header,
+    table,
+)
+from reports.throughput import bench_of, throughput
 
-PASS, CAVEAT, FAIL, KNOWN, NOT_RUN = "✅", "⚠️", "❌", "⛔", "➖"
-LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first failing rung, "
-          f"footnote holds the error) · {KNOWN} known incompatibility · {NOT_RUN} not run (why)")
-KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"))
-TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
-
-
-def code(text: str) -> str:
-    """Inline code that survives backticks inside it."""
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
-
-
-def table(rows: list[list[str]], head: list[str]) -> str:
-    """A GitHub-flavoured Markdown table; values stay text ("3.10" is not 3.1)."""
-    return tabulate(rows, head, tablefmt="github", disable_numparse=True)
-
-
-class Footnotes:
-    """One footnote per distinct signature; cells that share it share the number."""
-
-    def __init__(self) -> None:
-        self.notes: dict[str, dict] = {}
-
-    def ref(self, signature: str, cell_id: str, rung: str, text: str, cause: str = "") -> str:
-        note = self.notes.setdefault(signature, {"n": len(self.notes) + 1, "cells": [],
-                                                 "rung": rung, "text": text, "cause": cause})
-        note["cells"].append(cell_id)
-        return f"[^{note['n']}]"
-
-    def render(self) -> list[str]:
-        lines = []
-        for sig, note in self.notes.items():
-            tail = "\n".join(note["text"].strip().splitlines()[-TEXT_LINES:])
-            cause = f" — {note['cause']}" if note["cause"] and note["cause"] not in sig else ""
-            lines += [f"[^{note['n']}]: **{note['rung']}** {code(sig)}{cause} — cells: "
-                      f"{', '.join(note['cells'])}", ""]
-            if tail:
-                lines += ["    <details><summary>full text (tail)</summary>", "",
-                          *("    " + ln for ln in ["```", *tail.splitlines(), "```"]),
-                          "", "    </details>", ""]
-        return lines
 
 
 def cause_of(rung: Rung) -> str:
@@ -196,30 +166,6 @@ def key_versions(result: CellResult) -> str:
     return ", ".join(f"{n} {result.versions[n]}" for n in wanted if n in result.versions)
 
 
-def machine_line(m: dict) -> str:
-    """'AMD EPYC, 2 cores, 23.5 GiB, Linux-…, host Python 3.11.7'."""
-    parts = [m.get("cpu"), m.get("cores") and f"{m['cores']} cores",
-             m.get("memory_gib") and f"{m['memory_gib']} GiB", m.get("os"),
-             m.get("host_python") and f"host Python {m['host_python']}"]
-    return ", ".join(str(p) for p in parts if p)
-
-
-def machines(results: list[CellResult]) -> list[str]:
-    return sorted({machine_line(r.machine) for r in results})
-
-
-def header(title: str, results: list[CellResult], problems: list[str]) -> list[str]:
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# {title}", "", f"Generated {when} from {len(results)} cell result(s).", ""]
-    ms = machines(results)
-    lines += [f"Machine: {ms[0]}" if len(ms) == 1 else "Machines (results were merged):", ""]
-    if len(ms) > 1:
-        lines += [f"- {m}" for m in ms] + [""]
-    if problems:
-        lines += ["Result files that could not be read:", *(f"- {p}" for p in problems), ""]
-    return lines
-
-
 def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
                   title: str = "Compatibility matrix", extra: list[str] = ()) -> str:
     notes = Footnotes()
@@ -269,127 +215,6 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     lines += list(extra)
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def conformance_page(results: list[CellResult], problems: list[str]) -> str:
-    """Engines x properties: every entry a symbol, every non-pass explained in a footnote."""
-    notes = Footnotes()
-    lines = header("Conformance", results, problems)
-    lines += [f"Legend: {PASS} pass · {CAVEAT} deviation the engine declares (with its reason) · "
-              f"{FAIL} fail · {NOT_RUN} not run (skipped as unsupported, or the cell never "
-              "reached conformance). Rows are cells (engine · environment), columns are "
-              "properties; each property runs on every fixture of the engine. Generated inputs "
-              "come from hypothesis with a fixed seed; a failure's footnote holds the shrunk "
-              "example.", ""]
-    for kind, heading in KINDS:
-        cells = [r for r in results if r.cell["kind"] == kind]
-        names = sorted({p for r in cells for p in conformance_of(r)})
-        if not cells or not names:
-            continue
-        rows = [[f"`{r.cell['engine']}` · {r.cell['env']}",
-                 *(property_entry(r, name, notes) for name in names)] for r in cells]
-        lines += [f"## {heading}", "", table(rows, ["cell", *(f"`{n}`" for n in names)]), ""]
-    if notes.notes:
-        lines += ["## Footnotes", "", *notes.render()]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
-    cid = result.cell["id"]
-    rung = result.rung("conformance")
-    if rung is None or rung.status in ("not_run", "not_reached"):
-        failed = result.first_failure
-        why = (f"not reached: {failed.name} failed (see COMPATIBILITY.md)" if failed
-               else f"not run: {rung.reason if rung else 'no conformance rung'}")
-        return f"{NOT_RUN} {notes.ref(why, cid, 'conformance', '')}"
-    prop = conformance_of(result).get(name)
-    if prop is None:
-        return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
-    if prop["status"] == "pass":
-        return PASS
-    if prop["status"] == "deviation":
-        dev = prop["deviation"]
-        why = f"declared deviation: {dev['reason']}" + (f" ({dev['link']})" if dev["link"] else "")
-        return f"{CAVEAT} {notes.ref(f'{name}: {why}', cid, name, prop['message'])}"
-    message = prop["message"]
-    if prop["status"] == "skip":
-        return f"{NOT_RUN} {notes.ref(f'{name}: {message}', cid, name, '')}"
-    return f"{FAIL} {notes.ref(f'{name}: {message[:160]}', cid, name, message)}"
-
-
-def conformance_of(result: CellResult) -> dict[str, dict]:
-    rung = result.rung("conformance")
-    return rung.detail.get("properties", {}) if rung else {}
-
-
-def fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1000:.2f} ms"
-    return f"{value:,.1f} {unit}"
-
-
-def figure(metric: dict) -> tuple[str, str]:
-    """("median unit", "min–max, CV x%[, noisy]") of one metric."""
-    s, unit = metric["stats"], metric["unit"]
-    spread = f"{fmt(s['min'], unit)} – {fmt(s['max'], unit)}, CV {s['cv']:.1%}, n={s['n']}"
-    if s["cv"] > NOISY_CV:
-        spread += f" {CAVEAT} noisy"
-    return f"**{fmt(s['median'], unit)}**", spread
-
-
-METRIC_LABELS = {"decode_tokens_per_s": "decode tok/s", "ttft_s": "TTFT",
-                 "sentences_per_s": "sentences/s"}
-
-
-def bench_of(result: CellResult) -> dict | None:
-    rung = result.rung("bench")
-    return rung.detail if rung is not None and rung.status == "pass" else None
-
-
-def workload(result: CellResult) -> str:
-    detail = bench_of(result)
-    params = ", ".join(f"{k} {v}" for k, v in detail["metrics"][0]["params"].items())
-    return f"fixture {detail['fixture']} ({params})"
-
-
-def throughput(results: list[CellResult], problems: list[str]) -> str:
-    lines = header("Throughput", results, problems)
-    lines += [
-        "## Method", "",
-        "- Every figure is the **median** of the timed rounds (15 by default, never fewer "
-        "than 5) after 2 untimed warm-up rounds; "
-        "the spread column gives min – max and the coefficient of variation (CV = stdev / mean). "
-        f"CV above {NOISY_CV:.0%} is marked {CAVEAT} noisy. Raw samples are in each cell's JSON.",
-        "- **Decode tokens/s** (batch 1, EOS ignored): (N − 1) / (T_N − T_1), where T_N is the "
-        "wall time of one generate() of N new tokens and T_1 of one token — the tokens after "
-        "the first over the time after the first.",
-        "- **TTFT**: wall time of generate() with max_new_tokens = 1 (prefill + first token).",
-        "- **Sentences/s**: batch size / wall time of one embed() call on a fixed mix of "
-        "sentences (batch 32).",
-        "- Token counts come from the engine's own ids. Tiny fixtures measure the engine's "
-        "overhead, not a real model's speed.", ""]
-    for kind, title in KINDS:
-        cells = [r for r in results if r.cell["kind"] == kind and bench_of(r)]
-        names = list(dict.fromkeys(m["name"] for r in cells for m in bench_of(r)["metrics"]))
-        if not names:
-            continue
-        rows = []
-        for r in cells:
-            detail = bench_of(r)
-            by_name = {m["name"]: m for m in detail["metrics"]}
-            figures = [cell for n in names
-                       for cell in (figure(by_name[n]) if n in by_name else ("", ""))]
-            rows.append([f"`{r.cell['engine']}`", r.cell["env"], *figures,
-                         f"{detail['peak_rss_mib']:,.0f} MiB"])
-        head = ["engine", "environment",
-                *(h for n in names for h in (METRIC_LABELS.get(n, n), "spread")), "peak RSS"]
-        workloads = {workload(r) for r in cells}
-        lines += [f"## {title}", "", f"Workload: {'; '.join(sorted(workloads))}.", "",
-                  table(rows, head), ""]
-    missing = [r.cell["id"] for r in results if (r.rung("bench") or r.rungs[0]).status != "pass"]
-    if missing:
-        lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

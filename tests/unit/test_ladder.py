@@ -16,16 +16,10 @@ import tomllib
 import pytest
 
 from compat import ladder
-from compat.ladder import (
-    Limits,
-    Options,
-    parse_lock,
-    resolve_all,
-    run_cell,
-    run_tool,
-    uv_index_args,
-)
+from compat.ladder import Limits, Options, resolve_all, run_cell
 from compat.matrix import MATRIX_PATH, load, parse
+from compat.tools import parse_lock, run_tool, uv_index_args
+from fixtures.ensure import build_fixtures
 from tests.unit.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"
@@ -152,10 +146,10 @@ def test_fixture_builds_are_byte_identical(tmp_path, monkeypatch) -> None:
     digests = []
     for run in ("a", "b"):
         monkeypatch.setenv("INFERMATRIX_CACHE", str(tmp_path / run))
-        assert ladder.build_fixtures(["tiny-llama", "tiny-gpt2"], 300, log=print) is None
+        assert build_fixtures(["tiny-llama", "tiny-gpt2"], 300, log=print) is None
         files = sorted((tmp_path / run / "fixtures").glob("*/*"))
         digests.append({f"{p.parent.name}/{p.name}": p.read_bytes() for p in files})
-        assert ladder.build_fixtures(["tiny-llama"], 300, log=print) is None  # reused
+        assert build_fixtures(["tiny-llama"], 300, log=print) is None  # reused
     assert digests[0] == digests[1]
     assert any(k.endswith("model.safetensors") for k in digests[0])
 

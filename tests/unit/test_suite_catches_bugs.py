@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from compat.ladder import CellRun, Options, build_fixtures, cell_env, run_cell
+from compat.ladder import CellRun, Options, cell_env, run_cell
 from compat.matrix import load
 from fixtures.catalog import PACKAGED
+from fixtures.ensure import build_fixtures
 from tests.unit.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"

@@ -1,0 +1,116 @@
+"""The resolve rung: uv pip compile for the cell's Python, every version kept, silent fallbacks
+flagged with the resolver's own reason, or the lock of an earlier run installed as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compat.matrix import requirement_name
+from compat.results import ErrorInfo, Rung
+from compat.signatures import uv_error
+from compat.tools import parse_lock, run_tool, tool_failure, uv_binary, uv_index_args
+
+if TYPE_CHECKING:
+    from compat.ladder import CellRun
+
+
+def compile_args(run: CellRun, reqs: Path) -> list[str]:
+    """`uv pip compile` for the cell's Python, with its overrides and the run's date."""
+    cmd = [uv_binary(), "pip", "compile", str(reqs), "--quiet", "--python-version",
+           run.cell.python, *uv_index_args()]
+    if run.cell.overrides:
+        overrides = run.work / "overrides.txt"
+        overrides.write_text("\n".join(run.cell.overrides) + "\n", encoding="utf-8")
+        cmd += ["--override", str(overrides)]
+    if run.options.exclude_newer:
+        cmd += ["--exclude-newer", run.options.exclude_newer]
+    return cmd
+
+
+def resolve(run: CellRun) -> Rung:
+    """uv pip compile the cell's requirements; keep every version; flag silent fallbacks."""
+    lock = run.work / "lock.txt"
+    if run.options.from_lock is not None:
+        lock.write_text(lock_text(run.options.from_lock), encoding="utf-8")
+        text = lock.read_text(encoding="utf-8")
+        return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text,
+                                               "from_lock": str(run.options.from_lock)})
+    reqs = run.work / "requirements.in"
+    reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
+    if result.returncode != 0:
+        return tool_failure("resolve", result, run.limits.resolve, "ResolutionError")
+    text = lock.read_text(encoding="utf-8")
+    versions = parse_lock(text)
+    fallbacks = find_fallbacks(run, versions)
+    rung = Rung("resolve", "pass", detail={"versions": versions, "lock": text,
+                                           "fallbacks": fallbacks})
+    if fallbacks:
+        rung.reason = "; ".join(f"resolved only by falling back from {f['package']} "
+                                f"{f['newest']} to {f['resolved']}" for f in fallbacks)
+        first = fallbacks[0]
+        rung.error = ErrorInfo(type="Fallback", message=rung.reason,
+                               signature=f"Fallback: {first['package']} {first['newest']} → "
+                                         f"{first['resolved']}",
+                               text="\n\n".join(f"{f['package']}: {f['why']}" for f in fallbacks))
+    return rung
+
+
+def lock_text(path: Path) -> str:
+    """A lock from a uv lock file or from a cell result JSON (its `lock` field)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix == ".json":
+        text = json.loads(text).get("lock", "")
+        if not text:
+            raise ValueError(f"{path} holds no lock (its resolve rung did not pass)")
+    return text
+
+
+def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
+    """Requested packages that resolved older than the newest release their own spec allows.
+
+    The newest is what `uv pip compile --no-deps` picks for the same requirement
+    (this Python, this platform, this date); device pins go along so the CPU
+    torch build is not called a fallback. Each fallback gets the resolver's own
+    reason, from forcing the newest release.
+    """
+    alone = run.work / "newest.in"
+    alone.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    newest_lock = run.work / "newest.txt"
+    result = run_tool([*compile_args(run, alone), "--no-deps", "-o", str(newest_lock)],
+                      run.limits.resolve)
+    if result.returncode != 0:
+        return []  # the full resolve passed; no comparison possible is not a fallback
+    newest = parse_lock(newest_lock.read_text(encoding="utf-8"))
+    requested = {requirement_name(r) for r in run.cell.requested}
+    fallbacks = []
+    for name in sorted(requested):
+        have, best = versions.get(name), newest.get(name)
+        if have and best and version_key(have) < version_key(best):
+            fallbacks.append({"package": name, "newest": best, "resolved": have,
+                              "why": fallback_reason(run, name, best)})
+    return fallbacks
+
+
+def fallback_reason(run: CellRun, name: str, newest: str) -> str:
+    """Why `name==newest` does not fit: the resolver's explanation when forced to it."""
+    forced = run.work / f"force-{name}.in"
+    forced.write_text("\n".join((*run.cell.requirements, f"{name}=={newest}")) + "\n",
+                      encoding="utf-8")
+    result = run_tool([*compile_args(run, forced), "-o", os.devnull], run.limits.resolve)
+    if result.returncode == 0:
+        return f"{name}=={newest} also resolves; the resolver preferred an older release"
+    return uv_error(result.output)[1]
+
+
+def version_key(version: str) -> tuple:
+    """Sortable form of a version string (packaging is nox's dependency, so it is here)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (Version(version),)
+    except InvalidVersion:
+        return (Version("0"),)

@@ -1,0 +1,75 @@
+"""Markdown building blocks shared by the report pages: symbols, tables, footnotes, headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tabulate import tabulate
+
+from compat.results import CellResult
+
+PASS, CAVEAT, FAIL, KNOWN, NOT_RUN = "✅", "⚠️", "❌", "⛔", "➖"
+LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first failing rung, "
+          f"footnote holds the error) · {KNOWN} known incompatibility · {NOT_RUN} not run (why)")
+KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"))
+TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks inside it."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def table(rows: list[list[str]], head: list[str]) -> str:
+    """A GitHub-flavoured Markdown table; values stay text ("3.10" is not 3.1)."""
+    return tabulate(rows, head, tablefmt="github", disable_numparse=True)
+
+
+class Footnotes:
+    """One footnote per distinct signature; cells that share it share the number."""
+
+    def __init__(self) -> None:
+        self.notes: dict[str, dict] = {}
+
+    def ref(self, signature: str, cell_id: str, rung: str, text: str, cause: str = "") -> str:
+        note = self.notes.setdefault(signature, {"n": len(self.notes) + 1, "cells": [],
+                                                 "rung": rung, "text": text, "cause": cause})
+        note["cells"].append(cell_id)
+        return f"[^{note['n']}]"
+
+    def render(self) -> list[str]:
+        lines = []
+        for sig, note in self.notes.items():
+            tail = "\n".join(note["text"].strip().splitlines()[-TEXT_LINES:])
+            cause = f" — {note['cause']}" if note["cause"] and note["cause"] not in sig else ""
+            lines += [f"[^{note['n']}]: **{note['rung']}** {code(sig)}{cause} — cells: "
+                      f"{', '.join(note['cells'])}", ""]
+            if tail:
+                lines += ["    <details><summary>full text (tail)</summary>", "",
+                          *("    " + ln for ln in ["```", *tail.splitlines(), "```"]),
+                          "", "    </details>", ""]
+        return lines
+
+
+def machine_line(m: dict) -> str:
+    """'AMD EPYC, 2 cores, 23.5 GiB, Linux-…, host Python 3.11.7'."""
+    parts = [m.get("cpu"), m.get("cores") and f"{m['cores']} cores",
+             m.get("memory_gib") and f"{m['memory_gib']} GiB", m.get("os"),
+             m.get("host_python") and f"host Python {m['host_python']}"]
+    return ", ".join(str(p) for p in parts if p)
+
+
+def machines(results: list[CellResult]) -> list[str]:
+    return sorted({machine_line(r.machine) for r in results})
+
+
+def header(title: str, results: list[CellResult], problems: list[str]) -> list[str]:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# {title}", "", f"Generated {when} from {len(results)} cell result(s).", ""]
+    ms = machines(results)
+    lines += [f"Machine: {ms[0]}" if len(ms) == 1 else "Machines (results were merged):", ""]
+    if len(ms) > 1:
+        lines += [f"- {m}" for m in ms] + [""]
+    if problems:
+        lines += ["Result files that could not be read:", *(f"- {p}" for p in problems), ""]
+    return lines
