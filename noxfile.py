@@ -6,6 +6,7 @@
     nox -s resolve          resolve every cell of the full matrix (nothing installed)
     nox -s bisect -- PACKAGE CELL
     nox -s report           merge results/*.json into reports/
+    nox -s bench -- --compare reports/results.json   this run against a saved one
     nox -s tests            the suite's own tests
 Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
 """
@@ -26,8 +27,9 @@ from compat.errors import InfermatrixError
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
-REPORT_DEPS = ("tabulate==0.10.0",)
-TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "nox[uv]>=2025.10.16")
+REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8")
+TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
+             "nox[uv]>=2025.10.16")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -126,6 +128,19 @@ def report(session: nox.Session) -> None:
         args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
+
+
+@nox.session(venv_backend="uv")
+def bench(session: nox.Session) -> None:
+    """Compare this run's benchmark figures with a saved one: -- --compare PATH."""
+    args = list(session.posargs)
+    if "--compare" not in args or args.index("--compare") == len(args) - 1:
+        session.error("usage: nox -s bench -- --compare PATH  (PATH: a reports/results.json "
+                      "or a results folder saved from an earlier run)")
+    baseline = args[args.index("--compare") + 1]
+    session.install(*REPORT_DEPS)
+    session.run("python", "-m", "bench.compare", baseline, str(RESULTS), "--out",
+                str(ROOT / "reports" / "BENCH_COMPARE.md"), env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session(python=False)

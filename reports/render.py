@@ -32,7 +32,7 @@ from reports.markdown import (
     header,
     table,
 )
-from reports.throughput import bench_of, throughput
+from reports.throughput import bench_of, plot, throughput
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
 
@@ -229,7 +229,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     if any(bench_of(r) for r in results):
-        write_atomic(out / "THROUGHPUT.md", throughput(results, problems))
+        plotted = plot(results, out / "throughput.png")
+        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, plotted=plotted))
     merged = {"cells": [asdict(r) for r in results], "unreadable": problems}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return results

@@ -37,8 +37,10 @@ def workload(result: CellResult) -> str:
     return f"fixture {detail['fixture']} ({params})"
 
 
-def throughput(results: list[CellResult], problems: list[str]) -> str:
+def throughput(results: list[CellResult], problems: list[str], *, plotted: bool = False) -> str:
     lines = header("Throughput", results, problems)
+    if plotted:
+        lines += ["![Medians with min-max whiskers, per cell and metric](throughput.png)", ""]
     lines += [
         "## Method", "",
         "- Every figure is the **median** of the timed rounds (15 by default, never fewer "
@@ -51,6 +53,8 @@ def throughput(results: list[CellResult], problems: list[str]) -> str:
         "- **TTFT**: wall time of generate() with max_new_tokens = 1 (prefill + first token).",
         "- **Sentences/s**: batch size / wall time of one embed() call on a fixed mix of "
         "sentences (batch 32).",
+        "- Compare with a saved run: `nox -s bench -- --compare reports/results.json` flags "
+        "changes beyond both runs' measured noise (bench/compare.py).",
         "- Token counts come from the engine's own ids. Tiny fixtures measure the engine's "
         "overhead, not a real model's speed.", ""]
     for kind, title in KINDS:
@@ -75,3 +79,35 @@ def throughput(results: list[CellResult], problems: list[str]) -> str:
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(results: list[CellResult], path) -> bool:
+    """Medians with min-max whiskers, one panel per metric; False where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    series: dict[str, list[tuple[str, dict]]] = {}
+    for r in results:
+        for m in (bench_of(r) or {}).get("metrics", []):
+            series.setdefault(m["name"], []).append((f"{r.cell['engine']} · {r.cell['env']}", m))
+    if not series:
+        return False
+    fig, axes = plt.subplots(len(series), 1, figsize=(9, 1.2 + 0.45 * max(map(len, series.values()))
+                                                      * len(series)), squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], series.items(), strict=True):
+        labels = [label for label, _ in rows]
+        med = [m["stats"]["median"] for _, m in rows]
+        low = [m["stats"]["median"] - m["stats"]["min"] for _, m in rows]
+        high = [m["stats"]["max"] - m["stats"]["median"] for _, m in rows]
+        unit = rows[0][1]["unit"]
+        ax.barh(labels, med, xerr=[low, high], color="#4c72b0", ecolor="#333333", capsize=3)
+        ax.set_xlabel(f"{METRIC_LABELS.get(name, name)} ({unit}); bar = median, whiskers = min-max")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from bench.stats import summarize
 from compat.results import CellResult, ErrorInfo, Rung, write_atomic
 from reports.render import render
@@ -160,3 +162,15 @@ def test_conformance_page_shows_deviations_and_failing_examples(tmp_path) -> Non
     assert "❌ [^" in row and "⚠️ [^" in row and "✅" in row
     assert "declared deviation: tabs are words here (https://x)" in page
     assert "Falsifying example: texts=['a', 'b']" in page
+
+
+def test_throughput_plot_is_drawn_and_linked(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    bench = {"fixture": "all-minilm-l6-v2", "peak_rss_mib": 512.0,
+             "metrics": [metric([100.0, 101.0, 99.0, 100.5, 100.2])]}
+    write_atomic(tmp_path / "r" / "a.json", cell("emb", "numpy2", "embedding",
+                                                passing(bench)).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    png = tmp_path / "out" / "throughput.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Medians with min-max whiskers" in (tmp_path / "out" / "THROUGHPUT.md").read_text()

@@ -1,0 +1,162 @@
+"""Compare a run's benchmark figures with a saved baseline, metric by metric.
+
+    python -m bench.compare BASELINE [RESULTS_DIR] [--out reports/BENCH_COMPARE.md]
+
+BASELINE is a merged reports/results.json or a folder of cell result files.
+A change is flagged only when it exceeds the measured noise of both runs:
+|median_new - median_old| > NOISE_K x max(MAD_old, MAD_new) x 1.4826 (the
+median absolute deviation scaled to a standard deviation). The direction of
+"better" is each metric's own ("higher" for tokens/s, "lower" for latency).
+Comparisons across machines or package versions are warned about, not refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from compat.results import SCHEMA_VERSION, CellResult, SchemaError, load_results
+
+NOISE_K = 3.0
+MAD_TO_SIGMA = 1.4826
+
+
+class BaselineError(ValueError):
+    """A baseline that cannot be compared: missing, corrupt, or of another schema."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric of one cell, old against new."""
+
+    cell: str
+    metric: str
+    unit: str
+    better: str
+    old: float
+    new: float
+    noise: float
+    """The threshold used: NOISE_K x the larger scaled MAD of the two runs."""
+
+    @property
+    def delta(self) -> float:
+        return (self.new - self.old) / self.old if self.old else 0.0
+
+    @property
+    def verdict(self) -> str:
+        if abs(self.new - self.old) <= self.noise:
+            return "within noise"
+        improved = (self.new > self.old) == (self.better == "higher")
+        return "better" if improved else "worse"
+
+
+def mad(samples: list[float]) -> float:
+    median = statistics.median(samples)
+    return statistics.median(abs(s - median) for s in samples)
+
+
+def load_baseline(path: Path) -> list[CellResult]:
+    """Cell results from a merged results.json or a results folder; refuses anything else."""
+    if path.is_dir():
+        results, problems = load_results(sorted(path.glob("*.json")))
+        if problems:
+            raise BaselineError(f"baseline {path}: unreadable result files: {problems}")
+        return results
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(f"baseline {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise BaselineError(f"baseline {path} is not valid JSON ({exc}); refusing to compare") from exc
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise BaselineError(f"baseline {path} is not a merged results.json (no 'cells' list)")
+    try:
+        return [CellResult.from_dict(c) for c in cells]
+    except SchemaError as exc:
+        raise BaselineError(f"baseline {path}: {exc} (this infermatrix writes schema "
+                            f"{SCHEMA_VERSION})") from exc
+    except (TypeError, KeyError) as exc:
+        raise BaselineError(f"baseline {path} is corrupt ({exc}); refusing to compare") from exc
+
+
+def metrics_of(result: CellResult) -> dict[str, dict]:
+    rung = result.rung("bench")
+    if rung is None or rung.status != "pass":
+        return {}
+    return {m["name"]: m for m in rung.detail.get("metrics", [])}
+
+
+def compare(old: list[CellResult], new: list[CellResult]) -> tuple[list[Change], list[str]]:
+    """Changes for every metric both runs measured, and warnings about what differs between them."""
+    before = {r.cell["id"]: r for r in old}
+    changes, warnings = [], []
+    for result in new:
+        base = before.get(result.cell["id"])
+        if base is None:
+            continue
+        if base.machine != result.machine:
+            warnings.append(f"{result.cell['id']}: measured on another machine "
+                            f"({base.machine.get('cpu')} vs {result.machine.get('cpu')})")
+        moved = sorted(n for n in result.cell.get("key_packages", [])
+                       if base.versions.get(n) != result.versions.get(n))
+        if moved:
+            pairs = ", ".join(f"{n} {base.versions.get(n)} → {result.versions.get(n)}" for n in moved)
+            warnings.append(f"{result.cell['id']}: package versions differ: {pairs}")
+        old_metrics = metrics_of(base)
+        for name, metric in metrics_of(result).items():
+            if name not in old_metrics:
+                continue
+            a, b = old_metrics[name]["samples"], metric["samples"]
+            noise = NOISE_K * MAD_TO_SIGMA * max(mad(a), mad(b))
+            changes.append(Change(result.cell["id"], name, metric["unit"], metric["better"],
+                                  statistics.median(a), statistics.median(b), noise))
+    return changes, warnings
+
+
+def render(changes: list[Change], warnings: list[str], baseline: Path) -> str:
+    from tabulate import tabulate
+
+    rows = [[f"`{c.cell}`", c.metric, f"{c.old:,.4g} {c.unit}", f"{c.new:,.4g} {c.unit}",
+             f"{c.delta:+.1%}", f"±{c.noise:,.3g}", c.verdict] for c in changes]
+    lines = ["# Benchmark comparison", "", f"Baseline: `{baseline}`. A change counts only beyond "
+             f"{NOISE_K:g} x the larger MAD-based spread of the two runs.", ""]
+    if warnings:
+        lines += ["**Warnings** (the runs are not like for like):", "",
+                  *(f"- {w}" for w in warnings), ""]
+    lines += [tabulate(rows, ["cell", "metric", "baseline", "this run", "change", "noise band",
+                              "verdict"], tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nox -s bench -- --compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("baseline", type=Path)
+    parser.add_argument("results", type=Path, nargs="?", default=Path("results"))
+    parser.add_argument("--out", type=Path, default=Path("reports") / "BENCH_COMPARE.md")
+    args = parser.parse_args(argv)
+    try:
+        old = load_baseline(args.baseline)
+        new = load_baseline(args.results)
+    except BaselineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    changes, warnings = compare(old, new)
+    if not changes:
+        print(f"error: no metric of {args.results} is in the baseline {args.baseline}",
+              file=sys.stderr)
+        return 2
+    text = render(changes, warnings, args.baseline)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    worse = [c for c in changes if c.verdict == "worse"]
+    return 1 if worse else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
