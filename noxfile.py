@@ -123,7 +123,10 @@ def matrix(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Merge results/*.json (or the folders given) into reports/."""
     session.install(*REPORT_DEPS)
-    args = [a for a in session.posargs if not a.startswith("--exclude-newer")]
+    try:
+        args = cli.report_args(session.posargs)
+    except InfermatrixError as exc:
+        session.error(str(exc))
     if not args or args[0].startswith("--"):
         args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),

@@ -96,6 +96,14 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def report_args(argv: list[str]) -> list[str]:
+    """The report session's own arguments, with a run-wide --exclude-newer DATE taken out."""
+    parser = _Parser(prog="nox -s report --", add_help=False)
+    _common(parser)
+    _, rest = parser.parse_known_args(argv)
+    return rest
+
+
 def bisect_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s bisect --",
                      description="Newest working and first failing release of PACKAGE in CELL.")

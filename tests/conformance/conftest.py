@@ -136,6 +136,25 @@ def fresh_engine(request: pytest.FixtureRequest, model_dir: Path, device: str):
     return answer
 
 
+EXAMPLE_HEADS = ("Falsifying example", "Failing test case")  # older and newer hypothesis
+
+
+def hypothesis_example(text: str) -> str:
+    """The shrunk example hypothesis printed (fixture objects left out) and its replay line."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = next((i for i, line in enumerate(lines) if line.startswith(EXAMPLE_HEADS)), None)
+    if start is None:
+        return ""
+    example = []
+    for line in lines[start:]:
+        if "=<" not in line:  # `engine=<...object at 0x...>` says nothing replayable
+            example.append(line)
+        if line == ")":
+            break
+    replay = next((line for line in lines if "@reproduce_failure(" in line), "")
+    return " ".join([*example, replay]).strip()
+
+
 def requires(engine, capability: str) -> None:
     """Skip the calling property when the engine declares `capability` unsupported."""
     if not getattr(engine.capabilities, capability):
@@ -155,12 +174,13 @@ class PropertyRecorder:
             return str(report.longrepr[2]).removeprefix("Skipped: ")
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash is not None else str(report.longrepr or "")
-        # hypothesis prints the shrunk example; keep it so anyone can replay the failure
-        example = [ln.strip() for ln in report.longreprtext.splitlines()
-                   if ln.strip().startswith(("Falsifying example", "prompt=", "text=", "texts=",
-                                             "fillers=", "position=", "order=", "sizes=",
-                                             "lengths=", "batches=", "longer="))]
-        return message + (" | " + " ".join(example) if example else "")
+        example = hypothesis_example(message)
+        if not example:
+            return message
+        # hypothesis attaches its example to the error as a note: keep it once, cleaned
+        lines = message.splitlines()
+        end = next((i for i, line in enumerate(lines) if line.startswith(EXAMPLE_HEADS)), len(lines))
+        return " ".join([*lines[:end], "|", example])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.failed or report.skipped):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from compat.cli import UsageError, bisect_args, cell_options, property_names, resolve_args
+from compat.cli import (
+    UsageError,
+    bisect_args,
+    cell_options,
+    property_names,
+    report_args,
+    resolve_args,
+)
 
 
 def test_exclude_newer_accepts_dates_and_times() -> None:
@@ -54,3 +61,9 @@ def test_unknown_property_and_bad_budget() -> None:
         cell_options(["--hypothesis-budget", "0"])
     options = cell_options(["--property", "unit_norm", "--hypothesis-budget", "3"], "embedding")
     assert options.properties == ("unit_norm",) and options.hypothesis_budget == 3
+
+
+def test_report_drops_a_run_wide_exclude_newer_with_its_value() -> None:
+    assert report_args(["--exclude-newer", "2025-06-01"]) == []
+    assert report_args(["results/ci", "--exclude-newer=2025-06-01", "--out", "x"]) == \
+        ["results/ci", "--out", "x"]
