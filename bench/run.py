@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import summarize
+from compat.cli import positive
 from engines import load_engine_class
 from engines.base import Embedder, Generator, SamplingParams
 from fixtures.catalog import locate
@@ -80,13 +81,6 @@ def bench_embedding(engine: Embedder, *, batch: int, warmup: int, rounds: int) -
         if i >= warmup:
             rates.append(batch / seconds)
     return [metric("sentences_per_s", "sent/s", "higher", rates, batch=batch)]
-
-
-def positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
-    return number
 
 
 def main(argv: list[str] | None = None) -> int:

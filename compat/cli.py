@@ -50,7 +50,8 @@ def _existing_file(value: str) -> Path:
     return path
 
 
-def _positive(value: str) -> int:
+def positive(value: str) -> int:
+    """argparse type: an int > 0."""
     number = int(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
@@ -77,7 +78,7 @@ def cell_options(argv: list[str], kind: str = "generation") -> Options:
                         help="install this lock (uv lock text or a cell result JSON) instead of resolving")
     parser.add_argument("--property", action="append", default=[],
                         help="run only this conformance property (repeatable)")
-    parser.add_argument("--hypothesis-budget", type=_positive, default=10,
+    parser.add_argument("--hypothesis-budget", type=positive, default=10,
                         help="examples per generated-input property (default 10)")
     args, _ = parser.parse_known_args(argv)  # a plain `nox -- ...` hands posargs to every session
     valid = property_names(kind)
@@ -91,7 +92,7 @@ def cell_options(argv: list[str], kind: str = "generation") -> Options:
 def resolve_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s resolve --", description="Resolve every cell, install nothing.")
     parser.add_argument("patterns", nargs="*", help="cell id globs (default: every cell)")
-    parser.add_argument("--workers", type=_positive, default=8)
+    parser.add_argument("--workers", type=positive, default=8)
     _common(parser)
     return parser.parse_args(argv)
 

@@ -9,10 +9,16 @@ against the fixture files, not against itself.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import jinja2
 from tokenizers import Tokenizer
+
+
+@cache
+def _tokenizer(model_dir: Path) -> Tokenizer:
+    return Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
 
 
 def _token(value) -> str | None:
@@ -28,8 +34,7 @@ def bos_token_id(model_dir: Path) -> int | None:
     cfg = tokenizer_config(model_dir)
     if not cfg.get("add_bos_token"):
         return None
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    return tok.token_to_id(_token(cfg["bos_token"]))
+    return _tokenizer(model_dir).token_to_id(_token(cfg["bos_token"]))
 
 
 def chat_prompt_ids(model_dir: Path, messages: list[dict[str, str]]) -> list[int]:
@@ -42,17 +47,14 @@ def chat_prompt_ids(model_dir: Path, messages: list[dict[str, str]]) -> list[int
         bos_token=_token(cfg.get("bos_token")) or "",
         eos_token=_token(cfg.get("eos_token")) or "",
     )
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    return tok.encode(text, add_special_tokens=False).ids
+    return _tokenizer(model_dir).encode(text, add_special_tokens=False).ids
 
 
 def encode(model_dir: Path, text: str) -> list[int]:
     """Token ids of `text` with the tokenizer's own special tokens (BOS where it adds one)."""
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    return tok.encode(text).ids
+    return _tokenizer(model_dir).encode(text).ids
 
 
 def decode(model_dir: Path, ids) -> str:
     """Text of token ids, special tokens skipped (as engines return generated text)."""
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    return tok.decode(list(ids), skip_special_tokens=True)
+    return _tokenizer(model_dir).decode(list(ids), skip_special_tokens=True)

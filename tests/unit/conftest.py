@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def matrix_data() -> dict:
+    """A fresh dict of compat/matrix.toml, for tests that change a piece of it."""
+    return tomllib.loads((REPO / "compat" / "matrix.toml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture

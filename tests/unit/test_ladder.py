@@ -7,11 +7,9 @@ real install, the real engine on the real fixtures. Venvs live under
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
-import tomllib
 
 import pytest
 
@@ -20,13 +18,13 @@ from compat.ladder import Limits, Options, resolve_all, run_cell
 from compat.matrix import MATRIX_PATH, load, parse
 from compat.tools import parse_lock, run_tool, uv_index_args
 from fixtures.ensure import build_fixtures
-from tests.unit.conftest import REPO
+from tests.unit.conftest import REPO, matrix_data
 
 VENVS = REPO / ".nox" / "test-cells"
 
 
 def matrix_with(**axis_values: str):
-    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data = matrix_data()
     data["axes"]["numpy"]["values"] = axis_values
     data["cells"], data["known"] = [], []
     return parse(data)
@@ -70,7 +68,7 @@ def test_resolve_failure_keeps_the_resolvers_words(tmp_path) -> None:
 
 
 def test_missing_interpreter_is_an_install_failure(tmp_path) -> None:
-    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data = matrix_data()
     data["defaults"]["python"] = "3.99"
     data["engines"]["sentence_transformers"]["requires"] = ["six"]
     data["harness"]["requires"] = []
@@ -87,7 +85,7 @@ def test_missing_interpreter_is_an_install_failure(tmp_path) -> None:
 def test_import_failure_is_a_result_in_a_real_venv(tmp_path) -> None:
     # A cell whose environment lacks the engine library: resolve and install pass,
     # import fails with the interpreter's own error, the rest is not reached.
-    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data = matrix_data()
     data["engines"]["sentence_transformers"]["requires"] = ["numpy"]
     data["harness"]["requires"] = []
     data["devices"]["cpu"]["pins"] = []
@@ -177,7 +175,7 @@ def test_silent_fallback_is_flagged_with_the_resolvers_reason(tmp_path) -> None:
 def test_exclude_newer_and_rerun_from_the_lock(tmp_path) -> None:
     # No torch pin: the local CPU torch 2.13 wheel postdates the cutoff (a real conflict,
     # reported as such in a full run); this checks the date reaches the resolver.
-    data = copy.deepcopy(tomllib.loads(MATRIX_PATH.read_text(encoding="utf-8")))
+    data = matrix_data()
     data["engines"]["transformers"]["requires"] = ["transformers"]
     data["devices"]["cpu"]["pins"], data["harness"]["requires"] = [], []
     cell = parse(data).cell("transformers-numpy2")
