@@ -34,7 +34,7 @@ from compat.tools import (
     uv_index_args,
 )
 from fixtures.catalog import PACKAGED, cache_root
-from fixtures.ensure import build_fixtures
+from fixtures.ensure import build_fixtures, build_parity_references
 
 Log = Callable[[str], None]
 
@@ -174,6 +174,8 @@ def load(run: CellRun) -> Rung:
     """Build any missing fixture, then load each of the engine's fixtures once."""
     built = [name for name in run.cell.engine.fixtures if name not in PACKAGED]
     failure = build_fixtures(built, run.limits.load, run.log)
+    if not failure and run.cell.engine.kind == "generation":
+        failure = build_parity_references(built, run.limits.load, run.log)
     if failure:
         return failure
     args = [arg for name in run.cell.engine.fixtures for arg in ("--fixture", name)]

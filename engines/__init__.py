@@ -12,10 +12,16 @@ from compat.errors import InfermatrixError, unknown
 
 ENGINES: dict[str, str] = {
     "transformers": "engines.transformers:TransformersGenerator",
+    "onnxruntime": "engines.onnxruntime:OnnxRuntimeGenerator",
+    "ctranslate2": "engines.ctranslate2:CTranslate2Generator",
+    "llama_cpp": "engines.llama_cpp:LlamaCppGenerator",
     "vllm": "engines.vllm:VllmGenerator",
     "sentence_transformers": "engines.sentence_transformers:SentenceTransformersEmbedder",
     "infinity_emb": "engines.infinity_emb:InfinityEmbedder",
     "embed": "engines.embed:EmbedEmbedder",
+    "sentence_transformers_onnx": "engines.sentence_transformers:SentenceTransformersOnnxEmbedder",
+    "sentence_transformers_openvino": "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder",
+    "vllm_embed": "engines.vllm:VllmEmbedder",
 }
 
 

@@ -178,6 +178,54 @@ def check_prompts(prompts: Sequence[str]) -> None:
             raise InvalidParameterError(msg)
 
 
+def cut_at_stop(ids: Sequence[int], stops: Sequence[str],
+                decode) -> tuple[list[int], bool]:
+    """The shortest prefix of `ids` whose text contains a stop string (kept), and whether one hit.
+
+    For engines without native stop strings: cutting after the fact equals stopping
+    early, because later tokens never change earlier ones.
+    """
+    ids = list(ids)
+    if stops:
+        for cut in range(1, len(ids) + 1):
+            if any(s in decode(ids[:cut]) for s in stops):
+                return ids[:cut], True
+    return ids, False
+
+
+def text_deltas(token_ids: Iterator[int], decode) -> Iterator[StreamDelta]:
+    """StreamDeltas from a stream of ids: text is held back while it ends in a partial character."""
+    ids: list[int] = []
+    sent_text, sent_ids = "", 0
+    for token in token_ids:
+        ids.append(int(token))
+        text = decode(ids)
+        if text.endswith("\ufffd") or not text.startswith(sent_text):
+            continue  # an incomplete UTF-8 sequence: wait for the next token
+        yield StreamDelta(text[len(sent_text):], tuple(ids[sent_ids:]))
+        sent_text, sent_ids = text, len(ids)
+    if sent_ids < len(ids):
+        text = decode(ids)
+        yield StreamDelta(text[len(sent_text):] if text.startswith(sent_text) else text,
+                          tuple(ids[sent_ids:]))
+
+
+def stop_stream(deltas: Iterator[StreamDelta], stops: Sequence[str],
+                decode) -> Iterator[StreamDelta]:
+    """Pass deltas on until the text contains a stop string; the last delta ends with it."""
+    ids: list[int] = []
+    text = ""
+    for delta in deltas:
+        if stops:
+            cut, hit = cut_at_stop([*ids, *delta.token_ids], stops, decode)
+            if hit:
+                yield StreamDelta(decode(cut)[len(text):], tuple(cut[len(ids):]))
+                return
+        ids.extend(delta.token_ids)
+        text += delta.text
+        yield delta
+
+
 def as_rows(vectors: Sequence[np.ndarray], *, normalize: bool) -> np.ndarray:
     """Stack per-text vectors into float32 (n, dim); unit L2 rows if `normalize`."""
     array = np.asarray(np.stack(vectors), dtype=np.float32)
@@ -193,6 +241,9 @@ class Engine(abc.ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     deviations: ClassVar[dict[str, Deviation]] = {}
     """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
+    unsupported: ClassVar[dict[str, str]] = {}
+    """Capability the adapter declares False -> why (shown where the property is skipped)."""
+    """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
 
     @classmethod
     def check_device(cls, device: str) -> None:
@@ -200,6 +251,11 @@ class Engine(abc.ABC):
         if device not in cls.capabilities.devices:
             msg = f"{cls.id}: device {device!r} is not one of {cls.capabilities.devices}"
             raise InvalidParameterError(msg)
+
+    def require(self, capability: str) -> None:
+        """Raise UnsupportedCapabilityError unless the adapter declares `capability`."""
+        if not getattr(self.capabilities, capability):
+            raise UnsupportedCapabilityError(self.id, capability)
 
     @abc.abstractmethod
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
@@ -242,8 +298,17 @@ class Generator(Engine):
         """The model's end-of-sequence id, if it has one."""
         return None
 
+    parity_top_k: ClassVar[int] = 5
+    """Greedy parity with the reference (transformers): where the ids first diverge, each side's
+    token must be among the other's `parity_top_k` most likely tokens."""
+
     def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
         """Low-level forward pass: float32 (len(prompts), vocab) logits at each prompt's last token."""
+        check_prompts(prompts)
+        return self.next_token_logits_from_ids([self.tokenize(p) for p in prompts])
+
+    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """next_token_logits() with prompts given as token ids (fed as they are)."""
         raise UnsupportedCapabilityError(self.id, "logits")
 
     def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],

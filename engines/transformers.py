@@ -63,6 +63,11 @@ class TransformersGenerator(Generator):
         self.check_device(device)
         self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         self._tok.padding_side = "left"
+        self._model = self._load_model(Path(model_dir), device, dtype)
+        self._device = device
+
+    def _load_model(self, model_dir: Path, device: str, dtype: str):
+        """The model object whose generate() and forward the adapter drives."""
         model, info = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=getattr(torch, dtype), local_files_only=True,
             output_loading_info=True,
@@ -70,8 +75,7 @@ class TransformersGenerator(Generator):
         problems = {k: v for k, v in info.items() if v}
         if problems:  # a fixture that does not match its architecture must not load silently
             raise RuntimeError(f"weights do not match the architecture in {model_dir}: {problems}")
-        self._model = model.to(device).eval()
-        self._device = device
+        return model.to(device).eval()
 
     def close(self) -> None:
         self._model = None
@@ -163,11 +167,10 @@ class TransformersGenerator(Generator):
             completions.append(Completion(text, tuple(generated), tuple(ids), reason))
         return completions
 
-    def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
+    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
         """One forward pass over the left-padded batch; position ids count real tokens only."""
-        check_prompts(prompts)
         model, _ = self._loaded()
-        batch = self._batch([self.tokenize(p) for p in prompts])
+        batch = self._batch([list(ids) for ids in prompt_ids])
         positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
             out = model(**batch, position_ids=positions)

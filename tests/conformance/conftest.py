@@ -158,7 +158,8 @@ def hypothesis_example(text: str) -> str:
 def requires(engine, capability: str) -> None:
     """Skip the calling property when the engine declares `capability` unsupported."""
     if not getattr(engine.capabilities, capability):
-        pytest.skip(f"{engine.id} declares no {capability} support")
+        why = engine.unsupported.get(capability)
+        pytest.skip(f"{engine.id} declares no {capability} support" + (f": {why}" if why else ""))
 
 
 class PropertyRecorder:
@@ -190,6 +191,9 @@ class PropertyRecorder:
         status = "fail" if report.failed else "skip" if report.skipped else "pass"
         entry = self.properties.setdefault(name, {"status": "skip", "message": "", "cases": {}})
         entry["cases"][case] = status
+        for key, value in report.user_properties:  # e.g. greedy_parity's "6/6 prompts exact"
+            if key == "note":
+                entry.setdefault("notes", {})[case] = value
         deviation = engine_class(self.config).deviations.get(name)
         if status == "fail" and deviation is not None:
             status = "deviation"

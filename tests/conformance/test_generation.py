@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from engines.base import ChatMessage, InvalidParameterError, SamplingParams
+from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
 from tests.conformance import reference
 from tests.conformance.compare import check_ids_equal, check_logits_close
 from tests.conformance.conftest import requires
@@ -284,3 +284,91 @@ def test_typed_errors(engine, bad, params: dict) -> None:
     """Bad input raises InvalidParameterError naming the problem, never something else."""
     with pytest.raises(InvalidParameterError):
         engine.generate(bad, SamplingParams.from_dict(params))
+
+
+def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[int]) -> str | None:
+    """Why `got` breaks greedy parity with the reference row `ref`, or None if it holds.
+
+    Equal ids pass. Otherwise, at the first divergence, each side's token must be in the
+    other's top-k (k = the engine's parity_top_k), and the lengths must match.
+    """
+    want, k = list(ref["ids"]), engine.parity_top_k
+    if got == want:
+        return None
+    pos = next((p for p, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+    if pos >= min(len(want), len(got)):
+        return (f"prompt {i}: lengths differ ({len(got)} vs the reference's {len(want)}) "
+                f"with equal ids up to position {pos}")
+    where = (f"prompt {i}: first divergence at position {pos}: reference token {want[pos]}, "
+             f"{engine.id} token {got[pos]}")
+    if got[pos] not in ref["top_k"][pos][:k]:
+        return f"{where}; {got[pos]} is not in the reference's top-{k} {ref['top_k'][pos][:k]}"
+    if engine.capabilities.logits:
+        logits = engine.next_token_logits_from_ids([prompt_ids + got[:pos]])[0]
+        top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
+        if want[pos] not in top:
+            return f"{where}; {want[pos]} is not in {engine.id}'s top-{k} {top}"
+    if len(got) != len(want):
+        return f"{where}; lengths differ ({len(got)} vs the reference's {len(want)})"
+    return None
+
+
+def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
+    """Greedy ids equal transformers' (the pinned reference, fixtures/parity.py) on the same
+    prompts and weights; where they first diverge, each side's token is in the other's top-k."""
+    from fixtures.parity import load_reference
+
+    reference = load_reference(fixture_name)
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
+    problems, diverged = [], 0
+    for i, ref in enumerate(reference["prompts"]):
+        prompt_ids = list(ref["prompt_ids"])
+        if engine.tokenize(ref["text"]) == prompt_ids:
+            got = engine.generate([ref["text"]], params)[0].token_ids
+        elif engine.capabilities.token_input:  # tokenization is its own property
+            got = engine.generate_from_ids([prompt_ids], params)[0].token_ids
+        else:
+            problems.append(f"prompt {i}: {engine.id} tokenizes {ref['text']!r} differently and "
+                            "takes no token ids, so the same input cannot be given")
+            continue
+        diverged += list(got) != list(ref["ids"])
+        problem = parity_failure(i, ref, list(got), engine, prompt_ids)
+        if problem:
+            problems.append(problem)
+    assert not problems, (f"greedy parity with {reference['reference']} (top-{engine.parity_top_k}):\n"
+                          + "\n".join(problems))
+    total = len(reference["prompts"])
+    record_property("note", f"{total - diverged}/{total} prompts token-exact vs {reference['reference']}"
+                    + (f", {diverged} diverging within top-{engine.parity_top_k}" if diverged else ""))
+
+
+UNSUPPORTED_CALLS = {
+    "streaming": lambda e: list(e.stream(PROMPTS[0], GREEDY)),
+    "chat": lambda e: e.chat([ChatMessage("user", "Hi")], GREEDY),
+    "seeded_sampling": lambda e: e.generate([PROMPTS[0]], SamplingParams(temperature=1.0, seed=1)),
+    "stop_strings": lambda e: e.generate([PROMPTS[0]], SamplingParams(stop=("x",))),
+    "logits": lambda e: e.next_token_logits([PROMPTS[0]]),
+    "token_input": lambda e: e.generate_from_ids([e.tokenize(PROMPTS[0])], GREEDY),
+    "min_new_tokens": lambda e: e.generate([PROMPTS[0]], SamplingParams(min_new_tokens=1)),
+    "stop_token_ids": lambda e: e.generate([PROMPTS[0]], SamplingParams(stop_token_ids=(5,))),
+}
+
+
+def test_unsupported_capabilities(engine) -> None:
+    """Asking for a capability the adapter declares unsupported raises UnsupportedCapabilityError
+    naming the engine and the capability (never a silent, different answer)."""
+    missing = [name for name in UNSUPPORTED_CALLS if not getattr(engine.capabilities, name)]
+    if not missing:
+        pytest.skip(f"{engine.id} declares every capability the suite can call")
+    problems = []
+    for name in missing:
+        try:
+            UNSUPPORTED_CALLS[name](engine)
+        except UnsupportedCapabilityError as exc:
+            if (exc.engine, exc.capability) != (engine.id, name):
+                problems.append(f"{name}: the error names {exc.engine!r}/{exc.capability!r}")
+        except Exception as exc:  # noqa: BLE001 - any other outcome is the finding
+            problems.append(f"{name}: raised {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{name}: declared unsupported, but the call returned normally")
+    assert not problems, "; ".join(problems)

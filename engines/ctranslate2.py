@@ -1,0 +1,168 @@
+"""CTranslate2's Generator as a Generator, on the fixture converted once per content.
+
+Tokenization, decoding and the chat template come from the fixture's own
+Hugging Face tokenizer (as CTranslate2's documentation does it); CTranslate2
+runs the model. It has no stop strings of its own: a row is cut after the
+token whose text completes one, which equals stopping there.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import ctranslate2
+import numpy as np
+from transformers import AutoTokenizer
+
+from engines.base import (
+    Capabilities,
+    ChatMessage,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    StreamDelta,
+    check_prompts,
+    cut_at_stop,
+    stop_stream,
+    text_deltas,
+)
+from fixtures.convert import converted
+
+
+def _convert(model_dir: Path, out: Path) -> None:
+    from ctranslate2.converters import TransformersConverter
+
+    out.rmdir()  # the converter wants to create the folder itself
+    TransformersConverter(str(model_dir), load_as_float16=False).convert(str(out), quantization=None)
+    # A tokenizer without an unk token is written as "unk_token": null, which the runtime's
+    # JSON reader refuses ("type must be string, but is null"); "" is what it writes otherwise.
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("unk_token", "") is None:
+        config_path.write_text(json.dumps(config | {"unk_token": ""}, indent=2), encoding="utf-8")
+
+
+def converter_version() -> str:
+    names = ("ctranslate2", "transformers", "torch")
+    return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in names) + " unk-fix"
+
+
+class CTranslate2Generator(Generator):
+    """ctranslate2.Generator.generate_batch / generate_tokens / forward_batch."""
+
+    id = "ctranslate2"
+    capabilities = Capabilities(
+        streaming=True,
+        chat=True,
+        seeded_sampling=False,
+        stop_strings=True,
+        stop_string_kept=True,
+        logits=True,
+        token_input=True,
+        min_new_tokens=True,
+        stop_token_ids=True,
+        batching=True,
+        devices=("cpu", "cuda"),
+    )
+    unsupported = {"seeded_sampling": "ctranslate2.set_random_seed() reaches a Generator's worker "
+                   "threads only when they start: a second call with the same seed samples differently"}
+
+    def __init__(self) -> None:
+        self._gen: ctranslate2.Generator | None = None
+        self._tok = None
+
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        self.check_device(device)
+        folder = converted(Path(model_dir), "ctranslate2", converter_version(), _convert)
+        self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self._gen = ctranslate2.Generator(str(folder), device=device, compute_type=dtype)
+
+    def close(self) -> None:
+        self._gen = None
+        self._tok = None
+
+    def _loaded(self):
+        if self._gen is None:
+            raise RuntimeError("ctranslate2: call load() before using the engine")
+        return self._gen, self._tok
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._tok.eos_token_id if self._tok is not None else None
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._loaded()[1](text).input_ids)
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self._loaded()[1].decode(list(ids), skip_special_tokens=True)
+
+    def _tokens(self, ids: Sequence[int]) -> list[str]:
+        return self._loaded()[1].convert_ids_to_tokens(list(ids))
+
+    def _options(self, params: SamplingParams) -> dict:
+        if params.seed is not None:
+            self.require("seeded_sampling")
+        eos = [] if params.ignore_eos or self.eos_token_id is None else [self.eos_token_id]
+        options = {"max_length": params.max_new_tokens, "include_prompt_in_result": False,
+                   "end_token": [*eos, *params.stop_token_ids], "min_length": params.min_new_tokens}
+        if params.greedy:
+            return options | {"sampling_topk": 1}
+        return options | {"sampling_topk": params.top_k or 0, "sampling_topp": params.top_p,
+                          "sampling_temperature": params.temperature}
+
+    def _finish(self, prompt: Sequence[int], generated: Sequence[int],
+                params: SamplingParams) -> Completion:
+        ids, hit = cut_at_stop(generated, params.stop, self._decode)
+        reason = "stop" if hit else "length" if len(generated) >= params.max_new_tokens else "eos"
+        return Completion(self._decode(ids), tuple(ids), tuple(prompt), reason)
+
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
+                          params: SamplingParams) -> list[Completion]:
+        gen, _ = self._loaded()
+        prompts = [list(p) for p in prompt_ids]
+        if not prompts:
+            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
+        for i, ids in enumerate(prompts):
+            if not ids:
+                raise InvalidParameterError(f"prompt {i} encodes to no tokens; give a non-empty prompt")
+        if params.max_new_tokens == 0:
+            return [Completion("", (), tuple(p), "length") for p in prompts]
+        results = gen.generate_batch([self._tokens(p) for p in prompts], **self._options(params))
+        return [self._finish(p, r.sequences_ids[0], params) for p, r in zip(prompts, results)]
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        check_prompts(prompts)
+        return self.generate_from_ids([self.tokenize(p) for p in prompts], params)
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
+        check_prompts([prompt])
+        gen, _ = self._loaded()
+        ids = self.tokenize(prompt)
+        if not ids:
+            raise InvalidParameterError("prompt encodes to no tokens; give a non-empty prompt")
+        if params.max_new_tokens == 0:
+            return
+        options = self._options(params)
+        del options["include_prompt_in_result"]
+        ends = set(options["end_token"])
+        steps = itertools.takewhile(lambda t: t not in ends, (
+            step.token_id for step in gen.generate_tokens(self._tokens(ids), **options)))  # yields the end id
+        yield from stop_stream(text_deltas(steps, self._decode), params.stop, self._decode)
+
+    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        _, tok = self._loaded()
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        ids = tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)
+        return self.generate_from_ids([list(ids)], params)[0]
+
+    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        gen, _ = self._loaded()
+        rows = [list(p) for p in prompt_ids]
+        logits = np.asarray(gen.forward_batch([self._tokens(r) for r in rows]), dtype=np.float32)
+        return np.stack([logits[i, len(r) - 1] for i, r in enumerate(rows)]).copy()

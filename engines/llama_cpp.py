@@ -1,0 +1,264 @@
+"""llama.cpp (llama-cpp-python) as a Generator, on a GGUF file written from the fixture.
+
+The GGUF is written once per fixture content and converter version
+(fixtures/convert.py) with the `gguf` package: float32 tensors, the
+byte-level BPE vocabulary and merges, special-token ids and the chat
+template, so prompt ids equal the Hugging Face tokenizer's. llama.cpp's
+`llama` architecture rotates interleaved pairs where Hugging Face rotates
+halves, so q and k projections are permuted as llama.cpp's own converter does.
+
+The engine runs one sequence at a time; generate() takes a list and runs it in order.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+from llama_cpp import Llama, LogitsProcessorList
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from engines.base import (
+    Capabilities,
+    ChatMessage,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    StreamDelta,
+    check_prompts,
+    stop_stream,
+    text_deltas,
+)
+from fixtures.convert import converted
+
+GGUF_NAME = "model.gguf"
+CONTROL, NORMAL = 3, 1  # gguf token types
+
+
+def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
+    """Hugging Face's rotate-half q/k rows -> llama.cpp's interleaved pairs."""
+    return (weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
+            .swapaxes(1, 2).reshape(weights.shape))
+
+
+def write_gguf(model_dir: Path, out: Path) -> None:
+    """Write `model_dir` (a Hugging Face Llama folder) as out/model.gguf."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != "llama":
+        raise ValueError(f"the GGUF writer handles model_type 'llama', not {config.get('model_type')!r}")
+    tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    tok_config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+
+    writer = gguf.GGUFWriter(str(out / GGUF_NAME), "llama")
+    writer.add_name(model_dir.name)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_freq_base(config["rope_theta"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_vocab_size(config["vocab_size"])
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda item: item[1])
+    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
+    writer.add_tokenizer_model("gpt2")  # byte-level BPE
+    writer.add_tokenizer_pre("gpt-2")   # the GPT-2 split regex, as the ByteLevel pre-tokenizer uses
+    writer.add_token_list([token for token, _ in vocab])
+    writer.add_token_types([CONTROL if i in special else NORMAL for _, i in vocab])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    for key, add in (("bos_token_id", writer.add_bos_token_id), ("eos_token_id", writer.add_eos_token_id),
+                     ("pad_token_id", writer.add_pad_token_id)):
+        if config.get(key) is not None:
+            add(config[key])
+    writer.add_add_bos_token(bool(tok_config.get("add_bos_token")))
+    writer.add_add_eos_token(bool(tok_config.get("add_eos_token")))
+    if tok_config.get("chat_template"):
+        writer.add_chat_template(tok_config["chat_template"])
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                 "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+                 "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    if "lm_head.weight" not in weights:  # tied embeddings
+        weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
+    for name, array in weights.items():
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if name in names:
+            writer.add_tensor(names[name], array)
+            continue
+        _, _, layer, rest = name.split(".", 3)  # model.layers.<i>.<rest>.weight
+        part = rest.removesuffix(".weight")
+        if part == "self_attn.q_proj":
+            array = _permute(array, heads)
+        elif part == "self_attn.k_proj":
+            array = _permute(array, kv_heads)
+        writer.add_tensor(f"blk.{layer}.{per_layer[part]}.weight", array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def converter_version() -> str:
+    return f"gguf=={importlib.metadata.version('gguf')} infermatrix-llama-writer-1"
+
+
+class LlamaCppGenerator(Generator):
+    """Llama.generate() token by token; Llama.eval() for logits; the GGUF's own chat template."""
+
+    id = "llama_cpp"
+    capabilities = Capabilities(
+        streaming=True,
+        chat=True,
+        seeded_sampling=True,
+        stop_strings=True,
+        stop_string_kept=True,
+        logits=True,
+        token_input=True,
+        min_new_tokens=True,
+        stop_token_ids=True,
+        batching=True,  # the list is run one prompt after another
+        devices=("cpu",),
+    )
+
+    def __init__(self) -> None:
+        self._llm: Llama | None = None
+
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        self.check_device(device)
+        if dtype != "float32":
+            raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
+        folder = converted(Path(model_dir), "gguf", converter_version(), write_gguf)
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
+                          n_threads=os.cpu_count(), verbose=False)
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+
+    def _loaded(self) -> Llama:
+        if self._llm is None:
+            raise RuntimeError("llama_cpp: call load() before using the engine")
+        return self._llm
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return int(self._llm.token_eos()) if self._llm is not None else None
+
+    def tokenize(self, text: str) -> list[int]:
+        llm = self._loaded()
+        add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "true") == "true"
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self._loaded().detokenize(list(ids), special=False).decode("utf-8", errors="replace")
+
+    def _tokens(self, prompt_ids: Sequence[int], params: SamplingParams) -> Iterator[int]:
+        """Generated ids of one prompt, stopping at EOS / stop ids / max_new_tokens."""
+        llm = self._loaded()
+        if not prompt_ids:
+            raise InvalidParameterError("a prompt encodes to no tokens; give a non-empty prompt")
+        if params.max_new_tokens == 0:
+            return
+        eos = llm.token_eos()
+        stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
+        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        count = 0
+
+        def mask_eos(_input_ids, scores):  # no EOS (or stop id) before `floor` tokens
+            if count < floor:
+                scores = scores.copy()
+                scores[[eos, *params.stop_token_ids]] = -np.inf
+            return scores
+
+        llm.set_seed(params.seed if params.seed is not None else secrets.randbits(31))
+        sampling = {"temp": 0.0} if params.greedy else {
+            "temp": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+        stream = llm.generate(list(prompt_ids), min_p=0.0, typical_p=1.0, repeat_penalty=1.0,
+                              logits_processor=LogitsProcessorList([mask_eos]) if floor else None,
+                              reset=True, **sampling)
+        for token in stream:
+            if token in stops:
+                return
+            yield int(token)
+            count += 1
+            if count >= params.max_new_tokens:
+                return
+
+    def _complete(self, prompt_ids: Sequence[int], params: SamplingParams) -> Completion:
+        ids: list[int] = []
+        text, reason = "", "eos"
+        for delta in stop_stream(text_deltas(self._tokens(prompt_ids, params), self._decode),
+                                 params.stop, self._decode):
+            ids.extend(delta.token_ids)
+            text += delta.text
+        if params.stop and any(s in text for s in params.stop):
+            reason = "stop"
+        elif len(ids) >= params.max_new_tokens:
+            reason = "length"
+        return Completion(self._decode(ids), tuple(ids), tuple(prompt_ids), reason)
+
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
+                          params: SamplingParams) -> list[Completion]:
+        if len(prompt_ids) == 0:
+            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
+        return [self._complete(list(ids), params) for ids in prompt_ids]
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        check_prompts(prompts)
+        return self.generate_from_ids([self.tokenize(p) for p in prompts], params)
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
+        check_prompts([prompt])
+        ids = self.tokenize(prompt)
+        yield from stop_stream(text_deltas(self._tokens(ids, params), self._decode),
+                               params.stop, self._decode)
+
+    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        llm = self._loaded()
+        meta = llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise InvalidParameterError("llama_cpp: this GGUF carries no chat template")
+        token = lambda key: self._decode_special(int(meta[key])) if key in meta else ""  # noqa: E731
+        formatter = Jinja2ChatFormatter(template, eos_token=token("tokenizer.ggml.eos_token_id"),
+                                        bos_token=token("tokenizer.ggml.bos_token_id"))
+        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        ids = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
+        return self._complete(list(ids), params)
+
+    def _decode_special(self, token: int) -> str:
+        return self._loaded().detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        llm = self._loaded()
+        rows = []
+        for ids in prompt_ids:
+            llm.reset()
+            llm.eval(list(ids))  # keeps logits in llm.scores only with logits_all=True
+            last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            rows.append(np.ctypeslib.as_array(last, shape=(llm.n_vocab(),)).astype(np.float32))
+        return np.stack(rows)
