@@ -266,6 +266,7 @@ def describe(cell: Cell, options: Options = Options()) -> dict:
         "device": cell.device,
         "python": cell.python,
         "requirements": list(cell.requirements),
+        "constraints": list(cell.constraints),
         "fixtures": list(cell.engine.fixtures),
         "pins": list(cell.pins),
         "overrides": list(cell.overrides),

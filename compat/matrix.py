@@ -140,7 +140,9 @@ class Cell:
     requested: tuple[str, ...]
     """What the cell is about (engine, axis values, pins): checked for silent fallbacks."""
     requirements: tuple[str, ...]
-    """Everything the resolver is asked for: `requested`, device pins, harness."""
+    """Everything the resolver is asked for: `requested` and the harness."""
+    constraints: tuple[str, ...] = ()
+    """The device's constraints: a version for a package only if the cell needs it at all."""
     pins: tuple[str, ...] = ()
     """Extra requirements of this cell (any package, any version)."""
     overrides: tuple[str, ...] = ()
@@ -171,7 +173,7 @@ class Matrix:
 
     python: str
     harness: tuple[str, ...]
-    device_pins: dict[str, tuple[str, ...]]
+    device_constraints: dict[str, tuple[str, ...]]
     engines: dict[str, EngineSpec]
     axes: dict[str, Axis]
     selections: dict[str, Selection]
@@ -215,7 +217,8 @@ def make_cell(matrix: Matrix, engine: EngineSpec, combo: list[tuple[Axis, str]],
     requested = (*engine.requires, *(axis.values[label] for axis, label in combo), *pins)
     return Cell(engine=engine, axes=tuple((axis.name, label) for axis, label in combo),
                 device=device, python=matrix.python, requested=requested,
-                requirements=(*requested, *matrix.device_pins[device], *matrix.harness), pins=pins,
+                requirements=(*requested, *matrix.harness),
+                constraints=matrix.device_constraints[device], pins=pins,
                 overrides=overrides, selections=selections, why=why)
 
 
@@ -264,8 +267,8 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
             raise MatrixError(unknown(f"value of axis {name!r}", label, matrix.axes[name].values))
         combo.append((matrix.axes[name], str(label)))
     device = raw.get("device", "cpu")
-    if device not in matrix.device_pins:
-        raise MatrixError(unknown("device in [[cells]]", device, matrix.device_pins))
+    if device not in matrix.device_constraints:
+        raise MatrixError(unknown("device in [[cells]]", device, matrix.device_constraints))
     selections = tuple(raw.get("selections", ("default", "full")))
     for sel in selections:
         if sel not in matrix.selections:
@@ -343,20 +346,22 @@ def parse(data: dict) -> Matrix:
     axes = {k: Axis(name=k, values={str(label): req for label, req in v.get("values", {}).items()},
                     doc=v.get("doc", ""), engines=tuple(v.get("engines", ())))
             for k, v in data.get("axes", {}).items()}
-    device_pins = {k: tuple(v.get("pins", ())) for k, v in data.get("devices", {}).items()}
-    for device in device_pins:
+    device_constraints = {k: tuple(v.get("constraints", ()))
+                          for k, v in data.get("devices", {}).items()}
+    for device in device_constraints:
         if device not in DEVICES:
             raise MatrixError(unknown("device in [devices]", device, DEVICES))
-    selections = {name: _selection(name, raw, engines, axes, device_pins)
+    selections = {name: _selection(name, raw, engines, axes, device_constraints)
                   for name, raw in raw_selections.items()}
     for needed in ("default", "full"):
         if needed not in selections:
             raise MatrixError(f"compat/matrix.toml needs a [selections.{needed}] table.")
     excludes = list(data.get("exclude", []))
-    _check_excludes(excludes, engines, axes, device_pins)
+    _check_excludes(excludes, engines, axes, device_constraints)
     matrix = Matrix(python=str(data.get("defaults", {}).get("python", "3.11")),
                     harness=tuple(data.get("harness", {}).get("requires", ())),
-                    device_pins=device_pins, engines=engines, axes=axes, selections=selections)
+                    device_constraints=device_constraints, engines=engines, axes=axes,
+                    selections=selections)
     cells = expand(matrix, excludes, list(data.get("cells", [])))
     known = tuple(_known(raw, cells) for raw in data.get("known", []))
     return replace(matrix, cells=cells, known=known)

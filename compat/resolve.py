@@ -21,6 +21,10 @@ def compile_args(run: CellRun, reqs: Path) -> list[str]:
     """`uv pip compile` for the cell's Python, with its overrides and the run's date."""
     cmd = [uv_binary(), "pip", "compile", str(reqs), "--quiet", "--python-version",
            run.cell.python, *uv_index_args()]
+    if run.cell.constraints:
+        constraints = run.work / "constraints.txt"
+        constraints.write_text("\n".join(run.cell.constraints) + "\n", encoding="utf-8")
+        cmd += ["--constraint", str(constraints)]
     if run.cell.overrides:
         overrides = run.work / "overrides.txt"
         overrides.write_text("\n".join(run.cell.overrides) + "\n", encoding="utf-8")
@@ -73,7 +77,7 @@ def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
     """Requested packages that resolved older than the newest release their own spec allows.
 
     The newest is what `uv pip compile --no-deps` picks for the same requirement
-    (this Python, this platform, this date); device pins go along so the CPU
+    (this Python, this platform, this date); device constraints go along so the CPU
     torch build is not called a fallback. Each fallback gets the resolver's own
     reason, from forcing the newest release.
     """

@@ -9,10 +9,11 @@ token whose text completes one, which equals stopping there.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import ctranslate2
 import numpy as np
@@ -69,7 +70,8 @@ class CTranslate2Generator(Generator):
         batching=True,
         devices=("cpu", "cuda"),
     )
-    unsupported = {"seeded_sampling": "ctranslate2.set_random_seed() reaches a Generator's worker "
+    unsupported: ClassVar[dict[str, str]] = {
+        "seeded_sampling": "ctranslate2.set_random_seed() reaches a Generator's worker "
                    "threads only when they start: a second call with the same seed samples differently"}
 
     def __init__(self) -> None:

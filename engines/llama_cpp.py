@@ -51,13 +51,10 @@ def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
 def write_gguf(model_dir: Path, out: Path) -> None:
     """Write `model_dir` (a Hugging Face Llama folder) as out/model.gguf."""
     import gguf
-    from safetensors.numpy import load_file
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     if config.get("model_type") != "llama":
         raise ValueError(f"the GGUF writer handles model_type 'llama', not {config.get('model_type')!r}")
-    tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    tok_config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
 
@@ -76,7 +73,18 @@ def write_gguf(model_dir: Path, out: Path) -> None:
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    _write_tokenizer(writer, model_dir, config)
+    _write_tensors(writer, model_dir, heads, kv_heads)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
+
+def _write_tokenizer(writer, model_dir: Path, config: dict) -> None:
+    """Byte-level BPE vocabulary, merges, special ids and chat template, as llama.cpp reads them."""
+    tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    tok_config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     vocab = sorted(tok["model"]["vocab"].items(), key=lambda item: item[1])
     special = {t["id"] for t in tok["added_tokens"] if t["special"]}
     writer.add_tokenizer_model("gpt2")  # byte-level BPE
@@ -92,6 +100,12 @@ def write_gguf(model_dir: Path, out: Path) -> None:
     writer.add_add_eos_token(bool(tok_config.get("add_eos_token")))
     if tok_config.get("chat_template"):
         writer.add_chat_template(tok_config["chat_template"])
+
+
+
+def _write_tensors(writer, model_dir: Path, heads: int, kv_heads: int) -> None:
+    """float32 tensors under llama.cpp's names; q/k rows permuted for its rotary layout."""
+    from safetensors.numpy import load_file
 
     weights = load_file(str(model_dir / "model.safetensors"))
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
@@ -114,10 +128,6 @@ def write_gguf(model_dir: Path, out: Path) -> None:
         elif part == "self_attn.k_proj":
             array = _permute(array, kv_heads)
         writer.add_tensor(f"blk.{layer}.{per_layer[part]}.weight", array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
 
 
 def converter_version() -> str:

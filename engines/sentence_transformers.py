@@ -1,14 +1,23 @@
-"""sentence-transformers (torch backend) as an Embedder: the embedding reference."""
+"""sentence-transformers as Embedders: the torch backend (the embedding reference), and its
+ONNX and OpenVINO backends as engines of their own.
+
+The ONNX and OpenVINO backends export the model the first time; the export is
+kept in the conversion cache (fixtures/convert.py), once per content and
+exporter version, and loaded from there afterwards.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Embedder, check_prompts
+from engines.base import Capabilities, Embedder, InvalidParameterError, check_prompts
+from fixtures.convert import converted
 
 
 class SentenceTransformersEmbedder(Embedder):
@@ -49,3 +58,38 @@ class SentenceTransformersEmbedder(Embedder):
 
     def close(self) -> None:
         self._model = None
+
+
+class _ExportedBackend(SentenceTransformersEmbedder):
+    """SentenceTransformer(backend=...) on the model exported once into the conversion cache."""
+
+    backend: ClassVar[str]
+    exporter: ClassVar[tuple[str, ...]]
+    """Distributions whose versions key the cached export."""
+    capabilities = Capabilities(batching=True, devices=("cpu",))
+    parity_tolerance = 1e-4
+
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        self.check_device(device)
+        if dtype != "float32":
+            raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
+        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in self.exporter)
+        folder = converted(Path(model_dir), f"st-{self.backend}", version, self._export)
+        self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
+                                          local_files_only=True)
+
+    def _export(self, model_dir: Path, out: Path) -> None:
+        SentenceTransformer(str(model_dir), device="cpu", backend=self.backend,
+                            local_files_only=True).save(str(out))
+
+
+class SentenceTransformersOnnxEmbedder(_ExportedBackend):
+    id = "sentence_transformers_onnx"
+    backend = "onnx"
+    exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime", "transformers")
+
+
+class SentenceTransformersOpenVinoEmbedder(_ExportedBackend):
+    id = "sentence_transformers_openvino"
+    backend = "openvino"
+    exporter = ("sentence-transformers", "optimum-intel", "openvino", "transformers")

@@ -1,8 +1,9 @@
-"""vLLM's offline `LLM` API as a Generator. Needs CUDA: on a CPU machine its cells
-resolve, and the rungs from install upwards show "not run: needs CUDA".
+"""vLLM's offline `LLM` API as a Generator, and its pooling runner as an Embedder.
 
-Offline `LLM` has no token streaming, so `stream` is declared unsupported and
-raises; the conformance suite skips the streaming property with that reason.
+Needs CUDA: on a CPU machine its cells resolve, and the rungs from install
+upwards show "not run: needs CUDA". Offline `LLM` has no token streaming and
+returns log-probabilities rather than logits, so `streaming` and `logits` are
+declared unsupported, with their reasons; the suite skips those properties.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 from vllm import LLM
 from vllm import SamplingParams as VllmSamplingParams
 
@@ -18,12 +21,17 @@ from engines.base import (
     Capabilities,
     ChatMessage,
     Completion,
+    Embedder,
     Generator,
+    InvalidParameterError,
     SamplingParams,
     StreamDelta,
     UnsupportedCapabilityError,
+    as_rows,
     check_prompts,
 )
+
+COMMON = {"enforce_eager": True, "gpu_memory_utilization": 0.3, "seed": 0}
 
 
 class VllmGenerator(Generator):
@@ -37,9 +45,16 @@ class VllmGenerator(Generator):
         stop_strings=True,
         stop_string_kept=False,  # include_stop_str_in_output defaults to False
         logprobs=True,
+        token_input=True,
+        min_new_tokens=True,
+        stop_token_ids=True,
         batching=True,
         devices=("cuda",),
     )
+    unsupported: ClassVar[dict[str, str]] = {
+        "streaming": "the offline LLM API returns whole completions (streaming is the server's)",
+        "logits": "the offline LLM API returns log-probabilities (top-k), not raw logits",
+    }
 
     def __init__(self) -> None:
         self._llm: LLM | None = None
@@ -47,8 +62,7 @@ class VllmGenerator(Generator):
     def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
         self.check_device(device)
         self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
-                        enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=512,
-                        seed=0)
+                        max_model_len=512, **COMMON)
 
     def _loaded(self) -> LLM:
         if self._llm is None:
@@ -75,6 +89,8 @@ class VllmGenerator(Generator):
             top_k=params.top_k or -1,
             seed=params.seed,
             stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            min_tokens=params.min_new_tokens,
             ignore_eos=params.ignore_eos,
         )
 
@@ -92,6 +108,14 @@ class VllmGenerator(Generator):
         outputs = self._loaded().generate(list(prompts), self._params(params), use_tqdm=False)
         return [self._completion(o) for o in outputs]
 
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
+                          params: SamplingParams) -> list[Completion]:
+        if len(prompt_ids) == 0:
+            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
+        prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
+        outputs = self._loaded().generate(prompts, self._params(params), use_tqdm=False)
+        return [self._completion(o) for o in outputs]
+
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
         raise UnsupportedCapabilityError(self.id, "streaming")
 
@@ -99,3 +123,36 @@ class VllmGenerator(Generator):
         turns = [{"role": m.role, "content": m.content} for m in messages]
         outputs = self._loaded().chat(turns, self._params(params), use_tqdm=False)
         return self._completion(outputs[0])
+
+
+class VllmEmbedder(Embedder):
+    """LLM(model=<folder>, runner="pooling").embed(): the Sentence Transformers pooling of the folder."""
+
+    id = "vllm_embed"
+    capabilities = Capabilities(batching=True, devices=("cuda",))
+    parity_tolerance = 1e-3  # CUDA kernels in float32; declared, shown in the report
+
+    def __init__(self) -> None:
+        self._llm: LLM | None = None
+
+    def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
+        self.check_device(device)
+        self._llm = LLM(model=str(model_dir), runner="pooling", dtype=dtype, **COMMON)
+
+    def _loaded(self) -> LLM:
+        if self._llm is None:
+            raise RuntimeError("vllm_embed: call load() before using the engine")
+        return self._llm
+
+    def close(self) -> None:
+        self._llm = None
+        gc.collect()
+
+    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
+        check_prompts(texts)
+        outputs = self._loaded().embed(list(texts), use_tqdm=False)
+        return as_rows([np.asarray(o.outputs.embedding) for o in outputs], normalize=normalize)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._loaded().llm_engine.model_config.get_hidden_size())

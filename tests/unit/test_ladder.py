@@ -72,7 +72,7 @@ def test_missing_interpreter_is_an_install_failure(tmp_path) -> None:
     data["defaults"]["python"] = "3.99"
     data["engines"]["sentence_transformers"]["requires"] = ["six"]
     data["harness"]["requires"] = []
-    data["devices"]["cpu"]["pins"] = []
+    data["devices"]["cpu"]["constraints"] = []
     cell = parse(data).cell("sentence_transformers-numpy2")
     result = run_cell(cell, venv=tmp_path / "venv", results_dir=tmp_path, log=print)
     install = result.rung("install")
@@ -88,7 +88,7 @@ def test_import_failure_is_a_result_in_a_real_venv(tmp_path) -> None:
     data = matrix_data()
     data["engines"]["sentence_transformers"]["requires"] = ["numpy"]
     data["harness"]["requires"] = []
-    data["devices"]["cpu"]["pins"] = []
+    data["devices"]["cpu"]["constraints"] = []
     cell = parse(data).cell("sentence_transformers-numpy2")
     result = run_cell(cell, venv=VENVS / "no-engine", results_dir=tmp_path, log=print,
                       options=Options(limits=Limits(import_=120)))
@@ -177,7 +177,7 @@ def test_exclude_newer_and_rerun_from_the_lock(tmp_path) -> None:
     # reported as such in a full run); this checks the date reaches the resolver.
     data = matrix_data()
     data["engines"]["transformers"]["requires"] = ["transformers"]
-    data["devices"]["cpu"]["pins"], data["harness"]["requires"] = [], []
+    data["devices"]["cpu"]["constraints"], data["harness"]["requires"] = [], []
     cell = parse(data).cell("transformers-numpy2")
     old = resolve_all([cell], work=tmp_path / "a", results_dir=tmp_path / "a",
                       options=Options(exclude_newer="2025-01-15"), log=lambda _: None)[0]

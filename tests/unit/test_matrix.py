@@ -33,7 +33,7 @@ def test_cell_requirements_hold_engine_axis_device_and_harness() -> None:
     cell = load().cell("transformers-numpy1")
     assert "transformers" in cell.requirements
     assert "numpy>=1.26,<2" in cell.requirements
-    assert "torch==2.13.0+cpu" in cell.requirements
+    assert "torch==2.13.0+cpu" in cell.constraints
     assert "pytest>=8" in cell.requirements
 
 
