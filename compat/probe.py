@@ -29,9 +29,14 @@ def probe_import(engine: str) -> dict:
 
     started = time.perf_counter()
     cls = load_engine_class(engine)
+    declared = {"capabilities": dataclasses.asdict(cls.capabilities),
+                "unsupported": dict(cls.unsupported),
+                "deviations": {k: dataclasses.asdict(v) for k, v in cls.deviations.items()}}
+    for name in ("parity_top_k", "parity_tolerance"):  # what the cross-engine parity allows
+        if hasattr(cls, name):
+            declared[name] = getattr(cls, name)
     return {"class": f"{cls.__module__}.{cls.__qualname__}",
-            "import_s": round(time.perf_counter() - started, 3),
-            "capabilities": dataclasses.asdict(cls.capabilities)}
+            "import_s": round(time.perf_counter() - started, 3), **declared}
 
 
 def probe_load(engine: str, fixtures: list[str], device: str) -> dict:

@@ -19,6 +19,7 @@ from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
 from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
 from reports.conformance import conformance_of, conformance_page
+from reports.engines import engines_page
 from reports.markdown import (
     CAVEAT,
     FAIL,
@@ -204,7 +205,8 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
 
-    lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md).", ""]
+    lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md). Each engine's "
+              "capabilities, parity tolerance and measured parity: [ENGINES.md](ENGINES.md).", ""]
 
     rows = [[f"`{r.cell['id']}`", python_of(r), key_versions(r) or "(not resolved)"]
             for r in results]
@@ -228,6 +230,7 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     write_atomic(out / "COMPATIBILITY.md", text)
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
+    write_atomic(out / "ENGINES.md", engines_page(results, problems))
     if any(bench_of(r) for r in results):
         plotted = plot(results, out / "throughput.png")
         write_atomic(out / "THROUGHPUT.md", throughput(results, problems, plotted=plotted))

@@ -174,3 +174,30 @@ def test_throughput_plot_is_drawn_and_linked(tmp_path) -> None:
     png = tmp_path / "out" / "throughput.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Medians with min-max whiskers" in (tmp_path / "out" / "THROUGHPUT.md").read_text()
+
+
+def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path) -> None:
+    rungs = passing()
+    rungs[2].detail = {"capabilities": {"streaming": True, "seeded_sampling": False,
+                                        "devices": ["cpu"]},
+                       "unsupported": {"seeded_sampling": "the seed reaches new threads only"},
+                       "deviations": {}, "parity_top_k": 5}
+    rungs[4].detail = {"properties": {"greedy_parity": {
+        "status": "pass", "message": "", "cases": {"tiny-llama": "pass"},
+        "notes": {"tiny-llama": "6/6 prompts token-exact vs transformers==4.57.6"}}}}
+    ok = cell("ctranslate2", "numpy2", "generation", rungs)
+    ok.cell["fixtures"] = ["tiny-llama"]
+    broken = cell("ctranslate2", "numpy1", "generation",
+                  failing_at("load", ErrorInfo.from_message("ConversionError", "converter said no")))
+    broken.cell["fixtures"] = ["tiny-llama"]
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for r in (ok, broken):
+        write_atomic(folder / f"{r.cell['id']}.json", r.to_json())
+    render([folder], tmp_path)
+    page = (tmp_path / "ENGINES.md").read_text()
+    assert "### `ctranslate2`" in page
+    assert "| seeded_sampling | ➖ | the seed reaches new threads only |" in re.sub(r" +", " ", page)
+    assert "top-5" in page
+    assert "6/6 prompts token-exact vs transformers==4.57.6" in page
+    assert "not reached: load failed" in page

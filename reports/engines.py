@@ -1,0 +1,79 @@
+"""reports/ENGINES.md: one section per engine: what it declares, how close it is to the
+reference, and the versions each of its cells ran."""
+
+from __future__ import annotations
+
+from compat.results import CellResult
+from reports.conformance import conformance_of
+from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, header, table
+
+REFERENCE = {"generation": "transformers (pinned, fixtures/requirements-parity.txt), greedy ids",
+             "embedding": "sentence-transformers (torch) in the same cell, cosine per text"}
+PARITY = {"generation": "greedy_parity", "embedding": "reference_parity"}
+
+
+def declared(results: list[CellResult]) -> dict:
+    """What the adapter class declares, from the first cell whose import rung recorded it."""
+    for r in results:
+        rung = r.rung("import")
+        if rung is not None and rung.detail.get("capabilities"):
+            return rung.detail
+    return {}
+
+
+def tolerance(kind: str, info: dict) -> str:
+    if kind == "generation" and "parity_top_k" in info:
+        return (f"ids equal; at a first divergence each side's token in the other's "
+                f"top-{info['parity_top_k']}, equal lengths")
+    if kind == "embedding" and "parity_tolerance" in info:
+        return f"cosine ≥ 1 − {info['parity_tolerance']:g}"
+    return "(not recorded: no cell imported the engine)"
+
+
+def parity_rows(results: list[CellResult], kind: str) -> list[list[str]]:
+    rows = []
+    for r in results:
+        prop = conformance_of(r).get(PARITY[kind])
+        if prop is None:
+            failed = r.first_failure
+            rows.append([f"`{r.cell['id']}`", NOT_RUN,
+                         f"not reached: {failed.name} failed" if failed else "not run"])
+            continue
+        symbol = {"pass": PASS, "fail": FAIL}.get(prop["status"], NOT_RUN)
+        notes = "; ".join(f"{case}: {note}" for case, note in sorted(prop.get("notes", {}).items()))
+        rows.append([f"`{r.cell['id']}`", symbol, notes or prop["message"][:300]])
+    return rows
+
+
+def engine_section(engine: str, results: list[CellResult]) -> list[str]:
+    kind = results[0].cell["kind"]
+    info = declared(results)
+    caps = info.get("capabilities", {})
+    lines = [f"### `{engine}`", "",
+             f"Fixtures: {', '.join(results[0].cell.get('fixtures', []))} · devices it declares: "
+             f"{', '.join(caps.get('devices', [])) or '(not recorded)'}", ""]
+    if caps:
+        why = info.get("unsupported", {})
+        flags = [[name, PASS if value else NOT_RUN, why.get(name, "")]
+                 for name, value in caps.items() if isinstance(value, bool)]
+        lines += [table(flags, ["capability", "declared", "why not"]), ""]
+    for name, dev in info.get("deviations", {}).items():
+        lines += [f"- Declared deviation from `{name}`: {dev['reason']}"]
+    lines += [f"Parity reference: {REFERENCE[kind]}. Tolerance: {tolerance(kind, info)}.", "",
+              table(parity_rows(results, kind), ["cell", "parity", "measured"]), ""]
+    return lines
+
+
+def engines_page(results: list[CellResult], problems: list[str]) -> str:
+    lines = header("Engines", results, problems)
+    lines += ["Each engine's declared capabilities (a capability it does not declare is skipped "
+              "in the conformance suite, with the reason shown here), its parity tolerance "
+              "against the reference, and the parity each of its cells measured. Versions per "
+              "cell: [COMPATIBILITY.md](COMPATIBILITY.md#versions-each-cell-ran).", ""]
+    for kind, heading in KINDS:
+        engines = sorted({r.cell["engine"] for r in results if r.cell["kind"] == kind})
+        if engines:
+            lines += [f"## {heading}", ""]
+        for engine in engines:
+            lines += engine_section(engine, [r for r in results if r.cell["engine"] == engine])
+    return "\n".join(lines).rstrip() + "\n"
