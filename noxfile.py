@@ -6,6 +6,7 @@
     nox -s resolve          resolve every cell of the full matrix (nothing installed)
     nox -s bisect -- PACKAGE CELL
     nox -s report           merge results/*.json into reports/
+    nox -s bench            the throughput grid in the cells' venvs, then the reports
     nox -s bench -- --compare reports/results.json   this run against a saved one
     nox -s tests            the suite's own tests
 Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
@@ -135,27 +136,82 @@ def report(session: nox.Session) -> None:
 
 @nox.session(venv_backend="uv")
 def bench(session: nox.Session) -> None:
-    """Compare this run's benchmark figures with a saved one: -- --compare PATH."""
-    args = list(session.posargs)
-    if "--compare" not in args or args.index("--compare") == len(args) - 1:
-        session.error("usage: nox -s bench -- --compare PATH  (PATH: a reports/results.json "
-                      "or a results folder saved from an earlier run)")
-    baseline = args[args.index("--compare") + 1]
+    """The throughput grid (batch x length) in the cells' venvs, then the reports.
+
+    nox -s bench                          one passing default cell per engine, full profile
+    nox -s bench -- transformers-numpy2 --batches 1,4 --input-lengths 128
+    nox -s bench -- --real-size           also the Qwen2-0.5B-shaped fixture (slow on CPU)
+    nox -s bench -- --compare reports/results.json [--metric decode_tokens_per_s]
+    """
+    try:
+        args = cli.bench_args(session.posargs)
+    except InfermatrixError as exc:
+        session.error(str(exc))
     session.install(*REPORT_DEPS)
-    session.run("python", "-m", "bench.compare", baseline, str(RESULTS), "--out",
-                str(ROOT / "reports" / "BENCH_COMPARE.md"), env={"PYTHONPATH": str(ROOT)})
+    env = {"PYTHONPATH": str(ROOT)}
+    if args.compare:
+        session.run("python", "-m", "bench.compare", str(args.compare), str(RESULTS), "--out",
+                    str(ROOT / "reports" / "BENCH_COMPARE.md"),
+                    *(a for m in args.metric for a in ("--metric", m)), env=env)
+        return
+    try:
+        cells = [MATRIX.cell(cid) for cid in args.cells] or bench_cells()
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    if not cells:
+        session.error("no cell of the default selection has passed every rung in results/: "
+                      "run `nox` first, or name cells: nox -s bench -- CELL ...")
+    options = ladder.Options(bench_args=cli.bench_run_args(args))
+    grid = RESULTS / "bench"
+    for i, cell in enumerate(cells, 1):
+        session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
+        ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
+                          log=session.log, options=options, base=last_result(cell.id))
+    if args.real_size:
+        from fixtures.ensure import build_fixtures
+
+        session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
+        failure = build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
+        if failure is not None:
+            session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
+        real = MATRIX.cell("transformers-numpy2")
+        session.log("bench: transformers on the real-size fixture qwen2-0.5b-shape")
+        ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=grid / "real-size",
+                          log=session.log, base=last_result(real.id), options=ladder.Options(
+                              bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
+                                          "--rounds", "5", "--warmup", "1")))
+    session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
+                "--matrix", str(MATRIX_FILE), env=env)
+
+
+def last_result(cell_id: str):
+    from compat.results import load_results
+
+    results, _ = load_results([RESULTS / f"{cell_id}.json"])
+    return results[0] if results else None
+
+
+def bench_cells() -> list[matrix_mod.Cell]:
+    """Per engine of the default selection, its last cell (by id) whose every rung passed."""
+    chosen: dict[str, matrix_mod.Cell] = {}
+    for cell in MATRIX.selected("default"):
+        result = last_result(cell.id)
+        if result is not None and result.first_failure is None and result.rung("bench"):
+            chosen[cell.engine.id] = cell
+    return list(chosen.values())
 
 
 @nox.session(python=False)
 def fixtures(session: nox.Session) -> None:
     """Build the tiny LM fixtures into the cache (cells do this themselves when needed)."""
-    from fixtures.catalog import built_dir, built_names
+    from fixtures.catalog import OPT_IN, built_dir, built_names
     from fixtures.ensure import build_fixtures
 
-    failure = build_fixtures(built_names(), limit=600, log=session.log)
+    names = [n for n in built_names() if n not in OPT_IN]
+    failure = build_fixtures(names, limit=600, log=session.log)
     if failure is not None:
         session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
-    for name in built_names():
+    for name in names:
         session.log(f"{name}: {built_dir(name)}")
 
 

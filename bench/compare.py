@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.metrics import BenchInputError, check_metric
 from compat.results import SCHEMA_VERSION, CellResult, SchemaError, load_results
 
 NOISE_K = 3.0
@@ -88,11 +89,19 @@ def metrics_of(result: CellResult) -> dict[str, dict]:
     rung = result.rung("bench")
     if rung is None or rung.status != "pass":
         return {}
-    return {m["name"]: m for m in rung.detail.get("metrics", [])}
+    return {metric_key(m): m for m in rung.detail.get("metrics", [])}
 
 
-def compare(old: list[CellResult], new: list[CellResult]) -> tuple[list[Change], list[str]]:
-    """Changes for every metric both runs measured, and warnings about what differs between them."""
+def metric_key(metric: dict) -> str:
+    """"decode_tokens_per_s (batch 1, input_tokens 128, new_tokens 32)": a metric at its shape."""
+    shape = ", ".join(f"{k} {v}" for k, v in metric.get("params", {}).items())
+    return f"{metric['name']} ({shape})" if shape else metric["name"]
+
+
+def compare(old: list[CellResult], new: list[CellResult],
+            only: tuple[str, ...] = ()) -> tuple[list[Change], list[str]]:
+    """Changes for every metric both runs measured (or only those named), and warnings about
+    what differs between the runs."""
     before = {r.cell["id"]: r for r in old}
     changes, warnings = [], []
     for result in new:
@@ -109,7 +118,7 @@ def compare(old: list[CellResult], new: list[CellResult]) -> tuple[list[Change],
             warnings.append(f"{result.cell['id']}: package versions differ: {pairs}")
         old_metrics = metrics_of(base)
         for name, metric in metrics_of(result).items():
-            if name not in old_metrics:
+            if name not in old_metrics or (only and metric["name"] not in only):
                 continue
             a, b = old_metrics[name]["samples"], metric["samples"]
             noise = NOISE_K * MAD_TO_SIGMA * max(mad(a), mad(b))
@@ -139,14 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("baseline", type=Path)
     parser.add_argument("results", type=Path, nargs="?", default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("reports") / "BENCH_COMPARE.md")
+    parser.add_argument("--metric", action="append", default=[], help="only this metric (repeatable)")
     args = parser.parse_args(argv)
+    try:
+        for name in args.metric:
+            check_metric(name)
+    except BenchInputError as exc:
+        parser.error(str(exc))
     try:
         old = load_baseline(args.baseline)
         new = load_baseline(args.results)
     except BaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    changes, warnings = compare(old, new)
+    changes, warnings = compare(old, new, tuple(args.metric))
     if not changes:
         print(f"error: no metric of {args.results} is in the baseline {args.baseline}",
               file=sys.stderr)

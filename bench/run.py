@@ -1,15 +1,14 @@
-"""The starter benchmark, run inside a cell by the ladder's bench rung.
+"""The benchmark inside a cell: the ladder's bench rung, and `nox -s bench`'s grid.
 
     python -m bench.run --engine transformers --fixture tiny-llama --out bench.json
+    python -m bench.run --engine transformers --fixture tiny-llama --profile full --out grid.json
 
-Generation (batch 1, EOS ignored so every round makes the same tokens):
-  - time to first token (TTFT): wall time of generate(max_new_tokens=1);
-  - decode tokens/s: (N - 1) / (T_N - T_1), where T_N is the wall time of
-    generate(max_new_tokens=N): the tokens after the first over the time after
-    the first, from two calls on the same prompt.
-Embedding: sentences/s = batch size / wall time of one embed() call, batch 32.
-Every figure: warm-up rounds first (not kept), then >= 5 timed rounds whose raw
-samples are written next to their statistics.
+Runs bench/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
+warm-up and timed rounds, no calibration), then writes one JSON: every metric
+with its raw samples and statistics (bench/metrics.py has the definitions),
+the peak resident memory of this process (and peak GPU memory where there is
+one), the measured memory bandwidth and, for decode at batch 1, the fraction
+of the bandwidth-bound limit the engine reached (the roofline).
 """
 
 from __future__ import annotations
@@ -17,103 +16,137 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import struct
 import sys
-import time
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 
-from bench.stats import summarize
-from compat.cli import positive
-from engines import load_engine_class
-from engines.base import Embedder, Generator, SamplingParams
-from fixtures.catalog import locate
+from bench.metrics import BenchInputError
+from bench.profiles import PROFILES, int_list_arg, profile
 
-PROMPT = ("Engineers measure what they build. They write down the numbers, the machine, "
-          "the versions and the date, and then")
-SENTENCES = (
-    "A man is eating food.",
-    "The quick brown fox jumps over the lazy dog near the river bank in the morning.",
-    "Tokens per second, time to first token and memory in use.",
-    "She opened the window and the cold air of the north came into the room.",
-)
+HERE = Path(__file__).parent
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+EMBEDDING_TABLES = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    started = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - started, out
+def safetensors_sizes(model_dir: Path) -> dict[str, int]:
+    """Tensor name -> bytes, read from the safetensors headers (no weights loaded)."""
+    sizes = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, info in header.items():
+            if name != "__metadata__":
+                start, end = info["data_offsets"]
+                sizes[name] = end - start
+    return sizes
 
 
-def metric(name: str, unit: str, better: str, samples: list[float], **params) -> dict:
-    return {"name": name, "unit": unit, "better": better, "params": params,
-            "samples": samples, "stats": summarize(samples)}
+def weight_bytes_per_token(model_dir: Path) -> int:
+    """Bytes of weights one decode step reads at batch 1: every matrix once, except an input
+    embedding table that is not also the output projection (only one row of it is read)."""
+    sizes = safetensors_sizes(model_dir)
+    tied = not any(name.endswith(("lm_head.weight", "output.weight")) for name in sizes)
+    return sum(size for name, size in sizes.items()
+               if tied or not name.endswith(EMBEDDING_TABLES))
 
 
-def bench_generation(engine: Generator, *, new_tokens: int, warmup: int, rounds: int) -> list[dict]:
-    first = SamplingParams(max_new_tokens=1, ignore_eos=True)
-    full = SamplingParams(max_new_tokens=new_tokens, ignore_eos=True)
-    prompt_tokens = len(engine.tokenize(PROMPT))
-    ttft, decode = [], []
-    for i in range(warmup + rounds):
-        t1, _ = timed(lambda: engine.generate([PROMPT], first))
-        tn, out = timed(lambda: engine.generate([PROMPT], full))
-        made = len(out[0].token_ids)
-        if made != new_tokens:
-            raise RuntimeError(f"engine made {made} tokens, asked for exactly {new_tokens}")
-        if i >= warmup:
-            ttft.append(t1)
-            decode.append((made - 1) / max(tn - t1, 1e-9))
-    params = {"batch": 1, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens}
-    return [
-        metric("decode_tokens_per_s", "tok/s", "higher", decode, **params),
-        metric("ttft_s", "s", "lower", ttft, **params),
-    ]
+def gpu_peak_mib() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def bench_embedding(engine: Embedder, *, batch: int, warmup: int, rounds: int) -> list[dict]:
-    texts = [SENTENCES[i % len(SENTENCES)] for i in range(batch)]
-    rates = []
-    for i in range(warmup + rounds):
-        seconds, out = timed(lambda: engine.embed(texts))
-        if len(out) != batch:
-            raise RuntimeError(f"engine returned {len(out)} rows for {batch} texts")
-        if i >= warmup:
-            rates.append(batch / seconds)
-    return [metric("sentences_per_s", "sent/s", "higher", rates, batch=batch)]
+def roofline(metrics: list[dict], model_dir: Path) -> dict | None:
+    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth."""
+    bandwidth = next((m for m in metrics if m["name"] == "memory_bandwidth_gb_s"), None)
+    decode = [m for m in metrics if m["name"] == "decode_tokens_per_s" and m["params"]["batch"] == 1]
+    if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
+        return None
+    per_token = weight_bytes_per_token(model_dir)
+    gb_s = bandwidth["stats"]["median"]
+    rows = []
+    for m in decode:
+        rate = m["stats"]["median"]
+        rows.append({"input_tokens": m["params"]["input_tokens"], "decode_tokens_per_s": rate,
+                     "bound_tokens_per_s": gb_s * 1e9 / per_token,
+                     "fraction": per_token * rate / (gb_s * 1e9)})
+    return {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows}
+
+
+def run(args: argparse.Namespace) -> dict:
+    import pytest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "pytest-benchmark.json"
+        argv = [str(HERE / "test_throughput.py"), "-c", str(HERE / "pytest.ini"),
+                "--rootdir", str(HERE.parent), "-q", "--engine", args.engine,
+                "--fixture", args.fixture, "--device", args.device, "--profile", args.profile,
+                "--benchmark-json", str(raw)]
+        for flag in ("rounds", "warmup", "new_tokens"):
+            if getattr(args, flag) is not None:
+                argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        for flag in ("batches", "input_lengths", "embed_batches"):
+            if getattr(args, flag) is not None:
+                argv += [f"--{flag.replace('_', '-')}", ",".join(map(str, getattr(args, flag)))]
+        code = pytest.main(argv)
+        if code != 0:
+            raise RuntimeError(f"the benchmark session failed (pytest exit status {code}); "
+                               "its output above names the shape and the error")
+        data = json.loads(raw.read_text(encoding="utf-8"))
+    metrics = [m for b in data["benchmarks"] for m in b["extra_info"].get("metrics", [])]
+    from fixtures.catalog import locate
+
+    prof = profile(args.profile)
+    return {
+        "fixture": args.fixture,
+        "profile": args.profile,
+        "metrics": metrics,
+        "roofline": roofline(metrics, locate(args.fixture)),
+        "peak_rss_mib": max((b["extra_info"]["peak_rss_mib"] for b in data["benchmarks"]
+                             if b["name"] != "test_memory_bandwidth"
+                             and "peak_rss_mib" in b["extra_info"]), default=None),
+        "peak_gpu_mib": gpu_peak_mib(),
+        "threads": {"cpu_count": os.cpu_count(), **{k: os.environ.get(k) for k in THREAD_VARS}},
+        "rounds": args.rounds or prof.rounds,
+        "warmup": args.warmup if args.warmup is not None else prof.warmup,
+        "pytest_benchmark": {"version": data.get("version"), "machine_info": data.get("machine_info")},
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", required=True)
+    p.add_argument("--fixture", required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES),
+                   help="quick: what every matrix cell runs; full: the batch x length grid")
+    p.add_argument("--rounds", type=int, help="timed rounds, at least 5 (default: the profile's)")
+    p.add_argument("--warmup", type=int, help="untimed rounds first (default: the profile's)")
+    p.add_argument("--new-tokens", type=int, help="tokens per row, EOS off (default 32)")
+    p.add_argument("--batches", type=int_list_arg, help="generation batch sizes, e.g. 1,4,16")
+    p.add_argument("--input-lengths", type=int_list_arg, help="prompt lengths in tokens, e.g. 32,128,512")
+    p.add_argument("--embed-batches", type=int_list_arg, help="embedding batch sizes, e.g. 1,32,128")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", required=True)
-    parser.add_argument("--fixture", required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=positive, default=15, help="timed rounds (default 15)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
-    parser.add_argument("--new-tokens", type=positive, default=64)
-    parser.add_argument("--batch", type=positive, default=32, help="embedding batch size")
-    args = parser.parse_args(argv)
-    if args.rounds < 5:
-        parser.error(f"--rounds must be at least 5, got {args.rounds}")
-
-    engine = load_engine_class(args.engine)()
-    engine.load(locate(args.fixture), device=args.device)
-    if isinstance(engine, Generator):
-        metrics = bench_generation(engine, new_tokens=args.new_tokens, warmup=args.warmup,
-                                   rounds=args.rounds)
-    else:
-        metrics = bench_embedding(engine, batch=args.batch, warmup=args.warmup, rounds=args.rounds)
-    engine.close()
-    record = {
-        "fixture": args.fixture,
-        "metrics": metrics,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
-        "rounds": args.rounds,
-        "warmup": args.warmup,
-    }
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+        profile(args.profile, rounds=args.rounds, warmup=args.warmup, new_tokens=args.new_tokens,
+                batches=args.batches, input_lengths=args.input_lengths,
+                embed_batches=args.embed_batches)  # refuse bad values before loading anything
+    except BenchInputError as exc:
+        p.error(str(exc))
+    record = run(args)
     args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return 0
 

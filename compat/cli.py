@@ -50,6 +50,13 @@ def _existing_file(value: str) -> Path:
     return path
 
 
+def _existing_path(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value!r} does not exist")
+    return path
+
+
 def positive(value: str) -> int:
     """argparse type: an int > 0."""
     number = int(value)
@@ -113,3 +120,55 @@ def bisect_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--good", help="a release known to work (default: what the cell resolves)")
     _common(parser)
     return parser.parse_args(argv)
+
+
+def bench_args(argv: list[str]) -> argparse.Namespace:
+    """`nox -s bench -- [CELL ...] [--profile P] [shape options] | --compare PATH`.
+
+    Shape options are bench/run.py's, checked here so that a bad value stops the
+    session before any cell is touched.
+    """
+    from bench.metrics import BenchInputError
+    from bench.profiles import PROFILES, int_list_arg, profile
+
+    parser = _Parser(prog="nox -s bench --",
+                     description="The throughput grid in the cells' existing venvs, then "
+                                 "reports/THROUGHPUT.md; or compare a run with a saved one.")
+    parser.add_argument("cells", nargs="*", help="cell ids (default: one passing default-"
+                        "selection cell per engine, from results/)")
+    parser.add_argument("--compare", type=_existing_path, metavar="PATH",
+                        help="compare results/ with a saved reports/results.json or results folder")
+    parser.add_argument("--metric", action="append", default=[],
+                        help="with --compare: only this metric (repeatable)")
+    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--real-size", action="store_true",
+                        help="also the real-size Qwen2-0.5B-shaped fixture (slow on CPU)")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--new-tokens", type=int)
+    for flag in ("--batches", "--input-lengths", "--embed-batches"):
+        parser.add_argument(flag, type=int_list_arg)
+    args = parser.parse_args(argv)
+    try:
+        profile(args.profile, rounds=args.rounds, warmup=args.warmup, new_tokens=args.new_tokens,
+                batches=args.batches, input_lengths=args.input_lengths,
+                embed_batches=args.embed_batches)
+        for name in args.metric:
+            from bench.metrics import check_metric
+
+            check_metric(name)
+    except BenchInputError as exc:
+        raise UsageError(str(exc)) from None
+    return args
+
+
+def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """bench/run.py's arguments for the chosen profile and shape options."""
+    out = ["--profile", args.profile]
+    for flag in ("rounds", "warmup", "new_tokens"):
+        if getattr(args, flag) is not None:
+            out += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for flag in ("batches", "input_lengths", "embed_batches"):
+        if getattr(args, flag) is not None:
+            out += [f"--{flag.replace('_', '-')}", ",".join(map(str, getattr(args, flag)))]
+    return tuple(out)

@@ -69,6 +69,8 @@ class Options:
     """Run only these conformance properties (all when empty)."""
     hypothesis_budget: int = 10
     """Examples per generated-input conformance property."""
+    bench_args: tuple[str, ...] = ()
+    """Extra bench/run.py arguments (`nox -s bench` passes --profile full)."""
 
 
 @dataclass
@@ -223,7 +225,7 @@ def bench(run: CellRun) -> Rung:
     out.unlink(missing_ok=True)
     cmd = [str(run.python), "-m", "bench.run", "--engine", run.cell.engine.id,
            "--fixture", run.cell.engine.fixtures[0], "--device", run.cell.device,
-           "--out", str(out)]
+           "--out", str(out), *run.options.bench_args]
     limit = run.limits.bench
     result = run_tool(cmd, limit, env=cell_env(run))
     if result.timed_out:
@@ -312,6 +314,30 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
         if rung.status == "fail":
             blocked = name
     result.finished_at = now()
+    write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
+    return result
+
+
+def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+               options: Options = Options(), base: CellResult | None = None) -> CellResult:
+    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`)."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    result = CellResult(cell=describe(cell, options), machine=machine_info(), started_at=now(),
+                        versions=base.versions if base else {}, lock=base.lock if base else "")
+    started = time.perf_counter()
+    if not run.python.exists():
+        rung = Rung("bench", "fail", error=ErrorInfo.from_message(
+            "MissingVenv", f"{venv} does not exist: run nox -s 'cell({cell.id})' first"))
+    else:
+        try:
+            rung = bench(run)
+        except Exception as exc:  # a failure is this cell's result, not a crash of the run
+            rung = Rung("bench", "fail", error=ErrorInfo.from_exception(exc))
+    rung.duration_s = round(time.perf_counter() - started, 3)
+    result.rungs.append(rung)
+    result.finished_at = now()
+    note = f" - {rung.error.signature}" if rung.error else ""
+    log(f"[{cell.id}] bench {'ok' if rung.status == 'pass' else 'FAIL'} ({rung.duration_s:.1f}s){note}")
     write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
     return result
 

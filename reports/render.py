@@ -33,7 +33,8 @@ from reports.markdown import (
     header,
     table,
 )
-from reports.throughput import bench_of, plot, throughput
+from reports.plots import grid_plot, latency_plot, throughput_plot
+from reports.throughput import bench_of, throughput
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
 
@@ -220,8 +221,14 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     return "\n".join(lines).rstrip() + "\n"
 
 
+def load_grid(folder: Path) -> list[CellResult]:
+    """The grid `nox -s bench` wrote (results/bench/*.json); unreadable files are skipped."""
+    grid, _ = load_results(sorted(Path(folder).rglob("*.json")))
+    return sorted(grid, key=lambda r: (r.cell["kind"], r.cell["engine"]))
+
+
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
-           title: str = "Compatibility matrix") -> list[CellResult]:
+           title: str = "Compatibility matrix", grid_dir: Path | None = None) -> list[CellResult]:
     paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
     results, problems = load_results(paths)
     results.sort(key=lambda r: (r.cell["kind"], r.cell["engine"], r.cell["env"]))
@@ -231,9 +238,14 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     write_atomic(out / "ENGINES.md", engines_page(results, problems))
-    if any(bench_of(r) for r in results):
-        plotted = plot(results, out / "throughput.png")
-        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, plotted=plotted))
+    grid = load_grid(grid_dir) if grid_dir is not None else []
+    if any(bench_of(r) for r in [*results, *grid]):
+        drawn = [(file, alt) for file, alt, draw, source in (
+            ("throughput.png", "Medians with min-max whiskers, per cell", throughput_plot, results),
+            ("latency.png", "Inter-token latency and TTFT distributions", latency_plot, results),
+            ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
+        ) if draw(source, out / file)]
+        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn))
     merged = {"cells": [asdict(r) for r in results], "unreadable": problems}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return results
@@ -247,12 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
     parser.add_argument("--title", default="Compatibility matrix")
+    parser.add_argument("--grid", type=Path, help="the grid of `nox -s bench` (default: "
+                        "<first results folder>/bench, where it exists)")
     args = parser.parse_args(argv)
     for folder in args.results:
         if not folder.is_dir():
             parser.error(f"results folder {str(folder)!r} does not exist")
     matrix = load_matrix(args.matrix) if args.matrix else None
-    results = render(args.results, args.out, matrix=matrix, title=args.title)
+    grid = args.grid or (args.results[0] / "bench" if args.results else None)
+    results = render(args.results, args.out, matrix=matrix, title=args.title,
+                     grid_dir=grid if grid is not None and grid.is_dir() else None)
     by_status = defaultdict(int)
     for r in results:
         by_status["fail" if r.first_failure else "ok"] += 1

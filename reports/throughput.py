@@ -1,29 +1,41 @@
-"""reports/THROUGHPUT.md: the benchmark figures, their spread, and how they were measured."""
+"""reports/THROUGHPUT.md: the benchmark figures, their spread, the roofline, and the method.
+
+Two sources: every matrix cell's bench rung (the quick profile, one shape) and
+the grid `nox -s bench` writes to results/bench/ (the full profile). Every
+figure is a median of raw samples kept in the JSON; CV above NOISY_CV is
+marked noisy.
+"""
 
 from __future__ import annotations
 
+from bench.metrics import METRICS
 from bench.stats import NOISY_CV
 from compat.results import CellResult
-from reports.markdown import CAVEAT, KINDS, header, table
+from reports.markdown import CAVEAT, header, table
+
+LABELS = {"prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
+          "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end-to-end", "itl_s": "ITL",
+          "sentences_per_s": "sentences/s", "embed_tokens_per_s": "tokens/s",
+          "harness_overhead": "harness overhead", "memory_bandwidth_gb_s": "memory bandwidth"}
+GENERATION = ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "tpot_s", "e2e_s")
+EMBEDDING = ("sentences_per_s", "embed_tokens_per_s")
 
 
 def fmt(value: float, unit: str) -> str:
     if unit == "s":
-        return f"{value * 1000:.2f} ms"
-    return f"{value:,.1f} {unit}"
+        return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "fraction":
+        return f"{value:.2%}"
+    return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
-def figure(metric: dict) -> tuple[str, str]:
-    """("median unit", "min–max, CV x%[, noisy]") of one metric."""
-    s, unit = metric["stats"], metric["unit"]
-    spread = f"{fmt(s['min'], unit)} – {fmt(s['max'], unit)}, CV {s['cv']:.1%}, n={s['n']}"
-    if s["cv"] > NOISY_CV:
-        spread += f" {CAVEAT} noisy"
-    return f"**{fmt(s['median'], unit)}**", spread
-
-
-METRIC_LABELS = {"decode_tokens_per_s": "decode tok/s", "ttft_s": "TTFT",
-                 "sentences_per_s": "sentences/s"}
+def figure(metric: dict | None) -> str:
+    """"median (CV x%)", with ⚠️ noisy where the CV exceeds NOISY_CV."""
+    if metric is None:
+        return "–"
+    s = metric["stats"]
+    text = f"{fmt(s['median'], metric['unit'])} (CV {s['cv']:.0%})"
+    return f"{text} {CAVEAT} noisy" if s["cv"] > NOISY_CV else text
 
 
 def bench_of(result: CellResult) -> dict | None:
@@ -31,83 +43,153 @@ def bench_of(result: CellResult) -> dict | None:
     return rung.detail if rung is not None and rung.status == "pass" else None
 
 
-def workload(result: CellResult) -> str:
-    detail = bench_of(result)
-    params = ", ".join(f"{k} {v}" for k, v in detail["metrics"][0]["params"].items())
-    return f"fixture {detail['fixture']} ({params})"
+def find(detail: dict, name: str, **params) -> dict | None:
+    return next((m for m in detail["metrics"] if m["name"] == name
+                 and all(m["params"].get(k) == v for k, v in params.items())), None)
 
 
-def throughput(results: list[CellResult], problems: list[str], *, plotted: bool = False) -> str:
+def mbu(detail: dict) -> str:
+    roof = detail.get("roofline") or {}
+    rows = roof.get("decode_batch1") or []
+    return f"{rows[0]['fraction']:.1%}" if rows else "–"
+
+
+def itl(detail: dict) -> str:
+    m = find(detail, "itl_s")
+    if m is None:
+        return "– (no streaming)"
+    s = m["stats"]
+    return " / ".join(fmt(s[k], "s") for k in ("median", "p90", "p99"))
+
+
+def label(r: CellResult) -> list[str]:
+    return [f"`{r.cell['engine']}`", r.cell["env"]]
+
+
+def cells_section(results: list[CellResult]) -> list[str]:
+    lines = []
+    gen = [r for r in results if r.cell["kind"] == "generation" and bench_of(r)]
+    if gen:
+        d0 = bench_of(gen[0])
+        shape = next((m["params"] for m in d0["metrics"] if m["name"] == "decode_tokens_per_s"), {})
+        rows = [[*label(r), *(figure(find(bench_of(r), n, batch=shape.get("batch"),
+                                          input_tokens=shape.get("input_tokens")))
+                              for n in GENERATION),
+                 itl(bench_of(r)), mbu(bench_of(r)), f"{bench_of(r)['peak_rss_mib']:,.0f} MiB"]
+                for r in gen]
+        lines += ["## Generation: every cell", "",
+                  f"Shape: batch {shape.get('batch')}, {shape.get('input_tokens')} input tokens, "
+                  f"{shape.get('new_tokens')} new tokens, EOS off (fixture {d0['fixture']}). "
+                  "ITL: median / p90 / p99. MBU: fraction of the bandwidth-bound decode limit.", "",
+                  table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
+                               "ITL", "MBU", "peak RSS"]), ""]
+    emb = [r for r in results if r.cell["kind"] == "embedding" and bench_of(r)]
+    if emb:
+        m0 = find(bench_of(emb[0]), "sentences_per_s") or {"params": {}}
+        rows = [[*label(r), *(figure(find(bench_of(r), n, **m0["params"])) for n in EMBEDDING),
+                 f"{bench_of(r)['peak_rss_mib']:,.0f} MiB"] for r in emb]
+        lines += ["## Embedding: every cell", "",
+                  "Shape: " + ", ".join(f"{k} {v}" for k, v in m0["params"].items())
+                  + f" (fixture {bench_of(emb[0])['fixture']}).", "",
+                  table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
+                               "peak RSS"]), ""]
+    return lines
+
+
+def grid_section(grid: list[CellResult]) -> list[str]:
+    lines = []
+    runs = [r for r in grid if bench_of(r)]
+    if not runs:
+        return lines
+    lines += ["## The grid (`nox -s bench`)", "",
+              "One cell per engine, every shape of the full profile. Figures: median (CV).", ""]
+    for r in runs:
+        detail = bench_of(r)
+        names = GENERATION if r.cell["kind"] == "generation" else EMBEDDING
+        keys = ("batch", "input_tokens") if r.cell["kind"] == "generation" else ("batch", "input")
+        shapes = list(dict.fromkeys(tuple(m["params"].get(k) for k in keys)
+                                    for m in detail["metrics"] if m["name"] == names[0]))
+        rows = [[*shape, *(figure(find(detail, n, **dict(zip(keys, shape)))) for n in names)]
+                for shape in shapes]
+        lines += [f"### `{r.cell['engine']}` · {r.cell['env']} (fixture {detail['fixture']}, "
+                  f"peak RSS {detail['peak_rss_mib']:,.0f} MiB"
+                  + (f", peak GPU {detail['peak_gpu_mib']:,.0f} MiB" if detail.get("peak_gpu_mib")
+                     else "") + ")", "",
+                  table(rows, [*keys, *(LABELS[n] for n in names)]), ""]
+    return lines
+
+
+def roofline_section(results: list[CellResult]) -> list[str]:
+    rows = []
+    for r in results:
+        detail = bench_of(r)
+        roof = (detail or {}).get("roofline")
+        for row in (roof or {}).get("decode_batch1", []):
+            rows.append([*label(r), f"{roof['weight_bytes_per_token'] / 2**20:,.2f} MiB",
+                         f"{roof['bandwidth_gb_s']:,.1f} GB/s", f"{row['decode_tokens_per_s']:,.0f}",
+                         f"{row['bound_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"])
+    if not rows:
+        return []
+    return ["## Roofline: decode at batch 1 against memory bandwidth", "",
+            "bound = measured bandwidth ÷ bytes of weights read per token; fraction = bytes per "
+            "token × decode tok/s ÷ bandwidth. The tiny fixtures fit in the CPU caches, so their "
+            "fraction measures per-token overhead, not DRAM traffic; a real-size shape "
+            "(`nox -s bench -- --real-size`) is where the fraction means what it says.", "",
+            table(rows, ["engine", "environment", "weights / token", "bandwidth",
+                         "decode tok/s", "bound tok/s", "fraction"]), ""]
+
+
+def method_section(results: list[CellResult]) -> list[str]:
+    details = [bench_of(r) for r in results if bench_of(r)]
+    if not details:
+        return []
+    first = details[0]
+    overheads = [m["stats"]["median"] for d in details for m in d["metrics"]
+                 if m["name"] == "harness_overhead" and m["params"].get("batch") == 1]
+    bandwidths = [m["stats"]["median"] for d in details for m in d["metrics"]
+                  if m["name"] == "memory_bandwidth_gb_s"]
+    pb = first.get("pytest_benchmark") or {}
+    lines = ["## Method", "",
+             f"- Rounds: pytest-benchmark {pb.get('version', '')} `pedantic` rounds — "
+             f"{first.get('warmup', '?')} untimed warm-up round(s), then {first.get('rounds', '?')} "
+             "timed rounds "
+             "(never fewer than 5), one call per round and no calibration calls, garbage "
+             "collection off while timing. Each figure is the median of the raw samples kept in "
+             "the JSON, with p90, p99, min, max and CV beside it there; CV above "
+             f"{NOISY_CV:.0%} is marked {CAVEAT} noisy.",
+             "- EOS is off, so every round generates the same number of tokens; token counts "
+             "come from the engine's own ids, and a round that makes a different number fails.",
+             f"- Threads: {first.get('threads', {})} (unset: each engine's default).",
+             "- Memory: peak resident set of the benchmark process before the copy benchmark "
+             "(and peak GPU memory where there is a GPU).",
+             "- Roofline: the memory bandwidth is measured in the same process by a copy "
+             "benchmark (2 × 512 MiB float64 arrays, read + write counted)"
+             + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
+                else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
+             "input-embedding table that is not also the output projection. On a GPU, prefill "
+             "against the compute limit would be reported beside it; this run had no GPU.",
+             "- Harness overhead, per round: 1 − (time inside engine calls ÷ the round as "
+             "pytest-benchmark timed it)"
+             + (f": median {min(overheads):.2%}–{max(overheads):.2%} at batch 1" if overheads
+                else "") + ".",
+             "- Compare with a saved run: `nox -s bench -- --compare reports/results.json` flags "
+             "only changes beyond both runs' measured noise (bench/compare.py).",
+             "", "Definitions:", ""]
+    lines += [f"- **{LABELS.get(m.name, m.name)}** (`{m.name}`, {m.unit}, {m.better} is better): "
+              f"{m.definition}." for m in METRICS.values()]
+    return [*lines, ""]
+
+
+def throughput(results: list[CellResult], problems: list[str], *, grid: list[CellResult] = (),
+               plots: list[tuple[str, str]] = ()) -> str:
     lines = header("Throughput", results, problems)
-    if plotted:
-        lines += ["![Medians with min-max whiskers, per cell and metric](throughput.png)", ""]
-    lines += [
-        "## Method", "",
-        "- Every figure is the **median** of the timed rounds (15 by default, never fewer "
-        "than 5) after 2 untimed warm-up rounds; "
-        "the spread column gives min – max and the coefficient of variation (CV = stdev / mean). "
-        f"CV above {NOISY_CV:.0%} is marked {CAVEAT} noisy. Raw samples are in each cell's JSON.",
-        "- **Decode tokens/s** (batch 1, EOS ignored): (N − 1) / (T_N − T_1), where T_N is the "
-        "wall time of one generate() of N new tokens and T_1 of one token — the tokens after "
-        "the first over the time after the first.",
-        "- **TTFT**: wall time of generate() with max_new_tokens = 1 (prefill + first token).",
-        "- **Sentences/s**: batch size / wall time of one embed() call on a fixed mix of "
-        "sentences (batch 32).",
-        "- Compare with a saved run: `nox -s bench -- --compare reports/results.json` flags "
-        "changes beyond both runs' measured noise (bench/compare.py).",
-        "- Token counts come from the engine's own ids. Tiny fixtures measure the engine's "
-        "overhead, not a real model's speed.", ""]
-    for kind, title in KINDS:
-        cells = [r for r in results if r.cell["kind"] == kind and bench_of(r)]
-        names = list(dict.fromkeys(m["name"] for r in cells for m in bench_of(r)["metrics"]))
-        if not names:
-            continue
-        rows = []
-        for r in cells:
-            detail = bench_of(r)
-            by_name = {m["name"]: m for m in detail["metrics"]}
-            figures = [cell for n in names
-                       for cell in (figure(by_name[n]) if n in by_name else ("", ""))]
-            rows.append([f"`{r.cell['engine']}`", r.cell["env"], *figures,
-                         f"{detail['peak_rss_mib']:,.0f} MiB"])
-        head = ["engine", "environment",
-                *(h for n in names for h in (METRIC_LABELS.get(n, n), "spread")), "peak RSS"]
-        workloads = {workload(r) for r in cells}
-        lines += [f"## {title}", "", f"Workload: {'; '.join(sorted(workloads))}.", "",
-                  table(rows, head), ""]
-    missing = [r.cell["id"] for r in results if (r.rung("bench") or r.rungs[0]).status != "pass"]
+    lines += [f"![{alt}]({name})" for name, alt in plots]
+    lines += [""] if plots else []
+    lines += cells_section(results)
+    lines += grid_section(list(grid))
+    lines += roofline_section([*results, *grid])
+    lines += method_section([*results, *grid])
+    missing = [r.cell["id"] for r in results if not bench_of(r)]
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def plot(results: list[CellResult], path) -> bool:
-    """Medians with min-max whiskers, one panel per metric; False where matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    series: dict[str, list[tuple[str, dict]]] = {}
-    for r in results:
-        for m in (bench_of(r) or {}).get("metrics", []):
-            series.setdefault(m["name"], []).append((f"{r.cell['engine']} · {r.cell['env']}", m))
-    if not series:
-        return False
-    fig, axes = plt.subplots(len(series), 1, figsize=(9, 1.2 + 0.45 * max(map(len, series.values()))
-                                                      * len(series)), squeeze=False)
-    for ax, (name, rows) in zip(axes[:, 0], series.items(), strict=True):
-        labels = [label for label, _ in rows]
-        med = [m["stats"]["median"] for _, m in rows]
-        low = [m["stats"]["median"] - m["stats"]["min"] for _, m in rows]
-        high = [m["stats"]["max"] - m["stats"]["median"] for _, m in rows]
-        unit = rows[0][1]["unit"]
-        ax.barh(labels, med, xerr=[low, high], color="#4c72b0", ecolor="#333333", capsize=3)
-        ax.set_xlabel(f"{METRIC_LABELS.get(name, name)} ({unit}); bar = median, whiskers = min-max")
-        ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True

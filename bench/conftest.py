@@ -1,0 +1,67 @@
+"""Options of the in-cell benchmark session (bench/test_throughput.py), run by bench/run.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.profiles import int_list_arg, profile
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infermatrix-bench", "infermatrix benchmark")
+    group.addoption("--engine", help="engine id from engines/__init__.py")
+    group.addoption("--fixture", help="fixture to load")
+    group.addoption("--device", default="cpu")
+    group.addoption("--profile", default="quick", help="quick (every cell) or full (the grid)")
+    group.addoption("--rounds", type=int, help="timed rounds (>= 5), overriding the profile")
+    group.addoption("--warmup", type=int, help="untimed rounds first, overriding the profile")
+    group.addoption("--batches", type=int_list_arg, help="generation batch sizes, e.g. 1,4,16")
+    group.addoption("--input-lengths", type=int_list_arg, help="prompt lengths in tokens, e.g. 32,128")
+    group.addoption("--new-tokens", type=int, help="tokens generated per row (EOS off)")
+    group.addoption("--embed-batches", type=int_list_arg, help="embedding batch sizes, e.g. 1,32")
+
+
+def chosen_profile(config: pytest.Config):
+    return profile(config.getoption("--profile"), rounds=config.getoption("--rounds"),
+                   warmup=config.getoption("--warmup"), batches=config.getoption("--batches"),
+                   input_lengths=config.getoption("--input-lengths"),
+                   new_tokens=config.getoption("--new-tokens"),
+                   embed_batches=config.getoption("--embed-batches"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.infermatrix_profile = chosen_profile(config)  # validated once, before any test
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    prof = metafunc.config.infermatrix_profile
+    if "gen_shape" in metafunc.fixturenames:
+        shapes = [(b, n) for b in prof.batches for n in prof.input_lengths]
+        metafunc.parametrize("gen_shape", shapes, ids=[f"batch{b}-in{n}" for b, n in shapes])
+    if "embed_shape" in metafunc.fixturenames:
+        shapes = [(b, kind) for b in prof.embed_batches for kind in prof.embed_inputs]
+        metafunc.parametrize("embed_shape", shapes, ids=[f"batch{b}-{k}" for b, k in shapes])
+
+
+@pytest.fixture(scope="session")
+def prof(request: pytest.FixtureRequest):
+    return request.config.infermatrix_profile
+
+
+@pytest.fixture(scope="session")
+def model_dir(request: pytest.FixtureRequest) -> Path:
+    from fixtures.catalog import locate
+
+    return locate(request.config.getoption("--fixture"))
+
+
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest, model_dir: Path):
+    from engines import load_engine_class
+
+    adapter = load_engine_class(request.config.getoption("--engine"))()
+    adapter.load(model_dir, device=request.config.getoption("--device"))
+    yield adapter
+    adapter.close()

@@ -1,0 +1,63 @@
+"""Every metric infermatrix publishes, defined once: the report's method section prints these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compat.errors import InfermatrixError, unknown
+
+
+class BenchInputError(InfermatrixError, ValueError):
+    """An unknown metric or profile, or a batch size / length that is not a positive int."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    better: str
+    """"higher" or "lower": the direction a baseline comparison calls an improvement."""
+    definition: str
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("prefill_tokens_per_s", "tok/s", "higher",
+           "input tokens of the whole batch ÷ time to first token"),
+    Metric("decode_tokens_per_s", "tok/s", "higher",
+           "output tokens after the first, over the batch (batch × (N − 1)) ÷ (end-to-end − "
+           "time to first token)"),
+    Metric("ttft_s", "s", "lower",
+           "time to first token: wall time of generate(max_new_tokens=1) on the same batch "
+           "(prefill and the first sampled token)"),
+    Metric("tpot_s", "s", "lower",
+           "time per output token after the first: (end-to-end − time to first token) ÷ (N − 1)"),
+    Metric("e2e_s", "s", "lower", "end-to-end latency: wall time of generate(max_new_tokens=N)"),
+    Metric("itl_s", "s", "lower",
+           "inter-token latency: gaps between consecutive deltas of one streamed completion "
+           "(batch 1, the engine's stream()), pooled over the timed rounds"),
+    Metric("sentences_per_s", "sent/s", "higher", "texts in the batch ÷ wall time of one embed()"),
+    Metric("embed_tokens_per_s", "tok/s", "higher",
+           "tokens the model saw (after truncation to its max length, special tokens included) "
+           "÷ wall time of one embed()"),
+    Metric("harness_overhead", "fraction", "lower",
+           "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
+    Metric("memory_bandwidth_gb_s", "GB/s", "higher",
+           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 512 MiB arrays "
+           "(read + write, far beyond the caches)"),
+)}
+
+
+def check_metric(name: str) -> Metric:
+    """The metric called `name`, or a BenchInputError naming it and the valid ones."""
+    if name not in METRICS:
+        raise BenchInputError(unknown("metric", name, METRICS))
+    return METRICS[name]
+
+
+def record(name: str, samples: list[float], **params) -> dict:
+    """A metric with its raw samples and the statistics derived from them."""
+    from bench.stats import summarize
+
+    metric = check_metric(name)
+    return {"name": name, "unit": metric.unit, "better": metric.better, "params": params,
+            "samples": samples, "stats": summarize(samples)}

@@ -1,0 +1,90 @@
+"""Benchmark profiles: which shapes a run measures, and how many rounds.
+
+`quick` is what every cell of the matrix runs (its bench rung); `full` is the
+grid `nox -s bench` runs: generation at batch 1, 4, 16 x input 32, 128, 512
+tokens, embedding at batch 1, 32, 128 x short and max-length inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bench.metrics import BenchInputError
+from compat.errors import unknown
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    batches: tuple[int, ...]
+    """Generation batch sizes."""
+    input_lengths: tuple[int, ...]
+    """Generation prompt lengths, in the engine's own tokens."""
+    new_tokens: int
+    """Tokens generated per row, EOS off, so every round makes the same number."""
+    embed_batches: tuple[int, ...]
+    embed_inputs: tuple[str, ...]
+    """"short" (a sentence) and/or "max" (longer than the model's max length, truncated)."""
+    rounds: int
+    warmup: int
+
+    def __post_init__(self) -> None:
+        for field in ("batches", "input_lengths", "embed_batches"):
+            for value in getattr(self, field):
+                positive(field, value)
+        positive("new_tokens", self.new_tokens)
+        if self.new_tokens < 2:
+            raise BenchInputError(f"new_tokens must be >= 2 (decode is measured after the first "
+                                  f"token), got {self.new_tokens}")
+        if self.rounds < 5:
+            raise BenchInputError(f"rounds must be at least 5, got {self.rounds}")
+        if self.warmup < 0:
+            raise BenchInputError(f"warmup must be >= 0, got {self.warmup}")
+        for kind in self.embed_inputs:
+            if kind not in EMBED_INPUTS:
+                raise BenchInputError(unknown("embedding input", kind, EMBED_INPUTS))
+
+
+EMBED_INPUTS = ("short", "max")
+
+
+def positive(what: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BenchInputError(f"{what}: every value must be an int > 0, got {value!r}")
+    return value
+
+
+PROFILES = {
+    "quick": Profile("quick", batches=(1,), input_lengths=(128,), new_tokens=32,
+                     embed_batches=(32,), embed_inputs=("short",), rounds=10, warmup=2),
+    "full": Profile("full", batches=(1, 4, 16), input_lengths=(32, 128, 512), new_tokens=32,
+                    embed_batches=(1, 32, 128), embed_inputs=("short", "max"), rounds=5, warmup=1),
+}
+
+
+def profile(name: str, **overrides) -> Profile:
+    """A named profile with any field replaced (validated again)."""
+    if name not in PROFILES:
+        raise BenchInputError(unknown("bench profile", name, PROFILES))
+    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """"1,4,16" -> (1, 4, 16), refusing anything that is not a positive int by value."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise BenchInputError(f"{part!r} in {text!r} is not an integer") from None
+    return tuple(positive("list", v) for v in values)
+
+
+def int_list_arg(text: str) -> tuple[int, ...]:
+    """int_list for argparse: the same message, as argparse's own error."""
+    import argparse
+
+    try:
+        return int_list(text)
+    except BenchInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

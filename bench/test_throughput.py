@@ -1,0 +1,188 @@
+"""The benchmark, one pytest-benchmark test per shape, run inside a cell by bench/run.py.
+
+Every test times its rounds with `benchmark.pedantic` (fixed rounds and
+warm-up, one call per round: no calibration calls, so seconds-long rounds cost
+what they measure). Inside a round the engine calls are timed directly; the
+metrics derived from those times (bench/metrics.py) go with their raw samples
+into the test's extra_info, which pytest-benchmark writes to its JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.metrics import record
+from engines.base import Embedder, Generator, SamplingParams
+
+TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
+        "versions and the date, and then they measure again, because one number is an anecdote. "
+        "A river runs past the old mill; the wheel turns slowly and the stones grind the grain. ")
+SENTENCES = (
+    "A man is eating food.",
+    "The quick brown fox jumps over the lazy dog near the river bank in the morning.",
+    "Tokens per second, time to first token and memory in use.",
+    "She opened the window and the cold air of the north came into the room.",
+)
+COPY_MIB = 512
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def rounds(benchmark, prof, one_round) -> list:
+    """Run pedantic rounds; return what each timed round returned (warm-ups dropped).
+
+    The process's peak resident memory so far goes into extra_info: the copy benchmark
+    runs last, so the engine tests' values are the engine's own peak.
+    """
+    kept: list = []
+    calls = {"n": 0}
+
+    def step():
+        out = one_round()
+        calls["n"] += 1
+        if calls["n"] > prof.warmup:
+            kept.append(out)
+
+    benchmark.pedantic(step, rounds=prof.rounds, warmup_rounds=prof.warmup, iterations=1)
+    benchmark.extra_info["peak_rss_mib"] = peak_rss_mib()
+    return kept
+
+
+def overhead(benchmark, inner: list[float]) -> list[float]:
+    """Per round: 1 - engine time / the round's wall time as pytest-benchmark measured it."""
+    outer = benchmark.stats.stats.data
+    return [max(0.0, 1 - i / o) for i, o in zip(inner, outer)]
+
+
+def prompt_batch(engine: Generator, batch: int, length: int) -> list[list[int]]:
+    """`batch` different prompts of exactly `length` of the engine's own tokens."""
+    ids = engine.tokenize(TEXT * (length // 20 + batch + 2))
+    if len(ids) < length + batch:
+        raise RuntimeError(f"could not build a {length}-token prompt from the benchmark text")
+    return [ids[row:row + length] for row in range(batch)]
+
+
+def require(engine, kind: type, capability: str | None = None) -> None:
+    if not isinstance(engine, kind):
+        pytest.skip(f"{engine.id} is not a {kind.__name__}")
+    if capability and not getattr(engine.capabilities, capability):
+        pytest.skip(f"{engine.id} declares no {capability} support")
+
+
+def test_generation(benchmark, engine, prof, gen_shape) -> None:
+    """TTFT, end-to-end, and what follows from them, at one (batch, input length)."""
+    require(engine, Generator, "token_input")
+    batch, length = gen_shape
+    n = prof.new_tokens
+    prompts = prompt_batch(engine, batch, length)
+    first = SamplingParams(max_new_tokens=1, ignore_eos=True)
+    full = SamplingParams(max_new_tokens=n, ignore_eos=True)
+
+    def one_round():
+        t0 = time.perf_counter()
+        engine.generate_from_ids(prompts, first)
+        t1 = time.perf_counter()
+        out = engine.generate_from_ids(prompts, full)
+        t2 = time.perf_counter()
+        made = [len(c.token_ids) for c in out]  # the engine's own ids
+        if made != [n] * batch:
+            raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
+        return t1 - t0, t2 - t1
+
+    timed = rounds(benchmark, prof, one_round)
+    ttft = [a for a, _ in timed]
+    e2e = [b for _, b in timed]
+    after = [max(b - a, 1e-9) for a, b in timed]
+    params = {"batch": batch, "input_tokens": length, "new_tokens": n}
+    benchmark.extra_info["metrics"] = [
+        record("prefill_tokens_per_s", [batch * length / a for a in ttft], **params),
+        record("decode_tokens_per_s", [batch * (n - 1) / d for d in after], **params),
+        record("ttft_s", ttft, **params),
+        record("tpot_s", [d / (n - 1) for d in after], **params),
+        record("e2e_s", e2e, **params),
+        record("harness_overhead", overhead(benchmark, [a + b for a, b in timed]), **params),
+    ]
+
+
+def test_inter_token_latency(benchmark, engine, prof) -> None:
+    """Gaps between streamed deltas at batch 1, on the profile's middle input length."""
+    require(engine, Generator, "streaming")
+    length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]
+    prompt = (TEXT * (length // 20 + 2))[:length * 4]  # about `length` tokens; counted below
+    params = SamplingParams(max_new_tokens=prof.new_tokens, ignore_eos=True)
+
+    def one_round():
+        stamps = [time.perf_counter()]
+        for _ in engine.stream(prompt, params):
+            stamps.append(time.perf_counter())
+        return list(np.diff(stamps[1:]))  # the first gap is TTFT, measured elsewhere
+
+    gaps = [g for r in rounds(benchmark, prof, one_round) for g in r]
+    benchmark.extra_info["metrics"] = [
+        record("itl_s", gaps, batch=1, input_tokens=len(engine.tokenize(prompt)),
+               new_tokens=prof.new_tokens)]
+
+
+def embed_texts(kind: str, batch: int) -> list[str]:
+    if kind == "short":
+        return [SENTENCES[i % len(SENTENCES)] for i in range(batch)]
+    return [TEXT[i % 40:] * 8 for i in range(batch)]  # far past any max length: truncated
+
+
+def token_counts(model_dir: Path, texts: list[str]) -> int:
+    """Tokens the model sees: the fixture's tokenizer, truncated at its max sequence length."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    limit = 512
+    st_config = model_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        limit = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length", limit)
+    return sum(min(len(tok.encode(t).ids), limit) for t in texts)
+
+
+def test_embedding(benchmark, engine, prof, embed_shape, model_dir) -> None:
+    require(engine, Embedder)
+    batch, kind = embed_shape
+    texts = embed_texts(kind, batch)
+    tokens = token_counts(model_dir, texts)
+
+    def one_round():
+        t0 = time.perf_counter()
+        out = engine.embed(texts)
+        seconds = time.perf_counter() - t0
+        if len(out) != batch:
+            raise AssertionError(f"engine returned {len(out)} rows for {batch} texts")
+        return seconds
+
+    seconds = rounds(benchmark, prof, one_round)
+    params = {"batch": batch, "input": kind, "tokens": tokens}
+    benchmark.extra_info["metrics"] = [
+        record("sentences_per_s", [batch / s for s in seconds], **params),
+        record("embed_tokens_per_s", [tokens / s for s in seconds], **params),
+        record("harness_overhead", overhead(benchmark, seconds), **params),
+    ]
+
+
+def test_memory_bandwidth(benchmark, prof) -> None:
+    """The roofline's denominator, measured in the same run: a copy far beyond the caches."""
+    src = np.ones(COPY_MIB * 2**20 // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+
+    def one_round():
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        return time.perf_counter() - t0
+
+    seconds = rounds(benchmark, prof, one_round)
+    benchmark.extra_info["metrics"] = [
+        record("memory_bandwidth_gb_s", [2 * src.nbytes / s / 1e9 for s in seconds],
+               mib=COPY_MIB)]

@@ -1,0 +1,63 @@
+"""Bad benchmark input gets a message naming the value and the valid ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.metrics import METRICS, BenchInputError, check_metric, record
+from bench.profiles import PROFILES, int_list, profile
+from bench.run import main as bench_main
+from compat.cli import UsageError, bench_args, bench_run_args
+
+
+def test_unknown_metric_names_it_and_suggests() -> None:
+    with pytest.raises(BenchInputError, match=r"'decode_tokens_per_sec'.*decode_tokens_per_s"):
+        check_metric("decode_tokens_per_sec")
+
+
+@pytest.mark.parametrize("bad", ["0", "-4", "1,0,16", "4,x"])
+def test_batch_sizes_and_lengths_must_be_positive_ints(bad: str) -> None:
+    with pytest.raises(BenchInputError, match=repr(bad.rsplit(",", maxsplit=1)[-1]) if "x" in bad else "> 0"):
+        int_list(bad)
+
+
+def test_profiles_validate_overrides() -> None:
+    assert profile("full", batches=(2,)).batches == (2,)
+    with pytest.raises(BenchInputError, match="rounds must be at least 5, got 3"):
+        profile("quick", rounds=3)
+    with pytest.raises(BenchInputError, match=r"'grid'.*full"):
+        profile("grid")
+    with pytest.raises(BenchInputError, match="new_tokens must be >= 2"):
+        profile("quick", new_tokens=1)
+
+
+def test_every_profile_shape_fits_the_tiny_fixtures_context() -> None:
+    for prof in PROFILES.values():
+        assert max(prof.input_lengths) + prof.new_tokens <= 1024
+
+
+def test_bench_session_arguments(tmp_path) -> None:
+    args = bench_args(["transformers-numpy2", "--batches", "1,4", "--input-lengths", "32"])
+    assert args.cells == ["transformers-numpy2"]
+    assert bench_run_args(args) == ("--profile", "full", "--batches", "1,4", "--input-lengths", "32")
+    with pytest.raises(UsageError, match="every value must be an int > 0, got 0"):
+        bench_args(["--batches", "0"])
+    with pytest.raises(UsageError, match=r"Unknown metric 'tok_s'"):
+        bench_args(["--compare", str(tmp_path), "--metric", "tok_s"])
+    with pytest.raises(UsageError, match="does not exist"):
+        bench_args(["--compare", str(tmp_path / "nowhere.json")])
+
+
+def test_bench_run_refuses_before_loading_anything(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--engine", "transformers", "--fixture", "tiny-llama", "--out", "x.json",
+                    "--input-lengths", "128,-1"])
+    assert exit_info.value.code == 2
+    assert "every value must be an int > 0, got -1" in capsys.readouterr().err
+
+
+def test_a_record_keeps_raw_samples_and_the_metric_definition() -> None:
+    r = record("ttft_s", [0.002, 0.003, 0.0025, 0.002, 0.0031], batch=1)
+    assert r["samples"] == [0.002, 0.003, 0.0025, 0.002, 0.0031]
+    assert r["unit"] == METRICS["ttft_s"].unit and r["better"] == "lower"
+    assert r["stats"]["median"] == 0.0025 and r["params"] == {"batch": 1}
