@@ -12,6 +12,7 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from functools import cache
 from pathlib import Path
@@ -55,21 +56,36 @@ def _admits(requires_python: str | None, python: str) -> bool:
         return True
 
 
+def _simple_page(name: str) -> tuple[str, dict]:
+    url = f"{_index_url()}/{canonicalize_name(name)}/"
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return url, json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return url, {"files": []}
+        raise PackageIndexError(f"{_index_url()}: HTTP {exc.code} for {name!r}") from exc
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        raise PackageIndexError(f"could not read {url}: {exc}") from exc
+
+
+def sdist_url(package: str, version: str) -> str:
+    """Where the index keeps the source distribution of package==version."""
+    page, data = _simple_page(package)
+    for entry in data.get("files", []):
+        match = _SDIST.match(entry["filename"])
+        if match and Version(match["version"]) == Version(version) and not entry.get("yanked"):
+            return urllib.parse.urljoin(page, entry["url"])
+    raise PackageIndexError(f"{package} {version} has no source distribution on {_index_url()}")
+
+
 @cache
 def published_versions(package: str, python: str = "3.11") -> tuple[Version, ...]:
     """Final, non-yanked releases of `package` for `python`, oldest first."""
     name = canonicalize_name(package)
-    request = urllib.request.Request(f"{_index_url()}/{name}/", headers={"Accept": ACCEPT})
     found: set[Version] = set()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            data = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise PackageIndexError(f"{_index_url()}: HTTP {exc.code} for {name!r}") from exc
-        data = {"files": []}
-    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
-        raise PackageIndexError(f"could not read {_index_url()}/{name}/: {exc}") from exc
+    _, data = _simple_page(package)
     for entry in data.get("files", []):
         version = _file_version(entry["filename"])
         if version is None or entry.get("yanked") or version.is_prerelease or version.is_devrelease:

@@ -16,7 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atom
 from compat.tools import (
     REPO,
     error_from_output,
+    parse_lock,
     run_tool,
     timeout_error,
     tool_failure,
@@ -130,6 +133,47 @@ def venv_python_version(venv: Path) -> str:
     return ""
 
 
+def wheelhouse() -> Path:
+    """Wheels infermatrix built from source-only packages, found by every install."""
+    path = cache_root() / "wheels"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_wheel(run: CellRun, name: str, wheels: Path) -> Rung | None:
+    """Build `name` at its locked version into the wheelhouse, once; a failure fails install."""
+    version = parse_lock((run.work / "lock.txt").read_text(encoding="utf-8")).get(name)
+    if version is None:
+        return None
+    stem = f"{name.replace('-', '_')}-{version}-"
+    if any(p.name.startswith(stem) for p in wheels.glob("*.whl")):
+        return None
+    run.log(f"[{run.cell.id}] building {name}=={version} from source, once (kept in {wheels})")
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=wheels))
+    try:
+        cmd = [uv_binary(), "build", "--wheel", "--out-dir", str(work), "--python", run.cell.python,
+               *uv_index_args(), "--", str(sdist(run, name, version, work))]
+        result = run_tool(cmd, run.limits.install)
+        if result.returncode != 0:
+            return tool_failure("install", result, run.limits.install, "WheelBuildError")
+        for wheel in work.glob("*.whl"):
+            os.replace(wheel, wheels / wheel.name)  # whole files only
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def sdist(run: CellRun, name: str, version: str, work: Path) -> Path:
+    """Download the source distribution of name==version (the index's own file)."""
+    from compat.index import sdist_url
+
+    url = sdist_url(name, version)
+    target = work / url.rsplit("/", 1)[-1].split("#")[0]
+    with urllib.request.urlopen(url, timeout=120) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+    return target
+
+
 def install(run: CellRun) -> Rung:
     """Make the venv exactly the lock: `uv pip sync` (fast when it is already there)."""
     uv = uv_binary()
@@ -140,8 +184,13 @@ def install(run: CellRun) -> Rung:
                         run.limits.install)
         if made.returncode != 0:
             return tool_failure("install", made, run.limits.install, "VenvError")
+    wheels = wheelhouse()
+    for name in run.cell.engine.build_wheels:
+        failed = build_wheel(run, name, wheels)
+        if failed is not None:
+            return failed
     cmd = [uv, "pip", "sync", str(run.work / "lock.txt"), "--python", str(run.python),
-           *uv_index_args()]
+           *uv_index_args(), "--find-links", str(wheels)]
     result = run_tool(cmd, run.limits.install)
     if result.returncode != 0:
         return tool_failure("install", result, run.limits.install, "InstallError")

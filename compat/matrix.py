@@ -60,6 +60,9 @@ class EngineSpec:
     """Fixture names (fixtures/catalog.py) the engine is tested on."""
     devices: tuple[str, ...] = ("cpu",)
     """Devices the engine is tested on."""
+    build_wheels: tuple[str, ...] = ()
+    """Packages published as source only: built into a wheel once (the install rung keeps it
+    in the wheelhouse under the cache), so later installs compile nothing."""
 
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
@@ -279,14 +282,15 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
 
 
 def _engine(engine_id: str, raw: dict) -> EngineSpec:
-    allowed = {"kind", "requires", "fixtures", "devices"}
+    allowed = {"kind", "requires", "fixtures", "devices", "build_wheels"}
     extra = set(raw) - allowed
     if extra:
         msg = f"Engine {engine_id!r}: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}"
         raise MatrixError(msg)
     return EngineSpec(id=engine_id, kind=raw.get("kind", ""), requires=tuple(raw.get("requires", ())),
                       fixtures=tuple(raw.get("fixtures", ())),
-                      devices=tuple(raw.get("devices", ("cpu",))))
+                      devices=tuple(raw.get("devices", ("cpu",))),
+                      build_wheels=tuple(raw.get("build_wheels", ())))
 
 
 def _selection(name: str, raw: dict, engines: dict, axes: dict, devices: dict) -> Selection:

@@ -3,6 +3,8 @@ the one property that must fail."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -198,6 +200,22 @@ class NoInputChecks(TransformersGenerator):
         return self._generate_ids([self.tokenize(p) for p in prompts], params)
 
 
+class LostLayerWeights(TransformersGenerator):
+    """A conversion that lost one layer's MLP output weights: self-consistent, but not the model."""
+
+    def _load_model(self, model_dir, device, dtype):
+        model = super()._load_model(model_dir, device, dtype)
+        with torch.no_grad():
+            model.model.layers[-1].mlp.down_proj.weight.zero_()
+        return model
+
+
+class StreamsAnyway(TransformersGenerator):
+    """Declares no streaming, yet stream() answers instead of raising UnsupportedCapabilityError."""
+
+    capabilities = dataclasses.replace(TransformersGenerator.capabilities, streaming=False)
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -215,4 +233,6 @@ BROKEN = {
     SharedLogitsBuffer: "idempotence",
     ReloadFlipsPadding: "lifecycle",
     NoInputChecks: "typed_errors",
+    LostLayerWeights: "greedy_parity",
+    StreamsAnyway: "unsupported_capabilities",
 }

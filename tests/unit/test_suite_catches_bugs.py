@@ -17,7 +17,7 @@ import pytest
 from compat.ladder import CellRun, Options, cell_env, run_cell
 from compat.matrix import load
 from fixtures.catalog import PACKAGED
-from fixtures.ensure import build_fixtures
+from fixtures.ensure import build_fixtures, build_parity_references
 from tests.unit.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"
@@ -58,6 +58,8 @@ def test_each_property_catches_its_broken_engine(kind: str, tmp_path) -> None:
     assert ready.first_failure is None, ready.first_failure
     built = [name for name in cell.engine.fixtures if name not in PACKAGED]
     assert build_fixtures(built, 300, print) is None
+    if kind == "generation":
+        assert build_parity_references(built, 600, print) is None
     env = cell_env(CellRun(cell=cell, venv=venv, options=Options(), log=print))
     env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # two suites share two cores
     expected = broken_engines(module, venv / "bin" / "python", env)

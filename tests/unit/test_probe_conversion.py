@@ -1,0 +1,65 @@
+"""A fixture conversion that fails is a failed load rung carrying the converter's message,
+and the conversion cache keeps nothing of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from compat import probe
+from engines import ENGINES
+from engines.base import Capabilities, Generator
+from fixtures.convert import converted
+
+
+def _broken_writer(model_dir: Path, out: Path) -> None:
+    (out / "model.gguf").write_bytes(b"GGUF partial")
+    raise ValueError("the GGUF writer handles model_type 'llama', not 'gpt2'")
+
+
+class ConvertingEngine(Generator):
+    """Loads through the conversion cache, like llama_cpp; its converter always fails."""
+
+    id = "converting"
+    capabilities = Capabilities()
+
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+        converted(Path(model_dir), "toy-gguf", "1", _broken_writer)
+
+    def generate(self, prompts, params):
+        raise NotImplementedError
+
+    def stream(self, prompt, params):
+        raise NotImplementedError
+
+    def chat(self, messages, params):
+        raise NotImplementedError
+
+    def tokenize(self, text):
+        return [1]
+
+    def next_token_logits(self, prompts):
+        return np.zeros((len(prompts), 1), np.float32)
+
+
+def test_failed_conversion_is_a_load_failure_with_the_converters_message(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("INFERMATRIX_CACHE", str(cache))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "gpt2"}')
+    monkeypatch.setitem(ENGINES, "converting", f"{__name__}:ConvertingEngine")
+    monkeypatch.setattr("fixtures.catalog.locate", lambda name: model)
+    out = tmp_path / "probe.json"
+    assert probe.main(["load", "--engine", "converting", "--fixture", "tiny-gpt2",
+                       "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["status"] == "fail"
+    error = record["error"]  # the root cause is the converter's own error; the chain is kept
+    assert error["type"] == "ValueError"
+    assert "model_type 'llama', not 'gpt2'" in error["message"]
+    assert "ConversionError: toy-gguf 1 could not convert" in error["text"]
+    leftovers = [p.name for p in (cache / "converted").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []
