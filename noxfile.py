@@ -1,6 +1,6 @@
 """infermatrix sessions, generated from compat/matrix.toml.
 
-    nox                     run the default selection of cells, then the report
+    nox                     run the default selection of cells (nox -s run), then the report
     nox -l                  list sessions (nox -l --json for a CI matrix)
     nox -s "cell(transformers-numpy2)" [-- --from-lock results/transformers-numpy2.json]
     nox -s resolve          resolve every cell of the full matrix (nothing installed)
@@ -37,7 +37,7 @@ MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any env
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = [f"cell({c.id})" for c in MATRIX.selected("default")] + ["report"]
+nox.options.sessions = ["run", "report"]
 
 
 def _cell_session(cell: matrix_mod.Cell) -> None:
@@ -118,6 +118,24 @@ def matrix(session: nox.Session) -> None:
     """Print the cells of compat/matrix.toml and what each installs."""
     for cell in MATRIX.cells:
         session.log(f"cell({cell.id}): {' '.join(cell.requirements)}")
+
+
+@nox.session(python=False)
+def run(session: nox.Session) -> None:
+    """The default selection: cells climb to conformance side by side (-- --workers N), then
+    every bench rung runs alone (timings want a quiet machine). `nox` runs this, then the report."""
+    try:
+        options, workers = cli.run_args(session.posargs)
+        cells = list(MATRIX.selected("default"))
+        check_pins(cells)
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one")
+    results = ladder.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
+                                log=session.log, options=options, workers=workers)
+    failed = sum(1 for r in results if r.first_failure)
+    session.log(f"{len(results) - failed} cells passed every rung, {failed} stopped at a rung "
+                f"(a result, not an error) -> {RESULTS}")
 
 
 @nox.session(venv_backend="uv")

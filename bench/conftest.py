@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.profiles import int_list_arg, profile
+from bench.profiles import add_shape_options, profile, shape_overrides
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -15,20 +15,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fixture", help="fixture to load")
     group.addoption("--device", default="cpu")
     group.addoption("--profile", default="quick", help="quick (every cell) or full (the grid)")
-    group.addoption("--rounds", type=int, help="timed rounds (>= 5), overriding the profile")
-    group.addoption("--warmup", type=int, help="untimed rounds first, overriding the profile")
-    group.addoption("--batches", type=int_list_arg, help="generation batch sizes, e.g. 1,4,16")
-    group.addoption("--input-lengths", type=int_list_arg, help="prompt lengths in tokens, e.g. 32,128")
-    group.addoption("--new-tokens", type=int, help="tokens generated per row (EOS off)")
-    group.addoption("--embed-batches", type=int_list_arg, help="embedding batch sizes, e.g. 1,32")
+    add_shape_options(group.addoption)
 
 
 def chosen_profile(config: pytest.Config):
-    return profile(config.getoption("--profile"), rounds=config.getoption("--rounds"),
-                   warmup=config.getoption("--warmup"), batches=config.getoption("--batches"),
-                   input_lengths=config.getoption("--input-lengths"),
-                   new_tokens=config.getoption("--new-tokens"),
-                   embed_batches=config.getoption("--embed-batches"))
+    return profile(config.getoption("--profile"), **shape_overrides(vars(config.option)))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -42,7 +42,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("harness_overhead", "fraction", "lower",
            "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
-           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 512 MiB arrays "
+           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 256 MiB arrays "
            "(read + write, far beyond the caches)"),
 )}
 

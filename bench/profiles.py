@@ -88,3 +88,40 @@ def int_list_arg(text: str) -> tuple[int, ...]:
         return int_list(text)
     except BenchInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+SHAPE_OPTIONS = (
+    ("--rounds", {"type": int, "help": "timed rounds, at least 5 (default: the profile's)"}),
+    ("--warmup", {"type": int, "help": "untimed rounds first (default: the profile's)"}),
+    ("--new-tokens", {"type": int, "help": "tokens per row, EOS off (default: the profile's)"}),
+    ("--batches", {"type": int_list_arg, "help": "generation batch sizes, e.g. 1,4,16"}),
+    ("--input-lengths", {"type": int_list_arg, "help": "prompt lengths in tokens, e.g. 32,128,512"}),
+    ("--embed-batches", {"type": int_list_arg, "help": "embedding batch sizes, e.g. 1,32,128"}),
+)
+"""Options that change a profile's shapes or rounds: bench/run.py, its pytest session and
+`nox -s bench` all take them, declared here once."""
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def add_shape_options(add) -> None:
+    """Declare SHAPE_OPTIONS with `add` (argparse's add_argument or pytest's addoption)."""
+    for flag, kwargs in SHAPE_OPTIONS:
+        add(flag, **kwargs)
+
+
+def shape_overrides(values: dict) -> dict:
+    """{field: value} of the shape options given (None where not), for profile()."""
+    return {_dest(flag): values.get(_dest(flag)) for flag, _ in SHAPE_OPTIONS}
+
+
+def shape_argv(values: dict) -> list[str]:
+    """The shape options given, as command-line arguments again."""
+    argv = []
+    for flag, _ in SHAPE_OPTIONS:
+        value = values.get(_dest(flag))
+        if value is not None:
+            argv += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return argv

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench.metrics import BenchInputError
-from bench.profiles import PROFILES, int_list_arg, profile
+from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
 
 HERE = Path(__file__).parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -88,13 +88,7 @@ def run(args: argparse.Namespace) -> dict:
                 "--rootdir", str(HERE.parent), "-q", "--engine", args.engine,
                 "--fixture", args.fixture, "--device", args.device, "--profile", args.profile,
                 "--benchmark-json", str(raw)]
-        for flag in ("rounds", "warmup", "new_tokens"):
-            if getattr(args, flag) is not None:
-                argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        for flag in ("batches", "input_lengths", "embed_batches"):
-            if getattr(args, flag) is not None:
-                argv += [f"--{flag.replace('_', '-')}", ",".join(map(str, getattr(args, flag)))]
-        code = pytest.main(argv)
+        code = pytest.main([*argv, *shape_argv(vars(args))])
         if code != 0:
             raise RuntimeError(f"the benchmark session failed (pytest exit status {code}); "
                                "its output above names the shape and the error")
@@ -128,12 +122,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="quick: what every matrix cell runs; full: the batch x length grid")
-    p.add_argument("--rounds", type=int, help="timed rounds, at least 5 (default: the profile's)")
-    p.add_argument("--warmup", type=int, help="untimed rounds first (default: the profile's)")
-    p.add_argument("--new-tokens", type=int, help="tokens per row, EOS off (default 32)")
-    p.add_argument("--batches", type=int_list_arg, help="generation batch sizes, e.g. 1,4,16")
-    p.add_argument("--input-lengths", type=int_list_arg, help="prompt lengths in tokens, e.g. 32,128,512")
-    p.add_argument("--embed-batches", type=int_list_arg, help="embedding batch sizes, e.g. 1,32,128")
+    add_shape_options(p.add_argument)
     return p
 
 
@@ -141,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     try:
         args = p.parse_args(argv)
-        profile(args.profile, rounds=args.rounds, warmup=args.warmup, new_tokens=args.new_tokens,
-                batches=args.batches, input_lengths=args.input_lengths,
-                embed_batches=args.embed_batches)  # refuse bad values before loading anything
+        profile(args.profile, **shape_overrides(vars(args)))  # refuse bad values before loading
     except BenchInputError as exc:
         p.error(str(exc))
     record = run(args)

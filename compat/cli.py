@@ -96,6 +96,21 @@ def cell_options(argv: list[str], kind: str = "generation") -> Options:
                    properties=tuple(args.property), hypothesis_budget=args.hypothesis_budget)
 
 
+def run_args(argv: list[str]) -> tuple[Options, int]:
+    """Options of the default run (`nox` / `nox -s run`): --workers, --exclude-newer,
+    --hypothesis-budget."""
+    parser = _Parser(prog="nox -s run --")
+    _common(parser)
+    parser.add_argument("--workers", type=positive, default=min((os.cpu_count() or 1) + 1, 4),
+                        help="cells climbing at once, up to conformance (default: cores + 1, "
+                             "at most 4); the bench rungs always run one at a time")
+    parser.add_argument("--hypothesis-budget", type=positive, default=10,
+                        help="examples per generated-input property (default 10)")
+    args, _ = parser.parse_known_args(argv)
+    return Options(exclude_newer=args.exclude_newer,
+                   hypothesis_budget=args.hypothesis_budget), args.workers
+
+
 def resolve_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s resolve --", description="Resolve every cell, install nothing.")
     parser.add_argument("patterns", nargs="*", help="cell id globs (default: every cell)")
@@ -129,7 +144,7 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     session before any cell is touched.
     """
     from bench.metrics import BenchInputError
-    from bench.profiles import PROFILES, int_list_arg, profile
+    from bench.profiles import PROFILES, add_shape_options, profile, shape_overrides
 
     parser = _Parser(prog="nox -s bench --",
                      description="The throughput grid in the cells' existing venvs, then "
@@ -143,16 +158,10 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
     parser.add_argument("--real-size", action="store_true",
                         help="also the real-size Qwen2-0.5B-shaped fixture (slow on CPU)")
-    parser.add_argument("--rounds", type=int)
-    parser.add_argument("--warmup", type=int)
-    parser.add_argument("--new-tokens", type=int)
-    for flag in ("--batches", "--input-lengths", "--embed-batches"):
-        parser.add_argument(flag, type=int_list_arg)
+    add_shape_options(parser.add_argument)
     args = parser.parse_args(argv)
     try:
-        profile(args.profile, rounds=args.rounds, warmup=args.warmup, new_tokens=args.new_tokens,
-                batches=args.batches, input_lengths=args.input_lengths,
-                embed_batches=args.embed_batches)
+        profile(args.profile, **shape_overrides(vars(args)))
         for name in args.metric:
             from bench.metrics import check_metric
 
@@ -164,11 +173,6 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
 
 def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:
     """bench/run.py's arguments for the chosen profile and shape options."""
-    out = ["--profile", args.profile]
-    for flag in ("rounds", "warmup", "new_tokens"):
-        if getattr(args, flag) is not None:
-            out += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    for flag in ("batches", "input_lengths", "embed_batches"):
-        if getattr(args, flag) is not None:
-            out += [f"--{flag.replace('_', '-')}", ",".join(map(str, getattr(args, flag)))]
-    return tuple(out)
+    from bench.profiles import shape_argv
+
+    return ("--profile", args.profile, *shape_argv(vars(args)))

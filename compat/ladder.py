@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -74,6 +75,9 @@ class Options:
     """Examples per generated-input conformance property."""
     bench_args: tuple[str, ...] = ()
     """Extra bench/run.py arguments (`nox -s bench` passes --profile full)."""
+    threads: int | None = None
+    """OMP/MKL threads for processes inside the cell (None: the engines' defaults). Cells that
+    climb side by side get a share each: spinning thread pools would fight over the cores."""
 
 
 @dataclass
@@ -115,6 +119,8 @@ def cell_env(run: CellRun) -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         "INFERMATRIX_CACHE": str(cache_root()),
     })
+    if run.options.threads:
+        env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     return env
 
 
@@ -146,9 +152,15 @@ def build_wheel(run: CellRun, name: str, wheels: Path) -> Rung | None:
     if version is None:
         return None
     stem = f"{name.replace('-', '_')}-{version}-"
-    if any(p.name.startswith(stem) for p in wheels.glob("*.whl")):
-        return None
-    run.log(f"[{run.cell.id}] building {name}=={version} from source, once (kept in {wheels})")
+    with open(wheels / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # cells climbing in parallel build it once
+        if any(p.name.startswith(stem) for p in wheels.glob("*.whl")):
+            return None
+        run.log(f"[{run.cell.id}] building {name}=={version} from source, once (kept in {wheels})")
+        return _build_into(run, name, version, wheels)
+
+
+def _build_into(run: CellRun, name: str, version: str, wheels: Path) -> Rung | None:
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=wheels))
     try:
         cmd = [uv_binary(), "build", "--wheel", "--out-dir", str(work), "--python", run.cell.python,
@@ -367,28 +379,69 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     return result
 
 
-def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-               options: Options = Options(), base: CellResult | None = None) -> CellResult:
-    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`)."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
-    result = CellResult(cell=describe(cell, options), machine=machine_info(), started_at=now(),
-                        versions=base.versions if base else {}, lock=base.lock if base else "")
+def timed_bench(run: CellRun) -> Rung:
+    """The bench rung, timed, a failure kept as its result; logged like any rung."""
     started = time.perf_counter()
     if not run.python.exists():
         rung = Rung("bench", "fail", error=ErrorInfo.from_message(
-            "MissingVenv", f"{venv} does not exist: run nox -s 'cell({cell.id})' first"))
+            "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
     else:
         try:
             rung = bench(run)
         except Exception as exc:  # a failure is this cell's result, not a crash of the run
             rung = Rung("bench", "fail", error=ErrorInfo.from_exception(exc))
     rung.duration_s = round(time.perf_counter() - started, 3)
-    result.rungs.append(rung)
-    result.finished_at = now()
     note = f" - {rung.error.signature}" if rung.error else ""
-    log(f"[{cell.id}] bench {'ok' if rung.status == 'pass' else 'FAIL'} ({rung.duration_s:.1f}s){note}")
+    mark = "ok" if rung.status == "pass" else "FAIL"
+    run.log(f"[{run.cell.id}] {'bench':<11} {mark} ({rung.duration_s:.1f}s){note}")
+    return rung
+
+
+def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+               options: Options = Options(), base: CellResult | None = None) -> CellResult:
+    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`)."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    result = CellResult(cell=describe(cell, options), machine=machine_info(), started_at=now(),
+                        versions=base.versions if base else {}, lock=base.lock if base else "")
+    result.rungs.append(timed_bench(run))
+    result.finished_at = now()
     write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
     return result
+
+
+def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
+               options: Options = Options(), workers: int = 2) -> list[CellResult]:
+    """Many cells: resolve to conformance `workers` at a time, then every bench rung alone.
+
+    Timings are only trusted from a quiet machine, so the bench rungs run one after
+    another once every cell has climbed; the rest of the ladder does not care.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = max(1, (os.cpu_count() or 1) // workers)
+    climb = dataclasses.replace(options, last_rung="conformance", threads=share)
+    done = {"n": 0}
+
+    def one(cell: Cell) -> CellResult:
+        result = run_cell(cell, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
+                          log=log, options=climb)
+        done["n"] += 1
+        log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, cells))
+    if options.last_rung != "bench":
+        return results
+    ready = [(c, r) for c, r in zip(cells, results)
+             if getattr(r.rung("conformance"), "status", "") == "pass"]
+    for i, (cell, result) in enumerate(ready, 1):
+        log(f"bench {i}/{len(ready)}: {cell.id}")
+        run = CellRun(cell=cell, venv=venv_root / f"cell-{cell.id}", options=options, log=log)
+        result.rungs = [r for r in result.rungs if r.name != "bench"] + [timed_bench(run)]
+        result.finished_at = now()
+        write_atomic(Path(results_dir) / f"{cell.id}.json", result.to_json())
+    return results
 
 
 def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = print,

@@ -10,6 +10,12 @@ from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, header, table
 REFERENCE = {"generation": "transformers (pinned, fixtures/requirements-parity.txt), greedy ids",
              "embedding": "sentence-transformers (torch) in the same cell, cosine per text"}
 PARITY = {"generation": "greedy_parity", "embedding": "reference_parity"}
+CAPABILITIES = {  # the Capabilities fields that mean something for each kind
+    "generation": ("streaming", "chat", "seeded_sampling", "stop_strings", "stop_string_kept",
+                   "logprobs", "logits", "token_input", "min_new_tokens", "stop_token_ids",
+                   "batching"),
+    "embedding": ("batching", "whitespace_insensitive", "empty_string"),
+}
 
 
 def declared(results: list[CellResult]) -> dict:
@@ -54,8 +60,9 @@ def engine_section(engine: str, results: list[CellResult]) -> list[str]:
              f"{', '.join(caps.get('devices', [])) or '(not recorded)'}", ""]
     if caps:
         why = info.get("unsupported", {})
-        flags = [[name, PASS if value else NOT_RUN, why.get(name, "")]
-                 for name, value in caps.items() if isinstance(value, bool)]
+        flags = [[name, value if isinstance(value, str) else PASS if value else NOT_RUN,
+                  why.get(name, "")] for name in CAPABILITIES[kind] if name in caps
+                 for value in [caps[name]]]
         lines += [table(flags, ["capability", "declared", "why not"]), ""]
     for name, dev in info.get("deviations", {}).items():
         lines += [f"- Declared deviation from `{name}`: {dev['reason']}"]

@@ -24,15 +24,21 @@ def name(r: CellResult) -> str:
     return f"{r.cell['engine']} · {r.cell['env']}"
 
 
-def throughput_plot(results: list[CellResult], path: Path) -> bool:
-    """Per cell: decode tok/s and sentences/s, median bar with min-max whiskers."""
-    plt = _pyplot()
+def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple[str, list]]:
+    """[(metric, [(cell label, metric record), ...]), ...] for the metrics some cell measured."""
     panels = []
-    for metric in ("decode_tokens_per_s", "sentences_per_s"):
+    for metric in metrics:
         rows = [(name(r), m) for r in results if bench_of(r)
                 for m in [find(bench_of(r), metric)] if m]
         if rows:
             panels.append((metric, rows))
+    return panels
+
+
+def throughput_plot(results: list[CellResult], path: Path) -> bool:
+    """Per cell: decode tok/s and sentences/s, median bar with min-max whiskers."""
+    plt = _pyplot()
+    panels = panels_of(results, ("decode_tokens_per_s", "sentences_per_s"))
     if plt is None or not panels:
         return False
     fig, axes = plt.subplots(len(panels), 1, squeeze=False,
@@ -54,12 +60,7 @@ def throughput_plot(results: list[CellResult], path: Path) -> bool:
 def latency_plot(results: list[CellResult], path: Path) -> bool:
     """Distributions: inter-token latency and time to first token, raw samples per cell."""
     plt = _pyplot()
-    panels = []
-    for metric in ("itl_s", "ttft_s"):
-        rows = [(name(r), find(bench_of(r), metric)) for r in results if bench_of(r)]
-        rows = [(n, m) for n, m in rows if m]
-        if rows:
-            panels.append((metric, rows))
+    panels = panels_of(results, ("itl_s", "ttft_s"))
     if plt is None or not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), squeeze=False,

@@ -163,7 +163,7 @@ def method_section(results: list[CellResult]) -> list[str]:
              "- Memory: peak resident set of the benchmark process before the copy benchmark "
              "(and peak GPU memory where there is a GPU).",
              "- Roofline: the memory bandwidth is measured in the same process by a copy "
-             "benchmark (2 × 512 MiB float64 arrays, read + write counted)"
+             "benchmark (2 × 256 MiB float64 arrays, read + write counted)"
              + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
                 else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
              "input-embedding table that is not also the output projection. On a GPU, prefill "
