@@ -237,7 +237,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     write_atomic(out / "COMPATIBILITY.md", text)
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
-    write_atomic(out / "ENGINES.md", engines_page(results, problems))
+    if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
+        write_atomic(out / "ENGINES.md", engines_page(results, problems))
     grid = load_grid(grid_dir) if grid_dir is not None else []
     if any(bench_of(r) for r in [*results, *grid]):
         drawn = [(file, alt) for file, alt, draw, source in (

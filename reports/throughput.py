@@ -125,7 +125,8 @@ def roofline_section(results: list[CellResult]) -> list[str]:
         detail = bench_of(r)
         roof = (detail or {}).get("roofline")
         for row in (roof or {}).get("decode_batch1", []):
-            rows.append([*label(r), f"{roof['weight_bytes_per_token'] / 2**20:,.2f} MiB",
+            rows.append([*label(r), detail["fixture"], row["input_tokens"],
+                         f"{roof['weight_bytes_per_token'] / 2**20:,.2f} MiB",
                          f"{roof['bandwidth_gb_s']:,.1f} GB/s", f"{row['decode_tokens_per_s']:,.0f}",
                          f"{row['bound_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"])
     if not rows:
@@ -135,7 +136,7 @@ def roofline_section(results: list[CellResult]) -> list[str]:
             "token × decode tok/s ÷ bandwidth. The tiny fixtures fit in the CPU caches, so their "
             "fraction measures per-token overhead, not DRAM traffic; a real-size shape "
             "(`nox -s bench -- --real-size`) is where the fraction means what it says.", "",
-            table(rows, ["engine", "environment", "weights / token", "bandwidth",
+            table(rows, ["engine", "environment", "fixture", "input tokens", "weights / token", "bandwidth",
                          "decode tok/s", "bound tok/s", "fraction"]), ""]
 
 
@@ -187,7 +188,7 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
     lines += [""] if plots else []
     lines += cells_section(results)
     lines += grid_section(list(grid))
-    lines += roofline_section([*results, *grid])
+    lines += roofline_section(list(grid) or results)  # the grid where there is one
     lines += method_section([*results, *grid])
     missing = [r.cell["id"] for r in results if not bench_of(r)]
     if missing:

@@ -254,3 +254,23 @@ def test_cuda_cells_resolve_and_say_needs_cuda_on_a_cpu_machine(tmp_path) -> Non
     result = resolve_all([cell], work=tmp_path, results_dir=tmp_path, log=lambda _: None)[0]
     assert result.rungs[0].status == "pass" and "vllm" in result.versions
     assert [(r.status, r.reason) for r in result.rungs[1:]] == [("not_run", "needs CUDA")] * 5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ladder.cuda_available(), reason="vLLM cells need CUDA; this machine has none")
+@pytest.mark.parametrize("cell_id", ["vllm-numpy2-transformers4-cuda",
+                                     "vllm_embed-numpy2-transformers4-cuda"])
+def test_vllm_cells_climb_on_a_gpu(cell_id: str, tmp_path) -> None:
+    """On a GPU machine the vLLM cells climb every rung; the properties vLLM cannot offer are
+    skipped with the reason its adapter declares."""
+    cell = load().cell(cell_id)
+    result = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path, log=print)
+    failed = result.first_failure
+    assert failed is None, f"{failed.name}: {failed.error.text if failed.error else failed.reason}"
+    properties = result.rung("conformance").detail["properties"]
+    if cell.engine.kind == "generation":
+        assert properties["streaming_equals_generate"]["status"] == "skip"
+        assert "offline LLM API" in properties["streaming_equals_generate"]["message"]
+        assert properties["greedy_parity"]["status"] == "pass"
+    else:
+        assert properties["reference_parity"]["status"] == "pass"
