@@ -1,7 +1,7 @@
 """infermatrix sessions, generated from compat/matrix.toml.
 
     nox                     run the default selection of cells (nox -s run), then the report
-    nox -l                  list sessions (nox -l --json for a CI matrix)
+    nox -l                  list sessions (nox -l --json -t cell for a CI matrix)
     nox -s "cell(transformers-numpy2)" [-- --from-lock results/transformers-numpy2.json]
     nox -s resolve          resolve every cell of the full matrix (nothing installed)
     nox -s bisect -- PACKAGE CELL

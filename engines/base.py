@@ -243,7 +243,6 @@ class Engine(abc.ABC):
     """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
     unsupported: ClassVar[dict[str, str]] = {}
     """Capability the adapter declares False -> why (shown where the property is skipped)."""
-    """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
 
     @classmethod
     def check_device(cls, device: str) -> None:

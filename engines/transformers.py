@@ -20,6 +20,7 @@ from engines.base import (
     SamplingParams,
     StreamDelta,
     check_prompts,
+    cut_at_stop,
 )
 
 
@@ -140,11 +141,10 @@ class TransformersGenerator(Generator):
         end = next((i for i, t in enumerate(generated) if t in stops), None)
         if end is not None:
             generated = generated[:end]
-        if params.stop:
-            for cut in range(1, len(generated) + 1):
-                text = tok.decode(generated[:cut], skip_special_tokens=True)
-                if any(s in text for s in params.stop):
-                    return generated[:cut], "stop"
+        cut, hit = cut_at_stop(generated, params.stop,
+                               lambda ids: tok.decode(ids, skip_special_tokens=True))
+        if hit:
+            return cut, "stop"
         return generated, "eos" if end is not None else "length"
 
     def _generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams,

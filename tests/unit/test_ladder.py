@@ -176,7 +176,7 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
 
 
 def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "nox", "-l", "--json"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "nox", "-l", "--json", "-t", "cell"], cwd=REPO,
                          capture_output=True, text=True, check=True, env=repo_env)
     names = [s["session"] for s in json.loads(out.stdout)]
     assert "cell(transformers-numpy2)" in names and "cell(sentence_transformers-numpy1)" in names
