@@ -183,9 +183,10 @@ def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
 
 
 def test_a_bad_matrix_stops_nox_before_any_environment(tmp_path, repo_env) -> None:
-    bad = MATRIX_PATH.read_text(encoding="utf-8").replace(
-        'engines = ["transformers", "sentence_transformers", "infinity_emb", "embed"]',
-        'engines = ["transformers", "sentence-transformer", "infinity_emb", "embed"]')
+    good = MATRIX_PATH.read_text(encoding="utf-8")
+    head, table, rest = good.partition("[selections.default]")
+    bad = head + table + rest.replace('"sentence_transformers",', '"sentence-transformer",', 1)
+    assert bad != good, "the test no longer finds the engine it misspells"
     (tmp_path / "matrix.toml").write_text(bad)
     env = {**repo_env, "INFERMATRIX_MATRIX": str(tmp_path / "matrix.toml")}
     out = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp_path / "envs")],
