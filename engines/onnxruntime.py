@@ -8,12 +8,13 @@ comes from ONNX Runtime's kernels, not from different decoding code.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 from pathlib import Path
 
 from optimum.onnxruntime import ORTModelForCausalLM
 
-from engines.base import Capabilities, InvalidParameterError
+from engines.base import InvalidParameterError
 from engines.transformers import TransformersGenerator
 from fixtures.convert import converted
 
@@ -32,19 +33,8 @@ class OnnxRuntimeGenerator(TransformersGenerator):
     """ORTModelForCausalLM on the exported fixture, CPUExecutionProvider."""
 
     id = "onnxruntime"
-    capabilities = Capabilities(
-        streaming=True,
-        chat=True,
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=True,
-        logits=True,
-        token_input=True,
-        min_new_tokens=True,
-        stop_token_ids=True,
-        batching=True,
-        devices=("cpu",),  # CUDA needs the onnxruntime-gpu build, not in this matrix
-    )
+    # everything transformers' generate() offers; CUDA needs the onnxruntime-gpu build instead
+    capabilities = dataclasses.replace(TransformersGenerator.capabilities, devices=("cpu",))
 
     def _load_model(self, model_dir: Path, device: str, dtype: str):
         if dtype != "float32":
