@@ -41,6 +41,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "÷ wall time of one embed()"),
     Metric("harness_overhead", "fraction", "lower",
            "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
+    Metric("compute_tflops", "TFLOP/s", "higher",
+           "GPU only: 2 × n³ ÷ wall time of one n × n float32 matmul (n = 8192), synchronized"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
            "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 256 MiB arrays "
            "(read + write, far beyond the caches)"),

@@ -76,7 +76,17 @@ def roofline(metrics: list[dict], model_dir: Path) -> dict | None:
         rows.append({"input_tokens": m["params"]["input_tokens"], "decode_tokens_per_s": rate,
                      "bound_tokens_per_s": gb_s * 1e9 / per_token,
                      "fraction": per_token * rate / (gb_s * 1e9)})
-    return {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows}
+    out = {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows}
+    compute = next((m for m in metrics if m["name"] == "compute_tflops"), None)
+    if compute is not None:  # a GPU: prefill against the compute limit, 2 FLOPs per weight per token
+        flops_per_token = 2 * per_token / 4  # float32 weights
+        tflops = compute["stats"]["median"]
+        out["compute_tflops"] = tflops
+        out["prefill_batch1"] = [
+            {"input_tokens": m["params"]["input_tokens"], "prefill_tokens_per_s": m["stats"]["median"],
+             "fraction": m["stats"]["median"] * flops_per_token / (tflops * 1e12)}
+            for m in metrics if m["name"] == "prefill_tokens_per_s" and m["params"]["batch"] == 1]
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -188,3 +188,24 @@ def test_memory_bandwidth(benchmark, prof) -> None:
     benchmark.extra_info["metrics"] = [
         record("memory_bandwidth_gb_s", [2 * src.nbytes / s / 1e9 for s in seconds],
                mib=COPY_MIB)]
+
+
+def test_compute_peak(benchmark, prof, request) -> None:
+    """On a GPU, the compute roofline's ceiling, measured in the same run: a dense matmul."""
+    torch = pytest.importorskip("torch")
+    if request.config.getoption("--device") != "cuda" or not torch.cuda.is_available():
+        pytest.skip("the compute limit is measured on a GPU only")
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.float32)
+    b = torch.randn_like(a)
+
+    def one_round():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    seconds = rounds(benchmark, prof, one_round)
+    benchmark.extra_info["metrics"] = [
+        record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype="float32")]

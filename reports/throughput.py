@@ -129,15 +129,23 @@ def roofline_section(results: list[CellResult]) -> list[str]:
                          f"{roof['weight_bytes_per_token'] / 2**20:,.2f} MiB",
                          f"{roof['bandwidth_gb_s']:,.1f} GB/s", f"{row['decode_tokens_per_s']:,.0f}",
                          f"{row['bound_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"])
+    compute = [[*label(r), row["input_tokens"], f"{bench_of(r)['roofline']['compute_tflops']:,.1f}",
+                f"{row['prefill_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"]
+               for r in results if bench_of(r) and bench_of(r).get("roofline")
+               for row in bench_of(r)["roofline"].get("prefill_batch1", [])]
     if not rows:
         return []
+    gpu = ["On the GPU, prefill against the compute limit (matmul TFLOP/s measured in the same "
+           "run; 2 FLOPs per weight per token):", "",
+           table(compute, ["engine", "environment", "input tokens", "TFLOP/s", "prefill tok/s",
+                           "fraction"]), ""] if compute else []
     return ["## Roofline: decode at batch 1 against memory bandwidth", "",
             "bound = measured bandwidth ÷ bytes of weights read per token; fraction = bytes per "
             "token × decode tok/s ÷ bandwidth. The tiny fixtures fit in the CPU caches, so their "
             "fraction measures per-token overhead, not DRAM traffic; a real-size shape "
             "(`nox -s bench -- --real-size`) is where the fraction means what it says.", "",
             table(rows, ["engine", "environment", "fixture", "input tokens", "weights / token", "bandwidth",
-                         "decode tok/s", "bound tok/s", "fraction"]), ""]
+                         "decode tok/s", "bound tok/s", "fraction"]), "", *gpu]
 
 
 def method_section(results: list[CellResult]) -> list[str]:

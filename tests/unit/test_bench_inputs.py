@@ -61,3 +61,28 @@ def test_a_record_keeps_raw_samples_and_the_metric_definition() -> None:
     assert r["samples"] == [0.002, 0.003, 0.0025, 0.002, 0.0031]
     assert r["unit"] == METRICS["ttft_s"].unit and r["better"] == "lower"
     assert r["stats"]["median"] == 0.0025 and r["params"] == {"batch": 1}
+
+
+def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
+    """Bytes per token from the safetensors header; decode against bandwidth, prefill against
+    the measured compute where a GPU gave one."""
+    import json
+    import struct
+
+    from bench.run import roofline
+
+    header = {"model.embed_tokens.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [0, 160]},
+              "lm_head.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [160, 320]},
+              "model.layers.0.mlp.up_proj.weight": {"dtype": "F32", "shape": [4, 4],
+                                                    "data_offsets": [320, 384]}}
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(384))
+    shape = {"batch": 1, "input_tokens": 8, "new_tokens": 4}
+    metrics = [record("memory_bandwidth_gb_s", [1e-6] * 5, mib=1),
+               record("decode_tokens_per_s", [1000.0] * 5, **shape),
+               record("prefill_tokens_per_s", [5000.0] * 5, **shape),
+               record("compute_tflops", [1e-6] * 5, n=8, dtype="float32")]
+    roof = roofline(metrics, tmp_path)
+    assert roof["weight_bytes_per_token"] == 224  # the untied input table is not read whole
+    assert roof["decode_batch1"][0]["fraction"] == pytest.approx(224 * 1000 / 1e3)
+    assert roof["prefill_batch1"][0]["fraction"] == pytest.approx(5000 * 2 * 56 / 1e6)
