@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,6 +79,15 @@ def sdist_url(package: str, version: str) -> str:
         if match and Version(match["version"]) == Version(version) and not entry.get("yanked"):
             return urllib.parse.urljoin(page, entry["url"])
     raise PackageIndexError(f"{package} {version} has no source distribution on {_index_url()}")
+
+
+def download_sdist(package: str, version: str, folder: Path) -> Path:
+    """The source distribution of package==version, fetched into `folder`."""
+    url = sdist_url(package, version)
+    target = Path(folder) / url.rsplit("/", 1)[-1].split("#")[0]
+    with urllib.request.urlopen(url, timeout=120) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+    return target
 
 
 @cache

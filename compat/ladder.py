@@ -19,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from compat.index import download_sdist
 from compat.matrix import Cell, requirement_name
 from compat.resolve import resolve
 from compat.results import CellResult, ErrorInfo, Rung, machine_info, write_atomic
@@ -164,7 +164,7 @@ def _build_into(run: CellRun, name: str, version: str, wheels: Path) -> Rung | N
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=wheels))
     try:
         cmd = [uv_binary(), "build", "--wheel", "--out-dir", str(work), "--python", run.cell.python,
-               *uv_index_args(), "--", str(sdist(run, name, version, work))]
+               *uv_index_args(), "--", str(download_sdist(name, version, work))]
         result = run_tool(cmd, run.limits.install)
         if result.returncode != 0:
             return tool_failure("install", result, run.limits.install, "WheelBuildError")
@@ -173,17 +173,6 @@ def _build_into(run: CellRun, name: str, version: str, wheels: Path) -> Rung | N
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return None
-
-
-def sdist(run: CellRun, name: str, version: str, work: Path) -> Path:
-    """Download the source distribution of name==version (the index's own file)."""
-    from compat.index import sdist_url
-
-    url = sdist_url(name, version)
-    target = work / url.rsplit("/", 1)[-1].split("#")[0]
-    with urllib.request.urlopen(url, timeout=120) as response, open(target, "wb") as out:
-        shutil.copyfileobj(response, out)
-    return target
 
 
 def install(run: CellRun) -> Rung:

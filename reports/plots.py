@@ -20,6 +20,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> bool:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def name(r: CellResult) -> str:
     return f"{r.cell['engine']} · {r.cell['env']}"
 
@@ -51,10 +58,7 @@ def throughput_plot(results: list[CellResult], path: Path) -> bool:
                 capsize=3)
         ax.set_xlabel(f"{LABELS[metric]} ({rows[0][1]['unit']}); bar = median, whiskers = min-max")
         ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def latency_plot(results: list[CellResult], path: Path) -> bool:
@@ -71,10 +75,7 @@ def latency_plot(results: list[CellResult], path: Path) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel(f"{LABELS[metric]} (ms, log); box = quartiles, whiskers = p1-p99")
         ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def grid_plot(grid: list[CellResult], path: Path) -> bool:
@@ -100,7 +101,4 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         ax.set_xlabel("batch size")
         ax.set_ylabel(f"{LABELS[metric]} (median)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
