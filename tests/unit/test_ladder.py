@@ -130,7 +130,7 @@ def test_real_cell_end_to_end(real_cell) -> None:
 
 
 DIRECT_TIMING = """
-import json, sys, time, statistics
+import gc, json, sys, time, statistics
 from engines.transformers import TransformersGenerator
 from engines.base import SamplingParams
 from fixtures.catalog import locate
@@ -140,6 +140,7 @@ engine.load(locate("tiny-llama"))
 prompt = prompt_batch(engine, 1, 128)
 first, full = (SamplingParams(max_new_tokens=n, ignore_eos=True) for n in (1, 32))
 t1, tn = [], []
+gc.disable()  # as the harness runs (--benchmark-disable-gc)
 for i in range(22):
     for params, times in ((first, t1), (full, tn)):
         start = time.perf_counter()
@@ -153,26 +154,36 @@ print(json.dumps({"decode": [31 / (b - a) for a, b in zip(t1, tn)]}))
 @pytest.mark.slow
 def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
     """The harness must not add its own cost: its decode tok/s (batch 1, 128 in, 32 out) agrees
-    within 5% with generate() timed directly by wall clock in a plain script, same cell."""
+    within 5% with generate() timed directly by wall clock in a plain script, same cell.
+
+    A shared CI machine can slow one of the two runs by 20% (seen once); that is noise, not
+    harness cost. So each attempt times the two back to back, and up to 3 attempts are made: a
+    cost the harness adds shows in every attempt, a neighbour's load does not.
+    """
     cell, out, _ = real_cell
     env = ladder.cell_env(ladder.CellRun(cell=cell, venv=VENVS / cell.id, options=Options(),
                                          log=print))
     python = str(VENVS / cell.id / "bin" / "python")
-    harness = subprocess.run([python, "-m", "bench.run", "--engine", "transformers", "--fixture",
-                              "tiny-llama", "--rounds", "20", "--out", str(out / "harness.json")],
-                             cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    assert harness.returncode == 0, harness.stdout[-3000:] + harness.stderr[-3000:]
-    direct = subprocess.run([python, "-c", DIRECT_TIMING], cwd=REPO, env=env, capture_output=True,
-                            text=True, check=False)
-    assert direct.returncode == 0, direct.stderr[-3000:]
-    record = json.loads((out / "harness.json").read_text())
-    measured = next(m for m in record["metrics"] if m["name"] == "decode_tokens_per_s")
-    via_harness = measured["stats"]["median"]
-    by_hand = statistics.median(json.loads(direct.stdout.splitlines()[-1])["decode"])
-    assert abs(via_harness - by_hand) / by_hand <= 0.05, (
-        f"harness {via_harness:,.0f} tok/s vs direct {by_hand:,.0f} tok/s")
-    overheads = [m["stats"]["median"] for m in record["metrics"] if m["name"] == "harness_overhead"]
-    assert overheads and max(overheads) < 0.02, f"harness overhead {overheads}"
+    seen = []
+    for attempt in range(3):
+        direct = subprocess.run([python, "-c", DIRECT_TIMING], cwd=REPO, env=env, capture_output=True,
+                                text=True, check=False)
+        assert direct.returncode == 0, direct.stderr[-3000:]
+        harness = subprocess.run([python, "-m", "bench.run", "--engine", "transformers", "--fixture",
+                                  "tiny-llama", "--rounds", "20", "--out", str(out / "harness.json")],
+                                 cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        assert harness.returncode == 0, harness.stdout[-3000:] + harness.stderr[-3000:]
+        record = json.loads((out / "harness.json").read_text())
+        overheads = [m["stats"]["median"] for m in record["metrics"] if m["name"] == "harness_overhead"]
+        assert overheads and max(overheads) < 0.02, f"harness overhead {overheads}"
+        measured = next(m for m in record["metrics"] if m["name"] == "decode_tokens_per_s")
+        via_harness = measured["stats"]["median"]
+        by_hand = statistics.median(json.loads(direct.stdout.splitlines()[-1])["decode"])
+        seen.append(f"attempt {attempt + 1}: harness {via_harness:,.0f} tok/s vs direct {by_hand:,.0f} tok/s")
+        if abs(via_harness - by_hand) / by_hand <= 0.05:
+            return
+    pytest.fail("the harness's decode rate differs from a direct wall clock by more than 5% in "
+                "every attempt:\n" + "\n".join(seen))
 
 
 def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
