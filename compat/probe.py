@@ -32,7 +32,8 @@ def probe_import(engine: str) -> dict:
     declared = {"capabilities": dataclasses.asdict(cls.capabilities),
                 "unsupported": dict(cls.unsupported),
                 "deviations": {k: dataclasses.asdict(v) for k, v in cls.deviations.items()}}
-    for name in ("parity_top_k", "parity_tolerance"):  # what the cross-engine parity allows
+    # what the cross-engine parity allows
+    for name in ("parity_top_k", "parity_tolerance", "logprob_tolerance"):
         if hasattr(cls, name):
             declared[name] = getattr(cls, name)
     return {"class": f"{cls.__module__}.{cls.__qualname__}",

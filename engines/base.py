@@ -19,6 +19,8 @@ import numpy as np
 from compat.errors import InfermatrixError
 
 FinishReason = Literal["length", "eos", "stop"]
+MAX_LOGPROBS = 20
+"""The most alternatives SamplingParams.logprobs may ask for (vLLM's default cap)."""
 
 
 class InvalidParameterError(InfermatrixError, ValueError):
@@ -49,7 +51,7 @@ class Capabilities:
     stop_string_kept: bool = True
     """Whether a matched stop string stays at the end of the returned text."""
     logprobs: bool = False
-    """Per-token log-probabilities can be returned."""
+    """SamplingParams.logprobs is honoured: Completion.logprobs per generated token."""
     logits: bool = False
     """next_token_logits() gives the low-level forward pass's last-position logits."""
     token_input: bool = False
@@ -98,6 +100,11 @@ class SamplingParams:
     """No EOS or stop token before this many tokens."""
     stop_token_ids: tuple[int, ...] = ()
     """Token ids that end a row like EOS (an int is read as one id)."""
+    logprobs: int | None = None
+    """None: no log-probabilities. N >= 0: with every generated token, its own log-probability
+    and the N most likely (vLLM's convention): log-softmax of the model's raw logits, before
+    temperature, top-k/top-p or any processor. generate(), generate_from_ids() and chat() return
+    them; stream() does not."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
@@ -113,6 +120,11 @@ class SamplingParams:
         if not isinstance(self.min_new_tokens, int) or not 0 <= self.min_new_tokens <= self.max_new_tokens:
             msg = (f"min_new_tokens must be an int in [0, max_new_tokens={self.max_new_tokens}], "
                    f"got {self.min_new_tokens!r}")
+            raise InvalidParameterError(msg)
+        if self.logprobs is not None and (
+                isinstance(self.logprobs, bool) or not isinstance(self.logprobs, int)
+                or not 0 <= self.logprobs <= MAX_LOGPROBS):
+            msg = f"logprobs must be None or an int in [0, {MAX_LOGPROBS}], got {self.logprobs!r}"
             raise InvalidParameterError(msg)
         if isinstance(self.stop, str):  # a bare string would be read as characters
             object.__setattr__(self, "stop", (self.stop,))
@@ -146,6 +158,9 @@ class Completion:
     """The prompt's token ids as the engine fed them to the model."""
     finish_reason: FinishReason
     """"length" (hit max_new_tokens), "eos" or "stop" (a stop string)."""
+    logprobs: tuple[dict[int, float], ...] | None = None
+    """With SamplingParams.logprobs: one {token id: log-probability} per generated token, holding
+    that token and the N most likely; None when none were asked for."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,15 @@ def stop_stream(deltas: Iterator[StreamDelta], stops: Sequence[str],
         yield delta
 
 
+def top_logprobs(logits, chosen: int, n: int) -> dict[int, float]:
+    """{id: log-probability} of the chosen token and the n most likely, from one step's raw logits."""
+    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+    shifted = logits - logits.max()
+    logp = shifted - np.log(np.exp(shifted).sum())
+    top = np.argsort(-logp, kind="stable")[:n]
+    return {int(t): float(logp[t]) for t in (*top, chosen)}
+
+
 def as_rows(vectors: Sequence[np.ndarray], *, normalize: bool) -> np.ndarray:
     """Stack per-text vectors into float32 (n, dim); unit L2 rows if `normalize`."""
     array = np.asarray(np.stack(vectors), dtype=np.float32)
@@ -300,6 +324,9 @@ class Generator(Engine):
     parity_top_k: ClassVar[int] = 5
     """Greedy parity with the reference (transformers): where the ids first diverge, each side's
     token must be among the other's `parity_top_k` most likely tokens."""
+
+    logprob_tolerance: ClassVar[float] = 1e-3
+    """Log-probabilities (nats) may differ from the reference's by at most this (property logprobs)."""
 
     def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
         """Low-level forward pass: float32 (len(prompts), vocab) logits at each prompt's last token."""

@@ -31,6 +31,7 @@ from engines.base import (
     cut_at_stop,
     stop_stream,
     text_deltas,
+    top_logprobs,
 )
 from fixtures.convert import converted
 
@@ -63,6 +64,7 @@ class CTranslate2Generator(Generator):
         seeded_sampling=False,
         stop_strings=True,
         stop_string_kept=True,
+        logprobs=True,  # generate_batch(return_logits_vocab=True): the raw logits of every step
         logits=True,
         token_input=True,
         min_new_tokens=True,
@@ -117,11 +119,14 @@ class CTranslate2Generator(Generator):
         return options | {"sampling_topk": params.top_k or 0, "sampling_topp": params.top_p,
                           "sampling_temperature": params.temperature}
 
-    def _finish(self, prompt: Sequence[int], generated: Sequence[int],
-                params: SamplingParams) -> Completion:
+    def _finish(self, prompt: Sequence[int], result, params: SamplingParams) -> Completion:
+        generated = result.sequences_ids[0]
         ids, hit = cut_at_stop(generated, params.stop, self._decode)
         reason = "stop" if hit else "length" if len(generated) >= params.max_new_tokens else "eos"
-        return Completion(self._decode(ids), tuple(ids), tuple(prompt), reason)
+        logprobs = None if params.logprobs is None else tuple(
+            top_logprobs(np.asarray(logits), token, params.logprobs)
+            for logits, token in zip(result.logits[0], ids))
+        return Completion(self._decode(ids), tuple(ids), tuple(prompt), reason, logprobs)
 
     def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
                           params: SamplingParams) -> list[Completion]:
@@ -134,8 +139,9 @@ class CTranslate2Generator(Generator):
                 raise InvalidParameterError(f"prompt {i} encodes to no tokens; give a non-empty prompt")
         if params.max_new_tokens == 0:
             return [Completion("", (), tuple(p), "length") for p in prompts]
-        results = gen.generate_batch([self._tokens(p) for p in prompts], **self._options(params))
-        return [self._finish(p, r.sequences_ids[0], params) for p, r in zip(prompts, results)]
+        results = gen.generate_batch([self._tokens(p) for p in prompts], **self._options(params),
+                                     return_logits_vocab=params.logprobs is not None)
+        return [self._finish(p, r, params) for p, r in zip(prompts, results)]
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         check_prompts(prompts)

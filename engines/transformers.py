@@ -21,6 +21,7 @@ from engines.base import (
     StreamDelta,
     check_prompts,
     cut_at_stop,
+    top_logprobs,
 )
 
 
@@ -47,6 +48,7 @@ class TransformersGenerator(Generator):
         seeded_sampling=True,
         stop_strings=True,
         stop_string_kept=True,  # generate() stops after the token that completes the string
+        logprobs=True,  # from generate(output_logits=True): the raw logits of every step
         logits=True,
         token_input=True,
         min_new_tokens=True,
@@ -157,14 +159,21 @@ class TransformersGenerator(Generator):
             return [Completion("", (), tuple(ids), "length") for ids in prompt_ids]
         self._seed(params)
         batch = self._batch(prompt_ids)
+        kw = self._kwargs(params)
+        if params.logprobs is not None:
+            kw |= {"output_logits": True, "return_dict_in_generate": True}
         with torch.inference_mode():
-            out = model.generate(**batch, **self._kwargs(params), streamer=streamer)
+            out = model.generate(**batch, **kw, streamer=streamer)
+        sequences = out if params.logprobs is None else out.sequences
         width = batch["input_ids"].shape[1]
         completions = []
-        for ids, row in zip(prompt_ids, out[:, width:].tolist()):
+        for r, (ids, row) in enumerate(zip(prompt_ids, sequences[:, width:].tolist())):
             generated, reason = self._finish(row, params)
             text = tok.decode(generated, skip_special_tokens=True)
-            completions.append(Completion(text, tuple(generated), tuple(ids), reason))
+            logprobs = None if params.logprobs is None else tuple(
+                top_logprobs(out.logits[step][r].float().cpu().numpy(), token, params.logprobs)
+                for step, token in enumerate(generated))
+            completions.append(Completion(text, tuple(generated), tuple(ids), reason, logprobs))
         return completions
 
     def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:

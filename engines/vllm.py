@@ -51,6 +51,7 @@ class VllmGenerator(Generator):
         batching=True,
         devices=("cuda",),
     )
+    logprob_tolerance = 1e-2  # CUDA kernels (and TF32 where enabled) against CPU float32
     unsupported: ClassVar[dict[str, str]] = {
         "streaming": "the offline LLM API returns whole completions (streaming is the server's)",
         "logits": "the offline LLM API returns log-probabilities (top-k), not raw logits",
@@ -92,6 +93,7 @@ class VllmGenerator(Generator):
             stop_token_ids=list(params.stop_token_ids) or None,
             min_tokens=params.min_new_tokens,
             ignore_eos=params.ignore_eos,
+            logprobs=params.logprobs,  # raw log-softmax: vLLM's default logprobs_mode
         )
 
     @staticmethod
@@ -101,7 +103,10 @@ class VllmGenerator(Generator):
             reason = "length"
         else:  # vLLM says "stop" for both; stop_reason is the matched string, None for EOS
             reason = "stop" if isinstance(out.stop_reason, str) else "eos"
-        return Completion(out.text, tuple(out.token_ids), tuple(output.prompt_token_ids), reason)
+        logprobs = None if out.logprobs is None else tuple(
+            {int(t): float(lp.logprob) for t, lp in step.items()} for step in out.logprobs)
+        return Completion(out.text, tuple(out.token_ids), tuple(output.prompt_token_ids), reason,
+                          logprobs)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         check_prompts(prompts)

@@ -9,7 +9,7 @@ from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, header, table
 
 REFERENCE = {"generation": "transformers (pinned, fixtures/requirements-parity.txt), greedy ids",
              "embedding": "sentence-transformers (torch) in the same cell, cosine per text"}
-PARITY = {"generation": "greedy_parity", "embedding": "reference_parity"}
+PARITY = {"generation": ("greedy_parity", "logprobs"), "embedding": ("reference_parity",)}
 CAPABILITIES = {  # the Capabilities fields that mean something for each kind
     "generation": ("streaming", "chat", "seeded_sampling", "stop_strings", "stop_string_kept",
                    "logprobs", "logits", "token_input", "min_new_tokens", "stop_token_ids",
@@ -29,26 +29,43 @@ def declared(results: list[CellResult]) -> dict:
 
 def tolerance(kind: str, info: dict) -> str:
     if kind == "generation" and "parity_top_k" in info:
-        return (f"ids equal; at a first divergence each side's token in the other's "
+        text = (f"ids equal; at a first divergence each side's token in the other's "
                 f"top-{info['parity_top_k']}, equal lengths")
+        if "logprob_tolerance" in info and info.get("capabilities", {}).get("logprobs"):
+            text += f"; log-probabilities within {info['logprob_tolerance']:g} nats"
+        return text
     if kind == "embedding" and "parity_tolerance" in info:
         return f"cosine ≥ 1 − {info['parity_tolerance']:g}"
     return "(not recorded: no cell imported the engine)"
 
 
+def parity_cells(prop: dict | None) -> list[str]:
+    """[status, what it measured] of one parity property in one cell."""
+    if prop is None:
+        return [NOT_RUN, "not run"]
+    if prop["status"] == "skip":
+        return [NOT_RUN, prop["message"][:300]]
+    symbol = {"pass": PASS, "fail": FAIL}.get(prop["status"], NOT_RUN)
+    notes = "; ".join(f"{case}: {note}" for case, note in sorted(prop.get("notes", {}).items()))
+    return [symbol, notes or prop["message"][:300]]
+
+
 def parity_rows(results: list[CellResult], kind: str) -> list[list[str]]:
     rows = []
     for r in results:
-        prop = conformance_of(r).get(PARITY[kind])
-        if prop is None:
+        props = conformance_of(r)
+        if PARITY[kind][0] not in props:
             failed = r.first_failure
-            rows.append([f"`{r.cell['id']}`", NOT_RUN,
-                         f"not reached: {failed.name} failed" if failed else "not run"])
+            why = f"not reached: {failed.name} failed" if failed else "not run"
+            rows.append([f"`{r.cell['id']}`", *[NOT_RUN, why] * len(PARITY[kind])])
             continue
-        symbol = {"pass": PASS, "fail": FAIL}.get(prop["status"], NOT_RUN)
-        notes = "; ".join(f"{case}: {note}" for case, note in sorted(prop.get("notes", {}).items()))
-        rows.append([f"`{r.cell['id']}`", symbol, notes or prop["message"][:300]])
+        cells = [c for name in PARITY[kind] for c in parity_cells(props.get(name))]
+        rows.append([f"`{r.cell['id']}`", *cells])
     return rows
+
+
+def parity_headers(kind: str) -> list[str]:
+    return ["cell", *[h for name in PARITY[kind] for h in (f"`{name}`", "measured")]]
 
 
 def engine_section(engine: str, results: list[CellResult]) -> list[str]:
@@ -67,7 +84,7 @@ def engine_section(engine: str, results: list[CellResult]) -> list[str]:
     for name, dev in info.get("deviations", {}).items():
         lines += [f"- Declared deviation from `{name}`: {dev['reason']}"]
     lines += [f"Parity reference: {REFERENCE[kind]}. Tolerance: {tolerance(kind, info)}.", "",
-              table(parity_rows(results, kind), ["cell", "parity", "measured"]), ""]
+              table(parity_rows(results, kind), parity_headers(kind)), ""]
     return lines
 
 

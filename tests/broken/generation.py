@@ -1,5 +1,6 @@
 """Broken Generators: the real transformers adapter with one bug each. BROKEN maps each to
-the one property that must fail."""
+the one property that must fail (or, for wrong weights, the two parity properties that both
+compare with the reference)."""
 
 from __future__ import annotations
 
@@ -216,6 +217,15 @@ class StreamsAnyway(TransformersGenerator):
     capabilities = dataclasses.replace(TransformersGenerator.capabilities, streaming=False)
 
 
+class ShiftedLogprobs(TransformersGenerator):
+    """Log-probabilities off by one step: each token gets the distribution of the step before."""
+
+    def _generate_ids(self, prompt_ids, params, streamer=None):
+        out = super()._generate_ids(prompt_ids, params, streamer)
+        return [dataclasses.replace(c, logprobs=(c.logprobs[:1] + c.logprobs[:-1]))
+                if c.logprobs else c for c in out]
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -233,6 +243,7 @@ BROKEN = {
     SharedLogitsBuffer: "idempotence",
     ReloadFlipsPadding: "lifecycle",
     NoInputChecks: "typed_errors",
-    LostLayerWeights: "greedy_parity",
+    LostLayerWeights: ("greedy_parity", "logprobs"),  # wrong weights: wrong ids and wrong values
     StreamsAnyway: "unsupported_capabilities",
+    ShiftedLogprobs: "logprobs",
 }

@@ -286,6 +286,19 @@ def test_typed_errors(engine, bad, params: dict) -> None:
         engine.generate(bad, SamplingParams.from_dict(params))
 
 
+def engine_top_k(engine, prompt_ids: list[int], k: int) -> list[int] | None:
+    """The engine's k most likely next ids after `prompt_ids`: from its logits, else from its
+    log-probabilities (vLLM offers those, not logits); None when it offers neither."""
+    if engine.capabilities.logits:
+        logits = engine.next_token_logits_from_ids([prompt_ids])[0]
+        return [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
+    if engine.capabilities.logprobs and engine.capabilities.token_input:
+        params = SamplingParams(max_new_tokens=1, ignore_eos=True, logprobs=k)
+        step = engine.generate_from_ids([prompt_ids], params)[0].logprobs[0]
+        return sorted(step, key=step.get, reverse=True)[:k]
+    return None
+
+
 def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[int]) -> str | None:
     """Why `got` breaks greedy parity with the reference row `ref`, or None if it holds.
 
@@ -303,14 +316,24 @@ def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[i
              f"{engine.id} token {got[pos]}")
     if got[pos] not in ref["top_k"][pos][:k]:
         return f"{where}; {got[pos]} is not in the reference's top-{k} {ref['top_k'][pos][:k]}"
-    if engine.capabilities.logits:
-        logits = engine.next_token_logits_from_ids([prompt_ids + got[:pos]])[0]
-        top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
-        if want[pos] not in top:
-            return f"{where}; {want[pos]} is not in {engine.id}'s top-{k} {top}"
+    top = engine_top_k(engine, prompt_ids + got[:pos], k)
+    if top is not None and want[pos] not in top:
+        return f"{where}; {want[pos]} is not in {engine.id}'s top-{k} {top}"
     if len(got) != len(want):
         return f"{where}; lengths differ ({len(got)} vs the reference's {len(want)})"
     return None
+
+
+def complete_reference_prompt(engine, ref: dict, params: SamplingParams):
+    """The engine's completion of a reference prompt, fed the reference's own prompt ids: as text
+    where the engine tokenizes it the same way, else as ids. A str says why it cannot be given."""
+    prompt_ids = list(ref["prompt_ids"])
+    if engine.tokenize(ref["text"]) == prompt_ids:
+        return engine.generate([ref["text"]], params)[0]
+    if engine.capabilities.token_input:  # tokenization is its own property
+        return engine.generate_from_ids([prompt_ids], params)[0]
+    return (f"{engine.id} tokenizes {ref['text']!r} differently and takes no token ids, so the "
+            "same input cannot be given")
 
 
 def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
@@ -323,14 +346,11 @@ def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
     problems, diverged = [], 0
     for i, ref in enumerate(reference["prompts"]):
         prompt_ids = list(ref["prompt_ids"])
-        if engine.tokenize(ref["text"]) == prompt_ids:
-            got = engine.generate([ref["text"]], params)[0].token_ids
-        elif engine.capabilities.token_input:  # tokenization is its own property
-            got = engine.generate_from_ids([prompt_ids], params)[0].token_ids
-        else:
-            problems.append(f"prompt {i}: {engine.id} tokenizes {ref['text']!r} differently and "
-                            "takes no token ids, so the same input cannot be given")
+        completion = complete_reference_prompt(engine, ref, params)
+        if isinstance(completion, str):
+            problems.append(f"prompt {i}: {completion}")
             continue
+        got = completion.token_ids
         diverged += list(got) != list(ref["ids"])
         problem = parity_failure(i, ref, list(got), engine, prompt_ids)
         if problem:
@@ -342,6 +362,84 @@ def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
                     + (f", {diverged} diverging within top-{engine.parity_top_k}" if diverged else ""))
 
 
+LOGPROBS_N = 5
+
+
+def logprob_problems(step: dict[int, float], token: int, n: int, tol: float) -> list[str]:
+    """What is wrong with one greedy step's {id: log-probability}, judged on its own."""
+    problems = []
+    if token not in step:
+        problems.append(f"the generated token {token} is missing")
+    if not n <= len(step) <= n + 1:
+        problems.append(f"{len(step)} entries for logprobs={n} (want the top {n}, plus the token)")
+    values = np.array(list(step.values()), dtype=np.float64)
+    if not np.isfinite(values).all() or values.max() > 1e-6:
+        problems.append(f"values are not log-probabilities (finite, <= 0): max {values.max():.4g}")
+    elif np.log(np.exp(values).sum()) > tol:
+        problems.append(f"probabilities sum to {np.exp(values).sum():.6f} > 1: not a log-softmax")
+    if token in step and step[token] < values.max() - tol:
+        best = max(step, key=step.get)
+        problems.append(f"greedy token {token} ({step[token]:.4f}) is not the most likely "
+                        f"({best}: {step[best]:.4f})")
+    return problems
+
+
+def reference_problems(step: dict[int, float], ids: list[int], values: list[float], n: int,
+                       tol: float) -> tuple[list[str], float]:
+    """How one step differs from the reference's top ids and log-probabilities; the worst |Δ|."""
+    ref = dict(zip(ids, values))
+    problems, worst = [], 0.0
+    for token, value in step.items():
+        if token in ref:
+            worst = max(worst, abs(value - ref[token]))
+            if abs(value - ref[token]) > tol:
+                problems.append(f"token {token}: {value:.5f} vs the reference's {ref[token]:.5f}")
+        elif value > min(values) + tol:
+            problems.append(f"token {token} ({value:.4f}) is not in the reference's top-{len(ids)} "
+                            f"(lowest {min(values):.4f})")
+    floor = min(sorted(step.values(), reverse=True)[:n])
+    missed = [t for t, v in list(ref.items())[:n] if t not in step and v > floor + tol]
+    if missed:
+        problems.append(f"the reference's top-{n} ids {missed} are missing")
+    return problems, worst
+
+
+def test_logprobs(engine, fixture_name: str, record_property) -> None:
+    """With logprobs=N every generated token comes with its own and the N most likely
+    log-probabilities: a log-softmax (finite, <= 0, mass <= 1) in which the greedy token is the
+    most likely, equal to the pinned reference's (fixtures/parity.py) within the engine's
+    logprob_tolerance for as long as the ids agree."""
+    from fixtures.parity import load_reference
+
+    requires(engine, "logprobs")
+    reference = load_reference(fixture_name)
+    n, tol = LOGPROBS_N, engine.logprob_tolerance
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"], logprobs=n)
+    problems, worst, steps = [], 0.0, 0
+    for i, ref in enumerate(reference["prompts"]):
+        completion = complete_reference_prompt(engine, ref, params)
+        if isinstance(completion, str):
+            problems.append(f"prompt {i}: {completion}")
+            continue
+        got = list(completion.token_ids)
+        if completion.logprobs is None or len(completion.logprobs) != len(got):
+            count = None if completion.logprobs is None else len(completion.logprobs)
+            problems.append(f"prompt {i}: {count} log-probability steps for {len(got)} tokens")
+            continue
+        for pos, (token, step) in enumerate(zip(got, completion.logprobs)):
+            found = logprob_problems(step, token, n, tol)
+            if pos < len(ref["top_logprobs"]) and got[:pos] == list(ref["ids"][:pos]):
+                against, diff = reference_problems(step, ref["top_k"][pos], ref["top_logprobs"][pos],
+                                                   n, tol)
+                found += against
+                worst, steps = max(worst, diff), steps + 1
+            problems += [f"prompt {i}, position {pos}: {p}" for p in found]
+    assert not problems, (f"log-probabilities (logprobs={n}, tolerance {tol:g} nats vs "
+                          f"{reference['reference']}):\n" + "\n".join(problems[:12]))
+    record_property("note", f"max |Δ logprob| {worst:.1e} nats over {steps} steps vs "
+                    f"{reference['reference']}")
+
+
 UNSUPPORTED_CALLS = {
     "streaming": lambda e: list(e.stream(PROMPTS[0], GREEDY)),
     "chat": lambda e: e.chat([ChatMessage("user", "Hi")], GREEDY),
@@ -350,6 +448,7 @@ UNSUPPORTED_CALLS = {
     "logits": lambda e: e.next_token_logits([PROMPTS[0]]),
     "token_input": lambda e: e.generate_from_ids([e.tokenize(PROMPTS[0])], GREEDY),
     "min_new_tokens": lambda e: e.generate([PROMPTS[0]], SamplingParams(min_new_tokens=1)),
+    "logprobs": lambda e: e.generate([PROMPTS[0]], SamplingParams(logprobs=1)),
     "stop_token_ids": lambda e: e.generate([PROMPTS[0]], SamplingParams(stop_token_ids=(5,))),
 }
 

@@ -179,12 +179,14 @@ def test_throughput_plot_is_drawn_and_linked(tmp_path) -> None:
 def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path) -> None:
     rungs = passing()
     rungs[2].detail = {"capabilities": {"streaming": True, "seeded_sampling": False,
-                                        "devices": ["cpu"]},
+                                        "logprobs": True, "devices": ["cpu"]},
                        "unsupported": {"seeded_sampling": "the seed reaches new threads only"},
-                       "deviations": {}, "parity_top_k": 5}
+                       "deviations": {}, "parity_top_k": 5, "logprob_tolerance": 0.001}
     rungs[4].detail = {"properties": {"greedy_parity": {
         "status": "pass", "message": "", "cases": {"tiny-llama": "pass"},
-        "notes": {"tiny-llama": "6/6 prompts token-exact vs transformers==4.57.6"}}}}
+        "notes": {"tiny-llama": "6/6 prompts token-exact vs transformers==4.57.6"}}, "logprobs": {
+        "status": "fail", "message": "[tiny-llama] prompt 0, position 3: token 7: -1.2 vs -1.5",
+        "cases": {"tiny-llama": "fail"}}}}
     ok = cell("ctranslate2", "numpy2", "generation", rungs)
     ok.cell["fixtures"] = ["tiny-llama"]
     broken = cell("ctranslate2", "numpy1", "generation",
@@ -200,4 +202,7 @@ def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path)
     assert "| seeded_sampling | ➖ | the seed reaches new threads only |" in re.sub(r" +", " ", page)
     assert "top-5" in page
     assert "6/6 prompts token-exact vs transformers==4.57.6" in page
+    assert "log-probabilities within 0.001 nats" in page
+    row = next(line for line in page.splitlines() if "`ctranslate2-numpy2`" in line)
+    assert "❌" in row and "prompt 0, position 3: token 7" in row, row
     assert "not reached: load failed" in page
