@@ -146,8 +146,8 @@ def report(session: nox.Session) -> None:
         args = cli.report_args(session.posargs)
     except InfermatrixError as exc:
         session.error(str(exc))
-    if not args or args[0].startswith("--"):
-        args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
+    if not args or args[0].startswith("--"):  # the published reports, and the README's excerpt
+        args = [str(RESULTS), "--out", str(ROOT / "reports"), "--readme", str(ROOT / "README.md"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
 
@@ -199,7 +199,7 @@ def bench(session: nox.Session) -> None:
                               bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
                                           "--rounds", "5", "--warmup", "1")))
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
-                "--matrix", str(MATRIX_FILE), env=env)
+                "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE), env=env)
 
 
 def last_result(cell_id: str):

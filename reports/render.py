@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
+from compat.errors import InfermatrixError
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
 from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
@@ -34,6 +35,7 @@ from reports.markdown import (
     table,
 )
 from reports.plots import grid_plot, latency_plot, throughput_plot
+from reports.readme import update as update_readme
 from reports.throughput import bench_of, throughput
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
     parser.add_argument("--title", default="Compatibility matrix")
+    parser.add_argument("--readme", type=Path, help="also refresh the excerpt of the reports "
+                        "between <!-- report:start --> and <!-- report:end --> in this file")
     parser.add_argument("--grid", type=Path, help="the grid of `nox -s bench` (default: "
                         "<first results folder>/bench, where it exists)")
     args = parser.parse_args(argv)
@@ -270,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     grid = args.grid or (args.results[0] / "bench" if args.results else None)
     results = render(args.results, args.out, matrix=matrix, title=args.title,
                      grid_dir=grid if grid is not None and grid.is_dir() else None)
+    if args.readme:
+        try:
+            update_readme(args.readme, args.out)
+        except InfermatrixError as exc:
+            parser.error(str(exc))
     by_status = defaultdict(int)
     for r in results:
         by_status["fail" if r.first_failure else "ok"] += 1
