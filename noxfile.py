@@ -158,7 +158,8 @@ def bench(session: nox.Session) -> None:
 
     nox -s bench                          one passing default cell per engine, full profile
     nox -s bench -- transformers-numpy2 --batches 1,4 --input-lengths 128
-    nox -s bench -- --real-size           also the Qwen2-0.5B-shaped fixture (slow on CPU)
+    nox -s bench -- --real-size           also the Qwen2-0.5B-shaped fixture (slow on CPU;
+                                          the default where CUDA is present: --no-real-size)
     nox -s bench -- --compare reports/results.json [--metric decode_tokens_per_s]
     """
     try:
@@ -185,19 +186,23 @@ def bench(session: nox.Session) -> None:
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                           log=session.log, options=options, base=last_result(cell.id))
-    if args.real_size:
+    real_size = args.real_size if args.real_size is not None else ladder.cuda_available()
+    if real_size:
         from fixtures.ensure import build_fixtures
 
         session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
         failure = build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
         if failure is not None:
             session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
-        real = MATRIX.cell("transformers-numpy2")
-        session.log("bench: transformers on the real-size fixture qwen2-0.5b-shape")
-        ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=grid / "real-size",
-                          log=session.log, base=last_result(real.id), options=ladder.Options(
-                              bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
-                                          "--rounds", "5", "--warmup", "1")))
+        targets = real_size_cells(cells)
+        if not targets:
+            session.log("real size: no passing CUDA generation cell to run it in; skipped")
+        for real in targets:
+            session.log(f"bench: {real.id} on the real-size fixture qwen2-0.5b-shape")
+            ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=grid / "real-size",
+                              log=session.log, base=last_result(real.id), options=ladder.Options(
+                                  bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
+                                              "--rounds", "5", "--warmup", "1")))
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE), env=env)
 
@@ -207,6 +212,14 @@ def last_result(cell_id: str):
 
     results, _ = load_results([RESULTS / f"{cell_id}.json"])
     return results[0] if results else None
+
+
+def real_size_cells(cells: list[matrix_mod.Cell]) -> list[matrix_mod.Cell]:
+    """Where the real-size shape runs: the benchmarked CUDA generation cells where CUDA is
+    present (vLLM), else the CPU reference cell."""
+    if ladder.cuda_available():
+        return [c for c in cells if c.device == "cuda" and c.engine.kind == "generation"]
+    return [MATRIX.cell("transformers-numpy2")]
 
 
 def bench_cells() -> list[matrix_mod.Cell]:

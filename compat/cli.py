@@ -156,8 +156,9 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--metric", action="append", default=[],
                         help="with --compare: only this metric (repeatable)")
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    parser.add_argument("--real-size", action="store_true",
-                        help="also the real-size Qwen2-0.5B-shaped fixture (slow on CPU)")
+    parser.add_argument("--real-size", action=argparse.BooleanOptionalAction, default=None,
+                        help="also the real-size Qwen2-0.5B-shaped fixture (default: on where "
+                             "CUDA is present, off on a CPU machine, where it takes minutes)")
     add_shape_options(parser.add_argument)
     args = parser.parse_args(argv)
     try:

@@ -86,3 +86,9 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
     assert roof["weight_bytes_per_token"] == 224  # the untied input table is not read whole
     assert roof["decode_batch1"][0]["fraction"] == pytest.approx(224 * 1000 / 1e3)
     assert roof["prefill_batch1"][0]["fraction"] == pytest.approx(5000 * 2 * 56 / 1e6)
+
+
+def test_real_size_is_on_off_or_left_to_the_machine() -> None:
+    assert bench_args([]).real_size is None  # the bench session: on where CUDA is present
+    assert bench_args(["--real-size"]).real_size is True
+    assert bench_args(["--no-real-size"]).real_size is False
