@@ -21,8 +21,13 @@ def code(text: str) -> str:
 
 
 def table(rows: list[list[str]], head: list[str]) -> str:
-    """A GitHub-flavoured Markdown table; values stay text ("3.10" is not 3.1)."""
-    return tabulate(rows, head, tablefmt="github", disable_numparse=True)
+    """A GitHub-flavoured Markdown table; values stay text ("3.10" is not 3.1), and a "|" inside
+    a value (an error message, a shell pipe) is escaped so that it cannot split the cell."""
+    def cell(value) -> str:
+        return str(value).replace("\\|", "|").replace("|", "\\|")
+
+    return tabulate([[cell(v) for v in row] for row in rows], [cell(h) for h in head],
+                    tablefmt="github", disable_numparse=True)
 
 
 class Footnotes:

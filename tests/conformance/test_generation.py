@@ -436,7 +436,7 @@ def test_logprobs(engine, fixture_name: str, record_property) -> None:
             problems += [f"prompt {i}, position {pos}: {p}" for p in found]
     assert not problems, (f"log-probabilities (logprobs={n}, tolerance {tol:g} nats vs "
                           f"{reference['reference']}):\n" + "\n".join(problems[:12]))
-    record_property("note", f"max |Δ logprob| {worst:.1e} nats over {steps} steps vs "
+    record_property("note", f"max Δ logprob {worst:.1e} nats over {steps} steps vs "
                     f"{reference['reference']}")
 
 
