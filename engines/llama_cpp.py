@@ -135,6 +135,13 @@ def converter_version() -> str:
     return f"gguf=={importlib.metadata.version('gguf')} infermatrix-llama-writer-1"
 
 
+def threads() -> int:
+    """llama.cpp's own thread pool ignores OMP_NUM_THREADS; honour it (the ladder's per-cell
+    thread share when cells climb side by side), else use every core."""
+    share = os.environ.get("OMP_NUM_THREADS", "")
+    return int(share) if share.isdigit() and int(share) > 0 else os.cpu_count() or 1
+
+
 class LlamaCppGenerator(Generator):
     """Llama.generate() token by token; Llama.eval() for logits; the GGUF's own chat template."""
 
@@ -169,7 +176,7 @@ class LlamaCppGenerator(Generator):
         folder = converted(Path(model_dir), "gguf", converter_version(), write_gguf)
         config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
         self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
-                          n_threads=os.cpu_count(), verbose=False)
+                          n_threads=threads(), verbose=False)
 
     def close(self) -> None:
         if self._llm is not None:
