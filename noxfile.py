@@ -186,15 +186,15 @@ def bench(session: nox.Session) -> None:
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                           log=session.log, options=options, base=last_result(cell.id))
-    real_size = args.real_size if args.real_size is not None else ladder.cuda_available()
-    if real_size:
+    cuda = ladder.cuda_available()
+    if args.real_size if args.real_size is not None else cuda:
         from fixtures.ensure import build_fixtures
 
         session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
         failure = build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
         if failure is not None:
             session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
-        targets = real_size_cells(cells)
+        targets = real_size_cells(cells, cuda)
         if not targets:
             session.log("real size: no passing CUDA generation cell to run it in; skipped")
         for real in targets:
@@ -214,10 +214,10 @@ def last_result(cell_id: str):
     return results[0] if results else None
 
 
-def real_size_cells(cells: list[matrix_mod.Cell]) -> list[matrix_mod.Cell]:
+def real_size_cells(cells: list[matrix_mod.Cell], cuda: bool) -> list[matrix_mod.Cell]:
     """Where the real-size shape runs: the benchmarked CUDA generation cells where CUDA is
     present (vLLM), else the CPU reference cell."""
-    if ladder.cuda_available():
+    if cuda:
         return [c for c in cells if c.device == "cuda" and c.engine.kind == "generation"]
     return [MATRIX.cell("transformers-numpy2")]
 
