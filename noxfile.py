@@ -22,9 +22,10 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compat import cli, ladder
+from compat import cli, drive, ladder
 from compat import matrix as matrix_mod
-from compat.errors import InfermatrixError
+from compat.cell import Options
+from core.errors import InfermatrixError
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
@@ -86,8 +87,8 @@ def resolve(session: nox.Session) -> None:
         session.error(str(exc))
     out = RESULTS / "resolve"
     session.log(f"resolving {len(cells)} cells with {args.workers} workers")
-    options = ladder.Options(exclude_newer=args.exclude_newer)
-    ladder.resolve_all(list(cells), work=ROOT / ".nox" / "resolve", results_dir=out,
+    options = Options(exclude_newer=args.exclude_newer)
+    drive.resolve_all(list(cells), work=ROOT / ".nox" / "resolve", results_dir=out,
                        log=session.log, options=options, workers=args.workers)
     session.notify("report", [str(out), "--out", str(ROOT / "reports" / "resolve"),
                               "--title", "Resolve-only matrix"])
@@ -101,7 +102,7 @@ def bisect(session: nox.Session) -> None:
     try:
         args = cli.bisect_args(session.posargs)
         cell = MATRIX.cell(args.cell)
-        options = ladder.Options(exclude_newer=args.exclude_newer)
+        options = Options(exclude_newer=args.exclude_newer)
         record = run_bisect(cell, args.package, venv=ROOT / ".nox" / f"bisect-{cell.id}",
                             results_dir=RESULTS, log=session.log, options=options,
                             good=args.good)
@@ -131,7 +132,7 @@ def run(session: nox.Session) -> None:
     except InfermatrixError as exc:
         session.error(str(exc))
     session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one")
-    results = ladder.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
+    results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                 log=session.log, options=options, workers=workers)
     failed = sum(1 for r in results if r.first_failure)
     session.log(f"{len(results) - failed} cells passed every rung, {failed} stopped at a rung "
@@ -180,35 +181,41 @@ def bench(session: nox.Session) -> None:
     if not cells:
         session.error("no cell of the default selection has passed every rung in results/: "
                       "run `nox` first, or name cells: nox -s bench -- CELL ...")
-    options = ladder.Options(bench_args=cli.bench_run_args(args))
+    options = Options(bench_args=cli.bench_run_args(args))
     grid = RESULTS / "bench"
     for i, cell in enumerate(cells, 1):
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
-        ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
-                          log=session.log, options=options, base=last_result(cell.id))
+        drive.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
+                         log=session.log, options=options, base=last_result(cell.id))
     cuda = ladder.cuda_available()
     if args.real_size if args.real_size is not None else cuda:
-        from fixtures.ensure import build_fixtures
-
-        session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
-        failure = build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
-        if failure is not None:
-            session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
-        targets = real_size_cells(cells, cuda)
-        if not targets:
-            session.log("real size: no passing CUDA generation cell to run it in; skipped")
-        for real in targets:
-            session.log(f"bench: {real.id} on the real-size fixture qwen2-0.5b-shape")
-            ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=grid / "real-size",
-                              log=session.log, base=last_result(real.id), options=ladder.Options(
-                                  bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
-                                              "--rounds", "5", "--warmup", "1")))
+        bench_real_size(session, cells, cuda, grid / "real-size")
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE), env=env)
 
 
+def bench_real_size(session: nox.Session, cells: list[matrix_mod.Cell], cuda: bool, out: Path) -> None:
+    """The quick profile on the real-size fixture qwen2-0.5b-shape, where real_size_cells says."""
+    from fixtures.ensure import FixtureBuildError, build_fixtures
+
+    session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
+    try:
+        build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
+    except FixtureBuildError as exc:
+        session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
+    targets = real_size_cells(cells, cuda)
+    if not targets:
+        session.log("real size: no passing CUDA generation cell to run it in; skipped")
+    options = Options(bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
+                                  "--rounds", "5", "--warmup", "1"))
+    for real in targets:
+        session.log(f"bench: {real.id} on the real-size fixture qwen2-0.5b-shape")
+        drive.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=out,
+                         log=session.log, base=last_result(real.id), options=options)
+
+
 def last_result(cell_id: str):
-    from compat.results import load_results
+    from core.results import load_results
 
     results, _ = load_results([RESULTS / f"{cell_id}.json"])
     return results[0] if results else None
@@ -236,12 +243,13 @@ def bench_cells() -> list[matrix_mod.Cell]:
 def fixtures(session: nox.Session) -> None:
     """Build the tiny LM fixtures into the cache (cells do this themselves when needed)."""
     from fixtures.catalog import OPT_IN, built_dir, built_names
-    from fixtures.ensure import build_fixtures
+    from fixtures.ensure import FixtureBuildError, build_fixtures
 
     names = [n for n in built_names() if n not in OPT_IN]
-    failure = build_fixtures(names, limit=600, log=session.log)
-    if failure is not None:
-        session.error(f"fixture build failed: {failure.error.message}\n{failure.error.text}")
+    try:
+        build_fixtures(names, limit=600, log=session.log)
+    except FixtureBuildError as exc:
+        session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
     for name in names:
         session.log(f"{name}: {built_dir(name)}")
 

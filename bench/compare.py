@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.metrics import BenchInputError, check_metric
-from compat.results import SCHEMA_VERSION, CellResult, SchemaError, load_results
+from core.details import MetricRecord
+from core.results import SCHEMA_VERSION, CellResult, SchemaError, load_results
 
 NOISE_K = 3.0
 MAD_TO_SIGMA = 1.4826
@@ -85,44 +86,44 @@ def load_baseline(path: Path) -> list[CellResult]:
         raise BaselineError(f"baseline {path} is corrupt ({exc}); refusing to compare") from exc
 
 
-def metrics_of(result: CellResult) -> dict[str, dict]:
+def metrics_of(result: CellResult) -> dict[str, MetricRecord]:
     rung = result.rung("bench")
-    if rung is None or rung.status != "pass":
+    if rung is None or rung.status != "pass" or rung.detail is None:
         return {}
-    return {metric_key(m): m for m in rung.detail.get("metrics", [])}
+    return {metric_key(m): m for m in rung.detail.metrics}
 
 
-def metric_key(metric: dict) -> str:
+def metric_key(metric: MetricRecord) -> str:
     """"decode_tokens_per_s (batch 1, input_tokens 128, new_tokens 32)": a metric at its shape."""
-    shape = ", ".join(f"{k} {v}" for k, v in metric.get("params", {}).items())
-    return f"{metric['name']} ({shape})" if shape else metric["name"]
+    shape = ", ".join(f"{k} {v}" for k, v in metric.params.items())
+    return f"{metric.name} ({shape})" if shape else metric.name
 
 
 def compare(old: list[CellResult], new: list[CellResult],
             only: tuple[str, ...] = ()) -> tuple[list[Change], list[str]]:
     """Changes for every metric both runs measured (or only those named), and warnings about
     what differs between the runs."""
-    before = {r.cell["id"]: r for r in old}
+    before = {r.cell.id: r for r in old}
     changes, warnings = [], []
     for result in new:
-        base = before.get(result.cell["id"])
+        cid, base = result.cell.id, before.get(result.cell.id)
         if base is None:
             continue
         if base.machine != result.machine:
-            warnings.append(f"{result.cell['id']}: measured on another machine "
-                            f"({base.machine.get('cpu')} vs {result.machine.get('cpu')})")
-        moved = sorted(n for n in result.cell.get("key_packages", [])
+            warnings.append(f"{cid}: measured on another machine "
+                            f"({base.machine.cpu} vs {result.machine.cpu})")
+        moved = sorted(n for n in result.cell.key_packages
                        if base.versions.get(n) != result.versions.get(n))
         if moved:
             pairs = ", ".join(f"{n} {base.versions.get(n)} → {result.versions.get(n)}" for n in moved)
-            warnings.append(f"{result.cell['id']}: package versions differ: {pairs}")
+            warnings.append(f"{cid}: package versions differ: {pairs}")
         old_metrics = metrics_of(base)
         for name, metric in metrics_of(result).items():
-            if name not in old_metrics or (only and metric["name"] not in only):
+            if name not in old_metrics or (only and metric.name not in only):
                 continue
-            a, b = old_metrics[name]["samples"], metric["samples"]
+            a, b = old_metrics[name].samples, metric.samples
             noise = NOISE_K * MAD_TO_SIGMA * max(mad(a), mad(b))
-            changes.append(Change(result.cell["id"], name, metric["unit"], metric["better"],
+            changes.append(Change(cid, name, metric.unit, metric.better,
                                   statistics.median(a), statistics.median(b), noise))
     return changes, warnings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compat.errors import InfermatrixError, unknown
+from core.errors import InfermatrixError, unknown
 
 
 class BenchInputError(InfermatrixError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bench.metrics import BenchInputError
-from compat.errors import unknown
+from core.errors import unknown
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
+from core.details import BenchDetail, read, to_json
 
 HERE = Path(__file__).parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -89,7 +90,7 @@ def roofline(metrics: list[dict], model_dir: Path) -> dict | None:
     return out
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> BenchDetail:
     import pytest
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     from fixtures.catalog import locate
 
     prof = profile(args.profile)
-    return {
+    return read(BenchDetail, {
         "fixture": args.fixture,
         "profile": args.profile,
         "metrics": metrics,
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         "rounds": args.rounds or prof.rounds,
         "warmup": args.warmup if args.warmup is not None else prof.warmup,
         "pytest_benchmark": {"version": data.get("version"), "machine_info": data.get("machine_info")},
-    }
+    })
 
 
 def parser() -> argparse.ArgumentParser:
@@ -143,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile, **shape_overrides(vars(args)))  # refuse bad values before loading
     except BenchInputError as exc:
         p.error(str(exc))
-    record = run(args)
-    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    args.out.write_text(json.dumps(to_json(run(args)), indent=2), encoding="utf-8")
     return 0
 
 

@@ -16,13 +16,16 @@ import json
 import math
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-from compat.errors import MatrixError, unknown
+from compat.cell import Log, Options
+from compat.drive import resolve_all
 from compat.index import published_versions
-from compat.ladder import Log, Options, resolve_all, run_cell
+from compat.ladder import run_cell
 from compat.matrix import Cell, requirement_name
-from compat.results import SCHEMA_VERSION, machine_info, write_atomic
+from core.errors import MatrixError, unknown
+from core.results import SCHEMA_VERSION, machine_info, write_atomic
 
 
 def pinned(cell: Cell, package: str, version: str) -> Cell:
@@ -96,7 +99,7 @@ def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log 
         "releases_considered": span, "max_probes": math.ceil(math.log2(span)) + 2,
         **answer, "failing_rung": failing and failing["rung"],
         "signature": failing and failing["signature"], "probes": probes,
-        "machine": machine_info(), "exclude_newer": options.exclude_newer,
+        "machine": asdict(machine_info()), "exclude_newer": options.exclude_newer,
     }
     write_atomic(Path(results_dir) / "bisect" / f"{cell.id}--{name}.json",
                  json.dumps(record, indent=2) + "\n")

@@ -14,13 +14,11 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from compat.errors import MatrixError, unknown
-from compat.results import RUNGS
-from engines import ENGINES
+from core.errors import MatrixError, unknown
+from core.results import RUNGS
+from engines import DEVICES, ENGINES
 
 MATRIX_PATH = Path(__file__).with_name("matrix.toml")
-KINDS = ("generation", "embedding")
-DEVICES = ("cpu", "cuda")
 _OPS = (("===", "eq"), ("==", ""), ("!=", "ne"), ("~=", "compat"), (">=", "ge"), ("<=", "le"),
         (">", "gt"), ("<", "lt"))
 
@@ -48,18 +46,14 @@ def override_slug(override: str) -> str:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """How to install and exercise one engine."""
+    """How to install and exercise one engine (its kind and devices: the registry's)."""
 
     id: str
-    """Registry id, also the adapter module's name (engines/<id>.py)."""
-    kind: str
-    """"generation" or "embedding": which conformance suite and benchmark apply."""
+    """Registry id (engines/__init__.py)."""
     requires: tuple[str, ...]
     """Requirement strings the engine needs, as uv/pip read them."""
     fixtures: tuple[str, ...]
     """Fixture names (fixtures/catalog.py) the engine is tested on."""
-    devices: tuple[str, ...] = ("cpu",)
-    """Devices the engine is tested on."""
     build_wheels: tuple[str, ...] = ()
     """Packages published as source only: built into a wheel once (the install rung keeps it
     in the wheelhouse under the cache), so later installs compile nothing."""
@@ -67,13 +61,18 @@ class EngineSpec:
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
             raise MatrixError(unknown("engine", self.id, ENGINES))
-        if self.kind not in KINDS:
-            raise MatrixError(unknown(f"kind of engine {self.id!r}", self.kind, KINDS))
-        for device in self.devices:
-            if device not in DEVICES:
-                raise MatrixError(unknown(f"device of engine {self.id!r}", device, DEVICES))
         if not self.fixtures:
             raise MatrixError(f"Engine {self.id!r} names no fixtures; it needs at least one.")
+
+    @property
+    def kind(self) -> str:
+        """"generation" or "embedding": which conformance suite and benchmark apply."""
+        return ENGINES[self.id].kind
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Devices the engine runs on, and so gets cells for."""
+        return ENGINES[self.id].devices
 
 
 @dataclass(frozen=True)
@@ -282,14 +281,19 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
 
 
 def _engine(engine_id: str, raw: dict) -> EngineSpec:
-    allowed = {"kind", "requires", "fixtures", "devices", "build_wheels"}
+    if engine_id not in ENGINES:
+        raise MatrixError(unknown("engine", engine_id, ENGINES))
+    allowed = {"requires", "fixtures", "build_wheels"}
+    registered = sorted({"kind", "devices"} & set(raw))
+    if registered:
+        raise MatrixError(f"Engine {engine_id!r}: {registered} is declared once, in the registry "
+                          "(engines/__init__.py); remove it from the matrix.")
     extra = set(raw) - allowed
     if extra:
         msg = f"Engine {engine_id!r}: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}"
         raise MatrixError(msg)
-    return EngineSpec(id=engine_id, kind=raw.get("kind", ""), requires=tuple(raw.get("requires", ())),
+    return EngineSpec(id=engine_id, requires=tuple(raw.get("requires", ())),
                       fixtures=tuple(raw.get("fixtures", ())),
-                      devices=tuple(raw.get("devices", ("cpu",))),
                       build_wheels=tuple(raw.get("build_wheels", ())))
 
 

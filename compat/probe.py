@@ -13,34 +13,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import sys
 import time
 from pathlib import Path
 
+from core.details import DeviationInfo, ImportDetail, LoadDetail, LoadedFixture, to_json
+from core.results import ErrorInfo
 
-def _versions() -> dict[str, str]:
-    return {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
 
-
-def probe_import(engine: str) -> dict:
-    from engines import load_engine_class
+def probe_import(engine: str) -> ImportDetail:
+    from engines import engine_entry, load_engine_class
 
     started = time.perf_counter()
     cls = load_engine_class(engine)
-    declared = {"capabilities": dataclasses.asdict(cls.capabilities),
-                "unsupported": dict(cls.unsupported),
-                "deviations": {k: dataclasses.asdict(v) for k, v in cls.deviations.items()}}
-    # what the cross-engine parity allows
-    for name in ("parity_top_k", "parity_tolerance", "logprob_tolerance"):
-        if hasattr(cls, name):
-            declared[name] = getattr(cls, name)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}",
-            "import_s": round(time.perf_counter() - started, 3), **declared}
+    return ImportDetail(
+        class_=f"{cls.__module__}.{cls.__qualname__}",
+        import_s=round(time.perf_counter() - started, 3),
+        devices=list(engine_entry(engine).devices),
+        capabilities=dataclasses.asdict(cls.capabilities),
+        unsupported=dict(cls.unsupported),
+        deviations={k: DeviationInfo(v.reason, v.link) for k, v in cls.deviations.items()},
+        # what the cross-engine parity allows
+        parity_top_k=getattr(cls, "parity_top_k", None),
+        parity_tolerance=getattr(cls, "parity_tolerance", None),
+        logprob_tolerance=getattr(cls, "logprob_tolerance", None))
 
 
-def probe_load(engine: str, fixtures: list[str], device: str) -> dict:
+def probe_load(engine: str, fixtures: list[str], device: str) -> LoadDetail:
     from engines import load_engine_class
     from fixtures.catalog import locate
 
@@ -51,9 +51,9 @@ def probe_load(engine: str, fixtures: list[str], device: str) -> dict:
         started = time.perf_counter()
         adapter = cls()
         adapter.load(model_dir, device=device)
-        loaded[name] = {"path": str(model_dir), "load_s": round(time.perf_counter() - started, 3)}
+        loaded[name] = LoadedFixture(path=str(model_dir), load_s=round(time.perf_counter() - started, 3))
         adapter.close()
-    return {"fixtures": loaded}
+    return LoadDetail(fixtures=loaded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,18 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from compat.results import ErrorInfo
-
     record: dict = {"status": "pass", "error": None, "detail": {}}
     try:
         if args.rung == "import":
-            record["detail"] = probe_import(args.engine)
+            record["detail"] = to_json(probe_import(args.engine))
         else:
-            record["detail"] = probe_load(args.engine, args.fixture, args.device)
+            record["detail"] = to_json(probe_load(args.engine, args.fixture, args.device))
     except BaseException as exc:  # every failure is a result; that is this module's job
         record = {"status": "fail", "error": dataclasses.asdict(ErrorInfo.from_exception(exc)),
                   "detail": {}}
-    record["versions"] = _versions()
     args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return 0
 

@@ -1,27 +1,56 @@
-"""Lazy engine registry: listing engines never imports an engine library.
+"""Lazy engine registry: each engine's id, kind and devices, declared here and nowhere else.
 
-Each entry maps an engine id to "module:Class". Only engines/<id>.py imports
-its engine library, and only when `load_engine_class(id)` is called.
+Each entry maps an engine id to "module:Class" and says what kind of engine it is and
+which devices infermatrix runs it on. Listing engines never imports an engine library:
+only engines/<module>.py imports its library, and only when `load_engine_class(id)` is
+called. An adapter class takes its id from its entry here (engines/base.py).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
-from compat.errors import InfermatrixError, unknown
+from core.errors import InfermatrixError, unknown
 
-ENGINES: dict[str, str] = {
-    "transformers": "engines.transformers:TransformersGenerator",
-    "onnxruntime": "engines.onnxruntime:OnnxRuntimeGenerator",
-    "ctranslate2": "engines.ctranslate2:CTranslate2Generator",
-    "llama_cpp": "engines.llama_cpp:LlamaCppGenerator",
-    "vllm": "engines.vllm:VllmGenerator",
-    "sentence_transformers": "engines.sentence_transformers:SentenceTransformersEmbedder",
-    "infinity_emb": "engines.infinity_emb:InfinityEmbedder",
-    "embed": "engines.embed:EmbedEmbedder",
-    "sentence_transformers_onnx": "engines.sentence_transformers:SentenceTransformersOnnxEmbedder",
-    "sentence_transformers_openvino": "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder",
-    "vllm_embed": "engines.vllm:VllmEmbedder",
+KINDS = ("generation", "embedding")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """One registered engine."""
+
+    target: str
+    """"module:Class" of the adapter."""
+    kind: str
+    """"generation" (a Generator) or "embedding" (an Embedder): which suite and benchmark apply."""
+    devices: tuple[str, ...] = ("cpu",)
+    """Devices the adapter loads on, and so the devices the matrix makes cells for."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(unknown(f"kind of {self.target}", self.kind, KINDS))
+        for device in self.devices:
+            if device not in DEVICES:
+                raise ValueError(unknown(f"device of {self.target}", device, DEVICES))
+
+
+ENGINES: dict[str, EngineEntry] = {
+    "transformers": EngineEntry("engines.transformers:TransformersGenerator", "generation"),
+    "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
+    "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation"),
+    "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation"),
+    "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cuda",)),
+    "sentence_transformers": EngineEntry(
+        "engines.sentence_transformers:SentenceTransformersEmbedder", "embedding"),
+    "infinity_emb": EngineEntry("engines.infinity_emb:InfinityEmbedder", "embedding"),
+    "embed": EngineEntry("engines.embed:EmbedEmbedder", "embedding"),
+    "sentence_transformers_onnx": EngineEntry(
+        "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding"),
+    "sentence_transformers_openvino": EngineEntry(
+        "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
+    "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cuda",)),
 }
 
 
@@ -39,7 +68,17 @@ def check_engine(engine_id: str) -> str:
     return engine_id
 
 
+def engine_entry(engine_id: str) -> EngineEntry:
+    """The registry entry of `engine_id`, with a "did you mean" error for an unknown one."""
+    return ENGINES[check_engine(engine_id)]
+
+
+def registered_id(target: str) -> str | None:
+    """The id registered for "module:Class", if any (how an adapter class learns its id)."""
+    return next((engine_id for engine_id, e in ENGINES.items() if e.target == target), None)
+
+
 def load_engine_class(engine_id: str) -> type:
     """Import and return the adapter class of `engine_id` (this imports the engine library)."""
-    module_name, _, class_name = ENGINES[check_engine(engine_id)].partition(":")
+    module_name, _, class_name = engine_entry(engine_id).target.partition(":")
     return getattr(importlib.import_module(module_name), class_name)

@@ -24,10 +24,8 @@ from engines.base import (
     ChatMessage,
     Completion,
     Generator,
-    InvalidParameterError,
     SamplingParams,
     StreamDelta,
-    check_prompts,
     cut_at_stop,
     stop_stream,
     text_deltas,
@@ -57,7 +55,6 @@ def converter_version() -> str:
 class CTranslate2Generator(Generator):
     """ctranslate2.Generator.generate_batch / generate_tokens / forward_batch."""
 
-    id = "ctranslate2"
     capabilities = Capabilities(
         streaming=True,
         chat=True,
@@ -70,7 +67,6 @@ class CTranslate2Generator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,
-        devices=("cpu", "cuda"),
     )
     unsupported: ClassVar[dict[str, str]] = {
         "seeded_sampling": "ctranslate2.set_random_seed() reaches a Generator's worker "
@@ -80,37 +76,29 @@ class CTranslate2Generator(Generator):
         self._gen: ctranslate2.Generator | None = None
         self._tok = None
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
-        folder = converted(Path(model_dir), "ctranslate2", converter_version(), _convert)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
+        folder = converted(model_dir, "ctranslate2", converter_version(), _convert)
         self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         self._gen = ctranslate2.Generator(str(folder), device=device, compute_type=dtype)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._gen = None
         self._tok = None
-
-    def _loaded(self):
-        if self._gen is None:
-            raise RuntimeError("ctranslate2: call load() before using the engine")
-        return self._gen, self._tok
 
     @property
     def eos_token_id(self) -> int | None:
         return self._tok.eos_token_id if self._tok is not None else None
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._loaded()[1](text).input_ids)
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._tok(text).input_ids)
 
     def _decode(self, ids: Sequence[int]) -> str:
-        return self._loaded()[1].decode(list(ids), skip_special_tokens=True)
+        return self._tok.decode(list(ids), skip_special_tokens=True)
 
     def _tokens(self, ids: Sequence[int]) -> list[str]:
-        return self._loaded()[1].convert_ids_to_tokens(list(ids))
+        return self._tok.convert_ids_to_tokens(list(ids))
 
     def _options(self, params: SamplingParams) -> dict:
-        if params.seed is not None:
-            self.require("seeded_sampling")
         eos = [] if params.ignore_eos or self.eos_token_id is None else [self.eos_token_id]
         options = {"max_length": params.max_new_tokens, "include_prompt_in_result": False,
                    "end_token": [*eos, *params.stop_token_ids], "min_length": params.min_new_tokens}
@@ -128,49 +116,26 @@ class CTranslate2Generator(Generator):
             for logits, token in zip(result.logits[0], ids))
         return Completion(self._decode(ids), tuple(ids), tuple(prompt), reason, logprobs)
 
-    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
-                          params: SamplingParams) -> list[Completion]:
-        gen, _ = self._loaded()
-        prompts = [list(p) for p in prompt_ids]
-        if not prompts:
-            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
-        for i, ids in enumerate(prompts):
-            if not ids:
-                raise InvalidParameterError(f"prompt {i} encodes to no tokens; give a non-empty prompt")
-        if params.max_new_tokens == 0:
-            return [Completion("", (), tuple(p), "length") for p in prompts]
-        results = gen.generate_batch([self._tokens(p) for p in prompts], **self._options(params),
-                                     return_logits_vocab=params.logprobs is not None)
-        return [self._finish(p, r, params) for p, r in zip(prompts, results)]
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        results = self._gen.generate_batch([self._tokens(p) for p in prompt_ids],
+                                           **self._options(params),
+                                           return_logits_vocab=params.logprobs is not None)
+        return [self._finish(p, r, params) for p, r in zip(prompt_ids, results)]
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        check_prompts(prompts)
-        return self.generate_from_ids([self.tokenize(p) for p in prompts], params)
-
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
-        check_prompts([prompt])
-        gen, _ = self._loaded()
-        ids = self.tokenize(prompt)
-        if not ids:
-            raise InvalidParameterError("prompt encodes to no tokens; give a non-empty prompt")
-        if params.max_new_tokens == 0:
-            return
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         options = self._options(params)
         del options["include_prompt_in_result"]
         ends = set(options["end_token"])
-        steps = itertools.takewhile(lambda t: t not in ends, (
-            step.token_id for step in gen.generate_tokens(self._tokens(ids), **options)))  # yields the end id
+        steps = itertools.takewhile(lambda t: t not in ends, (  # generate_tokens yields the end id
+            step.token_id for step in self._gen.generate_tokens(self._tokens(prompt_ids), **options)))
         yield from stop_stream(text_deltas(steps, self._decode), params.stop, self._decode)
 
-    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
-        _, tok = self._loaded()
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
         turns = [{"role": m.role, "content": m.content} for m in messages]
-        ids = tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
-                                      return_dict=False)
-        return self.generate_from_ids([list(ids)], params)[0]
+        return list(self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False))
 
-    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        gen, _ = self._loaded()
-        rows = [list(p) for p in prompt_ids]
-        logits = np.asarray(gen.forward_batch([self._tokens(r) for r in rows]), dtype=np.float32)
-        return np.stack([logits[i, len(r) - 1] for i, r in enumerate(rows)]).copy()
+    def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
+        logits = np.asarray(self._gen.forward_batch([self._tokens(r) for r in prompt_ids]),
+                            dtype=np.float32)
+        return np.stack([logits[i, len(r) - 1] for i, r in enumerate(prompt_ids)]).copy()

@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from embed import BatchedInference
 
-from engines.base import Capabilities, Embedder, as_rows, check_prompts
+from engines.base import Capabilities, Embedder, as_rows
 
 
 class EmbedEmbedder(Embedder):
     """BatchedInference(model_id=<folder>, engine="torch").embed(...).result()."""
 
-    id = "embed"
-    capabilities = Capabilities(batching=True, devices=("cpu", "cuda"))
+    capabilities = Capabilities(batching=True)
     parity_tolerance = 1e-4  # BetterTransformer's fused kernels reorder float sums
 
     def __init__(self) -> None:
         self._register: BatchedInference | None = None
         self._model_id = ""
-        self._dimension = 0
+        self._dim = 0
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._model_id = str(model_dir)
         self._register = BatchedInference(model_id=self._model_id, engine="torch", device=device,
                                           dtype=dtype)
-        self._dimension = int(self.embed(["dimension probe"]).shape[1])
+        self._dim = int(self._embed(["dimension probe"], normalize=True).shape[1])
 
-    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
-        check_prompts(texts)
-        if self._register is None:
-            raise RuntimeError("embed: call load() before using the engine")
-        future = self._register.embed(sentences=list(texts), model_id=self._model_id)
+    def _embed(self, texts: list[str], normalize: bool) -> np.ndarray:
+        future = self._register.embed(sentences=texts, model_id=self._model_id)
         vectors, _usage = future.result()
         return as_rows(vectors, normalize=normalize)
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
+    def _dimension(self) -> int:
+        return self._dim
 
-    def close(self) -> None:
-        if self._register is not None:
-            self._register.stop()
+    def _close(self) -> None:
+        self._register.stop()
         self._register = None

@@ -32,7 +32,6 @@ from engines.base import (
     InvalidParameterError,
     SamplingParams,
     StreamDelta,
-    check_prompts,
     stop_stream,
     text_deltas,
     top_logprobs,
@@ -145,7 +144,6 @@ def threads() -> int:
 class LlamaCppGenerator(Generator):
     """Llama.generate() token by token; Llama.eval() for logits; the GGUF's own chat template."""
 
-    id = "llama_cpp"
     capabilities = Capabilities(
         streaming=True,
         chat=True,
@@ -158,7 +156,6 @@ class LlamaCppGenerator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,  # the list is run one prompt after another
-        devices=("cpu",),
     )
 
     # llama.cpp keeps its KV cache in float16 by default (type_k/type_v): measured 2.4e-3 nats
@@ -169,40 +166,33 @@ class LlamaCppGenerator(Generator):
     def __init__(self) -> None:
         self._llm: Llama | None = None
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
-        folder = converted(Path(model_dir), "gguf", converter_version(), write_gguf)
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        folder = converted(model_dir, "gguf", converter_version(), write_gguf)
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
                           n_threads=threads(), verbose=False)
 
-    def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
+    def _close(self) -> None:
+        self._llm.close()
         self._llm = None
-
-    def _loaded(self) -> Llama:
-        if self._llm is None:
-            raise RuntimeError("llama_cpp: call load() before using the engine")
-        return self._llm
 
     @property
     def eos_token_id(self) -> int | None:
         return int(self._llm.token_eos()) if self._llm is not None else None
 
-    def tokenize(self, text: str) -> list[int]:
-        llm = self._loaded()
+    def _tokenize(self, text: str) -> list[int]:
+        llm = self._llm
         add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "true") == "true"
         return list(llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def _decode(self, ids: Sequence[int]) -> str:
-        return self._loaded().detokenize(list(ids), special=False).decode("utf-8", errors="replace")
+        return self._llm.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
 
     def _last_logits(self) -> np.ndarray:
         """A copy of the logits of the last position the context evaluated."""
-        llm = self._loaded()
+        llm = self._llm
         last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
         return np.ctypeslib.as_array(last, shape=(llm.n_vocab(),)).astype(np.float32)
 
@@ -213,11 +203,7 @@ class LlamaCppGenerator(Generator):
         With a `logits` list, each yielded token's step logits are appended to it: when
         Llama.generate() yields a token, the context still holds the logits it was sampled from
         (the sampler works on a copy; the next eval comes after the yield)."""
-        llm = self._loaded()
-        if not prompt_ids:
-            raise InvalidParameterError("a prompt encodes to no tokens; give a non-empty prompt")
-        if params.max_new_tokens == 0:
-            return
+        llm = self._llm
         eos = llm.token_eos()
         stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
         floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
@@ -245,7 +231,7 @@ class LlamaCppGenerator(Generator):
             if count >= params.max_new_tokens:
                 return
 
-    def _complete(self, prompt_ids: Sequence[int], params: SamplingParams) -> Completion:
+    def _complete_one(self, prompt_ids: Sequence[int], params: SamplingParams) -> Completion:
         ids: list[int] = []
         text, reason = "", "eos"
         steps: list[np.ndarray] | None = None if params.logprobs is None else []
@@ -261,25 +247,15 @@ class LlamaCppGenerator(Generator):
             top_logprobs(step, token, params.logprobs) for step, token in zip(steps, ids))
         return Completion(self._decode(ids), tuple(ids), tuple(prompt_ids), reason, logprobs)
 
-    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
-                          params: SamplingParams) -> list[Completion]:
-        if len(prompt_ids) == 0:
-            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
-        return [self._complete(list(ids), params) for ids in prompt_ids]
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        return [self._complete_one(ids, params) for ids in prompt_ids]
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        check_prompts(prompts)
-        return self.generate_from_ids([self.tokenize(p) for p in prompts], params)
-
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
-        check_prompts([prompt])
-        ids = self.tokenize(prompt)
-        yield from stop_stream(text_deltas(self._tokens(ids, params), self._decode),
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        yield from stop_stream(text_deltas(self._tokens(prompt_ids, params), self._decode),
                                params.stop, self._decode)
 
-    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
-        llm = self._loaded()
-        meta = llm.metadata
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
+        meta = self._llm.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
             raise InvalidParameterError("llama_cpp: this GGUF carries no chat template")
@@ -287,14 +263,13 @@ class LlamaCppGenerator(Generator):
         formatter = Jinja2ChatFormatter(template, eos_token=token("tokenizer.ggml.eos_token_id"),
                                         bos_token=token("tokenizer.ggml.bos_token_id"))
         rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
-        ids = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
-        return self._complete(list(ids), params)
+        return list(self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True))
 
     def _decode_special(self, token: int) -> str:
-        return self._loaded().detokenize([token], special=True).decode("utf-8", errors="replace")
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
-    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        llm = self._loaded()
+    def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
+        llm = self._llm
         rows = []
         for ids in prompt_ids:
             llm.reset()

@@ -8,7 +8,6 @@ comes from ONNX Runtime's kernels, not from different decoding code.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 from pathlib import Path
 
@@ -32,9 +31,8 @@ def exporter_version() -> str:
 class OnnxRuntimeGenerator(TransformersGenerator):
     """ORTModelForCausalLM on the exported fixture, CPUExecutionProvider."""
 
-    id = "onnxruntime"
-    # everything transformers' generate() offers; CUDA needs the onnxruntime-gpu build instead
-    capabilities = dataclasses.replace(TransformersGenerator.capabilities, devices=("cpu",))
+    # everything transformers' generate() offers (CUDA needs the onnxruntime-gpu build, so the
+    # registry declares it on the CPU only)
 
     def _load_model(self, model_dir: Path, device: str, dtype: str):
         if dtype != "float32":

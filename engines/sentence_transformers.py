@@ -9,42 +9,33 @@ exporter version, and loaded from there afterwards.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Embedder, InvalidParameterError, check_prompts
+from engines.base import Capabilities, Embedder, InvalidParameterError
 from fixtures.convert import converted
 
 
 class SentenceTransformersEmbedder(Embedder):
     """SentenceTransformer(model_dir).encode(), loaded from a local folder only."""
 
-    id = "sentence_transformers"
-    capabilities = Capabilities(batching=True, devices=("cpu", "cuda"))
+    capabilities = Capabilities(batching=True)
     batch_size = 32
 
     def __init__(self) -> None:
         self._model: SentenceTransformer | None = None
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._model = SentenceTransformer(
             str(model_dir), device=device, local_files_only=True, model_kwargs={"dtype": dtype}
         )
 
-    def _loaded(self) -> SentenceTransformer:
-        if self._model is None:
-            raise RuntimeError("sentence_transformers: call load() before using the engine")
-        return self._model
-
-    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
-        check_prompts(texts)
-        vectors = self._loaded().encode(
-            list(texts),
+    def _embed(self, texts: list[str], normalize: bool) -> np.ndarray:
+        vectors = self._model.encode(
+            texts,
             batch_size=self.batch_size,
             normalize_embeddings=normalize,
             convert_to_numpy=True,
@@ -52,11 +43,10 @@ class SentenceTransformersEmbedder(Embedder):
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    @property
-    def dimension(self) -> int:
-        return int(self._loaded().get_embedding_dimension())
+    def _dimension(self) -> int:
+        return int(self._model.get_embedding_dimension())
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._model = None
 
 
@@ -66,15 +56,13 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     backend: ClassVar[str]
     exporter: ClassVar[tuple[str, ...]]
     """Distributions whose versions key the cached export."""
-    capabilities = Capabilities(batching=True, devices=("cpu",))
     parity_tolerance = 1e-4
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
         version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in self.exporter)
-        folder = converted(Path(model_dir), f"st-{self.backend}", version, self._export)
+        folder = converted(model_dir, f"st-{self.backend}", version, self._export)
         self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
                                           local_files_only=True)
 
@@ -84,12 +72,10 @@ class _ExportedBackend(SentenceTransformersEmbedder):
 
 
 class SentenceTransformersOnnxEmbedder(_ExportedBackend):
-    id = "sentence_transformers_onnx"
     backend = "onnx"
     exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime", "transformers")
 
 
 class SentenceTransformersOpenVinoEmbedder(_ExportedBackend):
-    id = "sentence_transformers_openvino"
     backend = "openvino"
     exporter = ("sentence-transformers", "optimum-intel", "openvino", "transformers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,8 @@ from engines.base import (
     ChatMessage,
     Completion,
     Generator,
-    InvalidParameterError,
     SamplingParams,
     StreamDelta,
-    check_prompts,
     cut_at_stop,
     top_logprobs,
 )
@@ -41,7 +39,6 @@ class _IdStreamer(TextIteratorStreamer):
 class TransformersGenerator(Generator):
     """generate() on a batch (left padding), TextIteratorStreamer for stream()."""
 
-    id = "transformers"
     capabilities = Capabilities(
         streaming=True,
         chat=True,
@@ -54,7 +51,6 @@ class TransformersGenerator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,
-        devices=("cpu", "cuda"),
     )
 
     def __init__(self) -> None:
@@ -62,11 +58,10 @@ class TransformersGenerator(Generator):
         self._tok = None
         self._device = "cpu"
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         self._tok.padding_side = "left"
-        self._model = self._load_model(Path(model_dir), device, dtype)
+        self._model = self._load_model(model_dir, device, dtype)
         self._device = device
 
     def _load_model(self, model_dir: Path, device: str, dtype: str):
@@ -80,7 +75,7 @@ class TransformersGenerator(Generator):
             raise RuntimeError(f"weights do not match the architecture in {model_dir}: {problems}")
         return model.to(device).eval()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._model = None
         self._tok = None
 
@@ -88,17 +83,11 @@ class TransformersGenerator(Generator):
     def eos_token_id(self) -> int | None:
         return self._tok.eos_token_id if self._tok is not None else None
 
-    def _loaded(self):
-        if self._model is None:
-            raise RuntimeError("transformers: call load() before using the engine")
-        return self._model, self._tok
-
-    def tokenize(self, text: str) -> list[int]:
-        _, tok = self._loaded()
-        return list(tok(text).input_ids)
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._tok(text).input_ids)
 
     def _kwargs(self, params: SamplingParams) -> dict:
-        _, tok = self._loaded()
+        tok = self._tok
         kw = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
         if params.greedy:
             kw |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
@@ -120,9 +109,8 @@ class TransformersGenerator(Generator):
         torch.manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
 
     def _batch(self, prompt_ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        _, tok = self._loaded()
         width = max(len(ids) for ids in prompt_ids)
-        pad = tok.pad_token_id
+        pad = self._tok.pad_token_id
         ids = [[pad] * (width - len(row)) + row for row in prompt_ids]
         mask = [[0] * (width - len(row)) + [1] * len(row) for row in prompt_ids]
         return {
@@ -132,78 +120,57 @@ class TransformersGenerator(Generator):
 
     def _stop_ids(self, params: SamplingParams) -> list[int]:
         """Ids that end a row: the model's EOS (unless ignored) and the caller's stop ids."""
-        _, tok = self._loaded()
-        eos = [] if params.ignore_eos or tok.eos_token_id is None else [tok.eos_token_id]
+        eos = [] if params.ignore_eos or self.eos_token_id is None else [self.eos_token_id]
         return [*eos, *params.stop_token_ids]
 
     def _finish(self, generated: list[int], params: SamplingParams) -> tuple[list[int], str]:
         """Cut one row where generation really ended (rows are padded after they finish)."""
-        _, tok = self._loaded()
         stops = set(self._stop_ids(params))
         end = next((i for i, t in enumerate(generated) if t in stops), None)
         if end is not None:
             generated = generated[:end]
         cut, hit = cut_at_stop(generated, params.stop,
-                               lambda ids: tok.decode(ids, skip_special_tokens=True))
+                               lambda ids: self._tok.decode(ids, skip_special_tokens=True))
         if hit:
             return cut, "stop"
         return generated, "eos" if end is not None else "length"
 
-    def _generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
-                      streamer=None) -> list[Completion]:
-        model, tok = self._loaded()
-        for i, ids in enumerate(prompt_ids):
-            if not ids:
-                raise InvalidParameterError(f"prompt {i} encodes to no tokens; give a non-empty prompt")
-        if params.max_new_tokens == 0:
-            return [Completion("", (), tuple(ids), "length") for ids in prompt_ids]
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams,
+                  streamer=None) -> list[Completion]:
         self._seed(params)
         batch = self._batch(prompt_ids)
         kw = self._kwargs(params)
         if params.logprobs is not None:
             kw |= {"output_logits": True, "return_dict_in_generate": True}
         with torch.inference_mode():
-            out = model.generate(**batch, **kw, streamer=streamer)
+            out = self._model.generate(**batch, **kw, streamer=streamer)
         sequences = out if params.logprobs is None else out.sequences
         width = batch["input_ids"].shape[1]
         completions = []
         for r, (ids, row) in enumerate(zip(prompt_ids, sequences[:, width:].tolist())):
             generated, reason = self._finish(row, params)
-            text = tok.decode(generated, skip_special_tokens=True)
+            text = self._tok.decode(generated, skip_special_tokens=True)
             logprobs = None if params.logprobs is None else tuple(
                 top_logprobs(out.logits[step][r].float().cpu().numpy(), token, params.logprobs)
                 for step, token in enumerate(generated))
             completions.append(Completion(text, tuple(generated), tuple(ids), reason, logprobs))
         return completions
 
-    def next_token_logits_from_ids(self, prompt_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         """One forward pass over the left-padded batch; position ids count real tokens only."""
-        model, _ = self._loaded()
-        batch = self._batch([list(ids) for ids in prompt_ids])
+        batch = self._batch(prompt_ids)
         positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            out = model(**batch, position_ids=positions)
+            out = self._model(**batch, position_ids=positions)
         return out.logits[:, -1, :].float().cpu().numpy().copy()
 
-    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
-                          params: SamplingParams) -> list[Completion]:
-        if len(prompt_ids) == 0:
-            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
-        return self._generate_ids([list(ids) for ids in prompt_ids], params)
-
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        check_prompts(prompts)
-        return self._generate_ids([self.tokenize(p) for p in prompts], params)
-
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
-        check_prompts([prompt])
-        _, tok = self._loaded()
-        streamer = _IdStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        streamer = _IdStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 
         def run() -> None:
             try:
-                self._generate_ids([self.tokenize(prompt)], params, streamer=streamer)
+                self._generate([prompt_ids], params, streamer=streamer)
             except BaseException as exc:  # re-raised in the caller's thread below
                 errors.append(exc)
                 streamer.end()
@@ -220,9 +187,7 @@ class TransformersGenerator(Generator):
         if errors:
             raise errors[0]
 
-    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
-        _, tok = self._loaded()
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
         turns = [{"role": m.role, "content": m.content} for m in messages]
-        ids = tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
-                                      return_dict=False)
-        return self._generate_ids([list(ids)], params)[0]
+        return list(self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False))

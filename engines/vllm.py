@@ -9,7 +9,6 @@ declared unsupported, with their reasons; the suite skips those properties.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,12 +22,8 @@ from engines.base import (
     Completion,
     Embedder,
     Generator,
-    InvalidParameterError,
     SamplingParams,
-    StreamDelta,
-    UnsupportedCapabilityError,
     as_rows,
-    check_prompts,
 )
 
 COMMON = {"enforce_eager": True, "gpu_memory_utilization": 0.3, "seed": 0}
@@ -37,7 +32,6 @@ COMMON = {"enforce_eager": True, "gpu_memory_utilization": 0.3, "seed": 0}
 class VllmGenerator(Generator):
     """LLM(model=<folder>).generate / .chat, eager mode, a small memory share."""
 
-    id = "vllm"
     capabilities = Capabilities(
         streaming=False,
         chat=True,
@@ -49,7 +43,6 @@ class VllmGenerator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,
-        devices=("cuda",),
     )
     logprob_tolerance = 1e-2  # CUDA kernels (and TF32 where enabled) against CPU float32
     unsupported: ClassVar[dict[str, str]] = {
@@ -60,26 +53,20 @@ class VllmGenerator(Generator):
     def __init__(self) -> None:
         self._llm: LLM | None = None
 
-    def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
                         max_model_len=512, **COMMON)
 
-    def _loaded(self) -> LLM:
-        if self._llm is None:
-            raise RuntimeError("vllm: call load() before using the engine")
-        return self._llm
-
-    def close(self) -> None:
+    def _close(self) -> None:
         self._llm = None
         gc.collect()
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._loaded().get_tokenizer().encode(text))
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llm.get_tokenizer().encode(text))
 
     @property
     def eos_token_id(self) -> int | None:
-        return self._loaded().get_tokenizer().eos_token_id if self._llm is not None else None
+        return self._llm.get_tokenizer().eos_token_id if self._llm is not None else None
 
     @staticmethod
     def _params(params: SamplingParams) -> VllmSamplingParams:
@@ -108,56 +95,36 @@ class VllmGenerator(Generator):
         return Completion(out.text, tuple(out.token_ids), tuple(output.prompt_token_ids), reason,
                           logprobs)
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        check_prompts(prompts)
-        outputs = self._loaded().generate(list(prompts), self._params(params), use_tqdm=False)
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
+        outputs = self._llm.generate(prompts, self._params(params), use_tqdm=False)
         return [self._completion(o) for o in outputs]
 
-    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]],
-                          params: SamplingParams) -> list[Completion]:
-        if len(prompt_ids) == 0:
-            raise InvalidParameterError("prompt_ids is empty; pass at least one prompt")
-        prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
-        outputs = self._loaded().generate(prompts, self._params(params), use_tqdm=False)
-        return [self._completion(o) for o in outputs]
-
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
-        raise UnsupportedCapabilityError(self.id, "streaming")
-
-    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
         turns = [{"role": m.role, "content": m.content} for m in messages]
-        outputs = self._loaded().chat(turns, self._params(params), use_tqdm=False)
-        return self._completion(outputs[0])
+        return list(self._llm.get_tokenizer().apply_chat_template(
+            turns, add_generation_prompt=True, tokenize=True, return_dict=False))
 
 
 class VllmEmbedder(Embedder):
     """LLM(model=<folder>, runner="pooling").embed(): the Sentence Transformers pooling of the folder."""
 
-    id = "vllm_embed"
-    capabilities = Capabilities(batching=True, devices=("cuda",))
+    capabilities = Capabilities(batching=True)
     parity_tolerance = 1e-3  # CUDA kernels in float32; declared, shown in the report
 
     def __init__(self) -> None:
         self._llm: LLM | None = None
 
-    def load(self, model_dir: Path, *, device: str = "cuda", dtype: str = "float32") -> None:
-        self.check_device(device)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._llm = LLM(model=str(model_dir), runner="pooling", dtype=dtype, **COMMON)
 
-    def _loaded(self) -> LLM:
-        if self._llm is None:
-            raise RuntimeError("vllm_embed: call load() before using the engine")
-        return self._llm
-
-    def close(self) -> None:
+    def _close(self) -> None:
         self._llm = None
         gc.collect()
 
-    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
-        check_prompts(texts)
-        outputs = self._loaded().embed(list(texts), use_tqdm=False)
+    def _embed(self, texts: list[str], normalize: bool) -> np.ndarray:
+        outputs = self._llm.embed(texts, use_tqdm=False)
         return as_rows([np.asarray(o.outputs.embedding) for o in outputs], normalize=normalize)
 
-    @property
-    def dimension(self) -> int:
-        return int(self._loaded().llm_engine.model_config.get_hidden_size())
+    def _dimension(self) -> int:
+        return int(self._llm.llm_engine.model_config.get_hidden_size())

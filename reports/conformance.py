@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compat.results import CellResult
+from core.details import PropertyResult
+from core.results import CellResult
 from reports.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, header, table
 
 
@@ -17,11 +18,11 @@ def conformance_page(results: list[CellResult], problems: list[str]) -> str:
               "come from hypothesis with a fixed seed; a failure's footnote holds the shrunk "
               "example.", ""]
     for kind, heading in KINDS:
-        cells = [r for r in results if r.cell["kind"] == kind]
+        cells = [r for r in results if r.cell.kind == kind]
         names = sorted({p for r in cells for p in conformance_of(r)})
         if not cells or not names:
             continue
-        rows = [[f"`{r.cell['engine']}` · {r.cell['env']}",
+        rows = [[f"`{r.cell.engine}` · {r.cell.env}",
                  *(property_entry(r, name, notes) for name in names)] for r in cells]
         lines += [f"## {heading}", "", table(rows, ["cell", *(f"`{n}`" for n in names)]), ""]
     if notes.notes:
@@ -30,7 +31,7 @@ def conformance_page(results: list[CellResult], problems: list[str]) -> str:
 
 
 def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
-    cid = result.cell["id"]
+    cid = result.cell.id
     rung = result.rung("conformance")
     if rung is None or rung.status in ("not_run", "not_reached"):
         failed = result.first_failure
@@ -40,18 +41,19 @@ def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
     prop = conformance_of(result).get(name)
     if prop is None:
         return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
-    if prop["status"] == "pass":
+    if prop.status == "pass":
         return PASS
-    if prop["status"] == "deviation":
-        dev = prop["deviation"]
-        why = f"declared deviation: {dev['reason']}" + (f" ({dev['link']})" if dev["link"] else "")
-        return f"{CAVEAT} {notes.ref(f'{name}: {why}', cid, name, prop['message'])}"
-    message = prop["message"]
-    if prop["status"] == "skip":
+    if prop.status == "deviation":
+        dev = prop.deviation
+        why = f"declared deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
+        return f"{CAVEAT} {notes.ref(f'{name}: {why}', cid, name, prop.message)}"
+    message = prop.message
+    if prop.status == "skip":
         return f"{NOT_RUN} {notes.ref(f'{name}: {message}', cid, name, '')}"
     return f"{FAIL} {notes.ref(f'{name}: {message[:160]}', cid, name, message)}"
 
 
-def conformance_of(result: CellResult) -> dict[str, dict]:
+def conformance_of(result: CellResult) -> dict[str, PropertyResult]:
+    """Every property's outcome in the cell (none where conformance did not run)."""
     rung = result.rung("conformance")
-    return rung.detail.get("properties", {}) if rung else {}
+    return rung.detail.properties if rung is not None and rung.detail is not None else {}

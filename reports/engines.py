@@ -3,7 +3,8 @@ reference, and the versions each of its cells ran."""
 
 from __future__ import annotations
 
-from compat.results import CellResult
+from core.details import ImportDetail, PropertyResult
+from core.results import CellResult
 from reports.conformance import conformance_of
 from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, header, table
 
@@ -18,36 +19,36 @@ CAPABILITIES = {  # the Capabilities fields that mean something for each kind
 }
 
 
-def declared(results: list[CellResult]) -> dict:
+def declared(results: list[CellResult]) -> ImportDetail | None:
     """What the adapter class declares, from the first cell whose import rung recorded it."""
     for r in results:
         rung = r.rung("import")
-        if rung is not None and rung.detail.get("capabilities"):
+        if rung is not None and rung.detail is not None and rung.detail.capabilities:
             return rung.detail
-    return {}
+    return None
 
 
-def tolerance(kind: str, info: dict) -> str:
-    if kind == "generation" and "parity_top_k" in info:
+def tolerance(kind: str, info: ImportDetail | None) -> str:
+    if info is not None and kind == "generation" and info.parity_top_k is not None:
         text = (f"ids equal; at a first divergence each side's token in the other's "
-                f"top-{info['parity_top_k']}, equal lengths")
-        if "logprob_tolerance" in info and info.get("capabilities", {}).get("logprobs"):
-            text += f"; log-probabilities within {info['logprob_tolerance']:g} nats"
+                f"top-{info.parity_top_k}, equal lengths")
+        if info.logprob_tolerance is not None and info.capabilities.get("logprobs"):
+            text += f"; log-probabilities within {info.logprob_tolerance:g} nats"
         return text
-    if kind == "embedding" and "parity_tolerance" in info:
-        return f"cosine ≥ 1 − {info['parity_tolerance']:g}"
+    if info is not None and kind == "embedding" and info.parity_tolerance is not None:
+        return f"cosine ≥ 1 − {info.parity_tolerance:g}"
     return "(not recorded: no cell imported the engine)"
 
 
-def parity_cells(prop: dict | None) -> list[str]:
+def parity_cells(prop: PropertyResult | None) -> list[str]:
     """[status, what it measured] of one parity property in one cell."""
     if prop is None:
         return [NOT_RUN, "not run"]
-    if prop["status"] == "skip":
-        return [NOT_RUN, prop["message"][:300]]
-    symbol = {"pass": PASS, "fail": FAIL}.get(prop["status"], NOT_RUN)
-    notes = "; ".join(f"{case}: {note}" for case, note in sorted(prop.get("notes", {}).items()))
-    return [symbol, notes or prop["message"][:300]]
+    if prop.status == "skip":
+        return [NOT_RUN, prop.message[:300]]
+    symbol = {"pass": PASS, "fail": FAIL}.get(prop.status, NOT_RUN)
+    notes = "; ".join(f"{case}: {note}" for case, note in sorted(prop.notes.items()))
+    return [symbol, notes or prop.message[:300]]
 
 
 def parity_rows(results: list[CellResult], kind: str) -> list[list[str]]:
@@ -57,10 +58,10 @@ def parity_rows(results: list[CellResult], kind: str) -> list[list[str]]:
         if PARITY[kind][0] not in props:
             failed = r.first_failure
             why = f"not reached: {failed.name} failed" if failed else "not run"
-            rows.append([f"`{r.cell['id']}`", *[NOT_RUN, why] * len(PARITY[kind])])
+            rows.append([f"`{r.cell.id}`", *[NOT_RUN, why] * len(PARITY[kind])])
             continue
         cells = [c for name in PARITY[kind] for c in parity_cells(props.get(name))]
-        rows.append([f"`{r.cell['id']}`", *cells])
+        rows.append([f"`{r.cell.id}`", *cells])
     return rows
 
 
@@ -69,20 +70,21 @@ def parity_headers(kind: str) -> list[str]:
 
 
 def engine_section(engine: str, results: list[CellResult]) -> list[str]:
-    kind = results[0].cell["kind"]
+    kind = results[0].cell.kind
     info = declared(results)
-    caps = info.get("capabilities", {})
+    caps = info.capabilities if info is not None else {}
+    devices = (info.devices or caps.get("devices", [])) if info is not None else []
     lines = [f"### `{engine}`", "",
-             f"Fixtures: {', '.join(results[0].cell.get('fixtures', []))} · devices it declares: "
-             f"{', '.join(caps.get('devices', [])) or '(not recorded)'}", ""]
+             f"Fixtures: {', '.join(results[0].cell.fixtures)} · devices it declares: "
+             f"{', '.join(devices) or '(not recorded)'}", ""]
     if caps:
-        why = info.get("unsupported", {})
+        why = info.unsupported
         flags = [[name, value if isinstance(value, str) else PASS if value else NOT_RUN,
                   why.get(name, "")] for name in CAPABILITIES[kind] if name in caps
                  for value in [caps[name]]]
         lines += [table(flags, ["capability", "declared", "why not"]), ""]
-    for name, dev in info.get("deviations", {}).items():
-        lines += [f"- Declared deviation from `{name}`: {dev['reason']}"]
+    for name, dev in (info.deviations if info is not None else {}).items():
+        lines += [f"- Declared deviation from `{name}`: {dev.reason}"]
     lines += [f"Parity reference: {REFERENCE[kind]}. Tolerance: {tolerance(kind, info)}.", "",
               table(parity_rows(results, kind), parity_headers(kind)), ""]
     return lines
@@ -95,9 +97,9 @@ def engines_page(results: list[CellResult], problems: list[str]) -> str:
               "against the reference, and the parity each of its cells measured. Versions per "
               "cell: [COMPATIBILITY.md](COMPATIBILITY.md#versions-each-cell-ran).", ""]
     for kind, heading in KINDS:
-        engines = sorted({r.cell["engine"] for r in results if r.cell["kind"] == kind})
+        engines = sorted({r.cell.engine for r in results if r.cell.kind == kind})
         if engines:
             lines += [f"## {heading}", ""]
         for engine in engines:
-            lines += engine_section(engine, [r for r in results if r.cell["engine"] == engine])
+            lines += engine_section(engine, [r for r in results if r.cell.engine == engine])
     return "\n".join(lines).rstrip() + "\n"

@@ -6,7 +6,7 @@ import datetime as dt
 
 from tabulate import tabulate
 
-from compat.results import CellResult
+from core.results import CellResult, Machine
 
 PASS, CAVEAT, FAIL, KNOWN, NOT_RUN = "✅", "⚠️", "❌", "⛔", "➖"
 LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first failing rung, "
@@ -56,11 +56,10 @@ class Footnotes:
         return lines
 
 
-def machine_line(m: dict) -> str:
+def machine_line(m: Machine) -> str:
     """'AMD EPYC, 2 cores, 23.5 GiB, Linux-…, host Python 3.11.7'."""
-    parts = [m.get("cpu"), m.get("cores") and f"{m['cores']} cores",
-             m.get("memory_gib") and f"{m['memory_gib']} GiB", m.get("os"),
-             m.get("host_python") and f"host Python {m['host_python']}"]
+    parts = [m.cpu, m.cores and f"{m.cores} cores", m.memory_gib and f"{m.memory_gib} GiB", m.os,
+             m.host_python and f"host Python {m.host_python}"]
     return ", ".join(str(p) for p in parts if p)
 
 

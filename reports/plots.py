@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compat.results import CellResult
-from reports.throughput import LABELS, bench_of, find
+from core.results import CellResult
+from reports.throughput import LABELS, bench_of
 
 
 def _pyplot():
@@ -28,7 +28,7 @@ def _save(plt, fig, path: Path) -> bool:
 
 
 def name(r: CellResult) -> str:
-    return f"{r.cell['engine']} · {r.cell['env']}"
+    return f"{r.cell.engine} · {r.cell.env}"
 
 
 def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple[str, list]]:
@@ -36,7 +36,7 @@ def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple
     panels = []
     for metric in metrics:
         rows = [(name(r), m) for r in results if bench_of(r)
-                for m in [find(bench_of(r), metric)] if m]
+                for m in [bench_of(r).find(metric)] if m]
         if rows:
             panels.append((metric, rows))
     return panels
@@ -51,12 +51,12 @@ def throughput_plot(results: list[CellResult], path: Path) -> bool:
     fig, axes = plt.subplots(len(panels), 1, squeeze=False,
                              figsize=(9, 1.5 + 0.4 * sum(len(rows) for _, rows in panels)))
     for ax, (metric, rows) in zip(axes[:, 0], panels, strict=True):
-        med = [m["stats"]["median"] for _, m in rows]
-        low = [m["stats"]["median"] - m["stats"]["min"] for _, m in rows]
-        high = [m["stats"]["max"] - m["stats"]["median"] for _, m in rows]
+        med = [m.stats.median for _, m in rows]
+        low = [m.stats.median - m.stats.min for _, m in rows]
+        high = [m.stats.max - m.stats.median for _, m in rows]
         ax.barh([n for n, _ in rows], med, xerr=[low, high], color="#4c72b0", ecolor="#333333",
                 capsize=3)
-        ax.set_xlabel(f"{LABELS[metric]} ({rows[0][1]['unit']}); bar = median, whiskers = min-max")
+        ax.set_xlabel(f"{LABELS[metric]} ({rows[0][1].unit}); bar = median, whiskers = min-max")
         ax.invert_yaxis()
     return _save(plt, fig, path)
 
@@ -70,7 +70,7 @@ def latency_plot(results: list[CellResult], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), squeeze=False,
                              figsize=(5 * len(panels), 1.5 + 0.45 * max(len(r) for _, r in panels)))
     for ax, (metric, rows) in zip(axes[0], panels, strict=True):
-        ax.boxplot([[s * 1000 for s in m["samples"]] for _, m in rows], vert=False,
+        ax.boxplot([[s * 1000 for s in m.samples] for _, m in rows], vert=False,
                    tick_labels=[n for n, _ in rows], whis=(1, 99), showfliers=True)
         ax.set_xscale("log")
         ax.set_xlabel(f"{LABELS[metric]} (ms, log); box = quartiles, whiskers = p1-p99")
@@ -81,8 +81,8 @@ def latency_plot(results: list[CellResult], path: Path) -> bool:
 def grid_plot(grid: list[CellResult], path: Path) -> bool:
     """The grid: decode tok/s against batch size per input length; sentences/s against batch."""
     plt = _pyplot()
-    gen = [r for r in grid if bench_of(r) and r.cell["kind"] == "generation"]
-    emb = [r for r in grid if bench_of(r) and r.cell["kind"] == "embedding"]
+    gen = [r for r in grid if bench_of(r) and r.cell.kind == "generation"]
+    emb = [r for r in grid if bench_of(r) and r.cell.kind == "embedding"]
     panels = [p for p in (("generation", gen), ("embedding", emb)) if p[1]]
     if plt is None or not panels:
         return False
@@ -91,11 +91,11 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         metric, key = (("decode_tokens_per_s", "input_tokens") if kind == "generation"
                        else ("sentences_per_s", "input"))
         for r in runs:
-            ms = [m for m in bench_of(r)["metrics"] if m["name"] == metric]
-            for value in dict.fromkeys(m["params"][key] for m in ms):
-                points = sorted((m["params"]["batch"], m["stats"]["median"]) for m in ms
-                                if m["params"][key] == value)
-                ax.plot(*zip(*points), marker="o", label=f"{r.cell['engine']} ({key} {value})")
+            ms = [m for m in bench_of(r).metrics if m.name == metric]
+            for value in dict.fromkeys(m.params[key] for m in ms):
+                points = sorted((m.params["batch"], m.stats.median) for m in ms
+                                if m.params[key] == value)
+                ax.plot(*zip(*points), marker="o", label=f"{r.cell.engine} ({key} {value})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("batch size")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from compat.errors import InfermatrixError
-from compat.results import write_atomic
+from core.errors import InfermatrixError
+from core.results import write_atomic
 
 START, END = "<!-- report:start -->", "<!-- report:end -->"
 SECTIONS = {"COMPATIBILITY.md": ("Generation engines", "Embedding engines", "Cells of their own"),

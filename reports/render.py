@@ -12,13 +12,13 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 
-from compat.errors import InfermatrixError
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
-from compat.results import RUNGS, CellResult, Rung, load_results, write_atomic
+from core.details import to_json
+from core.errors import InfermatrixError
+from core.results import RUNGS, CellResult, Rung, load_results, write_atomic
 from reports.conformance import conformance_of, conformance_page
 from reports.engines import engines_page
 from reports.markdown import (
@@ -53,7 +53,7 @@ def cause_of(rung: Rung) -> str:
 def override_note(result: CellResult, passed: bool) -> str:
     """What an override cell says: is a lifted pin needed, does it work without a removed package."""
     lifted, removed = [], []
-    for override in result.cell.get("overrides", []):
+    for override in result.cell.overrides:
         name = requirement_name(override)
         (removed if "never" in override.partition(";")[2] else lifted).append(name)
     if passed:
@@ -67,7 +67,7 @@ def override_note(result: CellResult, passed: bool) -> str:
 
 def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) -> str:
     """The cell's symbol: first failing rung, known incompatibility, caveat or not-run reason."""
-    cid, overridden = result.cell["id"], bool(result.cell.get("overrides"))
+    cid, overridden = result.cell.id, bool(result.cell.overrides)
     caveats = []
     for rung in result.rungs:
         if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
@@ -106,14 +106,14 @@ def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
         if failed is None:
             continue
         sig = failed.error.signature if failed.error else failed.reason
-        if matrix is None or matrix.known_for(r.cell["id"], failed.name, sig) is None:
-            new.append(f"- `{r.cell['id']}` fails at **{failed.name}**: {code(sig)}")
+        if matrix is None or matrix.known_for(r.cell.id, failed.name, sig) is None:
+            new.append(f"- `{r.cell.id}` fails at **{failed.name}**: {code(sig)}")
     fixed = []
     for known in matrix.known if matrix else ():
         for r in results:
             rung = r.rung(known.rung)
-            if known.covers(r.cell["id"]) and rung is not None and rung.status == "pass":
-                fixed.append(f"- `{r.cell['id']}` now passes **{known.rung}**, declared known "
+            if known.covers(r.cell.id) and rung is not None and rung.status == "pass":
+                fixed.append(f"- `{r.cell.id}` now passes **{known.rung}**, declared known "
                              f"incompatible: {known.reason}")
     lines = []
     if new:
@@ -154,70 +154,77 @@ def rung_mark(result: CellResult, name: str) -> str:
 
 
 def env_columns(results: list[CellResult]) -> list[str]:
-    return sorted({r.cell["env"] for r in results})
+    return sorted({r.cell.env for r in results})
 
 
 def python_of(result: CellResult) -> str:
     """The interpreter the cell ran (from its venv), else the version it asked for."""
     install = result.rung("install")
-    ran = install.detail.get("python") if install is not None else None
-    return ran or result.cell["python"]
+    ran = install.detail.python if install is not None and install.detail is not None else None
+    return ran or result.cell.python
 
 
 def key_versions(result: CellResult) -> str:
     """Versions of what the cell is about: the engine's packages and every axis."""
-    wanted = dict.fromkeys([*result.cell["key_packages"], "torch"])
+    wanted = dict.fromkeys([*result.cell.key_packages, "torch"])
     return ", ".join(f"{n} {result.versions[n]}" for n in wanted if n in result.versions)
+
+
+def kind_sections(grid: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
+    """Per kind of engine: engines x environments (or one row per cell where too many)."""
+    by_cell = {(r.cell.engine, r.cell.env): r for r in grid}
+    lines = []
+    for kind, heading in KINDS:
+        engines = sorted({r.cell.engine for r in grid if r.cell.kind == kind})
+        if not engines:
+            continue
+        envs = env_columns([r for r in grid if r.cell.kind == kind])
+        if len(envs) <= WIDE:
+            rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes, matrix) if (e, env) in by_cell
+                                 else f"{NOT_RUN} no result" for env in envs)] for e in engines]
+            lines += [f"## {heading}", "", table(rows, ["engine", *envs]), ""]
+        else:  # too many environments for columns: one row per cell
+            rows = [[f"`{r.cell.engine}`", r.cell.env, verdict(r, notes, matrix)]
+                    for r in grid if r.cell.kind == kind]
+            lines += [f"## {heading}", "", table(rows, ["engine", "environment", "verdict"]), ""]
+    return lines
+
+
+def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
+    """The cells declared in [[cells]]: their verdicts, pins and overrides, and why."""
+    if not own:
+        return []
+    rows = [[f"`{r.cell.id}`", verdict(r, notes, matrix),
+             ", ".join([*r.cell.pins, *(f"override `{o}`" for o in r.cell.overrides)]),
+             r.cell.why] for r in own]
+    return ["## Cells of their own", "",
+            "Declared in `[[cells]]`: pins of any package, and uv overrides that lift a "
+            "requirement a package declares (is the pin needed?) or remove a dependency.",
+            "", table(rows, ["cell", "verdict", "pins and overrides", "why"]), ""]
 
 
 def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
                   title: str = "Compatibility matrix", extra: list[str] = ()) -> str:
     notes = Footnotes()
-    own = [r for r in results if r.cell.get("pins") or r.cell.get("overrides")]
-    grid = [r for r in results if r not in own]
-    by_cell = {(r.cell["engine"], r.cell["env"]): r for r in grid}
+    own = [r for r in results if r.cell.pins or r.cell.overrides]
     lines = header(title, results, problems)
     lines += callouts(results, matrix)
     lines += [f"Legend: {LEGEND}", "",
               "Rows are engines, columns environments (`numpy2` = the newest NumPy 2.x "
               "that resolves). A cell climbs resolve → install → import → load → "
               "conformance → bench; the first failing rung is named.", ""]
-    for kind, heading in KINDS:
-        engines = sorted({r.cell["engine"] for r in grid if r.cell["kind"] == kind})
-        if not engines:
-            continue
-        envs = env_columns([r for r in grid if r.cell["kind"] == kind])
-        if len(envs) <= WIDE:
-            rows = [[f"`{e}`", *(verdict(by_cell[(e, env)], notes, matrix) if (e, env) in by_cell
-                                 else f"{NOT_RUN} no result" for env in envs)] for e in engines]
-            lines += [f"## {heading}", "", table(rows, ["engine", *envs]), ""]
-        else:  # too many environments for columns: one row per cell
-            rows = [[f"`{r.cell['engine']}`", r.cell["env"], verdict(r, notes, matrix)]
-                    for r in grid if r.cell["kind"] == kind]
-            lines += [f"## {heading}", "", table(rows, ["engine", "environment", "verdict"]), ""]
-
-    if own:
-        rows = [[f"`{r.cell['id']}`", verdict(r, notes, matrix),
-                 ", ".join([*r.cell.get("pins", []), *(f"override `{o}`" for o in
-                                                      r.cell.get("overrides", []))]),
-                 r.cell.get("why", "")] for r in own]
-        lines += ["## Cells of their own", "",
-                  "Declared in `[[cells]]`: pins of any package, and uv overrides that lift a "
-                  "requirement a package declares (is the pin needed?) or remove a dependency.",
-                  "", table(rows, ["cell", "verdict", "pins and overrides", "why"]), ""]
-    rows = [[f"`{r.cell['id']}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
+    lines += kind_sections([r for r in results if r not in own], notes, matrix)
+    lines += own_section(own, notes, matrix)
+    rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
-
     lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md). Each engine's "
               "capabilities, parity tolerance and measured parity: [ENGINES.md](ENGINES.md).", ""]
-
-    rows = [[f"`{r.cell['id']}`", python_of(r), key_versions(r) or "(not resolved)"]
+    rows = [[f"`{r.cell.id}`", python_of(r), key_versions(r) or "(not resolved)"]
             for r in results]
     lines += ["## Versions each cell ran", "",
-              "The full lock of every cell is in its JSON (`lock`); "
+              "The full lock of every cell is in its JSON (the resolve rung's `lock`); "
               "`uv pip sync` on it re-creates the environment.", "",
-              table(rows, ["cell", "python", "resolved versions"]), ""]
-    lines += list(extra)
+              table(rows, ["cell", "python", "resolved versions"]), "", *extra]
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
     return "\n".join(lines).rstrip() + "\n"
@@ -226,14 +233,14 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
 def load_grid(folder: Path) -> list[CellResult]:
     """The grid `nox -s bench` wrote (results/bench/*.json); unreadable files are skipped."""
     grid, _ = load_results(sorted(Path(folder).rglob("*.json")))
-    return sorted(grid, key=lambda r: (r.cell["kind"], r.cell["engine"]))
+    return sorted(grid, key=lambda r: (r.cell.kind, r.cell.engine))
 
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
            title: str = "Compatibility matrix", grid_dir: Path | None = None) -> list[CellResult]:
     paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
     results, problems = load_results(paths)
-    results.sort(key=lambda r: (r.cell["kind"], r.cell["engine"], r.cell["env"]))
+    results.sort(key=lambda r: (r.cell.kind, r.cell.engine, r.cell.env))
     text = compatibility(results, problems, matrix=matrix, title=title,
                          extra=bisections(result_dirs))
     write_atomic(out / "COMPATIBILITY.md", text)
@@ -249,7 +256,7 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
             ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
         ) if draw(source, out / file)]
         write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn))
-    merged = {"cells": [asdict(r) for r in results], "unreadable": problems}
+    merged = {"cells": [to_json(r) for r in results], "unreadable": problems}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return results
 

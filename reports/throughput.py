@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from bench.metrics import METRICS
 from bench.stats import NOISY_CV
-from compat.results import CellResult
+from core.details import BenchDetail, MetricRecord
+from core.results import CellResult
 from reports.markdown import CAVEAT, header, table
 
 LABELS = {"prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
@@ -29,68 +30,62 @@ def fmt(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
-def figure(metric: dict | None) -> str:
+def figure(metric: MetricRecord | None) -> str:
     """"median (CV x%)", with ⚠️ noisy where the CV exceeds NOISY_CV."""
     if metric is None:
         return "–"
-    s = metric["stats"]
-    text = f"{fmt(s['median'], metric['unit'])} (CV {s['cv']:.0%})"
-    return f"{text} {CAVEAT} noisy" if s["cv"] > NOISY_CV else text
+    s = metric.stats
+    text = f"{fmt(s.median, metric.unit)} (CV {s.cv:.0%})"
+    return f"{text} {CAVEAT} noisy" if s.cv > NOISY_CV else text
 
 
-def bench_of(result: CellResult) -> dict | None:
+def bench_of(result: CellResult) -> BenchDetail | None:
     rung = result.rung("bench")
     return rung.detail if rung is not None and rung.status == "pass" else None
 
 
-def find(detail: dict, name: str, **params) -> dict | None:
-    return next((m for m in detail["metrics"] if m["name"] == name
-                 and all(m["params"].get(k) == v for k, v in params.items())), None)
+def mbu(detail: BenchDetail) -> str:
+    rows = detail.roofline.decode_batch1 if detail.roofline else []
+    return f"{rows[0].fraction:.1%}" if rows else "–"
 
 
-def mbu(detail: dict) -> str:
-    roof = detail.get("roofline") or {}
-    rows = roof.get("decode_batch1") or []
-    return f"{rows[0]['fraction']:.1%}" if rows else "–"
-
-
-def itl(detail: dict) -> str:
-    m = find(detail, "itl_s")
+def itl(detail: BenchDetail) -> str:
+    m = detail.find("itl_s")
     if m is None:
         return "– (no streaming)"
-    s = m["stats"]
-    return " / ".join(fmt(s[k], "s") for k in ("median", "p90", "p99"))
+    return " / ".join(fmt(v, "s") for v in (m.stats.median, m.stats.p90, m.stats.p99))
 
 
 def label(r: CellResult) -> list[str]:
-    return [f"`{r.cell['engine']}`", r.cell["env"]]
+    return [f"`{r.cell.engine}`", r.cell.env]
 
 
 def cells_section(results: list[CellResult]) -> list[str]:
     lines = []
-    gen = [r for r in results if r.cell["kind"] == "generation" and bench_of(r)]
+    gen = [r for r in results if r.cell.kind == "generation" and bench_of(r)]
     if gen:
         d0 = bench_of(gen[0])
-        shape = next((m["params"] for m in d0["metrics"] if m["name"] == "decode_tokens_per_s"), {})
-        rows = [[*label(r), *(figure(find(bench_of(r), n, batch=shape.get("batch"),
-                                          input_tokens=shape.get("input_tokens")))
+        shape = next((m.params for m in d0.metrics if m.name == "decode_tokens_per_s"), {})
+        rows = [[*label(r), *(figure(bench_of(r).find(n, batch=shape.get("batch"),
+                                                      input_tokens=shape.get("input_tokens")))
                               for n in GENERATION),
-                 itl(bench_of(r)), mbu(bench_of(r)), f"{bench_of(r)['peak_rss_mib']:,.0f} MiB"]
+                 itl(bench_of(r)), mbu(bench_of(r)), f"{bench_of(r).peak_rss_mib:,.0f} MiB"]
                 for r in gen]
         lines += ["## Generation: every cell", "",
                   f"Shape: batch {shape.get('batch')}, {shape.get('input_tokens')} input tokens, "
-                  f"{shape.get('new_tokens')} new tokens, EOS off (fixture {d0['fixture']}). "
+                  f"{shape.get('new_tokens')} new tokens, EOS off (fixture {d0.fixture}). "
                   "ITL: median / p90 / p99. MBU: fraction of the bandwidth-bound decode limit.", "",
                   table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
                                "ITL", "MBU", "peak RSS"]), ""]
-    emb = [r for r in results if r.cell["kind"] == "embedding" and bench_of(r)]
+    emb = [r for r in results if r.cell.kind == "embedding" and bench_of(r)]
     if emb:
-        m0 = find(bench_of(emb[0]), "sentences_per_s") or {"params": {}}
-        rows = [[*label(r), *(figure(find(bench_of(r), n, **m0["params"])) for n in EMBEDDING),
-                 f"{bench_of(r)['peak_rss_mib']:,.0f} MiB"] for r in emb]
+        m0 = bench_of(emb[0]).find("sentences_per_s")
+        shape = m0.params if m0 is not None else {}
+        rows = [[*label(r), *(figure(bench_of(r).find(n, **shape)) for n in EMBEDDING),
+                 f"{bench_of(r).peak_rss_mib:,.0f} MiB"] for r in emb]
         lines += ["## Embedding: every cell", "",
-                  "Shape: " + ", ".join(f"{k} {v}" for k, v in m0["params"].items())
-                  + f" (fixture {bench_of(emb[0])['fixture']}).", "",
+                  "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
+                  + f" (fixture {bench_of(emb[0]).fixture}).", "",
                   table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
                                "peak RSS"]), ""]
     return lines
@@ -105,34 +100,34 @@ def grid_section(grid: list[CellResult]) -> list[str]:
               "One cell per engine, every shape of the full profile. Figures: median (CV).", ""]
     for r in runs:
         detail = bench_of(r)
-        names = GENERATION if r.cell["kind"] == "generation" else EMBEDDING
-        keys = ("batch", "input_tokens") if r.cell["kind"] == "generation" else ("batch", "input")
-        shapes = list(dict.fromkeys(tuple(m["params"].get(k) for k in keys)
-                                    for m in detail["metrics"] if m["name"] == names[0]))
-        rows = [[*shape, *(figure(find(detail, n, **dict(zip(keys, shape)))) for n in names)]
+        names = GENERATION if r.cell.kind == "generation" else EMBEDDING
+        keys = ("batch", "input_tokens") if r.cell.kind == "generation" else ("batch", "input")
+        shapes = list(dict.fromkeys(tuple(m.params.get(k) for k in keys)
+                                    for m in detail.metrics if m.name == names[0]))
+        rows = [[*shape, *(figure(detail.find(n, **dict(zip(keys, shape)))) for n in names)]
                 for shape in shapes]
-        lines += [f"### `{r.cell['engine']}` · {r.cell['env']} (fixture {detail['fixture']}, "
-                  f"peak RSS {detail['peak_rss_mib']:,.0f} MiB"
-                  + (f", peak GPU {detail['peak_gpu_mib']:,.0f} MiB" if detail.get("peak_gpu_mib")
+        lines += [f"### `{r.cell.engine}` · {r.cell.env} (fixture {detail.fixture}, "
+                  f"peak RSS {detail.peak_rss_mib:,.0f} MiB"
+                  + (f", peak GPU {detail.peak_gpu_mib:,.0f} MiB" if detail.peak_gpu_mib
                      else "") + ")", "",
                   table(rows, [*keys, *(LABELS[n] for n in names)]), ""]
     return lines
 
 
 def roofline_section(results: list[CellResult]) -> list[str]:
-    rows = []
+    rows, compute = [], []
     for r in results:
         detail = bench_of(r)
-        roof = (detail or {}).get("roofline")
-        for row in (roof or {}).get("decode_batch1", []):
-            rows.append([*label(r), detail["fixture"], row["input_tokens"],
-                         f"{roof['weight_bytes_per_token'] / 2**20:,.2f} MiB",
-                         f"{roof['bandwidth_gb_s']:,.1f} GB/s", f"{row['decode_tokens_per_s']:,.0f}",
-                         f"{row['bound_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"])
-    compute = [[*label(r), row["input_tokens"], f"{bench_of(r)['roofline']['compute_tflops']:,.1f}",
-                f"{row['prefill_tokens_per_s']:,.0f}", f"{row['fraction']:.1%}"]
-               for r in results if bench_of(r) and bench_of(r).get("roofline")
-               for row in bench_of(r)["roofline"].get("prefill_batch1", [])]
+        roof = detail.roofline if detail is not None else None
+        if roof is None:
+            continue
+        rows += [[*label(r), detail.fixture, row.input_tokens,
+                  f"{roof.weight_bytes_per_token / 2**20:,.2f} MiB", f"{roof.bandwidth_gb_s:,.1f} GB/s",
+                  f"{row.decode_tokens_per_s:,.0f}", f"{row.bound_tokens_per_s:,.0f}",
+                  f"{row.fraction:.1%}"] for row in roof.decode_batch1]
+        compute += [[*label(r), row.input_tokens, f"{roof.compute_tflops:,.1f}",
+                     f"{row.prefill_tokens_per_s:,.0f}", f"{row.fraction:.1%}"]
+                    for row in roof.prefill_batch1]
     if not rows:
         return []
     gpu = ["On the GPU, prefill against the compute limit (matmul TFLOP/s measured in the same "
@@ -153,14 +148,15 @@ def method_section(results: list[CellResult]) -> list[str]:
     if not details:
         return []
     first = details[0]
-    overheads = [m["stats"]["median"] for d in details for m in d["metrics"]
-                 if m["name"] == "harness_overhead" and m["params"].get("batch") == 1]
-    bandwidths = [m["stats"]["median"] for d in details for m in d["metrics"]
-                  if m["name"] == "memory_bandwidth_gb_s"]
-    pb = first.get("pytest_benchmark") or {}
+    overheads = [m.stats.median for d in details for m in d.metrics
+                 if m.name == "harness_overhead" and m.params.get("batch") == 1]
+    bandwidths = [m.stats.median for d in details for m in d.metrics
+                  if m.name == "memory_bandwidth_gb_s"]
+    pb = first.pytest_benchmark
     lines = ["## Method", "",
              f"- Rounds: pytest-benchmark {pb.get('version', '')} `pedantic` rounds — "
-             f"{first.get('warmup', '?')} untimed warm-up round(s), then {first.get('rounds', '?')} "
+             f"{first.warmup if first.warmup is not None else '?'} untimed warm-up round(s), then "
+             f"{first.rounds if first.rounds is not None else '?'} "
              "timed rounds "
              "(never fewer than 5), one call per round and no calibration calls, garbage "
              "collection off while timing. Each figure is the median of the raw samples kept in "
@@ -168,7 +164,7 @@ def method_section(results: list[CellResult]) -> list[str]:
              f"{NOISY_CV:.0%} is marked {CAVEAT} noisy.",
              "- EOS is off, so every round generates the same number of tokens; token counts "
              "come from the engine's own ids, and a round that makes a different number fails.",
-             f"- Threads: {first.get('threads', {})} (unset: each engine's default).",
+             f"- Threads: {first.threads} (unset: each engine's default).",
              "- Memory: peak resident set of the benchmark process before the copy benchmark "
              "(and peak GPU memory where there is a GPU).",
              "- Roofline: the memory bandwidth is measured in the same process by a copy "
@@ -198,7 +194,7 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
     lines += grid_section(list(grid))
     lines += roofline_section(list(grid) or results)  # the grid where there is one
     lines += method_section([*results, *grid])
-    missing = [r.cell["id"] for r in results if not bench_of(r)]
+    missing = [r.cell.id for r in results if not bench_of(r)]
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -103,7 +103,7 @@ class NoInputChecks(SentenceTransformersEmbedder):
     """Bad inputs go straight to the model."""
 
     def embed(self, texts, *, normalize=True):
-        vectors = self._loaded().encode(list(texts), normalize_embeddings=normalize,
+        vectors = self._model.encode(list(texts), normalize_embeddings=normalize,
                                         convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 

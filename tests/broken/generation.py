@@ -42,10 +42,10 @@ def right_padded(tok, prompt_ids) -> dict:
 class RightPadding(TransformersGenerator):
     """Pads batches on the right in generate() (the forward pass is fine)."""
 
-    def _generate_ids(self, prompt_ids, params, streamer=None):
+    def _generate(self, prompt_ids, params, streamer=None):
         self._generating = True
         try:
-            return super()._generate_ids(prompt_ids, params, streamer)
+            return super()._generate(prompt_ids, params, streamer)
         finally:
             self._generating = False
 
@@ -132,7 +132,7 @@ class ChatDoubleBos(TransformersGenerator):
     def chat(self, messages, params):
         turns = [{"role": m.role, "content": m.content} for m in messages]
         text = self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
-        return self._generate_ids([self._tok(text).input_ids], params)[0]
+        return self._generate([self._tok(text).input_ids], params)[0]
 
 
 class IgnoresSeed(TransformersGenerator):
@@ -198,7 +198,7 @@ class NoInputChecks(TransformersGenerator):
     """Bad prompts reach the tokenizer and the model unchecked."""
 
     def generate(self, prompts, params):
-        return self._generate_ids([self.tokenize(p) for p in prompts], params)
+        return self._generate([self._tok(p).input_ids for p in prompts], params)
 
 
 class LostLayerWeights(TransformersGenerator):
@@ -216,12 +216,15 @@ class StreamsAnyway(TransformersGenerator):
 
     capabilities = dataclasses.replace(TransformersGenerator.capabilities, streaming=False)
 
+    def stream(self, prompt, params):  # past the base class's capability check
+        yield from self._stream(self.tokenize(prompt), params)
+
 
 class ShiftedLogprobs(TransformersGenerator):
     """Log-probabilities off by one step: each token gets the distribution of the step before."""
 
-    def _generate_ids(self, prompt_ids, params, streamer=None):
-        out = super()._generate_ids(prompt_ids, params, streamer)
+    def _generate(self, prompt_ids, params, streamer=None):
+        out = super()._generate(prompt_ids, params, streamer)
         return [dataclasses.replace(c, logprobs=(c.logprobs[:1] + c.logprobs[:-1]))
                 if c.logprobs else c for c in out]
 

@@ -1,9 +1,10 @@
 """Conformance suite plumbing: which engine, which fixtures, hypothesis settings, and a JSON
 of property outcomes the ladder reads.
 
-Each test function is one named property (test_greedy_determinism ->
-"greedy_determinism"). It runs once per fixture of the engine; the property
-passes when every fixture passes. A failure of a property the engine declares
+Each test function is one property registered in core/properties.py
+(test_greedy_determinism -> "greedy_determinism"); a suite whose test functions and
+registered properties differ refuses to run. A property runs once per fixture of the
+engine and passes when every fixture passes. A failure of a property the engine declares
 as a known deviation (Engine.deviations) is recorded as "deviation", not "fail".
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from core.details import ConformanceDetail, DeviationInfo, PropertyResult, to_json
+from core.properties import PROPERTIES
 from engines import load_engine_class
 from fixtures.catalog import locate
 
@@ -57,19 +60,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(PropertyRecorder(config), "infermatrix-properties")
 
 
+def property_name(item: pytest.Item) -> str:
+    return item.originalname.removeprefix("test_")
+
+
+def check_registered(items: list[pytest.Item]) -> set[str]:
+    """The suite's properties, which must be exactly those core/properties.py registers."""
+    kind = items[0].module.__name__.rpartition("test_")[2] if items else ""
+    found, registered = {property_name(i) for i in items}, set(PROPERTIES.get(kind, ()))
+    if items and found != registered:
+        raise pytest.UsageError(
+            f"the {kind} suite and core/properties.py differ: not registered "
+            f"{sorted(found - registered)}, registered without a test {sorted(registered - found)}")
+    return found
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not (config.getoption("--engine") or config.getoption("--engine-class")):
         skip = pytest.mark.skip(reason="runs inside a cell: nox -s 'cell(...)'")
         for item in items:
             item.add_marker(skip)
         return
+    names = check_registered(items)
     wanted = config.getoption("--property")
     if wanted:
-        names = {item.originalname.removeprefix("test_") for item in items}
         for name in wanted:
             if name not in names:
                 raise pytest.UsageError(f"Unknown property {name!r}. Valid: {', '.join(sorted(names))}")
-        items[:] = [i for i in items if i.originalname.removeprefix("test_") in wanted]
+        items[:] = [i for i in items if property_name(i) in wanted]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -167,7 +185,7 @@ class PropertyRecorder:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.properties: dict[str, dict] = {}
+        self.properties: dict[str, PropertyResult] = {}
 
     @staticmethod
     def _message(report: pytest.TestReport) -> str:
@@ -189,25 +207,26 @@ class PropertyRecorder:
         name = report.nodeid.split("::")[-1].split("[")[0].removeprefix("test_")
         case = report.nodeid.partition("[")[2].rstrip("]") or "-"
         status = "fail" if report.failed else "skip" if report.skipped else "pass"
-        entry = self.properties.setdefault(name, {"status": "skip", "message": "", "cases": {}})
-        entry["cases"][case] = status
+        entry = self.properties.setdefault(name, PropertyResult())
+        entry.cases[case] = status
         for key, value in report.user_properties:  # e.g. greedy_parity's "6/6 prompts exact"
             if key == "note":
-                entry.setdefault("notes", {})[case] = value
+                entry.notes[case] = value
         deviation = engine_class(self.config).deviations.get(name)
         if status == "fail" and deviation is not None:
             status = "deviation"
-            entry["deviation"] = {"reason": deviation.reason, "link": deviation.link}
-        if RANK[status] > RANK[entry["status"]] or (
-            status == entry["status"] != "pass" and not entry["message"]
+            entry.deviation = DeviationInfo(reason=deviation.reason, link=deviation.link)
+        if RANK[status] > RANK[entry.status] or (
+            status == entry.status != "pass" and not entry.message
         ):
-            entry["status"] = status
-            entry["message"] = "" if status == "pass" else f"[{case}] {self._message(report)}"
+            entry.status = status
+            entry.message = "" if status == "pass" else f"[{case}] {self._message(report)}"
 
     def pytest_sessionfinish(self) -> None:
         out = self.config.getoption("--conformance-json")
         if out:
-            data = {"engine": engine_class(self.config).id, "properties": self.properties,
+            detail = ConformanceDetail(properties=self.properties)
+            data = {"engine": engine_class(self.config).id, **to_json(detail),
                     "hypothesis": {"max_examples": self.config.getoption("--hypothesis-budget"),
                                    "derandomize": True}}
             Path(out).write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compat.bisect import bisect, search
-from compat.errors import MatrixError
 from compat.matrix import load
+from core.errors import MatrixError
 
 
 @given(n=st.integers(2, 300), data=st.data())

@@ -9,17 +9,19 @@ import pytest
 
 from bench.compare import BaselineError, compare, load_baseline, main
 from bench.stats import summarize
-from compat.results import CellResult, Rung
+from core.results import CellResult, Rung
 
 
 def run(samples: dict[str, list[float]], cpu: str = "CPU A", numpy: str = "2.4.6") -> CellResult:
     metrics = [{"name": name, "unit": "tok/s" if name.endswith("per_s") else "s",
                 "better": "higher" if name.endswith("per_s") else "lower", "params": {},
                 "samples": s, "stats": summarize(s)} for name, s in samples.items()]
-    rungs = [Rung("bench", "pass", 1.0, detail={"metrics": metrics, "fixture": "f",
+    rungs = [Rung("resolve", "pass", 1.0, detail={"versions": {"numpy": numpy}}),
+             Rung("bench", "pass", 1.0, detail={"metrics": metrics, "fixture": "f",
                                                 "peak_rss_mib": 1.0})]
-    return CellResult(cell={"id": "x-numpy2", "key_packages": ["numpy"]}, machine={"cpu": cpu},
-                      started_at="", versions={"numpy": numpy}, rungs=rungs)
+    return CellResult(cell={"id": "x-numpy2", "engine": "x", "kind": "generation", "env": "numpy2",
+                            "key_packages": ["numpy"]},
+                      machine={"cpu": cpu}, started_at="", rungs=rungs)
 
 
 STEADY = [100.0, 101.0, 99.0, 100.5, 99.5]

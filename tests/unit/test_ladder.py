@@ -1,4 +1,5 @@
-"""compat/ladder.py with real environments: uv resolves and installs, engines really import.
+"""compat/ladder.py, compat/drive.py and compat/rungs/ with real environments: uv resolves and installs,
+engines really import.
 
 The end-to-end cell climbs every rung of transformers-numpy2: a real venv, a
 real install, the real engine on the real fixtures. Venvs live under
@@ -14,9 +15,11 @@ import sys
 import pytest
 
 from compat import ladder
-from compat.ladder import Limits, Options, resolve_all, run_cell
+from compat.cell import CellRun, Limits, Options, cell_env
+from compat.drive import resolve_all
+from compat.ladder import run_cell
 from compat.matrix import MATRIX_PATH, load, parse
-from compat.tools import parse_lock, run_tool, uv_index_args
+from core.proc import parse_lock, run_tool, uv_index_args
 from fixtures.ensure import build_fixtures
 from tests.unit.conftest import REPO, matrix_data
 
@@ -115,17 +118,18 @@ def test_real_cell_end_to_end(real_cell) -> None:
     assert failed is None, f"{failed.name}: {failed.error.text if failed.error else failed.reason}"
     assert result.versions["numpy"].startswith("2.")
     assert result.versions["torch"] == "2.13.0+cpu"
-    properties = result.rung("conformance").detail["properties"]
+    properties = result.rung("conformance").detail.properties
     assert {"greedy_determinism", "batch_invariance", "streaming_equals_generate",
             "length_contract", "chat_template", "greedy_parity"} <= set(properties)
-    assert all(p["status"] in ("pass", "skip") for p in properties.values())
-    assert properties["greedy_parity"]["status"] == "pass"
-    metrics = {m["name"]: m for m in result.rung("bench").detail["metrics"]}
-    assert len(metrics["decode_tokens_per_s"]["samples"]) >= 5
-    assert metrics["decode_tokens_per_s"]["stats"]["median"] > 0
-    assert result.rung("bench").detail["roofline"]["decode_batch1"][0]["fraction"] > 0
+    assert all(p.status in ("pass", "skip") for p in properties.values())
+    assert properties["greedy_parity"].status == "pass"
+    metrics = {m.name: m for m in result.rung("bench").detail.metrics}
+    assert len(metrics["decode_tokens_per_s"].samples) >= 5
+    assert metrics["decode_tokens_per_s"].stats.median > 0
+    assert result.rung("bench").detail.roofline.decode_batch1[0].fraction > 0
     saved = json.loads((out / f"{cell.id}.json").read_text())
-    assert saved["schema"] == 1 and saved["lock"].count("==") == len(result.versions)
+    lock = saved["rungs"][0]["detail"]["lock"]  # schema 2: the lock is the resolve rung's record
+    assert saved["schema"] == 2 and lock.count("==") == len(result.versions)
 
 
 DIRECT_TIMING = """
@@ -162,8 +166,7 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
     attempts are made.
     """
     cell, out, _ = real_cell
-    env = ladder.cell_env(ladder.CellRun(cell=cell, venv=VENVS / cell.id, options=Options(),
-                                         log=print))
+    env = cell_env(CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print))
     python = str(VENVS / cell.id / "bin" / "python")
     seen = []
     for attempt in range(4):
@@ -231,13 +234,13 @@ def test_silent_fallback_is_flagged_with_the_resolvers_reason(tmp_path) -> None:
     resolve = fell.rungs[0]
     assert resolve.status == "pass" and resolve.error.type == "Fallback"
     assert resolve.reason.startswith("resolved only by falling back from infinity-emb ")
-    fallback = resolve.detail["fallbacks"][0]
-    assert fallback["package"] == "infinity-emb"
-    assert "numpy" in fallback["why"] and "Because" in fallback["why"]
+    fallback = resolve.detail.fallbacks[0]
+    assert fallback.package == "infinity-emb"
+    assert "numpy" in fallback.why and "Because" in fallback.why
     assert [r.status for r in fell.rungs[1:]] == ["not_run"] * 5
     assert fell.rungs[1].reason == "resolve-only run"
     # the override lifts infinity-emb's numpy<2: the newest release resolves with numpy 2
-    assert lifted.versions["infinity-emb"] == fallback["newest"]
+    assert lifted.versions["infinity-emb"] == fallback.newest
     assert lifted.versions["numpy"].startswith("2.") and lifted.rungs[0].error is None
     assert plain.rungs[0].error is None and plain.versions["numpy"].startswith("1.")
 
@@ -253,12 +256,12 @@ def test_exclude_newer_and_rerun_from_the_lock(tmp_path) -> None:
                       options=Options(exclude_newer="2025-01-15"), log=lambda _: None)[0]
     assert old.first_failure is None
     assert old.versions["transformers"].startswith("4.")  # transformers 5 came out later
-    assert old.cell["exclude_newer"] == "2025-01-15"
+    assert old.cell.exclude_newer == "2025-01-15"
     saved = tmp_path / "a" / f"{cell.id}.json"
     again = resolve_all([cell], work=tmp_path / "b", results_dir=tmp_path / "b",
                         options=Options(from_lock=saved), log=lambda _: None)[0]
     assert again.versions == old.versions
-    assert again.rungs[0].detail["from_lock"] == str(saved)
+    assert again.rungs[0].detail.from_lock == str(saved)
 
 
 def test_cuda_cells_resolve_and_say_needs_cuda_on_a_cpu_machine(tmp_path) -> None:
@@ -281,10 +284,10 @@ def test_vllm_cells_climb_on_a_gpu(cell_id: str, tmp_path) -> None:
     result = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path, log=print)
     failed = result.first_failure
     assert failed is None, f"{failed.name}: {failed.error.text if failed.error else failed.reason}"
-    properties = result.rung("conformance").detail["properties"]
+    properties = result.rung("conformance").detail.properties
     if cell.engine.kind == "generation":
-        assert properties["streaming_equals_generate"]["status"] == "skip"
-        assert "offline LLM API" in properties["streaming_equals_generate"]["message"]
-        assert properties["greedy_parity"]["status"] == "pass"
+        assert properties["streaming_equals_generate"].status == "skip"
+        assert "offline LLM API" in properties["streaming_equals_generate"].message
+        assert properties["greedy_parity"].status == "pass"
     else:
-        assert properties["reference_parity"]["status"] == "pass"
+        assert properties["reference_parity"].status == "pass"

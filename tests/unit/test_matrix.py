@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compat.errors import MatrixError
 from compat.matrix import load, override_slug, parse, slug
+from core.errors import MatrixError
 from tests.unit.conftest import matrix_data
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from compat import probe
-from engines import ENGINES
+from engines import ENGINES, EngineEntry
 from engines.base import Capabilities, Generator
 from fixtures.convert import converted
 
@@ -22,26 +22,20 @@ def _broken_writer(model_dir: Path, out: Path) -> None:
 class ConvertingEngine(Generator):
     """Loads through the conversion cache, like llama_cpp; its converter always fails."""
 
-    id = "converting"
+    id = "converting"  # not registered: the test registers it under this id
     capabilities = Capabilities()
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        converted(Path(model_dir), "toy-gguf", "1", _broken_writer)
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
+        converted(model_dir, "toy-gguf", "1", _broken_writer)
 
-    def generate(self, prompts, params):
-        raise NotImplementedError
-
-    def stream(self, prompt, params):
-        raise NotImplementedError
-
-    def chat(self, messages, params):
-        raise NotImplementedError
-
-    def tokenize(self, text):
+    def _tokenize(self, text):
         return [1]
 
-    def next_token_logits(self, prompts):
-        return np.zeros((len(prompts), 1), np.float32)
+    def _generate(self, prompt_ids, params):
+        raise NotImplementedError
+
+    def _logits(self, prompt_ids):
+        return np.zeros((len(prompt_ids), 1), np.float32)
 
 
 def test_failed_conversion_is_a_load_failure_with_the_converters_message(tmp_path, monkeypatch):
@@ -50,7 +44,7 @@ def test_failed_conversion_is_a_load_failure_with_the_converters_message(tmp_pat
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "gpt2"}')
-    monkeypatch.setitem(ENGINES, "converting", f"{__name__}:ConvertingEngine")
+    monkeypatch.setitem(ENGINES, "converting", EngineEntry(f"{__name__}:ConvertingEngine", "generation"))
     monkeypatch.setattr("fixtures.catalog.locate", lambda name: model)
     out = tmp_path / "probe.json"
     assert probe.main(["load", "--engine", "converting", "--fixture", "tiny-gpt2",

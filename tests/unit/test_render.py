@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
 from bench.stats import summarize
-from compat.results import CellResult, ErrorInfo, Rung, write_atomic
+from core.details import ResolveDetail
+from core.results import CellResult, ErrorInfo, Rung, write_atomic
 from reports.render import render
 
 RUNG_NAMES = ("resolve", "install", "import", "load", "conformance", "bench")
 
 
-def cell(engine: str, env: str, kind: str, rungs: list[Rung], **extra) -> CellResult:
+def cell(engine: str, env: str, kind: str, rungs: list[Rung], **info) -> CellResult:
+    if rungs[0].status == "pass":  # what the resolve rung records
+        rungs[0].detail = dataclasses.replace(rungs[0].detail or ResolveDetail(),
+                                              versions={engine: "1.0", "numpy": "2.4.6"})
     return CellResult(
         cell={"id": f"{engine}-{env}", "engine": engine, "kind": kind, "env": env,
-              "python": "3.11", "key_packages": [engine, "numpy"]},
+              "python": "3.11", "key_packages": [engine, "numpy"], **info},
         machine={"cpu": "Test CPU", "cores": 2}, started_at="2026-11-23T00:00:00+00:00",
-        versions={engine: "1.0", "numpy": "2.4.6"}, rungs=rungs, **extra)
+        rungs=rungs)
 
 
 def passing(bench_detail: dict | None = None) -> list[Rung]:
@@ -69,7 +74,7 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
                                                for n in RUNG_NAMES[1:]]),
     ]
     for r in results:
-        write_atomic(tmp_path / "results" / f"{r.cell['id']}.json", r.to_json())
+        write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
     (tmp_path / "results" / "broken.json").write_text("{")
     render([tmp_path / "results"], tmp_path / "out")
     compat = (tmp_path / "out" / "COMPATIBILITY.md").read_text()
@@ -111,11 +116,10 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
                     error=ErrorInfo("Fallback", "fell back", "Fallback: infinity-emb 0.0.78 → "
                                     "0.0.45", "infinity-emb: Because infinity-emb>=0.0.46 "
                                     "depends on numpy<2 and you require numpy>=2"))
-    lifted = cell("infinity_emb", "numpy2-lift-numpy", "embedding", passing())
-    lifted.cell["overrides"] = ["numpy>=2"]
-    lifted.cell["why"] = "Lifts the pin"
-    removed = cell("embed", "numpy1-no-torchvision", "embedding", passing())
-    removed.cell["overrides"] = ["torchvision; sys_platform == 'never'"]
+    lifted = cell("infinity_emb", "numpy2-lift-numpy", "embedding", passing(),
+                  overrides=["numpy>=2"], why="Lifts the pin")
+    removed = cell("embed", "numpy1-no-torchvision", "embedding", passing(),
+                   overrides=["torchvision; sys_platform == 'never'"])
     now_passing = cell("embed", "numpy1", "embedding", passing())  # declared known at import
     results = [
         cell("embed", "numpy2", "embedding",
@@ -126,7 +130,7 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
         lifted, removed, now_passing,
     ]
     for r in results:
-        write_atomic(tmp_path / "results" / f"{r.cell['id']}.json", r.to_json())
+        write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
     bisect = {"cell": "infinity_emb-numpy2", "package": "infinity-emb", "newest_working": "0.0.45",
               "first_failing": "0.0.46", "failing_rung": "resolve", "signature": "ResolutionError: x",
               "probes": [1, 2, 3], "max_probes": 9, "releases_considered": 34, "note": ""}
@@ -178,8 +182,10 @@ def test_throughput_plot_is_drawn_and_linked(tmp_path) -> None:
 
 def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path) -> None:
     rungs = passing()
-    rungs[2].detail = {"capabilities": {"streaming": True, "seeded_sampling": False,
-                                        "logprobs": True, "devices": ["cpu"]},
+    rungs[2].detail = {"class": "engines.ctranslate2.CTranslate2Generator", "import_s": 1.0,
+                       "devices": ["cpu"],
+                       "capabilities": {"streaming": True, "seeded_sampling": False,
+                                        "logprobs": True},
                        "unsupported": {"seeded_sampling": "the seed reaches new threads only"},
                        "deviations": {}, "parity_top_k": 5, "logprob_tolerance": 0.001}
     rungs[4].detail = {"properties": {"greedy_parity": {
@@ -187,15 +193,14 @@ def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path)
         "notes": {"tiny-llama": "6/6 prompts token-exact vs transformers==4.57.6"}}, "logprobs": {
         "status": "fail", "message": "[tiny-llama] prompt 0, position 3: token 7: -1.2 vs -1.5",
         "cases": {"tiny-llama": "fail"}}}}
-    ok = cell("ctranslate2", "numpy2", "generation", rungs)
-    ok.cell["fixtures"] = ["tiny-llama"]
+    ok = cell("ctranslate2", "numpy2", "generation", rungs, fixtures=["tiny-llama"])
     broken = cell("ctranslate2", "numpy1", "generation",
-                  failing_at("load", ErrorInfo.from_message("ConversionError", "converter said no")))
-    broken.cell["fixtures"] = ["tiny-llama"]
+                  failing_at("load", ErrorInfo.from_message("ConversionError", "converter said no")),
+                  fixtures=["tiny-llama"])
     folder = tmp_path / "results"
     folder.mkdir()
     for r in (ok, broken):
-        write_atomic(folder / f"{r.cell['id']}.json", r.to_json())
+        write_atomic(folder / f"{r.cell.id}.json", r.to_json())
     render([folder], tmp_path)
     page = (tmp_path / "ENGINES.md").read_text()
     assert "### `ctranslate2`" in page
@@ -209,7 +214,7 @@ def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path)
 
 
 def test_readme_excerpt_is_refreshed_between_its_markers(tmp_path) -> None:
-    from compat.errors import InfermatrixError
+    from core.errors import InfermatrixError
     from reports.readme import END, START, update
 
     (tmp_path / "COMPATIBILITY.md").write_text(

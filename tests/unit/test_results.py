@@ -1,4 +1,4 @@
-"""compat/results.py: the schema round-trips, is versioned, and is written atomically."""
+"""core/results.py: the schema round-trips, is versioned, and is written atomically."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from compat.results import CellResult, ErrorInfo, Rung, SchemaError, load_results, write_atomic
+from core.results import CellResult, ErrorInfo, Rung, SchemaError, load_results, write_atomic
+from tests.unit.conftest import REPO
 
 
 def sample() -> CellResult:
@@ -14,8 +15,8 @@ def sample() -> CellResult:
     return CellResult(
         cell={"id": "x-numpy2", "engine": "x", "kind": "embedding", "env": "numpy2"},
         machine={"cpu": "test"}, started_at="2026-11-23T00:00:00+00:00",
-        versions={"numpy": "2.4.6"},
-        rungs=[Rung("resolve", "pass", 1.0), Rung("install", "pass", 2.0),
+        rungs=[Rung("resolve", "pass", 1.0, detail={"versions": {"numpy": "2.4.6"}}),
+               Rung("install", "pass", 2.0),
                Rung("import", "fail", 0.5, error=error),
                Rung("load", "not_reached", reason="import failed")],
     )
@@ -48,7 +49,7 @@ def test_unreadable_files_are_named_not_fatal(tmp_path) -> None:
     write_atomic(tmp_path / "good.json", sample().to_json())
     (tmp_path / "half.json").write_text('{"cell": {"id": ')
     results, problems = load_results(sorted(tmp_path.glob("*.json")))
-    assert [r.cell["id"] for r in results] == ["x-numpy2"]
+    assert [r.cell.id for r in results] == ["x-numpy2"]
     assert len(problems) == 1 and problems[0].startswith("half.json")
 
 
@@ -63,3 +64,16 @@ def test_signature_names_the_root_cause_of_a_wrapped_error() -> None:
     assert info.signature == "RuntimeError: operator torchvision::nms does not exist"
     assert "raised as ModuleNotFoundError" in info.message
     assert "CodeCarbonCallback" in info.text
+
+
+def test_schema_1_files_are_still_read() -> None:
+    """A result file of schema 1 (top-level lock and versions, untyped details) reads as
+    schema 2: the lock moves into the resolve rung's record, every detail is typed."""
+    data = json.loads((REPO / "tests" / "unit" / "data" / "schema1-cell.json").read_text())
+    assert data["schema"] == 1
+    result = CellResult.from_dict(data)
+    assert result.schema == 2 and result.versions == data["versions"]
+    assert result.lock == data["lock"] and result.cell.id == data["cell"]["id"]
+    assert result.rung("conformance").detail.properties["greedy_parity"].status == "pass"
+    assert result.rung("bench").detail.find("decode_tokens_per_s").stats.median > 0
+    assert CellResult.from_dict(json.loads(result.to_json())) == result

@@ -1,10 +1,10 @@
-"""compat/signatures.py: short, stable signatures."""
+"""core/signatures.py: short, stable signatures."""
 
 from __future__ import annotations
 
 import pytest
 
-from compat.signatures import resolution_subject, signature, uv_error
+from core.signatures import resolution_subject, signature, uv_error
 
 
 @pytest.mark.parametrize(("etype", "message", "expected"), [

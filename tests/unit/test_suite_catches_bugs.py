@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.ladder import CellRun, Options, cell_env, run_cell
+from compat.cell import CellRun, Options, cell_env
+from compat.ladder import run_cell
 from compat.matrix import load
 from fixtures.catalog import PACKAGED
 from fixtures.ensure import build_fixtures, build_parity_references

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from compat.cell import CellRun
 from compat.matrix import requirement_name
-from compat.results import ErrorInfo, Rung
-from compat.signatures import uv_error
-from compat.tools import parse_lock, run_tool, tool_failure, uv_binary, uv_index_args
-
-if TYPE_CHECKING:
-    from compat.ladder import CellRun
+from core.details import Fallback, ResolveDetail
+from core.proc import parse_lock, run_tool, tool_failure, uv_binary, uv_index_args
+from core.results import CellResult, ErrorInfo, Rung
+from core.signatures import uv_error
 
 
 def compile_args(run: CellRun, reqs: Path) -> list[str]:
@@ -40,8 +38,8 @@ def resolve(run: CellRun) -> Rung:
     if run.options.from_lock is not None:
         lock.write_text(lock_text(run.options.from_lock), encoding="utf-8")
         text = lock.read_text(encoding="utf-8")
-        return Rung("resolve", "pass", detail={"versions": parse_lock(text), "lock": text,
-                                               "from_lock": str(run.options.from_lock)})
+        return Rung("resolve", "pass", detail=ResolveDetail(
+            versions=parse_lock(text), lock=text, from_lock=str(run.options.from_lock)))
     reqs = run.work / "requirements.in"
     reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
     result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
@@ -50,16 +48,15 @@ def resolve(run: CellRun) -> Rung:
     text = lock.read_text(encoding="utf-8")
     versions = parse_lock(text)
     fallbacks = find_fallbacks(run, versions)
-    rung = Rung("resolve", "pass", detail={"versions": versions, "lock": text,
-                                           "fallbacks": fallbacks})
+    rung = Rung("resolve", "pass", detail=ResolveDetail(versions=versions, lock=text,
+                                                        fallbacks=fallbacks))
     if fallbacks:
-        rung.reason = "; ".join(f"resolved only by falling back from {f['package']} "
-                                f"{f['newest']} to {f['resolved']}" for f in fallbacks)
+        rung.reason = "; ".join(f"resolved only by falling back from {f.package} "
+                                f"{f.newest} to {f.resolved}" for f in fallbacks)
         first = fallbacks[0]
         rung.error = ErrorInfo(type="Fallback", message=rung.reason,
-                               signature=f"Fallback: {first['package']} {first['newest']} → "
-                                         f"{first['resolved']}",
-                               text="\n\n".join(f"{f['package']}: {f['why']}" for f in fallbacks))
+                               signature=f"Fallback: {first.package} {first.newest} → {first.resolved}",
+                               text="\n\n".join(f"{f.package}: {f.why}" for f in fallbacks))
     return rung
 
 
@@ -67,13 +64,13 @@ def lock_text(path: Path) -> str:
     """A lock from a uv lock file or from a cell result JSON (its `lock` field)."""
     text = Path(path).read_text(encoding="utf-8")
     if Path(path).suffix == ".json":
-        text = json.loads(text).get("lock", "")
+        text = CellResult.from_dict(json.loads(text)).lock
         if not text:
             raise ValueError(f"{path} holds no lock (its resolve rung did not pass)")
     return text
 
 
-def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
+def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[Fallback]:
     """Requested packages that resolved older than the newest release their own spec allows.
 
     The newest is what `uv pip compile --no-deps` picks for the same requirement
@@ -94,8 +91,8 @@ def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[dict]:
     for name in sorted(requested):
         have, best = versions.get(name), newest.get(name)
         if have and best and version_key(have) < version_key(best):
-            fallbacks.append({"package": name, "newest": best, "resolved": have,
-                              "why": fallback_reason(run, name, best)})
+            fallbacks.append(Fallback(package=name, newest=best, resolved=have,
+                                      why=fallback_reason(run, name, best)))
     return fallbacks
 
 

@@ -1,6 +1,6 @@
 """Running the tools a cell needs (uv, the cell's python) and turning their failures into results.
 
-Stdlib only: this runs in the driver's interpreter.
+Stdlib only: this runs in the driver's interpreter and in the fixture helpers'.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.results import ErrorInfo, Rung
-from compat.signatures import resolution_subject, signature, uv_error
+from core.results import ErrorInfo, Rung
+from core.signatures import resolution_subject, signature, uv_error
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,15 +75,20 @@ def timeout_error(rung: str, limit: float, output: str) -> ErrorInfo:
     return ErrorInfo("Timeout", message, f"Timeout: {rung} > {limit:g}s", output)
 
 
-def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
-    """A failed uv run as a Rung: its cause, its explanation, and its whole output."""
+def tool_error(rung: str, result: ToolRun, limit: float, kind: str) -> tuple[ErrorInfo, str]:
+    """A failed uv run: its cause, signature and whole output, and the resolver's explanation."""
     if result.timed_out:
-        return Rung(rung, "fail", error=timeout_error(rung, limit, result.output))
+        return timeout_error(rung, limit, result.output), ""
     cause, explanation = uv_error(result.output)
     cause = cause or f"exited with status {result.returncode}"
     subject = resolution_subject(explanation) if "Because" in explanation else None
     sig = f"{kind}: {subject}" if subject else signature(kind, explanation)
-    error = ErrorInfo(type=kind, message=cause, signature=sig, text=result.output)
+    return ErrorInfo(type=kind, message=cause, signature=sig, text=result.output), explanation
+
+
+def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
+    """A failed uv run as a failed Rung, the resolver's explanation as its reason."""
+    error, explanation = tool_error(rung, result, limit, kind)
     return Rung(rung, "fail", error=error, reason=explanation)
 
 

@@ -1,0 +1,140 @@
+"""What the rungs of one cell share: its options and limits, its environment, and the one way
+to run a module inside the cell's venv and read the JSON it writes.
+
+Stdlib only: this runs in the driver's interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compat.matrix import Cell
+from core.proc import REPO, ToolRun, run_tool, timeout_error
+from core.results import ErrorInfo
+from fixtures.catalog import cache_root
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Seconds each rung may take before it is stopped and recorded as a timeout."""
+
+    resolve: float = 300
+    install: float = 1200
+    import_: float = 300
+    load: float = 600
+    conformance: float = 900
+    bench: float = 900
+
+    def of(self, rung: str) -> float:
+        return getattr(self, "import_" if rung == "import" else rung)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run climbs: limits, the resolver's date, a lock to re-run, where to stop."""
+
+    limits: Limits = Limits()
+    exclude_newer: str | None = None
+    """Resolve as of this date (uv --exclude-newer): the whole run sees the index of that day."""
+    from_lock: Path | None = None
+    """Skip resolving: install exactly this lock (a uv lock text, or a cell's result JSON)."""
+    last_rung: str = "bench"
+    """Climb up to this rung; the ones above are recorded as not run (resolve-only mode)."""
+    properties: tuple[str, ...] = ()
+    """Run only these conformance properties (all when empty)."""
+    hypothesis_budget: int = 10
+    """Examples per generated-input conformance property."""
+    bench_args: tuple[str, ...] = ()
+    """Extra bench/run.py arguments (`nox -s bench` passes --profile full)."""
+    threads: int | None = None
+    """OMP/MKL threads for processes inside the cell (None: the engines' defaults). Cells that
+    climb side by side get a share each: spinning thread pools would fight over the cores."""
+
+
+DEFAULTS = Options()
+"""The options of a plain run (frozen, so one instance serves every default argument)."""
+
+
+class RungFailed(Exception):
+    """Raised by a rung: its failure, recorded by the driver as the rung's result."""
+
+    def __init__(self, error: ErrorInfo, reason: str = "") -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reason = reason
+
+
+@dataclass
+class CellRun:
+    """What the rungs of one cell share."""
+
+    cell: Cell
+    venv: Path
+    options: Options
+    log: Log
+
+    @property
+    def limits(self) -> Limits:
+        return self.options.limits
+
+    @property
+    def work(self) -> Path:
+        """Scratch folder for this cell's lock and the records its in-cell rungs write."""
+        path = self.venv.parent / f"{self.venv.name}.infermatrix"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+
+def cell_env(run: CellRun) -> dict[str, str]:
+    """Environment for processes inside a cell: offline, the repo importable, bytecode cached."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a warm run should not recompile torch
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "VIRTUAL_ENV": str(run.venv),
+        "PATH": f"{run.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "INFERMATRIX_CACHE": str(cache_root()),
+    })
+    if run.options.threads:
+        env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    return env
+
+
+@dataclass
+class InCell:
+    """A finished module run inside the cell: the process, and the JSON it wrote (if any)."""
+
+    tool: ToolRun
+    record: dict[str, Any] | None
+
+
+def run_in_cell(run: CellRun, rung: str, module: str, args: list[str],
+                out_flag: str = "--out") -> InCell:
+    """`python -m module *args <out_flag> FILE` in the cell's venv, under the rung's limit.
+
+    A run past the limit raises RungFailed (a Timeout); otherwise the caller judges the
+    exit status and the record."""
+    out = run.work / f"{rung}.json"
+    out.unlink(missing_ok=True)
+    limit = run.limits.of(rung)
+    tool = run_tool([str(run.python), "-m", module, *args, out_flag, str(out)], limit,
+                    env=cell_env(run))
+    if tool.timed_out:
+        raise RungFailed(timeout_error(rung, limit, tool.output))
+    record = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
+    return InCell(tool, record)

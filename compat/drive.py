@@ -1,0 +1,71 @@
+"""Many cells: the default run (climb side by side, then bench alone), resolve-only, and
+bench-only (`nox -s bench`). Each cell climbs through compat/ladder.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from compat.cell import DEFAULTS, CellRun, Log, Options
+from compat.ladder import climb, finish, new_result, run_cell
+from compat.matrix import Cell
+from compat.rungs import STEPS
+from core.results import CellResult
+
+
+def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
+               options: Options = DEFAULTS, workers: int = 2) -> list[CellResult]:
+    """Many cells: resolve to conformance `workers` at a time, then every bench rung alone.
+
+    Timings are only trusted from a quiet machine, so the bench rungs run one after
+    another once every cell has climbed; the rest of the ladder does not care.
+    """
+    share = max(1, (os.cpu_count() or 1) // workers)
+    climbing = dataclasses.replace(options, last_rung="conformance", threads=share)
+    done = {"n": 0}
+
+    def one(cell: Cell) -> CellResult:
+        result = run_cell(cell, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
+                          log=log, options=climbing)
+        done["n"] += 1
+        log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, cells))
+    if options.last_rung != "bench":
+        return results
+    ready = [(c, r) for c, r in zip(cells, results)
+             if getattr(r.rung("conformance"), "status", "") == "pass"]
+    for i, (cell, result) in enumerate(ready, 1):
+        log(f"bench {i}/{len(ready)}: {cell.id}")
+        run = CellRun(cell=cell, venv=venv_root / f"cell-{cell.id}", options=options, log=log)
+        result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
+        finish(result, results_dir)
+    return results
+
+
+def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = print,
+                options: Options = DEFAULTS, workers: int = 8) -> list[CellResult]:
+    """The resolve rung of many cells at once (uv runs in parallel; nothing is installed)."""
+    only = dataclasses.replace(options, last_rung="resolve")
+
+    def one(cell: Cell) -> CellResult:
+        return run_cell(cell, venv=work / f"cell-{cell.id}", results_dir=results_dir, log=log,
+                        options=only)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, cells))
+
+
+def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+               options: Options = DEFAULTS, base: CellResult | None = None) -> CellResult:
+    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`); the
+    earlier run's resolve rung comes along, so the result says which versions it measured."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    kept = [base.rung("resolve")] if base is not None and base.rung("resolve") else []
+    result = new_result(run, kept)
+    result.rungs.append(climb(run, STEPS["bench"]))
+    return finish(result, results_dir)

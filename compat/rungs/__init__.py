@@ -1,0 +1,43 @@
+"""The rungs of the ladder, one module each, in the order a cell climbs them.
+
+A rung is a function from the cell's `CellRun` to a `Rung` record; a failure it
+can name is raised as `RungFailed`, anything else it raises is caught by the
+driver (compat/ladder.py). To add a rung: a module here, a line in LADDER, its
+name in core/results.RUNGS, and its record in core/details.DETAILS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from compat.cell import CellRun
+from compat.rungs.bench import bench
+from compat.rungs.conformance import conformance
+from compat.rungs.import_engine import import_engine
+from compat.rungs.install import install
+from compat.rungs.load import load
+from compat.rungs.resolve import resolve
+from core.results import RUNGS, Rung
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder."""
+
+    name: str
+    climb: Callable[[CellRun], Rung]
+    on_device: bool = True
+    """Needs the cell's device: on a machine without it (CUDA) the rung is not run."""
+
+
+LADDER: tuple[Step, ...] = (
+    Step("resolve", resolve, on_device=False),
+    Step("install", install),
+    Step("import", import_engine),
+    Step("load", load),
+    Step("conformance", conformance),
+    Step("bench", bench),
+)
+assert tuple(step.name for step in LADDER) == RUNGS  # the result schema's order
+STEPS = {step.name: step for step in LADDER}

@@ -1,0 +1,20 @@
+"""The bench rung: bench/run.py in the cell, on the engine's first fixture."""
+
+from __future__ import annotations
+
+from compat.cell import CellRun, RungFailed, run_in_cell
+from core.proc import error_from_output
+from core.results import ErrorInfo, Rung
+
+
+def bench(run: CellRun) -> Rung:
+    """The starter benchmark (the quick profile unless the run passes others)."""
+    if not run.python.exists():
+        raise RungFailed(ErrorInfo.from_message(
+            "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
+    done = run_in_cell(run, "bench", "bench.run", [
+        "--engine", run.cell.engine.id, "--fixture", run.cell.engine.fixtures[0],
+        "--device", run.cell.device, *run.options.bench_args])
+    if done.tool.returncode != 0 or done.record is None:
+        raise RungFailed(error_from_output("BenchError", done.tool))
+    return Rung("bench", "pass", detail=done.record)

@@ -1,0 +1,81 @@
+"""The install rung: make the cell's venv exactly its lock (`uv pip sync`), building once any
+wheel that is published as source only."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from compat.cell import CellRun, RungFailed
+from compat.index import download_sdist
+from core.details import InstallDetail
+from core.proc import parse_lock, run_tool, tool_error, uv_binary, uv_index_args
+from core.results import Rung
+from fixtures.catalog import cache_root
+
+
+def venv_python_version(venv: Path) -> str:
+    """'3.11.7' from a venv's pyvenv.cfg, or '' if there is none."""
+    cfg = venv / "pyvenv.cfg"
+    if not cfg.is_file():
+        return ""
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version_info", "version"):
+            return value.strip()
+    return ""
+
+
+def wheelhouse() -> Path:
+    """Wheels infermatrix built from source-only packages, found by every install."""
+    path = cache_root() / "wheels"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def uv(run: CellRun, cmd: list[str], kind: str) -> None:
+    """Run a uv command under the install limit; its failure is the rung's (RungFailed)."""
+    result = run_tool(cmd, run.limits.install)
+    if result.returncode != 0:
+        raise RungFailed(*tool_error("install", result, run.limits.install, kind))
+
+
+def build_wheel(run: CellRun, name: str, wheels: Path) -> None:
+    """Build `name` at its locked version into the wheelhouse, once; a failure fails install."""
+    version = parse_lock((run.work / "lock.txt").read_text(encoding="utf-8")).get(name)
+    if version is None:
+        return
+    stem = f"{name.replace('-', '_')}-{version}-"
+    with open(wheels / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # cells climbing in parallel build it once
+        if any(p.name.startswith(stem) for p in wheels.glob("*.whl")):
+            return
+        run.log(f"[{run.cell.id}] building {name}=={version} from source, once (kept in {wheels})")
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=wheels))
+        try:
+            uv(run, [uv_binary(), "build", "--wheel", "--out-dir", str(work), "--python",
+                     run.cell.python, *uv_index_args(), "--", str(download_sdist(name, version, work))],
+               "WheelBuildError")
+            for wheel in work.glob("*.whl"):
+                os.replace(wheel, wheels / wheel.name)  # whole files only
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def install(run: CellRun) -> Rung:
+    """Make the venv exactly the lock: `uv pip sync` (fast when it is already there)."""
+    have = venv_python_version(run.venv)
+    if not (have == run.cell.python or have.startswith(run.cell.python + ".")):
+        shutil.rmtree(run.venv, ignore_errors=True)  # missing, or made for another Python
+        uv(run, [uv_binary(), "venv", "--quiet", "--python", run.cell.python, str(run.venv)],
+           "VenvError")
+    wheels = wheelhouse()
+    for name in run.cell.engine.build_wheels:
+        build_wheel(run, name, wheels)
+    uv(run, [uv_binary(), "pip", "sync", str(run.work / "lock.txt"), "--python", str(run.python),
+             *uv_index_args(), "--find-links", str(wheels)], "InstallError")
+    return Rung("install", "pass",
+                detail=InstallDetail(venv=str(run.venv), python=venv_python_version(run.venv)))

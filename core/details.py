@@ -1,0 +1,221 @@
+"""What each rung records, as dataclasses: written inside a cell, read by the reports.
+
+The processes that climb a cell (compat/probe.py, the conformance suite's conftest,
+bench/run.py, the resolve and install rungs) build these records; reports/ and
+bench/compare.py read their fields. `read()` turns the JSON form back into them and
+refuses a key the record does not have, so writer and reader cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PropertyStatus = Literal["pass", "fail", "skip", "deviation"]
+
+
+@dataclass
+class Fallback:
+    """A requested package that resolved older than the newest release its spec allows."""
+
+    package: str
+    newest: str
+    resolved: str
+    why: str
+    """The resolver's own reason, from forcing the newest release."""
+
+
+@dataclass
+class ResolveDetail:
+    """resolve: the lock and every version in it, and any silent fallback."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    """Every resolved package and its version (the lock's contents)."""
+    lock: str = ""
+    """The lock file as uv wrote it; `uv pip sync` re-creates the environment from it."""
+    fallbacks: list[Fallback] = field(default_factory=list)
+    from_lock: str | None = None
+    """The lock this run installed instead of resolving (--from-lock), if any."""
+
+
+@dataclass
+class InstallDetail:
+    """install: the venv and the interpreter it really has."""
+
+    venv: str
+    python: str
+
+
+@dataclass
+class DeviationInfo:
+    """A declared departure from a conformance property."""
+
+    reason: str
+    link: str = ""
+
+
+@dataclass
+class ImportDetail:
+    """import: the adapter class and everything it declares."""
+
+    class_: str
+    import_s: float
+    devices: list[str] = field(default_factory=list)
+    """Devices the registry declares for the engine (engines/__init__.py)."""
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    unsupported: dict[str, str] = field(default_factory=dict)
+    deviations: dict[str, DeviationInfo] = field(default_factory=dict)
+    parity_top_k: int | None = None
+    parity_tolerance: float | None = None
+    logprob_tolerance: float | None = None
+
+
+@dataclass
+class LoadedFixture:
+    path: str
+    load_s: float
+
+
+@dataclass
+class LoadDetail:
+    """load: each fixture the engine loaded, and how long it took."""
+
+    fixtures: dict[str, LoadedFixture] = field(default_factory=dict)
+
+
+@dataclass
+class PropertyResult:
+    """One conformance property, folded over every fixture (its worst case wins)."""
+
+    status: PropertyStatus = "skip"
+    message: str = ""
+    cases: dict[str, str] = field(default_factory=dict)
+    """Fixture (or parametrized case) -> its own status."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Fixture -> what the property measured (e.g. "6/6 prompts token-exact")."""
+    deviation: DeviationInfo | None = None
+
+
+@dataclass
+class ConformanceDetail:
+    """conformance: every property's outcome."""
+
+    properties: dict[str, PropertyResult] = field(default_factory=dict)
+
+
+@dataclass
+class Stats:
+    """Statistics derived from raw samples (bench/stats.py)."""
+
+    n: int
+    median: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+    mean: float
+    stdev: float
+    cv: float
+
+
+@dataclass
+class MetricRecord:
+    """One metric at one shape: its raw samples and the statistics derived from them."""
+
+    name: str
+    unit: str
+    better: str
+    params: dict[str, Any]
+    samples: list[float]
+    stats: Stats
+
+
+@dataclass
+class DecodeBound:
+    input_tokens: int
+    decode_tokens_per_s: float
+    bound_tokens_per_s: float
+    fraction: float
+
+
+@dataclass
+class PrefillBound:
+    input_tokens: int
+    prefill_tokens_per_s: float
+    fraction: float
+
+
+@dataclass
+class Roofline:
+    """Decode at batch 1 against the bandwidth limit (and prefill against compute on a GPU)."""
+
+    weight_bytes_per_token: int
+    bandwidth_gb_s: float
+    decode_batch1: list[DecodeBound] = field(default_factory=list)
+    compute_tflops: float | None = None
+    prefill_batch1: list[PrefillBound] = field(default_factory=list)
+
+
+@dataclass
+class BenchDetail:
+    """bench: every metric with its samples, memory, threads and the roofline."""
+
+    fixture: str
+    metrics: list[MetricRecord] = field(default_factory=list)
+    profile: str = "quick"
+    roofline: Roofline | None = None
+    peak_rss_mib: float | None = None
+    peak_gpu_mib: float | None = None
+    threads: dict[str, Any] = field(default_factory=dict)
+    rounds: int | None = None
+    warmup: int | None = None
+    pytest_benchmark: dict[str, Any] = field(default_factory=dict)
+
+    def find(self, name: str, **params) -> MetricRecord | None:
+        """The metric `name` at the shape `params` (a subset of its params), if measured."""
+        return next((m for m in self.metrics if m.name == name
+                     and all(m.params.get(k) == v for k, v in params.items())), None)
+
+
+DETAILS: dict[str, type] = {"resolve": ResolveDetail, "install": InstallDetail,
+                            "import": ImportDetail, "load": LoadDetail,
+                            "conformance": ConformanceDetail, "bench": BenchDetail}
+"""The detail record of each rung."""
+JSON_NAMES = {"class_": "class"}  # fields whose JSON key is a Python keyword
+
+
+def read(cls: type, data: Any) -> Any:
+    """Build `cls` (a dataclass, or a typing form over them) from its JSON form."""
+    origin, args = typing.get_origin(cls), typing.get_args(cls)
+    if origin in (typing.Union, types.UnionType):
+        if data is None:
+            return None
+        return read(next(a for a in args if a is not type(None)), data)
+    if origin is list:
+        return [read(args[0], item) for item in data]
+    if origin is dict:
+        return {key: read(args[1], value) for key, value in data.items()}
+    if not dataclasses.is_dataclass(cls) or isinstance(data, cls):
+        return data
+    hints = typing.get_type_hints(cls)
+    names = {JSON_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        msg = f"{cls.__name__} has no field(s) {unknown}; valid: {sorted(names)}"
+        raise TypeError(msg)
+    return cls(**{names[key]: read(hints[names[key]], value) for key, value in data.items()})
+
+
+def to_json(record: Any) -> Any:
+    """The JSON form of a record (dataclasses.asdict, with keyword field names restored)."""
+    if dataclasses.is_dataclass(record):
+        return {JSON_NAMES.get(f.name, f.name): to_json(getattr(record, f.name))
+                for f in dataclasses.fields(record)}
+    if isinstance(record, list | tuple):
+        return [to_json(item) for item in record]
+    if isinstance(record, dict):
+        return {key: to_json(value) for key, value in record.items()}
+    return record

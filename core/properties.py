@@ -1,0 +1,45 @@
+"""The conformance properties, registered by kind: name -> what it checks.
+
+tests/conformance/test_<kind>.py holds one test function per entry (test_<name>);
+the suite refuses to run if the two differ, so a property exists exactly when it is
+listed here. The driver validates --property against this table without importing
+the suite (which needs numpy, hypothesis and the engine).
+"""
+
+from __future__ import annotations
+
+PROPERTIES: dict[str, dict[str, str]] = {
+    "generation": {
+        "greedy_determinism": "the same greedy call twice gives identical token ids",
+        "batch_invariance": "a prompt alone and at any position in a padded batch: the same ids",
+        "padding_invariance": "left padding changes neither next-token logits nor their argmax",
+        "order_invariance": "permuting the batch permutes the outputs, nothing else",
+        "streaming_equals_generate": "streamed deltas, joined, equal generate(): text and ids",
+        "length_contract": "EOS ignored: exactly max_new_tokens; no stop before min_new_tokens",
+        "eos_stop": "a stop token id ends the row at its first occurrence, excluded",
+        "stop_strings": "stop strings per row, across token boundaries, kept or dropped as declared",
+        "tokenization_parity": "prompt ids equal the reference tokenizer's, with exactly one BOS",
+        "chat_template": "chat() feeds exactly the template's ids, one BOS",
+        "seeded_sampling": "same seed, same output; different seeds differ; no seed leaks",
+        "continuation": "generating n tokens equals generating k, then continuing from the ids",
+        "call_order_independence": "any call gives what a fresh instance gives, after any calls",
+        "idempotence": "returned results are not changed by later calls",
+        "lifecycle": "load, close, load again: the same results",
+        "typed_errors": "bad input raises InvalidParameterError naming the problem",
+        "greedy_parity": "greedy ids equal the pinned transformers reference (top-k at a divergence)",
+        "logprobs": "log-probabilities are a log-softmax equal to the reference's within tolerance",
+        "unsupported_capabilities": "a capability declared unsupported raises, naming itself",
+    },
+    "embedding": {
+        "shape_and_dimension": "embed() returns float32 (n, dimension)",
+        "reference_parity": "cosine with sentence-transformers >= 1 - the declared tolerance",
+        "unit_norm": "normalize=True gives rows of unit L2 norm",
+        "batch_size_invariance": "each text embedded alone equals its row in a batch",
+        "order_invariance": "permuting the inputs permutes the rows, nothing else",
+        "truncation_contract": "over-long inputs embed as their truncation",
+        "whitespace_contract": "extra whitespace changes nothing, or something, as declared",
+        "known_value": "on the real all-MiniLM-L6-v2, the model card's cosine within 0.001",
+        "call_order_independence": "embed() after any prior calls equals a fresh instance's",
+        "typed_errors": "bad input raises InvalidParameterError; the empty string as declared",
+    },
+}

@@ -1,0 +1,229 @@
+"""The per-cell result file: a versioned JSON schema, written atomically.
+
+One file per cell under results/<cell id>.json. The report merges any set of
+them, from one machine or many CI jobs. Schema 2 keeps each rung's record typed
+(core/details.py); schema-1 files are still read, their lock moved to the resolve rung.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.details import DETAILS, ResolveDetail, read, to_json
+from core.signatures import first_line, signature
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+RUNGS = ("resolve", "install", "import", "load", "conformance", "bench")
+Status = Literal["pass", "fail", "not_reached", "not_run"]
+
+
+class SchemaError(ValueError):
+    """A result file that is not a result of a schema this version reads."""
+
+
+@dataclass
+class ErrorInfo:
+    """A failure, short and long."""
+
+    type: str
+    """Exception type name, or the tool's own failure kind (e.g. "ResolutionError")."""
+    message: str
+    """First line of the message."""
+    signature: str
+    """Short stable form, shared by equal failures across cells (core/signatures.py)."""
+    text: str
+    """Full text: traceback or the tool's whole output."""
+
+    @classmethod
+    def from_message(cls, error_type: str, message: str, text: str = "") -> ErrorInfo:
+        return cls(error_type, first_line(message), signature(error_type, message), text or message)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """The root cause names the failure: a wrapper raised `from` it says less."""
+        text = "".join(traceback.format_exception(exc))
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        info = cls.from_message(type(root).__name__, str(root), text)
+        if root is not exc:
+            info.message = f"{info.message} (raised as {type(exc).__name__}: {first_line(str(exc))})"
+        return info
+
+
+@dataclass
+class Rung:
+    """One rung of the ladder in one cell."""
+
+    name: str
+    status: Status
+    duration_s: float = 0.0
+    reason: str = ""
+    """Why it did not run, or a caveat on a pass."""
+    error: ErrorInfo | None = None
+    detail: Any = None
+    """What the rung recorded: its record from core/details.py (DETAILS[name]), or None."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.detail, dict):  # the JSON form, as read back or written by hand
+            self.detail = read(DETAILS[self.name], self.detail) if self.detail else None
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """What a cell is: the engine, its environment and device, and what it asked for."""
+
+    id: str
+    engine: str
+    kind: str
+    env: str
+    python: str = ""
+    device: str = "cpu"
+    axes: dict[str, str] = field(default_factory=dict)
+    requirements: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    fixtures: list[str] = field(default_factory=list)
+    pins: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    why: str = ""
+    exclude_newer: str | None = None
+    key_packages: list[str] = field(default_factory=list)
+    """The engine's own packages and the axes' packages: what the cell is about."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the numbers were measured on."""
+
+    cpu: str = ""
+    cores: int | None = None
+    memory_gib: float | None = None
+    os: str = ""
+    arch: str = ""
+    host_python: str = ""
+
+
+@dataclass
+class CellResult:
+    """Everything one cell produced."""
+
+    cell: CellInfo
+    machine: Machine
+    started_at: str
+    finished_at: str = ""
+    rungs: list[Rung] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cell, dict):
+            self.cell = read(CellInfo, self.cell)
+        if isinstance(self.machine, dict):
+            self.machine = read(Machine, self.machine)
+
+    def rung(self, name: str) -> Rung | None:
+        return next((r for r in self.rungs if r.name == name), None)
+
+    @property
+    def first_failure(self) -> Rung | None:
+        return next((r for r in self.rungs if r.status == "fail"), None)
+
+    @property
+    def resolved(self) -> ResolveDetail:
+        """The resolve rung's record (empty where the cell did not resolve)."""
+        rung = self.rung("resolve")
+        return rung.detail if rung is not None and rung.detail is not None else ResolveDetail()
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Every resolved package and its version."""
+        return self.resolved.versions
+
+    @property
+    def lock(self) -> str:
+        """The lock uv wrote; `uv pip sync` re-creates the environment from it."""
+        return self.resolved.lock
+
+    def to_json(self) -> str:
+        return json.dumps(to_json(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellResult:
+        schema = data.get("schema")
+        if schema not in READABLE_SCHEMAS:
+            readable = " or ".join(map(str, READABLE_SCHEMAS))
+            raise SchemaError(f"result schema {schema!r} is not {readable}; re-run the cell")
+        if schema == 1:
+            data = from_schema_1(data)
+        rungs = [Rung(**{**raw, "error": ErrorInfo(**raw["error"]) if raw.get("error") else None})
+                 for raw in data.get("rungs", [])]
+        return cls(**{**data, "rungs": rungs})
+
+
+def from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record as schema 2: the lock and versions move into the resolve rung."""
+    data = dict(data)
+    versions, lock = data.pop("versions", {}), data.pop("lock", "")
+    rungs = [dict(r) for r in data.get("rungs", [])]
+    for raw in rungs:
+        if raw["name"] == "resolve" and (versions or lock):
+            raw["detail"] = {**(raw.get("detail") or {}), "versions": versions, "lock": lock}
+    return {**data, "rungs": rungs, "schema": SCHEMA_VERSION}
+
+
+def machine_info() -> Machine:
+    """What the numbers are measured on."""
+    cpu = platform.processor() or platform.machine()
+    mem_gib = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return Machine(cpu=cpu, cores=os.cpu_count(), memory_gib=mem_gib, os=platform.platform(),
+                   arch=platform.machine(), host_python=platform.python_version())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(result: CellResult, results_dir: Path) -> Path:
+    """Write `result` as results_dir/<cell id>.json: the one place a result file is written."""
+    path = Path(results_dir) / f"{result.cell.id}.json"
+    write_atomic(path, result.to_json())
+    return path
+
+
+def load_results(paths: list[Path]) -> tuple[list[CellResult], list[str]]:
+    """Read result files; unreadable ones are reported by name, never fatal."""
+    results, problems = [], []
+    for path in sorted(paths):
+        try:
+            results.append(CellResult.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError, KeyError, StopIteration) as exc:
+            problems.append(f"{path.name}: {exc}")
+    return results, problems

@@ -1,0 +1,97 @@
+"""How greedy parity and log-probabilities are judged against the pinned reference
+(fixtures/parity.py): the helpers of the properties greedy_parity and logprobs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.base import SamplingParams
+
+
+def engine_top_k(engine, prompt_ids: list[int], k: int) -> list[int] | None:
+    """The engine's k most likely next ids after `prompt_ids`: from its logits, else from its
+    log-probabilities (vLLM offers those, not logits); None when it offers neither."""
+    if engine.capabilities.logits:
+        logits = engine.next_token_logits_from_ids([prompt_ids])[0]
+        return [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
+    if engine.capabilities.logprobs and engine.capabilities.token_input:
+        params = SamplingParams(max_new_tokens=1, ignore_eos=True, logprobs=k)
+        step = engine.generate_from_ids([prompt_ids], params)[0].logprobs[0]
+        return sorted(step, key=step.get, reverse=True)[:k]
+    return None
+
+
+def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[int]) -> str | None:
+    """Why `got` breaks greedy parity with the reference row `ref`, or None if it holds.
+
+    Equal ids pass. Otherwise, at the first divergence, each side's token must be in the
+    other's top-k (k = the engine's parity_top_k), and the lengths must match.
+    """
+    want, k = list(ref["ids"]), engine.parity_top_k
+    if got == want:
+        return None
+    pos = next((p for p, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+    if pos >= min(len(want), len(got)):
+        return (f"prompt {i}: lengths differ ({len(got)} vs the reference's {len(want)}) "
+                f"with equal ids up to position {pos}")
+    where = (f"prompt {i}: first divergence at position {pos}: reference token {want[pos]}, "
+             f"{engine.id} token {got[pos]}")
+    if got[pos] not in ref["top_k"][pos][:k]:
+        return f"{where}; {got[pos]} is not in the reference's top-{k} {ref['top_k'][pos][:k]}"
+    top = engine_top_k(engine, prompt_ids + got[:pos], k)
+    if top is not None and want[pos] not in top:
+        return f"{where}; {want[pos]} is not in {engine.id}'s top-{k} {top}"
+    if len(got) != len(want):
+        return f"{where}; lengths differ ({len(got)} vs the reference's {len(want)})"
+    return None
+
+
+def complete_reference_prompt(engine, ref: dict, params: SamplingParams):
+    """The engine's completion of a reference prompt, fed the reference's own prompt ids: as text
+    where the engine tokenizes it the same way, else as ids. A str says why it cannot be given."""
+    prompt_ids = list(ref["prompt_ids"])
+    if engine.tokenize(ref["text"]) == prompt_ids:
+        return engine.generate([ref["text"]], params)[0]
+    if engine.capabilities.token_input:  # tokenization is its own property
+        return engine.generate_from_ids([prompt_ids], params)[0]
+    return (f"{engine.id} tokenizes {ref['text']!r} differently and takes no token ids, so the "
+            "same input cannot be given")
+
+
+def logprob_problems(step: dict[int, float], token: int, n: int, tol: float) -> list[str]:
+    """What is wrong with one greedy step's {id: log-probability}, judged on its own."""
+    problems = []
+    if token not in step:
+        problems.append(f"the generated token {token} is missing")
+    if not n <= len(step) <= n + 1:
+        problems.append(f"{len(step)} entries for logprobs={n} (want the top {n}, plus the token)")
+    values = np.array(list(step.values()), dtype=np.float64)
+    if not np.isfinite(values).all() or values.max() > 1e-6:
+        problems.append(f"values are not log-probabilities (finite, <= 0): max {values.max():.4g}")
+    elif np.log(np.exp(values).sum()) > tol:
+        problems.append(f"probabilities sum to {np.exp(values).sum():.6f} > 1: not a log-softmax")
+    if token in step and step[token] < values.max() - tol:
+        best = max(step, key=step.get)
+        problems.append(f"greedy token {token} ({step[token]:.4f}) is not the most likely "
+                        f"({best}: {step[best]:.4f})")
+    return problems
+
+
+def reference_problems(step: dict[int, float], ids: list[int], values: list[float], n: int,
+                       tol: float) -> tuple[list[str], float]:
+    """How one step differs from the reference's top ids and log-probabilities; the worst |Δ|."""
+    ref = dict(zip(ids, values))
+    problems, worst = [], 0.0
+    for token, value in step.items():
+        if token in ref:
+            worst = max(worst, abs(value - ref[token]))
+            if abs(value - ref[token]) > tol:
+                problems.append(f"token {token}: {value:.5f} vs the reference's {ref[token]:.5f}")
+        elif value > min(values) + tol:
+            problems.append(f"token {token} ({value:.4f}) is not in the reference's top-{len(ids)} "
+                            f"(lowest {min(values):.4f})")
+    floor = min(sorted(step.values(), reverse=True)[:n])
+    missed = [t for t, v in list(ref.items())[:n] if t not in step and v > floor + tol]
+    if missed:
+        problems.append(f"the reference's top-{n} ids {missed} are missing")
+    return problems, worst
