@@ -21,7 +21,6 @@ from transformers import AutoTokenizer
 
 from engines.base import (
     Capabilities,
-    ChatMessage,
     Completion,
     Generator,
     SamplingParams,
@@ -31,6 +30,7 @@ from engines.base import (
     text_deltas,
     top_logprobs,
 )
+from engines.text import HfTokenizer
 from fixtures.convert import converted
 
 
@@ -52,7 +52,7 @@ def converter_version() -> str:
     return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in names) + " unk-fix"
 
 
-class CTranslate2Generator(Generator):
+class CTranslate2Generator(HfTokenizer, Generator):
     """ctranslate2.Generator.generate_batch / generate_tokens / forward_batch."""
 
     capabilities = Capabilities(
@@ -84,13 +84,6 @@ class CTranslate2Generator(Generator):
     def _close(self) -> None:
         self._gen = None
         self._tok = None
-
-    @property
-    def eos_token_id(self) -> int | None:
-        return self._tok.eos_token_id if self._tok is not None else None
-
-    def _tokenize(self, text: str) -> list[int]:
-        return list(self._tok(text).input_ids)
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=True)
@@ -129,11 +122,6 @@ class CTranslate2Generator(Generator):
         steps = itertools.takewhile(lambda t: t not in ends, (  # generate_tokens yields the end id
             step.token_id for step in self._gen.generate_tokens(self._tokens(prompt_ids), **options)))
         yield from stop_stream(text_deltas(steps, self._decode), params.stop, self._decode)
-
-    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        return list(self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=False))
 
     def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         logits = np.asarray(self._gen.forward_batch([self._tokens(r) for r in prompt_ids]),

@@ -1,5 +1,5 @@
-"""Helpers adapters share: stop strings cut after the fact, stream deltas from ids, log-probabilities
-from raw logits, embedding rows."""
+"""Helpers adapters share: the Hugging Face tokenizer side, stop strings cut after the fact, stream
+deltas from ids, log-probabilities from raw logits, embedding rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,26 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engines.params import StreamDelta
+from engines.params import ChatMessage, StreamDelta
+
+
+class HfTokenizer:
+    """The tokenizer side of a Generator that drives the fixture's Hugging Face tokenizer
+    (`self._tok`, set by its _load): ids, EOS and the chat template come from it."""
+
+    _tok = None
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._tok.eos_token_id if self._tok is not None else None
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._tok(text).input_ids)
+
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        return list(self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False))
 
 
 def cut_at_stop(ids: Sequence[int], stops: Sequence[str],

@@ -13,7 +13,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStream
 
 from engines.base import (
     Capabilities,
-    ChatMessage,
     Completion,
     Generator,
     SamplingParams,
@@ -21,6 +20,7 @@ from engines.base import (
     cut_at_stop,
     top_logprobs,
 )
+from engines.text import HfTokenizer
 
 
 class _IdStreamer(TextIteratorStreamer):
@@ -36,7 +36,7 @@ class _IdStreamer(TextIteratorStreamer):
         super().put(value)
 
 
-class TransformersGenerator(Generator):
+class TransformersGenerator(HfTokenizer, Generator):
     """generate() on a batch (left padding), TextIteratorStreamer for stream()."""
 
     capabilities = Capabilities(
@@ -78,13 +78,6 @@ class TransformersGenerator(Generator):
     def _close(self) -> None:
         self._model = None
         self._tok = None
-
-    @property
-    def eos_token_id(self) -> int | None:
-        return self._tok.eos_token_id if self._tok is not None else None
-
-    def _tokenize(self, text: str) -> list[int]:
-        return list(self._tok(text).input_ids)
 
     def _kwargs(self, params: SamplingParams) -> dict:
         tok = self._tok
@@ -186,8 +179,3 @@ class TransformersGenerator(Generator):
         worker.join()
         if errors:
             raise errors[0]
-
-    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        return list(self._tok.apply_chat_template(turns, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=False))

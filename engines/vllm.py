@@ -18,18 +18,18 @@ from vllm import SamplingParams as VllmSamplingParams
 
 from engines.base import (
     Capabilities,
-    ChatMessage,
     Completion,
     Embedder,
     Generator,
     SamplingParams,
     as_rows,
 )
+from engines.text import HfTokenizer
 
 COMMON = {"enforce_eager": True, "gpu_memory_utilization": 0.3, "seed": 0}
 
 
-class VllmGenerator(Generator):
+class VllmGenerator(HfTokenizer, Generator):
     """LLM(model=<folder>).generate / .chat, eager mode, a small memory share."""
 
     capabilities = Capabilities(
@@ -56,17 +56,12 @@ class VllmGenerator(Generator):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
                         max_model_len=512, **COMMON)
+        self._tok = self._llm.get_tokenizer()
 
     def _close(self) -> None:
         self._llm = None
+        self._tok = None
         gc.collect()
-
-    def _tokenize(self, text: str) -> list[int]:
-        return list(self._llm.get_tokenizer().encode(text))
-
-    @property
-    def eos_token_id(self) -> int | None:
-        return self._llm.get_tokenizer().eos_token_id if self._llm is not None else None
 
     @staticmethod
     def _params(params: SamplingParams) -> VllmSamplingParams:
@@ -99,11 +94,6 @@ class VllmGenerator(Generator):
         prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
         outputs = self._llm.generate(prompts, self._params(params), use_tqdm=False)
         return [self._completion(o) for o in outputs]
-
-    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        return list(self._llm.get_tokenizer().apply_chat_template(
-            turns, add_generation_prompt=True, tokenize=True, return_dict=False))
 
 
 class VllmEmbedder(Embedder):

@@ -11,7 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engines import UnknownEngineError, check_engine
-from engines.base import InvalidParameterError, SamplingParams, check_prompts, top_logprobs
+from engines.base import (
+    Capabilities,
+    Completion,
+    EngineNotLoadedError,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    UnsupportedCapabilityError,
+    check_prompts,
+    top_logprobs,
+)
 
 
 @pytest.mark.parametrize(("params", "pattern"), [
@@ -69,3 +79,62 @@ def test_listing_engines_imports_no_engine_library(repo_env: dict[str, str]) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=repo_env)
     assert out.stdout.strip() == "[]"
+
+
+class Counting(Generator):
+    """A toy Generator for the base class's own checks: each row continues by counting up."""
+
+    id = "counting"
+    capabilities = Capabilities(chat=False, streaming=False, stop_strings=False, token_input=True)
+
+    def _load(self, model_dir, device, dtype) -> None:
+        self.calls = []
+
+    def _tokenize(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def _generate(self, prompt_ids, params):
+        self.calls.append(prompt_ids)
+        return [Completion("", tuple(range(ids[-1] + 1, ids[-1] + 1 + params.max_new_tokens)),
+                           tuple(ids), "length") for ids in prompt_ids]
+
+
+CALLS = {
+    "tokenize": lambda e: e.tokenize("a"),
+    "generate": lambda e: e.generate(["a"], SamplingParams()),
+    "generate_from_ids": lambda e: e.generate_from_ids([[1]], SamplingParams()),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_call_before_load_is_one_typed_error(call: str, tmp_path) -> None:
+    engine = Counting()
+    with pytest.raises(EngineNotLoadedError, match=r"counting: call load\(\) before using the engine"):
+        CALLS[call](engine)
+    engine.load(tmp_path)
+    CALLS[call](engine)
+    engine.close()
+    with pytest.raises(EngineNotLoadedError):
+        CALLS[call](engine)
+
+
+def test_prompts_and_parameters_are_checked_once_in_the_base_class(tmp_path) -> None:
+    engine = Counting()
+    engine.load(tmp_path)
+    with pytest.raises(InvalidParameterError, match="prompt 1 encodes to no tokens"):
+        engine.generate(["a", ""], SamplingParams())
+    with pytest.raises(InvalidParameterError, match="prompt_ids is empty"):
+        engine.generate_from_ids([], SamplingParams())
+    with pytest.raises(UnsupportedCapabilityError, match="'stop_strings'"):
+        engine.generate(["a"], SamplingParams(stop=("x",)))
+    for call, capability in ((lambda: list(engine.stream("a", SamplingParams())), "streaming"),
+                             (lambda: engine.chat([], SamplingParams()), "chat"),
+                             (lambda: engine.next_token_logits(["a"]), "logits")):
+        with pytest.raises(UnsupportedCapabilityError, match=repr(capability)):
+            call()
+    assert engine.calls == []  # nothing bad reached the adapter
+    empty = engine.generate(["ab"], SamplingParams(max_new_tokens=0))
+    assert empty[0].token_ids == () and empty[0].finish_reason == "length" and engine.calls == []
+    assert engine.generate(["ab"], SamplingParams(max_new_tokens=2))[0].token_ids == (99, 100)
+    with pytest.raises(InvalidParameterError, match=r"counting: device 'cuda' is not one of"):
+        Counting().load(tmp_path, device="cuda")

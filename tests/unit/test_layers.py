@@ -1,0 +1,56 @@
+"""The house's floors: each package imports only the packages below it, no file imports run in
+a circle, and the kernel (core/) imports nothing of the project."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.unit.conftest import REPO
+
+FLOORS = ("core", "fixtures", "engines", "bench", "compat", "reports")
+"""Bottom to top: a package may import its own floor and the floors below it."""
+
+
+def project_imports(path: Path) -> set[str]:
+    """Modules of the project that `path` imports (at any depth, lazily or not)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        found |= {n for n in names if n.split(".")[0] in FLOORS}
+    return found
+
+
+def modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+            for floor in FLOORS for p in sorted((REPO / floor).rglob("*.py"))}
+
+
+def test_each_package_imports_only_the_floors_below() -> None:
+    upward = []
+    for name, path in modules().items():
+        floor = FLOORS.index(name.split(".")[0])
+        upward += [f"{name} -> {target}" for target in sorted(project_imports(path))
+                   if FLOORS.index(target.split(".")[0]) > floor]
+    assert not upward, f"imports that run up a floor: {upward}"
+
+
+def test_no_import_cycle_between_files() -> None:
+    mods = modules()
+    edges = {name: {t if t in mods else t.rpartition(".")[0] for t in project_imports(path)}
+             & set(mods) - {name} for name, path in mods.items()}
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> list[str]:
+        state[name] = "open"
+        for target in sorted(edges[name]):
+            if state.get(target) == "open":
+                return [*trail, name, target]
+            if target not in state and (cycle := visit(target, [*trail, name])):
+                return cycle
+        state[name] = "done"
+        return []
+
+    cycles = [cycle for name in sorted(mods) if name not in state and (cycle := visit(name, []))]
+    assert not cycles, f"import cycle: {' -> '.join(cycles[0])}"
