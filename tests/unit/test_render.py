@@ -55,7 +55,8 @@ def metric(samples: list[float]) -> dict:
             "params": {"batch": 32}, "samples": samples, "stats": summarize(samples)}
 
 
-def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
+def every_verdict() -> list[CellResult]:
+    """A failure shared by two cells, a pass, a noisy pass, an install failure, a CUDA cell."""
     missing = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'optimum.bt'",
                                      "Traceback (most recent call last):\n  boom")
     install = ErrorInfo.from_message("InstallError", "Failed to build `foo==1.0`", "uv said no")
@@ -63,7 +64,7 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
              "metrics": [metric([100.0, 101.0, 99.0, 100.5, 100.2])]}
     noisy = {"fixture": "all-minilm-l6-v2", "peak_rss_mib": 512.0,
              "metrics": [metric([50.0, 100.0, 150.0, 60.0, 140.0])]}
-    results = [
+    return [
         cell("emb_a", "numpy1", "embedding", failing_at("import", missing)),
         cell("emb_b", "numpy1", "embedding", failing_at("import", missing)),
         cell("emb_a", "numpy2", "embedding", passing(bench)),
@@ -73,6 +74,10 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
              [Rung("resolve", "pass", 1.0)] + [Rung(n, "not_run", reason="needs CUDA")
                                                for n in RUNG_NAMES[1:]]),
     ]
+
+
+def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
+    results = every_verdict()
     for r in results:
         write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
     (tmp_path / "results" / "broken.json").write_text("{")
@@ -105,10 +110,9 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
     assert "Cells without figures (see COMPATIBILITY.md): " in tput
 
 
-def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
-    from compat.matrix import load as load_matrix
-
-    matrix = load_matrix()
+def declared_and_overridden() -> list[CellResult]:
+    """A known failure, a fallback, an undeclared failure, a lifted pin, a removed package and a
+    declared incompatibility that now passes."""
     known_sig = ("ResolutionError: all versions of embed depend on numpy>=1.20.0,<2; "
                  "you require embed and numpy>=2")
     fallback = Rung("resolve", "pass", 1.0, reason="resolved only by falling back from "
@@ -121,7 +125,7 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
     removed = cell("embed", "numpy1-no-torchvision", "embedding", passing(),
                    overrides=["torchvision; sys_platform == 'never'"])
     now_passing = cell("embed", "numpy1", "embedding", passing())  # declared known at import
-    results = [
+    return [
         cell("embed", "numpy2", "embedding",
              failing_at("resolve", ErrorInfo("ResolutionError", "No solution", known_sig, "..."))),
         cell("infinity_emb", "numpy2", "embedding", [fallback, *passing()[1:]]),
@@ -129,6 +133,13 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
              failing_at("load", ErrorInfo.from_message("OSError", "disk full"))),
         lifted, removed, now_passing,
     ]
+
+
+def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
+    from compat.matrix import load as load_matrix
+
+    matrix = load_matrix()
+    results = declared_and_overridden()
     for r in results:
         write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
     bisect = {"cell": "infinity_emb-numpy2", "package": "infinity-emb", "newest_working": "0.0.45",
