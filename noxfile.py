@@ -123,11 +123,12 @@ def matrix(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def run(session: nox.Session) -> None:
-    """The default selection: cells climb to conformance side by side (-- --workers N), then
-    every bench rung runs alone (timings want a quiet machine). `nox` runs this, then the report."""
+    """The default selection (or -- --selection NAME): cells climb to conformance side by side
+    (-- --workers N), then every bench rung runs alone (timings want a quiet machine). `nox` runs
+    this, then the report."""
     try:
-        options, workers = cli.run_args(session.posargs)
-        cells = list(MATRIX.selected("default"))
+        options, workers, selection = cli.run_args(session.posargs)
+        cells = list(MATRIX.selected(selection))
         check_pins(cells)
     except InfermatrixError as exc:
         session.error(str(exc))

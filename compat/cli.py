@@ -95,9 +95,9 @@ def cell_options(argv: list[str], kind: str = "generation") -> Options:
                    properties=tuple(args.property), hypothesis_budget=args.hypothesis_budget)
 
 
-def run_args(argv: list[str]) -> tuple[Options, int]:
+def run_args(argv: list[str]) -> tuple[Options, int, str]:
     """Options of the default run (`nox` / `nox -s run`): --workers, --exclude-newer,
-    --hypothesis-budget."""
+    --hypothesis-budget, --selection."""
     parser = _Parser(prog="nox -s run --")
     _common(parser)
     parser.add_argument("--workers", type=positive, default=min((os.cpu_count() or 1) + 1, 4),
@@ -105,9 +105,11 @@ def run_args(argv: list[str]) -> tuple[Options, int]:
                              "at most 4); the bench rungs always run one at a time")
     parser.add_argument("--hypothesis-budget", type=positive, default=10,
                         help="examples per generated-input property (default 10)")
+    parser.add_argument("--selection", default="default",
+                        help="the matrix selection to run (default: default; e.g. vllm-cpu)")
     args, _ = parser.parse_known_args(argv)
     return Options(exclude_newer=args.exclude_newer,
-                   hypothesis_budget=args.hypothesis_budget), args.workers
+                   hypothesis_budget=args.hypothesis_budget), args.workers, args.selection
 
 
 def resolve_args(argv: list[str]) -> argparse.Namespace:

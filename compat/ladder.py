@@ -43,7 +43,7 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         requirements=list(cell.requirements), constraints=list(cell.constraints),
         fixtures=list(cell.engine.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
-        key_packages=[requirement_name(r) for r in (*cell.engine.requires,
+        key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
 
 

@@ -45,6 +45,17 @@ def override_slug(override: str) -> str:
 
 
 @dataclass(frozen=True)
+class Build:
+    """An engine's build for one device, where it is published apart (vLLM's CPU build)."""
+
+    requires: tuple[str, ...]
+    """What the resolver is asked for on that device, instead of the engine's `requires`."""
+    overrides: tuple[str, ...] = ()
+    """uv overrides every cell of the engine on that device needs (e.g. removing a package
+    whose PyPI build does not load there); they are not part of the cell's id."""
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """How to install and exercise one engine (its kind and devices: the registry's)."""
 
@@ -57,12 +68,25 @@ class EngineSpec:
     build_wheels: tuple[str, ...] = ()
     """Packages published as source only: built into a wheel once (the install rung keeps it
     in the wheelhouse under the cache), so later installs compile nothing."""
+    builds: dict[str, Build] = field(default_factory=dict)
+    """Device -> the engine's own build there ([engines.<id>.<device>] in the matrix)."""
 
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
             raise MatrixError(unknown("engine", self.id, ENGINES))
         if not self.fixtures:
             raise MatrixError(f"Engine {self.id!r} names no fixtures; it needs at least one.")
+        for device in self.builds:
+            if device not in self.devices:
+                raise MatrixError(unknown(f"device of a build of engine {self.id!r}", device,
+                                          self.devices))
+
+    def requires_on(self, device: str) -> tuple[str, ...]:
+        """What the engine asks the resolver for on `device`."""
+        return self.builds[device].requires if device in self.builds else self.requires
+
+    def overrides_on(self, device: str) -> tuple[str, ...]:
+        return self.builds[device].overrides if device in self.builds else ()
 
     @property
     def kind(self) -> str:
@@ -149,6 +173,8 @@ class Cell:
     """Extra requirements of this cell (any package, any version)."""
     overrides: tuple[str, ...] = ()
     """uv overrides: replace what packages declare (a lifted pin, a removed dependency)."""
+    build_overrides: tuple[str, ...] = ()
+    """The overrides of the engine's build for this device (not part of the id)."""
     selections: tuple[str, ...] = ()
     why: str = ""
     """Why this extra cell exists (shown in the report)."""
@@ -216,12 +242,13 @@ class Matrix:
 def make_cell(matrix: Matrix, engine: EngineSpec, combo: list[tuple[Axis, str]], device: str,
               *, pins: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
               selections: tuple[str, ...] = (), why: str = "") -> Cell:
-    requested = (*engine.requires, *(axis.values[label] for axis, label in combo), *pins)
+    requested = (*engine.requires_on(device), *(axis.values[label] for axis, label in combo), *pins)
     return Cell(engine=engine, axes=tuple((axis.name, label) for axis, label in combo),
                 device=device, python=matrix.python, requested=requested,
                 requirements=(*requested, *matrix.harness),
                 constraints=matrix.device_constraints[device], pins=pins,
-                overrides=overrides, selections=selections, why=why)
+                overrides=overrides, build_overrides=engine.overrides_on(device),
+                selections=selections, why=why)
 
 
 def expand(matrix: Matrix, excludes: list[dict], extras: list[dict]) -> tuple[Cell, ...]:
@@ -283,7 +310,7 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
 def _engine(engine_id: str, raw: dict) -> EngineSpec:
     if engine_id not in ENGINES:
         raise MatrixError(unknown("engine", engine_id, ENGINES))
-    allowed = {"requires", "fixtures", "build_wheels"}
+    allowed = {"requires", "fixtures", "build_wheels", *DEVICES}
     registered = sorted({"kind", "devices"} & set(raw))
     if registered:
         raise MatrixError(f"Engine {engine_id!r}: {registered} is declared once, in the registry "
@@ -294,7 +321,19 @@ def _engine(engine_id: str, raw: dict) -> EngineSpec:
         raise MatrixError(msg)
     return EngineSpec(id=engine_id, requires=tuple(raw.get("requires", ())),
                       fixtures=tuple(raw.get("fixtures", ())),
-                      build_wheels=tuple(raw.get("build_wheels", ())))
+                      build_wheels=tuple(raw.get("build_wheels", ())),
+                      builds={device: _build(engine_id, device, raw[device])
+                              for device in DEVICES if device in raw})
+
+
+def _build(engine_id: str, device: str, raw: dict) -> Build:
+    allowed = {"requires", "overrides"}
+    extra = set(raw) - allowed
+    if extra or not raw.get("requires"):
+        msg = (f"[engines.{engine_id}.{device}]: give `requires`; unknown key(s) {sorted(extra)}. "
+               f"Valid: {sorted(allowed)}")
+        raise MatrixError(msg)
+    return Build(requires=tuple(raw["requires"]), overrides=tuple(raw.get("overrides", ())))
 
 
 def _selection(name: str, raw: dict, engines: dict, axes: dict, devices: dict) -> Selection:

@@ -5,6 +5,7 @@ Stdlib only: this runs in the driver's interpreter and in the fixture helpers'.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -57,7 +58,9 @@ def uv_index_args(env: dict[str, str] | None = None) -> list[str]:
 
 
 def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> ToolRun:
-    """Run a command in its own process group; kill the whole group at the time limit."""
+    """Run a command in its own process group; kill the whole group at the time limit, and
+    whatever of the group is left when the command ends (an engine's worker process must not
+    outlive the rung that started it), also when the caller is interrupted."""
     with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace",
                           start_new_session=True) as proc:
@@ -65,9 +68,17 @@ def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) 
             out, _ = proc.communicate(timeout=timeout)
             return ToolRun(proc.returncode, out, timed_out=False)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid)
             out, _ = proc.communicate()
             return ToolRun(-9, out, timed_out=True)
+        finally:
+            kill_group(proc.pid)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the group `pgid` (none left is fine)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def timeout_error(rung: str, limit: float, output: str) -> ErrorInfo:

@@ -41,7 +41,7 @@ ENGINES: dict[str, EngineEntry] = {
     "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
     "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation"),
     "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation"),
-    "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cuda",)),
+    "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda")),
     "sentence_transformers": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersEmbedder", "embedding"),
     "infinity_emb": EngineEntry("engines.infinity_emb:InfinityEmbedder", "embedding"),
@@ -50,7 +50,7 @@ ENGINES: dict[str, EngineEntry] = {
         "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding"),
     "sentence_transformers_openvino": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
-    "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cuda",)),
+    "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cpu", "cuda")),
 }
 
 

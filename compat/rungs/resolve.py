@@ -23,10 +23,11 @@ def compile_args(run: CellRun, reqs: Path) -> list[str]:
         constraints = run.work / "constraints.txt"
         constraints.write_text("\n".join(run.cell.constraints) + "\n", encoding="utf-8")
         cmd += ["--constraint", str(constraints)]
-    if run.cell.overrides:
-        overrides = run.work / "overrides.txt"
-        overrides.write_text("\n".join(run.cell.overrides) + "\n", encoding="utf-8")
-        cmd += ["--override", str(overrides)]
+    overrides = (*run.cell.build_overrides, *run.cell.overrides)
+    if overrides:
+        path = run.work / "overrides.txt"
+        path.write_text("\n".join(overrides) + "\n", encoding="utf-8")
+        cmd += ["--override", str(path)]
     if run.options.exclude_newer:
         cmd += ["--exclude-newer", run.options.exclude_newer]
     return cmd
