@@ -43,6 +43,8 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         requirements=list(cell.requirements), constraints=list(cell.constraints),
         fixtures=list(cell.engine.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
+        build=requirement_name(cell.engine.builds[cell.device].requires[0])
+        if cell.device in cell.engine.builds else "",
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
 

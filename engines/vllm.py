@@ -71,7 +71,7 @@ class VllmGenerator(HfTokenizer, Generator):
         self._llm: LLM | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir), max_model_len=512)
+        self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir))
         self._tok = self._llm.get_tokenizer()
         self._vocab = self._llm.llm_engine.model_config.get_vocab_size()
 
@@ -135,7 +135,9 @@ class VllmEmbedder(Embedder):
         gc.collect()
 
     def _embed(self, texts: list[str], normalize: bool) -> np.ndarray:
-        outputs = self._llm.embed(texts, use_tqdm=False)
+        # truncated to the model's max length as sentence-transformers does (vLLM refuses an
+        # over-long input unless asked to truncate)
+        outputs = self._llm.embed(texts, use_tqdm=False, tokenization_kwargs={"truncation": True})
         return as_rows([np.asarray(o.outputs.embedding) for o in outputs], normalize=normalize)
 
     def _dimension(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.details import ImportDetail, PropertyResult
 from core.results import CellResult
 from reports.conformance import conformance_of
-from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, header, table
+from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, engine_label, header, table
 
 REFERENCE = {"generation": "transformers (pinned, fixtures/requirements-parity.txt), greedy ids",
              "embedding": "sentence-transformers (torch) in the same cell, cosine per text"}
@@ -87,7 +87,24 @@ def engine_section(engine: str, results: list[CellResult]) -> list[str]:
         lines += [f"- Declared deviation from `{name}`: {dev.reason}"]
     lines += [f"Parity reference: {REFERENCE[kind]}. Tolerance: {tolerance(kind, info)}.", "",
               table(parity_rows(results, kind), parity_headers(kind)), ""]
+    loads = load_rows(results)
+    if loads:
+        lines += ["Load (creating the adapter to a loaded model) and the first call after it "
+                  "(one token, or one text), per fixture:", "",
+                  table(loads, ["cell", "ran", "fixture", "load", "first call"]), ""]
     return lines
+
+
+def load_rows(results: list[CellResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        rung = r.rung("load")
+        if rung is None or rung.detail is None:
+            continue
+        rows += [[f"`{r.cell.id}`", engine_label(r), name, f"{f.load_s:.1f} s",
+                  "–" if f.first_call_s is None else f"{f.first_call_s:.2f} s"]
+                 for name, f in rung.detail.fixtures.items()]
+    return rows
 
 
 def engines_page(results: list[CellResult], problems: list[str]) -> str:

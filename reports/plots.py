@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.results import CellResult
+from reports.markdown import engine_label
 from reports.throughput import LABELS, bench_of
 
 
@@ -28,7 +29,7 @@ def _save(plt, fig, path: Path) -> bool:
 
 
 def name(r: CellResult) -> str:
-    return f"{r.cell.engine} · {r.cell.env}"
+    return f"{engine_label(r).replace('`', '')} · {r.cell.env}"
 
 
 def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple[str, list]]:

@@ -12,7 +12,7 @@ from bench.metrics import METRICS
 from bench.stats import NOISY_CV
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult
-from reports.markdown import CAVEAT, header, table
+from reports.markdown import CAVEAT, engine_label, header, table
 
 LABELS = {"prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
           "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end-to-end", "itl_s": "ITL",
@@ -57,7 +57,7 @@ def itl(detail: BenchDetail) -> str:
 
 
 def label(r: CellResult) -> list[str]:
-    return [f"`{r.cell.engine}`", r.cell.env]
+    return [engine_label(r), r.cell.env]
 
 
 def cells_section(results: list[CellResult]) -> list[str]:
@@ -106,7 +106,7 @@ def grid_section(grid: list[CellResult]) -> list[str]:
                                     for m in detail.metrics if m.name == names[0]))
         rows = [[*shape, *(figure(detail.find(n, **dict(zip(keys, shape)))) for n in names)]
                 for shape in shapes]
-        lines += [f"### `{r.cell.engine}` · {r.cell.env} (fixture {detail.fixture}, "
+        lines += [f"### {engine_label(r)} · {r.cell.env} (fixture {detail.fixture}, "
                   f"peak RSS {detail.peak_rss_mib:,.0f} MiB"
                   + (f", peak GPU {detail.peak_gpu_mib:,.0f} MiB" if detail.peak_gpu_mib
                      else "") + ")", "",

