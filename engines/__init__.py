@@ -41,6 +41,8 @@ ENGINES: dict[str, EngineEntry] = {
     "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
     "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation"),
     "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation"),
+    "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
+                                     "generation"),
     "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda")),
     "sentence_transformers": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersEmbedder", "embedding"),

