@@ -52,6 +52,7 @@ ENGINES: dict[str, EngineEntry] = {
         "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding"),
     "sentence_transformers_openvino": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
+    "fastembed": EngineEntry("engines.fastembed:FastEmbedEmbedder", "embedding"),
     "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cpu", "cuda")),
 }
 

@@ -61,13 +61,19 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
-        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in self.exporter)
-        folder = converted(model_dir, f"st-{self.backend}", version, self._export)
-        self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
-                                          local_files_only=True)
+        self._model = SentenceTransformer(str(self.exported(model_dir)), device=device,
+                                          backend=self.backend, local_files_only=True)
 
-    def _export(self, model_dir: Path, out: Path) -> None:
-        SentenceTransformer(str(model_dir), device="cpu", backend=self.backend,
+    @classmethod
+    def exported(cls, model_dir: Path) -> Path:
+        """The folder of the model exported to this backend (sentence-transformers' own save:
+        the graph under onnx/ or openvino/, with the tokenizer and pooling files)."""
+        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
+        return converted(model_dir, f"st-{cls.backend}", version, cls._export)
+
+    @classmethod
+    def _export(cls, model_dir: Path, out: Path) -> None:
+        SentenceTransformer(str(model_dir), device="cpu", backend=cls.backend,
                             local_files_only=True).save(str(out))
 
 
