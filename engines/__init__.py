@@ -39,10 +39,12 @@ class EngineEntry:
 ENGINES: dict[str, EngineEntry] = {
     "transformers": EngineEntry("engines.transformers:TransformersGenerator", "generation"),
     "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
+    "openvino_genai": EngineEntry("engines.openvino_genai:OpenVinoGenaiGenerator", "generation"),
     "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation"),
     "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation"),
     "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
                                      "generation"),
+    "mindformers": EngineEntry("engines.mindformers:MindFormersGenerator", "generation"),
     "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda")),
     "sentence_transformers": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersEmbedder", "embedding"),

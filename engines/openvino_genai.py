@@ -1,0 +1,178 @@
+"""OpenVINO GenAI's LLMPipeline (Intel's CPU engine) as a Generator.
+
+The fixture is exported once per content and exporter version (fixtures/convert.py) with
+optimum-intel (`optimum-cli export openvino`, FP32 weights), which also converts its tokenizer
+to OpenVINO (openvino-tokenizers). Tokenization, decoding and the chat template are the
+pipeline's own. Each prompt is generated from its token ids (ov.TokenizedInputs), one prompt at
+a time; streaming goes through an ov.StreamerBase that receives the token ids as they come.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import openvino as ov_runtime
+import openvino_genai as ov
+
+from engines.base import (
+    Capabilities,
+    ChatMessage,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    StreamDelta,
+    text_deltas,
+)
+from fixtures.convert import converted
+
+DONE = object()
+
+
+def export(model_dir: Path, out: Path) -> None:
+    """optimum-intel's exporter, FP32, with the tokenizer converted to OpenVINO."""
+    done = subprocess.run([sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino",
+                           "--model", str(model_dir), "--task", "text-generation-with-past",
+                           "--weight-format", "fp32", str(out)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0 or not (out / "openvino_tokenizer.xml").is_file():
+        raise RuntimeError(f"optimum-cli export openvino failed: {done.stderr.strip()[-800:]}")
+
+
+def exporter_version() -> str:
+    names = ("optimum-intel", "openvino", "openvino-tokenizers", "transformers", "torch")
+    return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in names)
+
+
+class _Ids(ov.StreamerBase):
+    """Hands every generated token id to a queue (the pipeline runs in another thread)."""
+
+    def __init__(self, sink: queue.Queue) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def write(self, token) -> ov.StreamingStatus:
+        for t in token if isinstance(token, list) else [token]:
+            self.sink.put(int(t))
+        return ov.StreamingStatus.RUNNING
+
+    def end(self) -> None:
+        pass
+
+
+class OpenVinoGenaiGenerator(Generator):
+    """ov.LLMPipeline(<exported folder>, "CPU").generate on token ids, one prompt at a time."""
+
+    capabilities = Capabilities(
+        streaming=True,
+        chat=True,
+        seeded_sampling=True,  # GenerationConfig.rng_seed
+        stop_strings=True,
+        stop_string_kept=True,  # include_stop_str_in_output
+        logprobs=False,
+        logits=False,
+        token_input=True,
+        min_new_tokens=True,
+        stop_token_ids=True,
+        batching=True,  # the list is run one prompt after another
+    )
+    unsupported: ClassVar[dict[str, str]] = {
+        "logprobs": "LLMPipeline's EncodedResults gives one score per sequence, not each token's "
+                    "log-probability among the most likely",
+        "logits": "LLMPipeline has no low-level forward pass that returns logits",
+    }
+
+    def __init__(self) -> None:
+        self._pipe = None
+        self._tok = None
+        self._eos: int | None = None
+
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
+        if dtype != "float32":
+            raise InvalidParameterError(f"openvino_genai: the exported model is float32, not {dtype!r}")
+        folder = converted(model_dir, "openvino-genai", exporter_version(), export)
+        self._pipe = ov.LLMPipeline(str(folder), device.upper())
+        self._tok = self._pipe.get_tokenizer()
+        self._eos = int(self._tok.get_eos_token_id())
+
+    def _close(self) -> None:
+        self._pipe = self._tok = None
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._eos if self._pipe is not None else None
+
+    def _tokenize(self, text: str) -> list[int]:
+        return [int(t) for t in np.asarray(self._tok.encode(text).input_ids.data).reshape(-1)]
+
+    def _decode(self, ids) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True) if ids else ""
+
+    def _config(self, params: SamplingParams) -> ov.GenerationConfig:
+        config = self._pipe.get_generation_config()
+        config.max_new_tokens = params.max_new_tokens
+        config.min_new_tokens = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        config.ignore_eos = params.ignore_eos
+        config.stop_token_ids = set(params.stop_token_ids)
+        config.stop_strings = set(params.stop)
+        config.include_stop_str_in_output = True
+        config.do_sample = not params.greedy
+        if not params.greedy:
+            config.temperature, config.top_p, config.top_k = (params.temperature, params.top_p,
+                                                              params.top_k or 0)
+            config.rng_seed = params.seed if params.seed is not None else secrets.randbits(31)
+        return config
+
+    def _inputs(self, prompt_ids: list[int]) -> ov.TokenizedInputs:
+        ids = np.asarray([prompt_ids], dtype=np.int64)
+        return ov.TokenizedInputs(ov_runtime.Tensor(ids), ov_runtime.Tensor(np.ones_like(ids)))
+
+    def _complete_one(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
+        result = self._pipe.generate(self._inputs(prompt_ids), self._config(params))
+        ids = [int(t) for t in result.tokens[0]]
+        stops = {*params.stop_token_ids, *(() if params.ignore_eos else (self._eos,))}
+        end = next((i for i, t in enumerate(ids) if t in stops), None)
+        text = self._decode(ids[:end])
+        if end is not None:
+            return Completion(text, tuple(ids[:end]), tuple(prompt_ids), "eos")
+        hit = any(s in text for s in params.stop)
+        reason = "stop" if hit else "length" if len(ids) >= params.max_new_tokens else "eos"
+        return Completion(text, tuple(ids), tuple(prompt_ids), reason)
+
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        return [self._complete_one(ids, params) for ids in prompt_ids]
+
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        sink: queue.Queue = queue.Queue()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._pipe.generate(self._inputs(prompt_ids), self._config(params), _Ids(sink))
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+            sink.put(DONE)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        stops = {*params.stop_token_ids, *(() if params.ignore_eos else (self._eos,))}
+        ids = iter(sink.get, DONE)
+        yield from text_deltas((t for t in ids if t not in stops), self._decode)
+        worker.join()
+        if errors:
+            raise errors[0]
+
+    def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        text = self._tok.apply_chat_template(turns, add_generation_prompt=True)
+        encoded = self._tok.encode(text, add_special_tokens=False)
+        return [int(t) for t in np.asarray(encoded.input_ids.data).reshape(-1)]
