@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,21 +59,24 @@ def uv_index_args(env: dict[str, str] | None = None) -> list[str]:
 
 
 def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> ToolRun:
-    """Run a command in its own process group; kill the whole group at the time limit, and
-    whatever of the group is left when the command ends (an engine's worker process must not
-    outlive the rung that started it), also when the caller is interrupted."""
+    """Run a command in its own process group, until it exits or its time limit; then kill
+    whatever of the group is left (an engine's worker must not outlive the rung that started
+    it, nor hold the output open), also when the caller is interrupted."""
     with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace",
                           start_new_session=True) as proc:
+        chunks: list[str] = []
+        reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+        reader.start()
         try:
-            out, _ = proc.communicate(timeout=timeout)
-            return ToolRun(proc.returncode, out, timed_out=False)
+            proc.wait(timeout=timeout)  # the command itself, not the pipe a leftover may hold
+            timed_out = False
         except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
-            out, _ = proc.communicate()
-            return ToolRun(-9, out, timed_out=True)
+            timed_out = True
         finally:
             kill_group(proc.pid)
+        reader.join()
+        return ToolRun(-9 if timed_out else proc.returncode, "".join(chunks), timed_out)
 
 
 def kill_group(pgid: int) -> None:

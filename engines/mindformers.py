@@ -13,13 +13,24 @@ follows its transformers-like generate(); it has not run here, since no model lo
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from mindformers import AutoModelForCausalLM
-from tokenizers import Tokenizer
 
-from engines.base import Capabilities, Completion, Generator, InvalidParameterError, SamplingParams
+# MindFormers writes its logs under ./output/log at import; keep them out of the working tree
+os.environ.setdefault("LOG_MF_PATH", os.path.join(tempfile.gettempdir(), "infermatrix-mindformers-log"))
+from mindformers import AutoModelForCausalLM  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
+
+from engines.base import (  # noqa: E402
+    Capabilities,
+    Completion,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+)
 
 
 class MindFormersGenerator(Generator):

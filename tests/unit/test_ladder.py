@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,28 @@ def test_a_hanging_command_is_stopped_at_its_limit() -> None:
     result = run_tool([sys.executable, "-c", "import time; print('hi', flush=True); "
                        "time.sleep(60)"], timeout=1)
     assert result.timed_out and "hi" in result.output
+
+
+def test_no_process_of_a_rung_outlives_it(tmp_path) -> None:
+    """A rung's command that leaves a worker behind (as an engine's server or engine-core process
+    would): when the command ends, its whole process group is gone, whether it exited or was
+    killed at its limit."""
+    import os
+
+    script = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+              "'import time; time.sleep(60)']); open(sys.argv[1], 'w').write(str(p.pid)); "
+              "sys.stdout.flush(); {end}")
+    for end, limit in (("sys.exit(3)", 30), ("import time; time.sleep(60)", 2)):
+        pid_file = tmp_path / f"pid-{limit}"
+        result = run_tool([sys.executable, "-c", script.format(end=end), str(pid_file)], limit)
+        worker = int(pid_file.read_text())
+        assert result.timed_out == (limit == 2)
+        try:
+            os.kill(worker, 0)
+            alive = Path(f"/proc/{worker}/stat").read_text().split()[2] != "Z"
+        except ProcessLookupError:
+            alive = False
+        assert not alive, f"the worker {worker} outlived its command ({end})"
 
 
 def test_resolve_failure_keeps_the_resolvers_words(tmp_path) -> None:
