@@ -21,10 +21,10 @@ import numpy as np
 
 # MindFormers writes its logs under ./output/log at import; keep them out of the working tree
 os.environ.setdefault("LOG_MF_PATH", os.path.join(tempfile.gettempdir(), "infermatrix-mindformers-log"))
-from mindformers import AutoModelForCausalLM  # noqa: E402
-from tokenizers import Tokenizer  # noqa: E402
+from mindformers import AutoModelForCausalLM
+from tokenizers import Tokenizer
 
-from engines.base import (  # noqa: E402
+from engines.base import (
     Capabilities,
     Completion,
     Generator,
