@@ -159,9 +159,10 @@ class LlamaCppGenerator(Generator):
     )
 
     # llama.cpp keeps its KV cache in float16 by default (type_k/type_v): measured 2.4e-3 nats
-    # from the float32 reference on tiny-llama, 3e-6 with a float32 cache. The adapter runs the
-    # default, as deployments do, so the tolerance allows for it.
-    logprob_tolerance = 1e-2
+    # from the float32 reference on tiny-llama, 1.1e-2 on small-llama (whose logits spread about
+    # 8 against tiny-llama's 3: the rounding error grows with them), 3e-6 with a float32 cache.
+    # The adapter runs the default, as deployments do, so the tolerance allows for it.
+    logprob_tolerance = 2e-2
 
     def __init__(self) -> None:
         self._llm: Llama | None = None
