@@ -34,6 +34,10 @@ def tolerance(kind: str, info: ImportDetail | None) -> str:
                 f"top-{info.parity_top_k}, equal lengths")
         if info.logprob_tolerance is not None and info.capabilities.get("logprobs"):
             text += f"; log-probabilities within {info.logprob_tolerance:g} nats"
+        if not (info.capabilities.get("logits") or info.capabilities.get("logprobs")):
+            text += ("; it gives neither logits nor log-probabilities, so what is checked is its "
+                     "ids: equal, or at a divergence its token in the reference's top-k (the "
+                     "reference's token in its own top-k cannot be read)")
         return text
     if info is not None and kind == "embedding" and info.parity_tolerance is not None:
         return f"cosine ≥ 1 − {info.parity_tolerance:g}"
