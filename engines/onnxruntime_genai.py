@@ -51,7 +51,7 @@ def build(model_dir: Path, out: Path) -> None:
                            str(model_dir), "-o", str(out), "-p", "fp32", "-e", "cpu", "-c",
                            str(cache)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"the model builder failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"the model builder failed: {done.stderr.strip()[-800:]}")
     shutil.rmtree(cache, ignore_errors=True)
 
 
@@ -72,7 +72,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
         logprobs=True,  # og.Generator.get_logits() before each choice
         logits=True,
         token_input=True,
-        min_new_tokens=True,  # search option min_length
+        min_new_tokens=True,  # EOS and stop ids masked through set_logits until then
         stop_token_ids=True,  # cut at the first one: later tokens never change earlier ones
         batching=True,  # the list is run one prompt after another
     )
