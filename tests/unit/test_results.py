@@ -77,3 +77,12 @@ def test_schema_1_files_are_still_read() -> None:
     assert result.rung("conformance").detail.properties["greedy_parity"].status == "pass"
     assert result.rung("bench").detail.find("decode_tokens_per_s").stats.median > 0
     assert CellResult.from_dict(json.loads(result.to_json())) == result
+
+
+def test_the_ladder_climbs_the_rungs_the_schema_names_in_its_order() -> None:
+    from compat.rungs import LADDER
+    from core.details import DETAILS
+    from core.results import RUNGS
+
+    assert tuple(step.name for step in LADDER) == RUNGS
+    assert set(DETAILS) == set(RUNGS)  # every rung's record is typed
