@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.results import ErrorInfo, Rung
+from core.results import ErrorInfo
 from core.signatures import resolution_subject, signature, uv_error
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,12 +99,6 @@ def tool_error(rung: str, result: ToolRun, limit: float, kind: str) -> tuple[Err
     subject = resolution_subject(explanation) if "Because" in explanation else None
     sig = f"{kind}: {subject}" if subject else signature(kind, explanation)
     return ErrorInfo(type=kind, message=cause, signature=sig, text=result.output), explanation
-
-
-def tool_failure(rung: str, result: ToolRun, limit: float, kind: str) -> Rung:
-    """A failed uv run as a failed Rung, the resolver's explanation as its reason."""
-    error, explanation = tool_error(rung, result, limit, kind)
-    return Rung(rung, "fail", error=error, reason=explanation)
 
 
 def parse_lock(text: str) -> dict[str, str]:

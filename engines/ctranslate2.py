@@ -25,12 +25,10 @@ from engines.base import (
     Generator,
     SamplingParams,
     StreamDelta,
-    cut_at_stop,
     stop_stream,
     text_deltas,
-    top_logprobs,
 )
-from engines.text import HfTokenizer
+from engines.text import HfTokenizer, finish_row
 from fixtures.convert import converted
 
 
@@ -100,20 +98,13 @@ class CTranslate2Generator(HfTokenizer, Generator):
         return options | {"sampling_topk": params.top_k or 0, "sampling_topp": params.top_p,
                           "sampling_temperature": params.temperature}
 
-    def _finish(self, prompt: Sequence[int], result, params: SamplingParams) -> Completion:
-        generated = result.sequences_ids[0]
-        ids, hit = cut_at_stop(generated, params.stop, self._decode)
-        reason = "stop" if hit else "length" if len(generated) >= params.max_new_tokens else "eos"
-        logprobs = None if params.logprobs is None else tuple(
-            top_logprobs(np.asarray(logits), token, params.logprobs)
-            for logits, token in zip(result.logits[0], ids))
-        return Completion(self._decode(ids), tuple(ids), tuple(prompt), reason, logprobs)
-
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         results = self._gen.generate_batch([self._tokens(p) for p in prompt_ids],
                                            **self._options(params),
                                            return_logits_vocab=params.logprobs is not None)
-        return [self._finish(p, r, params) for p, r in zip(prompt_ids, results)]
+        return [finish_row(p, r.sequences_ids[0], params, self._decode,
+                           r.logits[0] if params.logprobs is not None else None)
+                for p, r in zip(prompt_ids, results)]
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         options = self._options(params)

@@ -37,10 +37,9 @@ from engines.base import (
     InvalidParameterError,
     SamplingParams,
     StreamDelta,
-    cut_at_stop,
     stop_stream,
-    top_logprobs,
 )
+from engines.text import finish_row
 from fixtures.convert import converted
 
 
@@ -157,11 +156,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
     def _complete_one(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
         steps: list[np.ndarray] | None = None if params.logprobs is None else []
         generated = list(self._tokens(prompt_ids, params, steps))
-        ids, hit = cut_at_stop(generated, params.stop, self._decode)
-        reason = "stop" if hit else "length" if len(generated) >= params.max_new_tokens else "eos"
-        logprobs = None if steps is None else tuple(
-            top_logprobs(step, token, params.logprobs) for step, token in zip(steps, ids))
-        return Completion(self._decode(ids), tuple(ids), tuple(prompt_ids), reason, logprobs)
+        return finish_row(prompt_ids, generated, params, self._decode, steps)
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         return [self._complete_one(ids, params) for ids in prompt_ids]

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engines.params import ChatMessage, StreamDelta
+from engines.params import ChatMessage, Completion, SamplingParams, StreamDelta
 
 
 class HfTokenizer:
@@ -42,6 +42,18 @@ def cut_at_stop(ids: Sequence[int], stops: Sequence[str],
             if any(s in decode(ids[:cut]) for s in stops):
                 return ids[:cut], True
     return ids, False
+
+
+def finish_row(prompt_ids: Sequence[int], generated: Sequence[int], params: SamplingParams, decode,
+               steps=None) -> Completion:
+    """A row its engine generated without stop strings (EOS and stop ids already end it): cut
+    after the token that completes a stop string, its finish reason, and its log-probabilities
+    from each step's raw logits (`steps`, read when params.logprobs asks for them)."""
+    ids, hit = cut_at_stop(generated, params.stop, decode)
+    reason = "stop" if hit else "length" if len(generated) >= params.max_new_tokens else "eos"
+    logprobs = None if params.logprobs is None else tuple(
+        top_logprobs(np.asarray(step), token, params.logprobs) for step, token in zip(steps, ids))
+    return Completion(decode(ids), tuple(ids), tuple(prompt_ids), reason, logprobs)
 
 
 def text_deltas(token_ids: Iterator[int], decode) -> Iterator[StreamDelta]:

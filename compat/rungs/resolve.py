@@ -7,10 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from compat.cell import CellRun
+from compat.cell import CellRun, RungFailed
 from compat.matrix import requirement_name
 from core.details import Fallback, ResolveDetail
-from core.proc import parse_lock, run_tool, tool_failure, uv_binary, uv_index_args
+from core.proc import parse_lock, run_tool, tool_error, uv_binary, uv_index_args
 from core.results import CellResult, ErrorInfo, Rung
 from core.signatures import uv_error
 
@@ -45,7 +45,7 @@ def resolve(run: CellRun) -> Rung:
     reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
     result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
     if result.returncode != 0:
-        return tool_failure("resolve", result, run.limits.resolve, "ResolutionError")
+        raise RungFailed(*tool_error("resolve", result, run.limits.resolve, "ResolutionError"))
     text = lock.read_text(encoding="utf-8")
     versions = parse_lock(text)
     fallbacks = find_fallbacks(run, versions)
