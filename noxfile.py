@@ -5,6 +5,8 @@
     nox -s "cell(transformers-numpy2)" [-- --from-lock results/transformers-numpy2.json]
     nox -s resolve          resolve every cell of the full matrix (nothing installed)
     nox -s bisect -- PACKAGE CELL
+    nox -s serve            the servers (vllm serve, llama_cpp.server, transformers serve,
+                            infinity_emb v2) checked over HTTP, then the report
     nox -s report           merge results/*.json into reports/
     nox -s bench            the throughput grid in the cells' venvs, then the reports
     nox -s bench -- --compare reports/results.json   this run against a saved one
@@ -31,7 +33,7 @@ ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16")
+             "nox[uv]>=2025.10.16", "httpx>=0.27")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -48,10 +50,10 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
     # missing interpreter or a broken install is a recorded result, not a nox error.
     @nox.session(name=f"cell({cell.id})", python=False, tags=tags, default=False)
     def session(session: nox.Session) -> None:
-        """One cell: resolve, install, import, load, conformance, bench; a failure is a result."""
+        """One cell: resolve, install, import, load, conformance, api, bench; a failure is a result."""
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         try:
-            options = cli.cell_options(session.posargs, cell.engine.kind)
+            options = cli.cell_options(session.posargs, cell.engine.kind, cell.engine.transport)
             check_pins([cell])
         except InfermatrixError as exc:
             session.error(str(exc))
@@ -123,11 +125,23 @@ def matrix(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def run(session: nox.Session) -> None:
-    """The default selection (or -- --selection NAME): cells climb to conformance side by side
+    """The default selection (or -- --selection NAME): cells climb to the api rung side by side
     (-- --workers N), then every bench rung runs alone (timings want a quiet machine). `nox` runs
     this, then the report."""
+    run_selection(session, session.posargs)
+
+
+@nox.session(python=False)
+def serve(session: nox.Session) -> None:
+    """The servers (selection "serve"): each started in its cell on a free loopback port, checked
+    over HTTP by its engine's suite and the API-surface suite, stopped; then the report."""
+    run_selection(session, ["--selection", "serve", *session.posargs])
+    session.notify("report")
+
+
+def run_selection(session: nox.Session, argv: list[str]) -> None:
     try:
-        options, workers, selection = cli.run_args(session.posargs)
+        options, workers, selection = cli.run_args(argv)
         cells = list(MATRIX.selected(selection))
         check_pins(cells)
     except InfermatrixError as exc:

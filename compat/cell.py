@@ -30,6 +30,7 @@ class Limits:
     import_: float = 300
     load: float = 600
     conformance: float = 900
+    api: float = 600
     bench: float = 900
 
     def of(self, rung: str) -> float:

@@ -71,12 +71,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help=f"resolve as of this date ({DATE_FORMS})")
 
 
-def property_names(kind: str) -> list[str]:
-    """The conformance properties of a kind, as registered in core/properties.py."""
-    return list(PROPERTIES[kind])
+def property_names(kind: str, transport: str = "process") -> list[str]:
+    """The conformance properties of a kind, as registered in core/properties.py, and for a
+    server (transport "http") the API-surface properties too."""
+    return [*PROPERTIES[kind], *(PROPERTIES["api"] if transport == "http" else ())]
 
 
-def cell_options(argv: list[str], kind: str = "generation") -> Options:
+def cell_options(argv: list[str], kind: str = "generation", transport: str = "process") -> Options:
     """Options of a cell session: --exclude-newer, --from-lock, --property, --hypothesis-budget."""
     parser = _Parser(prog="nox -s 'cell(...)' --")
     _common(parser)
@@ -87,7 +88,7 @@ def cell_options(argv: list[str], kind: str = "generation") -> Options:
     parser.add_argument("--hypothesis-budget", type=positive, default=10,
                         help="examples per generated-input property (default 10)")
     args, _ = parser.parse_known_args(argv)  # a plain `nox -- ...` hands posargs to every session
-    valid = property_names(kind)
+    valid = property_names(kind, transport)
     for name in args.property:
         if name not in valid:
             raise UsageError(unknown(f"{kind} property", name, valid))

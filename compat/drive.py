@@ -17,13 +17,13 @@ from core.results import CellResult
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2) -> list[CellResult]:
-    """Many cells: resolve to conformance `workers` at a time, then every bench rung alone.
+    """Many cells: resolve to api `workers` at a time, then every bench rung alone.
 
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
     """
     share = max(1, (os.cpu_count() or 1) // workers)
-    climbing = dataclasses.replace(options, last_rung="conformance", threads=share)
+    climbing = dataclasses.replace(options, last_rung="api", threads=share)
     done = {"n": 0}
 
     def one(cell: Cell) -> CellResult:

@@ -79,7 +79,7 @@ def climb(run: CellRun, step: Step) -> Rung:
 
 def not_climbed(run: CellRun, step: Step, blocked: str, past_last: bool) -> Rung | None:
     """The record of a rung that is not climbed, and why; None when it is to be climbed."""
-    if blocked:
+    if blocked and blocked not in step.runs_after:
         return Rung(step.name, "not_reached", reason=f"{blocked} failed")
     if step.on_device and run.cell.device == "cuda" and not cuda_available():
         return Rung(step.name, "not_run", reason="needs CUDA")
@@ -105,7 +105,7 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     for index, step in enumerate(LADDER):
         rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
         result.rungs.append(rung)
-        if rung.status == "fail":
+        if rung.status == "fail" and not blocked:
             blocked = step.name
     return finish(result, results_dir)
 

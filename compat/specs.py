@@ -92,6 +92,11 @@ class EngineSpec:
         """Devices the engine runs on, and so gets cells for."""
         return ENGINES[self.id].devices
 
+    @property
+    def transport(self) -> str:
+        """"process" or "http" (a server): whether the API-surface suite applies."""
+        return ENGINES[self.id].transport
+
 
 @dataclass(frozen=True)
 class Axis:

@@ -186,7 +186,8 @@ class BenchDetail:
 
 DETAILS: dict[str, type] = {"resolve": ResolveDetail, "install": InstallDetail,
                             "import": ImportDetail, "load": LoadDetail,
-                            "conformance": ConformanceDetail, "bench": BenchDetail}
+                            "conformance": ConformanceDetail, "api": ConformanceDetail,
+                            "bench": BenchDetail}
 """The detail record of each rung."""
 JSON_NAMES = {"class_": "class"}  # fields whose JSON key is a Python keyword
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from core.results import ErrorInfo
 from core.signatures import resolution_subject, signature, uv_error
 
 REPO = Path(__file__).resolve().parent.parent
+GROUPS_ENV = "INFERMATRIX_PROCESS_GROUPS"
+"""Names a file where a process that starts a group of its own (a server) writes its id, so that
+whoever ran it kills that group too when the run ends (run_tool does)."""
 
 
 @dataclass
@@ -61,22 +65,36 @@ def uv_index_args(env: dict[str, str] | None = None) -> list[str]:
 def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> ToolRun:
     """Run a command in its own process group, until it exits or its time limit; then kill
     whatever of the group is left (an engine's worker must not outlive the rung that started
-    it, nor hold the output open), also when the caller is interrupted."""
-    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace",
-                          start_new_session=True) as proc:
-        chunks: list[str] = []
-        reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
-        reader.start()
-        try:
-            proc.wait(timeout=timeout)  # the command itself, not the pipe a leftover may hold
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            kill_group(proc.pid)
-        reader.join()
-        return ToolRun(-9 if timed_out else proc.returncode, "".join(chunks), timed_out)
+    it, nor hold the output open), and every group it registered (a server started in a group
+    of its own: register_group), also when the caller is interrupted."""
+    with tempfile.NamedTemporaryFile("r", prefix="infermatrix-groups-") as groups:
+        env = {**(os.environ if env is None else env), GROUPS_ENV: groups.name}
+        with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace",
+                              start_new_session=True) as proc:
+            chunks: list[str] = []
+            reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()),
+                                      daemon=True)
+            reader.start()
+            try:
+                proc.wait(timeout=timeout)  # the command itself, not the pipe a leftover may hold
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                kill_group(proc.pid)
+                for line in Path(groups.name).read_text(encoding="utf-8").split():
+                    kill_group(int(line))
+            reader.join()
+            return ToolRun(-9 if timed_out else proc.returncode, "".join(chunks), timed_out)
+
+
+def register_group(pgid: int) -> None:
+    """Have the run_tool that runs this process kill the group `pgid` when the run ends."""
+    path = os.environ.get(GROUPS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as groups:
+            groups.write(f"{pgid}\n")
 
 
 def kill_group(pgid: int) -> None:

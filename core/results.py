@@ -21,7 +21,7 @@ from core.signatures import first_line, signature
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
-RUNGS = ("resolve", "install", "import", "load", "conformance", "bench")
+RUNGS = ("resolve", "install", "import", "load", "conformance", "api", "bench")
 Status = Literal["pass", "fail", "not_reached", "not_run"]
 
 

@@ -15,6 +15,7 @@ from core.errors import InfermatrixError, unknown
 
 KINDS = ("generation", "embedding")
 DEVICES = ("cpu", "cuda")
+TRANSPORTS = ("process", "http")
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,15 @@ class EngineEntry:
     """"generation" (a Generator) or "embedding" (an Embedder): which suite and benchmark apply."""
     devices: tuple[str, ...] = ("cpu",)
     """Devices the adapter loads on, and so the devices the matrix makes cells for."""
+    transport: str = "process"
+    """"process": the engine's library in the suite's process; "http": a server the adapter
+    starts and talks to over its OpenAI API (engines/openai_api.py), checked by the API suite too."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(unknown(f"kind of {self.target}", self.kind, KINDS))
+        if self.transport not in TRANSPORTS:
+            raise ValueError(unknown(f"transport of {self.target}", self.transport, TRANSPORTS))
         for device in self.devices:
             if device not in DEVICES:
                 raise ValueError(unknown(f"device of {self.target}", device, DEVICES))
@@ -56,6 +62,17 @@ ENGINES: dict[str, EngineEntry] = {
         "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
     "fastembed": EngineEntry("engines.fastembed:FastEmbedEmbedder", "embedding"),
     "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cpu", "cuda")),
+    # servers, over their OpenAI-compatible HTTP API
+    "vllm_server": EngineEntry("engines.vllm_server:VllmServerGenerator", "generation",
+                               ("cpu", "cuda"), transport="http"),
+    "vllm_embed_server": EngineEntry("engines.vllm_server:VllmServerEmbedder", "embedding",
+                                     ("cpu", "cuda"), transport="http"),
+    "llama_cpp_server": EngineEntry("engines.llama_cpp_server:LlamaCppServerGenerator",
+                                    "generation", transport="http"),
+    "transformers_server": EngineEntry("engines.transformers_server:TransformersServerGenerator",
+                                       "generation", transport="http"),
+    "infinity_emb_server": EngineEntry("engines.infinity_server:InfinityServerEmbedder",
+                                       "embedding", transport="http"),
 }
 
 

@@ -152,6 +152,11 @@ class Generator(Engine):
         """The ids of `messages` under the model's chat template, with the generation prompt."""
         raise UnsupportedCapabilityError(self.id, "chat")
 
+    def _chat(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Complete `messages` (params checked, max_new_tokens >= 1): their template's ids
+        (_chat_ids), generated. An adapter whose API takes messages overrides this instead."""
+        return self._generate(check_prompt_ids([self._chat_ids(messages)]), params)[0]
+
     def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         """float32 (len(prompt_ids), vocab) logits at each row's last token, one forward pass."""
         raise UnsupportedCapabilityError(self.id, "logits")
@@ -185,8 +190,10 @@ class Generator(Engine):
     def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         """Apply the model's chat template (with the generation prompt) and complete it."""
         self.require("chat")
-        self.check_loaded()
-        return self._generate_checked([self._chat_ids(list(messages))], params)[0]
+        self._checked([[0]], params)
+        if params.max_new_tokens == 0:
+            return Completion("", (), tuple(self._chat_ids(list(messages))), "length")
+        return self._chat(list(messages), params)
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[StreamDelta]:
         """Yield deltas of one completion; their texts and ids, joined, equal generate()'s."""

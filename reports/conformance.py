@@ -30,15 +30,18 @@ def conformance_page(results: list[CellResult], problems: list[str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
+def property_entry(result: CellResult, name: str, notes: Footnotes,
+                   suite: str = "conformance") -> str:
+    """A property's symbol in a cell, and a footnote for anything but a pass; `suite` names the
+    rung whose record holds it ("conformance", or "api" for the API-surface suite)."""
     cid = result.cell.id
-    rung = result.rung("conformance")
+    rung = result.rung(suite)
     if rung is None or rung.status in ("not_run", "not_reached"):
         failed = result.first_failure
         why = (f"not reached: {failed.name} failed (see COMPATIBILITY.md)" if failed
-               else f"not run: {rung.reason if rung else 'no conformance rung'}")
-        return f"{NOT_RUN} {notes.ref(why, cid, 'conformance', '')}"
-    prop = conformance_of(result).get(name)
+               else f"not run: {rung.reason if rung else f'no {suite} rung'}")
+        return f"{NOT_RUN} {notes.ref(why, cid, suite, '')}"
+    prop = conformance_of(result, suite).get(name)
     if prop is None:
         return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
     if prop.status == "pass":
@@ -50,10 +53,17 @@ def property_entry(result: CellResult, name: str, notes: Footnotes) -> str:
     message = prop.message
     if prop.status == "skip":
         return f"{NOT_RUN} {notes.ref(f'{name}: {message}', cid, name, '')}"
-    return f"{FAIL} {notes.ref(f'{name}: {message[:160]}', cid, name, message)}"
+    failing = [case for case, status in prop.cases.items() if status == "fail"]
+    cases = f" (failing: {', '.join(failing)})" if len(failing) > 1 else ""
+    return f"{FAIL} {notes.ref(f'{name}: {first_line(message)[:200]}{cases}', cid, name, message)}"
 
 
-def conformance_of(result: CellResult) -> dict[str, PropertyResult]:
-    """Every property's outcome in the cell (none where conformance did not run)."""
-    rung = result.rung("conformance")
+def first_line(message: str) -> str:
+    """The failure's own words, without pytest's assertion introspection below them."""
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
+def conformance_of(result: CellResult, suite: str = "conformance") -> dict[str, PropertyResult]:
+    """Every property's outcome in the cell (none where the suite did not run)."""
+    rung = result.rung(suite)
     return rung.detail.properties if rung is not None and rung.detail is not None else {}

@@ -36,6 +36,7 @@ from reports.markdown import (
 )
 from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.readme import update as update_readme
+from reports.serving import is_server, serving_page
 from reports.throughput import bench_of, throughput
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
@@ -212,13 +213,15 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     lines += [f"Legend: {LEGEND}", "",
               "Rows are engines, columns environments (`numpy2` = the newest NumPy 2.x "
               "that resolves). A cell climbs resolve → install → import → load → "
-              "conformance → bench; the first failing rung is named.", ""]
+              "conformance → api (servers only) → bench; the first failing rung is named.", ""]
     lines += kind_sections([r for r in results if r not in own], notes, matrix)
     lines += own_section(own, notes, matrix)
     rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
     lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md). Each engine's "
-              "capabilities, parity tolerance and measured parity: [ENGINES.md](ENGINES.md).", ""]
+              "capabilities, parity tolerance and measured parity: [ENGINES.md](ENGINES.md). "
+              "What each server's \"OpenAI compatible\" API really does: [SERVING.md](SERVING.md).",
+              ""]
     rows = [[f"`{r.cell.id}`", python_of(r), key_versions(r) or "(not resolved)"]
             for r in results]
     lines += ["## Versions each cell ran", "",
@@ -246,6 +249,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     write_atomic(out / "COMPATIBILITY.md", text)
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
+    if any(is_server(r) for r in results):
+        write_atomic(out / "SERVING.md", serving_page(results, problems))
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
     grid = load_grid(grid_dir) if grid_dir is not None else []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from compat.cell import CellRun
 from compat.rungs.bench import bench
-from compat.rungs.conformance import conformance
+from compat.rungs.conformance import api, conformance
 from compat.rungs.import_engine import import_engine
 from compat.rungs.install import install
 from compat.rungs.load import load
@@ -29,6 +29,9 @@ class Step:
     climb: Callable[[CellRun], Rung]
     on_device: bool = True
     """Needs the cell's device: on a machine without it (CUDA) the rung is not run."""
+    runs_after: tuple[str, ...] = ()
+    """Rungs whose failure does not stop this one: a server's API surface is checked even when
+    some of its engine properties failed."""
 
 
 LADDER: tuple[Step, ...] = (
@@ -37,6 +40,7 @@ LADDER: tuple[Step, ...] = (
     Step("import", import_engine),
     Step("load", load),
     Step("conformance", conformance),
+    Step("api", api, runs_after=("conformance",)),
     Step("bench", bench),
 )
 STEPS = {step.name: step for step in LADDER}

@@ -1,0 +1,73 @@
+"""llama-cpp-python's server (`python -m llama_cpp.server`, the [server] extra) on the GGUF
+file the in-process adapter writes from the fixture (engines/llama_cpp.py).
+
+Its API returns text only (token ids are the text encoded with the fixture's tokenizer), takes
+prompts as text, and keys log-probabilities by token text, which does not name an id. Its
+sampling defaults are not OpenAI's (temperature 0.8, top_k 40, min_p 0.05, repeat_penalty 1.1):
+the adapter sends every one, so greedy means greedy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import llama_cpp.server.app  # noqa: F401  (the import rung imports the server)
+
+from engines.base import Capabilities, Deviation, InvalidParameterError, SamplingParams
+from engines.llama_cpp import GGUF_NAME, converter_version, threads, write_gguf
+from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
+from fixtures.convert import converted
+
+
+class LlamaCppServerGenerator(ServerGenerator):
+    """`python -m llama_cpp.server --model <fixture>.gguf`."""
+
+    server_name = "llama_cpp.server"
+    in_process = "llama_cpp"
+    capabilities = Capabilities(
+        streaming=True,
+        chat=False,
+        seeded_sampling=True,
+        stop_strings=True,
+        stop_string_kept=False,
+        logprobs=False,
+        token_input=False,
+        min_new_tokens=True,
+        stop_token_ids=False,
+        batching=True,
+    )
+    logprob_tolerance = 2e-2  # as the in-process adapter (float16 KV cache)
+    unsupported: ClassVar[dict[str, str]] = {
+        **TEXT_API_UNSUPPORTED,
+        "logprobs": "log-probabilities come keyed by token text, which does not name an id",
+        "stop_token_ids": "the API has no stop token ids",
+    }
+    deviations: ClassVar[dict[str, Deviation]] = {
+        **TEXT_API_DEVIATIONS,
+        "n_choices": Deviation("`n` is among the request fields its server marks \"ignored or "
+                               "currently unsupported\"", "https://github.com/abetlen/"
+                               "llama-cpp-python/blob/main/llama_cpp/server/types.py"),
+    }
+
+    def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:
+        if dtype != "float32":
+            raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
+        folder = converted(model_dir, "gguf", converter_version(), write_gguf)
+        context = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(folder / GGUF_NAME),
+                "--model_alias", model_dir.name, "--host", "127.0.0.1", "--port", str(port),
+                "--n_ctx", str(context["max_position_embeddings"]), "--n_threads", str(threads())]
+
+    def _tokenize(self, text: str) -> list[int]:
+        """The server's own tokenizer (/extras/tokenize, beside /v1)."""
+        return list(self._call(self.client.post, "//extras/tokenize", {"input": text})["tokens"])
+
+    def _extra(self, params: SamplingParams) -> dict[str, Any]:
+        extra = {"top_k": params.top_k, "min_p": 0.0, "repeat_penalty": 1.0,
+                 "min_tokens": params.min_new_tokens}
+        if params.ignore_eos:  # OpenAI's way: a bias that EOS can never win against
+            extra["logit_bias"] = {str(self._eos): -1e9}
+        return extra

@@ -1,0 +1,92 @@
+"""reports/SERVING.md: what "OpenAI compatible" means server by server (the API-surface suite),
+and how each server does as an engine over HTTP (start-up, conformance, parity with itself in
+process)."""
+
+from __future__ import annotations
+
+from core.properties import PROPERTIES
+from core.results import CellResult
+from reports.conformance import conformance_of, property_entry
+from reports.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
+
+OTHER_KIND = "a property of "  # how the suite skips a property of the other kind of server
+
+
+def is_server(result: CellResult) -> bool:
+    rung = result.rung("api")
+    return rung is not None and not (rung.status == "not_run" and rung.reason.startswith("in-process"))
+
+
+def serving_page(results: list[CellResult], problems: list[str]) -> str:
+    """The API-surface table per kind of server, then each server as an engine."""
+    servers = [r for r in results if is_server(r)]
+    notes = Footnotes()
+    lines = header("Serving", servers, problems)
+    lines += ["Each server is started by its cell inside the cell's venv on a free loopback port, "
+              "checked over HTTP, and stopped with its whole process group. Two suites run "
+              "against it: the engine's own conformance suite through one HTTP adapter "
+              "(engines/openai_api.py), and the API-surface suite below (tests/conformance/"
+              "test_api.py), which checks what OpenAI's API promises on the raw HTTP answers.", "",
+              f"Legend: {PASS} as OpenAI's API · {CAVEAT} a departure the adapter declares, with "
+              f"its reason · {FAIL} a departure · {NOT_RUN} not run (why). Every non-pass has a "
+              "footnote with the server's own answer.", ""]
+    for kind, heading in KINDS:
+        cells = [r for r in servers if r.cell.kind == kind]
+        if cells:
+            lines += api_table(cells, heading, notes)
+    if servers:
+        lines += ["## The servers as engines", "",
+                  "Start-up: seconds from the server's start until it answered /v1/models (the "
+                  "load rung, first fixture). Conformance: the engine suite over HTTP (see "
+                  "[CONFORMANCE.md](CONFORMANCE.md)). Wire parity: the same prompts through the "
+                  "server and through the same engine in process.", "",
+                  table([server_row(r) for r in servers],
+                        ["server", "environment", "start-up", "conformance", "API surface",
+                         "wire parity"]), ""]
+    else:
+        lines += ["No server cell has run yet: `nox -s serve`, then `nox -s report`.", ""]
+    if notes.notes:
+        lines += ["## Footnotes", "", *notes.render()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def api_table(cells: list[CellResult], heading: str, notes: Footnotes) -> list[str]:
+    """Properties x servers; a property only for the other kind of server is left out."""
+    names = [n for n in PROPERTIES["api"]
+             if any(applies(r, n) for r in cells)]
+    head = ["property", *(f"{engine_label(r)} · {r.cell.env}" for r in cells)]
+    rows = [[f"`{n}`", *(property_entry(r, n, notes, "api") for r in cells)] for n in names]
+    return [f"## API surface: {heading.lower().replace('engines', 'servers')}", "",
+            table(rows, head), ""]
+
+
+def applies(result: CellResult, name: str) -> bool:
+    """Whether the cell's record holds `name` as a property of its kind of server."""
+    prop = conformance_of(result, "api").get(name)
+    return prop is not None and not (prop.status == "skip" and prop.message.split("] ", 1)[-1]
+                                     .startswith(OTHER_KIND))
+
+
+def server_row(result: CellResult) -> list[str]:
+    load = result.rung("load")
+    fixtures = load.detail.fixtures if load is not None and load.detail is not None else {}
+    first = next(iter(fixtures.values()), None)
+    startup = f"{first.load_s:.1f} s" if first is not None else "–"
+    api = conformance_of(result, "api")
+    parity = api.get("wire_parity")
+    parity_note = "; ".join(parity.notes.values()) if parity is not None and parity.notes else \
+        (parity.status if parity is not None else "–")
+    return [engine_label(result), result.cell.env, startup, summary(result, "conformance"),
+            summary(result, "api"), parity_note]
+
+
+def summary(result: CellResult, suite: str) -> str:
+    """"12 ✅ 2 ⚠️ 1 ❌ 4 ➖ (41 s)", or why the suite did not run."""
+    rung = result.rung(suite)
+    if rung is None or rung.status in ("not_run", "not_reached"):
+        return f"{NOT_RUN} {rung.status.replace('_', ' ') if rung else 'not run'}"
+    props = conformance_of(result, suite).values()
+    count = {status: sum(p.status == status for p in props)
+             for status in ("pass", "deviation", "fail", "skip")}
+    marks = zip((PASS, CAVEAT, FAIL, NOT_RUN), count.values())
+    return " ".join(f"{n} {mark}" for mark, n in marks if n) + f" ({rung.duration_s:.0f} s)"

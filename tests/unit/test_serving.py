@@ -1,0 +1,98 @@
+"""Server cells without a server: the api rung's place in the ladder, the options that reach it,
+the registry's transports, and the SERVING.md page on result records of every shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from compat.cell import CellRun, Options
+from compat.cli import UsageError, cell_options, property_names
+from compat.ladder import not_climbed
+from compat.matrix import load
+from compat.rungs import STEPS
+from compat.rungs.conformance import api
+from core.properties import PROPERTIES
+from core.results import Rung
+from engines import EngineEntry
+from reports.render import render
+from tests.unit.test_render import cell, passing
+
+
+def run_of(cell_id: str, tmp_path, **options) -> CellRun:
+    return CellRun(cell=load().cell(cell_id), venv=tmp_path / "venv", options=Options(**options),
+                   log=lambda _: None)
+
+
+def test_the_api_rung_is_for_servers_only(tmp_path) -> None:
+    rung = api(run_of("transformers-numpy2", tmp_path))
+    assert (rung.status, rung.reason) == ("not_run", "in-process engine: no HTTP API")
+    asked = api(run_of("transformers_server-base", tmp_path, properties=("greedy_parity",)))
+    assert (asked.status, asked.reason) == ("not_run", "no api property asked")
+
+
+def test_a_servers_api_is_checked_even_when_engine_properties_failed(tmp_path) -> None:
+    run = run_of("transformers_server-base", tmp_path)
+    assert not_climbed(run, STEPS["api"], "conformance", past_last=False) is None
+    bench = not_climbed(run, STEPS["bench"], "conformance", past_last=False)
+    assert (bench.status, bench.reason) == ("not_reached", "conformance failed")
+    load_failed = not_climbed(run, STEPS["api"], "load", past_last=False)
+    assert load_failed.status == "not_reached"
+
+
+def test_api_properties_are_valid_for_servers_only() -> None:
+    assert set(PROPERTIES["api"]) <= set(property_names("generation", "http"))
+    assert not set(PROPERTIES["api"]) & set(property_names("generation"))
+    assert cell_options(["--property", "sse_framing"], "generation", "http").properties == \
+        ("sse_framing",)
+    with pytest.raises(UsageError, match=r"'sse_framing'.*greedy_parity"):
+        cell_options(["--property", "sse_framing"], "generation")
+
+
+def test_a_transport_is_checked_by_name() -> None:
+    with pytest.raises(ValueError, match=r"transport of m:C.*'grpc'.*http"):
+        EngineEntry("m:C", "generation", transport="grpc")
+
+
+def api_detail() -> dict:
+    prop = {"status": "pass", "message": "", "cases": {"tiny": "pass"}}
+    return {"properties": {
+        "models_endpoint": prop,
+        "sse_framing": {"status": "fail", "cases": {"tiny": "fail"},
+                        "message": "[tiny] AssertionError: the stream does not end with data: [DONE]"
+                                   "\nassert False"},
+        "bad_input": {"status": "fail", "cases": {"tiny-unknown_model": "fail",
+                                                  "tiny-malformed_json": "fail",
+                                                  "tiny-wrong_type": "pass"},
+                      "message": "[tiny-unknown_model] AssertionError: unknown_model: HTTP 200"},
+        "n_choices": {"status": "deviation", "cases": {"tiny": "fail"}, "message": "[tiny] n=2",
+                      "deviation": {"reason": "`n` is accepted and ignored", "link": ""}},
+        "base64_encoding": {"status": "skip", "cases": {"tiny": "skip"},
+                            "message": "[tiny] a property of embedding servers; x serves generation"},
+        "wire_parity": {"status": "pass", "cases": {"tiny": "pass"}, "message": "",
+                        "notes": {"tiny": "3/3 prompts the same text as demo in process"}},
+    }}
+
+
+def test_serving_page_shows_each_departure(tmp_path) -> None:
+    rungs = passing()
+    rungs[3].detail = {"fixtures": {"tiny": {"path": "/f", "load_s": 4.2, "first_call_s": 0.1}}}
+    rungs.insert(5, Rung("api", "fail", 30.0, detail=api_detail()))
+    server = cell("demo_server", "base", "generation", rungs)
+    in_process = cell("demo", "numpy2", "generation",
+                      [*passing()[:5], Rung("api", "not_run", reason="in-process engine: no HTTP API"),
+                       passing()[5]])
+    results = tmp_path / "results"
+    results.mkdir()
+    for result in (server, in_process):
+        (results / f"{result.cell.id}.json").write_text(result.to_json())
+    render([results], tmp_path / "out")
+    page = (tmp_path / "out" / "SERVING.md").read_text()
+    assert "`demo_server` · base" in page and "`demo` ·" not in page
+    assert "| `sse_framing` " in page and "base64_encoding" not in page  # the other kind's
+    assert "stream_usage" not in page  # not in any record
+    note = next(line for line in page.splitlines() if line.startswith("[^") and "sse_framing" in line)
+    assert "the stream does not end with data: [DONE]" in note and "assert False" not in note
+    assert "(failing: tiny-malformed_json, tiny-unknown_model)" in page
+    assert "⚠️" in page and "`n` is accepted and ignored" in page
+    assert "| 4.2 s " in page and "3/3 prompts the same text as demo in process" in page
+    assert "[SERVING.md](SERVING.md)" in (tmp_path / "out" / "COMPATIBILITY.md").read_text()
