@@ -7,6 +7,8 @@
     nox -s bisect -- PACKAGE CELL
     nox -s serve            the servers (vllm serve, llama_cpp.server, transformers serve,
                             infinity_emb v2) checked over HTTP, then the report
+    nox -s serve-bench      each generation server under load (latency percentiles, goodput,
+                            the knee), then the report
     nox -s report           merge results/*.json into reports/
     nox -s bench            the throughput grid in the cells' venvs, then the reports
     nox -s bench -- --compare reports/results.json   this run against a saved one
@@ -33,7 +35,7 @@ ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16", "httpx>=0.27")
+             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -136,6 +138,28 @@ def serve(session: nox.Session) -> None:
     """The servers (selection "serve"): each started in its cell on a free loopback port, checked
     over HTTP by its engine's suite and the API-surface suite, stopped; then the report."""
     run_selection(session, ["--selection", "serve", *session.posargs])
+    session.notify("report")
+
+
+@nox.session(name="serve-bench", python=False)
+def serve_bench(session: nox.Session) -> None:
+    """Each generation server under load (bench/serve.py), in the venv `nox -s serve` left: a
+    closed-loop sweep of users to saturation, and open-loop rates if asked; then the report.
+    Options after --, as python -m bench.serve takes them: --users 1,2,4,8,16 --rate 1,2
+    --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
+    --warmup 2 --min-requests 20 --slo ttft=1,tpot=0.1,e2e=10"""
+    cells = [c for c in MATRIX.selected("serve") if c.engine.kind == "generation"]
+    ran = 0
+    for cell in cells:
+        venv = ROOT / ".nox" / f"cell-{cell.id}"
+        if not (venv / "bin" / "python").exists():
+            session.log(f"{cell.id}: no venv yet; `nox -s serve` makes it")
+            continue
+        session.log(f"serve-bench: {cell.id}")
+        ran += drive.serve_bench(cell, venv=venv, results_dir=RESULTS / "serve-bench",
+                                 log=session.log, args=tuple(session.posargs)) is not None
+    if not ran:
+        session.error("no server could be measured: run `nox -s serve` first")
     session.notify("report")
 
 

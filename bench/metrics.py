@@ -46,6 +46,31 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
            "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 256 MiB arrays "
            "(read + write, far beyond the caches)"),
+    # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
+    # clock, read as each server-sent event completes
+    Metric("serve_ttft_s", "s", "lower",
+           "time to first token: the first event carrying generated content (not a role-only "
+           "or empty one) − the request's send"),
+    Metric("serve_ttft_scheduled_s", "s", "lower",
+           "the same from the request's scheduled send time: client queueing included"),
+    Metric("serve_e2e_s", "s", "lower", "end-to-end: the response's end − the request's send"),
+    Metric("serve_e2e_scheduled_s", "s", "lower", "end-to-end from the scheduled send time"),
+    Metric("serve_dispatch_delay_s", "s", "lower",
+           "send − scheduled send: time a request waited in the client (for a slot or a late loop)"),
+    Metric("serve_tpot_s", "s", "lower",
+           "time per output token, per request: (last content event − first) ÷ (tokens − 1), "
+           "tokens from the server's usage (else the client's count)"),
+    Metric("serve_itl_s", "s", "lower",
+           "inter-token latency, per token: the gap before an event ÷ the tokens it carries; only "
+           "where events say their tokens (token_ids), else serve_event_gap_s"),
+    Metric("serve_event_gap_s", "s", "lower",
+           "gap between consecutive content events of a request (tokens per event unknown)"),
+    Metric("serve_requests_per_s", "req/s", "higher",
+           "requests that ended inside the measurement window ÷ its length"),
+    Metric("serve_output_tokens_per_s", "tok/s", "higher",
+           "generated tokens whose events arrived inside the measurement window ÷ its length"),
+    Metric("serve_goodput_per_s", "req/s", "higher",
+           "requests scheduled in the window that met every SLO ÷ its length (errors miss)"),
 )}
 
 

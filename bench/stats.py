@@ -36,3 +36,17 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "stdev": stdev,
         "cv": stdev / mean if mean else 0.0,
     }
+
+
+def percentile_interval(samples: Sequence[float], q: float,
+                        z: float = 1.96) -> tuple[float, float] | None:
+    """A distribution-free ~95% confidence interval of the q-th percentile: the order statistics
+    at ranks n·p ∓ z·√(n·p·(1−p)) (p = q/100). None when the samples are too few for it (a rank
+    falls outside them): the percentile is then a guess, and says so."""
+    n, p = len(samples), q / 100
+    spread = z * math.sqrt(n * p * (1 - p))
+    lo, hi = math.floor(n * p - spread), math.ceil(n * p + spread)
+    if n == 0 or lo < 1 or hi > n:
+        return None
+    ordered = sorted(samples)
+    return ordered[lo - 1], ordered[hi - 1]

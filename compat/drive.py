@@ -4,15 +4,17 @@ bench-only (`nox -s bench`). Each cell climbs through compat/ladder.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
-from compat.cell import DEFAULTS, CellRun, Log, Options
+from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed, run_in_cell
 from compat.ladder import climb, finish, new_result, run_cell
 from compat.matrix import Cell
 from compat.rungs import STEPS
-from core.results import CellResult
+from core.results import CellResult, machine_info, write_atomic
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
@@ -69,3 +71,27 @@ def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     result = new_result(run, kept)
     result.rungs.append(climb(run, STEPS["bench"]))
     return finish(result, results_dir)
+
+
+def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+                args: tuple[str, ...] = ()) -> Path | None:
+    """The load benchmark of one server (bench/serve.py) in the venv its cell left; its record
+    goes to results_dir/<cell id>.json. None, logged, when it could not run."""
+    run = CellRun(cell=cell, venv=Path(venv), options=DEFAULTS, log=log)
+    fixture = cell.engine.fixtures[0]
+    try:
+        done = run_in_cell(run, "bench", "bench.serve",
+                           ["--engine", cell.engine.id, "--fixture", fixture, *args])
+    except RungFailed as exc:
+        log(f"[{cell.id}] serve-bench: {exc.error.signature}")
+        return None
+    if done.record is None:
+        log(f"[{cell.id}] serve-bench failed (exit {done.tool.returncode}):\n"
+            f"{done.tool.output[-3000:]}")
+        return None
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = results_dir / f"{cell.id}.json"
+    record = {**done.record, "cell": cell.id, "machine": asdict(machine_info())}
+    write_atomic(out, json.dumps(record, indent=1))
+    log(f"[{cell.id}] serve-bench -> {out}")
+    return out

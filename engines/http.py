@@ -61,20 +61,38 @@ class SseEvent:
         return value
 
 
-def sse_events(chunks: Iterable[bytes]) -> Iterator[SseEvent]:
-    """The events of a text/event-stream body, as its bytes arrive (any chunking)."""
-    buffer = b""
-    for chunk in chunks:
-        buffer = (buffer + chunk).replace(b"\r\n", b"\n")  # a CR and its LF may arrive apart
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
+class SseParser:
+    """Server-sent events from bytes as they arrive: feed() each chunk, get the events it ends.
+
+    Incremental, so a client can read the clock as each event completes (the load benchmark
+    does); any chunking of the same bytes gives the same events."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        self.buffer = (self.buffer + chunk).replace(b"\r\n", b"\n")  # CR and LF may come apart
+        events = []
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
             event = _event(block.decode("utf-8", errors="replace"))
             if event is not None:
-                yield event
-    if buffer.strip():
-        event = _event(buffer.decode("utf-8", errors="replace"))
-        if event is not None:
-            yield event
+                events.append(event)
+        return events
+
+    def close(self) -> list[SseEvent]:
+        """The event left unterminated when the body ended, if any."""
+        block, self.buffer = self.buffer, b""
+        event = _event(block.decode("utf-8", errors="replace")) if block.strip() else None
+        return [event] if event is not None else []
+
+
+def sse_events(chunks: Iterable[bytes]) -> Iterator[SseEvent]:
+    """The events of a text/event-stream body, as its bytes arrive (any chunking)."""
+    parser = SseParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()
 
 
 def _event(block: str) -> SseEvent | None:

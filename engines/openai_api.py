@@ -196,6 +196,11 @@ class ServerGenerator(ServedModel, Generator):
         if text is None:
             text = (choice.get("message") or {}).get("content") or ""
         ids = tuple(choice["token_ids"]) if self.ids_from_server else self._ids(text)
+        stop = choice.get("stop_reason")
+        if self.ids_from_server and isinstance(stop, int) and ids and ids[-1] == stop:
+            # vLLM keeps a stop token id that is not a special token; the contract ends the row
+            # before it, as at EOS
+            ids, text = ids[:-1], self._text(ids[:-1])
         prompt = answer.get("prompt_token_ids") or choice.get("prompt_token_ids") or prompt_ids
         logprobs = self._logprobs(choice.get("logprobs"), len(ids)) if params.logprobs is not None \
             else None
@@ -262,9 +267,13 @@ class ServerEmbedder(ServedModel, Embedder):
     def _close(self) -> None:
         self._stop()
 
+    def _extra(self) -> dict[str, Any]:
+        """Fields beyond OpenAI's the server needs to embed as the contract says (truncation)."""
+        return {}
+
     def _vectors(self, texts: list[str]) -> np.ndarray:
-        answer = self._call(self.client.post, "/embeddings",
-                            {"model": self.model_name, "input": texts, "encoding_format": "float"})
+        body = {"model": self.model_name, "input": texts, "encoding_format": "float"}
+        answer = self._call(self.client.post, "/embeddings", body | self._extra())
         rows = sorted(answer.get("data") or [], key=lambda row: row.get("index", 0))
         if len(rows) != len(texts):
             raise ServerError(f"{self.server_name}: {len(rows)} embeddings for {len(texts)} inputs")

@@ -3,7 +3,7 @@
 Started pinned to the fixture (`transformers serve <folder>`), it answers /v1/completions with
 text only, so token ids are the text encoded with the fixture's tokenizer. Its completions take
 a `generation_config` (a GenerationConfig as JSON) beside OpenAI's fields: the adapter sends
-one, so that EOS, a minimum length and stop ids mean what the contract says. OpenAI's
+one, so that EOS and a minimum length mean what the contract says. OpenAI's
 `logprobs` is accepted and ignored, prompts are text only.
 """
 
@@ -40,11 +40,13 @@ class TransformersServerGenerator(ServerGenerator):
         logprobs=False,
         token_input=False,
         min_new_tokens=True,
-        stop_token_ids=True,
+        stop_token_ids=False,
         batching=True,
     )
     unsupported: ClassVar[dict[str, str]] = {
-        **TEXT_API_UNSUPPORTED, "logprobs": "/v1/completions accepts `logprobs` and returns none"}
+        **TEXT_API_UNSUPPORTED, "logprobs": "/v1/completions accepts `logprobs` and returns none",
+        "stop_token_ids": "OpenAI's API has none; a generation_config eos_token_id ends the row "
+                          "but leaves the id's text in the answer, where the contract excludes it"}
     deviations: ClassVar[dict[str, Deviation]] = {
         **TEXT_API_DEVIATIONS,
         "n_choices": Deviation(IGNORED.format(field="n"), SOURCE),
@@ -61,7 +63,7 @@ class TransformersServerGenerator(ServerGenerator):
     def _extra(self, params: SamplingParams) -> dict[str, Any]:
         floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
         config = {"max_new_tokens": params.max_new_tokens, "min_new_tokens": floor,
-                  "do_sample": not params.greedy, "eos_token_id": [self._eos, *params.stop_token_ids],
+                  "do_sample": not params.greedy, "eos_token_id": self._eos,
                   "pad_token_id": self._eos}
         if not params.greedy:
             config |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}

@@ -85,3 +85,8 @@ class VllmServerEmbedder(ServerEmbedder):
 
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:
         return serve_command(model_dir, port, device, dtype, "--runner", "pooling")
+
+    def _extra(self) -> dict[str, Any]:
+        # an over-long input is refused (HTTP 400) unless truncation is asked for: the in-process
+        # adapter asks the same, as sentence-transformers truncates
+        return {"truncate_prompt_tokens": -1}

@@ -21,6 +21,7 @@ from core.errors import InfermatrixError
 from core.results import RUNGS, CellResult, Rung, load_results, write_atomic
 from reports.conformance import conformance_of, conformance_page
 from reports.engines import engines_page
+from reports.load import load_plot, load_records
 from reports.markdown import (
     CAVEAT,
     FAIL,
@@ -249,8 +250,10 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     write_atomic(out / "COMPATIBILITY.md", text)
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
-    if any(is_server(r) for r in results):
-        write_atomic(out / "SERVING.md", serving_page(results, problems))
+    load = load_records(Path(result_dirs[0]) / "serve-bench") if result_dirs else []
+    if any(is_server(r) for r in results) or load:
+        plot = "serving.png" if load_plot(load, out / "serving.png") else None
+        write_atomic(out / "SERVING.md", serving_page(results, problems, load, plot))
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
     grid = load_grid(grid_dir) if grid_dir is not None else []

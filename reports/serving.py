@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.properties import PROPERTIES
 from core.results import CellResult
 from reports.conformance import conformance_of, property_entry
+from reports.load import load_section
 from reports.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
 
 OTHER_KIND = "a property of "  # how the suite skips a property of the other kind of server
@@ -17,8 +18,9 @@ def is_server(result: CellResult) -> bool:
     return rung is not None and not (rung.status == "not_run" and rung.reason.startswith("in-process"))
 
 
-def serving_page(results: list[CellResult], problems: list[str]) -> str:
-    """The API-surface table per kind of server, then each server as an engine."""
+def serving_page(results: list[CellResult], problems: list[str], load: list[dict] = (),
+                 plot: str | None = None) -> str:
+    """The API-surface table per kind of server, each server as an engine, then under load."""
     servers = [r for r in results if is_server(r)]
     notes = Footnotes()
     lines = header("Serving", servers, problems)
@@ -45,6 +47,7 @@ def serving_page(results: list[CellResult], problems: list[str]) -> str:
                          "wire parity"]), ""]
     else:
         lines += ["No server cell has run yet: `nox -s serve`, then `nox -s report`.", ""]
+    lines += load_section(list(load), plot)
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
     return "\n".join(lines).rstrip() + "\n"

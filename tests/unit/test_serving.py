@@ -3,6 +3,8 @@ the registry's transports, and the SERVING.md page on result records of every sh
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from compat.cell import CellRun, Options
@@ -96,3 +98,34 @@ def test_serving_page_shows_each_departure(tmp_path) -> None:
     assert "⚠️" in page and "`n` is accepted and ignored" in page
     assert "| 4.2 s " in page and "3/3 prompts the same text as demo in process" in page
     assert "[SERVING.md](SERVING.md)" in (tmp_path / "out" / "COMPATIBILITY.md").read_text()
+
+
+def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_path) -> None:
+    from bench.load import Load, Run, Sample
+    from bench.serving import measure
+
+    samples = [Sample(scheduled=0.1 * i, sent=0.1 * i, end=0.1 * i + 0.3,
+                      events=[0.1 * i + 0.05, 0.1 * i + 0.3], tokens=[1, 1], text=" a b",
+                      usage_tokens=2) for i in range(30)]
+    run = Run(Load("poisson", rate=20, concurrency=0, duration_s=3, warmup_s=0), samples,
+              (0.0, 3.0), 3.0, 0.3,
+              [0.001] * 10)
+    record = {"engine": "demo_server", "server": "demo serve", "fixture": "tiny",
+              "startup_s": 1.5, "input_tokens": 16, "output_tokens": 2, "knee": None,
+              "runs": [{"load": vars(run.load), **measure(run, {"ttft": 1.0},
+                                                          lambda text: len(text.split()))}]}
+    closed = Run(Load("closed", concurrency=3), samples, (0.0, 3.0), 3.0, 0.3, [0.001])
+    record["runs"].append({"load": vars(closed.load), **measure(closed)})
+    results = tmp_path / "results"
+    (results / "serve-bench").mkdir(parents=True)
+    (results / "serve-bench" / "demo_server-base.json").write_text(__import__("json").dumps(record))
+    render([results], tmp_path / "out")
+    page = (tmp_path / "out" / "SERVING.md").read_text()
+    assert "### `demo_server` (demo serve) on tiny" in page
+    # 27 of the 30 requests end inside the 3 s window: 9 req/s where 20 were asked
+    assert "| 20/s poisson | ⚠️ invalid: achieved 9.00 req/s of the 20 asked" in page
+    assert "50 / 50* / 50* / 50* (n=30)" in page  # 30 samples bound no p90 and above: marked
+    assert "0 of 30 differ" in page and "10.00 (100%)" in page
+    assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
+    assert re.search(r"\| 3 users +\| ✅ +\|", page) and "![Output throughput" in page
+    assert (tmp_path / "out" / "serving.png").exists()

@@ -1,0 +1,69 @@
+"""A server that streams tokens at known times: the measuring instrument the load client is
+checked against (tests/unit/test_load.py), not a stand-in for an engine.
+
+    python -m bench.calibration --port 8000 --ttft 0.05 --itl 0.01 --tokens 32
+
+POST /v1/completions with "stream": true answers OpenAI's server-sent events: a role-free first
+event only after `ttft` seconds, then one token per event every `itl` seconds (each event says
+its token id, as vLLM's return_token_ids does), a usage chunk when stream_options.include_usage
+is asked, then [DONE]. Every request is served at once and on its own schedule (asyncio), so the
+truth is known at any concurrency: TTFT = ttft, ITL = itl, end-to-end = ttft + (tokens-1)*itl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from aiohttp import web
+
+
+def chunk(text: str, token: int, finish: str | None = None) -> bytes:
+    body = {"object": "text_completion", "model": "calibration",
+            "choices": [{"index": 0, "text": text, "token_ids": [token], "finish_reason": finish}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def app(ttft: float, itl: float, tokens: int) -> web.Application:
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        count = int(body.get("max_tokens") or tokens)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(count):
+            # each event at its own time from the request's start, so delays never accumulate
+            await asyncio.sleep(max(0.0, start + ttft + i * itl - loop.time()))
+            await response.write(chunk(" t", 100 + i % 50, "length" if i == count - 1 else None))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
+            await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+                                 + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def models(_request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "calibration"}]})
+
+    application = web.Application()
+    application.router.add_post("/v1/completions", completions)
+    application.router.add_get("/v1/models", models)
+    return application
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.calibration", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ttft", type=float, default=0.05, help="seconds to the first token")
+    parser.add_argument("--itl", type=float, default=0.01, help="seconds between tokens")
+    parser.add_argument("--tokens", type=int, default=32, help="tokens when max_tokens is not given")
+    args = parser.parse_args(argv)
+    web.run_app(app(args.ttft, args.itl, args.tokens), host="127.0.0.1", port=args.port,
+                print=None, backlog=1024)
+
+
+if __name__ == "__main__":
+    main()

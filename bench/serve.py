@@ -1,0 +1,128 @@
+"""The load benchmark of one server, run inside its cell (`nox -s serve-bench` does):
+
+    python -m bench.serve --engine vllm_server --fixture small-llama --out FILE
+        [--users 1,2,4,8,16] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
+        [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
+
+It starts the server through its adapter (engines/openai_api.py), sends streamed completions of
+exactly --input-tokens prompt tokens (distinct prompts from the fixture corpus, so no prefix
+cache helps) and --output-tokens new tokens with EOS off, under each load in turn: a closed-loop
+sweep of users, doubling to saturation, whose knee is the first step that adds less than
+KNEE_GAIN of output throughput; and the open-loop rates asked for. Then it stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+from pathlib import Path
+
+from bench.load import Load, run_load
+from bench.serving import SloError, measure, parse_slos
+from engines import load_engine_class
+from engines.base import SamplingParams
+from fixtures.catalog import locate
+
+KNEE_GAIN = 0.10
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus.txt"
+
+
+def prompts(engine, count: int, length: int) -> list[list[int]]:
+    """`count` distinct prompts of exactly `length` ids, from the corpus at shifting offsets."""
+    ids = engine._tokenizer.encode(CORPUS.read_text(encoding="utf-8"), add_special_tokens=False).ids
+    step = max(1, (len(ids) - length) // max(1, count))
+    return [ids[(i * step) % max(1, len(ids) - length):][:length] for i in range(count)]
+
+
+def body_maker(engine, args):
+    base = engine._body(SamplingParams(max_new_tokens=args.output_tokens, ignore_eos=True))
+    base["stream_options"] = {"include_usage": True}
+    rows = prompts(engine, 64, args.input_tokens)
+    return lambda i: {**base, "prompt": engine._prompt(rows[i % len(rows)])}
+
+
+def plan(args) -> list[Load]:
+    common = {"duration_s": args.duration, "warmup_s": args.warmup,
+              "min_requests": args.min_requests}
+    loads = [Load("closed", concurrency=u, **common) for u in args.users]
+    loads += [Load(args.mode, rate=r, concurrency=args.cap, **common) for r in args.rate]
+    return loads
+
+
+def knee(runs: list[dict]) -> dict | None:
+    """The closed-loop step past which more users add less than KNEE_GAIN of throughput."""
+    closed = [r for r in runs if r["load"]["mode"] == "closed"]
+    rate = {r["load"]["concurrency"]: metric(r, "serve_output_tokens_per_s") for r in closed}
+    users = sorted(rate)
+    for before, after in itertools.pairwise(users):
+        if rate[after] < (1 + KNEE_GAIN) * rate[before]:
+            return {"users": before, "output_tokens_per_s": rate[before],
+                    "next": {"users": after, "output_tokens_per_s": rate[after]}}
+    return None
+
+
+def metric(run: dict, name: str) -> float:
+    return next((m["stats"]["median"] for m in run["metrics"] if m["name"] == name), 0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    engine = load_engine_class(args.engine)()
+    engine.load(locate(args.fixture))
+    try:
+        make_body = body_maker(engine, args)
+        url = engine.client.url("/completions")
+        count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
+        runs = []
+        for load in plan(args):
+            print(f"load: {load.label}", flush=True)
+            result = measure(asyncio.run(run_load(url, make_body, load)), args.slo, count)
+            runs.append({"load": vars(load), **result})
+            print(f"  {metric(runs[-1], 'serve_output_tokens_per_s'):.1f} tok/s, p50 TTFT "
+                  f"{metric(runs[-1], 'serve_ttft_s') * 1e3:.0f} ms, valid {result['valid']}",
+                  flush=True)
+        record = {"engine": args.engine, "server": engine.server_name, "fixture": args.fixture,
+                  "startup_s": engine.startup_s, "input_tokens": args.input_tokens,
+                  "output_tokens": args.output_tokens, "runs": runs, "knee": knee(runs)}
+    finally:
+        engine.close()
+    Path(args.out).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return 0
+
+
+def slo_arg(text: str) -> dict[str, float]:
+    try:
+        return parse_slos(text)
+    except SloError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    def numbers(cast):
+        return lambda text: [cast(x) for x in text.split(",") if x]
+
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
+    parser.add_argument("--fixture", default="small-llama")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--users", type=numbers(int), default=[1, 2, 4, 8, 16],
+                        help="closed-loop sweep (default 1,2,4,8,16)")
+    parser.add_argument("--rate", type=numbers(float), default=[],
+                        help="open-loop rates, requests/s (e.g. 1,2,4)")
+    parser.add_argument("--mode", choices=("poisson", "constant"), default="poisson")
+    parser.add_argument("--cap", type=int, default=0, help="open loop: most requests in flight")
+    parser.add_argument("--input-tokens", type=int, default=128)
+    parser.add_argument("--output-tokens", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0, help="window, seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
+    parser.add_argument("--min-requests", type=int, default=20)
+    parser.add_argument("--slo", type=slo_arg, default={},
+                        help="goodput SLOs in seconds: ttft=1,tpot=0.1,e2e=10")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

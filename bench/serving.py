@@ -1,0 +1,157 @@
+"""What a load run measured (bench/load.py): the serving metrics of bench/metrics.py from its raw
+request times, goodput against SLOs, token counts checked both ways, and whether the client
+could keep up (a figure never stands without that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.load import Run, Sample
+from bench.metrics import record
+from bench.stats import percentile
+from core.errors import InfermatrixError
+
+MIN_ACHIEVED = 0.95
+"""An open loop that completed less than this share of its target rate is not at that rate."""
+MAX_LAG_P99_S = 0.02
+"""The client's event loop woke tasks later than this (p99): its clock readings are late."""
+MAX_CLIENT_CPU = 0.8
+"""The client used more than this share of a core: it may be the bottleneck."""
+SLO_KEYS = ("ttft", "tpot", "e2e")
+
+
+class SloError(InfermatrixError, ValueError):
+    """An SLO that is not NAME=SECONDS with a known name."""
+
+
+def parse_slos(text: str) -> dict[str, float]:
+    """"ttft=0.5,tpot=0.05,e2e=5" -> {"ttft": 0.5, ...}; seconds, each > 0."""
+    slos = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in SLO_KEYS:
+            raise SloError(f"unknown SLO {name!r} in {text!r}; valid: {', '.join(SLO_KEYS)} "
+                           "(seconds, e.g. ttft=0.5,tpot=0.05)")
+        try:
+            slos[name] = float(value)
+        except ValueError:
+            raise SloError(f"SLO {name} needs seconds, got {value!r}") from None
+        if slos[name] <= 0:
+            raise SloError(f"SLO {name} must be > 0 seconds, got {value}")
+    return slos
+
+
+@dataclass(frozen=True)
+class Times:
+    """One request's figures, the SLOs read from them."""
+
+    ttft: float
+    tpot: float | None
+    e2e: float
+
+
+def times_of(sample: Sample) -> Times:
+    tokens = sample.usage_tokens or sum(t or 1 for t in sample.tokens)
+    tpot = (sample.events[-1] - sample.events[0]) / (tokens - 1) if tokens > 1 else None
+    return Times(sample.events[0] - sample.sent, tpot, sample.end - sample.sent)
+
+
+def meets(sample: Sample, slos: dict[str, float]) -> bool:
+    if not sample.ok:
+        return False
+    times = times_of(sample)
+    return all(getattr(times, name) is None or getattr(times, name) <= limit
+               for name, limit in slos.items())
+
+
+def token_gaps(sample: Sample) -> tuple[list[float], list[float]]:
+    """Per-token ITL where events say their tokens; per-event gaps where they do not."""
+    itl, gaps = [], []
+    for before, after, tokens in zip(sample.events, sample.events[1:], sample.tokens[1:]):
+        if tokens:
+            itl += [(after - before) / tokens] * tokens
+        else:
+            gaps.append(after - before)
+    return itl, gaps
+
+
+def measure(run: Run, slos: dict[str, float] | None = None,
+            count_tokens: Callable[[str], int] | None = None) -> dict:
+    """Every metric of the run (raw samples kept), goodput, token counts, validity."""
+    slos = slos or {}
+    counted = run.counted
+    good = [s for s in counted if s.ok]
+    start, end = run.window
+    span = end - start
+    shape = {"load": run.load.label}
+    metrics = []
+
+    def add(name: str, values: list[float]) -> None:
+        if values:
+            metrics.append(record(name, values, **shape))
+
+    add("serve_ttft_s", [s.events[0] - s.sent for s in good])
+    add("serve_ttft_scheduled_s", [s.events[0] - s.scheduled for s in good])
+    add("serve_e2e_s", [s.end - s.sent for s in good])
+    add("serve_e2e_scheduled_s", [s.end - s.scheduled for s in good])
+    add("serve_dispatch_delay_s", [s.sent - s.scheduled for s in counted])
+    add("serve_tpot_s", [t for t in (times_of(s).tpot for s in good) if t is not None])
+    itl, gaps = ([], [])
+    for sample in good:
+        a, b = token_gaps(sample)
+        itl, gaps = itl + a, gaps + b
+    add("serve_itl_s", itl)
+    add("serve_event_gap_s", gaps)
+    ended = [s for s in run.samples if s.ok and start <= s.end < end]
+    add("serve_requests_per_s", [len(ended) / span])
+    add("serve_output_tokens_per_s", [window_tokens(run.samples, start, end) / span])
+    met = sum(meets(s, slos) for s in counted)
+    add("serve_goodput_per_s", [met / span])
+    return {"metrics": metrics, "requests": len(counted), "errors": len(counted) - len(good),
+            "error_examples": sorted({s.error for s in counted if s.error})[:3],
+            "window_s": span, "slos": slos,
+            "slo_attainment": met / len(counted) if counted else 0.0,
+            "tokens": token_counts(good, count_tokens), **validity(run, len(ended) / span)}
+
+
+def window_tokens(samples: list[Sample], start: float, end: float) -> float:
+    """Tokens whose events arrived inside [start, end): counted per event where known, else the
+    request's usage spread evenly over its events."""
+    total = 0.0
+    for sample in samples:
+        share = (sample.usage_tokens or len(sample.events)) / max(1, len(sample.events))
+        total += sum((tokens or share) for at, tokens in zip(sample.events, sample.tokens)
+                     if start <= at < end)
+    return total
+
+
+def token_counts(good: list[Sample], count_tokens: Callable[[str], int] | None) -> dict:
+    """The server's usage against the client re-tokenizing each whole text; events per token."""
+    usage = [s.usage_tokens for s in good if s.usage_tokens is not None]
+    out = {"usage_reported": len(usage), "requests": len(good)}
+    if usage:
+        out["events_per_token"] = sum(len(s.events) for s in good if s.usage_tokens) / sum(usage)
+    if count_tokens is not None:
+        client = [count_tokens(s.text) for s in good]
+        mismatched = [(s.usage_tokens, c) for s, c in zip(good, client)
+                      if s.usage_tokens is not None and s.usage_tokens != c]
+        out |= {"client_total": sum(client), "usage_total": sum(usage),
+                "mismatched": len(mismatched), "mismatch_examples": mismatched[:3]}
+    return out
+
+
+def validity(run: Run, achieved: float) -> dict:
+    """Whether the client kept up: achieved rate, event-loop lag, its own CPU; reasons if not."""
+    lag_p99 = percentile(run.lag_s, 99) if run.lag_s else 0.0
+    cpu = run.cpu_s / run.wall_s if run.wall_s else 0.0
+    reasons = []
+    if run.load.mode != "closed" and achieved < MIN_ACHIEVED * run.load.rate:
+        reasons.append(f"achieved {achieved:.2f} req/s of the {run.load.rate:g} asked")
+    if lag_p99 > MAX_LAG_P99_S:
+        reasons.append(f"the client's event loop lagged {lag_p99 * 1e3:.0f} ms (p99)")
+    if cpu > MAX_CLIENT_CPU:
+        reasons.append(f"the client used {cpu:.0%} of a core")
+    return {"achieved_rate": achieved, "target_rate": run.load.rate, "loop_lag_p99_s": lag_p99,
+            "client_cpu": cpu, "valid": not reasons, "invalid_because": reasons}

@@ -1,0 +1,131 @@
+"""The "Under load" part of SERVING.md, from `nox -s serve-bench` (results/serve-bench/*.json):
+per server, every load run with its latency percentiles (sample count, and a warning where the
+count is too small for the percentile), throughput, goodput and whether the client kept up;
+the knee of the closed-loop sweep; a plot; every definition."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.metrics import METRICS
+from bench.stats import percentile, percentile_interval
+from reports.markdown import CAVEAT, table
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def load_records(folder: Path | None) -> list[dict]:
+    """The serve-bench records in `folder` (none if it does not exist); unreadable ones skipped."""
+    if folder is None or not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def samples(run: dict, name: str) -> list[float]:
+    return next((m["samples"] for m in run["metrics"] if m["name"] == name), [])
+
+
+def spread(values: list[float], scale: float = 1e3) -> str:
+    """"p50 / p90 / p95 / p99 (n)" in ms; a percentile the count cannot support is marked."""
+    if not values:
+        return "–"
+    parts = []
+    for q in PERCENTILES:
+        mark = "" if percentile_interval(values, q) else "*"
+        parts.append(f"{percentile(values, q) * scale:.0f}{mark}")
+    return " / ".join(parts) + f" (n={len(values)})"
+
+
+def median_of(run: dict, name: str) -> float | None:
+    values = samples(run, name)
+    return percentile(values, 50) if values else None
+
+
+def run_row(run: dict) -> list[str]:
+    itl = samples(run, "serve_itl_s")
+    gaps = "" if itl else " (per event)"
+    throughput = median_of(run, "serve_output_tokens_per_s") or 0.0
+    goodput = median_of(run, "serve_goodput_per_s")
+    valid = "✅" if run["valid"] else f"{CAVEAT} invalid: {'; '.join(run['invalid_because'])}"
+    tokens = run["tokens"]
+    count = (f"{tokens['mismatched']} of {tokens['requests']} differ"
+             if "mismatched" in tokens else "ids from the server")
+    return [run_label(run), valid, f"{run['requests']} ({run['errors']} errors)",
+            spread(samples(run, "serve_ttft_s")), spread(samples(run, "serve_ttft_scheduled_s")),
+            spread(itl or samples(run, "serve_event_gap_s")) + gaps,
+            spread(samples(run, "serve_e2e_s")),
+            f"{percentile(samples(run, 'serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
+            f"{median_of(run, 'serve_requests_per_s') or 0:.2f}", f"{throughput:.0f}",
+            f"{goodput:.2f} ({run['slo_attainment']:.0%})" if run["slos"] else "–", count]
+
+
+def run_label(run: dict) -> str:
+    load = run["load"]
+    if load["mode"] == "closed":
+        return f"{load['concurrency']} users"
+    cap = f", cap {load['concurrency']}" if load["concurrency"] else ""
+    return f"{load['rate']:g}/s {load['mode']}{cap}"
+
+
+HEAD = ["load", "client kept up", "requests", "TTFT ms p50/90/95/99", "TTFT from schedule",
+        "ITL ms", "end-to-end ms", "dispatch p99 ms", "req/s", "out tok/s", "goodput (SLO met)",
+        "usage vs client tokens"]
+
+
+def load_section(records: list[dict], plot: str | None) -> list[str]:
+    if not records:
+        return ["## Under load", "",
+                "Not measured yet: `nox -s serve` (the cells), then `nox -s serve-bench`.", ""]
+    lines = ["## Under load", "",
+             "`nox -s serve-bench`: streamed completions with EOS off, fixed input and output "
+             "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
+             "asked. Percentiles are p50 / p90 / p95 / p99 with the sample count; `*` marks one "
+             "the count is too small to support (no 95% interval inside the samples). A run the "
+             "client could not keep up with is marked invalid, with the figure.", ""]
+    if plot:
+        lines += [f"![Output throughput and p99 TTFT against users]({plot})", ""]
+    for record in records:
+        knee = record.get("knee")
+        where = (f"saturates past {knee['users']} users ({knee['output_tokens_per_s']:.0f} tok/s; "
+                 f"{knee['next']['users']} users give {knee['next']['output_tokens_per_s']:.0f})"
+                 if knee else "no knee inside the sweep")
+        lines += [f"### `{record['engine']}` ({record['server']}) on {record['fixture']}", "",
+                  f"{record['input_tokens']} input, {record['output_tokens']} output tokens; "
+                  f"started in {record['startup_s']:.1f} s; {where}.", "",
+                  table([run_row(run) for run in record["runs"]], HEAD), ""]
+    lines += ["### Method", "", *(f"- `{m.name}` ({m.unit}): {m.definition}"
+                                  for m in METRICS.values() if m.name.startswith("serve_")), ""]
+    return lines
+
+
+def load_plot(records: list[dict], path: Path) -> bool:
+    """Output tokens/s and p99 TTFT against users, one line per server."""
+    from reports.plots import _pyplot, _save
+
+    plt = _pyplot()
+    curves = [(r["engine"], [run for run in r["runs"] if run["load"]["mode"] == "closed"])
+              for r in records]
+    curves = [(name, runs) for name, runs in curves if runs]
+    if plt is None or not curves:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, runs in curves:
+        users = [run["load"]["concurrency"] for run in runs]
+        left.plot(users, [median_of(run, "serve_output_tokens_per_s") for run in runs], "o-",
+                  label=name)
+        right.plot(users, [percentile(samples(run, "serve_ttft_s") or [0], 99) for run in runs],
+                   "o-", label=name)
+    for axis, title in ((left, "output tokens/s"), (right, "p99 TTFT (s)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("users (closed loop)")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    return _save(plt, fig, path)

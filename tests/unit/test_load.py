@@ -1,0 +1,130 @@
+"""The load client against the calibration server (bench/calibration.py), whose every event time
+is known: the client must report TTFT, ITL and throughput within a stated tolerance of the
+truth at low and at high concurrency, expose client queueing, and flag a run it could not keep."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from bench.load import Load, LoadError, run_load, schedule
+from bench.serving import SloError, measure, parse_slos
+from engines.server import free_port
+from tests.unit.conftest import REPO
+
+TTFT, ITL, TOKENS = 0.05, 0.02, 16
+E2E = TTFT + (TOKENS - 1) * ITL
+# Stated tolerances: a timer wakes late by up to a few ms on a shared 2-core VM, and client and
+# server share those cores; medians are compared.
+TTFT_TOL = 0.005 + 0.10 * TTFT
+ITL_TOL = 0.002 + 0.10 * ITL
+RATE_TOL = 0.10
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.calibration", "--port", str(port),
+                             "--ttft", str(TTFT), "--itl", str(ITL), "--tokens", str(TOKENS)],
+                            cwd=REPO, env={"PYTHONPATH": str(REPO)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/v1/models")
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield url + "/v1/completions"
+    proc.kill()
+    proc.wait()
+
+
+def body(_i: int) -> dict:
+    return {"model": "calibration", "prompt": "x", "max_tokens": TOKENS,
+            "stream_options": {"include_usage": True}}
+
+
+def median(result: dict, name: str) -> float:
+    return next(m for m in result["metrics"] if m["name"] == name)["stats"]["median"]
+
+
+@pytest.mark.parametrize("users", [1, 24])
+def test_the_client_measures_the_truth(calibration, users: int) -> None:
+    run = asyncio.run(run_load(calibration, body, Load("closed", concurrency=users, duration_s=3,
+                                                       warmup_s=0.5, min_requests=10)))
+    result = measure(run, count_tokens=lambda text: text.count(" t"))
+    assert result["errors"] == 0 and result["valid"], result
+    assert abs(median(result, "serve_ttft_s") - TTFT) <= TTFT_TOL
+    assert abs(median(result, "serve_itl_s") - ITL) <= ITL_TOL
+    assert abs(median(result, "serve_e2e_s") - E2E) <= TTFT_TOL + ITL_TOL * TOKENS
+    assert median(result, "serve_dispatch_delay_s") < 1e-3  # a closed loop sends when it schedules
+    expected = users / E2E  # each user sends back to back
+    assert abs(median(result, "serve_requests_per_s") - expected) <= RATE_TOL * expected
+    assert abs(median(result, "serve_output_tokens_per_s") - expected * TOKENS) <= \
+        RATE_TOL * expected * TOKENS
+    tokens = result["tokens"]
+    assert tokens["mismatched"] == 0 and tokens["events_per_token"] == 1.0
+
+
+def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
+    """An open loop at 20 req/s through one slot (the server needs E2E per request): requests
+    wait in the client, latency from the scheduled time shows it, and the run is marked invalid."""
+    run = asyncio.run(run_load(calibration, body, Load("constant", concurrency=1, rate=20,
+                                                       duration_s=2, warmup_s=0, min_requests=10)))
+    result = measure(run, slos={"e2e": 2 * E2E})
+    assert median(result, "serve_dispatch_delay_s") > 5 * E2E
+    assert median(result, "serve_e2e_scheduled_s") > median(result, "serve_e2e_s") + 5 * E2E
+    assert not result["valid"] and "achieved" in result["invalid_because"][0]
+    assert result["slo_attainment"] == 1.0  # from its send each request is fast: measured so
+
+
+def test_goodput_counts_only_requests_that_meet_every_slo(calibration) -> None:
+    run = asyncio.run(run_load(calibration, body, Load("closed", concurrency=2, duration_s=1.5,
+                                                       warmup_s=0.2, min_requests=6)))
+    strict = measure(run, slos={"ttft": TTFT / 2})
+    loose = measure(run, slos={"ttft": 10 * TTFT, "e2e": 10 * E2E})
+    assert strict["slo_attainment"] == 0 and median(strict, "serve_goodput_per_s") == 0
+    assert loose["slo_attainment"] == 1 and median(loose, "serve_goodput_per_s") > 0
+
+
+def test_an_open_schedule_is_fixed_before_the_run() -> None:
+    poisson = Load("poisson", rate=50, duration_s=20, warmup_s=0, seed=7)
+    first, again = schedule(poisson), schedule(poisson)
+    assert first == again and len(first) == 1000
+    gaps = [b - a for a, b in itertools.pairwise(first)]
+    assert abs(statistics.fmean(gaps) - 1 / 50) < 0.1 / 50
+    assert schedule(Load("constant", rate=4, duration_s=1, warmup_s=0, min_requests=2)) == \
+        [0, 0.25, 0.5, 0.75]
+
+
+def test_bad_loads_and_slos_are_named() -> None:
+    with pytest.raises(LoadError, match=r"'bursty'.*closed"):
+        Load("bursty")
+    with pytest.raises(LoadError, match="needs a rate > 0"):
+        Load("poisson")
+    with pytest.raises(SloError, match=r"unknown SLO 'latency'.*ttft, tpot, e2e"):
+        parse_slos("latency=1")
+    assert parse_slos("ttft=0.5, tpot=0.05") == {"ttft": 0.5, "tpot": 0.05}
+
+
+def closed_run(users: int, tokens_per_s: float) -> dict:
+    return {"load": {"mode": "closed", "concurrency": users},
+            "metrics": [{"name": "serve_output_tokens_per_s", "stats": {"median": tokens_per_s}}]}
+
+
+def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
+    from bench.serve import knee
+
+    runs = [closed_run(1, 100), closed_run(2, 190), closed_run(4, 300), closed_run(8, 320),
+            closed_run(16, 318)]
+    assert knee(runs) == {"users": 4, "output_tokens_per_s": 300,
+                          "next": {"users": 8, "output_tokens_per_s": 320}}
+    assert knee(runs[:3]) is None  # still growing at the end of the sweep
