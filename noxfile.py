@@ -141,23 +141,30 @@ def serve(session: nox.Session) -> None:
     session.notify("report")
 
 
-@nox.session(name="serve-bench", python=False)
+@nox.session(name="serve-bench", venv_backend="uv")
 def serve_bench(session: nox.Session) -> None:
     """Each generation server under load (bench/serve.py), in the venv `nox -s serve` left: a
     closed-loop sweep of users to saturation, and open-loop rates if asked; then the report.
     Options after --, as python -m bench.serve takes them: --users 1,2,4,8,16 --rate 1,2
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
-    --warmup 2 --min-requests 20 --slo ttft=1,tpot=0.1,e2e=10"""
-    cells = [c for c in MATRIX.selected("serve") if c.engine.kind == "generation"]
+    --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
+    results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md)."""
+    out = RESULTS / "serve-bench"
+    if session.posargs[:1] == ["--compare"]:
+        session.install(*REPORT_DEPS)
+        session.run("python", "-m", "bench.compare", "--serving", *session.posargs[1:2], str(out),
+                    "--out", str(ROOT / "reports" / "SERVE_COMPARE.md"), *session.posargs[2:],
+                    env={"PYTHONPATH": str(ROOT)})
+        return
     ran = 0
-    for cell in cells:
+    for cell in (c for c in MATRIX.selected("serve") if c.engine.kind == "generation"):
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         if not (venv / "bin" / "python").exists():
             session.log(f"{cell.id}: no venv yet; `nox -s serve` makes it")
             continue
         session.log(f"serve-bench: {cell.id}")
-        ran += drive.serve_bench(cell, venv=venv, results_dir=RESULTS / "serve-bench",
-                                 log=session.log, args=tuple(session.posargs)) is not None
+        ran += drive.serve_bench(cell, venv=venv, results_dir=out, log=session.log,
+                                 args=tuple(session.posargs)) is not None
     if not ran:
         session.error("no server could be measured: run `nox -s serve` first")
     session.notify("report")

@@ -6,8 +6,10 @@ checked against (tests/unit/test_load.py), not a stand-in for an engine.
 POST /v1/completions with "stream": true answers OpenAI's server-sent events: a role-free first
 event only after `ttft` seconds, then one token per event every `itl` seconds (each event says
 its token id, as vLLM's return_token_ids does), a usage chunk when stream_options.include_usage
-is asked, then [DONE]. Every request is served at once and on its own schedule (asyncio), so the
-truth is known at any concurrency: TTFT = ttft, ITL = itl, end-to-end = ttft + (tokens-1)*itl.
+is asked, then [DONE]. Every request is served at once and on its own schedule (asyncio): TTFT =
+ttft, ITL = itl, end-to-end = ttft + (tokens-1)*itl. Where many streams keep its own loop busy it
+writes late; with --log it records, per request, when it arrived and when it wrote each event
+(time.perf_counter: CLOCK_MONOTONIC, the clock the client reads), so the truth is known then too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
 from aiohttp import web
 
@@ -25,8 +28,10 @@ def chunk(text: str, token: int, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-def app(ttft: float, itl: float, tokens: int) -> web.Application:
+def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.Application:
     async def completions(request: web.Request) -> web.StreamResponse:
+        arrived = time.perf_counter()
+        writes = []
         body = await request.json()
         count = int(body.get("max_tokens") or tokens)
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -37,11 +42,15 @@ def app(ttft: float, itl: float, tokens: int) -> web.Application:
             # each event at its own time from the request's start, so delays never accumulate
             await asyncio.sleep(max(0.0, start + ttft + i * itl - loop.time()))
             await response.write(chunk(" t", 100 + i % 50, "length" if i == count - 1 else None))
+            writes.append(time.perf_counter())
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
             await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
                                  + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
+        if log:
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"arrived": arrived, "writes": writes}) + "\n")
         return response
 
     async def models(_request: web.Request) -> web.Response:
@@ -60,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.05, help="seconds to the first token")
     parser.add_argument("--itl", type=float, default=0.01, help="seconds between tokens")
     parser.add_argument("--tokens", type=int, default=32, help="tokens when max_tokens is not given")
+    parser.add_argument("--log", help="append each request's arrival and write times here (JSON lines)")
     args = parser.parse_args(argv)
-    web.run_app(app(args.ttft, args.itl, args.tokens), host="127.0.0.1", port=args.port,
+    web.run_app(app(args.ttft, args.itl, args.tokens, args.log), host="127.0.0.1", port=args.port,
                 print=None, backlog=1024)
 
 

@@ -1,8 +1,10 @@
 """Compare a run's benchmark figures with a saved baseline, metric by metric.
 
     python -m bench.compare BASELINE [RESULTS_DIR] [--out reports/BENCH_COMPARE.md]
+    python -m bench.compare --serving OLD_DIR NEW_DIR     (nox -s serve-bench -- --compare DIR)
 
-BASELINE is a merged reports/results.json or a folder of cell result files.
+BASELINE is a merged reports/results.json or a folder of cell result files; with --serving,
+both are folders of serve-bench records (results/serve-bench/).
 A change is flagged only when it exceeds the measured noise of both runs:
 |median_new - median_old| > NOISE_K x max(MAD_old, MAD_new) x 1.4826 (the
 median absolute deviation scaled to a standard deviation). The direction of
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -50,6 +53,8 @@ class Change:
 
     @property
     def verdict(self) -> str:
+        if math.isnan(self.noise):
+            return "no noise band (one sample a run)"
         if abs(self.new - self.old) <= self.noise:
             return "within noise"
         improved = (self.new > self.old) == (self.better == "higher")
@@ -128,6 +133,45 @@ def compare(old: list[CellResult], new: list[CellResult],
     return changes, warnings
 
 
+def serving_records(folder: Path) -> dict[str, dict]:
+    """cell id -> serve-bench record, from a folder of them."""
+    if not folder.is_dir():
+        raise BaselineError(f"serve-bench folder {str(folder)!r} does not exist")
+    try:
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    except ValueError as exc:
+        raise BaselineError(f"{folder}: a record is not valid JSON ({exc})") from exc
+    return {r["cell"]: r for r in records if isinstance(r, dict) and "cell" in r}
+
+
+def compare_serving(old: dict[str, dict], new: dict[str, dict],
+                    only: tuple[str, ...] = ()) -> tuple[list[Change], list[str]]:
+    """The same for serve-bench records: every metric of every load both runs measured."""
+    changes, warnings = [], []
+    for cid, record in new.items():
+        base = old.get(cid)
+        if base is None:
+            continue
+        if base.get("machine") != record.get("machine"):
+            warnings.append(f"{cid}: measured on another machine")
+        before = {serving_key(m): m for run in base["runs"] for m in run["metrics"]}
+        for run in record["runs"]:
+            for metric in run["metrics"]:
+                key = serving_key(metric)
+                if key not in before or (only and metric["name"] not in only):
+                    continue
+                a, b = before[key]["samples"], metric["samples"]
+                noise = (NOISE_K * MAD_TO_SIGMA * max(mad(a), mad(b)) if min(len(a), len(b)) > 2
+                         else math.nan)
+                changes.append(Change(cid, key, metric["unit"], metric["better"],
+                                      statistics.median(a), statistics.median(b), noise))
+    return changes, warnings
+
+
+def serving_key(metric: dict) -> str:
+    return f"{metric['name']} ({metric['params'].get('load', '')})"
+
+
 def render(changes: list[Change], warnings: list[str], baseline: Path) -> str:
     from tabulate import tabulate
 
@@ -150,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, nargs="?", default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("reports") / "BENCH_COMPARE.md")
     parser.add_argument("--metric", action="append", default=[], help="only this metric (repeatable)")
+    parser.add_argument("--serving", action="store_true",
+                        help="BASELINE and RESULTS are folders of serve-bench records")
     args = parser.parse_args(argv)
     try:
         for name in args.metric:
@@ -157,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     except BenchInputError as exc:
         parser.error(str(exc))
     try:
-        old = load_baseline(args.baseline)
-        new = load_baseline(args.results)
+        if args.serving:
+            changes, warnings = compare_serving(serving_records(args.baseline),
+                                                serving_records(args.results), tuple(args.metric))
+        else:
+            changes, warnings = compare(load_baseline(args.baseline), load_baseline(args.results),
+                                        tuple(args.metric))
     except BaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    changes, warnings = compare(old, new, tuple(args.metric))
     if not changes:
         print(f"error: no metric of {args.results} is in the baseline {args.baseline}",
               file=sys.stderr)

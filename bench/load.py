@@ -31,6 +31,7 @@ from engines.http import DONE, InvalidResponse, SseParser
 
 MODES = ("closed", "constant", "poisson")
 LAG_TICK_S = 0.005  # how often the loop-lag probe asks to be woken
+MIN_DURATION_S = 1.0
 
 
 class LoadError(InfermatrixError, ValueError):
@@ -63,9 +64,12 @@ class Load:
             raise LoadError(f"a closed loop needs concurrency >= 1, got {self.concurrency}")
         if self.mode != "closed" and not self.rate > 0:
             raise LoadError(f"an open loop ({self.mode}) needs a rate > 0 requests/s, got {self.rate}")
-        if self.concurrency < 0 or self.duration_s <= 0 or self.warmup_s < 0 or self.min_requests < 1:
-            raise LoadError("concurrency >= 0, duration_s > 0, warmup_s >= 0 and min_requests >= 1 "
-                            f"are needed, got {self}")
+        if self.concurrency < 0 or self.warmup_s < 0 or self.min_requests < 1:
+            raise LoadError("concurrency >= 0, warmup_s >= 0 and min_requests >= 1 are needed, "
+                            f"got {self}")
+        if self.duration_s < MIN_DURATION_S:
+            raise LoadError(f"duration_s {self.duration_s:g} is too short for latency percentiles: "
+                            f"give at least {MIN_DURATION_S:g} s (and min_requests for the tail)")
 
     @property
     def label(self) -> str:

@@ -1,14 +1,15 @@
 """The load benchmark of one server, run inside its cell (`nox -s serve-bench` does):
 
     python -m bench.serve --engine vllm_server --fixture small-llama --out FILE
-        [--users 1,2,4,8,16] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
+        [--users 1,2,4] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
         [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
 
 It starts the server through its adapter (engines/openai_api.py), sends streamed completions of
 exactly --input-tokens prompt tokens (distinct prompts from the fixture corpus, so no prefix
 cache helps) and --output-tokens new tokens with EOS off, under each load in turn: a closed-loop
 sweep of users, doubling to saturation, whose knee is the first step that adds less than
-KNEE_GAIN of output throughput; and the open-loop rates asked for. Then it stops the server.
+KNEE_GAIN of output throughput (the sweep stops one step past it); and the open-loop rates asked
+for. Then it stops the server.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import json
 from pathlib import Path
 
 from bench.load import Load, run_load
-from bench.serving import SloError, measure, parse_slos
+from bench.serving import DEFAULT_SLOS, SloError, measure, parse_slos
 from engines import load_engine_class
 from engines.base import SamplingParams
 from fixtures.catalog import locate
 
 KNEE_GAIN = 0.10
+MAX_USERS = 64
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus.txt"
 
 
@@ -43,12 +45,22 @@ def body_maker(engine, args):
     return lambda i: {**base, "prompt": engine._prompt(rows[i % len(rows)])}
 
 
-def plan(args) -> list[Load]:
+def closed_loads(args, runs: list[dict]):
+    """The closed-loop sweep: the users asked for, or doubling from 1 until a step shows the
+    knee (or MAX_USERS); `runs` is read as they are measured."""
     common = {"duration_s": args.duration, "warmup_s": args.warmup,
               "min_requests": args.min_requests}
-    loads = [Load("closed", concurrency=u, **common) for u in args.users]
-    loads += [Load(args.mode, rate=r, concurrency=args.cap, **common) for r in args.rate]
-    return loads
+    users = args.users or [2**i for i in range(MAX_USERS.bit_length())]
+    for n in users:
+        if not args.users and knee(runs) is not None:
+            return
+        yield Load("closed", concurrency=n, **common)
+
+
+def open_loads(args) -> list[Load]:
+    common = {"duration_s": args.duration, "warmup_s": args.warmup,
+              "min_requests": args.min_requests}
+    return [Load(args.mode, rate=r, concurrency=args.cap, **common) for r in args.rate]
 
 
 def knee(runs: list[dict]) -> dict | None:
@@ -75,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         make_body = body_maker(engine, args)
         url = engine.client.url("/completions")
         count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
-        runs = []
-        for load in plan(args):
+        runs: list[dict] = []
+        for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
             print(f"load: {load.label}", flush=True)
             result = measure(asyncio.run(run_load(url, make_body, load)), args.slo, count)
             runs.append({"load": vars(load), **result})
@@ -108,8 +120,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
     parser.add_argument("--fixture", default="small-llama")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--users", type=numbers(int), default=[1, 2, 4, 8, 16],
-                        help="closed-loop sweep (default 1,2,4,8,16)")
+    parser.add_argument("--users", type=numbers(int), default=[],
+                        help=f"closed-loop sweep (default: 1, 2, 4, ... until the knee, at most "
+                             f"{MAX_USERS})")
     parser.add_argument("--rate", type=numbers(float), default=[],
                         help="open-loop rates, requests/s (e.g. 1,2,4)")
     parser.add_argument("--mode", choices=("poisson", "constant"), default="poisson")
@@ -119,8 +132,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="window, seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
     parser.add_argument("--min-requests", type=int, default=20)
-    parser.add_argument("--slo", type=slo_arg, default={},
-                        help="goodput SLOs in seconds: ttft=1,tpot=0.1,e2e=10")
+    parser.add_argument("--slo", type=slo_arg, default=parse_slos(DEFAULT_SLOS),
+                        help=f"goodput SLOs: ttft, tpot, e2e in s or ms (default {DEFAULT_SLOS})")
     return parser.parse_args(argv)
 
 

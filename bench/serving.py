@@ -5,6 +5,7 @@ could keep up (a figure never stands without that).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ MAX_LAG_P99_S = 0.02
 MAX_CLIENT_CPU = 0.8
 """The client used more than this share of a core: it may be the bottleneck."""
 SLO_KEYS = ("ttft", "tpot", "e2e")
+UNITS = {"s": 1.0, "ms": 1e-3}
+DEFAULT_SLOS = "ttft=1s,tpot=100ms"
+"""What goodput counts when no SLO is given: the first token within a second, then 10 tok/s."""
 
 
 class SloError(InfermatrixError, ValueError):
@@ -27,19 +31,26 @@ class SloError(InfermatrixError, ValueError):
 
 
 def parse_slos(text: str) -> dict[str, float]:
-    """"ttft=0.5,tpot=0.05,e2e=5" -> {"ttft": 0.5, ...}; seconds, each > 0."""
+    """"ttft=0.5,tpot=50ms,e2e=5s" -> {"ttft": 0.5, "tpot": 0.05, "e2e": 5.0}: seconds (a bare
+    number, or with s or ms), each > 0."""
     slos = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
         if name not in SLO_KEYS:
             raise SloError(f"unknown SLO {name!r} in {text!r}; valid: {', '.join(SLO_KEYS)} "
-                           "(seconds, e.g. ttft=0.5,tpot=0.05)")
+                           "(e.g. ttft=500ms,tpot=0.05)")
+        match = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-z]*)\s*", value)
+        if match is None:
+            raise SloError(f"SLO {name} needs a time (e.g. 0.5, 500ms), got {value!r}")
+        number, unit = match.group(1), match.group(2) or "s"
+        if unit not in UNITS:
+            raise SloError(f"SLO {name}: unit {unit!r} in {value!r}; valid: s, ms")
         try:
-            slos[name] = float(value)
+            slos[name] = float(number) * UNITS[unit]
         except ValueError:
-            raise SloError(f"SLO {name} needs seconds, got {value!r}") from None
+            raise SloError(f"SLO {name} needs a time (e.g. 0.5, 500ms), got {value!r}") from None
         if slos[name] <= 0:
-            raise SloError(f"SLO {name} must be > 0 seconds, got {value}")
+            raise SloError(f"SLO {name} must be > 0, got {value}")
     return slos
 
 
@@ -110,6 +121,7 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     met = sum(meets(s, slos) for s in counted)
     add("serve_goodput_per_s", [met / span])
     return {"metrics": metrics, "requests": len(counted), "errors": len(counted) - len(good),
+            "errors_by_kind": errors_by_kind(counted),
             "error_examples": sorted({s.error for s in counted if s.error})[:3],
             "window_s": span, "slos": slos,
             "slo_attainment": met / len(counted) if counted else 0.0,
@@ -135,6 +147,8 @@ def token_counts(good: list[Sample], count_tokens: Callable[[str], int] | None) 
         out["events_per_token"] = sum(len(s.events) for s in good if s.usage_tokens) / sum(usage)
     if count_tokens is not None:
         client = [count_tokens(s.text) for s in good]
+        if not usage and sum(client):  # the chunk-to-token ratio, by the client's count
+            out["events_per_token"] = sum(len(s.events) for s in good) / sum(client)
         mismatched = [(s.usage_tokens, c) for s, c in zip(good, client)
                       if s.usage_tokens is not None and s.usage_tokens != c]
         out |= {"client_total": sum(client), "usage_total": sum(usage),
@@ -155,3 +169,13 @@ def validity(run: Run, achieved: float) -> dict:
         reasons.append(f"the client used {cpu:.0%} of a core")
     return {"achieved_rate": achieved, "target_rate": run.load.rate, "loop_lag_p99_s": lag_p99,
             "client_cpu": cpu, "valid": not reasons, "invalid_because": reasons}
+
+
+def errors_by_kind(samples: list[Sample]) -> dict[str, int]:
+    """Failed requests per status code or exception type ("HTTP 500", "ServerDisconnectedError")."""
+    kinds: dict[str, int] = {}
+    for sample in samples:
+        if sample.error or not sample.events:
+            kind = sample.error.split(":", 1)[0] if sample.error else "no content"
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds

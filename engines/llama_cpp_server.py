@@ -4,7 +4,9 @@ file the in-process adapter writes from the fixture (engines/llama_cpp.py).
 Its API returns text only (token ids are the text encoded with the fixture's tokenizer), takes
 prompts as text, and keys log-probabilities by token text, which does not name an id. Its
 sampling defaults are not OpenAI's (temperature 0.8, top_k 40, min_p 0.05, repeat_penalty 1.1):
-the adapter sends every one, so greedy means greedy.
+the adapter sends every one, so greedy means greedy. It is run with its defaults, as users get
+it: `interrupt_requests` is on, so a request arriving while another streams cuts that stream
+short (under load, the load benchmark counts those as errors).
 """
 
 from __future__ import annotations

@@ -55,28 +55,33 @@ def run_row(run: dict) -> list[str]:
     goodput = median_of(run, "serve_goodput_per_s")
     valid = "✅" if run["valid"] else f"{CAVEAT} invalid: {'; '.join(run['invalid_because'])}"
     tokens = run["tokens"]
-    count = (f"{tokens['mismatched']} of {tokens['requests']} differ"
-             if "mismatched" in tokens else "ids from the server")
-    return [run_label(run), valid, f"{run['requests']} ({run['errors']} errors)",
+    count = ("ids from the server" if "mismatched" not in tokens else
+             "no usage from the server" if not tokens["usage_reported"] else
+             f"{tokens['mismatched']} of {tokens['usage_reported']} differ")
+    errors = ", ".join(f"{n} {kind}" for kind, n in run.get("errors_by_kind", {}).items())
+    return [run_label(run), valid, f"{run['client_cpu']:.0%}",
+            f"{run['requests']}" + (f" ({errors})" if errors else ""),
             spread(samples(run, "serve_ttft_s")), spread(samples(run, "serve_ttft_scheduled_s")),
             spread(itl or samples(run, "serve_event_gap_s")) + gaps,
             spread(samples(run, "serve_e2e_s")),
             f"{percentile(samples(run, 'serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
             f"{median_of(run, 'serve_requests_per_s') or 0:.2f}", f"{throughput:.0f}",
-            f"{goodput:.2f} ({run['slo_attainment']:.0%})" if run["slos"] else "–", count]
+            f"{goodput:.2f} ({run['slo_attainment']:.0%})" if run["slos"] else "–", count,
+            f"{tokens['events_per_token']:.2f}" if "events_per_token" in tokens else "–"]
 
 
 def run_label(run: dict) -> str:
     load = run["load"]
     if load["mode"] == "closed":
-        return f"{load['concurrency']} users"
+        return f"{load['concurrency']} user" + ("s" if load["concurrency"] != 1 else "")
     cap = f", cap {load['concurrency']}" if load["concurrency"] else ""
     return f"{load['rate']:g}/s {load['mode']}{cap}"
 
 
-HEAD = ["load", "client kept up", "requests", "TTFT ms p50/90/95/99", "TTFT from schedule",
+HEAD = ["load", "client kept up", "client CPU", "requests (errors)", "TTFT ms p50/90/95/99",
+        "TTFT from schedule",
         "ITL ms", "end-to-end ms", "dispatch p99 ms", "req/s", "out tok/s", "goodput (SLO met)",
-        "usage vs client tokens"]
+        "usage vs client tokens", "events per token"]
 
 
 def load_section(records: list[dict], plot: str | None) -> list[str]:
@@ -88,9 +93,11 @@ def load_section(records: list[dict], plot: str | None) -> list[str]:
              "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
              "asked. Percentiles are p50 / p90 / p95 / p99 with the sample count; `*` marks one "
              "the count is too small to support (no 95% interval inside the samples). A run the "
-             "client could not keep up with is marked invalid, with the figure.", ""]
+             "client could not keep up with is marked invalid, with the figure. Client and "
+             "servers share this machine's cores: the client's own share of a core is beside "
+             "every run.", ""]
     if plot:
-        lines += [f"![Output throughput and p99 TTFT against users]({plot})", ""]
+        lines += [f"![p50 and p99 TTFT and TPOT against output throughput, per server]({plot})", ""]
     for record in records:
         knee = record.get("knee")
         where = (f"saturates past {knee['users']} users ({knee['output_tokens_per_s']:.0f} tok/s; "
@@ -106,7 +113,8 @@ def load_section(records: list[dict], plot: str | None) -> list[str]:
 
 
 def load_plot(records: list[dict], path: Path) -> bool:
-    """Output tokens/s and p99 TTFT against users, one line per server."""
+    """Latency against throughput, one curve per server over its closed-loop sweep: p50 and p99
+    TTFT (left) and TPOT (right) against output tokens/s."""
     from reports.plots import _pyplot, _save
 
     plt = _pyplot()
@@ -115,17 +123,16 @@ def load_plot(records: list[dict], path: Path) -> bool:
     curves = [(name, runs) for name, runs in curves if runs]
     if plt is None or not curves:
         return False
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, runs in curves:
-        users = [run["load"]["concurrency"] for run in runs]
-        left.plot(users, [median_of(run, "serve_output_tokens_per_s") for run in runs], "o-",
-                  label=name)
-        right.plot(users, [percentile(samples(run, "serve_ttft_s") or [0], 99) for run in runs],
-                   "o-", label=name)
-    for axis, title in ((left, "output tokens/s"), (right, "p99 TTFT (s)")):
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("users (closed loop)")
+    fig, panels = plt.subplots(1, 2, figsize=(10, 4))
+    for (name, runs), color in zip(curves, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        x = [median_of(run, "serve_output_tokens_per_s") or 0 for run in runs]
+        for axis, metric in zip(panels, ("serve_ttft_s", "serve_tpot_s")):
+            for q, style in ((50, "o-"), (99, "x--")):
+                y = [percentile(samples(run, metric) or [0], q) * 1e3 for run in runs]
+                axis.plot(x, y, style, color=color, label=f"{name} p{q}")
+    for axis, title in zip(panels, ("TTFT (ms)", "TPOT (ms)")):
+        axis.set_xlabel("output tokens/s (closed loop: more users to the right)")
         axis.set_title(title)
         axis.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    panels[0].legend(fontsize=7)
     return _save(plt, fig, path)

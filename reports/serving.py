@@ -77,8 +77,9 @@ def server_row(result: CellResult) -> list[str]:
     startup = f"{first.load_s:.1f} s" if first is not None else "–"
     api = conformance_of(result, "api")
     parity = api.get("wire_parity")
-    parity_note = "; ".join(parity.notes.values()) if parity is not None and parity.notes else \
-        (parity.status if parity is not None else "–")
+    parity_note = ("; ".join(f"{fixture}: {note}" for fixture, note in parity.notes.items())
+                   if parity is not None and parity.notes else
+                   (parity.status if parity is not None else "–"))
     return [engine_label(result), result.cell.env, startup, summary(result, "conformance"),
             summary(result, "api"), parity_note]
 

@@ -81,3 +81,26 @@ def test_main_exit_codes(tmp_path, capsys) -> None:
     assert "| worse " in out.read_text()
     assert main([str(tmp_path / "nope.json"), str(tmp_path / "new")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_serving_records_compare_metric_by_load(tmp_path) -> None:
+    from bench.compare import compare_serving, serving_records
+
+    def record(ttft: list[float], rate: float) -> dict:
+        def metric(name, unit, better, samples):
+            return {"name": name, "unit": unit, "better": better, "samples": samples,
+                    "params": {"load": "4 users"}}
+        return {"cell": "vllm_server-base", "machine": {"cpu": "X"}, "runs": [{"metrics": [
+            metric("serve_ttft_s", "s", "lower", ttft),
+            metric("serve_output_tokens_per_s", "tok/s", "higher", [rate])]}]}
+
+    for folder, rec in (("old", record([0.10, 0.11, 0.10, 0.12], 300)),
+                        ("new", record([0.20, 0.21, 0.22, 0.20], 310))):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "vllm_server-base.json").write_text(json.dumps(rec))
+    changes, warnings = compare_serving(serving_records(tmp_path / "old"),
+                                        serving_records(tmp_path / "new"))
+    verdicts = {c.metric: c.verdict for c in changes}
+    assert verdicts == {"serve_ttft_s (4 users)": "worse",
+                        "serve_output_tokens_per_s (4 users)": "no noise band (one sample a run)"}
+    assert not warnings

@@ -127,5 +127,5 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     assert "50 / 50* / 50* / 50* (n=30)" in page  # 30 samples bound no p90 and above: marked
     assert "0 of 30 differ" in page and "10.00 (100%)" in page
     assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
-    assert re.search(r"\| 3 users +\| ✅ +\|", page) and "![Output throughput" in page
+    assert re.search(r"\| 3 users +\| ✅ +\| 10% +\|", page) and "![p50 and p99 TTFT" in page
     assert (tmp_path / "out" / "serving.png").exists()
