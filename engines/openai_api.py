@@ -15,6 +15,7 @@ the fixture's own tokenizer (tokenizer.json): `ids_from_text` says so, and the r
 from __future__ import annotations
 
 import abc
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -120,11 +121,10 @@ class ServerGenerator(ServedModel, Generator):
     """A Generator over /completions, /chat/completions and their streams."""
 
     ids_from_server: ClassVar[bool] = False
-    """The server returns generated and prompt ids (vLLM's return_token_ids); else ids_from_text."""
+    """The server returns generated and prompt ids (vLLM's return_token_ids); else the ids are
+    its text encoded with the fixture's tokenizer."""
     prompt_as_ids: ClassVar[bool] = False
     """The server takes a prompt as token ids; else the ids are sent as their text."""
-    logprobs_as_ids: ClassVar[bool] = False
-    """Log-probabilities come keyed "token_id:<id>" (vLLM's return_tokens_as_token_ids)."""
 
     _tokenizer: Tokenizer | None = None
 
@@ -138,8 +138,6 @@ class ServerGenerator(ServedModel, Generator):
 
     @staticmethod
     def _eos_id(model_dir: Path) -> int | None:
-        import json
-
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         eos = config.get("eos_token_id")
         return eos[0] if isinstance(eos, list) else eos
@@ -233,6 +231,8 @@ class ServerGenerator(ServedModel, Generator):
 
     @staticmethod
     def _token_key(key: str) -> int:
+        """The id of a log-probability's key: "token_id:<id>" (vLLM's return_tokens_as_token_ids;
+        a server that keys by token text declares logprobs unsupported)."""
         return int(key.removeprefix("token_id:"))
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:

@@ -53,7 +53,6 @@ class VllmServerGenerator(ServerGenerator):
     logprob_tolerance = 1e-2  # as the in-process adapter: the same kernels
     ids_from_server = True
     prompt_as_ids = True
-    logprobs_as_ids = True
     unsupported: ClassVar[dict[str, str]] = {
         "logits": "the OpenAI API returns log-probabilities (top-k), not raw logits",
     }

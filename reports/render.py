@@ -16,6 +16,7 @@ from pathlib import Path
 
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
+from compat.rungs.conformance import NO_HTTP_API
 from core.details import to_json
 from core.errors import InfermatrixError
 from core.results import RUNGS, CellResult, Rung, load_results, write_atomic
@@ -32,12 +33,13 @@ from reports.markdown import (
     PASS,
     Footnotes,
     code,
+    engine_label,
     header,
     table,
 )
 from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.readme import update as update_readme
-from reports.serving import is_server, serving_page
+from reports.serving import checked, is_server, serving_page
 from reports.throughput import bench_of, throughput
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
@@ -88,7 +90,8 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
             prefix = f"{override_note(result, passed=False)} " if overridden else ""
             head = f"{FAIL} {prefix}{failed.name} {ref}"
         return " ".join([head, *caveats])
-    not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")), None)
+    not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")
+                    and r.reason != NO_HTTP_API), None)
     if not_run is not None:
         passed = [r.name for r in result.rungs if r.status == "pass"]
         head = caveats[0] if caveats else (f"{PASS} {passed[-1]}" if passed else "")
@@ -192,6 +195,18 @@ def kind_sections(grid: list[CellResult], notes: Footnotes, matrix: Matrix | Non
     return lines
 
 
+def server_section(servers: list[CellResult], notes: Footnotes,
+                   matrix: Matrix | None) -> list[str]:
+    """The servers' cells (`nox -s serve`): one row each; what their APIs do is SERVING.md's."""
+    if not servers:
+        return []
+    rows = [[engine_label(r), r.cell.kind, r.cell.env, verdict(r, notes, matrix)] for r in servers]
+    return ["## Servers, over HTTP", "",
+            "Each started in its cell and checked through its OpenAI-compatible API: the "
+            "engine suite, then the API surface (table and footnotes in [SERVING.md](SERVING.md)).",
+            "", table(rows, ["server", "kind", "environment", "verdict"]), ""]
+
+
 def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
     """The cells declared in [[cells]]: their verdicts, pins and overrides, and why."""
     if not own:
@@ -215,7 +230,9 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
               "Rows are engines, columns environments (`numpy2` = the newest NumPy 2.x "
               "that resolves). A cell climbs resolve → install → import → load → "
               "conformance → api (servers only) → bench; the first failing rung is named.", ""]
-    lines += kind_sections([r for r in results if r not in own], notes, matrix)
+    servers = [r for r in results if is_server(r) and r not in own]
+    lines += kind_sections([r for r in results if r not in own and r not in servers], notes, matrix)
+    lines += server_section(servers, notes, matrix)
     lines += own_section(own, notes, matrix)
     rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
     lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
@@ -251,7 +268,7 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     load = load_records(Path(result_dirs[0]) / "serve-bench") if result_dirs else []
-    if any(is_server(r) for r in results) or load:
+    if any(checked(r) for r in results) or load:
         plot = "serving.png" if load_plot(load, out / "serving.png") else None
         write_atomic(out / "SERVING.md", serving_page(results, problems, load, plot))
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):

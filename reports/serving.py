@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.properties import PROPERTIES
 from core.results import CellResult
+from engines import ENGINES
 from reports.conformance import conformance_of, property_entry
 from reports.load import load_section
 from reports.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
@@ -14,14 +15,21 @@ OTHER_KIND = "a property of "  # how the suite skips a property of the other kin
 
 
 def is_server(result: CellResult) -> bool:
+    """A server's cell: its engine is registered with the HTTP transport."""
+    entry = ENGINES.get(result.cell.engine)
+    return entry is not None and entry.transport == "http"
+
+
+def checked(result: CellResult) -> bool:
+    """A server whose API surface was checked (the api rung ran, passing or not)."""
     rung = result.rung("api")
-    return rung is not None and not (rung.status == "not_run" and rung.reason.startswith("in-process"))
+    return is_server(result) and rung is not None and rung.status in ("pass", "fail")
 
 
 def serving_page(results: list[CellResult], problems: list[str], load: list[dict] = (),
                  plot: str | None = None) -> str:
     """The API-surface table per kind of server, each server as an engine, then under load."""
-    servers = [r for r in results if is_server(r)]
+    servers = [r for r in results if checked(r)]
     notes = Footnotes()
     lines = header("Serving", servers, problems)
     lines += ["Each server is started by its cell inside the cell's venv on a free loopback port, "

@@ -11,6 +11,8 @@ from core.properties import PROPERTIES
 from core.results import ErrorInfo, Rung
 
 SUITE = REPO / "tests" / "conformance"
+NO_HTTP_API = "in-process engine: no HTTP API"
+"""The api rung's reason in a cell of an in-process engine (the report says nothing of it)."""
 
 
 def conformance(run: CellRun) -> Rung:
@@ -21,7 +23,7 @@ def conformance(run: CellRun) -> Rung:
 def api(run: CellRun) -> Rung:
     """Run the API-surface suite against a server; an in-process engine has no HTTP API."""
     if run.cell.engine.transport != "http":
-        return Rung("api", "not_run", reason="in-process engine: no HTTP API")
+        return Rung("api", "not_run", reason=NO_HTTP_API)
     return suite(run, "api", "api")
 
 

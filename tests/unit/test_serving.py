@@ -71,7 +71,7 @@ def api_detail() -> dict:
         "base64_encoding": {"status": "skip", "cases": {"tiny": "skip"},
                             "message": "[tiny] a property of embedding servers; x serves generation"},
         "wire_parity": {"status": "pass", "cases": {"tiny": "pass"}, "message": "",
-                        "notes": {"tiny": "3/3 prompts the same text as demo in process"}},
+                        "notes": {"tiny": "3/3 prompts the same text as transformers in process"}},
     }}
 
 
@@ -79,8 +79,8 @@ def test_serving_page_shows_each_departure(tmp_path) -> None:
     rungs = passing()
     rungs[3].detail = {"fixtures": {"tiny": {"path": "/f", "load_s": 4.2, "first_call_s": 0.1}}}
     rungs.insert(5, Rung("api", "fail", 30.0, detail=api_detail()))
-    server = cell("demo_server", "base", "generation", rungs)
-    in_process = cell("demo", "numpy2", "generation",
+    server = cell("transformers_server", "base", "generation", rungs)
+    in_process = cell("transformers", "numpy2", "generation",
                       [*passing()[:5], Rung("api", "not_run", reason="in-process engine: no HTTP API"),
                        passing()[5]])
     results = tmp_path / "results"
@@ -89,14 +89,14 @@ def test_serving_page_shows_each_departure(tmp_path) -> None:
         (results / f"{result.cell.id}.json").write_text(result.to_json())
     render([results], tmp_path / "out")
     page = (tmp_path / "out" / "SERVING.md").read_text()
-    assert "`demo_server` · base" in page and "`demo` ·" not in page
+    assert "`transformers_server` · base" in page and "`transformers` ·" not in page
     assert "| `sse_framing` " in page and "base64_encoding" not in page  # the other kind's
     assert "stream_usage" not in page  # not in any record
     note = next(line for line in page.splitlines() if line.startswith("[^") and "sse_framing" in line)
     assert "the stream does not end with data: [DONE]" in note and "assert False" not in note
     assert "(failing: tiny-malformed_json, tiny-unknown_model)" in page
     assert "⚠️" in page and "`n` is accepted and ignored" in page
-    assert "| 4.2 s " in page and "3/3 prompts the same text as demo in process" in page
+    assert "| 4.2 s " in page and "tiny: 3/3 prompts the same text as transformers in process" in page
     assert "[SERVING.md](SERVING.md)" in (tmp_path / "out" / "COMPATIBILITY.md").read_text()
 
 
@@ -129,3 +129,8 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
     assert re.search(r"\| 3 users +\| ✅ +\| 10% +\|", page) and "![p50 and p99 TTFT" in page
     assert (tmp_path / "out" / "serving.png").exists()
+
+
+def test_an_api_departure_does_not_stop_the_bench(tmp_path) -> None:
+    run = run_of("transformers_server-base", tmp_path)
+    assert not_climbed(run, STEPS["bench"], "api", past_last=False) is None
