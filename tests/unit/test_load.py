@@ -65,6 +65,14 @@ def body(_i: int) -> dict:
             "stream_options": {"include_usage": True}}
 
 
+SHORT = 3
+SHORT_E2E = TTFT + (SHORT - 1) * ITL
+
+
+def short_body(_i: int) -> dict:
+    return {**body(_i), "max_tokens": SHORT}
+
+
 def median(result: dict, name: str) -> float:
     return next(m for m in result["metrics"] if m["name"] == name)["stats"]["median"]
 
@@ -74,8 +82,8 @@ def test_the_client_measures_the_truth(calibration, users: int) -> None:
     """Against the times the server wrote (and, at one user, against its nominal schedule)."""
     url, log = calibration
     log.write_text("")
-    run = asyncio.run(run_load(url, body, Load("closed", concurrency=users, duration_s=3,
-                                               warmup_s=0.5, min_requests=10)))
+    run = asyncio.run(run_load(url, body, Load("closed", concurrency=users, duration_s=2,
+                                               warmup_s=0.3, min_requests=6)))
     result = measure(run, count_tokens=lambda text: text.count(" t"))
     assert result["errors"] == 0 and result["valid"], result["invalid_because"]
     ttft, itl = server_truth(log)
@@ -98,13 +106,14 @@ def test_the_client_measures_the_truth(calibration, users: int) -> None:
 
 
 def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
-    """An open loop at 20 req/s through one slot (the server needs E2E per request): requests
-    wait in the client, latency from the scheduled time shows it, and the run is marked invalid."""
-    run = asyncio.run(run_load(calibration[0], body, Load("constant", concurrency=1, rate=20,
-                                                       duration_s=2, warmup_s=0, min_requests=10)))
-    result = measure(run, slos={"e2e": 2 * E2E})
-    assert median(result, "serve_dispatch_delay_s") > 5 * E2E
-    assert median(result, "serve_e2e_scheduled_s") > median(result, "serve_e2e_s") + 5 * E2E
+    """An open loop at 20 req/s through one slot, each request taking SHORT_E2E: requests wait in
+    the client, latency from the scheduled time shows it, and the run is marked invalid."""
+    run = asyncio.run(run_load(calibration[0], short_body,
+                               Load("constant", concurrency=1, rate=20, duration_s=1, warmup_s=0,
+                                    min_requests=20)))
+    result = measure(run, slos={"e2e": 2 * SHORT_E2E})
+    assert median(result, "serve_dispatch_delay_s") > 3 * SHORT_E2E
+    assert median(result, "serve_e2e_scheduled_s") > median(result, "serve_e2e_s") + 3 * SHORT_E2E
     assert not result["valid"] and "achieved" in result["invalid_because"][0]
     assert result["slo_attainment"] == 1.0  # from its send each request is fast: measured so
 
