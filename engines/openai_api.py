@@ -36,7 +36,7 @@ from engines.base import (
     StreamDelta,
     as_rows,
 )
-from engines.http import ApiError, OpenAIClient, ServerError
+from engines.http import OpenAIClient, ServerError
 from engines.server import ServerProcess, free_port
 
 READY_LIMIT_S = float(os.environ.get("INFERMATRIX_SERVER_READY_S", "300"))
@@ -113,8 +113,18 @@ class ServedModel(abc.ABC):
         try:
             return method(*args)
         except httpx.TransportError as exc:
-            self.server.check_alive()
-            raise ServerError(f"{self.server_name} dropped the connection: {exc!r}") from exc
+            raise self._dropped(exc) from exc
+
+    def _events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A streamed answer's JSON objects; a connection dropped mid-stream is named too."""
+        try:
+            yield from self.client.stream(path, body)
+        except httpx.TransportError as exc:
+            raise self._dropped(exc) from exc
+
+    def _dropped(self, exc: httpx.TransportError) -> ServerError:
+        self.server.check_alive()  # a dead server raises ServerExited with its log's tail
+        return ServerError(f"{self.server_name} dropped the connection: {exc!r}")
 
 
 class ServerGenerator(ServedModel, Generator):
@@ -238,7 +248,7 @@ class ServerGenerator(ServedModel, Generator):
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         body = {**self._body(params), "prompt": self._prompt(prompt_ids)}
         text = ""
-        for chunk in self._call(self.client.stream, "/completions", body):
+        for chunk in self._events("/completions", body):
             for choice in chunk.get("choices") or []:
                 piece = choice.get("text") or ""
                 ids = tuple(choice.get("token_ids") or ()) if self.ids_from_server else ()
@@ -286,5 +296,5 @@ class ServerEmbedder(ServedModel, Embedder):
         return self._dim
 
 
-__all__ = ["TEXT_API_DEVIATIONS", "TEXT_API_UNSUPPORTED", "TEXT_ONLY", "ApiError", "ServedModel",
+__all__ = ["TEXT_API_DEVIATIONS", "TEXT_API_UNSUPPORTED", "TEXT_ONLY", "ServedModel",
            "ServerEmbedder", "ServerGenerator"]
