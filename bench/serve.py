@@ -20,9 +20,9 @@ import itertools
 import json
 from pathlib import Path
 
-from bench.load import Load, run_load
+from bench.load import Load, LoadError, run_load
 from bench.serving import DEFAULT_SLOS, SloError, measure, parse_slos
-from engines import load_engine_class
+from engines import ENGINES, load_engine_class
 from engines.base import SamplingParams
 from fixtures.catalog import locate
 
@@ -81,6 +81,17 @@ def metric(run: dict, name: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    try:  # every load checked before the server starts
+        Load("closed", concurrency=1, duration_s=args.duration, warmup_s=args.warmup,
+             min_requests=args.min_requests)
+        open_loads(args)
+    except LoadError as exc:
+        raise SystemExit(f"python -m bench.serve: {exc}") from None
+    servers = [e for e, entry in ENGINES.items() if entry.transport == "http" and
+               entry.kind == "generation"]
+    if args.engine not in servers:
+        raise SystemExit(f"python -m bench.serve: --engine {args.engine!r} is not a generation "
+                         f"server; valid: {', '.join(servers)}")
     engine = load_engine_class(args.engine)()
     engine.load(locate(args.fixture))
     try:
@@ -113,7 +124,16 @@ def slo_arg(text: str) -> dict[str, float]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     def numbers(cast):
-        return lambda text: [cast(x) for x in text.split(",") if x]
+        def parse_list(text: str) -> list:
+            try:
+                values = [cast(x) for x in text.split(",") if x]
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                                 f"{cast.__name__}s") from None
+            if not values or min(values) <= 0:
+                raise argparse.ArgumentTypeError(f"{text!r}: every value must be > 0")
+            return values
+        return parse_list
 
     parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

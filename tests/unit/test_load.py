@@ -164,3 +164,18 @@ def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
     assert knee(runs) == {"users": 4, "output_tokens_per_s": 300,
                           "next": {"users": 8, "output_tokens_per_s": 320}}
     assert knee(runs[:3]) is None  # still growing at the end of the sweep
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--users", "0"], "every value must be > 0"),
+    (["--rate", "fast"], "is not a comma-separated list of floats"),
+    (["--duration", "0.2"], "duration_s 0.2 is too short"),
+    (["--slo", "ttft=1h"], "unit 'h'"),
+    (["--engine", "transformers"], "'transformers' is not a generation server; valid: vllm_server"),
+])
+def test_serve_bench_refuses_bad_input_before_starting_a_server(argv, message, capsys) -> None:
+    from bench.serve import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--engine", "vllm_server", "--out", "unused.json", *argv])
+    assert message in f"{stop.value.code} {capsys.readouterr().err}"
