@@ -40,20 +40,25 @@ def table(rows: list[list[str]], head: list[str]) -> str:
 
 
 class Footnotes:
-    """One footnote per distinct signature; cells that share it share the number."""
+    """One footnote per distinct signature (or per distinct reason, where `key` says so); cells
+    that share it share the number."""
 
     def __init__(self) -> None:
-        self.notes: dict[str, dict] = {}
+        self.notes: dict[object, dict] = {}
 
-    def ref(self, signature: str, cell_id: str, rung: str, text: str, cause: str = "") -> str:
-        note = self.notes.setdefault(signature, {"n": len(self.notes) + 1, "cells": [],
-                                                 "rung": rung, "text": text, "cause": cause})
-        note["cells"].append(cell_id)
+    def ref(self, signature: str, cell_id: str, rung: str, text: str, cause: str = "", *,
+            key: object = None) -> str:
+        note = self.notes.setdefault(signature if key is None else key,
+                                     {"n": len(self.notes) + 1, "cells": [], "rung": rung,
+                                      "text": text, "cause": cause, "signature": signature})
+        if cell_id not in note["cells"]:
+            note["cells"].append(cell_id)
         return f"[^{note['n']}]"
 
     def render(self) -> list[str]:
         lines = []
-        for sig, note in self.notes.items():
+        for note in self.notes.values():
+            sig = note["signature"]
             tail = "\n".join(note["text"].strip().splitlines()[-TEXT_LINES:])
             cause = f" — {note['cause']}" if note["cause"] and note["cause"] not in sig else ""
             lines += [f"[^{note['n']}]: **{note['rung']}** {code(sig)}{cause} — cells: "

@@ -75,8 +75,7 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
     caveats = []
     for rung in result.rungs:
         if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
-            ref = notes.ref(rung.error.signature, cid, rung.name, rung.error.text, cause_of(rung))
-            caveats.append(f"{CAVEAT} fell back {ref}")
+            caveats.append(f"{CAVEAT} fell back {caveat_refs(result, rung, notes)}")
     failed = result.first_failure
     if failed is not None:
         sig = failed.error.signature if failed.error else failed.reason or "failed"
@@ -101,6 +100,23 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
     if overridden:
         return f"{CAVEAT} {override_note(result, passed=True)}"
     return PASS
+
+
+def caveat_refs(result: CellResult, rung: Rung, notes: Footnotes) -> str:
+    """A footnote per fallback the rung records, the engine's own package first, each keyed by
+    its own reason (cells share a footnote only where the reason is the same)."""
+    fallbacks = rung.detail.fallbacks if rung.name == "resolve" and rung.detail else []
+    if not fallbacks:
+        return notes.ref(rung.error.signature, result.cell.id, rung.name, rung.error.text,
+                         cause_of(rung))
+    order = {name: i for i, name in enumerate(result.cell.key_packages)}
+    refs = []
+    for f in sorted(fallbacks, key=lambda f: order.get(f.package, len(order))):
+        why = " ".join(f.why.split())
+        refs.append(notes.ref(f"Fallback: {f.package} {f.newest} → {f.resolved}", result.cell.id,
+                              rung.name, f.why, why[:400], key=("fallback", f.package, f.newest,
+                                                                f.resolved, why)))
+    return "".join(refs)
 
 
 def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bench.stats import summarize
-from core.details import ResolveDetail
+from core.details import Fallback, ResolveDetail
 from core.results import CellResult, ErrorInfo, Rung, write_atomic
 from reports.render import render
 
@@ -246,3 +246,37 @@ def test_readme_excerpt_is_refreshed_between_its_markers(tmp_path) -> None:
     readme.write_text("no markers here\n")
     with pytest.raises(InfermatrixError, match="needs exactly one <!-- report:start -->"):
         update(readme, tmp_path)
+
+
+def fell_back(engine: str, env: str, *fallbacks: tuple[str, str, str, str]) -> CellResult:
+    """A cell whose resolve rung records these fallbacks (package, newest, resolved, why)."""
+    detail = ResolveDetail(fallbacks=[Fallback(*f) for f in fallbacks])
+    first = fallbacks[0]
+    rung = Rung("resolve", "pass", 1.0, error=ErrorInfo(
+        "Fallback", "fell back", f"Fallback: {first[0]} {first[1]} → {first[2]}",
+        "\n\n".join(f"{f[0]}: {f[3]}" for f in fallbacks)), detail=detail)
+    return cell(engine, env, "generation", [rung, *passing()[1:]], key_packages=[engine, "numpy"])
+
+
+def test_one_footnote_per_distinct_reason_and_every_fallback_of_a_cell(tmp_path) -> None:
+    """The same fallback for two reasons is two footnotes; a cell with two fallbacks points to
+    both, the engine's own first."""
+    numpy = ("numpy", "2.4.6", "2.3.5")
+    results = [
+        fell_back("vllm", "numpy2", (*numpy, "vllm 0.33 depends on numpy<2.4"),
+                  ("vllm", "0.33.0", "0.32.0", "vllm 0.33.0 depends on certifi>=2027")),
+        fell_back("onnxruntime", "numpy2", (*numpy, "onnxruntime depends on numpy<2.4")),
+        fell_back("ctranslate2", "numpy2", (*numpy, "onnxruntime depends on numpy<2.4")),
+    ]
+    for r in results:
+        write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
+    render([tmp_path / "results"], tmp_path / "out")
+    text = (tmp_path / "out" / "COMPATIBILITY.md").read_text()
+    notes = {m.group(1): m.group(2) for m in re.finditer(r"^\[\^(\d+)\]: (.*)$", text, re.M)}
+    vllm = re.search(r"\| `vllm` +\| ⚠️ fell back \[\^(\d+)\]\[\^(\d+)\]", text)
+    assert vllm, text
+    assert "`Fallback: vllm 0.33.0 → 0.32.0` — vllm 0.33.0 depends on certifi" in notes[vllm[1]]
+    assert "vllm 0.33 depends on numpy<2.4" in notes[vllm[2]]
+    shared = [n for n in notes.values() if "onnxruntime depends on numpy<2.4" in n]
+    assert len(shared) == 1 and "cells: ctranslate2-numpy2, onnxruntime-numpy2" in shared[0]
+    assert not any("vllm 0.33 depends" in n and "onnxruntime-numpy2" in n for n in notes.values())
