@@ -4,7 +4,6 @@ flagged with the resolver's own reason, or the lock of an earlier run installed 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from compat.cell import CellRun, RungFailed
@@ -93,19 +92,33 @@ def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[Fallback]:
         have, best = versions.get(name), newest.get(name)
         if have and best and version_key(have) < version_key(best):
             fallbacks.append(Fallback(package=name, newest=best, resolved=have,
-                                      why=fallback_reason(run, name, best)))
+                                      why=fallback_reason(run, name, best, versions)))
     return fallbacks
 
 
-def fallback_reason(run: CellRun, name: str, newest: str) -> str:
-    """Why `name==newest` does not fit: the resolver's explanation when forced to it."""
+def fallback_reason(run: CellRun, name: str, newest: str, versions: dict[str, str]) -> str:
+    """Why `name==newest` does not fit: the resolver's explanation when forced to it, or, where it
+    fits, what forcing it would move back instead."""
     forced = run.work / f"force-{name}.in"
     forced.write_text("\n".join((*run.cell.requirements, f"{name}=={newest}")) + "\n",
                       encoding="utf-8")
-    result = run_tool([*compile_args(run, forced), "-o", os.devnull], run.limits.resolve)
-    if result.returncode == 0:
-        return f"{name}=={newest} also resolves; the resolver preferred an older release"
-    return uv_error(result.output)[1]
+    forced_lock = run.work / f"force-{name}.txt"
+    result = run_tool([*compile_args(run, forced), "-o", str(forced_lock)], run.limits.resolve)
+    if result.returncode != 0:
+        return uv_error(result.output)[1]
+    return also_resolves(name, newest, versions,
+                         parse_lock(forced_lock.read_text(encoding="utf-8")))
+
+
+def also_resolves(name: str, newest: str, versions: dict[str, str], forced: dict[str, str]) -> str:
+    """What the resolver traded: the packages that forcing name==newest would move back."""
+    back = [f"{pkg} {have} → {forced[pkg]}" for pkg, have in sorted(versions.items())
+            if pkg != name and pkg in forced and version_key(forced[pkg]) < version_key(have)]
+    if back:
+        return (f"{name}=={newest} also resolves, but moves {', '.join(back)}: the resolver "
+                "preferred those newer")
+    return (f"{name}=={newest} also resolves and moves nothing else back; the resolver "
+            "preferred an older release anyway")
 
 
 def version_key(version: str) -> tuple:

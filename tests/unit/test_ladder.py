@@ -315,3 +315,15 @@ def test_vllm_cells_climb_on_a_gpu(cell_id: str, tmp_path) -> None:
         assert properties["greedy_parity"].status == "pass"
     else:
         assert properties["reference_parity"].status == "pass"
+
+
+def test_also_resolves_says_what_the_newest_release_would_move_back() -> None:
+    from compat.rungs.resolve import also_resolves
+
+    versions = {"numpy": "2.3.5", "vllm": "0.33.0", "torch": "2.13.0+cpu"}
+    forced = {"numpy": "2.4.6", "vllm": "0.32.0", "torch": "2.13.0+cpu"}
+    assert also_resolves("numpy", "2.4.6", versions, forced) == (
+        "numpy==2.4.6 also resolves, but moves vllm 0.33.0 → 0.32.0: the resolver preferred "
+        "those newer")
+    assert "moves nothing else back" in also_resolves("numpy", "2.4.6", versions,
+                                                      {**forced, "vllm": "0.33.0"})
