@@ -48,19 +48,21 @@ def body_maker(engine, args):
 def closed_loads(args, runs: list[dict]):
     """The closed-loop sweep: the users asked for, or doubling from 1 until a step shows the
     knee (or MAX_USERS); `runs` is read as they are measured."""
-    common = {"duration_s": args.duration, "warmup_s": args.warmup,
-              "min_requests": args.min_requests}
     users = args.users or [2**i for i in range(MAX_USERS.bit_length())]
     for n in users:
         if not args.users and knee(runs) is not None:
             return
-        yield Load("closed", concurrency=n, **common)
+        yield Load("closed", concurrency=n, **window(args))
 
 
 def open_loads(args) -> list[Load]:
-    common = {"duration_s": args.duration, "warmup_s": args.warmup,
-              "min_requests": args.min_requests}
-    return [Load(args.mode, rate=r, concurrency=args.cap, **common) for r in args.rate]
+    return [Load(args.mode, rate=r, concurrency=args.cap, **window(args)) for r in args.rate]
+
+
+def window(args) -> dict:
+    """What every load of the run shares: its window, warm-up and minimum request count."""
+    return {"duration_s": args.duration, "warmup_s": args.warmup,
+            "min_requests": args.min_requests}
 
 
 def knee(runs: list[dict]) -> dict | None:
@@ -82,8 +84,7 @@ def metric(run: dict, name: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:  # every load checked before the server starts
-        Load("closed", concurrency=1, duration_s=args.duration, warmup_s=args.warmup,
-             min_requests=args.min_requests)
+        Load("closed", concurrency=1, **window(args))
         open_loads(args)
     except LoadError as exc:
         raise SystemExit(f"python -m bench.serve: {exc}") from None

@@ -190,7 +190,7 @@ class Generator(Engine):
     def chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         """Apply the model's chat template (with the generation prompt) and complete it."""
         self.require("chat")
-        self._checked([[0]], params)
+        self._check_params(params)
         if params.max_new_tokens == 0:
             return Completion("", (), tuple(self._chat_ids(list(messages))), "length")
         return self._chat(list(messages), params)
@@ -223,11 +223,15 @@ class Generator(Engine):
 
     def _checked(self, rows: list[list[int]], params: SamplingParams) -> list[list[int]]:
         """`rows`, once the engine is loaded and declares every parameter `params` sets."""
+        self._check_params(params)
+        return rows
+
+    def _check_params(self, params: SamplingParams) -> None:
+        """Raise unless the engine is loaded and declares every parameter `params` sets."""
         self.check_loaded()
         for name, capability in PARAM_CAPABILITIES:
             if getattr(params, name) != SamplingParams.__dataclass_fields__[name].default:
                 self.require(capability)
-        return rows
 
 
 class Embedder(Engine):
