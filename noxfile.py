@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compat import cli, drive, ladder
 from compat import matrix as matrix_mod
 from compat.cell import Options
+from compat.reuse import check_force
 from core.errors import InfermatrixError
 
 ROOT = Path(__file__).parent
@@ -56,6 +57,7 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         try:
             options = cli.cell_options(session.posargs, cell.engine.kind, cell.engine.transport)
+            check_force(options.force, [cell.id])
             check_pins([cell])
         except InfermatrixError as exc:
             session.error(str(exc))
@@ -72,11 +74,13 @@ for _cell in MATRIX.cells:
 
 
 def check_pins(cells) -> None:
-    """A pin to a release that was never published stops here, naming it."""
+    """A pin (or an engine release) that was never published stops here, naming it."""
     from compat.index import check_pin
 
     for cell in cells:
-        for pin in cell.pins:
+        named = [f"{cell.engine_package}=={cell.release}"] \
+            if cell.release not in ("", *matrix_mod.RELEASES) else []
+        for pin in (*cell.pins, *named):
             check_pin(pin, cell.python)
 
 
@@ -100,8 +104,9 @@ def resolve(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bisect(session: nox.Session) -> None:
-    """Newest working and first failing release of a package in a cell: -- PACKAGE CELL."""
+    """Where a package's releases stop (or start) working in a cell: -- PACKAGE CELL [--good V]."""
     from compat.bisect import bisect as run_bisect
+    from compat.bisect import boundary
 
     try:
         args = cli.bisect_args(session.posargs)
@@ -112,8 +117,7 @@ def bisect(session: nox.Session) -> None:
                             good=args.good)
     except InfermatrixError as exc:
         session.error(str(exc))
-    session.log(f"{record['package']} in {record['cell']}: newest working "
-                f"{record['newest_working']}, first failing {record['first_failing']} "
+    session.log(f"{record['package']} in {record['cell']}: {boundary(record)} "
                 f"({len(record['probes'])} probes of at most {record['max_probes']}) "
                 f"{record['note']}")
 
@@ -171,13 +175,20 @@ def serve_bench(session: nox.Session) -> None:
 
 
 def run_selection(session: nox.Session, argv: list[str]) -> None:
+    from compat.reuse import strays
+
     try:
         options, workers, selection = cli.run_args(argv)
         cells = list(MATRIX.selected(selection))
+        check_force(options.force, [c.id for c in cells])
         check_pins(cells)
     except InfermatrixError as exc:
         session.error(str(exc))
-    session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one")
+    for stray in strays(RESULTS, [c.id for c in MATRIX.cells]):
+        session.log(f"results/{stray}.json: cell {stray!r} is no longer in {MATRIX_FILE.name}; "
+                    "not resumed, and the report names and skips it (delete the file to quiet this)")
+    session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one "
+                "(a cell whose inputs did not change since its last result is reused; --force)")
     results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                 log=session.log, options=options, workers=workers)
     failed = sum(1 for r in results if r.first_failure)

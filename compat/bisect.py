@@ -3,10 +3,14 @@
     nox -s bisect -- PACKAGE CELL [--good VERSION]
 
 Each probe is the same ladder (resolve -> ... -> conformance) with the package
-pinned to one release. The newest release is probed first; the known-good
-bound is the release the cell resolves to on its own (or --good); a binary
-search between them finds the boundary. Probes: at most ceil(log2 N) + 2 for
-N releases.
+pinned to one release. The newest release is probed first, then the starting
+release: the one the cell resolves to on its own, or --good. A binary search
+between them finds the boundary, either way round: where the newest fails, the
+newest working and first failing releases; where the newest works and the start
+fails, the first release that works ("which infinity-emb release first works
+with optimum 2": nox -s bisect -- infinity-emb infinity_emb-numpy1-optimum2
+--good 0.0.70). The package may be the engine itself. Probes: at most
+ceil(log2 N) + 2 for N releases.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from core.results import SCHEMA_VERSION, machine_info, write_atomic
 def pinned(cell: Cell, package: str, version: str) -> Cell:
     """The same cell with `package==version` added to its requirements."""
     pin = f"{package}=={version}"
+    release = "" if requirement_name(package) == cell.engine_package else cell.release
     return dataclasses.replace(cell, pins=(*cell.pins, pin), requested=(*cell.requested, pin),
-                               requirements=(*cell.requirements, pin))
+                               requirements=(*cell.requirements, pin), release=release)
 
 
 def held_version(cell: Cell, package: str, work: Path, options: Options) -> str:
@@ -50,33 +55,55 @@ def held_version(cell: Cell, package: str, work: Path, options: Options) -> str:
 
 
 def search(releases: list[str], works: Callable[[str], bool]) -> dict:
-    """Boundary in `releases` (oldest first; the first is the known-good start).
+    """The boundary in `releases` (oldest first, from the starting release to the newest).
 
-    Probes the newest, then the start, then bisects: at most ceil(log2 N) + 2 probes.
+    Probes the newest, then the start; where they differ, bisects between them: at most
+    ceil(log2 N) + 2 probes. Either way round: a regression (the start works, the newest
+    fails) or a fix (the start fails, the newest works: "the first release that works").
     """
     lo, hi = 0, len(releases) - 1
-    if works(releases[hi]):
-        return {"newest_working": releases[hi], "first_failing": None,
-                "note": "the newest release works"}
-    if lo == hi or not works(releases[lo]):
-        return {"newest_working": None, "first_failing": releases[hi],
-                "note": f"the starting release {releases[lo]} fails too; give --good VERSION"}
+    newest_works = works(releases[hi])
+    start_works = newest_works if lo == hi else works(releases[lo])
+    if start_works == newest_works:
+        state = "works" if newest_works else "fails"
+        return {"direction": "none", "newest_working": releases[hi] if newest_works else None,
+                "first_failing": None if newest_works else releases[hi],
+                "note": f"the starting release {releases[lo]} and the newest {releases[hi]} "
+                        f"both {state}: no boundary between them"
+                        + ("" if newest_works else "; give an older --good VERSION")}
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if works(releases[mid]) else (lo, mid)
-    return {"newest_working": releases[lo], "first_failing": releases[hi], "note": ""}
+        lo, hi = (mid, hi) if works(releases[mid]) == start_works else (lo, mid)
+    if start_works:
+        return {"direction": "regression", "newest_working": releases[lo],
+                "first_failing": releases[hi], "note": ""}
+    return {"direction": "fix", "first_working": releases[hi], "last_failing": releases[lo],
+            "note": f"fixed in {releases[hi]}"}
+
+
+def boundary(record: dict) -> str:
+    """Where a bisection found the change, either way round."""
+    if record.get("direction") == "fix":
+        return f"fails up to {record['last_failing']}, works from **{record['first_working']}**"
+    works, fails = record.get("newest_working"), record.get("first_failing")
+    if works and fails:
+        return f"works up to {works}, fails from **{fails}**"
+    return f"every probe {'works' if works else 'fails'}"
 
 
 def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log = print,
            options: Options | None = None, good: str | None = None) -> dict:
-    """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it."""
+    """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it.
+
+    `good` is the starting release (default: what the cell resolves to); it need not work: a
+    failing start and a working newest release find the first release that works."""
     options = options or Options()
     name = requirement_name(package)
     work = Path(tempfile.mkdtemp(prefix="infermatrix-bisect-"))
     good = good or held_version(cell, name, work, options)
     releases = [str(v) for v in published_versions(name, cell.python)]
     if good not in releases:
-        raise MatrixError(unknown(f"--good release of {name}", good, releases[-10:]))
+        raise MatrixError(unknown(f"--good (starting) release of {name}", good, releases[-10:]))
     probes: list[dict] = []
     probe_options = dataclasses.replace(options, last_rung="conformance")
 
@@ -93,7 +120,8 @@ def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log 
     lo = releases.index(good)
     span = len(releases) - lo  # releases between the known-good one and the newest
     answer = search(releases[lo:], works)
-    failing = next((p for p in probes if p["version"] == answer["first_failing"]), None)
+    failed = answer.get("first_failing") or answer.get("last_failing")
+    failing = next((p for p in probes if p["version"] == failed), None)
     record = {
         "schema": SCHEMA_VERSION, "cell": cell.id, "package": name, "good_start": good,
         "releases_considered": span, "max_probes": math.ceil(math.log2(span)) + 2,

@@ -54,6 +54,8 @@ class Options:
     """Examples per generated-input conformance property."""
     bench_args: tuple[str, ...] = ()
     """Extra bench/run.py arguments (`nox -s bench` passes --profile full)."""
+    force: tuple[str, ...] = ()
+    """Cell id globs that climb again even where an earlier result's inputs match ("*": all)."""
     threads: int | None = None
     """OMP/MKL threads for processes inside the cell (None: the engines' defaults). Cells that
     climb side by side get a share each: spinning thread pools would fight over the cores."""

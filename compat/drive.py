@@ -19,11 +19,15 @@ from core.results import CellResult, machine_info, write_atomic
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2) -> list[CellResult]:
-    """Many cells: resolve to api `workers` at a time, then every bench rung alone.
+    """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
+    inputs did not change since its last result is reused (compat/reuse.py).
 
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
     """
+    # The cells that build a wheel from source (llama-cpp-python: minutes of compiling, once per
+    # machine) start first, so the other cells climb beside the compile instead of after it.
+    cells = sorted(cells, key=lambda c: not c.engine.build_wheels)
     share = max(1, (os.cpu_count() or 1) // workers)
     climbing = dataclasses.replace(options, last_rung="api", threads=share)
     done = {"n": 0}
@@ -40,12 +44,14 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     if options.last_rung != "bench":
         return results
     ready = [(c, r) for c, r in zip(cells, results)
-             if getattr(r.rung("conformance"), "status", "") == "pass"]
+             if getattr(r.rung("conformance"), "status", "") == "pass"
+             and not (r.reused_at and r.inputs.get("climbed_to") == "bench")]
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
         run = CellRun(cell=cell, venv=venv_root / f"cell-{cell.id}", options=options, log=log)
         result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
-        finish(result, results_dir)
+        result.reused_at = ""  # its bench rung ran now
+        finish(result, results_dir, climbed_to="bench")
     return results
 
 

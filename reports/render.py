@@ -9,11 +9,13 @@ artifacts of many CI jobs. Unreadable files are named in the report, not fatal.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from compat.bisect import boundary
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
 from compat.rungs.conformance import NO_HTTP_API
@@ -41,6 +43,8 @@ from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.readme import update as update_readme
 from reports.serving import checked, is_server, serving_page
 from reports.throughput import bench_of, throughput
+from reports.watch import previous_run, watch
+from reports.watch import section as watch_section
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
 
@@ -120,7 +124,7 @@ def caveat_refs(result: CellResult, rung: Rung, notes: Footnotes) -> str:
 
 
 def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
-    """Undeclared failures and declared incompatibilities that now pass, for the top."""
+    """Undeclared failures, for the top (declared ones that now pass: reports/watch.py)."""
     new = []
     for r in results:
         failed = r.first_failure
@@ -129,21 +133,10 @@ def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
         sig = failed.error.signature if failed.error else failed.reason
         if matrix is None or matrix.known_for(r.cell.id, failed.name, sig) is None:
             new.append(f"- `{r.cell.id}` fails at **{failed.name}**: {code(sig)}")
-    fixed = []
-    for known in matrix.known if matrix else ():
-        for r in results:
-            rung = r.rung(known.rung)
-            if known.covers(r.cell.id) and rung is not None and rung.status == "pass":
-                fixed.append(f"- `{r.cell.id}` now passes **{known.rung}**, declared known "
-                             f"incompatible: {known.reason}")
-    lines = []
     if new:
-        lines += [f"**{len(new)} failure(s) not declared in compat/matrix.toml `[[known]]`** "
-                  "(new, or not yet understood):", "", *new, ""]
-    if fixed:
-        lines += [f"**{len(fixed)} declared incompatibilit(ies) now pass** — update "
-                  "`[[known]]`:", "", *fixed, ""]
-    return lines or ["No undeclared failures; every declared incompatibility still holds.", ""]
+        return [f"**{len(new)} failure(s) not declared in compat/matrix.toml `[[known]]`** "
+                "(new, or not yet understood):", "", *new, ""]
+    return ["No undeclared failures.", ""]
 
 
 def bisections(result_dirs: list[Path]) -> list[str]:
@@ -156,12 +149,11 @@ def bisections(result_dirs: list[Path]) -> list[str]:
                 continue
     if not records:
         return []
-    rows = [[f"`{r['cell']}`", r["package"], r["newest_working"] or "none",
-             r["first_failing"] or "none",
+    rows = [[f"`{r['cell']}`", r["package"], boundary(r),
              f"{r['failing_rung']}: `{r['signature']}`" if r.get("failing_rung") else "",
              f"{len(r['probes'])} / {r['max_probes']} over {r['releases_considered']} releases",
              r.get("note", "")] for r in records]
-    head = ["cell", "package", "newest working", "first failing", "fails at", "probes", "note"]
+    head = ["cell", "package", "boundary", "fails at", "probes", "note"]
     return ["## Bisections", "", "`nox -s bisect -- PACKAGE CELL`: each probe climbs the same "
             "rungs with the package pinned to one release.", "", table(rows, head), ""]
 
@@ -172,6 +164,24 @@ def rung_mark(result: CellResult, name: str) -> str:
         return NOT_RUN
     symbol = {"pass": PASS, "fail": FAIL}.get(rung.status, NOT_RUN)
     return f"{symbol} {rung.duration_s:.1f}s" if rung.status in ("pass", "fail") else symbol
+
+
+def ran(result: CellResult) -> str:
+    """When the cell last climbed, and whether the latest run reused that result."""
+    when = result.finished_at[:16].replace("T", " ")
+    return f"reused · last ran {when}" if result.reused_at else f"ran {when}"
+
+
+def foreign(results: list[CellResult], matrix: Matrix | None) -> tuple[list[CellResult], list[str]]:
+    """Results of cells the matrix does not hold (another matrix, or a cell since removed):
+    named and left out, never merged silently."""
+    if matrix is None:
+        return results, []
+    ids = {c.id for c in matrix.cells}
+    kept = [r for r in results if r.cell.id in ids]
+    return kept, [f"{r.cell.id}.json: cell {r.cell.id!r} is not in the matrix (a result of "
+                  "another matrix, or of a cell since removed); skipped"
+                  for r in results if r.cell.id not in ids]
 
 
 def env_columns(results: list[CellResult]) -> list[str]:
@@ -223,12 +233,18 @@ def server_section(servers: list[CellResult], notes: Footnotes,
             "", table(rows, ["server", "kind", "environment", "verdict"]), ""]
 
 
+def pins_of(result: CellResult) -> list[str]:
+    """What a cell of its own fixes: the engine's release, pins, overrides."""
+    release = [f"{result.cell.engine} release `{result.cell.release}`"] if result.cell.release else []
+    return [*release, *result.cell.pins, *(f"override `{o}`" for o in result.cell.overrides)]
+
+
 def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
     """The cells declared in [[cells]]: their verdicts, pins and overrides, and why."""
     if not own:
         return []
     rows = [[f"`{r.cell.id}`", verdict(r, notes, matrix),
-             ", ".join([*r.cell.pins, *(f"override `{o}`" for o in r.cell.overrides)]),
+             ", ".join(pins_of(r)),
              r.cell.why] for r in own]
     return ["## Cells of their own", "",
             "Declared in `[[cells]]`: pins of any package, and uv overrides that lift a "
@@ -237,10 +253,12 @@ def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) 
 
 
 def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
-                  title: str = "Compatibility matrix", extra: list[str] = ()) -> str:
+                  title: str = "Compatibility matrix", extra: list[str] = (),
+                  changed: dict | None = None) -> str:
     notes = Footnotes()
-    own = [r for r in results if r.cell.pins or r.cell.overrides]
+    own = [r for r in results if not is_server(r) and (r.cell.why or pins_of(r))]
     lines = header(title, results, problems)
+    lines += watch_section(changed or {}, results, matrix)
     lines += callouts(results, matrix)
     lines += [f"Legend: {LEGEND}", "",
               "Rows are engines, columns environments (`numpy2` = the newest NumPy 2.x "
@@ -250,8 +268,11 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     lines += kind_sections([r for r in results if r not in own and r not in servers], notes, matrix)
     lines += server_section(servers, notes, matrix)
     lines += own_section(own, notes, matrix)
-    rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS)] for r in results]
-    lines += ["## Rungs per cell", "", table(rows, ["cell", *RUNGS]), ""]
+    rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS), ran(r)] for r in results]
+    lines += ["## Rungs per cell", "", "A cell whose inputs (resolved versions, fixtures, the "
+              "suite's code it runs, the machine, the options) did not change since its last "
+              "result is reused, not climbed again (`nox -- --force [CELL ...]` climbs anyway).",
+              "", table(rows, ["cell", *RUNGS, "ran"]), ""]
     lines += ["Conformance, property by property: [CONFORMANCE.md](CONFORMANCE.md). Each engine's "
               "capabilities, parity tolerance and measured parity: [ENGINES.md](ENGINES.md). "
               "What each server's \"OpenAI compatible\" API really does: [SERVING.md](SERVING.md).",
@@ -277,9 +298,12 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
            title: str = "Compatibility matrix", grid_dir: Path | None = None) -> list[CellResult]:
     paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
     results, problems = load_results(paths)
+    results, skipped = foreign(results, matrix)
+    problems += skipped
     results.sort(key=lambda r: (r.cell.kind, r.cell.engine, r.cell.env))
+    changed = watch(results, previous_run(out / "results.json"), matrix)
     text = compatibility(results, problems, matrix=matrix, title=title,
-                         extra=bisections(result_dirs))
+                         extra=bisections(result_dirs), changed=changed)
     write_atomic(out / "COMPATIBILITY.md", text)
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
@@ -297,7 +321,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
             ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
         ) if draw(source, out / file)]
         write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn))
-    merged = {"cells": [to_json(r) for r in results], "unreadable": problems}
+    merged = {"cells": [to_json(r) for r in results], "unreadable": problems,
+              "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "watch": changed}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return results
 

@@ -32,6 +32,20 @@ def compile_args(run: CellRun, reqs: Path) -> list[str]:
     return cmd
 
 
+def requirements(run: CellRun) -> list[str]:
+    """What the resolver is asked for: the cell's requirements, and its engine release pinned
+    to the version the index names for it ("previous": the one before the newest)."""
+    if not run.cell.release:
+        return list(run.cell.requirements)
+    from compat.index import PackageIndexError, release_pin
+
+    try:
+        pin = release_pin(run.cell.engine_package, run.cell.release, run.cell.python)
+    except PackageIndexError as exc:
+        raise RungFailed(ErrorInfo.from_message("PackageIndexError", str(exc))) from exc
+    return [*run.cell.requirements, pin]
+
+
 def resolve(run: CellRun) -> Rung:
     """uv pip compile the cell's requirements; keep every version; flag silent fallbacks."""
     lock = run.work / "lock.txt"
@@ -41,13 +55,14 @@ def resolve(run: CellRun) -> Rung:
         return Rung("resolve", "pass", detail=ResolveDetail(
             versions=parse_lock(text), lock=text, from_lock=str(run.options.from_lock)))
     reqs = run.work / "requirements.in"
-    reqs.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    asked = requirements(run)
+    reqs.write_text("\n".join(asked) + "\n", encoding="utf-8")
     result = run_tool([*compile_args(run, reqs), "-o", str(lock)], run.limits.resolve)
     if result.returncode != 0:
         raise RungFailed(*tool_error("resolve", result, run.limits.resolve, "ResolutionError"))
     text = lock.read_text(encoding="utf-8")
     versions = parse_lock(text)
-    fallbacks = find_fallbacks(run, versions)
+    fallbacks = find_fallbacks(run, versions, asked)
     rung = Rung("resolve", "pass", detail=ResolveDetail(versions=versions, lock=text,
                                                         fallbacks=fallbacks))
     if fallbacks:
@@ -70,7 +85,7 @@ def lock_text(path: Path) -> str:
     return text
 
 
-def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[Fallback]:
+def find_fallbacks(run: CellRun, versions: dict[str, str], asked: list[str]) -> list[Fallback]:
     """Requested packages that resolved older than the newest release their own spec allows.
 
     The newest is what `uv pip compile --no-deps` picks for the same requirement
@@ -79,7 +94,7 @@ def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[Fallback]:
     reason, from forcing the newest release.
     """
     alone = run.work / "newest.in"
-    alone.write_text("\n".join(run.cell.requirements) + "\n", encoding="utf-8")
+    alone.write_text("\n".join(asked) + "\n", encoding="utf-8")
     newest_lock = run.work / "newest.txt"
     result = run_tool([*compile_args(run, alone), "--no-deps", "-o", str(newest_lock)],
                       run.limits.resolve)
@@ -92,15 +107,16 @@ def find_fallbacks(run: CellRun, versions: dict[str, str]) -> list[Fallback]:
         have, best = versions.get(name), newest.get(name)
         if have and best and version_key(have) < version_key(best):
             fallbacks.append(Fallback(package=name, newest=best, resolved=have,
-                                      why=fallback_reason(run, name, best, versions)))
+                                      why=fallback_reason(run, asked, name, best, versions)))
     return fallbacks
 
 
-def fallback_reason(run: CellRun, name: str, newest: str, versions: dict[str, str]) -> str:
+def fallback_reason(run: CellRun, asked: list[str], name: str, newest: str,
+                    versions: dict[str, str]) -> str:
     """Why `name==newest` does not fit: the resolver's explanation when forced to it, or, where it
     fits, what forcing it would move back instead."""
     forced = run.work / f"force-{name}.in"
-    forced.write_text("\n".join((*run.cell.requirements, f"{name}=={newest}")) + "\n",
+    forced.write_text("\n".join((*asked, f"{name}=={newest}")) + "\n",
                       encoding="utf-8")
     forced_lock = run.work / f"force-{name}.txt"
     result = run_tool([*compile_args(run, forced), "-o", str(forced_lock)], run.limits.resolve)

@@ -13,26 +13,34 @@ from compat.matrix import load
 from core.errors import MatrixError
 
 
-@given(n=st.integers(2, 300), data=st.data())
-def test_search_finds_the_boundary_within_budget(n: int, data) -> None:
+@given(n=st.integers(2, 300), data=st.data(), fixed=st.booleans())
+def test_search_finds_the_boundary_within_budget(n: int, data, fixed: bool) -> None:
+    """Either way round: a regression (old releases work) or a fix (new releases work)."""
     releases = [f"1.{i}" for i in range(n)]
-    boundary = data.draw(st.integers(1, n - 1))  # releases[:boundary] work
+    boundary = data.draw(st.integers(1, n - 1))  # releases[:boundary] behave like the start
     probes = []
 
     def works(version: str) -> bool:
         probes.append(version)
-        return releases.index(version) < boundary
+        return (releases.index(version) < boundary) != fixed
 
     answer = search(releases, works)
-    assert answer["newest_working"] == releases[boundary - 1]
-    assert answer["first_failing"] == releases[boundary]
+    if fixed:
+        assert answer["direction"] == "fix"
+        assert answer["last_failing"] == releases[boundary - 1]
+        assert answer["first_working"] == releases[boundary]
+    else:
+        assert answer["direction"] == "regression"
+        assert answer["newest_working"] == releases[boundary - 1]
+        assert answer["first_failing"] == releases[boundary]
     assert len(probes) <= math.ceil(math.log2(n)) + 2
 
 
-def test_search_when_the_newest_works_or_the_start_fails() -> None:
-    assert search(["1", "2", "3"], lambda v: True)["newest_working"] == "3"
+def test_search_when_the_start_and_the_newest_agree() -> None:
+    answer = search(["1", "2", "3"], lambda v: True)
+    assert answer["newest_working"] == "3" and answer["direction"] == "none"
     answer = search(["1", "2", "3"], lambda v: False)
-    assert answer["newest_working"] is None and "give --good" in answer["note"]
+    assert answer["newest_working"] is None and "give an older --good" in answer["note"]
 
 
 def test_bisect_over_a_package_the_cell_does_not_hold(tmp_path) -> None:

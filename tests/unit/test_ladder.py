@@ -8,6 +8,7 @@ real install, the real engine on the real fixtures. Venvs live under
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compat import ladder
+from compat import ladder, reuse
 from compat.cell import CellRun, Limits, Options, cell_env
 from compat.drive import resolve_all
 from compat.ladder import run_cell
@@ -154,6 +155,32 @@ def test_real_cell_end_to_end(real_cell) -> None:
     saved = json.loads((out / f"{cell.id}.json").read_text())
     lock = saved["rungs"][0]["detail"]["lock"]  # schema 2: the lock is the resolve rung's record
     assert saved["schema"] == 2 and lock.count("==") == len(result.versions)
+
+
+@pytest.mark.slow
+def test_an_unchanged_cell_is_reused_and_a_change_climbs_again(real_cell) -> None:
+    """The second run of the same cell: its resolve rung runs, nothing it depends on changed, so
+    the earlier result stands (stamped as reused); forcing it, or changing an option that changes
+    results, would climb again."""
+    cell, out, first = real_cell
+    lines: list[str] = []
+    again = run_cell(cell, venv=VENVS / cell.id, results_dir=out, log=lines.append)
+    assert again.reused_at and again.finished_at == first.finished_at
+    assert [r.status for r in again.rungs] == [r.status for r in first.rungs]
+    assert any("reused: nothing it depends on changed" in line for line in lines), lines
+    assert {"lock", "cell", "fixtures", "code", "machine", "options"} <= set(again.inputs)
+    assert again.inputs["climbed_to"] == "bench"
+    saved = json.loads((out / f"{cell.id}.json").read_text())
+    assert saved["reused_at"] == again.reused_at
+    run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
+    assert reuse.reusable(run, out, again.inputs) is not None
+    forced = dataclasses.replace(run, options=Options(force=("transformers-*",)))
+    assert reuse.reusable(forced, out, again.inputs) is None
+    other = dataclasses.replace(run, options=Options(hypothesis_budget=11))
+    changed = reuse.inputs_of(other.__class__(cell=cell, venv=run.venv, options=other.options,
+                                               log=print), again)
+    assert reuse.changed(again, changed) == ["options"]
+    assert reuse.reusable(other, out, changed) is None
 
 
 DIRECT_TIMING = """

@@ -37,6 +37,19 @@ def test_cell_requirements_hold_engine_axis_device_and_harness() -> None:
     assert "pytest>=8" in cell.requirements
 
 
+def test_a_cell_names_the_engine_release() -> None:
+    cell = load().cell("infinity_emb-numpy1-optimum2-previous-release")
+    assert cell.release == "previous" and cell.engine_package == "infinity-emb"
+    assert "optimum>=2" in cell.requirements
+    data = variant(known=[])
+    data["cells"] = [{"engine": "transformers", "axes": {"numpy": "2"}, "release": "4.57.1"}]
+    assert parse(data).cell("transformers-numpy2-release4.57.1").release == "4.57.1"
+    data["cells"] = [{"engine": "transformers", "axes": {"numpy": "2"}, "release": "latest"}]
+    with pytest.raises(MatrixError, match=r"release 'latest' is not a release. Valid: newest, "
+                                          r"previous, or a version"):
+        parse(data)
+
+
 def test_unknown_engine_names_it_and_suggests() -> None:
     data = variant(**{"selections.default.engines": ["transformer"]})
     with pytest.raises(MatrixError, match=r"'transformer'.*Did you mean 'transformers'"):

@@ -122,7 +122,7 @@ def declared_and_overridden() -> list[CellResult]:
                                     "depends on numpy<2 and you require numpy>=2"))
     lifted = cell("infinity_emb", "numpy2-lift-numpy", "embedding", passing(),
                   overrides=["numpy>=2"], why="Lifts the pin")
-    removed = cell("embed", "numpy1-no-torchvision", "embedding", passing(),
+    removed = cell("embed", "numpy1-optimum1.23-pyarrowlt20-no-torchvision", "embedding", passing(),
                    overrides=["torchvision; sys_platform == 'never'"])
     now_passing = cell("embed", "numpy1", "embedding", passing())  # declared known at import
     return [
@@ -158,7 +158,8 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
     assert "- `embed-numpy1` now passes **import**, declared known incompatible" in text
     assert "⚠️ the numpy pin looks unnecessary: every rung passes" in text
     assert "⚠️ passes without torchvision" in text
-    assert "## Bisections" in text and "| 0.0.45 " in text and "3 / 9 over 34 releases" in text
+    assert "## Bisections" in text and "works up to 0.0.45, fails from **0.0.46**" in text
+    assert "3 / 9 over 34 releases" in text
 
 
 def test_conformance_page_shows_deviations_and_failing_examples(tmp_path) -> None:

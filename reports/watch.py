@@ -1,0 +1,125 @@
+"""The release watch: what changed since the previous published run, for the top of
+COMPATIBILITY.md. Cells that broke, cells that were fixed, new releases the resolver now picks,
+declared incompatibilities that no longer hold, cells added and removed.
+
+The previous run is the results.json the last report wrote (the published one, in a checkout or
+on the branch CI publishes to). Rendering the same results again keeps the changes it found the
+first time, so a re-render never says "nothing changed".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from compat.matrix import Matrix
+from core.results import CellResult, SchemaError
+
+
+def state(result: CellResult, matrix: Matrix | None) -> str:
+    """One cell's verdict in a comparable form: "pass", "fails at RUNG: SIG", "known at RUNG"."""
+    failed = result.first_failure
+    if failed is None:
+        return "pass"
+    sig = failed.error.signature if failed.error else failed.reason
+    if matrix is not None and matrix.known_for(result.cell.id, failed.name, sig) is not None:
+        return f"known at {failed.name}: {sig}"
+    return f"fails at {failed.name}: {sig}"
+
+
+def picked(result: CellResult) -> dict[str, str]:
+    """The versions of what the cell is about (its engine, its axes, torch)."""
+    wanted = [*result.cell.key_packages, "torch"]
+    return {name: result.versions[name] for name in wanted if name in result.versions}
+
+
+def fingerprint(results: list[CellResult]) -> str:
+    """Identifies a set of results: equal when the same run is rendered again."""
+    stamps = sorted((r.cell.id, r.finished_at) for r in results)
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
+
+
+def previous_run(path: Path) -> dict[str, Any] | None:
+    """The results.json of the previous report, or None where there is none (or it is unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = [CellResult.from_dict(raw) for raw in data.get("cells", [])]
+    except (OSError, ValueError, TypeError, KeyError, SchemaError):
+        return None
+    return {"cells": cells, "watch": data.get("watch") or {},
+            "generated": data.get("generated") or max((c.finished_at for c in cells), default="")}
+
+
+def changes(before: list[CellResult], after: list[CellResult], matrix: Matrix | None) -> list[str]:
+    """Markdown bullets: what differs between two runs' cells."""
+    old = {r.cell.id: r for r in before}
+    new = {r.cell.id: r for r in after}
+    broke, fixed, moved = [], [], []
+    for cid in sorted(old.keys() & new.keys()):
+        was, now = state(old[cid], matrix), state(new[cid], matrix)
+        if was == "pass" and now != "pass":
+            broke.append(f"- `{cid}` broke: {now}")
+        elif was != "pass" and now == "pass":
+            fixed.append(f"- `{cid}` was fixed (it {was.replace('known at', 'was known at')})")
+        elif was != now:
+            broke.append(f"- `{cid}` now {now} (was: {was})")
+    releases: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for cid in sorted(old.keys() & new.keys()):
+        was, now = picked(old[cid]), picked(new[cid])
+        for name in sorted(was.keys() & now.keys()):
+            if was[name] != now[name]:
+                releases[(name, was[name], now[name])].append(cid)
+    for (name, was_v, now_v), cids in sorted(releases.items()):
+        where = f"`{cids[0]}`" if len(cids) == 1 else f"{len(cids)} cells"
+        moved.append(f"- {name} {was_v} → **{now_v}** ({where})")
+    lines = []
+    for title, items in (("Broke", broke), ("Fixed", fixed), ("New releases the resolver now picks",
+                                                              moved)):
+        if items:
+            lines += [f"**{title}** ({len(items)}):", "", *items, ""]
+    added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+    if added:
+        lines += [f"**New cells**: {', '.join(f'`{c}`' for c in added)}", ""]
+    if removed:
+        lines += [f"**Cells no longer run**: {', '.join(f'`{c}`' for c in removed)}", ""]
+    return lines
+
+
+def watch(results: list[CellResult], previous: dict[str, Any] | None,
+          matrix: Matrix | None) -> dict[str, Any]:
+    """What changed since the previous run, kept as it was where these results were rendered
+    before (the same fingerprint)."""
+    mark = fingerprint(results)
+    if previous is None:
+        return {"fingerprint": mark, "since": "", "changes": []}
+    kept = previous["watch"]
+    if kept.get("fingerprint") == mark:
+        return kept
+    return {"fingerprint": mark, "since": previous["generated"],
+            "changes": changes(previous["cells"], results, matrix)}
+
+
+def no_longer_hold(results: list[CellResult], matrix: Matrix | None) -> list[str]:
+    """Declared incompatibilities ([[known]]) whose rung now passes: update the matrix."""
+    items = [f"- `{r.cell.id}` now passes **{k.rung}**, declared known incompatible: {k.reason}"
+             for k in (matrix.known if matrix else ()) for r in results
+             if k.covers(r.cell.id) and getattr(r.rung(k.rung), "status", "") == "pass"]
+    if not items:
+        return []
+    return [f"**{len(items)} declared incompatibilit(ies) no longer hold** — update "
+            "`[[known]]` in compat/matrix.toml:", "", *items, ""]
+
+
+def section(record: dict[str, Any], results: list[CellResult], matrix: Matrix | None) -> list[str]:
+    """The top of COMPATIBILITY.md."""
+    stale = no_longer_hold(results, matrix)
+    if not record.get("since"):
+        return ["## What changed", "", "No previous run to compare with: the next report says "
+                "what changed since this one.", "", *stale]
+    since = record["since"][:16].replace("T", " ")
+    body = record["changes"] or (["Nothing: every cell has the verdict and the versions it had.",
+                                  ""] if not stale else [])
+    return [f"## What changed since the previous run ({since})", "", *body, *stale]
