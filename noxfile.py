@@ -7,6 +7,9 @@
     nox -s bisect -- PACKAGE CELL
     nox -s serve            the servers (vllm serve, llama_cpp.server, transformers serve,
                             infinity_emb v2) checked over HTTP, then the report
+    nox -s quant            each engine's quantizations (llama.cpp GGUF types, CTranslate2 int8,
+                            onnxruntime-genai int4, the ONNX embedder's int8) against the float32
+                            reference and beside its unquantized cell
     nox -s serve-bench      each generation server under load (latency percentiles, goodput,
                             the knee), then the report
     nox -s report           merge results/*.json into reports/
@@ -142,6 +145,15 @@ def serve(session: nox.Session) -> None:
     """The servers (selection "serve"): each started in its cell on a free loopback port, checked
     over HTTP by its engine's suite and the API-surface suite, stopped; then the report."""
     run_selection(session, ["--selection", "serve", *session.posargs])
+    session.notify("report")
+
+
+@nox.session(python=False)
+def quant(session: nox.Session) -> None:
+    """The quantizations (selection "quant"): each engine's quantized cells beside its
+    unquantized one, quality against the float32 reference and speed; then the report
+    (reports/QUANTIZATION.md)."""
+    run_selection(session, ["--selection", "quant", *session.posargs])
     session.notify("report")
 
 

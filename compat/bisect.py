@@ -93,10 +93,9 @@ def boundary(record: dict) -> str:
 
 def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log = print,
            options: Options | None = None, good: str | None = None) -> dict:
-    """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it.
-
-    `good` is the starting release (default: what the cell resolves to); it need not work: a
-    failing start and a working newest release find the first release that works."""
+    """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it. `good`:
+    the starting release (default: what the cell resolves to); from a failing one where the
+    newest works, the first release that works."""
     options = options or Options()
     name = requirement_name(package)
     work = Path(tempfile.mkdtemp(prefix="infermatrix-bisect-"))
@@ -120,8 +119,8 @@ def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log 
     lo = releases.index(good)
     span = len(releases) - lo  # releases between the known-good one and the newest
     answer = search(releases[lo:], works)
-    failed = answer.get("first_failing") or answer.get("last_failing")
-    failing = next((p for p in probes if p["version"] == failed), None)
+    failing = next((p for p in probes if p["version"] in (answer.get("first_failing"),
+                                                           answer.get("last_failing"))), None)
     record = {
         "schema": SCHEMA_VERSION, "cell": cell.id, "package": name, "good_start": good,
         "releases_considered": span, "max_probes": math.ceil(math.log2(span)) + 2,

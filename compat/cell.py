@@ -16,6 +16,7 @@ from typing import Any
 from compat.matrix import Cell
 from core.proc import REPO, ToolRun, run_tool, timeout_error
 from core.results import ErrorInfo
+from engines import QUANT_ENV
 from fixtures.catalog import cache_root
 
 Log = Callable[[str], None]
@@ -112,6 +113,7 @@ def cell_env(run: CellRun) -> dict[str, str]:
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "INFERMATRIX_CACHE": str(cache_root()),
+        QUANT_ENV: dict(run.cell.axes).get("quant", "none"),
     })
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}

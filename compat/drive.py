@@ -84,7 +84,7 @@ def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     """The load benchmark of one server (bench/serve.py) in the venv its cell left; its record
     goes to results_dir/<cell id>.json. None, logged, when it could not run."""
     run = CellRun(cell=cell, venv=Path(venv), options=DEFAULTS, log=log)
-    fixture = cell.engine.fixtures[0]
+    fixture = cell.fixtures[0]
     try:
         done = run_in_cell(run, "bench", "bench.serve",
                            ["--engine", cell.engine.id, "--fixture", fixture, *args])

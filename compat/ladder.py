@@ -42,7 +42,7 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         id=cell.id, engine=cell.engine.id, kind=cell.engine.kind, axes=dict(cell.axes),
         env=cell.env_label, device=cell.device, python=cell.python,
         requirements=list(cell.requirements), constraints=list(cell.constraints),
-        fixtures=list(cell.engine.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
+        fixtures=list(cell.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
         build=build_of(cell), release=cell.release,
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),

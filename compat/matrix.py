@@ -55,9 +55,18 @@ class Cell:
     selections: tuple[str, ...] = ()
     why: str = ""
     """Why this extra cell exists (shown in the report)."""
+    axis_specs: tuple[Axis, ...] = field(default=(), compare=False, repr=False)
+    """The Axis of each entry of `axes` (what narrows the fixtures)."""
     release: str = ""
     """The engine's own release: "newest", "previous" or a version; "" lets the resolver choose.
     Resolved against the index by the resolve rung (compat/index.release_pin)."""
+
+    @property
+    def fixtures(self) -> tuple[str, ...]:
+        """The fixtures the cell runs on: its engine's, narrowed by any axis that says so."""
+        wanted = [set(a.fixtures) for a in self.axis_specs
+                  if set(a.fixtures) & set(self.engine.fixtures)]
+        return tuple(f for f in self.engine.fixtures if all(f in w for w in wanted))
 
     @property
     def engine_package(self) -> str:
@@ -138,8 +147,10 @@ class Matrix:
 def make_cell(matrix: Matrix, engine: EngineSpec, combo: list[tuple[Axis, str]], device: str,
               *, pins: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
               selections: tuple[str, ...] = (), why: str = "", release: str = "") -> Cell:
-    requested = (*engine.requires_on(device), *(axis.values[label] for axis, label in combo), *pins)
+    requested = (*engine.requires_on(device),
+                 *(axis.values[label] for axis, label in combo if axis.values[label]), *pins)
     return Cell(engine=engine, axes=tuple((axis.name, label) for axis, label in combo),
+                axis_specs=tuple(axis for axis, _ in combo),
                 device=device, python=matrix.python, requested=requested,
                 requirements=(*requested, *matrix.harness),
                 constraints=matrix.device_constraints[device], pins=pins,
@@ -155,7 +166,7 @@ def expand(matrix: Matrix, excludes: list[dict], extras: list[dict]) -> tuple[Ce
             engine = matrix.engines[engine_id]
             axes = [matrix.axes[a] for a in sel.axes if matrix.axes[a].applies_to(engine_id)]
             for device in (d for d in sel.devices if d in engine.devices):
-                for labels in itertools.product(*(axis.values for axis in axes)):
+                for labels in itertools.product(*(axis.values_for(engine_id) for axis in axes)):
                     combo = list(zip(axes, labels))
                     if any(excluded(rule, engine_id, device, combo) for rule in excludes):
                         continue
@@ -188,8 +199,9 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
     for name, label in raw.get("axes", {}).items():
         if name not in matrix.axes:
             raise MatrixError(unknown("axis in [[cells]]", name, matrix.axes))
-        if str(label) not in matrix.axes[name].values:
-            raise MatrixError(unknown(f"value of axis {name!r}", label, matrix.axes[name].values))
+        if str(label) not in matrix.axes[name].values_for(engine.id):
+            raise MatrixError(unknown(f"value of axis {name!r} for {engine.id}", label,
+                                      matrix.axes[name].values_for(engine.id)))
         combo.append((matrix.axes[name], str(label)))
     device = raw.get("device", "cpu")
     if device not in matrix.device_constraints:
@@ -291,7 +303,8 @@ def parse(data: dict) -> Matrix:
     except KeyError as exc:
         raise MatrixError(f"compat/matrix.toml lacks the [{exc.args[0]}] table.") from exc
     axes = {k: Axis(name=k, values={str(label): req for label, req in v.get("values", {}).items()},
-                    doc=v.get("doc", ""), engines=tuple(v.get("engines", ())))
+                    doc=v.get("doc", ""), engines=tuple(v.get("engines", ())),
+                    engine_option=v.get("engine_option", ""), fixtures=tuple(v.get("fixtures", ())))
             for k, v in data.get("axes", {}).items()}
     device_constraints = {k: tuple(v.get("constraints", ()))
                           for k, v in data.get("devices", {}).items()}

@@ -78,7 +78,7 @@ def inputs_of(run: CellRun, result: CellResult) -> dict[str, str]:
     that change a result count (not the thread share, not the force list)."""
     options = run.options
     fixtures = {name: "packaged" if name in PACKAGED else content_key(name)
-                for name in run.cell.engine.fixtures}
+                for name in run.cell.fixtures}
     machine = {k: v for k, v in asdict(result.machine).items() if k not in ("os", "host_python")}
     parts = {
         "lock": _digest(result.versions),

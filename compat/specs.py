@@ -110,16 +110,39 @@ class Axis:
     """One line for the report."""
     engines: tuple[str, ...] = ()
     """Engines the axis applies to; empty means every engine."""
+    fixtures: tuple[str, ...] = ()
+    """Where set, the cells on this axis whose engine has any of these fixtures run on those only
+    (the quantization axis: small-llama, whose sizes K-quants need; an embedder keeps MiniLM)."""
+    engine_option: str = ""
+    """Where the axis is an engine's own option rather than a package ("quantization"): each
+    engine gets only the values its registry entry offers (EngineEntry.quantizations), and a
+    value's requirement may be empty."""
 
     def __post_init__(self) -> None:
         if not self.values:
             raise MatrixError(f"Axis {self.name!r} has no values.")
+        if self.engine_option not in ("", "quantization"):
+            raise MatrixError(unknown(f"engine_option of axis {self.name!r}", self.engine_option,
+                                      ["quantization"]))
+        if self.engine_option:
+            for engine in self.engines or ENGINES:
+                for value in ENGINES[engine].quantizations:
+                    if value not in self.values:
+                        raise MatrixError(f"Axis {self.name!r}: engine {engine!r} offers {value!r}"
+                                          f", which the axis does not list. Valid: "
+                                          f"{', '.join(self.values)}")
         for engine in self.engines:
             if engine not in ENGINES:
                 raise MatrixError(unknown(f"engine in axis {self.name!r}", engine, ENGINES))
 
     def applies_to(self, engine: str) -> bool:
         return not self.engines or engine in self.engines
+
+    def values_for(self, engine: str) -> list[str]:
+        """The labels a cell of `engine` may take: all, or for an engine option those offered."""
+        if self.engine_option:
+            return [v for v in self.values if v in ENGINES[engine].quantizations]
+        return list(self.values)
 
 
 @dataclass(frozen=True)

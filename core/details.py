@@ -100,6 +100,9 @@ class PropertyResult:
     """Fixture (or parametrized case) -> its own status."""
     notes: dict[str, str] = field(default_factory=dict)
     """Fixture -> what the property measured (e.g. "6/6 prompts token-exact")."""
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fixture -> the property's figures, where it measures some (quantization_quality's KL,
+    top-1 agreement, RMS Δp, weights on disk)."""
     deviation: DeviationInfo | None = None
 
 

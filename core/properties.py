@@ -29,6 +29,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "greedy_parity": "greedy ids equal the pinned transformers reference (top-k at a divergence)",
         "logprobs": "log-probabilities are a log-softmax equal to the reference's within tolerance",
         "unsupported_capabilities": "a capability declared unsupported raises, naming itself",
+        "quantization_quality": "next-token distributions within the quantization's bound of the "
+                                "float32 reference: KL, top-1 agreement, RMS Δp",
     },
     "embedding": {
         "shape_and_dimension": "embed() returns float32 (n, dimension)",
@@ -41,6 +43,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "known_value": "on the real all-MiniLM-L6-v2, the model card's cosine within 0.001",
         "call_order_independence": "embed() after any prior calls equals a fresh instance's",
         "typed_errors": "bad input raises InvalidParameterError; the empty string as declared",
+        "quantization_quality": "cosine to the float32 vectors and the known similarity's drift "
+                                "within the quantization's bound",
     },
     "api": {
         "models_endpoint": "GET /v1/models answers a list naming the served model",

@@ -16,6 +16,13 @@ from core.errors import InfermatrixError, unknown
 KINDS = ("generation", "embedding")
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("process", "http")
+QUANTIZATIONS = ("none", "f16", "q8_0", "q4_0", "q4_k_m", "int8", "int8_float32", "int4", "nf4",
+                 "awq", "gptq")
+"""Every quantization infermatrix knows: GGUF types (llama.cpp), int8 (CTranslate2, ONNX Runtime,
+OpenVINO), int4 (OpenVINO), NF4 (bitsandbytes), AWQ and GPTQ (GPU kernels)."""
+QUANT_ENV = "INFERMATRIX_QUANTIZATION"
+"""The cell's quantization (its `quant` axis value), set by the ladder for every process in it;
+Engine.load() uses it where it is not given one."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,15 @@ class EngineEntry:
     """"process": the engine's library in the suite's process; "http": a server the adapter
     starts and talks to over its OpenAI API (engines/openai_api.py), checked by the API suite too."""
 
+    quantizations: tuple[str, ...] = ("none",)
+    """The quantizations of the same weights the adapter offers ("none": the unquantized
+    path); the matrix's `quant` axis makes cells for these only."""
+
     def __post_init__(self) -> None:
+        for quantization in self.quantizations:
+            if quantization not in QUANTIZATIONS:
+                raise ValueError(unknown(f"quantization of {self.target}", quantization,
+                                         QUANTIZATIONS))
         if self.kind not in KINDS:
             raise ValueError(unknown(f"kind of {self.target}", self.kind, KINDS))
         if self.transport not in TRANSPORTS:
@@ -46,10 +61,12 @@ ENGINES: dict[str, EngineEntry] = {
     "transformers": EngineEntry("engines.transformers:TransformersGenerator", "generation"),
     "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
     "openvino_genai": EngineEntry("engines.openvino_genai:OpenVinoGenaiGenerator", "generation"),
-    "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation"),
-    "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation"),
+    "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation",
+                               quantizations=("none", "int8", "int8_float32")),
+    "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation",
+                             quantizations=("none", "f16", "q8_0", "q4_0", "q4_k_m")),
     "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
-                                     "generation"),
+                                     "generation", quantizations=("none", "int4")),
     "mindformers": EngineEntry("engines.mindformers:MindFormersGenerator", "generation"),
     "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda")),
     "sentence_transformers": EngineEntry(
@@ -57,7 +74,8 @@ ENGINES: dict[str, EngineEntry] = {
     "infinity_emb": EngineEntry("engines.infinity_emb:InfinityEmbedder", "embedding"),
     "embed": EngineEntry("engines.embed:EmbedEmbedder", "embedding"),
     "sentence_transformers_onnx": EngineEntry(
-        "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding"),
+        "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding",
+        quantizations=("none", "int8")),
     "sentence_transformers_openvino": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
     "fastembed": EngineEntry("engines.fastembed:FastEmbedEmbedder", "embedding"),

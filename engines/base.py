@@ -10,13 +10,15 @@ a capability the engine declares unsupported is skipped with that reason.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from engines import ENGINES, registered_id
+from core.errors import unknown
+from engines import ENGINES, QUANT_ENV, QUANTIZATIONS, registered_id
 from engines.params import (
     MAX_LOGPROBS,
     Capabilities,
@@ -57,9 +59,22 @@ class Engine(abc.ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     deviations: ClassVar[dict[str, Deviation]] = {}
     """Conformance property name -> why this engine departs from it (shown as ⚠️ deviation)."""
+    quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {}
+    """Quantization -> deviations that hold under it only (e.g. int8 kernels that are not
+    batch invariant), added to `deviations` for a cell of that quantization."""
+
+    @classmethod
+    def deviations_under(cls, quantization: str) -> dict[str, Deviation]:
+        """The deviations declared for the engine under `quantization`."""
+        return {**cls.deviations, **cls.quantized_deviations.get(quantization, {})}
     unsupported: ClassVar[dict[str, str]] = {}
     """Capability the adapter declares False -> why (shown where the property is skipped)."""
     _is_loaded: bool = False
+    quantization: str = "none"
+    """The quantization load() was asked for (engines/__init__.QUANTIZATIONS)."""
+    weights_bytes: int | None = None
+    """The size on disk of the weights the engine loaded, where its adapter knows it (set by
+    `_load`; the quantization report shows it)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,11 +103,29 @@ class Engine(abc.ABC):
         if not self._is_loaded:
             raise EngineNotLoadedError(f"{self.id}: call load() before using the engine")
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32") -> None:
-        """Load the model from a local folder (Hugging Face layout). Never downloads."""
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32",
+             quantization: str | None = None) -> None:
+        """Load the model from a local folder (Hugging Face layout). Never downloads.
+
+        `quantization`: one the registry says the adapter offers ("q4_0", "int8", ...), which
+        `_load` reads as self.quantization; None: the cell's ($INFERMATRIX_QUANTIZATION), else
+        "none" (the unquantized weights)."""
         self.check_device(device)
+        self.quantization = self.check_quantization(
+            quantization if quantization is not None else os.environ.get(QUANT_ENV) or "none")
         self._load(Path(model_dir), device, dtype)
         self._is_loaded = True
+
+    @classmethod
+    def check_quantization(cls, quantization: str) -> str:
+        """Refuse an unknown quantization, or one the engine does not offer, naming the valid."""
+        if quantization not in QUANTIZATIONS:
+            raise InvalidParameterError(unknown("quantization", quantization, QUANTIZATIONS))
+        offered = ENGINES[cls.id].quantizations if cls.id in ENGINES else ("none",)
+        if quantization not in offered:
+            raise InvalidParameterError(f"{cls.id} does not offer quantization {quantization!r}; "
+                                        f"it offers {', '.join(offered)}")
+        return quantization
 
     def close(self) -> None:
         """Free the model. The adapter may be loaded again afterwards."""

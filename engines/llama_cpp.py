@@ -41,6 +41,56 @@ from fixtures.convert import converted
 GGUF_NAME = "model.gguf"
 CONTROL, NORMAL = 3, 1  # gguf token types
 
+# quantization -> (llama.cpp file type, the tensor types its weight matrices may be written in).
+# Q4_0 and Q4_K_M write the output matrix in Q6_K and Q4_K_M some matrices in Q6_K, as
+# llama.cpp's quantizer always does; any other type means a tensor fell back (a K-quant on
+# sizes not a multiple of 256 silently becomes Q5_0 / Q8_0 / F16), which must not pass quietly.
+GGUF_TYPES = {
+    "f16": ("LLAMA_FTYPE_MOSTLY_F16", {"F16"}),
+    "q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", {"Q8_0"}),
+    "q4_0": ("LLAMA_FTYPE_MOSTLY_Q4_0", {"Q4_0", "Q6_K"}),
+    "q4_k_m": ("LLAMA_FTYPE_MOSTLY_Q4_K_M", {"Q4_K", "Q6_K"}),
+}
+
+
+class QuantizationFallbackError(RuntimeError):
+    """A quantized GGUF holds weight matrices in another type than the one asked for."""
+
+
+def quantize_gguf(source: Path, out: Path, quantization: str) -> None:
+    """llama.cpp's own quantizer (llama_model_quantize) on the float32 GGUF, then a check of the
+    tensor types it wrote: a fallback raises QuantizationFallbackError naming the tensors."""
+    ftype, allowed = GGUF_TYPES[quantization]
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, ftype)
+    params.nthread = threads()
+    written = out / GGUF_NAME
+    code = llama_cpp.llama_model_quantize(str(source).encode(), str(written).encode(), params)
+    if code != 0:
+        raise RuntimeError(f"llama_model_quantize({quantization}) returned {code}")
+    check_tensor_types(written, quantization, allowed)
+
+
+def check_tensor_types(path: Path, quantization: str, allowed: set[str]) -> dict[str, int]:
+    """Count the types of the weight matrices in a GGUF; raise if any is not an allowed one."""
+    import gguf
+
+    types: dict[str, int] = {}
+    strays = []
+    for tensor in gguf.GGUFReader(str(path)).tensors:
+        if len(tensor.shape) < 2 or sum(int(d) > 1 for d in tensor.shape) < 2:
+            continue  # norms and other vectors stay float32 in every file type
+        name = tensor.tensor_type.name
+        types[name] = types.get(name, 0) + 1
+        if name not in allowed:
+            strays.append(f"{tensor.name} ({name})")
+    if strays:
+        raise QuantizationFallbackError(
+            f"{quantization}: {len(strays)} weight matrices fell back to another type: "
+            f"{', '.join(strays[:6])}{' …' if len(strays) > 6 else ''}; expected "
+            f"{' or '.join(sorted(allowed))} (K-quants need sizes that are multiples of 256)")
+    return types
+
 
 def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
     """Hugging Face's rotate-half q/k rows -> llama.cpp's interleaved pairs."""
@@ -171,6 +221,13 @@ class LlamaCppGenerator(Generator):
         if dtype != "float32":
             raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
         folder = converted(model_dir, "gguf", converter_version(), write_gguf)
+        if self.quantization != "none":
+            source = folder / GGUF_NAME
+            folder = converted(model_dir, f"gguf-{self.quantization}",
+                               f"{converter_version()} llama-cpp-python "
+                               f"{importlib.metadata.version('llama-cpp-python')}",
+                               lambda _src, out: quantize_gguf(source, out, self.quantization))
+        self.weights_bytes = (folder / GGUF_NAME).stat().st_size
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
                           n_threads=threads(), verbose=False)

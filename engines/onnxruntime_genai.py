@@ -43,11 +43,12 @@ from engines.text import finish_row
 from fixtures.convert import converted
 
 
-def build(model_dir: Path, out: Path) -> None:
-    """onnxruntime-genai's model builder: FP32, CPU execution provider."""
+def build(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+    """onnxruntime-genai's model builder: FP32 (or its int4 weight quantization: MatMulNBits,
+    activations in float32 on the CPU), CPU execution provider."""
     cache = out / ".builder-cache"
     done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i",
-                           str(model_dir), "-o", str(out), "-p", "fp32", "-e", "cpu", "-c",
+                           str(model_dir), "-o", str(out), "-p", precision, "-e", "cpu", "-c",
                            str(cache)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the model builder failed: {done.stderr.strip()[-800:]}")
@@ -94,7 +95,12 @@ class OnnxRuntimeGenaiGenerator(Generator):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"onnxruntime_genai: the built model is float32, not {dtype!r}")
-        folder = converted(model_dir, "onnxruntime-genai", builder_version(), build)
+        if self.quantization == "int4":
+            folder = converted(model_dir, "onnxruntime-genai-int4", builder_version(),
+                               lambda src, out: build(src, out, "int4"))
+        else:
+            folder = converted(model_dir, "onnxruntime-genai", builder_version(), build)
+        self.weights_bytes = sum(p.stat().st_size for p in folder.glob("*.onnx*"))
         self._model = og.Model(str(folder))
         self._tok = og.Tokenizer(self._model)
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))

@@ -15,8 +15,10 @@ from typing import ClassVar
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Embedder, InvalidParameterError
+from engines.base import Capabilities, Deviation, Embedder, InvalidParameterError
 from fixtures.convert import converted
+
+QINT8_FILE = "model_quint8_avx2.onnx"  # what export_dynamic_quantized_onnx_model(..., "avx2") writes
 
 
 class SentenceTransformersEmbedder(Embedder):
@@ -61,8 +63,29 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
-        self._model = SentenceTransformer(str(self.exported(model_dir)), device=device,
-                                          backend=self.backend, local_files_only=True)
+        folder, kwargs = self.exported(model_dir), {}
+        if self.quantization == "int8":  # ONNX Runtime's dynamic int8 (weights; activations on the fly)
+            folder = self.quantized(model_dir)
+            kwargs = {"model_kwargs": {"file_name": f"onnx/{QINT8_FILE}"}}
+        graphs = [folder / self.backend / QINT8_FILE] if kwargs else \
+            [p for p in (folder / self.backend).iterdir() if p.is_file()]
+        self.weights_bytes = sum(p.stat().st_size for p in graphs)
+        self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
+                                          local_files_only=True, **kwargs)
+
+    @classmethod
+    def quantized(cls, model_dir: Path) -> Path:
+        """The export with sentence-transformers' dynamic int8 ONNX graph beside it (avx2)."""
+        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
+
+        def quantize(src: Path, out: Path) -> None:
+            from sentence_transformers import export_dynamic_quantized_onnx_model
+
+            cls._export(src, out)
+            model = SentenceTransformer(str(out), device="cpu", backend="onnx", local_files_only=True)
+            export_dynamic_quantized_onnx_model(model, "avx2", str(out))
+
+        return converted(model_dir, f"st-{cls.backend}-int8", version, quantize)
 
     @classmethod
     def exported(cls, model_dir: Path) -> Path:
@@ -80,6 +103,12 @@ class _ExportedBackend(SentenceTransformersEmbedder):
 class SentenceTransformersOnnxEmbedder(_ExportedBackend):
     backend = "onnx"
     exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime", "transformers")
+    quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {"int8": {
+        "batch_size_invariance": Deviation(
+            "ONNX Runtime's dynamic int8 quantizes each MatMul's input with one scale for the "
+            "whole tensor (DynamicQuantizeLinear), so a text's vector depends on the texts "
+            "batched with it: measured up to 0.025 apart, alone and in a batch of two",
+            "https://onnx.ai/onnx/operators/onnx__DynamicQuantizeLinear.html")}}
 
 
 class SentenceTransformersOpenVinoEmbedder(_ExportedBackend):

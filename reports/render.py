@@ -40,6 +40,8 @@ from reports.markdown import (
     table,
 )
 from reports.plots import grid_plot, latency_plot, throughput_plot
+from reports.quantization import in_order, quantization_of, quantization_page
+from reports.quantization import plot as quantization_plot
 from reports.readme import update as update_readme
 from reports.serving import checked, is_server, serving_page
 from reports.throughput import bench_of, throughput
@@ -239,6 +241,19 @@ def pins_of(result: CellResult) -> list[str]:
     return [*release, *result.cell.pins, *(f"override `{o}`" for o in result.cell.overrides)]
 
 
+def quantized_section(cells: list[CellResult], notes: Footnotes,
+                      matrix: Matrix | None) -> list[str]:
+    """The quantization cells (`nox -s run -- --selection quant`): one row each; their quality
+    and speed figures are QUANTIZATION.md's."""
+    if not cells:
+        return []
+    rows = [[f"`{r.cell.engine}`", f"`{quantization_of(r)}`", verdict(r, notes, matrix)]
+            for r in cells]
+    return ["## Quantizations", "", "The same weights quantized by each engine, checked against "
+            "the float32 reference within each quantization's bound ([QUANTIZATION.md]"
+            "(QUANTIZATION.md)).", "", table(rows, ["engine", "quantization", "verdict"]), ""]
+
+
 def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
     """The cells declared in [[cells]]: their verdicts, pins and overrides, and why."""
     if not own:
@@ -265,8 +280,11 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
               "that resolves). A cell climbs resolve → install → import → load → "
               "conformance → api (servers only) → bench; the first failing rung is named.", ""]
     servers = [r for r in results if is_server(r) and r not in own]
-    lines += kind_sections([r for r in results if r not in own and r not in servers], notes, matrix)
+    quantized = [r for r in in_order(results) if r not in own]
+    lines += kind_sections([r for r in results if r not in (*own, *servers, *quantized)], notes,
+                           matrix)
     lines += server_section(servers, notes, matrix)
+    lines += quantized_section(quantized, notes, matrix)
     lines += own_section(own, notes, matrix)
     rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS), ran(r)] for r in results]
     lines += ["## Rungs per cell", "", "A cell whose inputs (resolved versions, fixtures, the "
@@ -313,6 +331,9 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
         write_atomic(out / "SERVING.md", serving_page(results, problems, load, plot))
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
+    if any(quantization_of(r) is not None for r in results):
+        plotted = quantization_plot(results, out / "quantization.png")
+        write_atomic(out / "QUANTIZATION.md", quantization_page(results, problems, plotted))
     grid = load_grid(grid_dir) if grid_dir is not None else []
     if any(bench_of(r) for r in [*results, *grid]):
         drawn = [(file, alt) for file, alt, draw, source in (

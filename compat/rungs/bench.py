@@ -13,7 +13,7 @@ def bench(run: CellRun) -> Rung:
         raise RungFailed(ErrorInfo.from_message(
             "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
     done = run_in_cell(run, "bench", "bench.run", [
-        "--engine", run.cell.engine.id, "--fixture", run.cell.engine.fixtures[0],
+        "--engine", run.cell.engine.id, "--fixture", run.cell.fixtures[0],
         "--device", run.cell.device, *run.options.bench_args])
     if done.tool.returncode != 0 or done.record is None:
         raise RungFailed(error_from_output("BenchError", done.tool))

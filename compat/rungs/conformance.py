@@ -35,7 +35,7 @@ def suite(run: CellRun, rung: str, name: str) -> Rung:
     args = [str(SUITE / f"test_{name}.py"), "-q", "-p", "no:cacheprovider",
             "--rootdir", str(REPO), "-c", str(SUITE / "pytest.ini"),
             "--engine", run.cell.engine.id, "--device", run.cell.device,
-            "--models", ",".join(run.cell.engine.fixtures),
+            "--models", ",".join(run.cell.fixtures),
             "--hypothesis-budget", str(run.options.hypothesis_budget),
             *(arg for prop in asked for arg in ("--property", prop))]
     done = run_in_cell(run, rung, "pytest", args, out_flag="--conformance-json")

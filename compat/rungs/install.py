@@ -36,9 +36,18 @@ def wheelhouse() -> Path:
     return path
 
 
-def uv(run: CellRun, cmd: list[str], kind: str) -> None:
+BUILD_ENV = {
+    # llama-cpp-python builds llama.cpp; its multimodal library (mtmd, LLAVA_BUILD) is loaded only
+    # by the multimodal chat handlers, which no cell uses: not building it saves a part of the
+    # compile, the longest step of a run on an empty machine.
+    "llama-cpp-python": {"CMAKE_ARGS": "-DLLAVA_BUILD=OFF"},
+}
+"""Environment for building a source-only package's wheel: build only what the cells need."""
+
+
+def uv(run: CellRun, cmd: list[str], kind: str, env: dict[str, str] | None = None) -> None:
     """Run a uv command under the install limit; its failure is the rung's (RungFailed)."""
-    result = run_tool(cmd, run.limits.install)
+    result = run_tool(cmd, run.limits.install, env={**os.environ, **env} if env else None)
     if result.returncode != 0:
         raise RungFailed(*tool_error("install", result, run.limits.install, kind))
 
@@ -58,7 +67,7 @@ def build_wheel(run: CellRun, name: str, wheels: Path) -> None:
         try:
             uv(run, [uv_binary(), "build", "--wheel", "--out-dir", str(work), "--python",
                      run.cell.python, *uv_index_args(), "--", str(download_sdist(name, version, work))],
-               "WheelBuildError")
+               "WheelBuildError", env=BUILD_ENV.get(name))
             for wheel in work.glob("*.whl"):
                 os.replace(wheel, wheels / wheel.name)  # whole files only
         finally:

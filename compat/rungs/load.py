@@ -12,11 +12,11 @@ from fixtures.ensure import FixtureBuildError, build_fixtures, build_parity_refe
 
 def load(run: CellRun) -> Rung:
     """Build what is missing (a build failure is this rung's), then load every fixture."""
-    built = [name for name in run.cell.engine.fixtures if name not in PACKAGED]
+    built = [name for name in run.cell.fixtures if name not in PACKAGED]
     try:
         build_fixtures(built, run.limits.load, run.log)
         if run.cell.engine.kind == "generation":
             build_parity_references(built, run.limits.load, run.log)
     except FixtureBuildError as exc:
         raise RungFailed(exc.error, exc.reason) from exc
-    return probe(run, "load", *(arg for name in run.cell.engine.fixtures for arg in ("--fixture", name)))
+    return probe(run, "load", *(arg for name in run.cell.fixtures for arg in ("--fixture", name)))

@@ -229,6 +229,14 @@ class ShiftedLogprobs(TransformersGenerator):
                 if c.logprobs else c for c in out]
 
 
+class ScaledLogits(TransformersGenerator):
+    """Logits scaled by 0.5, as a dequantization scale off by a factor of 2 would: the argmax,
+    and so every greedy id, stays; only the distributions' sharpness changes."""
+
+    def _logits(self, prompt_ids):
+        return super()._logits(prompt_ids) * 0.5
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -246,7 +254,8 @@ BROKEN = {
     SharedLogitsBuffer: "idempotence",
     ReloadFlipsPadding: "lifecycle",
     NoInputChecks: "typed_errors",
-    LostLayerWeights: ("greedy_parity", "logprobs"),  # wrong weights: wrong ids and wrong values
+    LostLayerWeights: ("greedy_parity", "logprobs", "quantization_quality"),  # wrong weights
     StreamsAnyway: "unsupported_capabilities",
     ShiftedLogprobs: "logprobs",
+    ScaledLogits: "quantization_quality",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from core.details import ConformanceDetail, DeviationInfo, PropertyResult, to_json
 from core.properties import PROPERTIES
-from engines import load_engine_class
+from engines import QUANT_ENV, load_engine_class
 from fixtures.catalog import locate
 
 HYPOTHESIS_PROFILE = "infermatrix"
@@ -212,7 +213,10 @@ class PropertyRecorder:
         for key, value in report.user_properties:  # e.g. greedy_parity's "6/6 prompts exact"
             if key == "note":
                 entry.notes[case] = value
-        deviation = engine_class(self.config).deviations.get(name)
+            elif key == "figures":
+                entry.figures[case] = json.loads(value)
+        quantization = os.environ.get(QUANT_ENV) or "none"
+        deviation = engine_class(self.config).deviations_under(quantization).get(name)
         if status == "fail" and deviation is not None:
             status = "deviation"
             entry.deviation = DeviationInfo(reason=deviation.reason, link=deviation.link)

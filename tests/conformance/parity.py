@@ -1,11 +1,33 @@
-"""How greedy parity and log-probabilities are judged against the pinned reference
-(fixtures/parity.py): the helpers of the properties greedy_parity and logprobs."""
+"""How greedy parity, log-probabilities and quantization quality are judged against the pinned
+reference (fixtures/parity.py): the helpers of the properties greedy_parity, logprobs and
+quantization_quality."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from bench.quality import Drift, drift
 from engines.base import SamplingParams
+
+
+def unquantized_only(engine) -> None:
+    """Exact parity with the float32 reference is asked of unquantized weights only; a
+    quantization's distance from it is quantization_quality's to judge, against its bound."""
+    if engine.quantization != "none":
+        pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
+
+
+def teacher_forced_drift(engine, reference: dict) -> Drift | None:
+    """The engine's next-token logits after the prompt and each prefix of the reference's greedy
+    ids, against the reference's whole distributions there; None where it keeps none."""
+    rows = [r for r in reference["prompts"] if r.get("logprobs")]
+    if not rows:
+        return None
+    prefixes = [[*r["prompt_ids"], *r["ids"][:t]] for r in rows for t in range(len(r["logprobs"]))]
+    expected = np.array([step for r in rows for step in r["logprobs"]])
+    got = np.concatenate([engine.next_token_logits_from_ids([ids]).copy() for ids in prefixes])
+    return drift(expected, got)
 
 
 def engine_top_k(engine, prompt_ids: list[int], k: int) -> list[int] | None:
@@ -95,3 +117,30 @@ def reference_problems(step: dict[int, float], ids: list[int], values: list[floa
     if missed:
         problems.append(f"the reference's top-{n} ids {missed} are missing")
     return problems, worst
+
+
+def logprobs_against(engine, reference: dict, n: int, tol: float) -> tuple[list[str], float, int]:
+    """Generate each reference prompt with logprobs=n: the problems found (each step a valid
+    log-softmax, and equal to the reference's within `tol` while the ids agree), the largest
+    difference from the reference, and the number of steps compared."""
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"], logprobs=n)
+    problems, worst, steps = [], 0.0, 0
+    for i, ref in enumerate(reference["prompts"]):
+        completion = complete_reference_prompt(engine, ref, params)
+        if isinstance(completion, str):
+            problems.append(f"prompt {i}: {completion}")
+            continue
+        got = list(completion.token_ids)
+        if completion.logprobs is None or len(completion.logprobs) != len(got):
+            count = None if completion.logprobs is None else len(completion.logprobs)
+            problems.append(f"prompt {i}: {count} log-probability steps for {len(got)} tokens")
+            continue
+        for pos, (token, step) in enumerate(zip(got, completion.logprobs)):
+            found = logprob_problems(step, token, n, tol)
+            if pos < len(ref["top_logprobs"]) and got[:pos] == list(ref["ids"][:pos]):
+                against, diff = reference_problems(step, ref["top_k"][pos], ref["top_logprobs"][pos],
+                                                   n, tol)
+                found += against
+                worst, steps = max(worst, diff), steps + 1
+            problems += [f"prompt {i}, position {pos}: {p}" for p in found]
+    return problems, worst, steps

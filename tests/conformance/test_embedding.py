@@ -40,6 +40,8 @@ def test_shape_and_dimension(engine) -> None:
 
 def test_reference_parity(engine, model_dir, record_property) -> None:
     """Cosine with sentence-transformers (torch) >= 1 - the tolerance the adapter declares."""
+    if engine.quantization != "none":
+        pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
     st_module = pytest.importorskip("sentence_transformers",
                                     reason="the reference (sentence-transformers) is not installed")
     ref = st_module.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
@@ -102,6 +104,8 @@ def test_known_value(engine, fixture_name: str) -> None:
     """On the real all-MiniLM-L6-v2, the model card's cosine 0.7553 within 0.001."""
     if fixture_name != "all-minilm-l6-v2":
         pytest.skip(f"no published value for fixture {fixture_name!r}")
+    if engine.quantization != "none":
+        pytest.skip(f"quantized ({engine.quantization}): its drift is quantization_quality's")
     a, b = engine.embed(KNOWN_PAIR)
     value = cosine(a, b)
     assert abs(value - KNOWN_COSINE) <= KNOWN_TOL, (
@@ -120,6 +124,33 @@ def test_call_order_independence(engine, fresh_engine, batches: list) -> None:
         engine.embed(batch, normalize=normalize)
     check_embeddings_close(a=engine.embed(TEXTS), b=fresh_engine("embed"),
                            name_a="after prior calls", name_b="fresh instance", atol=1e-5)
+
+
+def test_quantization_quality(engine, model_dir, fixture_name: str, record_property) -> None:
+    """The engine's vectors against sentence-transformers' float32 ones (cosine: mean and least)
+    and, on the real MiniLM, the drift of the model card's known similarity, within the bound
+    the engine's quantization declares (bench/quality.py COSINE_BOUNDS)."""
+    from bench.quality import COSINE_BOUNDS, cosine_drift
+
+    st_module = pytest.importorskip("sentence_transformers",
+                                    reason="the reference (sentence-transformers) is not installed")
+    ref = st_module.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    texts = [*PARITY_TEXTS, *KNOWN_PAIR]
+    figures = cosine_drift(ref.encode(texts, normalize_embeddings=True, convert_to_numpy=True),
+                           engine.embed(texts))
+    if fixture_name == "all-minilm-l6-v2":
+        figures["known_drift"] = abs(cosine(*engine.embed(KNOWN_PAIR)) - KNOWN_COSINE)
+    least, drift_limit = COSINE_BOUNDS[engine.quantization]
+    record_property("figures", json.dumps({**figures, "quantization": engine.quantization,
+                                           "weights_bytes": engine.weights_bytes}))
+    record_property("note", f"{engine.quantization}: min cosine {figures['min_cosine']:.5f}, mean "
+                    f"{figures['mean_cosine']:.5f}" + (f", known similarity off by "
+                    f"{figures['known_drift']:.4f}" if "known_drift" in figures else ""))
+    assert figures["min_cosine"] >= least, (f"{engine.quantization}: min cosine "
+                                            f"{figures['min_cosine']:.5f} < {least}")
+    assert figures.get("known_drift", 0.0) <= drift_limit, (
+        f"{engine.quantization}: the known similarity drifted {figures['known_drift']:.4f} "
+        f"> {drift_limit}")
 
 
 @pytest.mark.parametrize("bad", [[], "a bare string", ["ok", 3], [None]])

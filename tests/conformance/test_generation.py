@@ -7,6 +7,8 @@ fixed seed and a bounded number of examples (conftest: --hypothesis-budget).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -18,9 +20,10 @@ from tests.conformance.compare import check_ids_equal, check_logits_close
 from tests.conformance.conftest import requires
 from tests.conformance.parity import (
     complete_reference_prompt,
-    logprob_problems,
+    logprobs_against,
     parity_failure,
-    reference_problems,
+    teacher_forced_drift,
+    unquantized_only,
 )
 
 # Different lengths on purpose: inside one batch they need left padding.
@@ -297,6 +300,7 @@ def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
     prompts and weights; where they first diverge, each side's token is in the other's top-k."""
     from fixtures.parity import load_reference
 
+    unquantized_only(engine)
     reference = load_reference(fixture_name)
     params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
     problems, diverged = [], 0
@@ -329,32 +333,36 @@ def test_logprobs(engine, fixture_name: str, record_property) -> None:
     from fixtures.parity import load_reference
 
     requires(engine, "logprobs")
+    unquantized_only(engine)
     reference = load_reference(fixture_name)
     n, tol = LOGPROBS_N, engine.logprob_tolerance
-    params = SamplingParams(max_new_tokens=reference["max_new_tokens"], logprobs=n)
-    problems, worst, steps = [], 0.0, 0
-    for i, ref in enumerate(reference["prompts"]):
-        completion = complete_reference_prompt(engine, ref, params)
-        if isinstance(completion, str):
-            problems.append(f"prompt {i}: {completion}")
-            continue
-        got = list(completion.token_ids)
-        if completion.logprobs is None or len(completion.logprobs) != len(got):
-            count = None if completion.logprobs is None else len(completion.logprobs)
-            problems.append(f"prompt {i}: {count} log-probability steps for {len(got)} tokens")
-            continue
-        for pos, (token, step) in enumerate(zip(got, completion.logprobs)):
-            found = logprob_problems(step, token, n, tol)
-            if pos < len(ref["top_logprobs"]) and got[:pos] == list(ref["ids"][:pos]):
-                against, diff = reference_problems(step, ref["top_k"][pos], ref["top_logprobs"][pos],
-                                                   n, tol)
-                found += against
-                worst, steps = max(worst, diff), steps + 1
-            problems += [f"prompt {i}, position {pos}: {p}" for p in found]
+    problems, worst, steps = logprobs_against(engine, reference, n, tol)
     assert not problems, (f"log-probabilities (logprobs={n}, tolerance {tol:g} nats vs "
                           f"{reference['reference']}):\n" + "\n".join(problems[:12]))
     record_property("note", f"max Δ logprob {worst:.1e} nats over {steps} steps vs "
                     f"{reference['reference']}")
+
+
+def test_quantization_quality(engine, fixture_name: str, record_property) -> None:
+    """Teacher-forced along the reference's greedy ids, the engine's next-token distributions
+    against transformers' float32 ones (fixtures/parity.py), by bench/quality.py: mean and p99
+    KL, top-1 agreement, RMS change of the reference token's probability, each within the bound
+    the engine's quantization declares (QUALITY_BOUNDS; "none": its own unquantized path)."""
+    from bench.quality import QUALITY_BOUNDS
+    from fixtures.parity import load_reference
+
+    requires(engine, "logits")
+    reference = load_reference(fixture_name)
+    measured = teacher_forced_drift(engine, reference)
+    if measured is None:
+        pytest.skip("the reference keeps no whole distributions for this fixture's vocabulary")
+    quantization = engine.quantization
+    record_property("figures", json.dumps({**measured.to_json(), "quantization": quantization,
+                                           "weights_bytes": engine.weights_bytes}))
+    record_property("note", f"{quantization}: {measured.describe()} vs {reference['reference']}")
+    problems = QUALITY_BOUNDS[quantization].violations(measured)
+    assert not problems, (f"{quantization} beyond its bound against {reference['reference']}: "
+                          + "; ".join(problems))
 
 
 UNSUPPORTED_CALLS = {

@@ -147,7 +147,7 @@ def test_exclude_removes_matching_cells() -> None:
     (lambda d: d.__setitem__("exclude", [{"numpi": "2"}]), r"Unknown key in \[\[exclude\]\] 'numpi'"),
     (lambda d: d.__setitem__("exclude", [{"numpy": "3"}]), r"value of 'numpy'.*'3'.*Available: 1, 2"),
     (lambda d: d["cells"].append({"engine": "embed", "axes": {"numpy": "9"}}),
-     r"Unknown value of axis 'numpy' '9'"),
+     r"Unknown value of axis 'numpy' for embed '9'"),
     (lambda d: d["cells"].append({"engine": "embedd"}), r"'embedd'. Did you mean 'embed'"),
     (lambda d: d["known"].append({"cells": ["nope-*"], "rung": "import", "reason": "x"}),
      r"cell pattern in \[\[known\]\] \(matches no cell\) 'nope-\*'"),

@@ -57,7 +57,7 @@ def test_each_property_catches_its_broken_engine(kind: str, tmp_path) -> None:
     ready = run_cell(cell, venv=venv, results_dir=tmp_path, log=print,
                      options=Options(last_rung="install"))
     assert ready.first_failure is None, ready.first_failure
-    built = [name for name in cell.engine.fixtures if name not in PACKAGED]
+    built = [name for name in cell.fixtures if name not in PACKAGED]
     assert build_fixtures(built, 300, print) is None
     if kind == "generation":
         assert build_parity_references(built, 600, print) is None

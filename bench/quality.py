@@ -1,0 +1,125 @@
+"""How far an engine's output drifts from the unquantized reference: one module for every engine.
+
+From full logits at the same positions (the reference's greedy continuation, teacher-forced):
+per position, the KL divergence KL(reference || engine) of the next-token distributions, whether
+the most likely token agrees, and the change in the probability of the reference's own token;
+summarised as mean and p99 KL, top-1 agreement and the RMS of that change (the figures
+llama.cpp's perplexity tool prints for one engine, here for every engine on the same weights).
+For embeddings: the cosine of each vector to the float32 one.
+
+Each quantization declares the bound it is held to (QUALITY_BOUNDS): Q8_0 far tighter than Q4_0.
+Pure numpy, no engine: the suites and the report import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 (the reference and the engine compared at one precision)."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The distance of an engine's next-token distributions from the reference's."""
+
+    positions: int
+    kl_mean: float
+    """Mean over positions of KL(reference || engine), in nats."""
+    kl_p99: float
+    """99th percentile of the per-position KL (nearest rank, so a single bad position shows)."""
+    top1: float
+    """Fraction of positions where the engine's most likely token is the reference's."""
+    rms_dp: float
+    """RMS over positions of p_reference(t) - p_engine(t), t the reference's own next token."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"KL mean {self.kl_mean:.2e} p99 {self.kl_p99:.2e} nats, top-1 {self.top1:.1%}, "
+                f"RMS Δp {self.rms_dp:.2e} over {self.positions} positions")
+
+
+def drift(reference: np.ndarray, engine: np.ndarray, tokens: np.ndarray | None = None) -> Drift:
+    """Compare (positions, vocab) logits. `tokens`: the reference's next token at each position
+    (default: its argmax, which is what a greedy reference continued with)."""
+    ref, eng = np.atleast_2d(reference), np.atleast_2d(engine)
+    if ref.shape != eng.shape:
+        raise ValueError(f"reference logits {ref.shape} and engine logits {eng.shape} differ in "
+                         "shape: compare the same positions over the same vocabulary")
+    log_p, log_q = log_softmax(ref), log_softmax(eng)
+    p = np.exp(log_p)
+    kl = np.maximum((p * (log_p - log_q)).sum(axis=-1), 0.0)  # >= 0; rounding may dip below
+    chosen = ref.argmax(axis=-1) if tokens is None else np.asarray(tokens)
+    rows = np.arange(len(ref))
+    dp = p[rows, chosen] - np.exp(log_q[rows, chosen])
+    rank = max(int(np.ceil(0.99 * len(kl))) - 1, 0)
+    return Drift(positions=len(kl), kl_mean=float(kl.mean()), kl_p99=float(np.sort(kl)[rank]),
+                 top1=float((ref.argmax(-1) == eng.argmax(-1)).mean()),
+                 rms_dp=float(np.sqrt((dp ** 2).mean())))
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a quantization is allowed to cost, on the small-llama fixture."""
+
+    kl_mean: float
+    kl_p99: float
+    top1: float
+    """The least top-1 agreement accepted."""
+    rms_dp: float
+
+    def violations(self, measured: Drift) -> list[str]:
+        """Each figure beyond its bound, named with both values; empty when within."""
+        out = [f"{name} {getattr(measured, name):.4g} > {limit:.4g}"
+               for name, limit in (("kl_mean", self.kl_mean), ("kl_p99", self.kl_p99),
+                                   ("rms_dp", self.rms_dp)) if getattr(measured, name) > limit]
+        if measured.top1 < self.top1:
+            out.append(f"top1 {measured.top1:.3f} < {self.top1:.3f}")
+        return out
+
+
+def cosine_drift(reference: np.ndarray, engine: np.ndarray) -> dict[str, float]:
+    """Embeddings: the cosine of each engine vector to its float32 reference (mean and least)."""
+    ref, eng = np.asarray(reference, np.float64), np.asarray(engine, np.float64)
+    if ref.shape != eng.shape:
+        raise ValueError(f"reference vectors {ref.shape} and engine vectors {eng.shape} differ "
+                         "in shape")
+    cos = (ref * eng).sum(-1) / (np.linalg.norm(ref, axis=-1) * np.linalg.norm(eng, axis=-1))
+    return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
+
+
+QUALITY_BOUNDS: dict[str, Bound] = {
+    # "none": the engine's own float32 path against transformers' (kernel order, a float16 KV
+    # cache in llama.cpp: measured up to 9e-7 nats mean KL on small-llama)
+    "none": Bound(kl_mean=1e-4, kl_p99=1e-3, top1=0.98, rms_dp=0.005),
+    "f16": Bound(kl_mean=1e-4, kl_p99=1e-3, top1=0.98, rms_dp=0.005),
+    # 8 bits in blocks of 32 with a scale each (GGUF Q8_0): measured 3.1e-3 mean KL
+    "q8_0": Bound(kl_mean=0.01, kl_p99=0.05, top1=0.9, rms_dp=0.04),
+    # 8 bits with one scale per row (CTranslate2): coarser than Q8_0; measured 7.1e-3 mean KL
+    "int8": Bound(kl_mean=0.02, kl_p99=0.1, top1=0.9, rms_dp=0.06),
+    "int8_float32": Bound(kl_mean=0.02, kl_p99=0.1, top1=0.9, rms_dp=0.06),
+    # 4 bits: two orders of magnitude beyond 8 bits on small-llama, whose random weights give
+    # logits spread about 8 (quantization noise grows with them). Measured mean / p99 KL, top-1:
+    # Q4_K_M 0.25 / 1.2 / 76%, onnxruntime-genai int4 (blocks of 32) 0.28 / 1.2 / 73%, Q4_0
+    # 0.44 / 2.3 / 65%; the bounds leave a margin above the first measurement, as regression gates
+    "q4_k_m": Bound(kl_mean=0.35, kl_p99=1.8, top1=0.65, rms_dp=0.3),
+    "int4": Bound(kl_mean=0.4, kl_p99=1.8, top1=0.6, rms_dp=0.3),
+    "q4_0": Bound(kl_mean=0.6, kl_p99=3.0, top1=0.55, rms_dp=0.4),
+}
+"""What each quantization may cost on small-llama; a value beyond its bound fails the cell."""
+
+COSINE_BOUNDS: dict[str, tuple[float, float]] = {
+    # quantization -> (least cosine to the float32 vector, largest drift of the model card's
+    # known similarity), on the real all-MiniLM-L6-v2
+    "none": (0.9999, 0.001),
+    "int8": (0.98, 0.02),
+}
+"""What each quantization of an embedder may cost."""

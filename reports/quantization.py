@@ -1,0 +1,179 @@
+"""reports/QUANTIZATION.md: per engine and quantization, how far its output is from the float32
+reference and what it buys (decode speed, first token, memory, size on disk), beside the same
+engine's unquantized cell; and a plot of quality loss against speed with the Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.results import CellResult
+from engines import QUANTIZATIONS
+from reports.markdown import FAIL, NOT_RUN, PASS, header, table
+from reports.throughput import bench_of
+
+PROPERTY = "quantization_quality"
+
+
+def quantization_of(result: CellResult) -> str | None:
+    return result.cell.axes.get("quant")
+
+
+def in_order(results: list[CellResult]) -> list[CellResult]:
+    """The quantized cells by engine, then from the unquantized to the smallest format."""
+    rank = {q: i for i, q in enumerate(QUANTIZATIONS)}
+    return sorted((r for r in results if quantization_of(r) is not None),
+                  key=lambda r: (r.cell.engine, rank.get(quantization_of(r), len(rank))))
+
+
+def figures_of(result: CellResult) -> dict | None:
+    """quantization_quality's figures on the cell's first fixture that has some."""
+    rung = result.rung("conformance")
+    detail = rung.detail if rung is not None else None
+    prop = detail.properties.get(PROPERTY) if detail is not None else None
+    if prop is None or not prop.figures:
+        return None
+    return next(iter(prop.figures.values()))
+
+
+def status_of(result: CellResult) -> str:
+    rung = result.rung("conformance")
+    prop = rung.detail.properties.get(PROPERTY) if rung is not None and rung.detail else None
+    if prop is None:
+        failed = result.first_failure
+        return f"{FAIL} {failed.name}: `{failed.error.signature}`" if failed and failed.error \
+            else f"{NOT_RUN} not measured"
+    if prop.status == "fail":
+        return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
+    return PASS if prop.status == "pass" else f"{NOT_RUN} {prop.message[:80]}"
+
+
+def speed_of(result: CellResult) -> tuple[float | None, float | None, float | None]:
+    """Decode tok/s, TTFT seconds (medians) and peak RSS MiB from the bench rung."""
+    detail = bench_of(result)
+    if detail is None:
+        return None, None, None
+    decode, ttft = detail.find("decode_tokens_per_s"), detail.find("ttft_s")
+    return (decode.stats.median if decode else None, ttft.stats.median if ttft else None,
+            detail.peak_rss_mib)
+
+
+def _num(value: float | None, form: str) -> str:
+    return "–" if value is None else format(value, form)
+
+
+def rows_of(results: list[CellResult]) -> list[list[str]]:
+    """One row per quantized cell, with its speed-up and size against the engine's "none"."""
+    base = {r.cell.engine: r for r in results if quantization_of(r) == "none"}
+    rows = []
+    for r in results:
+        figures, (decode, ttft, rss) = figures_of(r) or {}, speed_of(r)
+        ref = base.get(r.cell.engine)
+        ref_decode = speed_of(ref)[0] if ref is not None else None
+        ref_size = (figures_of(ref) or {}).get("weights_bytes") if ref is not None else None
+        size = figures.get("weights_bytes")
+        rows.append([
+            f"`{r.cell.engine}`", f"`{quantization_of(r)}`", status_of(r),
+            _num(figures.get("kl_mean"), ".2e"), _num(figures.get("kl_p99"), ".2e"),
+            _num(100 * figures["top1"], ".1f") + "%" if "top1" in figures else "–",
+            _num(figures.get("rms_dp"), ".2e"),
+            _num(decode, ",.0f"), f"{decode / ref_decode:.2f}×" if decode and ref_decode else "–",
+            _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
+            f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
+            if size else "–"])
+    return rows
+
+
+def embedding_rows(results: list[CellResult]) -> list[list[str]]:
+    """One row per quantized embedder cell: cosine to float32, the known similarity's drift,
+    sentences/s and its speed-up over the engine's "none", memory and size."""
+    def rate(r: CellResult | None) -> float | None:
+        detail = bench_of(r) if r is not None else None
+        metric = detail.find("sentences_per_s", batch=32) if detail else None
+        return metric.stats.median if metric else None
+
+    base = {r.cell.engine: r for r in results if quantization_of(r) == "none"}
+    rows = []
+    for r in results:
+        figures, speed, ref = figures_of(r) or {}, rate(r), base.get(r.cell.engine)
+        ref_speed, ref_size = rate(ref), (figures_of(ref) or {}).get("weights_bytes") if ref else None
+        size, detail = figures.get("weights_bytes"), bench_of(r)
+        rows.append([
+            f"`{r.cell.engine}`", f"`{quantization_of(r)}`", status_of(r),
+            _num(figures.get("min_cosine"), ".5f"), _num(figures.get("mean_cosine"), ".5f"),
+            _num(figures.get("known_drift"), ".4f"), _num(speed, ",.0f"),
+            f"{speed / ref_speed:.2f}×" if speed and ref_speed else "–",
+            _num(detail.peak_rss_mib if detail else None, ",.0f"),
+            f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
+            if size else "–"])
+    return rows
+
+
+def pareto(points: list[tuple[str, float, float]]) -> list[str]:
+    """Names of the points no other point beats on both speed (higher) and KL (lower)."""
+    return [name for name, speed, kl in points
+            if not any(s >= speed and k <= kl and (s, k) != (speed, kl) for _, s, k in points)]
+
+
+def plot(results: list[CellResult], path: Path) -> bool:
+    """KL mean against decode tok/s, one point per engine × quantization, the front joined."""
+    from reports.plots import _pyplot, _save
+
+    points = []
+    for r in results:
+        figures, decode = figures_of(r), speed_of(r)[0]
+        if figures and decode:
+            points.append((f"{r.cell.engine} {quantization_of(r)}", decode,
+                           max(figures["kl_mean"], 1e-7)))
+    plt = _pyplot()
+    if plt is None or len(points) < 2:
+        return False
+    front = set(pareto(points))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, speed, kl in points:
+        ax.scatter(speed, kl, marker="o" if name in front else "x", color="C0" if name in front
+                   else "C7", zorder=3)
+        ax.annotate(name, (speed, kl), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    line = sorted((s, k) for n, s, k in points if n in front)
+    ax.plot([s for s, _ in line], [k for _, k in line], color="C0", lw=1, zorder=2,
+            label="Pareto front (faster and closer)")
+    ax.set_xlabel("decode tok/s at batch 1 (higher is better)")
+    ax.set_ylabel("mean KL from float32, nats (lower is better)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("Quantization: quality loss against speed (small-llama)")
+    return _save(plt, fig, path)
+
+
+def quantization_page(results: list[CellResult], problems: list[str], plotted: bool) -> str:
+    cells = in_order(results)
+    lines = header("Quantization", cells, problems)
+    lines += ["Each quantization is a cell on the same weights (small-llama: sizes multiples of "
+              "256, so llama.cpp's K-quants do not fall back — the written tensor types are "
+              "checked), beside its engine's unquantized cell (`none`). Quality is measured from "
+              "full next-token distributions, teacher-forced along the float32 reference's "
+              "greedy ids (6 prompts, every generated position), against transformers in "
+              "float32 (`bench/quality.py`, property `quantization_quality`): mean and p99 KL "
+              "divergence, top-1 agreement, RMS change of the reference token's probability. "
+              "Each quantization has a declared bound (`QUALITY_BOUNDS`); beyond it the cell "
+              "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
+              "token), peak RSS of the benchmark process, weights on disk (share of `none`).",
+              ""]
+    if plotted:
+        lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
+    head = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",
+            "decode tok/s", "speed-up", "TTFT", "peak RSS MiB", "weights"]
+    generation = [r for r in cells if r.cell.kind == "generation"]
+    embedding = [r for r in cells if r.cell.kind == "embedding"]
+    if generation:
+        lines += ["## Generation", "", table(rows_of(generation), head), ""]
+    if embedding:
+        lines += ["## Embeddings", "", "On the real all-MiniLM-L6-v2: each vector's cosine to "
+                  "sentence-transformers' float32 one (least and mean over 6 sentences), how far "
+                  "the model card's known similarity (0.7553) moved, sentences/s at batch 32.", "",
+                  table(embedding_rows(embedding),
+                        ["engine", "quantization", "verdict", "min cosine", "mean cosine",
+                         "known drift", "sentences/s", "speed-up", "peak RSS MiB", "weights"]),
+                  ""]
+    lines += ["Run it: `nox -s quant` (the `quant` selection, then the report). In the plot, a "
+              "mean KL below 1e-7 is drawn at 1e-7.", ""]
+    return "\n".join(lines).rstrip() + "\n"

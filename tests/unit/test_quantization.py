@@ -1,0 +1,118 @@
+"""Quantization as an axis: the values each engine offers, bad values named, llama.cpp's
+quantizer on real fixtures (a K-quant that silently falls back is caught), and the report."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from compat.cell import CellRun, Options, cell_env
+from compat.ladder import run_cell
+from compat.matrix import load, parse
+from core.errors import MatrixError
+from core.results import CellResult, Rung
+from engines.base import Generator, InvalidParameterError
+from fixtures.ensure import build_fixtures
+from reports.quantization import pareto, quantization_page
+from tests.unit.conftest import REPO, matrix_data
+
+VENVS = REPO / ".nox" / "test-cells"
+
+
+def test_the_quant_axis_makes_cells_only_for_what_each_engine_offers() -> None:
+    ids = [c.id for c in load().selected("quant")]
+    assert "llama_cpp-quantq4_k_m" in ids and "ctranslate2-quantint8" in ids
+    assert "ctranslate2-quantq4_0" not in ids and "llama_cpp-quantint8" not in ids
+    data = matrix_data()
+    data["cells"] = [{"engine": "ctranslate2", "axes": {"quant": "q4_0"}}]
+    with pytest.raises(MatrixError, match=r"Unknown value of axis 'quant' for ctranslate2 'q4_0'.*"
+                                          r"Available: int8, int8_float32, none"):
+        parse(data)
+
+
+def test_an_engine_refuses_a_quantization_it_does_not_offer() -> None:
+    class Fake(Generator):  # not registered: borrows llama_cpp's entry for what it offers
+        id = "llama_cpp"
+
+        def _load(self, model_dir, device, dtype): ...
+        def _tokenize(self, text): return []
+        def _generate(self, prompt_ids, params): return []
+
+    assert Fake.check_quantization("q4_k_m") == "q4_k_m"
+    with pytest.raises(InvalidParameterError, match=r"llama_cpp does not offer quantization "
+                                                    r"'int8'; it offers none, f16, q8_0, q4_0"):
+        Fake.check_quantization("int8")
+    with pytest.raises(InvalidParameterError, match=r"Unknown quantization 'q3'.*Available: awq, f16"):
+        Fake.check_quantization("q3")
+
+
+QUANTIZE = """
+import sys, tempfile
+from pathlib import Path
+from engines.llama_cpp import GGUF_NAME, GGUF_TYPES, QuantizationFallbackError, quantize_gguf, write_gguf
+from fixtures.catalog import locate
+for name in ("small-llama", "tiny-llama"):
+    work = Path(tempfile.mkdtemp())
+    (work / "f32").mkdir(); (work / "q").mkdir()
+    write_gguf(locate(name), work / "f32")
+    try:
+        quantize_gguf(work / "f32" / GGUF_NAME, work / "q", "q4_k_m")
+        print(name, "ok")
+    except QuantizationFallbackError as exc:
+        print(name, "fallback:", exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_k_quant_that_falls_back_is_caught_from_the_written_file(tmp_path) -> None:
+    """small-llama's sizes are multiples of 256: Q4_K_M is written as asked. tiny-llama's (64)
+    are not: llama.cpp writes other types for those matrices, and the check names them."""
+    cell = load().cell("llama_cpp-quantq4_k_m")
+    ready = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path, log=print,
+                     options=Options(last_rung="install"))
+    assert ready.first_failure is None, ready.first_failure
+    build_fixtures(["small-llama", "tiny-llama"], limit=600, log=print)
+    run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
+    out = subprocess.run([str(run.python), "-c", QUANTIZE], capture_output=True, text=True,
+                         env=cell_env(run), cwd=REPO, check=True).stdout
+    assert "small-llama ok" in out, out
+    assert "tiny-llama fallback: q4_k_m:" in out and "fell back to another type" in out, out
+    assert "expected Q4_K or Q6_K" in out, out
+
+
+def quant_cell(engine: str, quant: str, figures: dict | None, decode: float) -> CellResult:
+    prop = {"status": "pass", "message": "", "cases": {"small-llama": "pass"},
+            "figures": {"small-llama": figures} if figures else {}}
+    bench = {"fixture": "small-llama", "peak_rss_mib": 300.0, "metrics": [
+        {"name": "decode_tokens_per_s", "unit": "tok/s", "better": "higher", "params": {},
+         "samples": [decode] * 5, "stats": {"n": 5, "median": decode, "p90": decode,
+                                            "p99": decode, "min": decode, "max": decode,
+                                            "mean": decode, "stdev": 0.0, "cv": 0.0}}]}
+    rungs = [Rung("resolve", "pass"), Rung("conformance", "pass",
+                                           detail={"properties": {"quantization_quality": prop}}),
+             Rung("bench", "pass", detail=bench)]
+    return CellResult(cell={"id": f"{engine}-quant{quant}", "engine": engine,
+                            "kind": "generation", "env": f"quant{quant}",
+                            "axes": {"quant": quant}},
+                      machine={"cpu": "Test CPU", "cores": 2}, started_at="2026-11-30", rungs=rungs)
+
+
+def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() -> None:
+    def figures(kl: float, size: int) -> dict:
+        return {"kl_mean": kl, "kl_p99": 10 * kl, "top1": 0.95, "rms_dp": 0.01,
+                "positions": 96, "quantization": "x", "weights_bytes": size}
+
+    results = [quant_cell("llama_cpp", "none", figures(1e-5, 4 << 20), 3000.0),
+               quant_cell("llama_cpp", "q4_0", figures(0.02, 1 << 20), 6000.0)]
+    page = quantization_page(results, [], plotted=True)
+    row = next(line for line in page.splitlines() if "`q4_0`" in line)
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "6,000",
+        "2.00×", "–", "300", "1.00 MiB (25%)"]
+    assert "![Quality loss against speed" in page
+
+
+def test_pareto_front() -> None:
+    points = [("a", 100.0, 0.001), ("b", 200.0, 0.01), ("c", 150.0, 0.02), ("d", 200.0, 0.1)]
+    assert pareto(points) == ["a", "b"]
