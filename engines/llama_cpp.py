@@ -53,6 +53,40 @@ GGUF_TYPES = {
 }
 
 
+GGUF_TO_HF = {"token_embd.weight": "model.embed_tokens.weight",
+              "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
+LAYER_TO_HF = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
+               "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+               "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+               "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+
+
+def _unpermute(weights: np.ndarray, heads: int) -> np.ndarray:
+    """llama.cpp's interleaved q/k rows -> Hugging Face's rotate-half (the inverse of _permute)."""
+    return (weights.reshape(heads, weights.shape[0] // heads // 2, 2, *weights.shape[1:])
+            .swapaxes(1, 2).reshape(weights.shape))
+
+
+def dequantized_weights(path: Path, config: dict) -> dict[str, np.ndarray]:
+    """Every tensor of a GGUF dequantized (gguf's own dequantize), in Hugging Face's names and
+    layout: what the quantized file really holds, for bench/reference_forward.py."""
+    import gguf
+    from gguf.quants import dequantize
+
+    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
+    out = {}
+    for tensor in gguf.GGUFReader(str(path)).tensors:
+        array = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        if tensor.name.startswith("blk."):
+            _, layer, part, kind = tensor.name.split(".")
+            if part in heads:
+                array = _unpermute(array, heads[part])
+            out[f"model.layers.{layer}.{LAYER_TO_HF[part]}.{kind}"] = array
+        else:
+            out[GGUF_TO_HF[tensor.name]] = array
+    return out
+
+
 class QuantizationFallbackError(RuntimeError):
     """A quantized GGUF holds weight matrices in another type than the one asked for."""
 
@@ -228,13 +262,21 @@ class LlamaCppGenerator(Generator):
                                f"{importlib.metadata.version('llama-cpp-python')}",
                                lambda _src, out: quantize_gguf(source, out, self.quantization))
         self.weights_bytes = (folder / GGUF_NAME).stat().st_size
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        self._gguf = folder / GGUF_NAME
+        self._config = config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
                           n_threads=threads(), verbose=False)
 
     def _close(self) -> None:
         self._llm.close()
         self._llm = None
+
+    def dequantized_weights(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The loaded GGUF's weights dequantized, in Hugging Face's layout, and the model config:
+        the dequantized-reference check (quantization_quality) runs them through a float64
+        forward pass to tell kernel error from quantization error."""
+        self.check_loaded()
+        return dequantized_weights(self._gguf, self._config), self._config
 
     @property
     def eos_token_id(self) -> int | None:

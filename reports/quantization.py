@@ -76,6 +76,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(figures.get("kl_mean"), ".2e"), _num(figures.get("kl_p99"), ".2e"),
             _num(100 * figures["top1"], ".1f") + "%" if "top1" in figures else "–",
             _num(figures.get("rms_dp"), ".2e"),
+            _num(figures.get("weights_kl_mean"), ".2e"), _num(figures.get("kernel_kl_mean"), ".2e"),
             _num(decode, ",.0f"), f"{decode / ref_decode:.2f}×" if decode and ref_decode else "–",
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
             f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
@@ -157,11 +158,17 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
               "Each quantization has a declared bound (`QUALITY_BOUNDS`); beyond it the cell "
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
               "token), peak RSS of the benchmark process, weights on disk (share of `none`).",
-              ""]
+              "",
+              "Where an engine hands its quantized weights over (llama.cpp: its GGUF, "
+              "dequantized by gguf), they also run through a float64 forward pass "
+              "(`bench/reference_forward.py`): *weights' KL* is those weights against float32 — "
+              "the quantization's own loss — and *kernels' KL* the engine against them — what its "
+              "kernels add (8-bit activations in the dot products, a float16 KV cache), held to "
+              "`KERNEL_BOUND`, where a kernel bug would show.", ""]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
     head = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",
-            "decode tok/s", "speed-up", "TTFT", "peak RSS MiB", "weights"]
+            "weights' KL", "kernels' KL", "decode tok/s", "speed-up", "TTFT", "peak RSS MiB", "weights"]
     generation = [r for r in cells if r.cell.kind == "generation"]
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:

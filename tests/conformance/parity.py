@@ -18,16 +18,28 @@ def unquantized_only(engine) -> None:
         pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
 
 
-def teacher_forced_drift(engine, reference: dict) -> Drift | None:
+def teacher_forced_drift(engine, reference: dict
+                         ) -> tuple[Drift, tuple[Drift, Drift] | None] | None:
     """The engine's next-token logits after the prompt and each prefix of the reference's greedy
-    ids, against the reference's whole distributions there; None where it keeps none."""
+    ids, against the reference's whole distributions there; None where it keeps none. Second,
+    where the engine can hand its weights over dequantized (`dequantized_weights`), the same
+    logits against those weights run through a float64 forward pass (bench/reference_forward):
+    the engine's kernels' own error, and the dequantized weights' against the reference: the
+    quantization's own, apart from the kernels'."""
     rows = [r for r in reference["prompts"] if r.get("logprobs")]
     if not rows:
         return None
     prefixes = [[*r["prompt_ids"], *r["ids"][:t]] for r in rows for t in range(len(r["logprobs"]))]
     expected = np.array([step for r in rows for step in r["logprobs"]])
     got = np.concatenate([engine.next_token_logits_from_ids([ids]).copy() for ids in prefixes])
-    return drift(expected, got)
+    kernels = None
+    if engine.quantization != "none" and hasattr(engine, "dequantized_weights"):
+        from bench.reference_forward import llama_logits
+
+        weights, config = engine.dequantized_weights()
+        exact = np.array([llama_logits(weights, config, ids) for ids in prefixes])
+        kernels = drift(exact, got), drift(expected, exact)
+    return drift(expected, got), kernels
 
 
 def engine_top_k(engine, prompt_ids: list[int], k: int) -> list[int] | None:
@@ -117,6 +129,20 @@ def reference_problems(step: dict[int, float], ids: list[int], values: list[floa
     if missed:
         problems.append(f"the reference's top-{n} ids {missed} are missing")
     return problems, worst
+
+
+def quality_record(engine, measured: Drift, kernels: tuple[Drift, Drift] | None
+                   ) -> tuple[dict, str]:
+    """quantization_quality's figures and its one-line note."""
+    figures = {**measured.to_json(), "quantization": engine.quantization,
+               "weights_bytes": engine.weights_bytes}
+    note = f"{engine.quantization}: {measured.describe()}"
+    if kernels is not None:  # the engine against its own weights, and those against float32
+        figures |= {"kernel_kl_mean": kernels[0].kl_mean, "kernel_kl_p99": kernels[0].kl_p99,
+                    "weights_kl_mean": kernels[1].kl_mean}
+        note += (f"; its weights dequantized: KL mean {kernels[1].kl_mean:.2e} from float32, "
+                 f"the engine {kernels[0].kl_mean:.2e} from them")
+    return figures, note
 
 
 def logprobs_against(engine, reference: dict, n: int, tol: float) -> tuple[list[str], float, int]:

@@ -22,6 +22,7 @@ from tests.conformance.parity import (
     complete_reference_prompt,
     logprobs_against,
     parity_failure,
+    quality_record,
     teacher_forced_drift,
     unquantized_only,
 )
@@ -344,23 +345,25 @@ def test_logprobs(engine, fixture_name: str, record_property) -> None:
 
 
 def test_quantization_quality(engine, fixture_name: str, record_property) -> None:
-    """Teacher-forced along the reference's greedy ids, the engine's next-token distributions
-    against transformers' float32 ones (fixtures/parity.py), by bench/quality.py: mean and p99
-    KL, top-1 agreement, RMS change of the reference token's probability, each within the bound
-    the engine's quantization declares (QUALITY_BOUNDS; "none": its own unquantized path)."""
-    from bench.quality import QUALITY_BOUNDS
+    """Teacher-forced along the reference's greedy ids, the engine's next-token distributions vs
+    transformers' float32 ones (bench/quality.py: KL mean/p99, top-1, RMS Δp) within the bound its
+    quantization declares (QUALITY_BOUNDS); where it hands over its weights dequantized, vs those
+    run exactly too (KERNEL_BOUND: its kernels' error, apart from the quantization's)."""
+    from bench.quality import KERNEL_BOUND, QUALITY_BOUNDS
     from fixtures.parity import load_reference
 
     requires(engine, "logits")
     reference = load_reference(fixture_name)
-    measured = teacher_forced_drift(engine, reference)
-    if measured is None:
+    both = teacher_forced_drift(engine, reference)
+    if both is None:
         pytest.skip("the reference keeps no whole distributions for this fixture's vocabulary")
-    quantization = engine.quantization
-    record_property("figures", json.dumps({**measured.to_json(), "quantization": quantization,
-                                           "weights_bytes": engine.weights_bytes}))
-    record_property("note", f"{quantization}: {measured.describe()} vs {reference['reference']}")
+    (measured, kernels), quantization = both, engine.quantization
+    figures, note = quality_record(engine, measured, kernels)
+    record_property("figures", json.dumps(figures))
+    record_property("note", f"{note} vs {reference['reference']}")
     problems = QUALITY_BOUNDS[quantization].violations(measured)
+    problems += [f"vs its weights dequantized: {v}" for v in
+                 (KERNEL_BOUND.violations(kernels[0]) if kernels else [])]
     assert not problems, (f"{quantization} beyond its bound against {reference['reference']}: "
                           + "; ".join(problems))
 

@@ -183,6 +183,20 @@ def test_an_unchanged_cell_is_reused_and_a_change_climbs_again(real_cell) -> Non
     assert reuse.reusable(other, out, changed) is None
 
 
+@pytest.mark.slow
+def test_a_run_interrupted_before_its_bench_rungs_resumes_there(real_cell, tmp_path) -> None:
+    """A result written by the climbing pass (climbed to api) stands in for that pass on the
+    next run, and the bench pass then runs its bench rung; a whole run's result needs bench."""
+    cell, _, first = real_cell
+    partial = dataclasses.replace(first, inputs={**first.inputs, "climbed_to": "api"})
+    (tmp_path / f"{cell.id}.json").write_text(partial.to_json())
+    climbing = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(last_rung="api"),
+                       log=print)
+    whole = dataclasses.replace(climbing, options=Options())
+    assert reuse.reusable(climbing, tmp_path, first.inputs) is not None
+    assert reuse.reusable(whole, tmp_path, first.inputs) is None
+
+
 DIRECT_TIMING = """
 import gc, json, sys, time
 from engines.transformers import TransformersGenerator

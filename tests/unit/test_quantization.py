@@ -3,6 +3,7 @@ quantizer on real fixtures (a K-quant that silently falls back is caught), and t
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -13,7 +14,7 @@ from compat.matrix import load, parse
 from core.errors import MatrixError
 from core.results import CellResult, Rung
 from engines.base import Generator, InvalidParameterError
-from fixtures.ensure import build_fixtures
+from fixtures.ensure import build_fixtures, build_parity_references
 from reports.quantization import pareto, quantization_page
 from tests.unit.conftest import REPO, matrix_data
 
@@ -47,6 +48,23 @@ def test_an_engine_refuses_a_quantization_it_does_not_offer() -> None:
         Fake.check_quantization("q3")
 
 
+FORWARD = """
+import json, numpy as np
+from safetensors.numpy import load_file
+from bench.quality import drift
+from bench.reference_forward import llama_logits
+from fixtures.catalog import locate
+from fixtures.parity import load_reference
+folder = locate("small-llama")
+weights = load_file(str(folder / "model.safetensors"))
+config = json.loads((folder / "config.json").read_text())
+rows = load_reference("small-llama")["prompts"]
+expected = [step for r in rows for step in r["logprobs"]]
+got = [llama_logits(weights, config, [*r["prompt_ids"], *r["ids"][:t]])
+       for r in rows for t in range(len(r["logprobs"]))]
+print(json.dumps(drift(np.array(expected), np.array(got)).to_json()))
+"""
+
 QUANTIZE = """
 import sys, tempfile
 from pathlib import Path
@@ -79,6 +97,13 @@ def test_a_k_quant_that_falls_back_is_caught_from_the_written_file(tmp_path) -> 
     assert "small-llama ok" in out, out
     assert "tiny-llama fallback: q4_k_m:" in out and "fell back to another type" in out, out
     assert "expected Q4_K or Q6_K" in out, out
+    # the float64 reference forward (the dequantized-weights check's) on the float32 weights
+    # gives transformers' own distributions (the parity reference): it is a faithful Llama
+    build_parity_references(["small-llama"], limit=600, log=print)
+    forward = subprocess.run([str(run.python), "-c", FORWARD], capture_output=True, text=True,
+                             env=cell_env(run), cwd=REPO, check=True).stdout
+    figures = json.loads(forward)
+    assert figures["kl_mean"] < 1e-9 and figures["top1"] == 1.0, figures
 
 
 def quant_cell(engine: str, quant: str, figures: dict | None, decode: float) -> CellResult:
@@ -108,8 +133,8 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
     page = quantization_page(results, [], plotted=True)
     row = next(line for line in page.splitlines() if "`q4_0`" in line)
     assert [c.strip() for c in row.strip("|").split("|")] == [
-        "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "6,000",
-        "2.00×", "–", "300", "1.00 MiB (25%)"]
+        "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "–", "–",
+        "6,000", "2.00×", "–", "300", "1.00 MiB (25%)"]
     assert "![Quality loss against speed" in page
 
 
