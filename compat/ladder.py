@@ -20,10 +20,10 @@ from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed
 from compat.matrix import Cell, requirement_name
-from compat.reuse import changed, forced, inputs_of, reusable
+from compat.reuse import changed, forced, inputs_of, last_result, reusable
 from compat.rungs import LADDER, Step
 from core.proc import REPO
-from core.results import CellInfo, CellResult, ErrorInfo, Rung, load_results, machine_info, save
+from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
 
 
 def now() -> str:
@@ -102,17 +102,15 @@ def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellR
     """After the resolve rung: the earlier result where nothing it depends on changed (stamped
     as reused), else None and the cell climbs on (the log says what changed)."""
     result.inputs = inputs_of(run, result)
-    earlier = reusable(run, results_dir, result.inputs)
-    if earlier is not None:
+    earlier = last_result(results_dir, run.cell.id)
+    if reusable(run, earlier, result.inputs):
         earlier.reused_at = now()
         save(earlier, results_dir)
         run.log(f"[{run.cell.id}] reused: nothing it depends on changed since {earlier.finished_at}"
                 " (--force to climb again)")
         return earlier
-    path = Path(results_dir) / f"{run.cell.id}.json"
-    found, _ = load_results([path]) if path.is_file() else ([], [])
-    if found and found[0].inputs and not forced(run.cell.id, run.options.force):
-        run.log(f"[{run.cell.id}] climbs again: {', '.join(changed(found[0], result.inputs))} "
+    if earlier is not None and earlier.inputs and not forced(run.cell.id, run.options.force):
+        run.log(f"[{run.cell.id}] climbs again: {', '.join(changed(earlier, result.inputs))} "
                 "changed since its last result")
     return None
 

@@ -96,23 +96,24 @@ def forced(cell_id: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(cell_id, p) for p in patterns)
 
 
-def reusable(run: CellRun, results_dir: Path, inputs: dict[str, str]) -> CellResult | None:
-    """The cell's earlier result, where its inputs match and it climbed at least as far as this
-    run goes; None otherwise (or where the run forces the cell)."""
-    if forced(run.cell.id, run.options.force):
-        return None
-    path = Path(results_dir) / f"{run.cell.id}.json"
-    if not path.is_file():
-        return None
-    found, _ = load_results([path])
-    if not found or found[0].inputs.get("key") != inputs["key"]:
-        return None
-    climbed = found[0].inputs.get("climbed_to", "")
-    if climbed not in RUNGS or RUNGS.index(climbed) < RUNGS.index(run.options.last_rung):
-        return None
-    if climbed != RUNGS[-1] and not run.python.exists():
-        return None  # the rungs still to climb need the venv the earlier run made
-    return found[0]
+def last_result(results_dir: Path, cell_id: str) -> CellResult | None:
+    """The cell's result file from an earlier run, if there is a readable one."""
+    path = Path(results_dir) / f"{cell_id}.json"
+    found, _ = load_results([path]) if path.is_file() else ([], [])
+    return found[0] if found else None
+
+
+def reusable(run: CellRun, earlier: CellResult | None, inputs: dict[str, str]) -> bool:
+    """Whether the cell's earlier result stands in for this run: its inputs match and it
+    climbed at least as far as this run goes (and the run does not force the cell)."""
+    if earlier is None or forced(run.cell.id, run.options.force):
+        return False
+    climbed = earlier.inputs.get("climbed_to", "")
+    if earlier.inputs.get("key") != inputs["key"] or climbed not in RUNGS \
+            or RUNGS.index(climbed) < RUNGS.index(run.options.last_rung):
+        return False
+    # the rungs still to climb need the venv the earlier run made
+    return climbed == RUNGS[-1] or run.python.exists()
 
 
 def changed(result: CellResult, inputs: dict[str, str]) -> list[str]:

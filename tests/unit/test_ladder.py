@@ -173,14 +173,14 @@ def test_an_unchanged_cell_is_reused_and_a_change_climbs_again(real_cell) -> Non
     saved = json.loads((out / f"{cell.id}.json").read_text())
     assert saved["reused_at"] == again.reused_at
     run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
-    assert reuse.reusable(run, out, again.inputs) is not None
+    assert reuse.reusable(run, reuse.last_result(out, cell.id), again.inputs)
     forced = dataclasses.replace(run, options=Options(force=("transformers-*",)))
-    assert reuse.reusable(forced, out, again.inputs) is None
+    assert not reuse.reusable(forced, reuse.last_result(out, cell.id), again.inputs)
     other = dataclasses.replace(run, options=Options(hypothesis_budget=11))
     changed = reuse.inputs_of(other.__class__(cell=cell, venv=run.venv, options=other.options,
                                                log=print), again)
     assert reuse.changed(again, changed) == ["options"]
-    assert reuse.reusable(other, out, changed) is None
+    assert not reuse.reusable(other, reuse.last_result(out, cell.id), changed)
 
 
 @pytest.mark.slow
@@ -193,8 +193,9 @@ def test_a_run_interrupted_before_its_bench_rungs_resumes_there(real_cell, tmp_p
     climbing = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(last_rung="api"),
                        log=print)
     whole = dataclasses.replace(climbing, options=Options())
-    assert reuse.reusable(climbing, tmp_path, first.inputs) is not None
-    assert reuse.reusable(whole, tmp_path, first.inputs) is None
+    saved = reuse.last_result(tmp_path, cell.id)
+    assert reuse.reusable(climbing, saved, first.inputs)
+    assert not reuse.reusable(whole, saved, first.inputs)
 
 
 DIRECT_TIMING = """
