@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -38,13 +39,20 @@ def test_shape_and_dimension(engine) -> None:
         f"shape {vectors.shape}, expected ({len(TEXTS)}, {engine.dimension})")
 
 
+@functools.cache
+def reference_model(model_dir: str):
+    """sentence-transformers and the reference model on `model_dir` (torch, float32), loaded once
+    for the properties that compare with it; skips where the reference is not installed."""
+    st_module = pytest.importorskip("sentence_transformers",
+                                    reason="the reference (sentence-transformers) is not installed")
+    return st_module, st_module.SentenceTransformer(model_dir, device="cpu", local_files_only=True)
+
+
 def test_reference_parity(engine, model_dir, record_property) -> None:
     """Cosine with sentence-transformers (torch) >= 1 - the tolerance the adapter declares."""
     if engine.quantization != "none":
         pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
-    st_module = pytest.importorskip("sentence_transformers",
-                                    reason="the reference (sentence-transformers) is not installed")
-    ref = st_module.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    st_module, ref = reference_model(str(model_dir))
     expected = ref.encode(list(PARITY_TEXTS), normalize_embeddings=True, convert_to_numpy=True)
     got = engine.embed(PARITY_TEXTS)
     check_similar(a=got, b=expected, name_a=engine.id,
@@ -132,9 +140,7 @@ def test_quantization_quality(engine, model_dir, fixture_name: str, record_prope
     the engine's quantization declares (bench/quality.py COSINE_BOUNDS)."""
     from bench.quality import COSINE_BOUNDS, cosine_drift
 
-    st_module = pytest.importorskip("sentence_transformers",
-                                    reason="the reference (sentence-transformers) is not installed")
-    ref = st_module.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    _, ref = reference_model(str(model_dir))
     texts = [*PARITY_TEXTS, *KNOWN_PAIR]
     figures = cosine_drift(ref.encode(texts, normalize_embeddings=True, convert_to_numpy=True),
                            engine.embed(texts))
