@@ -76,8 +76,6 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     @classmethod
     def quantized(cls, model_dir: Path) -> Path:
         """The export with sentence-transformers' dynamic int8 ONNX graph beside it (avx2)."""
-        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
-
         def quantize(src: Path, out: Path) -> None:
             from sentence_transformers import export_dynamic_quantized_onnx_model
 
@@ -85,14 +83,18 @@ class _ExportedBackend(SentenceTransformersEmbedder):
             model = SentenceTransformer(str(out), device="cpu", backend="onnx", local_files_only=True)
             export_dynamic_quantized_onnx_model(model, "avx2", str(out))
 
-        return converted(model_dir, f"st-{cls.backend}-int8", version, quantize)
+        return converted(model_dir, f"st-{cls.backend}-int8", cls.exporter_version(), quantize)
 
     @classmethod
     def exported(cls, model_dir: Path) -> Path:
         """The folder of the model exported to this backend (sentence-transformers' own save:
         the graph under onnx/ or openvino/, with the tokenizer and pooling files)."""
-        version = " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
-        return converted(model_dir, f"st-{cls.backend}", version, cls._export)
+        return converted(model_dir, f"st-{cls.backend}", cls.exporter_version(), cls._export)
+
+    @classmethod
+    def exporter_version(cls) -> str:
+        """What keys the cached exports: the exporting distributions' versions."""
+        return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
 
     @classmethod
     def _export(cls, model_dir: Path, out: Path) -> None:
