@@ -96,6 +96,9 @@ def cosine_drift(reference: np.ndarray, engine: np.ndarray) -> dict[str, float]:
     return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
 
 
+W4 = Bound(kl_mean=0.4, kl_p99=2.5, top1=0.6, rms_dp=0.3)
+"""4-bit weights in groups of 32 to 128 with a scale (and zero point) each."""
+
 QUALITY_BOUNDS: dict[str, Bound] = {
     # "none": the engine's own float32 path against transformers' (kernel order, a float16 KV
     # cache in llama.cpp: measured up to 9e-7 nats mean KL on small-llama)
@@ -103,16 +106,26 @@ QUALITY_BOUNDS: dict[str, Bound] = {
     "f16": Bound(kl_mean=1e-4, kl_p99=1e-3, top1=0.98, rms_dp=0.005),
     # 8 bits in blocks of 32 with a scale each (GGUF Q8_0): measured 3.1e-3 mean KL
     "q8_0": Bound(kl_mean=0.01, kl_p99=0.05, top1=0.9, rms_dp=0.04),
-    # 8 bits with one scale per row (CTranslate2): coarser than Q8_0; measured 7.1e-3 mean KL
-    "int8": Bound(kl_mean=0.02, kl_p99=0.1, top1=0.9, rms_dp=0.06),
+    # int8 weights with int8 activations: one scale per weight row (CTranslate2, measured 7.1e-3
+    # mean KL) or, in ONNX Runtime's dynamic preset, one per tensor (measured 0.016 mean, 0.13
+    # p99, top-1 93.8%): coarser than Q8_0's blocks of 32
+    "int8": Bound(kl_mean=0.03, kl_p99=0.2, top1=0.9, rms_dp=0.08),
     "int8_float32": Bound(kl_mean=0.02, kl_p99=0.1, top1=0.9, rms_dp=0.06),
+    # bitsandbytes' LLM.int8(): int8 rows, outlier columns and the activations in float16
+    "llm_int8": Bound(kl_mean=0.02, kl_p99=0.1, top1=0.9, rms_dp=0.06),
     # 4 bits: two orders of magnitude beyond 8 bits on small-llama, whose random weights give
     # logits spread about 8 (quantization noise grows with them). Measured mean / p99 KL, top-1:
-    # Q4_K_M 0.25 / 1.2 / 76%, onnxruntime-genai int4 (blocks of 32) 0.28 / 1.2 / 73%, Q4_0
-    # 0.44 / 2.3 / 65%; the bounds leave a margin above the first measurement, as regression gates
+    # Q4_K_M 0.25 / 1.2 / 76%, onnxruntime-genai int4 (blocks of 32) 0.28 / 1.2 / 73%, OpenVINO
+    # int4 (groups of 128) 0.31 / 2.1 / 74%, vLLM AWQ / GPTQ (groups of 128, rounded to nearest)
+    # 0.31 / 1.7 / 75% and 0.33 / 1.7 / 71%, Q4_0 0.44 / 2.3 / 65%, bitsandbytes NF4 (blocks of
+    # 64) 0.56 / 3.5 / 65%; the bounds leave a margin above the first measurement, as
+    # regression gates
     "q4_k_m": Bound(kl_mean=0.35, kl_p99=1.8, top1=0.65, rms_dp=0.3),
-    "int4": Bound(kl_mean=0.4, kl_p99=1.8, top1=0.6, rms_dp=0.3),
+    "int4": W4,
+    "awq": W4,
+    "gptq": W4,
     "q4_0": Bound(kl_mean=0.6, kl_p99=3.0, top1=0.55, rms_dp=0.4),
+    "nf4": Bound(kl_mean=0.7, kl_p99=4.0, top1=0.55, rms_dp=0.4),
 }
 """What each quantization may cost on small-llama; a value beyond its bound fails the cell."""
 

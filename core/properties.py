@@ -31,6 +31,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "unsupported_capabilities": "a capability declared unsupported raises, naming itself",
         "quantization_quality": "next-token distributions within the quantization's bound of the "
                                 "float32 reference: KL, top-1 agreement, RMS Δp",
+        "lora_adapter": "a LoRA adapter set at run time matches the weights with it merged; "
+                        "removing it gives the engine's own output back",
     },
     "embedding": {
         "shape_and_dimension": "embed() returns float32 (n, dimension)",

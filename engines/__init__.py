@@ -16,10 +16,11 @@ from core.errors import InfermatrixError, unknown
 KINDS = ("generation", "embedding")
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("process", "http")
-QUANTIZATIONS = ("none", "f16", "q8_0", "q4_0", "q4_k_m", "int8", "int8_float32", "int4", "nf4",
-                 "awq", "gptq")
+QUANTIZATIONS = ("none", "f16", "q8_0", "q4_0", "q4_k_m", "int8", "int8_float32", "int4", "llm_int8",
+                 "nf4", "awq", "gptq")
 """Every quantization infermatrix knows: GGUF types (llama.cpp), int8 (CTranslate2, ONNX Runtime,
-OpenVINO), int4 (OpenVINO), NF4 (bitsandbytes), AWQ and GPTQ (GPU kernels)."""
+OpenVINO), int4 (onnxruntime-genai, OpenVINO), LLM.int8() and NF4 (bitsandbytes), AWQ and GPTQ
+(GPU kernels)."""
 QUANT_ENV = "INFERMATRIX_QUANTIZATION"
 """The cell's quantization (its `quant` axis value), set by the ladder for every process in it;
 Engine.load() uses it where it is not given one."""
@@ -58,8 +59,12 @@ class EngineEntry:
 
 
 ENGINES: dict[str, EngineEntry] = {
-    "transformers": EngineEntry("engines.transformers:TransformersGenerator", "generation"),
-    "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation"),
+    "transformers": EngineEntry("engines.transformers:TransformersGenerator", "generation",
+                                quantizations=("none", "llm_int8", "nf4")),
+    "onnxruntime": EngineEntry("engines.onnxruntime:OnnxRuntimeGenerator", "generation",
+                               quantizations=("none", "int8")),
+    "openvino": EngineEntry("engines.openvino:OpenVinoGenerator", "generation",
+                            quantizations=("none", "int8", "int4")),
     "openvino_genai": EngineEntry("engines.openvino_genai:OpenVinoGenaiGenerator", "generation"),
     "ctranslate2": EngineEntry("engines.ctranslate2:CTranslate2Generator", "generation",
                                quantizations=("none", "int8", "int8_float32")),
@@ -68,7 +73,8 @@ ENGINES: dict[str, EngineEntry] = {
     "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
                                      "generation", quantizations=("none", "int4")),
     "mindformers": EngineEntry("engines.mindformers:MindFormersGenerator", "generation"),
-    "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda")),
+    "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda"),
+                        quantizations=("none", "awq", "gptq")),
     "sentence_transformers": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersEmbedder", "embedding"),
     "infinity_emb": EngineEntry("engines.infinity_emb:InfinityEmbedder", "embedding"),
@@ -77,7 +83,8 @@ ENGINES: dict[str, EngineEntry] = {
         "engines.sentence_transformers:SentenceTransformersOnnxEmbedder", "embedding",
         quantizations=("none", "int8")),
     "sentence_transformers_openvino": EngineEntry(
-        "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding"),
+        "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding",
+        quantizations=("none", "int8")),
     "fastembed": EngineEntry("engines.fastembed:FastEmbedEmbedder", "embedding"),
     "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cpu", "cuda")),
     # servers, over their OpenAI-compatible HTTP API

@@ -194,6 +194,10 @@ class Generator(Engine):
         """float32 (len(prompt_ids), vocab) logits at each row's last token, one forward pass."""
         raise UnsupportedCapabilityError(self.id, "logits")
 
+    def _set_adapter(self, adapter_dir: Path | None) -> None:
+        """Apply the LoRA adapter in `adapter_dir` (peft's format) to every later call, or none."""
+        raise UnsupportedCapabilityError(self.id, "lora")
+
     # --- the contract callers use ------------------------------------------------------------
 
     @property
@@ -246,6 +250,16 @@ class Generator(Engine):
         self.require("logits")
         self.check_loaded()
         return self._logits(check_prompt_ids(prompt_ids))
+
+    def set_adapter(self, adapter_dir: Path | None) -> None:
+        """Apply a LoRA adapter (a folder in peft's format: adapter_config.json and
+        adapter_model.safetensors) at run time, unmerged, to every later call; None removes it."""
+        self.require("lora")
+        self.check_loaded()
+        if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").is_file():
+            raise InvalidParameterError(f"{self.id}: {adapter_dir} is not a peft adapter folder "
+                                        "(no adapter_config.json in it)")
+        self._set_adapter(None if adapter_dir is None else Path(adapter_dir))
 
     def _generate_checked(self, prompt_ids: Sequence[Sequence[int]],
                           params: SamplingParams) -> list[Completion]:

@@ -80,7 +80,9 @@ class CTranslate2Generator(HfTokenizer, Generator):
         for quantization in ("int8", "int8_float32")}
     unsupported: ClassVar[dict[str, str]] = {
         "seeded_sampling": "ctranslate2.set_random_seed() reaches a Generator's worker "
-                   "threads only when they start: a second call with the same seed samples differently"}
+                   "threads only when they start: a second call with the same seed samples differently",
+        "lora": "CTranslate2 runs converted weights and has no LoRA layers: an adapter is merged "
+                "into the model before conversion"}
 
     def __init__(self) -> None:
         self._gen: ctranslate2.Generator | None = None

@@ -1,20 +1,18 @@
 """llama.cpp (llama-cpp-python) as a Generator, on a GGUF file written from the fixture.
 
 The GGUF is written once per fixture content and converter version
-(fixtures/convert.py) with the `gguf` package: float32 tensors, the
-byte-level BPE vocabulary and merges, special-token ids and the chat
-template, so prompt ids equal the Hugging Face tokenizer's. llama.cpp's
-`llama` architecture rotates interleaved pairs where Hugging Face rotates
-halves, so q and k projections are permuted as llama.cpp's own converter does.
+(fixtures/convert.py) with the `gguf` package (engines/gguf_files.py): float32
+tensors and the tokenizer, so prompt ids equal the Hugging Face tokenizer's;
+quantized from there by llama.cpp's own quantizer.
 
 The engine runs one sequence at a time; generate() takes a list and runs it in order.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import json
-import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,193 +34,17 @@ from engines.base import (
     text_deltas,
     top_logprobs,
 )
+from engines.gguf_files import (
+    GGUF_NAME,
+    LORA_GGUF_NAME,
+    converter_version,
+    dequantized_weights,
+    quantize_gguf,
+    threads,
+    write_gguf,
+    write_gguf_lora,
+)
 from fixtures.convert import converted
-
-GGUF_NAME = "model.gguf"
-CONTROL, NORMAL = 3, 1  # gguf token types
-
-# quantization -> (llama.cpp file type, the tensor types its weight matrices may be written in).
-# Q4_0 and Q4_K_M write the output matrix in Q6_K and Q4_K_M some matrices in Q6_K, as
-# llama.cpp's quantizer always does; any other type means a tensor fell back (a K-quant on
-# sizes not a multiple of 256 silently becomes Q5_0 / Q8_0 / F16), which must not pass quietly.
-GGUF_TYPES = {
-    "f16": ("LLAMA_FTYPE_MOSTLY_F16", {"F16"}),
-    "q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", {"Q8_0"}),
-    "q4_0": ("LLAMA_FTYPE_MOSTLY_Q4_0", {"Q4_0", "Q6_K"}),
-    "q4_k_m": ("LLAMA_FTYPE_MOSTLY_Q4_K_M", {"Q4_K", "Q6_K"}),
-}
-
-
-GGUF_TO_HF = {"token_embd.weight": "model.embed_tokens.weight",
-              "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
-LAYER_TO_HF = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
-               "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-               "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
-               "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
-
-
-def _unpermute(weights: np.ndarray, heads: int) -> np.ndarray:
-    """llama.cpp's interleaved q/k rows -> Hugging Face's rotate-half (the inverse of _permute)."""
-    return (weights.reshape(heads, weights.shape[0] // heads // 2, 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
-
-
-def dequantized_weights(path: Path, config: dict) -> dict[str, np.ndarray]:
-    """Every tensor of a GGUF dequantized (gguf's own dequantize), in Hugging Face's names and
-    layout: what the quantized file really holds, for bench/reference_forward.py."""
-    import gguf
-    from gguf.quants import dequantize
-
-    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
-    out = {}
-    for tensor in gguf.GGUFReader(str(path)).tensors:
-        array = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
-        if tensor.name.startswith("blk."):
-            _, layer, part, kind = tensor.name.split(".")
-            if part in heads:
-                array = _unpermute(array, heads[part])
-            out[f"model.layers.{layer}.{LAYER_TO_HF[part]}.{kind}"] = array
-        else:
-            out[GGUF_TO_HF[tensor.name]] = array
-    return out
-
-
-class QuantizationFallbackError(RuntimeError):
-    """A quantized GGUF holds weight matrices in another type than the one asked for."""
-
-
-def quantize_gguf(source: Path, out: Path, quantization: str) -> None:
-    """llama.cpp's own quantizer (llama_model_quantize) on the float32 GGUF, then a check of the
-    tensor types it wrote: a fallback raises QuantizationFallbackError naming the tensors."""
-    ftype, allowed = GGUF_TYPES[quantization]
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, ftype)
-    params.nthread = threads()
-    written = out / GGUF_NAME
-    code = llama_cpp.llama_model_quantize(str(source).encode(), str(written).encode(), params)
-    if code != 0:
-        raise RuntimeError(f"llama_model_quantize({quantization}) returned {code}")
-    check_tensor_types(written, quantization, allowed)
-
-
-def check_tensor_types(path: Path, quantization: str, allowed: set[str]) -> dict[str, int]:
-    """Count the types of the weight matrices in a GGUF; raise if any is not an allowed one."""
-    import gguf
-
-    types: dict[str, int] = {}
-    strays = []
-    for tensor in gguf.GGUFReader(str(path)).tensors:
-        if len(tensor.shape) < 2 or sum(int(d) > 1 for d in tensor.shape) < 2:
-            continue  # norms and other vectors stay float32 in every file type
-        name = tensor.tensor_type.name
-        types[name] = types.get(name, 0) + 1
-        if name not in allowed:
-            strays.append(f"{tensor.name} ({name})")
-    if strays:
-        raise QuantizationFallbackError(
-            f"{quantization}: {len(strays)} weight matrices fell back to another type: "
-            f"{', '.join(strays[:6])}{' …' if len(strays) > 6 else ''}; expected "
-            f"{' or '.join(sorted(allowed))} (K-quants need sizes that are multiples of 256)")
-    return types
-
-
-def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
-    """Hugging Face's rotate-half q/k rows -> llama.cpp's interleaved pairs."""
-    return (weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
-
-
-def write_gguf(model_dir: Path, out: Path) -> None:
-    """Write `model_dir` (a Hugging Face Llama folder) as out/model.gguf."""
-    import gguf
-
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    if config.get("model_type") != "llama":
-        raise ValueError(f"the GGUF writer handles model_type 'llama', not {config.get('model_type')!r}")
-    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
-    head_dim = config.get("head_dim") or config["hidden_size"] // heads
-
-    writer = gguf.GGUFWriter(str(out / GGUF_NAME), "llama")
-    writer.add_name(model_dir.name)
-    writer.add_context_length(config["max_position_embeddings"])
-    writer.add_embedding_length(config["hidden_size"])
-    writer.add_block_count(config["num_hidden_layers"])
-    writer.add_feed_forward_length(config["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(config["rope_theta"])
-    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
-    writer.add_vocab_size(config["vocab_size"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    _write_tokenizer(writer, model_dir, config)
-    _write_tensors(writer, model_dir, heads, kv_heads)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
-def _write_tokenizer(writer, model_dir: Path, config: dict) -> None:
-    """Byte-level BPE vocabulary, merges, special ids and chat template, as llama.cpp reads them."""
-    tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    tok_config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    vocab = sorted(tok["model"]["vocab"].items(), key=lambda item: item[1])
-    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
-    writer.add_tokenizer_model("gpt2")  # byte-level BPE
-    writer.add_tokenizer_pre("gpt-2")   # the GPT-2 split regex, as the ByteLevel pre-tokenizer uses
-    writer.add_token_list([token for token, _ in vocab])
-    writer.add_token_types([CONTROL if i in special else NORMAL for _, i in vocab])
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
-    for key, add in (("bos_token_id", writer.add_bos_token_id), ("eos_token_id", writer.add_eos_token_id),
-                     ("pad_token_id", writer.add_pad_token_id)):
-        if config.get(key) is not None:
-            add(config[key])
-    writer.add_add_bos_token(bool(tok_config.get("add_bos_token")))
-    writer.add_add_eos_token(bool(tok_config.get("add_eos_token")))
-    if tok_config.get("chat_template"):
-        writer.add_chat_template(tok_config["chat_template"])
-
-
-
-def _write_tensors(writer, model_dir: Path, heads: int, kv_heads: int) -> None:
-    """float32 tensors under llama.cpp's names; q/k rows permuted for its rotary layout."""
-    from safetensors.numpy import load_file
-
-    weights = load_file(str(model_dir / "model.safetensors"))
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-                 "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
-                 "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
-    if "lm_head.weight" not in weights:  # tied embeddings
-        weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
-    for name, array in weights.items():
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if name in names:
-            writer.add_tensor(names[name], array)
-            continue
-        _, _, layer, rest = name.split(".", 3)  # model.layers.<i>.<rest>.weight
-        part = rest.removesuffix(".weight")
-        if part == "self_attn.q_proj":
-            array = _permute(array, heads)
-        elif part == "self_attn.k_proj":
-            array = _permute(array, kv_heads)
-        writer.add_tensor(f"blk.{layer}.{per_layer[part]}.weight", array)
-
-
-def converter_version() -> str:
-    return f"gguf=={importlib.metadata.version('gguf')} infermatrix-llama-writer-1"
-
-
-def threads() -> int:
-    """llama.cpp's own thread pool ignores OMP_NUM_THREADS; honour it (the ladder's per-cell
-    thread share when cells climb side by side), else use every core."""
-    share = os.environ.get("OMP_NUM_THREADS", "")
-    return int(share) if share.isdigit() and int(share) > 0 else os.cpu_count() or 1
 
 
 class LlamaCppGenerator(Generator):
@@ -240,6 +62,7 @@ class LlamaCppGenerator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,  # the list is run one prompt after another
+        lora=True,  # a GGUF adapter (llama_adapter_lora_init) set on the context
     )
 
     # llama.cpp keeps its KV cache in float16 by default (type_k/type_v): measured 2.4e-3 nats
@@ -268,8 +91,27 @@ class LlamaCppGenerator(Generator):
                           n_threads=threads(), verbose=False)
 
     def _close(self) -> None:
-        self._llm.close()
+        self._llm.close()  # the model frees the adapters loaded for it
         self._llm = None
+
+    def _set_adapter(self, adapter_dir: Path | None) -> None:
+        """The peft adapter converted to llama.cpp's GGUF adapter format (engines/gguf_files.py)
+        and set on the context at scale 1 (llama.cpp scales by alpha / r as peft does); None
+        clears it. The token cache is reset: its keys and values were computed without it."""
+        ctx = self._llm._ctx.ctx
+        self._llm.reset()
+        if adapter_dir is None:
+            llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+            return
+        folder = converted(adapter_dir, "gguf-lora", converter_version(),
+                           lambda src, out: write_gguf_lora(src, out, self._config))
+        adapter = llama_cpp.llama_adapter_lora_init(self._llm._model.model,
+                                                    str(folder / LORA_GGUF_NAME).encode())
+        if not adapter:
+            raise RuntimeError(f"llama.cpp could not load the adapter {folder / LORA_GGUF_NAME}")
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        if llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
+            raise RuntimeError(f"llama.cpp could not set the adapter {folder / LORA_GGUF_NAME}")
 
     def dequantized_weights(self) -> tuple[dict[str, np.ndarray], dict]:
         """The loaded GGUF's weights dequantized, in Hugging Face's layout, and the model config:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,9 @@ class MindFormersGenerator(Generator):
     """AutoModelForCausalLM.from_pretrained(<folder>).generate(); the fixture's tokenizer.json."""
 
     capabilities = Capabilities(token_input=True, batching=True)
+    unsupported: ClassVar[dict[str, str]] = {
+        "lora": "MindFormers' LoRA is part of the network's configuration (pet_config) when it is "
+                "built; there is no adapter to set on a loaded model"}
 
     def __init__(self) -> None:
         self._model = None

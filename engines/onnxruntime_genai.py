@@ -76,6 +76,10 @@ class OnnxRuntimeGenaiGenerator(Generator):
         stop_token_ids=True,  # cut at the first one: later tokens never change earlier ones
         batching=True,  # the list is run one prompt after another
     )
+    unsupported: ClassVar[dict[str, str]] = {
+        "lora": "onnxruntime-genai applies adapters in its own .onnx_adapter format (og.Adapters), "
+                "to a model built with LoRA inputs (Olive's export); its model builder writes "
+                "neither from a peft adapter"}
     deviations: ClassVar[dict[str, Deviation]] = {
         "tokenization_parity": Deviation(
             reason="og.Tokenizer.encode does not add the BOS that tokenizer_config.json asks for "

@@ -49,6 +49,8 @@ TEXT_API_UNSUPPORTED = {
             "id (the API-surface suite checks /v1/chat/completions)",
     "token_input": "/v1/completions takes the prompt as a string only",
     "logits": "the OpenAI API has no logits",
+    "lora": "an adapter is a served model of its own (vllm serve --lora-modules, llama.cpp's "
+            "server --lora): the suite starts servers without one",
 }
 """What a text-only API cannot offer the engine contract, and why."""
 TEXT_API_DEVIATIONS = {name: Deviation(TEXT_ONLY)

@@ -1,19 +1,16 @@
 """OpenVINO GenAI's LLMPipeline (Intel's CPU engine) as a Generator.
 
 The fixture is exported once per content and exporter version (fixtures/convert.py) with
-optimum-intel (`optimum-cli export openvino`, FP32 weights), which also converts its tokenizer
-to OpenVINO (openvino-tokenizers). Tokenization, decoding and the chat template are the
+optimum-intel (`optimum-cli export openvino`, FP32 weights; engines/openvino.py), which also
+converts its tokenizer to OpenVINO (openvino-tokenizers). Tokenization, decoding and the chat template are the
 pipeline's own. Each prompt is generated from its token ids (ov.TokenizedInputs), one prompt at
 a time; streaming goes through an ov.StreamerBase that receives the token ids as they come.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import queue
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,24 +31,9 @@ from engines.base import (
     StreamDelta,
     text_deltas,
 )
-from fixtures.convert import converted
+from engines.openvino import exported
 
 DONE = object()
-
-
-def export(model_dir: Path, out: Path) -> None:
-    """optimum-intel's exporter, FP32, with the tokenizer converted to OpenVINO."""
-    done = subprocess.run([sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino",
-                           "--model", str(model_dir), "--task", "text-generation-with-past",
-                           "--weight-format", "fp32", str(out)], capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0 or not (out / "openvino_tokenizer.xml").is_file():
-        raise RuntimeError(f"optimum-cli export openvino failed: {done.stderr.strip()[-800:]}")
-
-
-def exporter_version() -> str:
-    names = ("optimum-intel", "openvino", "openvino-tokenizers", "transformers", "torch")
-    return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in names)
 
 
 class _Ids(ov.StreamerBase):
@@ -102,6 +84,9 @@ class OpenVinoGenaiGenerator(Generator):
         "logprobs": "LLMPipeline's EncodedResults gives one score per sequence, not each token's "
                     "log-probability among the most likely",
         "logits": "LLMPipeline has no low-level forward pass that returns logits",
+        "lora": "LLMPipeline takes adapters (ov_genai.Adapter, AdapterConfig at construction), "
+                "but without logits or log-probabilities only greedy ids could be compared; "
+                "this adapter does not set one yet",
     }
 
     def __init__(self) -> None:
@@ -112,7 +97,7 @@ class OpenVinoGenaiGenerator(Generator):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"openvino_genai: the exported model is float32, not {dtype!r}")
-        folder = converted(model_dir, "openvino-genai", exporter_version(), export)
+        folder = exported(model_dir)
         self._pipe = ov.LLMPipeline(str(folder), device.upper())
         self._tok = self._pipe.get_tokenizer()
         self._eos = int(self._tok.get_eos_token_id())

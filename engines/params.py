@@ -58,6 +58,8 @@ class Capabilities:
     """SamplingParams.stop_token_ids ends a row at any of those ids."""
     batching: bool = True
     """generate()/embed() take several inputs in one call."""
+    lora: bool = False
+    """set_adapter() applies a LoRA adapter (peft's format) at run time, unmerged."""
     whitespace_insensitive: bool = True
     """Embedding: leading/trailing/repeated whitespace does not change the vector."""
     empty_string: Literal["embed", "error"] = "embed"

@@ -6,6 +6,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStream
 from engines.base import (
     Capabilities,
     Completion,
+    Deviation,
     Generator,
     SamplingParams,
     StreamDelta,
@@ -21,6 +23,18 @@ from engines.base import (
     top_logprobs,
 )
 from engines.text import HfTokenizer
+
+
+def bitsandbytes_config(quantization: str, dtype: str):
+    """bitsandbytes' quantization of the weights as they load: "llm_int8" (LLM.int8(): int8
+    weights, outlier features kept in 16 bits) or "nf4" (4-bit NormalFloat, blocks of 64,
+    computing in the cell's dtype). Its CPU kernels need AVX2 (this machine's floor)."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "llm_int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=getattr(torch, dtype))
 
 
 class _IdStreamer(TextIteratorStreamer):
@@ -51,7 +65,21 @@ class TransformersGenerator(HfTokenizer, Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,
+        lora=True,  # peft's PeftModel around the loaded model: the adapter unmerged
     )
+    quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {
+        "llm_int8": {prop: Deviation(
+            "LLM.int8() keeps in float16 the input columns holding an outlier (|x| > 6) anywhere in "
+            "the rows multiplied together, and quantizes the rest per row: a row's result depends on "
+            "the rows, padding and positions computed with it (measured on small-llama: left "
+            "padding moved logits by 0.22; greedy ids diverged in a batch and when continuing)",
+            "https://arxiv.org/abs/2208.07339")
+            for prop in ("batch_invariance", "padding_invariance", "continuation")},
+        "nf4": {"batch_invariance": Deviation(
+            "bitsandbytes multiplies one row by its 4-bit weights with gemv_4bit and a batch by "
+            "the weights dequantized: the rounding differs, and on small-llama greedy ids "
+            "diverged at position 8, alone against in a batch of two")},
+    }
 
     def __init__(self) -> None:
         self._model = None
@@ -65,19 +93,33 @@ class TransformersGenerator(HfTokenizer, Generator):
         self._device = device
 
     def _load_model(self, model_dir: Path, device: str, dtype: str):
-        """The model object whose generate() and forward the adapter drives."""
+        """The model object whose generate() and forward the adapter drives; quantized by
+        bitsandbytes as it loads where the cell asks for "llm_int8" or "nf4"."""
+        quantized = {"quantization_config": bitsandbytes_config(self.quantization, dtype),
+                     "device_map": device} if self.quantization != "none" else {}
         model, info = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=getattr(torch, dtype), local_files_only=True,
-            output_loading_info=True,
+            output_loading_info=True, **quantized,
         )
         problems = {k: v for k, v in info.items() if v}
         if problems:  # a fixture that does not match its architecture must not load silently
             raise RuntimeError(f"weights do not match the architecture in {model_dir}: {problems}")
-        return model.to(device).eval()
+        self.weights_bytes = model.get_memory_footprint()
+        return (model if quantized else model.to(device)).eval()
 
     def _close(self) -> None:
         self._model = None
         self._tok = None
+
+    def _set_adapter(self, adapter_dir: Path | None) -> None:
+        """peft's PeftModel around the model: the LoRA layers beside the base weights (unmerged,
+        as peft serves an adapter); None unloads them, leaving the base model as it was."""
+        from peft import PeftModel
+
+        if isinstance(self._model, PeftModel):
+            self._model = self._model.unload()
+        if adapter_dir is not None:
+            self._model = PeftModel.from_pretrained(self._model, str(adapter_dir)).eval()
 
     def _kwargs(self, params: SamplingParams) -> dict:
         tok = self._tok

@@ -5,19 +5,27 @@ asks for it), whose CPU attention needs a head size such as 64 (small-llama), no
 LLM runs its engine core in a process of its own (vLLM's default: instances in one process
 share its parallel state, and closing one would break the others); the rung's process group
 is killed when the rung ends (core/proc.py), so none outlives the cell. Offline `LLM` has no
-token streaming and returns log-probabilities rather than logits, so `streaming` and `logits`
-are declared unsupported, with their reasons; the suite skips those properties.
+token streaming (declared unsupported, with its reason) and returns log-probabilities rather
+than logits: `logits` are the whole vocabulary's log-probabilities (logprobs=-1), which differ
+from the logits by a constant per row that no comparison of distributions sees.
+
+Quantizations "awq" and "gptq": a checkpoint of the fixture in AutoAWQ's or AutoGPTQ's format
+(engines/w4_checkpoints.py: 4 bits in groups of 128), run by vLLM's kernels for it; on the CPU
+build, CPUWNA16LinearKernel. vLLM runs both in float16 or bfloat16 only: the cell's float32
+becomes float16 there.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from vllm import LLM
 from vllm import SamplingParams as VllmSamplingParams
+from vllm.lora.request import LoRARequest
 
 from engines.base import (
     Capabilities,
@@ -29,6 +37,8 @@ from engines.base import (
     as_rows,
 )
 from engines.text import HfTokenizer
+from engines.w4_checkpoints import FORMATS, VERSION, dequantized_weights, write_checkpoint
+from fixtures.convert import converted
 
 DTYPES = ("float32", "float16", "bfloat16")
 # How much memory vLLM takes. On a GPU, a share of it. On the CPU build the share would be of
@@ -60,25 +70,53 @@ class VllmGenerator(HfTokenizer, Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,
+        logits=True,  # the whole vocabulary's log-probabilities: logits less a constant per row
+        lora=True,  # LoRARequest per call; LLM(enable_lora=True) made when an adapter is first set
     )
     logprob_tolerance = 1e-2  # CUDA kernels (and TF32 where enabled) against CPU float32
     unsupported: ClassVar[dict[str, str]] = {
         "streaming": "the offline LLM API returns whole completions (streaming is the server's)",
-        "logits": "the offline LLM API returns log-probabilities (top-k), not raw logits",
     }
 
     def __init__(self) -> None:
         self._llm: LLM | None = None
+        self._lora: LoRARequest | None = None
 
-    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir))
+    def _load(self, model_dir: Path, device: str, dtype: str, **lora) -> None:
+        self._made = (model_dir, device, dtype)
+        if self.quantization in FORMATS:
+            method = self.quantization
+            model_dir, dtype = converted(model_dir, method, VERSION, lambda src, out:
+                                         write_checkpoint(src, out, method)), "float16"
+        self._folder = model_dir
+        self.weights_bytes = (model_dir / "model.safetensors").stat().st_size
+        self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir), max_logprobs=-1,
+                             **lora)
         self._tok = self._llm.get_tokenizer()
         self._vocab = self._llm.llm_engine.model_config.get_vocab_size()
 
     def _close(self) -> None:
         self._llm = None
         self._tok = None
+        self._lora = None
         gc.collect()
+
+    def dequantized_weights(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The AWQ or GPTQ checkpoint's weights dequantized (the dequantized-reference check)."""
+        self.check_loaded()
+        config = json.loads((self._folder / "config.json").read_text(encoding="utf-8"))
+        return dequantized_weights(self._folder), config
+
+    def _set_adapter(self, adapter_dir: Path | None) -> None:
+        """vLLM applies an adapter per request (LoRARequest), to an LLM made with enable_lora:
+        the first adapter re-makes it so (without one, the LLM runs as deployments without
+        adapters do, and the benchmark measures that)."""
+        if adapter_dir is not None and not self._llm.llm_engine.vllm_config.lora_config:
+            rank = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))["r"]
+            self._close()
+            self._load(*self._made, enable_lora=True, max_lora_rank=max(8, rank), max_loras=1)
+        self._lora = None if adapter_dir is None else LoRARequest(
+            adapter_dir.name, 1 + hash(adapter_dir) % 2**30, str(adapter_dir))
 
     def _params(self, params: SamplingParams) -> VllmSamplingParams:
         return VllmSamplingParams(
@@ -114,8 +152,19 @@ class VllmGenerator(HfTokenizer, Generator):
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
-        outputs = self._llm.generate(prompts, self._params(params), use_tqdm=False)
+        outputs = self._llm.generate(prompts, self._params(params), use_tqdm=False,
+                                     lora_request=self._lora)
         return [self._completion(o) for o in outputs]
+
+    def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
+        prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
+        params = VllmSamplingParams(max_tokens=1, temperature=0.0, logprobs=-1)
+        outputs = self._llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora)
+        rows = np.full((len(prompt_ids), self._vocab), -np.inf, dtype=np.float32)
+        for row, output in zip(rows, outputs):
+            for token, logprob in output.outputs[0].logprobs[0].items():
+                row[token] = logprob.logprob
+        return rows
 
 
 class VllmEmbedder(Embedder):

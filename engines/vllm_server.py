@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import vllm.entrypoints.openai.api_server  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, InvalidParameterError, SamplingParams
-from engines.openai_api import ServerEmbedder, ServerGenerator
+from engines.openai_api import TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
 from engines.vllm import DTYPES
 
 # The KV cache on the CPU build is given in bytes (as the in-process adapter does); on a GPU, a share.
@@ -55,6 +55,7 @@ class VllmServerGenerator(ServerGenerator):
     prompt_as_ids = True
     unsupported: ClassVar[dict[str, str]] = {
         "logits": "the OpenAI API returns log-probabilities (top-k), not raw logits",
+        "lora": TEXT_API_UNSUPPORTED["lora"],
     }
 
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.details import PropertyResult
 from core.results import CellResult
 from engines import QUANTIZATIONS
 from reports.markdown import FAIL, NOT_RUN, PASS, header, table
 from reports.throughput import bench_of
 
 PROPERTY = "quantization_quality"
+LORA = "lora_adapter"
 
 
 def quantization_of(result: CellResult) -> str | None:
@@ -109,6 +111,46 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     return rows
 
 
+def lora_rows(results: list[CellResult]) -> list[list[str]]:
+    """One row per generation engine that ran the property lora_adapter, from its first cell
+    that applied the adapter (else the first that ran the property: its reason)."""
+    seen: dict[str, tuple[CellResult, PropertyResult]] = {}
+    for r in sorted(results, key=lambda r: r.cell.id):
+        rung = r.rung("conformance")
+        prop = rung.detail.properties.get(LORA) if rung is not None and rung.detail else None
+        if prop is not None and (r.cell.engine not in seen or
+                                 seen[r.cell.engine][1].status == "skip" != prop.status):
+            seen[r.cell.engine] = (r, prop)
+    rows = []
+    for engine, (r, prop) in sorted(seen.items()):
+        cases = [f for f, s in prop.cases.items() if s != "skip"]
+        figures = prop.figures.get(cases[0], {}) if cases else {}
+        verdict = {"pass": PASS, "fail": f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
+                   }.get(prop.status, f"{NOT_RUN} {prop.message.split(': ', 1)[-1][:200]}")
+        against = (f"KL {figures['kl_mean']:.2e} (top-1 {100 * figures['top1']:.1f}%)"
+                   if "kl_mean" in figures else f"Δ log-prob ≤ {figures['logprob_max_diff']:.1e}"
+                   if "logprob_max_diff" in figures else "–")
+        rows.append([f"`{engine}`", f"`{r.cell.id}`", verdict, ", ".join(cases) or "–", against,
+                     _num(figures.get("effect_kl_mean"), ".3f")])
+    return rows
+
+
+def lora_section(results: list[CellResult]) -> list[str]:
+    rows = lora_rows(results)
+    if not rows:
+        return []
+    return ["## LoRA adapters", "", "A deterministic rank-8 adapter on every linear layer of the "
+            "fixture (`fixtures/lora.py`: written with numpy and safetensors in peft's format, B "
+            "non-zero) is set at run time, unmerged, and held to the base weights with it merged, "
+            "run in float64 (property `lora_adapter`): greedy ids after 3 prompts (8 tokens each, "
+            "a near tie excepted), and along them the engine's logits (KL within the unquantized "
+            "bound) or, without logits, its log-probabilities (within its tolerance); removing the "
+            "adapter must give the engine's own output back. *Effect*: the mean KL the adapter "
+            "moves the reference by (it must be clearly non-zero).", "",
+            table(rows, ["engine", "cell", "verdict", "fixtures", "vs merged reference",
+                         "effect (KL)"]), ""]
+
+
 def pareto(points: list[tuple[str, float, float]]) -> list[str]:
     """Names of the points no other point beats on both speed (higher) and KL (lower)."""
     return [name for name, speed, kl in points
@@ -181,6 +223,7 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
                         ["engine", "quantization", "verdict", "min cosine", "mean cosine",
                          "known drift", "sentences/s", "speed-up", "peak RSS MiB", "weights"]),
                   ""]
+    lines += lora_section(results)
     lines += ["Run it: `nox -s quant` (the `quant` selection, then the report). In the plot, a "
               "mean KL below 1e-7 is drawn at 1e-7.", ""]
     return "\n".join(lines).rstrip() + "\n"

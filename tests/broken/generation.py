@@ -237,6 +237,13 @@ class ScaledLogits(TransformersGenerator):
         return super()._logits(prompt_ids) * 0.5
 
 
+class IgnoresAdapter(TransformersGenerator):
+    """Accepts a LoRA adapter and never applies it."""
+
+    def _set_adapter(self, adapter_dir):
+        pass
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -258,4 +265,5 @@ BROKEN = {
     StreamsAnyway: "unsupported_capabilities",
     ShiftedLogprobs: "logprobs",
     ScaledLogits: "quantization_quality",
+    IgnoresAdapter: "lora_adapter",
 }

@@ -80,6 +80,24 @@ def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[i
     return None
 
 
+def parity_problems(engine, reference: dict) -> tuple[list[str], int]:
+    """Each reference prompt completed greedily: why parity fails where it does, and how many
+    prompts diverged (within top-k) from the reference's ids."""
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
+    problems, diverged = [], 0
+    for i, ref in enumerate(reference["prompts"]):
+        completion = complete_reference_prompt(engine, ref, params)
+        if isinstance(completion, str):
+            problems.append(f"prompt {i}: {completion}")
+            continue
+        got = list(completion.token_ids)
+        diverged += got != list(ref["ids"])
+        problem = parity_failure(i, ref, got, engine, list(ref["prompt_ids"]))
+        if problem:
+            problems.append(problem)
+    return problems, diverged
+
+
 def complete_reference_prompt(engine, ref: dict, params: SamplingParams):
     """The engine's completion of a reference prompt, fed the reference's own prompt ids: as text
     where the engine tokenizes it the same way, else as ids. A str says why it cannot be given."""

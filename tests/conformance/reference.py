@@ -58,3 +58,13 @@ def encode(model_dir: Path, text: str) -> list[int]:
 def decode(model_dir: Path, ids) -> str:
     """Text of token ids, special tokens skipped (as engines return generated text)."""
     return _tokenizer(model_dir).decode(list(ids), skip_special_tokens=True)
+
+
+def straddling_stop(model_dir, ids: tuple[int, ...], text: str) -> str:
+    """A 3-character piece of `text` that crosses a token boundary (first one found)."""
+    for k in range(1, len(ids)):
+        cut = len(decode(model_dir, ids[:k]))
+        piece = text[cut - 1:cut + 2]
+        if cut >= 1 and len(piece) == 3 and piece.strip() and "\ufffd" not in piece:
+            return piece
+    return text[:3]

@@ -18,10 +18,10 @@ from engines.base import ChatMessage, InvalidParameterError, SamplingParams, Uns
 from tests.conformance import reference
 from tests.conformance.compare import check_ids_equal, check_logits_close
 from tests.conformance.conftest import requires
+from tests.conformance.lora import lora_check
 from tests.conformance.parity import (
-    complete_reference_prompt,
     logprobs_against,
-    parity_failure,
+    parity_problems,
     quality_record,
     teacher_forced_drift,
     unquantized_only,
@@ -144,16 +144,6 @@ def test_eos_stop(engine) -> None:
         assert out.finish_reason == "eos", f"stop_token_ids={form!r}: {out.finish_reason}"
 
 
-def straddling_stop(model_dir, ids: tuple[int, ...], text: str) -> str:
-    """A 3-character piece of `text` that crosses a token boundary (first one found)."""
-    for k in range(1, len(ids)):
-        cut = len(reference.decode(model_dir, ids[:k]))
-        piece = text[cut - 1:cut + 2]
-        if cut >= 1 and len(piece) == 3 and piece.strip() and "\ufffd" not in piece:
-            return piece
-    return text[:3]
-
-
 def test_stop_strings(engine, model_dir) -> None:
     """Stop strings apply per row, match across token boundaries, and keep/drop as declared."""
     requires(engine, "stop_strings")
@@ -162,7 +152,7 @@ def test_stop_strings(engine, model_dir) -> None:
     for i, prompt in enumerate(PROMPTS):
         pair = [prompt, PROMPTS[(i + 1) % len(PROMPTS)]]
         row, other = engine.generate(pair, free)  # the same batch, without the stop string
-        stop = straddling_stop(model_dir, row.token_ids, row.text)
+        stop = reference.straddling_stop(model_dir, row.token_ids, row.text)
         params = SamplingParams(max_new_tokens=16, ignore_eos=True, stop=(stop,))
         out, beside = engine.generate(pair, params)
         where = f"prompt {i}, stop {stop!r}"
@@ -303,19 +293,7 @@ def test_greedy_parity(engine, fixture_name: str, record_property) -> None:
 
     unquantized_only(engine)
     reference = load_reference(fixture_name)
-    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
-    problems, diverged = [], 0
-    for i, ref in enumerate(reference["prompts"]):
-        prompt_ids = list(ref["prompt_ids"])
-        completion = complete_reference_prompt(engine, ref, params)
-        if isinstance(completion, str):
-            problems.append(f"prompt {i}: {completion}")
-            continue
-        got = completion.token_ids
-        diverged += list(got) != list(ref["ids"])
-        problem = parity_failure(i, ref, list(got), engine, prompt_ids)
-        if problem:
-            problems.append(problem)
+    problems, diverged = parity_problems(engine, reference)
     assert not problems, (f"greedy parity with {reference['reference']} (top-{engine.parity_top_k}):\n"
                           + "\n".join(problems))
     total = len(reference["prompts"])
@@ -368,6 +346,18 @@ def test_quantization_quality(engine, fixture_name: str, record_property) -> Non
                           + "; ".join(problems))
 
 
+def test_lora_adapter(engine, model_dir, record_property) -> None:
+    """The fixture's LoRA adapter (fixtures/lora.py) set at run time, unmerged, against the base
+    weights with it merged in float64: greedy ids (but at near ties), and teacher-forced logits
+    within the unquantized bound or log-probabilities within tolerance; the adapter clearly
+    changes the output, and removing it gives back the engine's own."""
+    requires(engine, "lora")
+    unquantized_only(engine)
+    figures, problems = lora_check(engine, model_dir, [engine.tokenize(p) for p in PROMPTS[:3]])
+    record_property("figures", json.dumps(figures))
+    assert not problems, "; ".join(problems)
+
+
 UNSUPPORTED_CALLS = {
     "streaming": lambda e: list(e.stream(PROMPTS[0], GREEDY)),
     "chat": lambda e: e.chat([ChatMessage("user", "Hi")], GREEDY),
@@ -378,6 +368,7 @@ UNSUPPORTED_CALLS = {
     "min_new_tokens": lambda e: e.generate([PROMPTS[0]], SamplingParams(min_new_tokens=1)),
     "logprobs": lambda e: e.generate([PROMPTS[0]], SamplingParams(logprobs=1)),
     "stop_token_ids": lambda e: e.generate([PROMPTS[0]], SamplingParams(stop_token_ids=(5,))),
+    "lora": lambda e: e.set_adapter(None),
 }
 
 

@@ -68,7 +68,7 @@ print(json.dumps(drift(np.array(expected), np.array(got)).to_json()))
 QUANTIZE = """
 import sys, tempfile
 from pathlib import Path
-from engines.llama_cpp import GGUF_NAME, GGUF_TYPES, QuantizationFallbackError, quantize_gguf, write_gguf
+from engines.gguf_files import GGUF_NAME, GGUF_TYPES, QuantizationFallbackError, quantize_gguf, write_gguf
 from fixtures.catalog import locate
 for name in ("small-llama", "tiny-llama"):
     work = Path(tempfile.mkdtemp())
@@ -79,6 +79,32 @@ for name in ("small-llama", "tiny-llama"):
         print(name, "ok")
     except QuantizationFallbackError as exc:
         print(name, "fallback:", exc)
+"""
+
+LORA = """
+import json
+import numpy as np
+from bench.quality import drift
+from bench.reference_forward import llama_logits
+from engines.llama_cpp import LlamaCppGenerator
+from fixtures.catalog import locate
+from fixtures.lora import adapter, merged_weights
+model = locate("tiny-llama")
+config = json.loads((model / "config.json").read_text())
+engine = LlamaCppGenerator()
+engine.load(model, quantization="none")
+prefixes = [[1, 5, 9, 33, 70][:n] for n in (2, 3, 4, 5)]
+logits = lambda: np.concatenate([engine.next_token_logits_from_ids([p]) for p in prefixes])
+base = logits()
+engine.set_adapter(adapter(model))
+with_adapter = logits()
+engine.set_adapter(None)
+again = logits()
+merged = merged_weights(model, adapter(model))
+exact = np.array([llama_logits(merged, config, p) for p in prefixes])
+print(json.dumps({"vs_merged": drift(exact, with_adapter).kl_mean,
+                  "effect": drift(base, with_adapter).kl_mean,
+                  "restored": float(np.abs(again - base).max())}))
 """
 
 
@@ -104,6 +130,11 @@ def test_a_k_quant_that_falls_back_is_caught_from_the_written_file(tmp_path) -> 
                              env=cell_env(run), cwd=REPO, check=True).stdout
     figures = json.loads(forward)
     assert figures["kl_mean"] < 1e-9 and figures["top1"] == 1.0, figures
+    # the LoRA fixture in llama.cpp's adapter format (B permuted for q and k), set at run time:
+    # the logits of the weights with it merged, in float64; cleared: the engine's own again
+    lora = json.loads(subprocess.run([str(run.python), "-c", LORA], capture_output=True, text=True,
+                                     env=cell_env(run), cwd=REPO, check=True).stdout)
+    assert lora["vs_merged"] < 1e-3 and lora["effect"] > 1e-2 and lora["restored"] == 0.0, lora
 
 
 def quant_cell(engine: str, quant: str, figures: dict | None, decode: float) -> CellResult:

@@ -1,0 +1,40 @@
+"""The 4-bit checkpoint writer's packing (AutoAWQ's GEMM layout and AutoGPTQ's, as vLLM reads
+them) and rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from engines.w4_checkpoints import GPTQ_ZERO, GROUP, SEQUENTIAL, pack, quantize, unpack
+
+
+def test_eight_columns_pack_into_one_word_in_awq_order() -> None:
+    words = pack(np.arange(8).reshape(1, 8))
+    assert words.dtype == np.int32 and words.view(np.uint32)[0, 0] == 0x75316420
+
+
+@given(arrays(np.int64, (3, 16), elements=st.integers(0, 15)))
+def test_unpack_inverts_pack(values: np.ndarray) -> None:
+    assert np.array_equal(unpack(pack(values)), values)
+
+
+@pytest.mark.parametrize("method", ["awq", "gptq"])
+def test_each_weight_is_within_half_a_step_of_its_group_after_the_round_trip(method: str) -> None:
+    weight = np.random.default_rng(0).standard_normal((16, 2 * GROUP)) * 0.02  # out × in
+    parts = quantize(weight, method)
+    step = np.repeat(parts["scales"].astype(np.float64), GROUP, axis=0)
+    if method == "awq":
+        assert parts["qweight"].shape == (2 * GROUP, 2) and parts["scales"].shape == (2, 16)
+        values, zeros = unpack(parts["qweight"]), np.repeat(unpack(parts["qzeros"]), GROUP, axis=0)
+    else:  # eight consecutive inputs per word; the zero point 8, stored as 7
+        assert parts["qweight"].shape == (GROUP // 4, 16) and parts["scales"].shape == (2, 16)
+        assert np.all(unpack(parts["qzeros"], SEQUENTIAL) == GPTQ_ZERO - 1)
+        values, zeros = unpack(parts["qweight"].T.copy(), SEQUENTIAL).T, GPTQ_ZERO
+        assert np.array_equal(parts["g_idx"], np.arange(2 * GROUP) // GROUP)
+    back = ((values - zeros) * step).T
+    # half a step, and the float16 scale's rounding (2^-11 of it) over up to 8 steps from zero
+    assert np.all(np.abs(back - weight) <= step.T * (0.5 + 8 * 2**-11))
