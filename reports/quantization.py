@@ -115,7 +115,7 @@ def lora_rows(results: list[CellResult]) -> list[list[str]]:
     """One row per generation engine that ran the property lora_adapter, from its first cell
     that applied the adapter (else the first that ran the property: its reason)."""
     seen: dict[str, tuple[CellResult, PropertyResult]] = {}
-    for r in sorted(results, key=lambda r: r.cell.id):
+    for r in sorted(results, key=lambda r: (quantization_of(r) not in (None, "none"), r.cell.id)):
         rung = r.rung("conformance")
         prop = rung.detail.properties.get(LORA) if rung is not None and rung.detail else None
         if prop is not None and (r.cell.engine not in seen or
@@ -202,9 +202,10 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
               "token), peak RSS of the benchmark process, weights on disk (share of `none`).",
               "",
               "Where an engine hands its quantized weights over (llama.cpp: its GGUF, "
-              "dequantized by gguf), they also run through a float64 forward pass "
-              "(`bench/reference_forward.py`): *weights' KL* is those weights against float32 — "
-              "the quantization's own loss — and *kernels' KL* the engine against them — what its "
+              "dequantized by gguf; vLLM: its AWQ or GPTQ checkpoint), they also run through a "
+              "float64 forward pass (`bench/reference_forward.py`): *weights' KL* is those weights "
+              "against float32 — the quantization's own loss — and *kernels' KL* the engine "
+              "against them — what its "
               "kernels add (8-bit activations in the dot products, a float16 KV cache), held to "
               "`KERNEL_BOUND`, where a kernel bug would show.", ""]
     if plotted:

@@ -14,7 +14,7 @@ from bench.quality import QUALITY_BOUNDS, Drift, drift, log_softmax
 from engines.base import SamplingParams
 
 STEPS = 8
-"""Greedy tokens generated after each prompt, with the adapter and in the reference."""
+"""Greedy tokens generated after each prompt (fewer where EOS comes first, which ends both)."""
 NEAR_TIE = 0.01
 """Where the engine's greedy id first differs from the reference's, the two ids' reference
 log-probabilities may differ by at most this (nats): a near tie, which rounding may break."""
@@ -23,16 +23,16 @@ EFFECT = 0.01
 (nats): an adapter that changes nothing would let an engine that ignores it pass."""
 
 
-def greedy_reference(weights: dict, config: dict, prompts: list[list[int]]
+def greedy_reference(weights: dict, config: dict, prompts: list[list[int]], eos: int | None
                      ) -> tuple[list[list[int]], list[list[int]], np.ndarray]:
-    """The float64 forward's greedy ids after each prompt, the prefixes it saw, and its
-    log-probabilities there (one row per prefix)."""
+    """The float64 forward's greedy ids after each prompt (ending with EOS where it takes it),
+    the prefixes it saw, and its log-probabilities there (one row per prefix)."""
     from bench.reference_forward import llama_logits
 
     ids, prefixes, rows = [], [], []
     for prompt in prompts:
         seq = list(prompt)
-        for _ in range(STEPS):
+        while len(seq) - len(prompt) < STEPS and (len(seq) == len(prompt) or seq[-1] != eos):
             row = log_softmax(llama_logits(weights, config, seq))
             prefixes.append(list(seq))
             rows.append(row)
@@ -42,23 +42,29 @@ def greedy_reference(weights: dict, config: dict, prompts: list[list[int]]
 
 
 def greedy_ids(engine, prompts: list[list[int]]) -> list[list[int]]:
-    """STEPS greedy ids after each prompt, one prompt per call (no padding involved)."""
-    greedy = SamplingParams(max_new_tokens=STEPS, ignore_eos=True)
-    return [list(engine.generate_from_ids([p], greedy)[0].token_ids) for p in prompts]
+    """Up to STEPS greedy ids after each prompt, one prompt per call (no padding involved),
+    with the EOS that ended a row (engines differ in whether ignore_eos masks it)."""
+    rows = []
+    for prompt in prompts:
+        done = engine.generate_from_ids([prompt], SamplingParams(max_new_tokens=STEPS))[0]
+        rows.append([*done.token_ids, *([engine.eos_token_id] if done.finish_reason == "eos" else [])])
+    return rows
 
 
 def id_problems(got: list[list[int]], expected: list[list[int]], logprobs: np.ndarray) -> list[str]:
-    """Where the engine's greedy ids leave the reference's other than at a near tie."""
-    problems = []
+    """Where the engine's greedy ids leave the reference's other than at a near tie (`logprobs`:
+    the reference's rows, prompt after prompt, one per id it took)."""
+    problems, start = [], 0
     for p, (row, want) in enumerate(zip(got, expected)):
         t = next((i for i, (a, b) in enumerate(zip(row, want)) if a != b), None)
-        if t is None:
-            continue
-        step = logprobs[p * STEPS + t]
-        gap = float(step[want[t]] - step[row[t]])
-        if gap > NEAR_TIE:
+        step = logprobs[start + t] if t is not None else None
+        start += len(want)
+        if step is not None and (gap := float(step[want[t]] - step[row[t]])) > NEAR_TIE:
             problems.append(f"prompt {p}: greedy id {row[t]} at position {t} where the merged "
                             f"reference takes {want[t]} ({gap:.3g} nats more likely)")
+        elif step is None and len(row) != len(want):
+            problems.append(f"prompt {p}: {len(row)} greedy ids where the merged reference "
+                            f"takes {len(want)}")
     return problems
 
 
@@ -77,6 +83,18 @@ def logprob_problems(engine, prompts: list[list[int]], expected: np.ndarray) -> 
     return problems, worst
 
 
+def along_reference(engine, prefixes: list[list[int]], merged: np.ndarray) -> tuple[dict, list[str]]:
+    """The engine teacher-forced along the reference's prefixes: its logits within the
+    unquantized bound of the merged reference, else its log-probabilities within tolerance."""
+    if not engine.capabilities.logits:
+        problems, worst = logprob_problems(engine, prefixes, merged)
+        return {"logprob_max_diff": worst}, problems
+    logits = np.concatenate([engine.next_token_logits_from_ids([p]) for p in prefixes])
+    measured: Drift = drift(merged, logits)
+    problems = [f"vs the merged reference: {v}" for v in QUALITY_BOUNDS["none"].violations(measured)]
+    return {"kl_mean": measured.kl_mean, "kl_p99": measured.kl_p99, "top1": measured.top1}, problems
+
+
 def lora_check(engine, model_dir: Path, prompts: list[list[int]]) -> tuple[dict, list[str]]:
     """Figures and problems of `engine` with the fixture's adapter set, then removed."""
     from safetensors.numpy import load_file
@@ -90,24 +108,16 @@ def lora_check(engine, model_dir: Path, prompts: list[list[int]]) -> tuple[dict,
     adapter_dir = adapter(model_dir)
     base = load_file(str(model_dir / "model.safetensors"))
     base.setdefault("lm_head.weight", base["model.embed_tokens.weight"])
-    expected, prefixes, merged = greedy_reference(merged_weights(model_dir, adapter_dir), config, prompts)
+    expected, prefixes, merged = greedy_reference(merged_weights(model_dir, adapter_dir), config,
+                                                  prompts, engine.eos_token_id)
     effect = drift(np.array([llama_logits(base, config, p) for p in prefixes]), merged)
     before = greedy_ids(engine, prompts)
     engine.set_adapter(adapter_dir)
     try:
-        got = greedy_ids(engine, prompts)
-        problems = id_problems(got, expected, merged)
-        figures: dict = {"effect_kl_mean": effect.kl_mean, "positions": len(prefixes)}
-        if engine.capabilities.logits:
-            logits = np.concatenate([engine.next_token_logits_from_ids([p]) for p in prefixes])
-            measured: Drift = drift(merged, logits)
-            problems += [f"vs the merged reference: {v}" for v in
-                         QUALITY_BOUNDS["none"].violations(measured)]
-            figures |= {"kl_mean": measured.kl_mean, "kl_p99": measured.kl_p99, "top1": measured.top1}
-        else:
-            more, worst = logprob_problems(engine, prefixes, merged)
-            problems += more
-            figures["logprob_max_diff"] = worst
+        problems = id_problems(greedy_ids(engine, prompts), expected, merged)
+        figures, more = along_reference(engine, prefixes, merged)
+        problems += more
+        figures |= {"effect_kl_mean": effect.kl_mean, "positions": len(prefixes)}
     finally:
         engine.set_adapter(None)
     after = greedy_ids(engine, prompts)

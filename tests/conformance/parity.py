@@ -80,16 +80,23 @@ def parity_failure(i: int, ref: dict, got: list[int], engine, prompt_ids: list[i
     return None
 
 
-def parity_problems(engine, reference: dict) -> tuple[list[str], int]:
-    """Each reference prompt completed greedily: why parity fails where it does, and how many
-    prompts diverged (within top-k) from the reference's ids."""
-    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
-    problems, diverged = [], 0
+def completed(engine, reference: dict, params: SamplingParams, problems: list[str]):
+    """(index, reference row, completion) for each reference prompt the engine completed; why
+    it could not, appended to `problems`, for the others."""
     for i, ref in enumerate(reference["prompts"]):
         completion = complete_reference_prompt(engine, ref, params)
         if isinstance(completion, str):
             problems.append(f"prompt {i}: {completion}")
-            continue
+        else:
+            yield i, ref, completion
+
+
+def parity_problems(engine, reference: dict) -> tuple[list[str], int]:
+    """Each reference prompt completed greedily: why parity fails where it does, and how many
+    prompts diverged (within top-k) from the reference's ids."""
+    problems, diverged = [], 0
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
+    for i, ref, completion in completed(engine, reference, params, problems):
         got = list(completion.token_ids)
         diverged += got != list(ref["ids"])
         problem = parity_failure(i, ref, got, engine, list(ref["prompt_ids"]))
@@ -169,11 +176,7 @@ def logprobs_against(engine, reference: dict, n: int, tol: float) -> tuple[list[
     difference from the reference, and the number of steps compared."""
     params = SamplingParams(max_new_tokens=reference["max_new_tokens"], logprobs=n)
     problems, worst, steps = [], 0.0, 0
-    for i, ref in enumerate(reference["prompts"]):
-        completion = complete_reference_prompt(engine, ref, params)
-        if isinstance(completion, str):
-            problems.append(f"prompt {i}: {completion}")
-            continue
+    for i, ref, completion in completed(engine, reference, params, problems):
         got = list(completion.token_ids)
         if completion.logprobs is None or len(completion.logprobs) != len(got):
             count = None if completion.logprobs is None else len(completion.logprobs)
