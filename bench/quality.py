@@ -141,5 +141,7 @@ COSINE_BOUNDS: dict[str, tuple[float, float]] = {
     # known similarity), on the real all-MiniLM-L6-v2
     "none": (0.9999, 0.001),
     "int8": (0.98, 0.02),
+    # 4 bits in groups of 128 (OpenVINO's NNCF): measured least cosine 0.956, similarity 0.0026 off
+    "int4": (0.94, 0.02),
 }
 """What each quantization of an embedder may cost."""

@@ -84,7 +84,7 @@ ENGINES: dict[str, EngineEntry] = {
         quantizations=("none", "int8")),
     "sentence_transformers_openvino": EngineEntry(
         "engines.sentence_transformers:SentenceTransformersOpenVinoEmbedder", "embedding",
-        quantizations=("none", "int8")),
+        quantizations=("none", "int8", "int4")),
     "fastembed": EngineEntry("engines.fastembed:FastEmbedEmbedder", "embedding"),
     "vllm_embed": EngineEntry("engines.vllm:VllmEmbedder", "embedding", ("cpu", "cuda")),
     # servers, over their OpenAI-compatible HTTP API

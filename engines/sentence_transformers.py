@@ -63,27 +63,28 @@ class _ExportedBackend(SentenceTransformersEmbedder):
         if dtype != "float32":
             raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
         folder, options = self.exported(model_dir), dict(self.model_options)
-        int8 = self.quantization == "int8"
-        if int8:
-            folder = converted(model_dir, f"st-{self.backend}-int8", self.exporter_version(),
-                               self._export_int8)
-            options["file_name"] = f"{self.backend}/{self.int8_file}"
+        quantized = self.quantization != "none"
+        if quantized:
+            q = self.quantization
+            folder = converted(model_dir, f"st-{self.backend}-{q}", self.exporter_version(),
+                               lambda src, out: self._export_quantized(src, out, q))
+            options["file_name"] = f"{self.backend}/{self.quantized_files[q]}"
         kwargs = {"model_kwargs": options} if options else {}
-        graph = folder / self.backend / self.int8_file
-        files = [graph, graph.with_suffix(".bin")] if int8 else (folder / self.backend).iterdir()
+        graph = folder / options.get("file_name", "")
+        files = [graph, graph.with_suffix(".bin")] if quantized else (folder / self.backend).iterdir()
         self.weights_bytes = sum(p.stat().st_size for p in files if p.is_file())  # OpenVINO: .xml + .bin
         self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
                                           local_files_only=True, **kwargs)
 
-    int8_file: ClassVar[str]
-    """The int8 graph written beside the float32 one in the export's folder."""
+    quantized_files: ClassVar[dict[str, str]]
+    """Quantization -> the graph written beside the float32 one in the export's folder."""
     model_options: ClassVar[dict] = {}
     """model_kwargs for the backend's model class, on every load."""
 
     @classmethod
     @abstractmethod
-    def _export_int8(cls, model_dir: Path, out: Path) -> None:
-        """The export with the backend's int8 graph beside it."""
+    def _export_quantized(cls, model_dir: Path, out: Path, quantization: str) -> None:
+        """The export with the backend's graph of `quantization` beside it."""
 
     @classmethod
     def exported(cls, model_dir: Path) -> Path:
@@ -105,10 +106,11 @@ class _ExportedBackend(SentenceTransformersEmbedder):
 class SentenceTransformersOnnxEmbedder(_ExportedBackend):
     backend = "onnx"
     exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime", "transformers")
-    int8_file = "model_quint8_avx2.onnx"  # what export_dynamic_quantized_onnx_model(.., "avx2") writes
+    # what export_dynamic_quantized_onnx_model(.., "avx2") writes
+    quantized_files: ClassVar[dict[str, str]] = {"int8": "model_quint8_avx2.onnx"}
 
     @classmethod
-    def _export_int8(cls, model_dir: Path, out: Path) -> None:
+    def _export_quantized(cls, model_dir: Path, out: Path, quantization: str) -> None:
         """ONNX Runtime's dynamic int8 (weights; each MatMul's input quantized on the fly), by
         sentence-transformers' own export_dynamic_quantized_onnx_model, AVX2 preset."""
         from sentence_transformers import export_dynamic_quantized_onnx_model
@@ -127,20 +129,26 @@ class SentenceTransformersOnnxEmbedder(_ExportedBackend):
 class SentenceTransformersOpenVinoEmbedder(_ExportedBackend):
     backend = "openvino"
     exporter = ("sentence-transformers", "optimum-intel", "openvino", "nncf", "transformers")
-    int8_file = "openvino_model_int8.xml"
+    quantized_files: ClassVar[dict[str, str]] = {"int8": "openvino_model_int8.xml",
+                                                 "int4": "openvino_model_int4.xml"}
     # float32 asked, float32 computed: on a CPU with AVX-512 BF16 the plugin's default inference
     # precision is bf16 (measured on MiniLM: cosine 0.99998 to float32, the known similarity
     # 0.0010 off, at the "none" bound's edge)
     model_options: ClassVar[dict] = {"ov_config": {"INFERENCE_PRECISION_HINT": "f32"}}
 
     @classmethod
-    def _export_int8(cls, model_dir: Path, out: Path) -> None:
-        """NNCF's int8 weight compression of the exported graph (8-bit asymmetric, a scale per
-        output channel; activations stay float32), as optimum-intel's `--weight-format int8`."""
+    def _export_quantized(cls, model_dir: Path, out: Path, quantization: str) -> None:
+        """NNCF's weight compression of the exported graph, as optimum-intel's `--weight-format`
+        does it (activations stay float32): int8, 8-bit asymmetric with a scale per output
+        channel; int4, 4-bit asymmetric in groups of 128 (the embedding and what NNCF keeps out
+        of the ratio in 8 bits)."""
         import nncf
         import openvino
 
         cls._export(model_dir, out)
         graph = openvino.Core().read_model(out / cls.backend / "openvino_model.xml")
-        compressed = nncf.compress_weights(graph, mode=nncf.CompressWeightsMode.INT8_ASYM)
-        openvino.save_model(compressed, out / cls.backend / cls.int8_file)
+        mode = {"int8": {"mode": nncf.CompressWeightsMode.INT8_ASYM},
+                "int4": {"mode": nncf.CompressWeightsMode.INT4_ASYM, "group_size": 128,
+                         "ratio": 1.0}}[quantization]
+        compressed = nncf.compress_weights(graph, **mode)
+        openvino.save_model(compressed, out / cls.backend / cls.quantized_files[quantization])

@@ -24,7 +24,8 @@ def in_order(results: list[CellResult]) -> list[CellResult]:
     """The quantized cells by engine, then from the unquantized to the smallest format."""
     rank = {q: i for i, q in enumerate(QUANTIZATIONS)}
     return sorted((r for r in results if quantization_of(r) is not None),
-                  key=lambda r: (r.cell.engine, rank.get(quantization_of(r), len(rank))))
+                  key=lambda r: (r.cell.engine, r.cell.device != "cpu",
+                                 rank.get(quantization_of(r), len(rank))))
 
 
 def figures_of(result: CellResult) -> dict | None:
@@ -37,13 +38,20 @@ def figures_of(result: CellResult) -> dict | None:
     return next(iter(prop.figures.values()))
 
 
+def label_of(result: CellResult) -> str:
+    """The quantization, and the device where it is not the CPU."""
+    device = "" if result.cell.device == "cpu" else f" ({result.cell.device})"
+    return f"`{quantization_of(result)}`{device}"
+
+
 def status_of(result: CellResult) -> str:
     rung = result.rung("conformance")
     prop = rung.detail.properties.get(PROPERTY) if rung is not None and rung.detail else None
     if prop is None:
         failed = result.first_failure
+        skipped = next((r for r in result.rungs if r.status == "not_run" and r.reason), None)
         return f"{FAIL} {failed.name}: `{failed.error.signature}`" if failed and failed.error \
-            else f"{NOT_RUN} not measured"
+            else f"{NOT_RUN} {skipped.reason}" if skipped else f"{NOT_RUN} not measured"
     if prop.status == "fail":
         return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
     return PASS if prop.status == "pass" else f"{NOT_RUN} {prop.message[:80]}"
@@ -65,16 +73,16 @@ def _num(value: float | None, form: str) -> str:
 
 def rows_of(results: list[CellResult]) -> list[list[str]]:
     """One row per quantized cell, with its speed-up and size against the engine's "none"."""
-    base = {r.cell.engine: r for r in results if quantization_of(r) == "none"}
+    base = {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
     rows = []
     for r in results:
         figures, (decode, ttft, rss) = figures_of(r) or {}, speed_of(r)
-        ref = base.get(r.cell.engine)
+        ref = base.get((r.cell.engine, r.cell.device))
         ref_decode = speed_of(ref)[0] if ref is not None else None
         ref_size = (figures_of(ref) or {}).get("weights_bytes") if ref is not None else None
         size = figures.get("weights_bytes")
         rows.append([
-            f"`{r.cell.engine}`", f"`{quantization_of(r)}`", status_of(r),
+            f"`{r.cell.engine}`", label_of(r), status_of(r),
             _num(figures.get("kl_mean"), ".2e"), _num(figures.get("kl_p99"), ".2e"),
             _num(100 * figures["top1"], ".1f") + "%" if "top1" in figures else "–",
             _num(figures.get("rms_dp"), ".2e"),
@@ -94,14 +102,14 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
         metric = detail.find("sentences_per_s", batch=32) if detail else None
         return metric.stats.median if metric else None
 
-    base = {r.cell.engine: r for r in results if quantization_of(r) == "none"}
+    base = {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
     rows = []
     for r in results:
-        figures, speed, ref = figures_of(r) or {}, rate(r), base.get(r.cell.engine)
+        figures, speed, ref = figures_of(r) or {}, rate(r), base.get((r.cell.engine, r.cell.device))
         ref_speed, ref_size = rate(ref), (figures_of(ref) or {}).get("weights_bytes") if ref else None
         size, detail = figures.get("weights_bytes"), bench_of(r)
         rows.append([
-            f"`{r.cell.engine}`", f"`{quantization_of(r)}`", status_of(r),
+            f"`{r.cell.engine}`", label_of(r), status_of(r),
             _num(figures.get("min_cosine"), ".5f"), _num(figures.get("mean_cosine"), ".5f"),
             _num(figures.get("known_drift"), ".4f"), _num(speed, ",.0f"),
             f"{speed / ref_speed:.2f}×" if speed and ref_speed else "–",
@@ -205,9 +213,8 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
               "dequantized by gguf; vLLM: its AWQ or GPTQ checkpoint), they also run through a "
               "float64 forward pass (`bench/reference_forward.py`): *weights' KL* is those weights "
               "against float32 — the quantization's own loss — and *kernels' KL* the engine "
-              "against them — what its "
-              "kernels add (8-bit activations in the dot products, a float16 KV cache), held to "
-              "`KERNEL_BOUND`, where a kernel bug would show.", ""]
+              "against them — what its kernels add (8-bit activations in the dot products, a "
+              "float16 KV cache), held to `KERNEL_BOUND`, where a kernel bug would show.", ""]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
     head = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",

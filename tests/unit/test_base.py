@@ -138,3 +138,29 @@ def test_prompts_and_parameters_are_checked_once_in_the_base_class(tmp_path) -> 
     assert engine.generate(["ab"], SamplingParams(max_new_tokens=2))[0].token_ids == (99, 100)
     with pytest.raises(InvalidParameterError, match=r"counting: device 'cuda' is not one of"):
         Counting().load(tmp_path, device="cuda")
+
+
+class Adapting(Counting):
+    """The toy Generator with run-time adapters: it remembers the folder it was given."""
+
+    capabilities = Capabilities(chat=False, streaming=False, stop_strings=False, token_input=True,
+                                lora=True)
+
+    def _set_adapter(self, adapter_dir) -> None:
+        self.adapter = adapter_dir
+
+
+def test_an_adapter_is_a_peft_folder_asked_of_an_engine_that_applies_one(tmp_path) -> None:
+    counting, adapting = Counting(), Adapting()
+    for engine in (counting, adapting):
+        engine.load(tmp_path)
+    with pytest.raises(UnsupportedCapabilityError, match="'lora'"):
+        counting.set_adapter(tmp_path)
+    with pytest.raises(InvalidParameterError, match=rf"{tmp_path} is not a peft adapter folder "
+                                                    r"\(no adapter_config.json in it\)"):
+        adapting.set_adapter(tmp_path)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    adapting.set_adapter(str(tmp_path))
+    assert adapting.adapter == tmp_path
+    adapting.set_adapter(None)
+    assert adapting.adapter is None

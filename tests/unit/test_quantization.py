@@ -15,7 +15,7 @@ from core.errors import MatrixError
 from core.results import CellResult, Rung
 from engines.base import Generator, InvalidParameterError
 from fixtures.ensure import build_fixtures, build_parity_references
-from reports.quantization import pareto, quantization_page
+from reports.quantization import in_order, pareto, quantization_page, rows_of
 from tests.unit.conftest import REPO, matrix_data
 
 VENVS = REPO / ".nox" / "test-cells"
@@ -172,3 +172,18 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
 def test_pareto_front() -> None:
     points = [("a", 100.0, 0.001), ("b", 200.0, 0.01), ("c", 150.0, 0.02), ("d", 200.0, 0.1)]
     assert pareto(points) == ["a", "b"]
+
+
+def test_a_cuda_cell_is_its_own_row_saying_why_it_did_not_run() -> None:
+    figures = {"kl_mean": 0.3, "kl_p99": 1.7, "top1": 0.75, "rms_dp": 0.2, "positions": 96,
+               "quantization": "awq", "weights_bytes": 1 << 20}
+    on_cuda = CellResult(cell={"id": "vllm-quantawq-cuda", "engine": "vllm", "kind": "generation",
+                               "env": "quantawq", "axes": {"quant": "awq"}, "device": "cuda"},
+                         machine={"cpu": "Test CPU", "cores": 2}, started_at="2026-11-30",
+                         rungs=[Rung("resolve", "pass"),
+                                Rung("install", "not_run", reason="needs CUDA")])
+    rows = rows_of(in_order([on_cuda, quant_cell("vllm", "awq", figures, 300.0),
+                             quant_cell("vllm", "none", {**figures, "weights_bytes": 4 << 20},
+                                        200.0)]))
+    assert [(r[1], r[2], r[10]) for r in rows] == [
+        ("`none`", "✅", "1.00×"), ("`awq`", "✅", "1.50×"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
