@@ -40,6 +40,8 @@ LAYER_TO_HF = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
                "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
                "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
                "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+HF_TO_GGUF = {hf: name for name, hf in GGUF_TO_HF.items()}
+HF_TO_LAYER = {hf: part for part, hf in LAYER_TO_HF.items()}
 
 
 def _unpermute(weights: np.ndarray, heads: int) -> np.ndarray:
@@ -175,18 +177,12 @@ def _write_tensors(writer, model_dir: Path, heads: int, kv_heads: int) -> None:
     from safetensors.numpy import load_file
 
     weights = load_file(str(model_dir / "model.safetensors"))
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-                 "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
-                 "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     if "lm_head.weight" not in weights:  # tied embeddings
         weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
     for name, array in weights.items():
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if name in names:
-            writer.add_tensor(names[name], array)
+        if name in HF_TO_GGUF:
+            writer.add_tensor(HF_TO_GGUF[name], array)
             continue
         _, _, layer, rest = name.split(".", 3)  # model.layers.<i>.<rest>.weight
         part = rest.removesuffix(".weight")
@@ -194,7 +190,7 @@ def _write_tensors(writer, model_dir: Path, heads: int, kv_heads: int) -> None:
             array = _permute(array, heads)
         elif part == "self_attn.k_proj":
             array = _permute(array, kv_heads)
-        writer.add_tensor(f"blk.{layer}.{per_layer[part]}.weight", array)
+        writer.add_tensor(f"blk.{layer}.{HF_TO_LAYER[part]}.weight", array)
 
 
 def write_gguf_lora(adapter_dir: Path, out: Path, config: dict) -> None:
@@ -208,14 +204,13 @@ def write_gguf_lora(adapter_dir: Path, out: Path, config: dict) -> None:
     pairs, scaling = read_adapter(adapter_dir)
     rank = next(iter(pairs.values()))[0].shape[0]
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
-    to_gguf = {hf: part for part, hf in LAYER_TO_HF.items()}
     writer = gguf.GGUFWriter(str(out / LORA_GGUF_NAME), "llama")
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(scaling * rank))
     for name, (a, b) in pairs.items():  # model.layers.<i>.<part>.<proj>
         _, _, layer, module = name.split(".", 3)
-        part = to_gguf[module]
+        part = HF_TO_LAYER[module]
         if part in heads:
             b = _permute(b, heads[part])
         for suffix, array in (("lora_a", a), ("lora_b", b)):
