@@ -71,9 +71,21 @@ def _num(value: float | None, form: str) -> str:
     return "–" if value is None else format(value, form)
 
 
+def baselines(results: list[CellResult]) -> dict[tuple[str, str], CellResult]:
+    """Each engine's unquantized cell on each device: what a quantization is measured against."""
+    return {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
+
+
+def size_text(size: int | None, ref_size: int | None) -> str:
+    """Weights on disk, and their share of the unquantized cell's."""
+    if not size:
+        return "–"
+    return f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
+
+
 def rows_of(results: list[CellResult]) -> list[list[str]]:
     """One row per quantized cell, with its speed-up and size against the engine's "none"."""
-    base = {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
+    base = baselines(results)
     rows = []
     for r in results:
         figures, (decode, ttft, rss) = figures_of(r) or {}, speed_of(r)
@@ -89,8 +101,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(figures.get("weights_kl_mean"), ".2e"), _num(figures.get("kernel_kl_mean"), ".2e"),
             _num(decode, ",.0f"), f"{decode / ref_decode:.2f}×" if decode and ref_decode else "–",
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
-            f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
-            if size else "–"])
+            size_text(size, ref_size)])
     return rows
 
 
@@ -102,7 +113,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
         metric = detail.find("sentences_per_s", batch=32) if detail else None
         return metric.stats.median if metric else None
 
-    base = {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
+    base = baselines(results)
     rows = []
     for r in results:
         figures, speed, ref = figures_of(r) or {}, rate(r), base.get((r.cell.engine, r.cell.device))
@@ -114,8 +125,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
             _num(figures.get("known_drift"), ".4f"), _num(speed, ",.0f"),
             f"{speed / ref_speed:.2f}×" if speed and ref_speed else "–",
             _num(detail.peak_rss_mib if detail else None, ",.0f"),
-            f"{size / 2**20:.2f} MiB" + (f" ({size / ref_size:.0%})" if ref_size else "")
-            if size else "–"])
+            size_text(size, ref_size)])
     return rows
 
 
