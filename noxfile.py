@@ -34,6 +34,7 @@ from compat import matrix as matrix_mod
 from compat.cell import Options
 from compat.reuse import check_force
 from core.errors import InfermatrixError
+from core.proc import interrupt_on_signals
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
@@ -43,6 +44,10 @@ TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplot
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
+
+# SIGTERM and SIGHUP (a cancelled CI job, `timeout`, a closed terminal) stop a run as Ctrl-C
+# does: every rung's processes and servers are killed; SIGKILL is core/guard.py's.
+interrupt_on_signals()
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"

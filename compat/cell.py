@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,12 @@ class Limits:
         return getattr(self, "import_" if rung == "import" else rung)
 
 
+NOT_A_RESULT = {"reuse_key": False}
+"""Field metadata of an option that cannot change a cell's result; every other option is part of
+the key that decides whether an earlier result is reused (compat/reuse.py), so an option added
+later invalidates results unless it says otherwise."""
+
+
 @dataclass(frozen=True)
 class Options:
     """How a run climbs: limits, the resolver's date, a lock to re-run, where to stop."""
@@ -45,21 +51,29 @@ class Options:
     limits: Limits = Limits()
     exclude_newer: str | None = None
     """Resolve as of this date (uv --exclude-newer): the whole run sees the index of that day."""
-    from_lock: Path | None = None
-    """Skip resolving: install exactly this lock (a uv lock text, or a cell's result JSON)."""
-    last_rung: str = "bench"
-    """Climb up to this rung; the ones above are recorded as not run (resolve-only mode)."""
+    from_lock: Path | None = field(default=None, metadata=NOT_A_RESULT)
+    """Skip resolving: install exactly this lock (a uv lock text, or a cell's result JSON). Not
+    in the key: the lock it installs is (the resolved versions)."""
+    last_rung: str = field(default="bench", metadata=NOT_A_RESULT)
+    """Climb up to this rung; the ones above are recorded as not run (resolve-only mode). Not in
+    the key: a result records how far it climbed (CellResult.climbed_to)."""
     properties: tuple[str, ...] = ()
     """Run only these conformance properties (all when empty)."""
     hypothesis_budget: int = 10
     """Examples per generated-input conformance property."""
     bench_args: tuple[str, ...] = ()
     """Extra bench/run.py arguments (`nox -s bench` passes --profile full)."""
-    force: tuple[str, ...] = ()
+    force: tuple[str, ...] = field(default=(), metadata=NOT_A_RESULT)
     """Cell id globs that climb again even where an earlier result's inputs match ("*": all)."""
-    threads: int | None = None
+    threads: int | None = field(default=None, metadata=NOT_A_RESULT)
     """OMP/MKL threads for processes inside the cell (None: the engines' defaults). Cells that
-    climb side by side get a share each: spinning thread pools would fight over the cores."""
+    climb side by side get a share each: spinning thread pools would fight over the cores. Not in
+    the key: the climbing rungs do not measure speed, and the bench rung runs alone."""
+
+    def result_affecting(self) -> dict[str, object]:
+        """The options that can change a result, by name: the part of the reuse key they make."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("reuse_key", True)}
 
 
 DEFAULTS = Options()
@@ -83,6 +97,8 @@ class CellRun:
     venv: Path
     options: Options
     log: Log
+    worker: Any = None
+    """The cell's running worker (compat/rungs/worker.py), between the rungs that use it."""
 
     @property
     def limits(self) -> Limits:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -39,13 +40,12 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
         return result
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(one, cells))
+    results = side_by_side(one, cells, workers)
     if options.last_rung != "bench":
         return results
     ready = [(c, r) for c, r in zip(cells, results)
              if getattr(r.rung("conformance"), "status", "") == "pass"
-             and not (r.reused_at and r.inputs.get("climbed_to") == "bench")]
+             and not (r.reused_at and r.climbed_to == "bench")]
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
         run = CellRun(cell=cell, venv=venv_root / f"cell-{cell.id}", options=options, log=log)
@@ -64,8 +64,17 @@ def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = 
         return run_cell(cell, venv=work / f"cell-{cell.id}", results_dir=results_dir, log=log,
                         options=only)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    return side_by_side(one, cells, workers)
+
+
+def side_by_side(one: Callable[[Cell], CellResult], cells: list[Cell], workers: int) -> list[CellResult]:
+    """`one` over the cells, `workers` at a time; an interruption cancels the cells not started
+    (the running ones are stopped by core.proc.stop_all and record nothing)."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         return list(pool.map(one, cells))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,

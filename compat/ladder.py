@@ -22,6 +22,7 @@ from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed
 from compat.matrix import Cell, requirement_name
 from compat.reuse import changed, forced, inputs_of, last_result, reusable
 from compat.rungs import LADDER, Step
+from compat.rungs.worker import stop as stop_worker
 from core.proc import REPO
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
 
@@ -93,7 +94,7 @@ def finish(result: CellResult, results_dir: Path, climbed_to: str = "") -> CellR
     """Stamp and write the result file (core/results.save: the one place it is written)."""
     result.finished_at = now()
     if result.inputs and climbed_to:
-        result.inputs["climbed_to"] = climbed_to
+        result.climbed_to = climbed_to
     save(result, results_dir)
     return result
 
@@ -122,15 +123,20 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     result = new_result(run)
     last = [step.name for step in LADDER].index(options.last_rung)
     blocked = ""
-    for index, step in enumerate(LADDER):
-        rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
-        result.rungs.append(rung)
-        if rung.status == "fail" and not blocked:
-            blocked = step.name
-        if step.name == "resolve" and not blocked and options.last_rung != "resolve":
-            earlier = reuse_or_climb(run, result, results_dir)
-            if earlier is not None:
-                return earlier
+    try:
+        for index, step in enumerate(LADDER):
+            if not step.in_worker:
+                stop_worker(run)  # the bench rung measures in a quiet process of its own
+            rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
+            result.rungs.append(rung)
+            if rung.status == "fail" and not blocked:
+                blocked = step.name
+            if step.name == "resolve" and not blocked and options.last_rung != "resolve":
+                earlier = reuse_or_climb(run, result, results_dir)
+                if earlier is not None:
+                    return earlier
+    finally:
+        stop_worker(run)
     return finish(result, results_dir, climbed_to=options.last_rung)
 
 

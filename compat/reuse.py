@@ -74,8 +74,8 @@ def _digest(value: object) -> str:
 
 
 def inputs_of(run: CellRun, result: CellResult) -> dict[str, str]:
-    """The digests of everything the cell's result depends on, and their key. Only the options
-    that change a result count (not the thread share, not the force list)."""
+    """The digests of everything the cell's result depends on, and their key. Every option counts
+    but those marked as unable to change a result (compat/cell.NOT_A_RESULT)."""
     options = run.options
     fixtures = {name: "packaged" if name in PACKAGED else content_key(name)
                 for name in run.cell.fixtures}
@@ -86,8 +86,7 @@ def inputs_of(run: CellRun, result: CellResult) -> dict[str, str]:
         "fixtures": _digest(fixtures),
         "code": code_digest(run.cell.engine.id),
         "machine": _digest(machine),
-        "options": _digest([asdict(options.limits), options.exclude_newer, options.properties,
-                            options.hypothesis_budget, options.bench_args]),
+        "options": _digest(to_json(options.result_affecting())),
     }
     return {"key": _digest(parts), **parts}
 
@@ -108,7 +107,7 @@ def reusable(run: CellRun, earlier: CellResult | None, inputs: dict[str, str]) -
     climbed at least as far as this run goes (and the run does not force the cell)."""
     if earlier is None or forced(run.cell.id, run.options.force):
         return False
-    climbed = earlier.inputs.get("climbed_to", "")
+    climbed = earlier.climbed_to
     if earlier.inputs.get("key") != inputs["key"] or climbed not in RUNGS \
             or RUNGS.index(climbed) < RUNGS.index(run.options.last_rung):
         return False

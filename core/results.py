@@ -23,6 +23,8 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
 RUNGS = ("resolve", "install", "import", "load", "conformance", "api", "bench")
 Status = Literal["pass", "fail", "not_reached", "not_run"]
+NOT_APPLICABLE = {"api": "in-process engine: no HTTP API"}
+"""The reason a rung that does not apply to a cell gives (Rung.not_applicable)."""
 
 
 class SchemaError(ValueError):
@@ -71,10 +73,19 @@ class Rung:
     error: ErrorInfo | None = None
     detail: Any = None
     """What the rung recorded: its record from core/details.py (DETAILS[name]), or None."""
+    not_applicable: bool = False
+    """The rung has no meaning for this kind of cell (an in-process engine has no HTTP API):
+    not run, and the report says nothing of it."""
 
     def __post_init__(self) -> None:
+        if self.not_applicable and not self.reason:
+            self.reason = NOT_APPLICABLE.get(self.name, "does not apply to this cell")
         if isinstance(self.detail, dict):  # the JSON form, as read back or written by hand
             self.detail = read(DETAILS[self.name], self.detail) if self.detail else None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Rung:
+        return cls(**{**raw, "error": ErrorInfo(**raw["error"]) if raw.get("error") else None})
 
 
 @dataclass(frozen=True)
@@ -126,8 +137,10 @@ class CellResult:
     rungs: list[Rung] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
     inputs: dict[str, str] = field(default_factory=dict)
-    """Digests of what the result depends on (compat/reuse.py), their "key", and "climbed_to":
-    the last rung the run climbed to. A later run with the same key reuses this result."""
+    """Digests of what the result depends on (compat/reuse.py) and their "key". A later run with
+    the same key reuses this result, if it climbed as far as that run goes."""
+    climbed_to: str = ""
+    """The last rung the run that made this result climbed to ("" before it finished)."""
     reused_at: str = ""
     """When a later run reused this result instead of climbing again ("" where it ran then)."""
 
@@ -171,8 +184,7 @@ class CellResult:
             raise SchemaError(f"result schema {schema!r} is not {readable}; re-run the cell")
         if schema == 1:
             data = from_schema_1(data)
-        rungs = [Rung(**{**raw, "error": ErrorInfo(**raw["error"]) if raw.get("error") else None})
-                 for raw in data.get("rungs", [])]
+        rungs = [Rung.from_dict(raw) for raw in data.get("rungs", [])]
         return cls(**{**data, "rungs": rungs})
 
 
@@ -218,6 +230,21 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_rung(path: Path, rung: Rung) -> None:
+    """A rung's outcome as a process inside the cell hands it back: the one typed record that
+    crosses the boundary, versioned, written atomically (read with read_rung)."""
+    write_atomic(Path(path), json.dumps({"schema": SCHEMA_VERSION, "rung": to_json(rung)},
+                                        indent=1, sort_keys=True))
+
+
+def read_rung(path: Path) -> Rung:
+    """The Rung a process inside the cell wrote with write_rung; SchemaError if it is not one."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "rung" not in data:
+        raise SchemaError(f"{path} is not a rung record of schema {SCHEMA_VERSION}")
+    return Rung.from_dict(data["rung"])
 
 
 def save(result: CellResult, results_dir: Path) -> Path:

@@ -18,7 +18,6 @@ from pathlib import Path
 from compat.bisect import boundary
 from compat.matrix import Matrix, requirement_name
 from compat.matrix import load as load_matrix
-from compat.rungs.conformance import NO_HTTP_API
 from core.details import to_json
 from core.errors import InfermatrixError
 from core.results import RUNGS, CellResult, Rung, load_results, write_atomic
@@ -96,7 +95,7 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
             head = f"{FAIL} {prefix}{failed.name} {ref}"
         return " ".join([head, *caveats])
     not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")
-                    and r.reason != NO_HTTP_API), None)
+                    and not r.not_applicable), None)
     if not_run is not None:
         passed = [r.name for r in result.rungs if r.status == "pass"]
         head = caveats[0] if caveats else (f"{PASS} {passed[-1]}" if passed else "")

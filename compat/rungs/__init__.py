@@ -32,15 +32,17 @@ class Step:
     runs_after: tuple[str, ...] = ()
     """Rungs whose failure does not stop this one: a server's API surface is checked even when
     some of its engine properties failed, and a server whose API departs is still measured."""
+    in_worker: bool = False
+    """Climbed by the cell's worker (compat/rungs/worker.py), one process for all such rungs."""
 
 
 LADDER: tuple[Step, ...] = (
     Step("resolve", resolve, on_device=False),
     Step("install", install),
-    Step("import", import_engine),
-    Step("load", load),
-    Step("conformance", conformance),
-    Step("api", api, runs_after=("conformance",)),
+    Step("import", import_engine, in_worker=True),
+    Step("load", load, in_worker=True),
+    Step("conformance", conformance, in_worker=True),
+    Step("api", api, runs_after=("conformance",), in_worker=True),
     Step("bench", bench, runs_after=("api",)),
 )
 STEPS = {step.name: step for step in LADDER}

@@ -1,18 +1,14 @@
 """The conformance rungs: the engine's suite (tests/conformance/test_<kind>.py) under pytest in
-the cell, and for a server the API-surface suite (test_api.py); every property's outcome is the
-rung's record."""
+the cell's worker, and for a server the API-surface suite (test_api.py); every property's
+outcome is the rung's record, and the failures the engine does not declare fail the rung."""
 
 from __future__ import annotations
 
-from compat.cell import CellRun, RungFailed, run_in_cell
-from core.details import ConformanceDetail, read
-from core.proc import REPO
+from compat.cell import CellRun
+from compat.rungs.worker import climb_in_worker
+from core.details import ConformanceDetail
 from core.properties import PROPERTIES
 from core.results import ErrorInfo, Rung
-
-SUITE = REPO / "tests" / "conformance"
-NO_HTTP_API = "in-process engine: no HTTP API"
-"""The api rung's reason in a cell of an in-process engine (the report says nothing of it)."""
 
 
 def conformance(run: CellRun) -> Rung:
@@ -23,30 +19,29 @@ def conformance(run: CellRun) -> Rung:
 def api(run: CellRun) -> Rung:
     """Run the API-surface suite against a server; an in-process engine has no HTTP API."""
     if run.cell.engine.transport != "http":
-        return Rung("api", "not_run", reason=NO_HTTP_API)
+        return Rung("api", "not_run", not_applicable=True)
     return suite(run, "api", "api")
 
 
 def suite(run: CellRun, rung: str, name: str) -> Rung:
-    """tests/conformance/test_<name>.py in the cell, its properties the record of `rung`."""
+    """tests/conformance/test_<name>.py in the cell's worker, its properties the record of `rung`."""
     asked = [prop for prop in run.options.properties if prop in PROPERTIES[name]]
     if run.options.properties and not asked:
         return Rung(rung, "not_run", reason=f"no {name} property asked")
-    args = [str(SUITE / f"test_{name}.py"), "-q", "-p", "no:cacheprovider",
-            "--rootdir", str(REPO), "-c", str(SUITE / "pytest.ini"),
-            "--engine", run.cell.engine.id, "--device", run.cell.device,
-            "--models", ",".join(run.cell.fixtures),
-            "--hypothesis-budget", str(run.options.hypothesis_budget),
-            *(arg for prop in asked for arg in ("--property", prop))]
-    done = run_in_cell(run, rung, "pytest", args, out_flag="--conformance-json")
-    if done.record is None or done.tool.returncode not in (0, 1):
-        message = f"pytest exited with status {done.tool.returncode} before reporting properties"
-        raise RungFailed(ErrorInfo.from_message("ConformanceCrash", message, done.tool.output))
-    detail = read(ConformanceDetail, {"properties": done.record["properties"]})
+    outcome = climb_in_worker(run, rung, suite=name, fixtures=list(run.cell.fixtures),
+                              hypothesis_budget=run.options.hypothesis_budget, properties=asked)
+    return judge(outcome)
+
+
+def judge(outcome: Rung) -> Rung:
+    """The suite's record as the rung's verdict: no property collected, or a property failed
+    (not a declared deviation), fails it."""
+    if outcome.status == "fail" or not isinstance(outcome.detail, ConformanceDetail):
+        return outcome
+    rung, detail = outcome.name, outcome.detail
     properties = detail.properties
     if not properties:
-        error = ErrorInfo.from_message("ConformanceCrash", "no property was collected",
-                                       done.tool.output)
+        error = ErrorInfo.from_message("ConformanceCrash", "no property was collected")
         return Rung(rung, "fail", error=error, detail=detail)
     failed = sorted(prop for prop, p in properties.items() if p.status == "fail")
     if failed:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from compat.cell import CellRun
-from compat.rungs.probe import probe
+from compat.rungs.worker import climb_in_worker
 from core.results import Rung
 
 
 def import_engine(run: CellRun) -> Rung:
-    """compat/probe.py imports the adapter inside the cell and records what it declares."""
-    return probe(run, "import")
+    """The cell's worker imports the adapter (incell/probe.py) and records what it declares."""
+    return climb_in_worker(run, "import")

@@ -1,10 +1,10 @@
-"""The load rung: build any missing fixture (and its parity reference), then load each of the
-engine's fixtures once inside the cell."""
+"""The load rung: build any missing fixture (and its parity reference), then the cell's worker
+loads each of the engine's fixtures once (incell/probe.py)."""
 
 from __future__ import annotations
 
 from compat.cell import CellRun, RungFailed
-from compat.rungs.probe import probe
+from compat.rungs.worker import climb_in_worker
 from core.results import Rung
 from fixtures.catalog import PACKAGED
 from fixtures.ensure import FixtureBuildError, build_fixtures, build_parity_references
@@ -19,4 +19,4 @@ def load(run: CellRun) -> Rung:
             build_parity_references(built, run.limits.load, run.log)
     except FixtureBuildError as exc:
         raise RungFailed(exc.error, exc.reason) from exc
-    return probe(run, "load", *(arg for name in run.cell.fixtures for arg in ("--fixture", name)))
+    return climb_in_worker(run, "load", fixtures=list(run.cell.fixtures))

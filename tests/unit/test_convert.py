@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures import manifest
+from fixtures.catalog import FixtureMissingError, built_dir, locate
 from fixtures.convert import COMPLETE, ConversionError, converted, entry_dir
+from fixtures.manifest import problems, verify_cache, write_manifest
 
 
 @pytest.fixture
@@ -58,3 +61,49 @@ def test_an_entry_without_its_marker_is_rebuilt(model) -> None:
         (out / "model.onnx").write_bytes(b"whole")
 
     assert (converted(model, "toy", "1.0", convert) / "model.onnx").read_bytes() == b"whole"
+
+
+def grow(src, out) -> None:
+    (out / "model.gguf").write_bytes(b"G" * 4096)
+
+
+def test_a_truncated_entry_with_its_marker_is_named_and_converted_again(model, capsys) -> None:
+    """As a full disk, a killed copy or a partial CI cache restore leaves it: the marker is in
+    place, the bytes are not. The entry is converted again, never handed to an engine."""
+    calls = []
+    first = converted(model, "toy", "1.0", lambda s, o: (calls.append(1), grow(s, o)))
+    with open(first / "model.gguf", "r+b") as handle:
+        handle.truncate(100)
+    again = converted(model, "toy", "1.0", lambda s, o: (calls.append(2), grow(s, o)))
+    assert calls == [1, 2] and (again / "model.gguf").stat().st_size == 4096
+    assert "model.gguf has 100 bytes, not 4,096" in capsys.readouterr().err
+
+
+def test_a_changed_byte_is_found_by_the_runs_full_check(model, tmp_path) -> None:
+    """Same size, one byte flipped: the per-use size check cannot see it; the driver's hash check
+    once per run removes the entry (named in the log), and the next use converts it again."""
+    entry = converted(model, "toy", "1.0", grow)
+    data = bytearray((entry / "model.gguf").read_bytes())
+    data[7] ^= 1
+    (entry / "model.gguf").write_bytes(bytes(data))
+    assert problems(entry, full=False, name=COMPLETE) == []
+    logged: list[str] = []
+    manifest._VERIFIED.clear()  # a new run
+    assert verify_cache(tmp_path / "cache", logged.append) == 1
+    assert not entry.exists() and "model.gguf does not have its recorded sha256" in logged[0]
+    assert verify_cache(tmp_path / "cache", logged.append) == 0, "once per run"
+    assert (converted(model, "toy", "1.0", grow) / "model.gguf").read_bytes() == b"G" * 4096
+
+
+def test_a_damaged_built_fixture_is_named_not_loaded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("INFERMATRIX_CACHE", str(tmp_path / "cache"))
+    folder = built_dir("tiny-llama")
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"w" * 1000)
+    write_manifest(folder)
+    assert locate("tiny-llama") == folder
+    (folder / "model.safetensors").write_bytes(b"w" * 10)
+    with pytest.raises(FixtureMissingError, match=r"damaged \(model.safetensors has 10 bytes, "
+                                                   r"not 1,000\)\. Build it again with: nox -s fixtures"):
+        locate("tiny-llama")

@@ -169,7 +169,7 @@ def test_an_unchanged_cell_is_reused_and_a_change_climbs_again(real_cell) -> Non
     assert [r.status for r in again.rungs] == [r.status for r in first.rungs]
     assert any("reused: nothing it depends on changed" in line for line in lines), lines
     assert {"lock", "cell", "fixtures", "code", "machine", "options"} <= set(again.inputs)
-    assert again.inputs["climbed_to"] == "bench"
+    assert again.climbed_to == "bench"
     saved = json.loads((out / f"{cell.id}.json").read_text())
     assert saved["reused_at"] == again.reused_at
     run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
@@ -188,7 +188,7 @@ def test_a_run_interrupted_before_its_bench_rungs_resumes_there(real_cell, tmp_p
     """A result written by the climbing pass (climbed to api) stands in for that pass on the
     next run, and the bench pass then runs its bench rung; a whole run's result needs bench."""
     cell, _, first = real_cell
-    partial = dataclasses.replace(first, inputs={**first.inputs, "climbed_to": "api"})
+    partial = dataclasses.replace(first, climbed_to="api")
     (tmp_path / f"{cell.id}.json").write_text(partial.to_json())
     climbing = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(last_rung="api"),
                        log=print)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.unit.conftest import REPO
 
-FLOORS = ("core", "fixtures", "engines", "bench", "compat", "reports")
+FLOORS = ("core", "fixtures", "engines", "bench", "incell", "compat", "reports")
 """Bottom to top: a package may import its own floor and the floors below it."""
 
 

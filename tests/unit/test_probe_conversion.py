@@ -3,15 +3,16 @@ and the conversion cache keeps nothing of it."""
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-from compat import probe
+from core.results import read_rung, write_rung
 from engines import ENGINES, EngineEntry
 from engines.base import Capabilities, Generator
 from fixtures.convert import converted
+from incell.worker import climb
 
 
 def _broken_writer(model_dir: Path, out: Path) -> None:
@@ -46,14 +47,14 @@ def test_failed_conversion_is_a_load_failure_with_the_converters_message(tmp_pat
     (model / "config.json").write_text('{"model_type": "gpt2"}')
     monkeypatch.setitem(ENGINES, "converting", EngineEntry(f"{__name__}:ConvertingEngine", "generation"))
     monkeypatch.setattr("fixtures.catalog.locate", lambda name: model)
-    out = tmp_path / "probe.json"
-    assert probe.main(["load", "--engine", "converting", "--fixture", "tiny-gpt2",
-                       "--out", str(out)]) == 0
-    record = json.loads(out.read_text())
-    assert record["status"] == "fail"
-    error = record["error"]  # the root cause is the converter's own error; the chain is kept
-    assert error["type"] == "ValueError"
-    assert "model_type 'llama', not 'gpt2'" in error["message"]
-    assert "ConversionError: toy-gguf 1 could not convert" in error["text"]
+    args = argparse.Namespace(engine="converting", device="cpu")
+    record = tmp_path / "load.json"
+    write_rung(record, climb("load", args, {"fixtures": ["tiny-gpt2"]}))
+    rung = read_rung(record)  # as the driver reads it: typed, through the one reader
+    assert rung.name == "load" and rung.status == "fail"
+    error = rung.error  # the root cause is the converter's own error; the chain is kept
+    assert error.type == "ValueError"
+    assert "model_type 'llama', not 'gpt2'" in error.message
+    assert "ConversionError: toy-gguf 1 could not convert" in error.text
     leftovers = [p.name for p in (cache / "converted").iterdir() if not p.name.endswith(".lock")]
     assert leftovers == []

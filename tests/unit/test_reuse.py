@@ -53,3 +53,22 @@ def test_results_of_removed_cells_are_named(tmp_path) -> None:
     for name in ("transformers-numpy2", "gone-numpy1"):
         (tmp_path / f"{name}.json").write_text("{}")
     assert strays(tmp_path, ["transformers-numpy2"]) == ["gone-numpy1"]
+
+
+def test_every_option_is_in_the_reuse_key_unless_marked() -> None:
+    """An option is part of the key by default: one added later, and not marked as unable to
+    change a result, invalidates earlier results without anyone listing it."""
+    import dataclasses
+
+    from compat.cell import Limits, Options
+
+    changed_values = {"limits": Limits(load=1), "exclude_newer": "2026-01-01",
+                      "from_lock": REPO / "lock.txt", "last_rung": "import", "properties": ("x",),
+                      "hypothesis_budget": 3, "bench_args": ("--profile", "full"), "force": ("*",),
+                      "threads": 1}
+    fields = {f.name for f in dataclasses.fields(Options)}
+    assert fields == set(changed_values), "a new option: say here what a changed value is"
+    base = Options().result_affecting()
+    moved = {name for name, value in changed_values.items()
+             if Options(**{name: value}).result_affecting() != base}
+    assert moved == {"limits", "exclude_newer", "properties", "hypothesis_budget", "bench_args"}

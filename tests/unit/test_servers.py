@@ -1,6 +1,6 @@
 """Server cells with a real server (`transformers serve` on tiny-llama, in the venv its cell
 installs): no server process outlives its rung, whether the rung succeeds, fails, finds the
-server hung or crashed, or is interrupted with Ctrl-C; and each failure names itself."""
+server hung or crashed, or the run is ended by a signal; and each failure names itself."""
 
 from __future__ import annotations
 
@@ -119,13 +119,15 @@ def test_a_server_that_crashes_mid_rung_is_named_with_its_log(server_cell, tmp_p
 
 
 @pytest.mark.slow
-def test_ctrl_c_of_the_run_takes_the_server_down(server_cell, tmp_path) -> None:
-    """SIGINT to the process that runs the rung (nox, the ladder, run_tool) while the server
-    serves: the server's group is killed too."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_the_runs_end_takes_the_server_down(sig, server_cell, tmp_path) -> None:
+    """Ctrl-C, SIGTERM or SIGKILL to the process that runs the rung (nox, the ladder, run_tool)
+    while the server serves: the server's group dies with it."""
     python, cell_environment = server_cell
     pid_file = tmp_path / "server.pid"
     then = "engine.load(locate('tiny-llama'))\nprint('READY', flush=True)\ntime.sleep(600)"
-    driver = ("import sys; from core.proc import run_tool; "
+    driver = ("import sys; from core.proc import interrupt_on_signals, run_tool; "
+              "interrupt_on_signals(); "
               "run_tool(sys.argv[1:], 900, env=dict(__import__('json').loads(sys.stdin.read())))")
     import json
 
@@ -140,9 +142,9 @@ def test_ctrl_c_of_the_run_takes_the_server_down(server_cell, tmp_path) -> None:
     assert pid_file.exists(), "the server never started"
     pgid = int(pid_file.read_text())
     time.sleep(3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=60)
-    assert gone(pgid), "the server outlived a Ctrl-C of the run"
+    assert gone(pgid), f"the server outlived the run's {sig.name}"
 
 
 def test_a_port_in_use_is_named() -> None:

@@ -1,25 +1,13 @@
-"""Runs inside a cell's environment: the import and load rungs.
-
-    python -m compat.probe import --engine transformers --out probe.json
-    python -m compat.probe load --engine transformers --fixture tiny-llama --out probe.json
-
-Writes {"status": "pass"|"fail", "error": {...}|null, "detail": {...}} to --out.
-Any exception, even one raised while importing numpy, becomes a "fail" record;
-a crash that kills the interpreter leaves no file, which the ladder reports
-with the process's own output.
-"""
+"""The import and load rungs, inside the cell: what the adapter declares, and each fixture
+loaded once with the smallest real call. Any exception becomes the rung's failure (the worker's
+job); a crash that kills the interpreter is named by the driver with the process's output."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import sys
 import time
-from pathlib import Path
 
-from core.details import DeviationInfo, ImportDetail, LoadDetail, LoadedFixture, to_json
-from core.results import ErrorInfo
+from core.details import DeviationInfo, ImportDetail, LoadDetail, LoadedFixture
 
 
 def probe_import(engine: str) -> ImportDetail:
@@ -68,30 +56,3 @@ def first_call(adapter) -> None:
         adapter.generate(["Hello"], SamplingParams(max_new_tokens=1))
     else:
         adapter.embed(["Hello"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compat.probe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("rung", choices=["import", "load"])
-    parser.add_argument("--engine", required=True)
-    parser.add_argument("--fixture", action="append", default=[])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    record: dict = {"status": "pass", "error": None, "detail": {}}
-    try:
-        if args.rung == "import":
-            record["detail"] = to_json(probe_import(args.engine))
-        else:
-            record["detail"] = to_json(probe_load(args.engine, args.fixture, args.device))
-    except BaseException as exc:  # every failure is a result; that is this module's job
-        record = {"status": "fail", "error": dataclasses.asdict(ErrorInfo.from_exception(exc)),
-                  "detail": {}}
-    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

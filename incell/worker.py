@@ -1,0 +1,108 @@
+"""The cell's worker: one process in the cell's venv that climbs import, load, conformance and api,
+so torch and the engine are imported once per cell, not once per rung.
+
+    python -m incell.worker --dir DIR --engine ID --device cpu
+
+The driver (compat/rungs/worker.py) asks for one rung at a time by writing DIR/<rung>.go (JSON:
+what the rung needs); the worker climbs it and writes DIR/<rung>.json as soon as it ends: a
+core.results Rung, typed and versioned, written atomically (write_rung). Then it waits for the
+next. DIR/done.go ends it. Every exception is the rung's failure; a crash that kills the
+interpreter, or a rung past its limit, is named by the driver, which also kills the worker's
+process group, and core/guard.py takes it down if the driver itself dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from core.details import ConformanceDetail, PropertyResult
+from core.results import ErrorInfo, Rung, write_rung
+
+REPO = Path(__file__).resolve().parent.parent
+SUITE = REPO / "tests" / "conformance"
+RUNGS = ("import", "load", "conformance", "api")
+POLL_S = 0.02
+
+
+class PropertyCollector:
+    """A pytest plugin that hands over the conformance conftest's property outcomes, typed."""
+
+    def __init__(self) -> None:
+        self.properties: dict[str, PropertyResult] | None = None
+
+    def pytest_sessionfinish(self, session) -> None:
+        recorder = session.config.pluginmanager.get_plugin("infermatrix-properties")
+        if recorder is not None:
+            self.properties = recorder.properties
+
+
+def run_suite(rung: str, args: argparse.Namespace, ask: dict) -> Rung:
+    """tests/conformance/test_<suite>.py under pytest, in this process; its properties the
+    rung's record. Judging them (which failures fail the rung) is the driver's."""
+    import pytest
+
+    suite = ask["suite"]
+    argv = [str(SUITE / f"test_{suite}.py"), "-q", "-p", "no:cacheprovider",
+            "--rootdir", str(REPO), "-c", str(SUITE / "pytest.ini"),
+            "--engine", args.engine, "--device", args.device,
+            "--models", ",".join(ask["fixtures"]),
+            "--hypothesis-budget", str(ask["hypothesis_budget"]),
+            *(arg for prop in ask["properties"] for arg in ("--property", prop))]
+    collector = PropertyCollector()
+    code = pytest.main(argv, plugins=[collector])
+    sys.stdout.flush()
+    if collector.properties is None or code not in (0, 1):
+        message = f"pytest exited with status {int(code)} before reporting properties"
+        return Rung(rung, "fail", error=ErrorInfo.from_message("ConformanceCrash", message))
+    return Rung(rung, "pass", detail=ConformanceDetail(properties=collector.properties))
+
+
+def climb(rung: str, args: argparse.Namespace, ask: dict) -> Rung:
+    """One rung; whatever it raises is its failure."""
+    from incell.probe import probe_import, probe_load
+
+    try:
+        if rung == "import":
+            return Rung(rung, "pass", detail=probe_import(args.engine))
+        if rung == "load":
+            return Rung(rung, "pass", detail=probe_load(args.engine, ask["fixtures"], args.device))
+        return run_suite(rung, args, ask)
+    except BaseException as exc:  # every failure is a result; that is this process's job
+        return Rung(rung, "fail", error=ErrorInfo.from_exception(exc))
+
+
+def next_ask(folder: Path, done: set[str]) -> tuple[str, dict]:
+    """Wait for the driver's next request: the rung and what it needs ("done" to end)."""
+    while True:
+        for name in ("done", *RUNGS):
+            go = folder / f"{name}.go"
+            if name not in done and go.is_file():
+                return name, json.loads(go.read_text(encoding="utf-8") or "{}")
+        time.sleep(POLL_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m incell.worker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--engine", required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # a crash keeps what was printed before it
+    done: set[str] = set()
+    while True:
+        rung, ask = next_ask(args.dir, done)
+        if rung == "done":
+            return 0
+        print(f"infermatrix worker: {rung}", flush=True)
+        outcome = climb(rung, args, ask)
+        write_rung(args.dir / f"{rung}.json", outcome)
+        done.add(rung)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
