@@ -28,7 +28,7 @@ from core.results import RUNGS, CellResult, load_results
 from engines import ENGINES
 from fixtures.catalog import PACKAGED, content_key
 
-CODE_DIRS = ("core", "compat", "engines", "fixtures", "bench", "tests/conformance")
+CODE_DIRS = ("core", "compat", "engines", "fixtures", "bench", "incell", "tests/conformance")
 """The suite's code a cell runs (reports/ is not: rendering does not change a result)."""
 
 

@@ -4,11 +4,11 @@ so torch and the engine are imported once per cell, not once per rung.
     python -m incell.worker --dir DIR --engine ID --device cpu
 
 The driver (compat/rungs/worker.py) asks for one rung at a time by writing DIR/<rung>.go (JSON:
-what the rung needs); the worker climbs it and writes DIR/<rung>.json as soon as it ends: a
-core.results Rung, typed and versioned, written atomically (write_rung). Then it waits for the
-next. DIR/done.go ends it. Every exception is the rung's failure; a crash that kills the
-interpreter, or a rung past its limit, is named by the driver, which also kills the worker's
-process group, and core/guard.py takes it down if the driver itself dies.
+what the rung needs); the worker takes the request (the file goes), climbs the rung and writes
+DIR/<rung>.json as soon as it ends: a core.results Rung, typed and versioned, written atomically
+(write_rung). Then it waits for the next. DIR/done.go ends it. Every exception is the rung's
+failure; a crash that kills the interpreter, or a rung past its limit, is named by the driver,
+which also kills the worker's process group, and core/guard.py takes it down if the driver itself dies.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def run_suite(rung: str, args: argparse.Namespace, ask: dict) -> Rung:
     suite = ask["suite"]
     argv = [str(SUITE / f"test_{suite}.py"), "-q", "-p", "no:cacheprovider",
             "--rootdir", str(REPO), "-c", str(SUITE / "pytest.ini"),
-            "--engine", args.engine, "--device", args.device,
+            "--engine-class" if ":" in args.engine else "--engine", args.engine,
+            "--device", args.device,
             "--models", ",".join(ask["fixtures"]),
             "--hypothesis-budget", str(ask["hypothesis_budget"]),
             *(arg for prop in ask["properties"] for arg in ("--property", prop))]
@@ -75,13 +76,16 @@ def climb(rung: str, args: argparse.Namespace, ask: dict) -> Rung:
         return Rung(rung, "fail", error=ErrorInfo.from_exception(exc))
 
 
-def next_ask(folder: Path, done: set[str]) -> tuple[str, dict]:
-    """Wait for the driver's next request: the rung and what it needs ("done" to end)."""
+def next_ask(folder: Path) -> tuple[str, dict]:
+    """Wait for the driver's next request, take it (the file goes): the rung and what it needs
+    ("done" to end)."""
     while True:
         for name in ("done", *RUNGS):
             go = folder / f"{name}.go"
-            if name not in done and go.is_file():
-                return name, json.loads(go.read_text(encoding="utf-8") or "{}")
+            if go.is_file():
+                ask = json.loads(go.read_text(encoding="utf-8") or "{}")
+                go.unlink()
+                return name, ask
         time.sleep(POLL_S)
 
 
@@ -89,19 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m incell.worker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--engine", required=True)
+    parser.add_argument("--engine", required=True,
+                        help="a registered engine id, or module:Class (the suite's own tests)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # a crash keeps what was printed before it
-    done: set[str] = set()
     while True:
-        rung, ask = next_ask(args.dir, done)
+        rung, ask = next_ask(args.dir)
         if rung == "done":
             return 0
         print(f"infermatrix worker: {rung}", flush=True)
-        outcome = climb(rung, args, ask)
-        write_rung(args.dir / f"{rung}.json", outcome)
-        done.add(rung)
+        write_rung(args.dir / f"{rung}.json", climb(rung, args, ask))
 
 
 if __name__ == "__main__":
