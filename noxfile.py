@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compat import cli, drive, ladder
 from compat import matrix as matrix_mod
 from compat.cell import Options
-from compat.reuse import check_force
+from compat.plan import bench_cells, check_pins, real_size_cells
+from compat.reuse import check_force, last_result
 from core.errors import InfermatrixError
 from core.proc import interrupt_on_signals
 
@@ -79,17 +80,6 @@ def _cell_session(cell: matrix_mod.Cell) -> None:
 
 for _cell in MATRIX.cells:
     _cell_session(_cell)
-
-
-def check_pins(cells) -> None:
-    """A pin (or an engine release) that was never published stops here, naming it."""
-    from compat.index import check_pin
-
-    for cell in cells:
-        named = [f"{cell.engine_package}=={cell.release}"] \
-            if cell.release not in ("", *matrix_mod.RELEASES) else []
-        for pin in (*cell.pins, *named):
-            check_pin(pin, cell.python)
 
 
 @nox.session(python=False)
@@ -164,9 +154,9 @@ def quant(session: nox.Session) -> None:
 
 @nox.session(name="serve-bench", venv_backend="uv")
 def serve_bench(session: nox.Session) -> None:
-    """Each generation server under load (bench/serve.py), in the venv `nox -s serve` left: a
+    """Each generation server under load (incell/serve_bench.py), in the venv `nox -s serve` left: a
     closed-loop sweep of users to saturation, and open-loop rates if asked; then the report.
-    Options after --, as python -m bench.serve takes them: --users 1,2,4,8,16 --rate 1,2
+    Options after --, as python -m incell.serve_bench takes them: --users 1,2,4,8,16 --rate 1,2
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
     --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
     results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md)."""
@@ -249,7 +239,7 @@ def bench(session: nox.Session) -> None:
                     *(a for m in args.metric for a in ("--metric", m)), env=env)
         return
     try:
-        cells = [MATRIX.cell(cid) for cid in args.cells] or bench_cells()
+        cells = [MATRIX.cell(cid) for cid in args.cells] or bench_cells(MATRIX, RESULTS)
     except InfermatrixError as exc:
         session.error(str(exc))
     if not cells:
@@ -259,8 +249,8 @@ def bench(session: nox.Session) -> None:
     grid = RESULTS / "bench"
     for i, cell in enumerate(cells, 1):
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
-        drive.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
-                         log=session.log, options=options, base=last_result(cell.id))
+        ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
+                         log=session.log, options=options, base=last_result(RESULTS, cell.id))
     cuda = ladder.cuda_available()
     if args.real_size if args.real_size is not None else cuda:
         bench_real_size(session, cells, cuda, grid / "real-size")
@@ -279,38 +269,14 @@ def bench_real_size(session: nox.Session, cells: list[matrix_mod.Cell], cuda: bo
         session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
     targets = real_size_cells(cells, cuda)
     if not targets:
-        session.log("real size: no passing CUDA generation cell to run it in; skipped")
+        session.log("real size: no benchmarked cell to run it in (CUDA generation cells, or the "
+                    "reference engine's CPU cells); skipped")
     options = Options(bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
                                   "--rounds", "5", "--warmup", "1"))
     for real in targets:
         session.log(f"bench: {real.id} on the real-size fixture qwen2-0.5b-shape")
-        drive.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=out,
-                         log=session.log, base=last_result(real.id), options=options)
-
-
-def last_result(cell_id: str):
-    from core.results import load_results
-
-    results, _ = load_results([RESULTS / f"{cell_id}.json"])
-    return results[0] if results else None
-
-
-def real_size_cells(cells: list[matrix_mod.Cell], cuda: bool) -> list[matrix_mod.Cell]:
-    """Where the real-size shape runs: the benchmarked CUDA generation cells where CUDA is
-    present (vLLM), else the CPU reference cell."""
-    if cuda:
-        return [c for c in cells if c.device == "cuda" and c.engine.kind == "generation"]
-    return [MATRIX.cell("transformers-numpy2")]
-
-
-def bench_cells() -> list[matrix_mod.Cell]:
-    """Per engine of the default selection, its last cell (by id) whose every rung passed."""
-    chosen: dict[str, matrix_mod.Cell] = {}
-    for cell in MATRIX.selected("default"):
-        result = last_result(cell.id)
-        if result is not None and result.first_failure is None and result.rung("bench"):
-            chosen[cell.engine.id] = cell
-    return list(chosen.values())
+        ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=out,
+                         log=session.log, base=last_result(RESULTS, real.id), options=options)
 
 
 @nox.session(python=False)

@@ -98,7 +98,7 @@ SHAPE_OPTIONS = (
     ("--input-lengths", {"type": int_list_arg, "help": "prompt lengths in tokens, e.g. 32,128,512"}),
     ("--embed-batches", {"type": int_list_arg, "help": "embedding batch sizes, e.g. 1,32,128"}),
 )
-"""Options that change a profile's shapes or rounds: bench/run.py, its pytest session and
+"""Options that change a profile's shapes or rounds: incell/bench.py, its pytest session and
 `nox -s bench` all take them, declared here once."""
 
 

@@ -169,7 +169,7 @@ def bisect_args(argv: list[str]) -> argparse.Namespace:
 def bench_args(argv: list[str]) -> argparse.Namespace:
     """`nox -s bench -- [CELL ...] [--profile P] [shape options] | --compare PATH`.
 
-    Shape options are bench/run.py's, checked here so that a bad value stops the
+    Shape options are incell/bench.py's, checked here so that a bad value stops the
     session before any cell is touched.
     """
     from bench.metrics import BenchInputError
@@ -202,7 +202,7 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
 
 
 def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:
-    """bench/run.py's arguments for the chosen profile and shape options."""
+    """incell/bench.py's arguments for the chosen profile and shape options."""
     from bench.profiles import shape_argv
 
     return ("--profile", args.profile, *shape_argv(vars(args)))

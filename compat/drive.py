@@ -1,5 +1,5 @@
-"""Many cells: the default run (climb side by side, then bench alone), resolve-only, and
-bench-only (`nox -s bench`). Each cell climbs through compat/ladder.py."""
+"""Many cells: the default run (climb side by side, then bench alone), resolve-only, and the
+servers' load benchmark. Each cell climbs through compat/ladder.py (which also has bench_only)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed, run_in_cell
-from compat.ladder import climb, finish, new_result, run_cell
+from compat.ladder import climb_bench, run_cell
 from compat.matrix import Cell
-from compat.rungs import STEPS
 from core.results import CellResult, machine_info, write_atomic
 
 
@@ -48,10 +47,8 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
              and not (r.reused_at and r.climbed_to == "bench")]
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
-        run = CellRun(cell=cell, venv=venv_root / f"cell-{cell.id}", options=options, log=log)
-        result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
-        result.reused_at = ""  # its bench rung ran now
-        finish(result, results_dir, climbed_to="bench")
+        climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
+                    log=log, options=options)
     return results
 
 
@@ -77,25 +74,14 @@ def side_by_side(one: Callable[[Cell], CellResult], cells: list[Cell], workers: 
         pool.shutdown(cancel_futures=True)
 
 
-def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-               options: Options = DEFAULTS, base: CellResult | None = None) -> CellResult:
-    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`); the
-    earlier run's resolve rung comes along, so the result says which versions it measured."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
-    kept = [base.rung("resolve")] if base is not None and base.rung("resolve") else []
-    result = new_result(run, kept)
-    result.rungs.append(climb(run, STEPS["bench"]))
-    return finish(result, results_dir)
-
-
 def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
                 args: tuple[str, ...] = ()) -> Path | None:
-    """The load benchmark of one server (bench/serve.py) in the venv its cell left; its record
+    """The load benchmark of one server (incell/serve_bench.py) in the venv its cell left; its record
     goes to results_dir/<cell id>.json. None, logged, when it could not run."""
     run = CellRun(cell=cell, venv=Path(venv), options=DEFAULTS, log=log)
     fixture = cell.fixtures[0]
     try:
-        done = run_in_cell(run, "bench", "bench.serve",
+        done = run_in_cell(run, "bench", "incell.serve_bench",
                            ["--engine", cell.engine.id, "--fixture", fixture, *args])
     except RungFailed as exc:
         log(f"[{cell.id}] serve-bench: {exc.error.signature}")

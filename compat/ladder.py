@@ -21,7 +21,7 @@ from pathlib import Path
 from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed
 from compat.matrix import Cell, requirement_name
 from compat.reuse import changed, forced, inputs_of, last_result, reusable
-from compat.rungs import LADDER, Step
+from compat.rungs import LADDER, STEPS, Step
 from compat.rungs.worker import stop as stop_worker
 from core.proc import REPO
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
@@ -138,6 +138,29 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     finally:
         stop_worker(run)
     return finish(result, results_dir, climbed_to=options.last_rung)
+
+
+def climb_bench(cell: Cell, result: CellResult, *, venv: Path, results_dir: Path,
+                log: Log = print, options: Options = DEFAULTS) -> CellResult:
+    """The bench rung of a cell that climbed to api earlier in the run (drive.run_matrix runs
+    every bench rung alone, on a quiet machine, once every cell has climbed): it replaces any
+    earlier bench record, and the result is written again."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
+    result.reused_at = ""  # its bench rung ran now
+    return finish(result, results_dir, climbed_to="bench")
+
+
+def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
+               options: Options = DEFAULTS, base: CellResult | None = None) -> CellResult:
+    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`); the
+    earlier run's resolve rung comes along, so the result says which versions it measured."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    kept = [base.rung("resolve")] if base is not None and base.rung("resolve") else []
+    result = new_result(run, kept)
+    result.rungs.append(climb(run, STEPS["bench"]))
+    return finish(result, results_dir)
+
 
 
 def main(argv: list[str] | None = None) -> int:

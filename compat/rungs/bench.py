@@ -1,4 +1,4 @@
-"""The bench rung: bench/run.py in the cell, on the engine's first fixture."""
+"""The bench rung: incell/bench.py in the cell, on the engine's first fixture."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def bench(run: CellRun) -> Rung:
     if not run.python.exists():
         raise RungFailed(ErrorInfo.from_message(
             "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
-    done = run_in_cell(run, "bench", "bench.run", [
+    done = run_in_cell(run, "bench", "incell.bench", [
         "--engine", run.cell.engine.id, "--fixture", run.cell.fixtures[0],
         "--device", run.cell.device, *run.options.bench_args])
     if done.tool.returncode != 0 or done.record is None:

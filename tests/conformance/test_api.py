@@ -18,7 +18,7 @@ import pytest
 from engines import load_engine_class
 from engines.base import SamplingParams
 from engines.http import DONE, sse_events
-from tests.conformance.compare import check_embeddings_close
+from incell.conformance.compare import check_embeddings_close
 
 PROMPT = "Once upon a time there was a small village at the edge of a great forest, and"
 PROMPTS = ("The cat sat", PROMPT, "Hello")

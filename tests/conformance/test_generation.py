@@ -15,26 +15,19 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
-from tests.conformance import reference
-from tests.conformance.compare import check_ids_equal, check_logits_close
-from tests.conformance.conftest import requires
-from tests.conformance.lora import lora_check
-from tests.conformance.parity import (
+from incell.conformance import reference
+from incell.conformance.compare import check_ids_equal, check_logits_close
+from incell.conformance.inputs import GREEDY, PROMPTS
+from incell.conformance.lora import lora_check
+from incell.conformance.parity import (
     logprobs_against,
     parity_problems,
     quality_record,
     teacher_forced_drift,
     unquantized_only,
 )
+from incell.conformance.plumbing import requires
 
-# Different lengths on purpose: inside one batch they need left padding.
-PROMPTS = (
-    "The cat sat",
-    "Once upon a time there was a small village at the edge of a great forest, and",
-    "Hello",
-    "Numbers: 1 2 3 4 5 6",
-)
-GREEDY = SamplingParams(max_new_tokens=12)
 MAX_PROMPT_TOKENS = 200  # keeps prompt + generation well inside every fixture's context
 
 # unicode letters and marks, digits, punctuation, spaces, tabs and newlines

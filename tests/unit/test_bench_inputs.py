@@ -6,8 +6,8 @@ import pytest
 
 from bench.metrics import METRICS, BenchInputError, check_metric, record
 from bench.profiles import PROFILES, int_list, profile
-from bench.run import main as bench_main
 from compat.cli import UsageError, bench_args, bench_run_args
+from incell.bench import main as bench_main
 
 
 def test_unknown_metric_names_it_and_suggests() -> None:
@@ -69,7 +69,7 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
     import json
     import struct
 
-    from bench.run import roofline
+    from incell.bench import roofline
 
     header = {"model.embed_tokens.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [0, 160]},
               "lm_head.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [160, 320]},

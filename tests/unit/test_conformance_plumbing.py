@@ -1,8 +1,8 @@
-"""tests/conformance/conftest.py: what a failing property's report footnote keeps."""
+"""incell/conformance/plumbing.py: what a failing property's report footnote keeps."""
 
 from __future__ import annotations
 
-from tests.conformance.conftest import hypothesis_example
+from incell.conformance.plumbing import hypothesis_example
 
 NEWER = """AssertionError: item 0: first divergence at position 0
 Failing test case: test_batch_invariance(

@@ -203,7 +203,7 @@ import gc, json, sys, time
 from engines.transformers import TransformersGenerator
 from engines.base import SamplingParams
 from fixtures.catalog import locate
-from bench.test_throughput import prompt_batch
+from incell.throughput.test_throughput import prompt_batch
 engine = TransformersGenerator()
 engine.load(locate("tiny-llama"))
 prompt = prompt_batch(engine, 1, 128)
@@ -239,7 +239,7 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
         direct = subprocess.run([python, "-c", DIRECT_TIMING], cwd=REPO, env=env, capture_output=True,
                                 text=True, check=False)
         assert direct.returncode == 0, direct.stderr[-3000:]
-        harness = subprocess.run([python, "-m", "bench.run", "--engine", "transformers", "--fixture",
+        harness = subprocess.run([python, "-m", "incell.bench", "--engine", "transformers", "--fixture",
                                   "tiny-llama", "--rounds", "30", "--out", str(out / "harness.json")],
                                  cwd=REPO, env=env, capture_output=True, text=True, check=False)
         assert harness.returncode == 0, harness.stdout[-3000:] + harness.stderr[-3000:]

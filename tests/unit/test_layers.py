@@ -54,3 +54,41 @@ def test_no_import_cycle_between_files() -> None:
 
     cycles = [cycle for name in sorted(mods) if name not in state and (cycle := visit(name, []))]
     assert not cycles, f"import cycle: {' -> '.join(cycles[0])}"
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """Top-level names of what `path` imports (at any depth) that are neither the standard
+    library nor the project."""
+    import sys
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                 and not node.level else [])
+        found |= {n.split(".")[0] for n in names}
+    return found - set(sys.stdlib_module_names) - {*FLOORS, "tests", "__future__"}
+
+
+DRIVER_SIDE = {
+    "core": {"uv"},  # every interpreter; uv's binary is looked up on PATH first (ImportError kept)
+    "incell/worker.py": {"pytest"},  # imported by the suite rungs only: the import rung must run
+                                     # where the cell installed nothing but its engine
+    "incell/probe.py": set(),
+    "compat": {"packaging"},  # the driver's interpreter: nox and what nox brings
+    "fixtures/catalog.py": set(), "fixtures/convert.py": set(), "fixtures/ensure.py": set(),
+    "fixtures/manifest.py": set(), "engines/__init__.py": set(),
+}
+
+
+def test_the_driver_side_imports_only_the_standard_library() -> None:
+    """What the driver (and the cell's worker before its engine) imports: the standard library,
+    and in compat/ what nox itself depends on; a third-party import there breaks every run."""
+    wrong = {}
+    for where, allowed in DRIVER_SIDE.items():
+        paths = sorted((REPO / where).rglob("*.py")) if (REPO / where).is_dir() else [REPO / where]
+        for path in paths:
+            extra = third_party_imports(path) - allowed
+            if extra:
+                wrong[path.relative_to(REPO).as_posix()] = sorted(extra)
+    assert not wrong, f"third-party imports on the driver's side: {wrong}"

@@ -157,7 +157,7 @@ def closed_run(users: int, tokens_per_s: float) -> dict:
 
 
 def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
-    from bench.serve import knee
+    from incell.serve_bench import knee
 
     runs = [closed_run(1, 100), closed_run(2, 190), closed_run(4, 300), closed_run(8, 320),
             closed_run(16, 318)]
@@ -174,7 +174,7 @@ def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
     (["--engine", "transformers"], "'transformers' is not a generation server; valid: vllm_server"),
 ])
 def test_serve_bench_refuses_bad_input_before_starting_a_server(argv, message, capsys) -> None:
-    from bench.serve import main
+    from incell.serve_bench import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--engine", "vllm_server", "--out", "unused.json", *argv])

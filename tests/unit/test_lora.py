@@ -6,8 +6,8 @@ import numpy as np
 
 from core.details import ConformanceDetail, PropertyResult
 from core.results import CellResult, Rung
+from incell.conformance.lora import NEAR_TIE, STEPS, id_problems
 from reports.quantization import lora_rows
-from tests.conformance.lora import NEAR_TIE, STEPS, id_problems
 
 
 def test_greedy_ids_may_leave_the_merged_reference_at_a_near_tie_only() -> None:

@@ -17,6 +17,7 @@ import pytest
 from compat.cell import CellRun, Options, cell_env
 from compat.ladder import run_cell
 from compat.matrix import load
+from core.results import read_rung
 from fixtures.catalog import PACKAGED
 from fixtures.ensure import build_fixtures, build_parity_references
 from tests.unit.conftest import REPO
@@ -44,8 +45,7 @@ def outcomes(python: Path, env: dict, *, kind: str, spec: str, fixture: str,
            "--rootdir", str(REPO), "--engine-class", spec, "--models", fixture,
            "--hypothesis-budget", "5", "--no-shrink", "--conformance-json", str(out)]
     subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
-    properties = json.loads(out.read_text())["properties"]
-    return {name: p["status"] for name, p in properties.items()}
+    return {name: p.status for name, p in read_rung(out).detail.properties.items()}
 
 
 @pytest.mark.slow

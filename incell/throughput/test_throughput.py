@@ -1,4 +1,4 @@
-"""The benchmark, one pytest-benchmark test per shape, run inside a cell by bench/run.py.
+"""The benchmark, one pytest-benchmark test per shape, run inside a cell by incell/bench.py.
 
 Every test times its rounds with `benchmark.pedantic` (fixed rounds and
 warm-up, one call per round: no calibration calls, so seconds-long rounds cost

@@ -1,6 +1,6 @@
 """The load benchmark of one server, run inside its cell (`nox -s serve-bench` does):
 
-    python -m bench.serve --engine vllm_server --fixture small-llama --out FILE
+    python -m incell.serve_bench --engine vllm_server --fixture small-llama --out FILE
         [--users 1,2,4] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
         [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
 
@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         Load("closed", concurrency=1, **window(args))
         open_loads(args)
     except LoadError as exc:
-        raise SystemExit(f"python -m bench.serve: {exc}") from None
+        raise SystemExit(f"python -m incell.serve_bench: {exc}") from None
     servers = [e for e, entry in ENGINES.items() if entry.transport == "http" and
                entry.kind == "generation"]
     if args.engine not in servers:
-        raise SystemExit(f"python -m bench.serve: --engine {args.engine!r} is not a generation "
+        raise SystemExit(f"python -m incell.serve_bench: --engine {args.engine!r} is not a generation "
                          f"server; valid: {', '.join(servers)}")
     engine = load_engine_class(args.engine)()
     engine.load(locate(args.fixture))
@@ -136,7 +136,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             return values
         return parse_list
 
-    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m incell.serve_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
     parser.add_argument("--fixture", default="small-llama")

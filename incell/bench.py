@@ -1,9 +1,9 @@
 """The benchmark inside a cell: the ladder's bench rung, and `nox -s bench`'s grid.
 
-    python -m bench.run --engine transformers --fixture tiny-llama --out bench.json
-    python -m bench.run --engine transformers --fixture tiny-llama --profile full --out grid.json
+    python -m incell.bench --engine transformers --fixture tiny-llama --out bench.json
+    python -m incell.bench --engine transformers --fixture tiny-llama --profile full --out grid.json
 
-Runs bench/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
+Runs incell/throughput/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
 warm-up and timed rounds, no calibration), then writes one JSON: every metric
 with its raw samples and statistics (bench/metrics.py has the definitions),
 the peak resident memory of this process (and peak GPU memory where there is
@@ -25,7 +25,7 @@ from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
 from core.details import BenchDetail, read, to_json
 
-HERE = Path(__file__).parent
+SUITE = Path(__file__).parent / "throughput"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 EMBEDDING_TABLES = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> BenchDetail:
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "pytest-benchmark.json"
-        argv = [str(HERE / "test_throughput.py"), "-c", str(HERE / "pytest.ini"),
-                "--rootdir", str(HERE.parent), "-q", "--engine", args.engine,
+        argv = [str(SUITE / "test_throughput.py"), "-c", str(SUITE / "pytest.ini"),
+                "--rootdir", str(SUITE.parent.parent), "-q", "--engine", args.engine,
                 "--fixture", args.fixture, "--device", args.device, "--profile", args.profile,
                 "--benchmark-json", str(raw)]
         code = pytest.main([*argv, *shape_argv(vars(args))])
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> BenchDetail:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m incell.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", required=True)
     p.add_argument("--fixture", required=True)

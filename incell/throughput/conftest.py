@@ -1,4 +1,4 @@
-"""Options of the in-cell benchmark session (bench/test_throughput.py), run by bench/run.py."""
+"""Options of the in-cell benchmark session (incell/throughput/test_throughput.py), run by incell/bench.py."""
 
 from __future__ import annotations
 
