@@ -133,43 +133,44 @@ def compare(old: list[CellResult], new: list[CellResult],
     return changes, warnings
 
 
-def serving_records(folder: Path) -> dict[str, dict]:
-    """cell id -> serve-bench record, from a folder of them."""
+def serving_records(folder: Path) -> dict[str, CellResult]:
+    """cell id -> serve-bench result (its one rung: core/details.ServeBenchDetail), from a folder
+    of them; a file that is not one is an error naming it."""
     if not folder.is_dir():
         raise BaselineError(f"serve-bench folder {str(folder)!r} does not exist")
-    try:
-        records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
-    except ValueError as exc:
-        raise BaselineError(f"{folder}: a record is not valid JSON ({exc})") from exc
-    return {r["cell"]: r for r in records if isinstance(r, dict) and "cell" in r}
+    results, problems = load_results(sorted(folder.glob("*.json")))
+    if problems:
+        raise BaselineError(f"{folder}: not serve-bench records: {'; '.join(problems)}")
+    return {r.cell.id: r for r in results if r.rung("serve_bench") is not None}
 
 
-def compare_serving(old: dict[str, dict], new: dict[str, dict],
+def compare_serving(old: dict[str, CellResult], new: dict[str, CellResult],
                     only: tuple[str, ...] = ()) -> tuple[list[Change], list[str]]:
     """The same for serve-bench records: every metric of every load both runs measured."""
     changes, warnings = [], []
-    for cid, record in new.items():
+    for cid, result in new.items():
         base = old.get(cid)
         if base is None:
             continue
-        if base.get("machine") != record.get("machine"):
+        if base.machine != result.machine:
             warnings.append(f"{cid}: measured on another machine")
-        before = {serving_key(m): m for run in base["runs"] for m in run["metrics"]}
-        for run in record["runs"]:
-            for metric in run["metrics"]:
+        before = {serving_key(m): m for run in base.rung("serve_bench").detail.runs
+                  for m in run.metrics}
+        for run in result.rung("serve_bench").detail.runs:
+            for metric in run.metrics:
                 key = serving_key(metric)
-                if key not in before or (only and metric["name"] not in only):
+                if key not in before or (only and metric.name not in only):
                     continue
-                a, b = before[key]["samples"], metric["samples"]
+                a, b = before[key].samples, metric.samples
                 noise = (NOISE_K * MAD_TO_SIGMA * max(mad(a), mad(b)) if min(len(a), len(b)) > 2
                          else math.nan)
-                changes.append(Change(cid, key, metric["unit"], metric["better"],
+                changes.append(Change(cid, key, metric.unit, metric.better,
                                       statistics.median(a), statistics.median(b), noise))
     return changes, warnings
 
 
-def serving_key(metric: dict) -> str:
-    return f"{metric['name']} ({metric['params'].get('load', '')})"
+def serving_key(metric: MetricRecord) -> str:
+    return f"{metric.name} ({metric.params.get('load', '')})"
 
 
 def render(changes: list[Change], warnings: list[str], baseline: Path) -> str:

@@ -5,6 +5,7 @@ could keep up (a figure never stands without that).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from bench.load import Run, Sample
 from bench.metrics import record
 from bench.stats import percentile
+from core.details import LoadRun, read
 from core.errors import InfermatrixError
 
 MIN_ACHIEVED = 0.95
@@ -89,8 +91,9 @@ def token_gaps(sample: Sample) -> tuple[list[float], list[float]]:
 
 
 def measure(run: Run, slos: dict[str, float] | None = None,
-            count_tokens: Callable[[str], int] | None = None) -> dict:
-    """Every metric of the run (raw samples kept), goodput, token counts, validity."""
+            count_tokens: Callable[[str], int] | None = None) -> LoadRun:
+    """Every metric of the run (raw samples kept), goodput, token counts, validity: the typed
+    record (core/details.LoadRun), built through `read`, which refuses a field it does not have."""
     slos = slos or {}
     counted = run.counted
     good = [s for s in counted if s.ok]
@@ -120,12 +123,14 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     add("serve_output_tokens_per_s", [window_tokens(run.samples, start, end) / span])
     met = sum(meets(s, slos) for s in counted)
     add("serve_goodput_per_s", [met / span])
-    return {"metrics": metrics, "requests": len(counted), "errors": len(counted) - len(good),
-            "errors_by_kind": errors_by_kind(counted),
-            "error_examples": sorted({s.error for s in counted if s.error})[:3],
-            "window_s": span, "slos": slos,
-            "slo_attainment": met / len(counted) if counted else 0.0,
-            "tokens": token_counts(good, count_tokens), **validity(run, len(ended) / span)}
+    return read(LoadRun, {
+        "load": dataclasses.asdict(run.load),
+        "metrics": metrics, "requests": len(counted), "errors": len(counted) - len(good),
+        "errors_by_kind": errors_by_kind(counted),
+        "error_examples": sorted({s.error for s in counted if s.error})[:3],
+        "window_s": span, "slos": slos,
+        "slo_attainment": met / len(counted) if counted else 0.0,
+        "tokens": token_counts(good, count_tokens), **validity(run, len(ended) / span)})
 
 
 def window_tokens(samples: list[Sample], start: float, end: float) -> float:

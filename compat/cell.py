@@ -6,7 +6,6 @@ Stdlib only: this runs in the driver's interpreter.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -15,7 +14,7 @@ from typing import Any
 
 from compat.matrix import Cell
 from core.proc import REPO, ToolRun, run_tool, timeout_error
-from core.results import ErrorInfo
+from core.results import ErrorInfo, Rung, read_rung
 from engines import QUANT_ENV
 from fixtures.catalog import cache_root
 
@@ -138,10 +137,11 @@ def cell_env(run: CellRun) -> dict[str, str]:
 
 @dataclass
 class InCell:
-    """A finished module run inside the cell: the process, and the JSON it wrote (if any)."""
+    """A finished module run inside the cell: the process, and the rung record it wrote with
+    core.results.write_rung (None if it wrote none)."""
 
     tool: ToolRun
-    record: dict[str, Any] | None
+    rung: Rung | None
 
 
 def run_in_cell(run: CellRun, rung: str, module: str, args: list[str],
@@ -157,5 +157,4 @@ def run_in_cell(run: CellRun, rung: str, module: str, args: list[str],
                     env=cell_env(run))
     if tool.timed_out:
         raise RungFailed(timeout_error(rung, limit, tool.output))
-    record = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
-    return InCell(tool, record)
+    return InCell(tool, read_rung(out) if out.exists() else None)

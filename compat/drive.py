@@ -4,17 +4,15 @@ servers' load benchmark. Each cell climbs through compat/ladder.py (which also h
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed, run_in_cell
-from compat.ladder import climb_bench, run_cell
+from compat.ladder import climb_bench, finish, new_result, run_cell
 from compat.matrix import Cell
-from core.results import CellResult, machine_info, write_atomic
+from core.results import CellResult
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
@@ -86,13 +84,11 @@ def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     except RungFailed as exc:
         log(f"[{cell.id}] serve-bench: {exc.error.signature}")
         return None
-    if done.record is None:
+    if done.rung is None:
         log(f"[{cell.id}] serve-bench failed (exit {done.tool.returncode}):\n"
             f"{done.tool.output[-3000:]}")
         return None
-    results_dir.mkdir(parents=True, exist_ok=True)
+    finish(new_result(run, [done.rung]), results_dir)  # the cell and machine beside the record
     out = results_dir / f"{cell.id}.json"
-    record = {**done.record, "cell": cell.id, "machine": asdict(machine_info())}
-    write_atomic(out, json.dumps(record, indent=1))
     log(f"[{cell.id}] serve-bench -> {out}")
     return out

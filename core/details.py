@@ -187,10 +187,96 @@ class BenchDetail:
                      and all(m.params.get(k) == v for k, v in params.items())), None)
 
 
+@dataclass
+class LoadSpec:
+    """How one load run loaded the server (bench/load.Load's fields)."""
+
+    mode: str
+    """"closed" (fixed users), "constant" or "poisson" (open loop at `rate`)."""
+    concurrency: int
+    """closed: users; open: the most requests in flight (0: no cap)."""
+    rate: float
+    """open loop: requests per second."""
+    duration_s: float
+    warmup_s: float
+    min_requests: int
+    seed: int
+
+
+@dataclass
+class TokenCounts:
+    """The server's usage against the client re-tokenizing each whole text."""
+
+    usage_reported: int
+    """Requests whose stream carried usage."""
+    requests: int
+    events_per_token: float | None = None
+    client_total: int | None = None
+    usage_total: int | None = None
+    mismatched: int | None = None
+    """Requests whose usage and the client's count differ (None: the client did not count)."""
+    mismatch_examples: list[list[int | None]] = field(default_factory=list)
+
+
+@dataclass
+class LoadRun:
+    """One load run of the serving benchmark (bench/serving.measure): raw samples per metric,
+    errors by kind, goodput against the SLOs, token counts, and whether the client kept up."""
+
+    load: LoadSpec
+    metrics: list[MetricRecord]
+    requests: int
+    errors: int
+    errors_by_kind: dict[str, int]
+    error_examples: list[str]
+    window_s: float
+    slos: dict[str, float]
+    slo_attainment: float
+    tokens: TokenCounts
+    achieved_rate: float
+    target_rate: float
+    loop_lag_p99_s: float
+    client_cpu: float
+    """The client's share of one core over the run."""
+    valid: bool
+    invalid_because: list[str] = field(default_factory=list)
+
+    def samples(self, name: str) -> list[float]:
+        return next((m.samples for m in self.metrics if m.name == name), [])
+
+    def median(self, name: str) -> float | None:
+        found = next((m for m in self.metrics if m.name == name), None)
+        return found.stats.median if found is not None else None
+
+
+@dataclass
+class Knee:
+    """The closed-loop step past which more users add little throughput, and the step after."""
+
+    users: int
+    output_tokens_per_s: float
+    next_users: int
+    next_output_tokens_per_s: float
+
+
+@dataclass
+class ServeBenchDetail:
+    """One server under load (`nox -s serve-bench`, incell/serve_bench.py)."""
+
+    engine: str
+    server: str
+    fixture: str
+    startup_s: float
+    input_tokens: int
+    output_tokens: int
+    runs: list[LoadRun] = field(default_factory=list)
+    knee: Knee | None = None
+
+
 DETAILS: dict[str, type] = {"resolve": ResolveDetail, "install": InstallDetail,
                             "import": ImportDetail, "load": LoadDetail,
                             "conformance": ConformanceDetail, "api": ConformanceDetail,
-                            "bench": BenchDetail}
+                            "bench": BenchDetail, "serve_bench": ServeBenchDetail}
 """The detail record of each rung."""
 JSON_NAMES = {"class_": "class"}  # fields whose JSON key is a Python keyword
 

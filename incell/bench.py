@@ -4,7 +4,8 @@
     python -m incell.bench --engine transformers --fixture tiny-llama --profile full --out grid.json
 
 Runs incell/throughput/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
-warm-up and timed rounds, no calibration), then writes one JSON: every metric
+warm-up and timed rounds, no calibration), then writes the bench rung's record (a
+core.results Rung, core/details.BenchDetail inside; a failure is the rung's): every metric
 with its raw samples and statistics (bench/metrics.py has the definitions),
 the peak resident memory of this process (and peak GPU memory where there is
 one), the measured memory bandwidth and, for decode at batch 1, the fraction
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
-from core.details import BenchDetail, read, to_json
+from core.details import BenchDetail, read
+from core.results import ErrorInfo, Rung, write_rung
 
 SUITE = Path(__file__).parent / "throughput"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -144,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile, **shape_overrides(vars(args)))  # refuse bad values before loading
     except BenchInputError as exc:
         p.error(str(exc))
-    args.out.write_text(json.dumps(to_json(run(args)), indent=2), encoding="utf-8")
-    return 0
+    try:
+        outcome = Rung("bench", "pass", detail=run(args))
+    except Exception as exc:  # the rung's failure, typed; the driver adds this process's output
+        outcome = Rung("bench", "fail", error=ErrorInfo.from_exception(exc))
+    write_rung(args.out, outcome)
+    return 0 if outcome.status == "pass" else 1
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 from pathlib import Path
 
 from bench.load import Load, LoadError, run_load
 from bench.serving import DEFAULT_SLOS, SloError, measure, parse_slos
+from core.details import Knee, LoadRun, ServeBenchDetail
+from core.results import Rung, write_rung
 from engines import ENGINES, load_engine_class
 from engines.base import SamplingParams
 from fixtures.catalog import locate
@@ -45,7 +46,7 @@ def body_maker(engine, args):
     return lambda i: {**base, "prompt": engine._prompt(rows[i % len(rows)])}
 
 
-def closed_loads(args, runs: list[dict]):
+def closed_loads(args, runs: list[LoadRun]):
     """The closed-loop sweep: the users asked for, or doubling from 1 until a step shows the
     knee (or MAX_USERS); `runs` is read as they are measured."""
     users = args.users or [2**i for i in range(MAX_USERS.bit_length())]
@@ -65,20 +66,16 @@ def window(args) -> dict:
             "min_requests": args.min_requests}
 
 
-def knee(runs: list[dict]) -> dict | None:
+def knee(runs: list[LoadRun]) -> Knee | None:
     """The closed-loop step past which more users add less than KNEE_GAIN of throughput."""
-    closed = [r for r in runs if r["load"]["mode"] == "closed"]
-    rate = {r["load"]["concurrency"]: metric(r, "serve_output_tokens_per_s") for r in closed}
+    closed = [r for r in runs if r.load.mode == "closed"]
+    rate = {r.load.concurrency: r.median("serve_output_tokens_per_s") or 0.0 for r in closed}
     users = sorted(rate)
     for before, after in itertools.pairwise(users):
         if rate[after] < (1 + KNEE_GAIN) * rate[before]:
-            return {"users": before, "output_tokens_per_s": rate[before],
-                    "next": {"users": after, "output_tokens_per_s": rate[after]}}
+            return Knee(users=before, output_tokens_per_s=rate[before], next_users=after,
+                        next_output_tokens_per_s=rate[after])
     return None
-
-
-def metric(run: dict, name: str) -> float:
-    return next((m["stats"]["median"] for m in run["metrics"] if m["name"] == name), 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,20 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         make_body = body_maker(engine, args)
         url = engine.client.url("/completions")
         count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
-        runs: list[dict] = []
+        runs: list[LoadRun] = []
         for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
             print(f"load: {load.label}", flush=True)
-            result = measure(asyncio.run(run_load(url, make_body, load)), args.slo, count)
-            runs.append({"load": vars(load), **result})
-            print(f"  {metric(runs[-1], 'serve_output_tokens_per_s'):.1f} tok/s, p50 TTFT "
-                  f"{metric(runs[-1], 'serve_ttft_s') * 1e3:.0f} ms, valid {result['valid']}",
+            runs.append(measure(asyncio.run(run_load(url, make_body, load)), args.slo, count))
+            print(f"  {runs[-1].median('serve_output_tokens_per_s') or 0:.1f} tok/s, p50 TTFT "
+                  f"{(runs[-1].median('serve_ttft_s') or 0) * 1e3:.0f} ms, valid {runs[-1].valid}",
                   flush=True)
-        record = {"engine": args.engine, "server": engine.server_name, "fixture": args.fixture,
-                  "startup_s": engine.startup_s, "input_tokens": args.input_tokens,
-                  "output_tokens": args.output_tokens, "runs": runs, "knee": knee(runs)}
+        detail = ServeBenchDetail(engine=args.engine, server=engine.server_name,
+                                  fixture=args.fixture, startup_s=engine.startup_s,
+                                  input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                                  runs=runs, knee=knee(runs))
     finally:
         engine.close()
-    Path(args.out).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_rung(Path(args.out), Rung("serve_bench", "pass", detail=detail))
     return 0
 
 

@@ -5,31 +5,28 @@ the knee of the closed-loop sweep; a plot; every definition."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.metrics import METRICS
 from bench.stats import percentile, percentile_interval
+from core.details import LoadRun, ServeBenchDetail
+from core.results import load_results
 from reports.markdown import CAVEAT, table
 
 PERCENTILES = (50, 90, 95, 99)
 
 
-def load_records(folder: Path | None) -> list[dict]:
+def load_records(folder: Path | None) -> list[ServeBenchDetail]:
     """The serve-bench records in `folder` (none if it does not exist); unreadable ones skipped."""
     if folder is None or not folder.is_dir():
         return []
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return records
+    results, _ = load_results(sorted(folder.glob("*.json")))
+    rungs = [r.rung("serve_bench") for r in results]
+    return [rung.detail for rung in rungs if rung is not None and rung.detail is not None]
 
 
-def samples(run: dict, name: str) -> list[float]:
-    return next((m["samples"] for m in run["metrics"] if m["name"] == name), [])
+def samples(run: LoadRun, name: str) -> list[float]:
+    return run.samples(name)
 
 
 def spread(values: list[float], scale: float = 1e3) -> str:
@@ -43,39 +40,39 @@ def spread(values: list[float], scale: float = 1e3) -> str:
     return " / ".join(parts) + f" (n={len(values)})"
 
 
-def median_of(run: dict, name: str) -> float | None:
+def median_of(run: LoadRun, name: str) -> float | None:
     values = samples(run, name)
     return percentile(values, 50) if values else None
 
 
-def run_row(run: dict) -> list[str]:
+def run_row(run: LoadRun) -> list[str]:
     itl = samples(run, "serve_itl_s")
     gaps = "" if itl else " (per event)"
     throughput = median_of(run, "serve_output_tokens_per_s") or 0.0
     goodput = median_of(run, "serve_goodput_per_s")
-    valid = "✅" if run["valid"] else f"{CAVEAT} invalid: {'; '.join(run['invalid_because'])}"
-    tokens = run["tokens"]
-    count = ("ids from the server" if "mismatched" not in tokens else
-             "no usage from the server" if not tokens["usage_reported"] else
-             f"{tokens['mismatched']} of {tokens['usage_reported']} differ")
-    errors = ", ".join(f"{n} {kind}" for kind, n in run.get("errors_by_kind", {}).items())
-    return [run_label(run), valid, f"{run['client_cpu']:.0%}",
-            f"{run['requests']}" + (f" ({errors})" if errors else ""),
+    valid = "✅" if run.valid else f"{CAVEAT} invalid: {'; '.join(run.invalid_because)}"
+    tokens = run.tokens
+    count = ("ids from the server" if tokens.mismatched is None else
+             "no usage from the server" if not tokens.usage_reported else
+             f"{tokens.mismatched} of {tokens.usage_reported} differ")
+    errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
+    return [run_label(run), valid, f"{run.client_cpu:.0%}",
+            f"{run.requests}" + (f" ({errors})" if errors else ""),
             spread(samples(run, "serve_ttft_s")), spread(samples(run, "serve_ttft_scheduled_s")),
             spread(itl or samples(run, "serve_event_gap_s")) + gaps,
             spread(samples(run, "serve_e2e_s")),
             f"{percentile(samples(run, 'serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
             f"{median_of(run, 'serve_requests_per_s') or 0:.2f}", f"{throughput:.0f}",
-            f"{goodput:.2f} ({run['slo_attainment']:.0%})" if run["slos"] else "–", count,
-            f"{tokens['events_per_token']:.2f}" if "events_per_token" in tokens else "–"]
+            f"{goodput:.2f} ({run.slo_attainment:.0%})" if run.slos else "–", count,
+            f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
 
 
-def run_label(run: dict) -> str:
-    load = run["load"]
-    if load["mode"] == "closed":
-        return f"{load['concurrency']} user" + ("s" if load["concurrency"] != 1 else "")
-    cap = f", cap {load['concurrency']}" if load["concurrency"] else ""
-    return f"{load['rate']:g}/s {load['mode']}{cap}"
+def run_label(run: LoadRun) -> str:
+    load = run.load
+    if load.mode == "closed":
+        return f"{load.concurrency} user" + ("s" if load.concurrency != 1 else "")
+    cap = f", cap {load.concurrency}" if load.concurrency else ""
+    return f"{load.rate:g}/s {load.mode}{cap}"
 
 
 HEAD = ["load", "client kept up", "client CPU", "requests (errors)", "TTFT ms p50/90/95/99",
@@ -84,7 +81,7 @@ HEAD = ["load", "client kept up", "client CPU", "requests (errors)", "TTFT ms p5
         "usage vs client tokens", "events per token"]
 
 
-def load_section(records: list[dict], plot: str | None) -> list[str]:
+def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]:
     if not records:
         return ["## Under load", "",
                 "Not measured yet: `nox -s serve` (the cells), then `nox -s serve-bench`.", ""]
@@ -99,27 +96,26 @@ def load_section(records: list[dict], plot: str | None) -> list[str]:
     if plot:
         lines += [f"![p50 and p99 TTFT and TPOT against output throughput, per server]({plot})", ""]
     for record in records:
-        knee = record.get("knee")
-        where = (f"saturates past {knee['users']} users ({knee['output_tokens_per_s']:.0f} tok/s; "
-                 f"{knee['next']['users']} users give {knee['next']['output_tokens_per_s']:.0f})"
+        knee = record.knee
+        where = (f"saturates past {knee.users} users ({knee.output_tokens_per_s:.0f} tok/s; "
+                 f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f})"
                  if knee else "no knee inside the sweep")
-        lines += [f"### `{record['engine']}` ({record['server']}) on {record['fixture']}", "",
-                  f"{record['input_tokens']} input, {record['output_tokens']} output tokens; "
-                  f"started in {record['startup_s']:.1f} s; {where}.", "",
-                  table([run_row(run) for run in record["runs"]], HEAD), ""]
+        lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}", "",
+                  f"{record.input_tokens} input, {record.output_tokens} output tokens; "
+                  f"started in {record.startup_s:.1f} s; {where}.", "",
+                  table([run_row(run) for run in record.runs], HEAD), ""]
     lines += ["### Method", "", *(f"- `{m.name}` ({m.unit}): {m.definition}"
                                   for m in METRICS.values() if m.name.startswith("serve_")), ""]
     return lines
 
 
-def load_plot(records: list[dict], path: Path) -> bool:
+def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
     """Latency against throughput, one curve per server over its closed-loop sweep: p50 and p99
     TTFT (left) and TPOT (right) against output tokens/s."""
     from reports.plots import _pyplot, _save
 
     plt = _pyplot()
-    curves = [(r["engine"], [run for run in r["runs"] if run["load"]["mode"] == "closed"])
-              for r in records]
+    curves = [(r.engine, [run for run in r.runs if run.load.mode == "closed"]) for r in records]
     curves = [(name, runs) for name, runs in curves if runs]
     if plt is None or not curves:
         return False

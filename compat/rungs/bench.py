@@ -15,6 +15,8 @@ def bench(run: CellRun) -> Rung:
     done = run_in_cell(run, "bench", "incell.bench", [
         "--engine", run.cell.engine.id, "--fixture", run.cell.fixtures[0],
         "--device", run.cell.device, *run.options.bench_args])
-    if done.tool.returncode != 0 or done.record is None:
+    if done.rung is None:
         raise RungFailed(error_from_output("BenchError", done.tool))
-    return Rung("bench", "pass", detail=done.record)
+    if done.rung.error is not None:
+        done.rung.error.text = done.tool.output  # the benchmark session's own words too
+    return done.rung

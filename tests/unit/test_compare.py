@@ -8,8 +8,11 @@ from dataclasses import asdict
 import pytest
 
 from bench.compare import BaselineError, compare, load_baseline, main
+from bench.metrics import record as metric_record
 from bench.stats import summarize
-from core.results import CellResult, Rung
+from core.details import ServeBenchDetail
+from core.results import CellInfo, CellResult, Machine, Rung, save
+from tests.unit.test_load import closed_run
 
 
 def run(samples: dict[str, list[float]], cpu: str = "CPU A", numpy: str = "2.4.6") -> CellResult:
@@ -86,18 +89,18 @@ def test_main_exit_codes(tmp_path, capsys) -> None:
 def test_serving_records_compare_metric_by_load(tmp_path) -> None:
     from bench.compare import compare_serving, serving_records
 
-    def record(ttft: list[float], rate: float) -> dict:
-        def metric(name, unit, better, samples):
-            return {"name": name, "unit": unit, "better": better, "samples": samples,
-                    "params": {"load": "4 users"}}
-        return {"cell": "vllm_server-base", "machine": {"cpu": "X"}, "runs": [{"metrics": [
-            metric("serve_ttft_s", "s", "lower", ttft),
-            metric("serve_output_tokens_per_s", "tok/s", "higher", [rate])]}]}
+    def record(ttft: list[float], rate: float) -> CellResult:
+        run = closed_run(4, rate)
+        run.metrics.append(metric_record("serve_ttft_s", ttft, load="4 users"))
+        detail = ServeBenchDetail(engine="vllm_server", server="vllm serve", fixture="small-llama",
+                                  startup_s=1.0, input_tokens=128, output_tokens=32, runs=[run])
+        cell = CellInfo(id="vllm_server-base", engine="vllm_server", kind="generation", env="base")
+        return CellResult(cell=cell, machine=Machine(cpu="X"), started_at="now",
+                          rungs=[Rung("serve_bench", "pass", detail=detail)])
 
     for folder, rec in (("old", record([0.10, 0.11, 0.10, 0.12], 300)),
                         ("new", record([0.20, 0.21, 0.22, 0.20], 310))):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "vllm_server-base.json").write_text(json.dumps(rec))
+        save(rec, tmp_path / folder)
     changes, warnings = compare_serving(serving_records(tmp_path / "old"),
                                         serving_records(tmp_path / "new"))
     verdicts = {c.metric: c.verdict for c in changes}

@@ -22,7 +22,7 @@ from compat.drive import resolve_all
 from compat.ladder import run_cell
 from compat.matrix import MATRIX_PATH, load, parse
 from core.proc import parse_lock, run_tool, uv_index_args
-from core.results import RUNGS
+from core.results import RUNGS, read_rung
 from fixtures.ensure import build_fixtures
 from tests.unit.conftest import REPO, matrix_data
 
@@ -243,11 +243,11 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
                                   "tiny-llama", "--rounds", "30", "--out", str(out / "harness.json")],
                                  cwd=REPO, env=env, capture_output=True, text=True, check=False)
         assert harness.returncode == 0, harness.stdout[-3000:] + harness.stderr[-3000:]
-        record = json.loads((out / "harness.json").read_text())
-        overheads = [m["stats"]["median"] for m in record["metrics"] if m["name"] == "harness_overhead"]
+        record = read_rung(out / "harness.json").detail
+        overheads = [m.stats.median for m in record.metrics if m.name == "harness_overhead"]
         assert overheads and max(overheads) < 0.02, f"harness overhead {overheads}"
-        stats = {m["name"]: m["stats"] for m in record["metrics"]}
-        via_harness = 31 / (stats["e2e_s"]["min"] - stats["ttft_s"]["min"])
+        stats = {m.name: m.stats for m in record.metrics}
+        via_harness = 31 / (stats["e2e_s"].min - stats["ttft_s"].min)
         timed = json.loads(direct.stdout.splitlines()[-1])
         by_hand = 31 / (min(timed["e2e_s"]) - min(timed["ttft_s"]))
         seen.append(f"attempt {attempt + 1}: harness {via_harness:,.0f} tok/s vs direct {by_hand:,.0f} tok/s")

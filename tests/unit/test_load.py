@@ -5,6 +5,7 @@ truth at low and at high concurrency, expose client queueing, and flag a run it 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import statistics
@@ -16,7 +17,9 @@ import httpx
 import pytest
 
 from bench.load import Load, LoadError, run_load, schedule
+from bench.metrics import record
 from bench.serving import SloError, measure, parse_slos
+from core.details import Knee, LoadRun, read
 from engines.server import free_port
 from tests.unit.conftest import REPO
 
@@ -73,8 +76,8 @@ def short_body(_i: int) -> dict:
     return {**body(_i), "max_tokens": SHORT}
 
 
-def median(result: dict, name: str) -> float:
-    return next(m for m in result["metrics"] if m["name"] == name)["stats"]["median"]
+def median(result: LoadRun, name: str) -> float:
+    return result.median(name)
 
 
 @pytest.mark.parametrize("users", [1, 16])
@@ -85,7 +88,7 @@ def test_the_client_measures_the_truth(calibration, users: int) -> None:
     run = asyncio.run(run_load(url, body, Load("closed", concurrency=users, duration_s=2,
                                                warmup_s=0.3, min_requests=6)))
     result = measure(run, count_tokens=lambda text: text.count(" t"))
-    assert result["errors"] == 0 and result["valid"], result["invalid_because"]
+    assert result.errors == 0 and result.valid, result.invalid_because
     ttft, itl = server_truth(log)
     assert abs(median(result, "serve_ttft_s") - ttft) <= TTFT_TOL
     assert abs(median(result, "serve_itl_s") - itl) <= ITL_TOL
@@ -97,12 +100,12 @@ def test_the_client_measures_the_truth(calibration, users: int) -> None:
     expected = users / e2e  # each user sends back to back
     # whole requests end inside the window, and the users' requests end together: one round
     # more or less is users/window of the rate (output tokens, counted per event, are finer)
-    slack = RATE_TOL * expected + users / result["window_s"]
+    slack = RATE_TOL * expected + users / result.window_s
     assert abs(median(result, "serve_requests_per_s") - expected) <= slack
     assert abs(median(result, "serve_output_tokens_per_s") - expected * TOKENS) <= \
         RATE_TOL * expected * TOKENS
-    tokens = result["tokens"]
-    assert tokens["mismatched"] == 0 and tokens["events_per_token"] == 1.0
+    tokens = result.tokens
+    assert tokens.mismatched == 0 and tokens.events_per_token == 1.0
 
 
 def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
@@ -114,8 +117,8 @@ def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
     result = measure(run, slos={"e2e": 2 * SHORT_E2E})
     assert median(result, "serve_dispatch_delay_s") > 3 * SHORT_E2E
     assert median(result, "serve_e2e_scheduled_s") > median(result, "serve_e2e_s") + 3 * SHORT_E2E
-    assert not result["valid"] and "achieved" in result["invalid_because"][0]
-    assert result["slo_attainment"] == 1.0  # from its send each request is fast: measured so
+    assert not result.valid and "achieved" in result.invalid_because[0]
+    assert result.slo_attainment == 1.0  # from its send each request is fast: measured so
 
 
 def test_goodput_counts_only_requests_that_meet_every_slo(calibration) -> None:
@@ -123,8 +126,8 @@ def test_goodput_counts_only_requests_that_meet_every_slo(calibration) -> None:
                                                        warmup_s=0.2, min_requests=6)))
     strict = measure(run, slos={"ttft": TTFT / 2})
     loose = measure(run, slos={"ttft": 10 * TTFT, "e2e": 10 * E2E})
-    assert strict["slo_attainment"] == 0 and median(strict, "serve_goodput_per_s") == 0
-    assert loose["slo_attainment"] == 1 and median(loose, "serve_goodput_per_s") > 0
+    assert strict.slo_attainment == 0 and median(strict, "serve_goodput_per_s") == 0
+    assert loose.slo_attainment == 1 and median(loose, "serve_goodput_per_s") > 0
 
 
 def test_an_open_schedule_is_fixed_before_the_run() -> None:
@@ -151,9 +154,14 @@ def test_bad_loads_and_slos_are_named() -> None:
         Load("closed", concurrency=1, duration_s=0.5)
 
 
-def closed_run(users: int, tokens_per_s: float) -> dict:
-    return {"load": {"mode": "closed", "concurrency": users},
-            "metrics": [{"name": "serve_output_tokens_per_s", "stats": {"median": tokens_per_s}}]}
+def closed_run(users: int, tokens_per_s: float) -> LoadRun:
+    rate = record("serve_output_tokens_per_s", [tokens_per_s], load=f"{users} users")
+    return read(LoadRun, {
+        "load": dataclasses.asdict(Load("closed", concurrency=users)), "metrics": [rate],
+        "requests": 1, "errors": 0, "errors_by_kind": {}, "error_examples": [], "window_s": 1.0,
+        "slos": {}, "slo_attainment": 0.0, "tokens": {"usage_reported": 0, "requests": 1},
+        "achieved_rate": 1.0, "target_rate": 0.0, "loop_lag_p99_s": 0.0, "client_cpu": 0.0,
+        "valid": True})
 
 
 def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
@@ -161,8 +169,8 @@ def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
 
     runs = [closed_run(1, 100), closed_run(2, 190), closed_run(4, 300), closed_run(8, 320),
             closed_run(16, 318)]
-    assert knee(runs) == {"users": 4, "output_tokens_per_s": 300,
-                          "next": {"users": 8, "output_tokens_per_s": 320}}
+    assert knee(runs) == Knee(users=4, output_tokens_per_s=300, next_users=8,
+                              next_output_tokens_per_s=320)
     assert knee(runs[:3]) is None  # still growing at the end of the sweep
 
 

@@ -85,4 +85,6 @@ def test_the_ladder_climbs_the_rungs_the_schema_names_in_its_order() -> None:
     from core.results import RUNGS
 
     assert tuple(step.name for step in LADDER) == RUNGS
-    assert set(DETAILS) == set(RUNGS)  # every rung's record is typed
+    # every rung's record is typed, and the one record that is no rung of the ladder: the load
+    # benchmark's (nox -s serve-bench), kept as a result with that one rung
+    assert set(DETAILS) == {*RUNGS, "serve_bench"}

@@ -13,8 +13,9 @@ from compat.ladder import not_climbed
 from compat.matrix import load
 from compat.rungs import STEPS
 from compat.rungs.conformance import api
+from core.details import ServeBenchDetail
 from core.properties import PROPERTIES
-from core.results import Rung
+from core.results import CellInfo, CellResult, Rung, machine_info, save
 from engines import EngineEntry
 from reports.render import render
 from tests.unit.test_render import cell, passing
@@ -110,15 +111,15 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     run = Run(Load("poisson", rate=20, concurrency=0, duration_s=3, warmup_s=0), samples,
               (0.0, 3.0), 3.0, 0.3,
               [0.001] * 10)
-    record = {"engine": "demo_server", "server": "demo serve", "fixture": "tiny",
-              "startup_s": 1.5, "input_tokens": 16, "output_tokens": 2, "knee": None,
-              "runs": [{"load": vars(run.load), **measure(run, {"ttft": 1.0},
-                                                          lambda text: len(text.split()))}]}
     closed = Run(Load("closed", concurrency=3), samples, (0.0, 3.0), 3.0, 0.3, [0.001])
-    record["runs"].append({"load": vars(closed.load), **measure(closed)})
+    detail = ServeBenchDetail(
+        engine="demo_server", server="demo serve", fixture="tiny", startup_s=1.5, input_tokens=16,
+        output_tokens=2, runs=[measure(run, {"ttft": 1.0}, lambda text: len(text.split())),
+                               measure(closed)])
     results = tmp_path / "results"
-    (results / "serve-bench").mkdir(parents=True)
-    (results / "serve-bench" / "demo_server-base.json").write_text(__import__("json").dumps(record))
+    cell = CellInfo(id="demo_server-base", engine="demo_server", kind="generation", env="base")
+    save(CellResult(cell=cell, machine=machine_info(), started_at="now",
+                    rungs=[Rung("serve_bench", "pass", detail=detail)]), results / "serve-bench")
     render([results], tmp_path / "out")
     page = (tmp_path / "out" / "SERVING.md").read_text()
     assert "### `demo_server` (demo serve) on tiny" in page
