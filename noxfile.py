@@ -115,9 +115,9 @@ def bisect(session: nox.Session) -> None:
                             good=args.good)
     except InfermatrixError as exc:
         session.error(str(exc))
-    session.log(f"{record['package']} in {record['cell']}: {boundary(record)} "
-                f"({len(record['probes'])} probes of at most {record['max_probes']}) "
-                f"{record['note']}")
+    session.log(f"{record.package} in {record.cell}: {boundary(record.boundary)} "
+                f"({len(record.probes)} probes of at most {record.max_probes}) "
+                f"{record.boundary.note}")
 
 
 @nox.session(python=False)

@@ -70,7 +70,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("serve_output_tokens_per_s", "tok/s", "higher",
            "generated tokens whose events arrived inside the measurement window ÷ its length"),
     Metric("serve_goodput_per_s", "req/s", "higher",
-           "requests scheduled in the window that met every SLO ÷ its length (errors miss)"),
+           "requests scheduled in the window that met every SLO, TTFT and end-to-end counted "
+           "from the scheduled send (client queueing included) ÷ its length (errors miss)"),
 )}
 
 

@@ -13,6 +13,7 @@ Pure numpy, no engine: the suites and the report import it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -77,12 +78,19 @@ class Bound:
     rms_dp: float
 
     def violations(self, measured: Drift) -> list[str]:
-        """Each figure beyond its bound, named with both values; empty when within."""
-        out = [f"{name} {getattr(measured, name):.4g} > {limit:.4g}"
-               for name, limit in (("kl_mean", self.kl_mean), ("kl_p99", self.kl_p99),
-                                   ("rms_dp", self.rms_dp)) if getattr(measured, name) > limit]
-        if measured.top1 < self.top1:
-            out.append(f"top1 {measured.top1:.3f} < {self.top1:.3f}")
+        """Each figure beyond its bound, named with both values; empty when within. A figure
+        that is not a number (NaN or infinite logits at some position) is beyond every bound:
+        `nan > limit` is False, and such a gate would pass anything."""
+        out = []
+        for name, limit in (("kl_mean", self.kl_mean), ("kl_p99", self.kl_p99),
+                            ("rms_dp", self.rms_dp), ("top1", self.top1)):
+            value = getattr(measured, name)
+            if not math.isfinite(value):
+                out.append(f"{name} is {value}: the engine's logits are not finite everywhere")
+            elif name == "top1" and value < limit:
+                out.append(f"top1 {value:.3f} < {limit:.3f}")
+            elif name != "top1" and value > limit:
+                out.append(f"{name} {value:.4g} > {limit:.4g}")
         return out
 
 

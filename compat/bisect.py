@@ -28,8 +28,9 @@ from compat.drive import resolve_all
 from compat.index import published_versions
 from compat.ladder import run_cell
 from compat.matrix import Cell, requirement_name
+from core.details import BisectProbe, BisectRecord, Boundary, read, to_json
 from core.errors import MatrixError, unknown
-from core.results import SCHEMA_VERSION, machine_info, write_atomic
+from core.results import machine_info, write_atomic
 
 
 def pinned(cell: Cell, package: str, version: str) -> Cell:
@@ -54,7 +55,7 @@ def held_version(cell: Cell, package: str, work: Path, options: Options) -> str:
     return result.versions[name]
 
 
-def search(releases: list[str], works: Callable[[str], bool]) -> dict:
+def search(releases: list[str], works: Callable[[str], bool]) -> Boundary:
     """The boundary in `releases` (oldest first, from the starting release to the newest).
 
     Probes the newest, then the start; where they differ, bisects between them: at most
@@ -66,33 +67,47 @@ def search(releases: list[str], works: Callable[[str], bool]) -> dict:
     start_works = newest_works if lo == hi else works(releases[lo])
     if start_works == newest_works:
         state = "works" if newest_works else "fails"
-        return {"direction": "none", "newest_working": releases[hi] if newest_works else None,
-                "first_failing": None if newest_works else releases[hi],
-                "note": f"the starting release {releases[lo]} and the newest {releases[hi]} "
-                        f"both {state}: no boundary between them"
-                        + ("" if newest_works else "; give an older --good VERSION")}
+        return Boundary("none", start_works, releases[hi],
+                        note=f"the starting release {releases[lo]} and the newest {releases[hi]} "
+                             f"both {state}: no boundary between them"
+                             + ("" if newest_works else "; give an older --good VERSION"))
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if works(releases[mid]) == start_works else (lo, mid)
     if start_works:
-        return {"direction": "regression", "newest_working": releases[lo],
-                "first_failing": releases[hi], "note": ""}
-    return {"direction": "fix", "first_working": releases[hi], "last_failing": releases[lo],
-            "note": f"fixed in {releases[hi]}"}
+        return Boundary("regression", True, releases[lo], releases[hi])
+    return Boundary("fix", False, releases[lo], releases[hi], note=f"fixed in {releases[hi]}")
 
 
-def boundary(record: dict) -> str:
-    """Where a bisection found the change, either way round."""
-    if record.get("direction") == "fix":
-        return f"fails up to {record['last_failing']}, works from **{record['first_working']}**"
-    works, fails = record.get("newest_working"), record.get("first_failing")
-    if works and fails:
-        return f"works up to {works}, fails from **{fails}**"
-    return f"every probe {'works' if works else 'fails'}"
+def boundary(found: Boundary) -> str:
+    """Where a bisection found the change, in words."""
+    if found.direction == "fix":
+        return f"fails up to {found.before}, works from **{found.after}**"
+    if found.direction == "regression":
+        return f"works up to {found.before}, fails from **{found.after}**"
+    return f"every probe {'works' if found.start_works else 'fails'}"
+
+
+def save_record(record: BisectRecord, results_dir: Path) -> Path:
+    path = Path(results_dir) / "bisect" / f"{record.cell}--{record.package}.json"
+    write_atomic(path, json.dumps(to_json(record), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_records(result_dirs: list[Path]) -> list[BisectRecord]:
+    """Every bisect record under the folders' bisect/; unreadable or foreign ones skipped."""
+    records = []
+    for folder in result_dirs:
+        for path in sorted((Path(folder) / "bisect").glob("*.json")):
+            try:
+                records.append(read(BisectRecord, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+    return records
 
 
 def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log = print,
-           options: Options | None = None, good: str | None = None) -> dict:
+           options: Options | None = None, good: str | None = None) -> BisectRecord:
     """Find the boundary; write results_dir/bisect/<cell>--<package>.json and return it. `good`:
     the starting release (default: what the cell resolves to); from a failing one where the
     newest works, the first release that works."""
@@ -103,7 +118,7 @@ def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log 
     releases = [str(v) for v in published_versions(name, cell.python)]
     if good not in releases:
         raise MatrixError(unknown(f"--good (starting) release of {name}", good, releases[-10:]))
-    probes: list[dict] = []
+    probes: list[BisectProbe] = []
     probe_options = dataclasses.replace(options, last_rung="conformance")
 
     def works(version: str) -> bool:
@@ -111,23 +126,20 @@ def bisect(cell: Cell, package: str, *, venv: Path, results_dir: Path, log: Log 
         result = run_cell(pinned(cell, name, version), venv=venv, results_dir=work / "probes",
                           log=log, options=probe_options)
         failed = result.first_failure
-        probes.append({"version": version, "works": failed is None,
-                       "rung": failed.name if failed else None,
-                       "signature": failed.error.signature if failed and failed.error else None})
+        probes.append(BisectProbe(version, failed is None, failed.name if failed else None,
+                                  failed.error.signature if failed and failed.error else None))
         return failed is None
 
     lo = releases.index(good)
     span = len(releases) - lo  # releases between the known-good one and the newest
-    answer = search(releases[lo:], works)
-    failing = next((p for p in probes if p["version"] in (answer.get("first_failing"),
-                                                           answer.get("last_failing"))), None)
-    record = {
-        "schema": SCHEMA_VERSION, "cell": cell.id, "package": name, "good_start": good,
-        "releases_considered": span, "max_probes": math.ceil(math.log2(span)) + 2,
-        **answer, "failing_rung": failing and failing["rung"],
-        "signature": failing and failing["signature"], "probes": probes,
-        "machine": asdict(machine_info()), "exclude_newer": options.exclude_newer,
-    }
-    write_atomic(Path(results_dir) / "bisect" / f"{cell.id}--{name}.json",
-                 json.dumps(record, indent=2) + "\n")
+    found = search(releases[lo:], works)
+    failed_release = {"regression": found.after, "fix": found.before}.get(found.direction)
+    failing = next((p for p in probes if p.version == failed_release), None)
+    record = BisectRecord(
+        cell=cell.id, package=name, good_start=good, releases_considered=span,
+        max_probes=math.ceil(math.log2(span)) + 2, boundary=found,
+        failing_rung=failing.rung if failing else None,
+        signature=failing.signature if failing else None, probes=probes,
+        machine=asdict(machine_info()), exclude_newer=options.exclude_newer)
+    save_record(record, results_dir)
     return record

@@ -91,6 +91,57 @@ class LoadDetail:
 
 
 @dataclass
+class QualityFigures:
+    """What a quality property measured on one fixture against the float32 reference: a
+    generator's next-token distributions (quantization_quality), or an embedder's vectors."""
+
+    quantization: str = "none"
+    weights_bytes: int | None = None
+    """The weights as the engine loads them (its files on disk)."""
+    positions: int | None = None
+    kl_mean: float | None = None
+    """Mean KL(reference || engine) over positions, in nats (bench/quality.Drift)."""
+    kl_p99: float | None = None
+    top1: float | None = None
+    """Fraction of positions where the engine's most likely token is the reference's."""
+    rms_dp: float | None = None
+    kernel_kl_mean: float | None = None
+    """The engine against its own weights run exactly: its kernels' share of the loss."""
+    kernel_kl_p99: float | None = None
+    weights_kl_mean: float | None = None
+    """Its weights dequantized against float32: the quantization's share of the loss."""
+    mean_cosine: float | None = None
+    """Embedders: cosine of each vector to its float32 reference, mean and least."""
+    min_cosine: float | None = None
+    known_drift: float | None = None
+    """Embedders: how far the real model's published similarity moved."""
+
+
+@dataclass
+class LoraFigures:
+    """lora_adapter on one fixture: the engine with the adapter set, against the base weights
+    with it merged in float64."""
+
+    positions: int
+    effect_kl_mean: float
+    """How far the adapter moves the reference (mean KL): it must clearly be non-zero."""
+    kl_mean: float | None = None
+    """An engine with logits: its distributions against the merged reference's."""
+    kl_p99: float | None = None
+    top1: float | None = None
+    logprob_max_diff: float | None = None
+    """An engine without logits: its log-probabilities' largest distance from the reference's."""
+
+
+@dataclass
+class PropertyFigures:
+    """A property's figures on one fixture: the record of the property that measures them."""
+
+    quality: QualityFigures | None = None
+    lora: LoraFigures | None = None
+
+
+@dataclass
 class PropertyResult:
     """One conformance property, folded over every fixture (its worst case wins)."""
 
@@ -100,9 +151,9 @@ class PropertyResult:
     """Fixture (or parametrized case) -> its own status."""
     notes: dict[str, str] = field(default_factory=dict)
     """Fixture -> what the property measured (e.g. "6/6 prompts token-exact")."""
-    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: dict[str, PropertyFigures] = field(default_factory=dict)
     """Fixture -> the property's figures, where it measures some (quantization_quality's KL,
-    top-1 agreement, RMS Δp, weights on disk)."""
+    top-1 agreement, RMS Δp, weights on disk; lora_adapter's)."""
     deviation: DeviationInfo | None = None
 
 
@@ -234,7 +285,9 @@ class LoadRun:
     slo_attainment: float
     tokens: TokenCounts
     achieved_rate: float
+    """Open loop: requests of the window sent on time (bench/serving.ON_TIME_S) ÷ its length."""
     target_rate: float
+    """Open loop: the schedule's own rate inside the window (closed loop: 0 for both)."""
     loop_lag_p99_s: float
     client_cpu: float
     """The client's share of one core over the run."""
@@ -271,6 +324,51 @@ class ServeBenchDetail:
     output_tokens: int
     runs: list[LoadRun] = field(default_factory=list)
     knee: Knee | None = None
+
+
+@dataclass
+class BisectProbe:
+    """One release of the package, climbed with it pinned."""
+
+    version: str
+    works: bool
+    rung: str | None = None
+    """The first rung that failed (None where every rung passed)."""
+    signature: str | None = None
+
+
+@dataclass
+class Boundary:
+    """Where a bisection found the change, either way round."""
+
+    direction: Literal["regression", "fix", "none"]
+    """regression: the starting release works and a later one fails; fix: the start fails and a
+    later one works; none: the start and the newest agree, no boundary between them."""
+    start_works: bool
+    before: str | None
+    """The newest release that behaves like the start (none: the newest release)."""
+    after: str | None = None
+    """The first release that does not (None where there is no boundary)."""
+    note: str = ""
+
+
+@dataclass
+class BisectRecord:
+    """`nox -s bisect -- PACKAGE CELL`: results/bisect/<cell>--<package>.json."""
+
+    cell: str
+    package: str
+    good_start: str
+    """The release the search started from (the cell's own, or --good)."""
+    releases_considered: int
+    max_probes: int
+    boundary: Boundary
+    failing_rung: str | None
+    signature: str | None
+    probes: list[BisectProbe]
+    machine: dict[str, Any]
+    exclude_newer: str | None = None
+    schema: int = 2
 
 
 DETAILS: dict[str, type] = {"resolve": ResolveDetail, "install": InstallDetail,

@@ -4,10 +4,9 @@ incompatibilities, and what changed since the previous run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from compat.bisect import boundary
+from compat.bisect import boundary, load_records
 from compat.matrix import Matrix, requirement_name
 from core.results import RUNGS, CellResult, Rung
 from reports.markdown import (
@@ -122,19 +121,13 @@ def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
 
 
 def bisections(result_dirs: list[Path]) -> list[str]:
-    records = []
-    for folder in result_dirs:
-        for path in sorted((Path(folder) / "bisect").glob("*.json")):
-            try:
-                records.append(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                continue
+    records = load_records(result_dirs)
     if not records:
         return []
-    rows = [[f"`{r['cell']}`", r["package"], boundary(r),
-             f"{r['failing_rung']}: `{r['signature']}`" if r.get("failing_rung") else "",
-             f"{len(r['probes'])} / {r['max_probes']} over {r['releases_considered']} releases",
-             r.get("note", "")] for r in records]
+    rows = [[f"`{r.cell}`", r.package, boundary(r.boundary),
+             f"{r.failing_rung}: `{r.signature}`" if r.failing_rung else "",
+             f"{len(r.probes)} / {r.max_probes} over {r.releases_considered} releases",
+             r.boundary.note] for r in records]
     head = ["cell", "package", "boundary", "fails at", "probes", "note"]
     return ["## Bisections", "", "`nox -s bisect -- PACKAGE CELL`: each probe climbs the same "
             "rungs with the package pinned to one release.", "", table(rows, head), ""]

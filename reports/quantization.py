@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.details import PropertyResult
+from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from engines import QUANTIZATIONS
 from reports.markdown import FAIL, NOT_RUN, PASS, header, table
@@ -28,14 +28,17 @@ def in_order(results: list[CellResult]) -> list[CellResult]:
                                  rank.get(quantization_of(r), len(rank))))
 
 
-def figures_of(result: CellResult) -> dict | None:
-    """quantization_quality's figures on the cell's first fixture that has some."""
-    rung = result.rung("conformance")
+NO_FIGURES = QualityFigures()
+
+
+def figures_of(result: CellResult | None) -> QualityFigures:
+    """quantization_quality's figures on the cell's first fixture that has some (all None where
+    none was measured)."""
+    rung = result.rung("conformance") if result is not None else None
     detail = rung.detail if rung is not None else None
     prop = detail.properties.get(PROPERTY) if detail is not None else None
-    if prop is None or not prop.figures:
-        return None
-    return next(iter(prop.figures.values()))
+    found = [f.quality for f in prop.figures.values() if f.quality] if prop is not None else []
+    return found[0] if found else NO_FIGURES
 
 
 def label_of(result: CellResult) -> str:
@@ -88,17 +91,17 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
     base = baselines(results)
     rows = []
     for r in results:
-        figures, (decode, ttft, rss) = figures_of(r) or {}, speed_of(r)
+        figures, (decode, ttft, rss) = figures_of(r), speed_of(r)
         ref = base.get((r.cell.engine, r.cell.device))
         ref_decode = speed_of(ref)[0] if ref is not None else None
-        ref_size = (figures_of(ref) or {}).get("weights_bytes") if ref is not None else None
-        size = figures.get("weights_bytes")
+        ref_size = figures_of(ref).weights_bytes
+        size = figures.weights_bytes
         rows.append([
             f"`{r.cell.engine}`", label_of(r), status_of(r),
-            _num(figures.get("kl_mean"), ".2e"), _num(figures.get("kl_p99"), ".2e"),
-            _num(100 * figures["top1"], ".1f") + "%" if "top1" in figures else "–",
-            _num(figures.get("rms_dp"), ".2e"),
-            _num(figures.get("weights_kl_mean"), ".2e"), _num(figures.get("kernel_kl_mean"), ".2e"),
+            _num(figures.kl_mean, ".2e"), _num(figures.kl_p99, ".2e"),
+            _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
+            _num(figures.rms_dp, ".2e"),
+            _num(figures.weights_kl_mean, ".2e"), _num(figures.kernel_kl_mean, ".2e"),
             _num(decode, ",.0f"), f"{decode / ref_decode:.2f}×" if decode and ref_decode else "–",
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
             size_text(size, ref_size)])
@@ -116,13 +119,13 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     base = baselines(results)
     rows = []
     for r in results:
-        figures, speed, ref = figures_of(r) or {}, rate(r), base.get((r.cell.engine, r.cell.device))
-        ref_speed, ref_size = rate(ref), (figures_of(ref) or {}).get("weights_bytes") if ref else None
-        size, detail = figures.get("weights_bytes"), bench_of(r)
+        figures, speed, ref = figures_of(r), rate(r), base.get((r.cell.engine, r.cell.device))
+        ref_speed, ref_size = rate(ref), figures_of(ref).weights_bytes
+        size, detail = figures.weights_bytes, bench_of(r)
         rows.append([
             f"`{r.cell.engine}`", label_of(r), status_of(r),
-            _num(figures.get("min_cosine"), ".5f"), _num(figures.get("mean_cosine"), ".5f"),
-            _num(figures.get("known_drift"), ".4f"), _num(speed, ",.0f"),
+            _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
+            _num(figures.known_drift, ".4f"), _num(speed, ",.0f"),
             f"{speed / ref_speed:.2f}×" if speed and ref_speed else "–",
             _num(detail.peak_rss_mib if detail else None, ",.0f"),
             size_text(size, ref_size)])
@@ -142,14 +145,16 @@ def lora_rows(results: list[CellResult]) -> list[list[str]]:
     rows = []
     for engine, (r, prop) in sorted(seen.items()):
         cases = [f for f, s in prop.cases.items() if s != "skip"]
-        figures = prop.figures.get(cases[0], {}) if cases else {}
+        figures = prop.figures[cases[0]].lora if cases and cases[0] in prop.figures else None
         verdict = {"pass": PASS, "fail": f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
                    }.get(prop.status, f"{NOT_RUN} {prop.message.split(': ', 1)[-1][:200]}")
-        against = (f"KL {figures['kl_mean']:.2e} (top-1 {100 * figures['top1']:.1f}%)"
-                   if "kl_mean" in figures else f"Δ log-prob ≤ {figures['logprob_max_diff']:.1e}"
-                   if "logprob_max_diff" in figures else "–")
+        against = ("–" if figures is None else
+                   f"KL {figures.kl_mean:.2e} (top-1 {100 * figures.top1:.1f}%)"
+                   if figures.kl_mean is not None else
+                   f"Δ log-prob ≤ {figures.logprob_max_diff:.1e}"
+                   if figures.logprob_max_diff is not None else "–")
         rows.append([f"`{engine}`", f"`{r.cell.id}`", verdict, ", ".join(cases) or "–", against,
-                     _num(figures.get("effect_kl_mean"), ".3f")])
+                     _num(figures.effect_kl_mean if figures else None, ".3f")])
     return rows
 
 
@@ -182,9 +187,9 @@ def plot(results: list[CellResult], path: Path) -> bool:
     points = []
     for r in results:
         figures, decode = figures_of(r), speed_of(r)[0]
-        if figures and decode:
+        if figures.kl_mean is not None and decode:
             points.append((f"{r.cell.engine} {quantization_of(r)}", decode,
-                           max(figures["kl_mean"], 1e-7)))
+                           max(figures.kl_mean, 1e-7)))
     plt = _pyplot()
     if plt is None or len(points) < 2:
         return False

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench.quality import QUALITY_BOUNDS, Drift, drift, log_softmax
+from core.details import LoraFigures
 from engines.base import SamplingParams
 
 STEPS = 8
@@ -85,7 +86,8 @@ def logprob_problems(engine, prompts: list[list[int]], expected: np.ndarray) -> 
 
 def along_reference(engine, prefixes: list[list[int]], merged: np.ndarray) -> tuple[dict, list[str]]:
     """The engine teacher-forced along the reference's prefixes: its logits within the
-    unquantized bound of the merged reference, else its log-probabilities within tolerance."""
+    unquantized bound of the merged reference, else its log-probabilities within tolerance.
+    Returns LoraFigures' fields that this measures, and the problems."""
     if not engine.capabilities.logits:
         problems, worst = logprob_problems(engine, prefixes, merged)
         return {"logprob_max_diff": worst}, problems
@@ -95,7 +97,7 @@ def along_reference(engine, prefixes: list[list[int]], merged: np.ndarray) -> tu
     return {"kl_mean": measured.kl_mean, "kl_p99": measured.kl_p99, "top1": measured.top1}, problems
 
 
-def lora_check(engine, model_dir: Path, prompts: list[list[int]]) -> tuple[dict, list[str]]:
+def lora_check(engine, model_dir: Path, prompts: list[list[int]]) -> tuple[LoraFigures, list[str]]:
     """Figures and problems of `engine` with the fixture's adapter set, then removed."""
     from safetensors.numpy import load_file
 
@@ -115,9 +117,9 @@ def lora_check(engine, model_dir: Path, prompts: list[list[int]]) -> tuple[dict,
     engine.set_adapter(adapter_dir)
     try:
         problems = id_problems(greedy_ids(engine, prompts), expected, merged)
-        figures, more = along_reference(engine, prefixes, merged)
+        measured, more = along_reference(engine, prefixes, merged)
         problems += more
-        figures |= {"effect_kl_mean": effect.kl_mean, "positions": len(prefixes)}
+        figures = LoraFigures(positions=len(prefixes), effect_kl_mean=effect.kl_mean, **measured)
     finally:
         engine.set_adapter(None)
     after = greedy_ids(engine, prompts)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.quality import Drift, drift
+from core.details import PropertyFigures, QualityFigures
 from engines.base import SamplingParams
 
 
@@ -157,17 +158,17 @@ def reference_problems(step: dict[int, float], ids: list[int], values: list[floa
 
 
 def quality_record(engine, measured: Drift, kernels: tuple[Drift, Drift] | None
-                   ) -> tuple[dict, str]:
+                   ) -> tuple[PropertyFigures, str]:
     """quantization_quality's figures and its one-line note."""
-    figures = {**measured.to_json(), "quantization": engine.quantization,
-               "weights_bytes": engine.weights_bytes}
+    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights_bytes,
+                             **measured.to_json())
     note = f"{engine.quantization}: {measured.describe()}"
     if kernels is not None:  # the engine against its own weights, and those against float32
-        figures |= {"kernel_kl_mean": kernels[0].kl_mean, "kernel_kl_p99": kernels[0].kl_p99,
-                    "weights_kl_mean": kernels[1].kl_mean}
+        figures.kernel_kl_mean, figures.kernel_kl_p99 = kernels[0].kl_mean, kernels[0].kl_p99
+        figures.weights_kl_mean = kernels[1].kl_mean
         note += (f"; its weights dequantized: KL mean {kernels[1].kl_mean:.2e} from float32, "
                  f"the engine {kernels[0].kl_mean:.2e} from them")
-    return figures, note
+    return PropertyFigures(quality=figures), note
 
 
 def logprobs_against(engine, reference: dict, n: int, tol: float) -> tuple[list[str], float, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.details import ConformanceDetail, DeviationInfo, PropertyResult
+from core.details import ConformanceDetail, DeviationInfo, PropertyFigures, PropertyResult, read
 from core.properties import PROPERTIES
 from core.results import Rung, write_rung
 from engines import QUANT_ENV
@@ -101,7 +101,7 @@ class PropertyRecorder:
             if key == "note":
                 entry.notes[case] = value
             elif key == "figures":
-                entry.figures[case] = json.loads(value)
+                entry.figures[case] = read(PropertyFigures, json.loads(value))
         quantization = os.environ.get(QUANT_ENV) or "none"
         deviation = (self.engine.deviations_under(quantization).get(name)
                      if self.engine is not None else None)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.details import PropertyFigures, QualityFigures, to_json
 from engines.base import InvalidParameterError
 from incell.conformance.compare import check_embeddings_close, check_similar, cosine
 from incell.conformance.inputs import TEXTS
@@ -136,20 +137,20 @@ def test_quantization_quality(engine, model_dir, fixture_name: str, record_prope
 
     _, ref = reference_model(str(model_dir))
     texts = [*PARITY_TEXTS, *KNOWN_PAIR]
-    figures = cosine_drift(ref.encode(texts, normalize_embeddings=True, convert_to_numpy=True),
-                           engine.embed(texts))
+    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights_bytes,
+                             **cosine_drift(ref.encode(texts, normalize_embeddings=True,
+                                                       convert_to_numpy=True), engine.embed(texts)))
     if fixture_name == "all-minilm-l6-v2":
-        figures["known_drift"] = abs(cosine(*engine.embed(KNOWN_PAIR)) - KNOWN_COSINE)
+        figures.known_drift = abs(cosine(*engine.embed(KNOWN_PAIR)) - KNOWN_COSINE)
     least, drift_limit = COSINE_BOUNDS[engine.quantization]
-    record_property("figures", json.dumps({**figures, "quantization": engine.quantization,
-                                           "weights_bytes": engine.weights_bytes}))
-    record_property("note", f"{engine.quantization}: min cosine {figures['min_cosine']:.5f}, mean "
-                    f"{figures['mean_cosine']:.5f}" + (f", known similarity off by "
-                    f"{figures['known_drift']:.4f}" if "known_drift" in figures else ""))
-    assert figures["min_cosine"] >= least, (f"{engine.quantization}: min cosine "
-                                            f"{figures['min_cosine']:.5f} < {least}")
-    assert figures.get("known_drift", 0.0) <= drift_limit, (
-        f"{engine.quantization}: the known similarity drifted {figures['known_drift']:.4f} "
+    record_property("figures", json.dumps(to_json(PropertyFigures(quality=figures))))
+    record_property("note", f"{engine.quantization}: min cosine {figures.min_cosine:.5f}, mean "
+                    f"{figures.mean_cosine:.5f}" + (f", known similarity off by "
+                    f"{figures.known_drift:.4f}" if figures.known_drift is not None else ""))
+    assert figures.min_cosine >= least, (f"{engine.quantization}: min cosine "
+                                         f"{figures.min_cosine:.5f} < {least}")
+    assert (figures.known_drift or 0.0) <= drift_limit, (
+        f"{engine.quantization}: the known similarity drifted {figures.known_drift:.4f} "
         f"> {drift_limit}")
 
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from core.details import PropertyFigures, to_json
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
 from incell.conformance import reference
 from incell.conformance.compare import check_ids_equal, check_logits_close
@@ -330,7 +331,7 @@ def test_quantization_quality(engine, fixture_name: str, record_property) -> Non
         pytest.skip("the reference keeps no whole distributions for this fixture's vocabulary")
     (measured, kernels), quantization = both, engine.quantization
     figures, note = quality_record(engine, measured, kernels)
-    record_property("figures", json.dumps(figures))
+    record_property("figures", json.dumps(to_json(figures)))
     record_property("note", f"{note} vs {reference['reference']}")
     problems = QUALITY_BOUNDS[quantization].violations(measured)
     problems += [f"vs its weights dequantized: {v}" for v in
@@ -347,7 +348,7 @@ def test_lora_adapter(engine, model_dir, record_property) -> None:
     requires(engine, "lora")
     unquantized_only(engine)
     figures, problems = lora_check(engine, model_dir, [engine.tokenize(p) for p in PROMPTS[:3]])
-    record_property("figures", json.dumps(figures))
+    record_property("figures", json.dumps(to_json(PropertyFigures(lora=figures))))
     assert not problems, "; ".join(problems)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compat.bisect import bisect, search
+from compat.bisect import bisect, boundary, search
 from compat.matrix import load
 from core.errors import MatrixError
 
@@ -25,22 +25,18 @@ def test_search_finds_the_boundary_within_budget(n: int, data, fixed: bool) -> N
         return (releases.index(version) < boundary) != fixed
 
     answer = search(releases, works)
-    if fixed:
-        assert answer["direction"] == "fix"
-        assert answer["last_failing"] == releases[boundary - 1]
-        assert answer["first_working"] == releases[boundary]
-    else:
-        assert answer["direction"] == "regression"
-        assert answer["newest_working"] == releases[boundary - 1]
-        assert answer["first_failing"] == releases[boundary]
+    assert answer.direction == ("fix" if fixed else "regression")
+    assert answer.start_works == (not fixed)
+    assert (answer.before, answer.after) == (releases[boundary - 1], releases[boundary])
     assert len(probes) <= math.ceil(math.log2(n)) + 2
 
 
 def test_search_when_the_start_and_the_newest_agree() -> None:
     answer = search(["1", "2", "3"], lambda v: True)
-    assert answer["newest_working"] == "3" and answer["direction"] == "none"
+    assert (answer.direction, answer.start_works, answer.after) == ("none", True, None)
+    assert boundary(answer) == "every probe works"
     answer = search(["1", "2", "3"], lambda v: False)
-    assert answer["newest_working"] is None and "give an older --good" in answer["note"]
+    assert not answer.start_works and "give an older --good" in answer.note
 
 
 def test_bisect_over_a_package_the_cell_does_not_hold(tmp_path) -> None:

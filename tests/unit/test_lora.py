@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.details import ConformanceDetail, PropertyResult
+from core.details import ConformanceDetail, LoraFigures, PropertyFigures, PropertyResult
 from core.results import CellResult, Rung
 from incell.conformance.lora import NEAR_TIE, STEPS, id_problems
 from reports.quantization import lora_rows
@@ -32,12 +32,12 @@ def lora_cell(cell_id: str, engine: str, prop: PropertyResult) -> CellResult:
 
 def test_the_lora_table_has_one_row_per_engine_with_its_figures_or_its_reason() -> None:
     applied = PropertyResult("pass", cases={"small-llama": "pass", "tiny-gpt2": "skip"},
-                             figures={"small-llama": {"kl_mean": 2e-6, "top1": 1.0,
-                                                      "effect_kl_mean": 0.19}})
+                             figures={"small-llama": PropertyFigures(lora=LoraFigures(
+                                 positions=24, kl_mean=2e-6, top1=1.0, effect_kl_mean=0.19))})
     via_logprobs = PropertyResult("fail", "[small-llama] AssertionError: log-probabilities far",
                                   cases={"small-llama": "fail"},
-                                  figures={"small-llama": {"logprob_max_diff": 0.3,
-                                                           "effect_kl_mean": 0.19}})
+                                  figures={"small-llama": PropertyFigures(lora=LoraFigures(
+                                      positions=24, logprob_max_diff=0.3, effect_kl_mean=0.19))})
     declined = PropertyResult("skip", "[small-llama] ctranslate2 declares no lora support: merged "
                               "before conversion", cases={"small-llama": "skip"})
     rows = lora_rows([lora_cell("ctranslate2-numpy2", "ctranslate2", declined),

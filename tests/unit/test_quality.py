@@ -84,3 +84,18 @@ def test_embedding_cosine_drift() -> None:
     measured = cosine_drift(reference, engine)
     assert measured["min_cosine"] == pytest.approx(1 / math.sqrt(2))
     assert measured["mean_cosine"] == pytest.approx((1 / math.sqrt(2) + 1) / 2)
+
+
+def test_nan_logits_cannot_pass_a_gate() -> None:
+    """NaN at a few positions leaves kl_mean NaN; `nan > limit` is False, so a gate written that
+    way passes it. Every bound, the loosest too, must refuse it."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(8, 32))
+    engine = reference.copy()
+    engine[3] = np.nan
+    measured = drift(reference, engine)
+    assert math.isnan(measured.kl_mean)
+    for name, bound in QUALITY_BOUNDS.items():
+        found = bound.violations(measured)
+        assert any("kl_mean is nan: the engine's logits are not finite" in v for v in found), name
+    assert QUALITY_BOUNDS["none"].violations(drift(reference, reference)) == []

@@ -139,7 +139,7 @@ def test_a_k_quant_that_falls_back_is_caught_from_the_written_file(tmp_path) -> 
 
 def quant_cell(engine: str, quant: str, figures: dict | None, decode: float) -> CellResult:
     prop = {"status": "pass", "message": "", "cases": {"small-llama": "pass"},
-            "figures": {"small-llama": figures} if figures else {}}
+            "figures": {"small-llama": {"quality": figures}} if figures else {}}
     bench = {"fixture": "small-llama", "peak_rss_mib": 300.0, "metrics": [
         {"name": "decode_tokens_per_s", "unit": "tok/s", "better": "higher", "params": {},
          "samples": [decode] * 5, "stats": {"n": 5, "median": decode, "p90": decode,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 
 import pytest
 
 from bench.stats import summarize
-from core.details import Fallback, ResolveDetail
+from compat.bisect import save_record
+from core.details import BisectProbe, BisectRecord, Boundary, Fallback, ResolveDetail
 from core.results import CellResult, ErrorInfo, Rung, write_atomic
 from reports.render import render
 
@@ -142,10 +142,12 @@ def test_known_fallbacks_lifted_pins_and_callouts(tmp_path) -> None:
     results = declared_and_overridden()
     for r in results:
         write_atomic(tmp_path / "results" / f"{r.cell.id}.json", r.to_json())
-    bisect = {"cell": "infinity_emb-numpy2", "package": "infinity-emb", "newest_working": "0.0.45",
-              "first_failing": "0.0.46", "failing_rung": "resolve", "signature": "ResolutionError: x",
-              "probes": [1, 2, 3], "max_probes": 9, "releases_considered": 34, "note": ""}
-    write_atomic(tmp_path / "results" / "bisect" / "b.json", json.dumps(bisect))
+    probes = [BisectProbe(v, v == "0.0.45") for v in ("0.0.78", "0.0.45", "0.0.46")]
+    save_record(BisectRecord(
+        cell="infinity_emb-numpy2", package="infinity-emb", good_start="0.0.45",
+        releases_considered=34, max_probes=9, boundary=Boundary("regression", True, "0.0.45", "0.0.46"),
+        failing_rung="resolve", signature="ResolutionError: x", probes=probes, machine={}),
+        tmp_path / "results")
     render([tmp_path / "results"], tmp_path / "out", matrix=matrix)
     text = (tmp_path / "out" / "COMPATIBILITY.md").read_text()
 
