@@ -10,6 +10,13 @@ is asked, then [DONE]. Every request is served at once and on its own schedule (
 ttft, ITL = itl, end-to-end = ttft + (tokens-1)*itl. Where many streams keep its own loop busy it
 writes late; with --log it records, per request, when it arrived and when it wrote each event
 (time.perf_counter: CLOCK_MONOTONIC, the clock the client reads), so the truth is known then too.
+
+A request may ask for the departures real servers show, so the client's handling of each is
+checked against a known truth (an object "calibration" in the request body):
+tokens_per_event (several tokens in one event), ids: false (no token_ids), usage: false (no usage
+chunk even when asked), stop_after N (end cleanly after N events, short of max_tokens),
+cut_after N (drop the connection after N events), error_after N (an in-stream error event after
+N events, then [DONE]).
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ import time
 from aiohttp import web
 
 
-def chunk(text: str, token: int, finish: str | None = None) -> bytes:
-    body = {"object": "text_completion", "model": "calibration",
-            "choices": [{"index": 0, "text": text, "token_ids": [token], "finish_reason": finish}]}
+def chunk(text: str, tokens: list[int] | None, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "text": text, "finish_reason": finish}
+    if tokens is not None:
+        choice["token_ids"] = tokens
+    body = {"object": "text_completion", "model": "calibration", "choices": [choice]}
     return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+ERROR_EVENT = (b'data: {"error": {"message": "calibration: the engine failed", '
+               b'"type": "server_error"}}\n\n')
 
 
 def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.Application:
@@ -34,17 +47,30 @@ def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.App
         writes = []
         body = await request.json()
         count = int(body.get("max_tokens") or tokens)
+        knobs = body.get("calibration") or {}
+        per = int(knobs.get("tokens_per_event", 1))
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        for i in range(count):
+        start, sent = loop.time(), 0
+        for i, first in enumerate(range(0, count, per)):
+            if i == knobs.get("cut_after"):
+                request.transport.close()  # the connection drops mid-stream
+                return response
+            if i == knobs.get("error_after"):
+                await response.write(ERROR_EVENT + b"data: [DONE]\n\n")
+                return response
+            if i == knobs.get("stop_after"):
+                break
             # each event at its own time from the request's start, so delays never accumulate
             await asyncio.sleep(max(0.0, start + ttft + i * itl - loop.time()))
-            await response.write(chunk(" t", 100 + i % 50, "length" if i == count - 1 else None))
+            n = min(per, count - first)
+            ids = [100 + (first + k) % 50 for k in range(n)] if knobs.get("ids", True) else None
+            await response.write(chunk(" t" * n, ids, "length" if first + n == count else None))
             writes.append(time.perf_counter())
-        if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
+            sent += n
+        if (body.get("stream_options") or {}).get("include_usage") and knobs.get("usage", True):
+            usage = {"prompt_tokens": 1, "completion_tokens": sent, "total_tokens": sent + 1}
             await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
                                  + b"\n\n")
         await response.write(b"data: [DONE]\n\n")

@@ -142,7 +142,7 @@ async def stream_one(session: aiohttp.ClientSession, url: str, body: dict[str, A
             async for chunk in response.content.iter_any():
                 now = clock()
                 for event in parser.feed(chunk):
-                    if event.data != DONE:
+                    if event.data != DONE and not sample.error:
                         read_event(event.json(), now, sample, pieces)
             sample.text = "".join(pieces)
     except (aiohttp.ClientError, InvalidResponse, TimeoutError) as exc:
@@ -152,7 +152,14 @@ async def stream_one(session: aiohttp.ClientSession, url: str, body: dict[str, A
 
 
 def read_event(data: dict[str, Any], now: float, sample: Sample, pieces: list[str]) -> None:
-    """One event's content and token count (completions or chat form), and usage if it has it."""
+    """One event's content and token count (completions or chat form), and usage if it has it.
+    An error object inside the stream (`{"error": ...}`, or vLLM's `"object": "error"`) fails
+    the request, however many tokens came before it."""
+    if data.get("error") or data.get("object") == "error":
+        found = data.get("error") or data
+        message = found.get("message", found) if isinstance(found, dict) else found
+        sample.error = f"InStreamError: {str(message)[:200]}"
+        return
     if data.get("usage"):
         sample.usage_tokens = data["usage"].get("completion_tokens")
     for choice in data.get("choices") or []:

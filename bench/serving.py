@@ -22,6 +22,8 @@ that rate."""
 ON_TIME_S = 0.05
 """A request sent later than this after its scheduled time was not sent on schedule (a full
 --cap, a client that cannot keep up)."""
+MAX_ERROR_SHARE = 0.01
+"""A load level where more than this share of the requests failed is not a valid point."""
 MAX_LAG_P99_S = 0.02
 """The client's event loop woke tasks later than this (p99): its clock readings are late."""
 MAX_CLIENT_CPU = 0.8
@@ -69,21 +71,35 @@ class Times:
     e2e: float
 
 
-def times_of(sample: Sample, *, from_schedule: bool = False) -> Times:
+def tokens_of(sample: Sample, count_tokens: Callable[[str], int] | None) -> tuple[int | None, str]:
+    """A request's output tokens from the truth, and where they came from: the server's usage,
+    else the ids its events carry, else the client re-tokenizing the whole text once; (None,
+    "none") where there is none of them. Never the number of events: a server may send several
+    tokens in one event (llama_cpp.server sends about 24 events for 32 tokens)."""
+    if sample.usage_tokens is not None:
+        return sample.usage_tokens, "usage"
+    if sample.tokens and all(t is not None for t in sample.tokens):
+        return sum(sample.tokens), "ids"
+    if count_tokens is not None:
+        return count_tokens(sample.text), "client"
+    return None, "none"
+
+
+def times_of(sample: Sample, tokens: int | None, *, from_schedule: bool = False) -> Times:
     """TTFT and end-to-end from the request's send, or from its scheduled send time (client
-    queueing included); TPOT from its first event to its last."""
-    tokens = sample.usage_tokens or sum(t or 1 for t in sample.tokens)
-    tpot = (sample.events[-1] - sample.events[0]) / (tokens - 1) if tokens > 1 else None
+    queueing included); TPOT from its first event to its last over its `tokens` (true count)."""
+    tpot = ((sample.events[-1] - sample.events[0]) / (tokens - 1)
+            if tokens is not None and tokens > 1 else None)
     start = sample.scheduled if from_schedule else sample.sent
     return Times(sample.events[0] - start, tpot, sample.end - start)
 
 
-def meets(sample: Sample, slos: dict[str, float]) -> bool:
+def meets(sample: Sample, tokens: int | None, slos: dict[str, float]) -> bool:
     """Whether the request met every SLO, its TTFT and end-to-end counted from its scheduled
     send: a request that waited in the client for a free slot waited for the user too."""
     if not sample.ok:
         return False
-    times = times_of(sample, from_schedule=True)
+    times = times_of(sample, tokens, from_schedule=True)
     return all(getattr(times, name) is None or getattr(times, name) <= limit
                for name, limit in slos.items())
 
@@ -99,11 +115,25 @@ def token_gaps(sample: Sample) -> tuple[list[float], list[float]]:
     return itl, gaps
 
 
+def judge_streams(run: Run, truth: dict[int, tuple[int | None, str]], expected: int | None) -> None:
+    """A stream that ended cleanly but short of the `expected` tokens (EOS off, so every
+    request must give them all) failed: it is an error of kind Truncated, never a success."""
+    for sample in run.samples:
+        tokens = truth.get(id(sample), (None, ""))[0]
+        if sample.ok and expected and tokens is not None and tokens < expected:
+            sample.error = f"Truncated: {tokens} of the {expected} tokens asked"
+
+
 def measure(run: Run, slos: dict[str, float] | None = None,
-            count_tokens: Callable[[str], int] | None = None) -> LoadRun:
+            count_tokens: Callable[[str], int] | None = None,
+            expected_tokens: int | None = None) -> LoadRun:
     """Every metric of the run (raw samples kept), goodput, token counts, validity: the typed
-    record (core/details.LoadRun), built through `read`, which refuses a field it does not have."""
+    record (core/details.LoadRun), built through `read`, which refuses a field it does not have.
+    Failed streams (HTTP errors, dropped connections, in-stream errors, streams short of
+    `expected_tokens`) are counted by kind and enter no latency, throughput or goodput figure."""
     slos = slos or {}
+    truth = {id(s): tokens_of(s, count_tokens) for s in run.samples if s.ok}
+    judge_streams(run, truth, expected_tokens)
     counted = run.counted
     good = [s for s in counted if s.ok]
     start, end = run.window
@@ -120,7 +150,8 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     add("serve_e2e_s", [s.end - s.sent for s in good])
     add("serve_e2e_scheduled_s", [s.end - s.scheduled for s in good])
     add("serve_dispatch_delay_s", [s.sent - s.scheduled for s in counted])
-    add("serve_tpot_s", [t for t in (times_of(s).tpot for s in good) if t is not None])
+    add("serve_tpot_s", [t for t in (times_of(s, truth[id(s)][0]).tpot for s in good)
+                         if t is not None])
     itl, gaps = ([], [])
     for sample in good:
         a, b = token_gaps(sample)
@@ -129,8 +160,10 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     add("serve_event_gap_s", gaps)
     ended = [s for s in run.samples if s.ok and start <= s.end < end]
     add("serve_requests_per_s", [len(ended) / span])
-    add("serve_output_tokens_per_s", [window_tokens(run.samples, start, end) / span])
-    met = sum(meets(s, slos) for s in counted)
+    ok = [s for s in run.samples if s.ok and truth[id(s)][0] is not None]
+    if ok:
+        add("serve_output_tokens_per_s", [window_tokens(ok, truth, start, end) / span])
+    met = sum(meets(s, truth.get(id(s), (None, ""))[0], slos) for s in counted)
     add("serve_goodput_per_s", [met / span])
     return read(LoadRun, {
         "load": dataclasses.asdict(run.load),
@@ -139,30 +172,34 @@ def measure(run: Run, slos: dict[str, float] | None = None,
         "error_examples": sorted({s.error for s in counted if s.error})[:3],
         "window_s": span, "slos": slos,
         "slo_attainment": met / len(counted) if counted else 0.0,
-        "tokens": token_counts(good, count_tokens), **validity(run)})
+        "tokens": token_counts(good, truth, count_tokens), **validity(run)})
 
 
-def window_tokens(samples: list[Sample], start: float, end: float) -> float:
-    """Tokens whose events arrived inside [start, end): counted per event where known, else the
-    request's usage spread evenly over its events."""
+def window_tokens(samples: list[Sample], truth: dict[int, tuple[int | None, str]],
+                  start: float, end: float) -> float:
+    """Tokens of successful requests whose events arrived inside [start, end): per event where
+    the events say their ids, else the request's true count spread evenly over its events."""
     total = 0.0
     for sample in samples:
-        share = (sample.usage_tokens or len(sample.events)) / max(1, len(sample.events))
-        total += sum((tokens or share) for at, tokens in zip(sample.events, sample.tokens)
-                     if start <= at < end)
+        share = truth[id(sample)][0] / max(1, len(sample.events))
+        total += sum((tokens if tokens is not None else share)
+                     for at, tokens in zip(sample.events, sample.tokens) if start <= at < end)
     return total
 
 
-def token_counts(good: list[Sample], count_tokens: Callable[[str], int] | None) -> dict:
-    """The server's usage against the client re-tokenizing each whole text; events per token."""
+def token_counts(good: list[Sample], truth: dict[int, tuple[int | None, str]],
+                 count_tokens: Callable[[str], int] | None) -> dict:
+    """Where the token counts came from, events per token by them, and the server's usage
+    against the client re-tokenizing each whole text."""
+    known = [(s, truth[id(s)][0]) for s in good if truth[id(s)][0] is not None]
+    sources = sorted({truth[id(s)][1] for s, _ in known})
     usage = [s.usage_tokens for s in good if s.usage_tokens is not None]
-    out = {"usage_reported": len(usage), "requests": len(good)}
-    if usage:
-        out["events_per_token"] = sum(len(s.events) for s in good if s.usage_tokens) / sum(usage)
+    out = {"usage_reported": len(usage), "requests": len(good), "source": "+".join(sources),
+           "unknown": len(good) - len(known)}
+    if sum(n for _, n in known):
+        out["events_per_token"] = sum(len(s.events) for s, _ in known) / sum(n for _, n in known)
     if count_tokens is not None:
         client = [count_tokens(s.text) for s in good]
-        if not usage and sum(client):  # the chunk-to-token ratio, by the client's count
-            out["events_per_token"] = sum(len(s.events) for s in good) / sum(client)
         mismatched = [(s.usage_tokens, c) for s, c in zip(good, client)
                       if s.usage_tokens is not None and s.usage_tokens != c]
         out |= {"client_total": sum(client), "usage_total": sum(usage),
@@ -171,8 +208,8 @@ def token_counts(good: list[Sample], count_tokens: Callable[[str], int] | None) 
 
 
 def validity(run: Run) -> dict:
-    """Whether the client kept up: the open loop's rate, event-loop lag, its own CPU; reasons
-    if not.
+    """Whether the run is a valid point: at most MAX_ERROR_SHARE of its streams failed, and the
+    client kept up (the open loop's rate, event-loop lag, its own CPU); reasons if not.
 
     An open loop's achieved rate (requests of the window sent within ON_TIME_S of their
     scheduled time ÷ its length) is held to its schedule's own rate inside the window, not to
@@ -184,9 +221,14 @@ def validity(run: Run) -> dict:
     cpu = run.cpu_s / run.wall_s if run.wall_s else 0.0
     start, end = run.window
     span = end - start if end > start else float("inf")
-    scheduled = len(run.counted) / span
-    achieved = sum(s.sent - s.scheduled <= ON_TIME_S for s in run.counted) / span
+    counted = run.counted
+    scheduled = len(counted) / span
+    achieved = sum(s.sent - s.scheduled <= ON_TIME_S for s in counted) / span
     reasons = []
+    failed = [s for s in counted if not s.ok]
+    if counted and len(failed) > MAX_ERROR_SHARE * len(counted):
+        kinds = ", ".join(f"{n} {kind}" for kind, n in errors_by_kind(failed).items())
+        reasons.append(f"{len(failed)} of {len(counted)} streams failed ({kinds})")
     if run.load.mode != "closed" and achieved < MIN_ACHIEVED * scheduled:
         reasons.append(f"achieved {achieved:.2f} req/s sent on time of the {scheduled:.2f} its "
                        f"schedule asked in the window ({run.load.rate:g} nominal)")

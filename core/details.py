@@ -261,6 +261,11 @@ class TokenCounts:
     usage_reported: int
     """Requests whose stream carried usage."""
     requests: int
+    source: str = ""
+    """Where the counts came from: "usage", "ids", "client" (re-tokenizing each whole text), or
+    several joined with "+"; never the number of events."""
+    unknown: int = 0
+    """Successful requests whose tokens no source could count (left out of tok/s and TPOT)."""
     events_per_token: float | None = None
     client_total: int | None = None
     usage_total: int | None = None
@@ -297,6 +302,10 @@ class LoadRun:
     def samples(self, name: str) -> list[float]:
         return next((m.samples for m in self.metrics if m.name == name), [])
 
+    @property
+    def failed_share(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
     def median(self, name: str) -> float | None:
         found = next((m for m in self.metrics if m.name == name), None)
         return found.stats.median if found is not None else None
@@ -310,6 +319,8 @@ class Knee:
     output_tokens_per_s: float
     next_users: int
     next_output_tokens_per_s: float
+    why: str = ""
+    """What the next step showed: little more throughput, or failed streams."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ import itertools
 from pathlib import Path
 
 from bench.load import Load, LoadError, run_load
-from bench.serving import DEFAULT_SLOS, SloError, measure, parse_slos
+from bench.serving import DEFAULT_SLOS, MAX_ERROR_SHARE, SloError, measure, parse_slos
 from core.details import Knee, LoadRun, ServeBenchDetail
 from core.results import Rung, write_rung
 from engines import ENGINES, load_engine_class
@@ -67,14 +67,21 @@ def window(args) -> dict:
 
 
 def knee(runs: list[LoadRun]) -> Knee | None:
-    """The closed-loop step past which more users add less than KNEE_GAIN of throughput."""
-    closed = [r for r in runs if r.load.mode == "closed"]
-    rate = {r.load.concurrency: r.median("serve_output_tokens_per_s") or 0.0 for r in closed}
-    users = sorted(rate)
-    for before, after in itertools.pairwise(users):
-        if rate[after] < (1 + KNEE_GAIN) * rate[before]:
-            return Knee(users=before, output_tokens_per_s=rate[before], next_users=after,
-                        next_output_tokens_per_s=rate[after])
+    """The closed-loop step past which more users add less than KNEE_GAIN of throughput, or
+    past which more than MAX_ERROR_SHARE of the streams fail (that step is no valid point, so
+    the knee comes before it)."""
+    closed = sorted((r for r in runs if r.load.mode == "closed"), key=lambda r: r.load.concurrency)
+    for before, after in itertools.pairwise(closed):
+        if before.failed_share > MAX_ERROR_SHARE:
+            return None  # the sweep failed from its first steps: no knee to tell
+        rate = [r.median("serve_output_tokens_per_s") or 0.0 for r in (before, after)]
+        failing = after.failed_share > MAX_ERROR_SHARE
+        if failing or rate[1] < (1 + KNEE_GAIN) * rate[0]:
+            why = (f"{after.errors} of {after.requests} streams failed" if failing
+                   else f"less than {KNEE_GAIN:.0%} more throughput")
+            return Knee(users=before.load.concurrency, output_tokens_per_s=rate[0],
+                        next_users=after.load.concurrency, next_output_tokens_per_s=rate[1],
+                        why=why)
     return None
 
 
@@ -99,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[LoadRun] = []
         for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
             print(f"load: {load.label}", flush=True)
-            runs.append(measure(asyncio.run(run_load(url, make_body, load)), args.slo, count))
+            runs.append(measure(asyncio.run(run_load(url, make_body, load)), args.slo, count,
+                                expected_tokens=args.output_tokens))
             print(f"  {runs[-1].median('serve_output_tokens_per_s') or 0:.1f} tok/s, p50 TTFT "
                   f"{(runs[-1].median('serve_ttft_s') or 0) * 1e3:.0f} ms, valid {runs[-1].valid}",
                   flush=True)

@@ -1,6 +1,6 @@
 """The "Under load" part of SERVING.md, from `nox -s serve-bench` (results/serve-bench/*.json):
 per server, every load run with its latency percentiles (sample count, and a warning where the
-count is too small for the percentile), throughput, goodput and whether the client kept up;
+count is too small for the percentile), throughput, goodput and whether the run is a valid point;
 the knee of the closed-loop sweep; a plot; every definition."""
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def run_row(run: LoadRun) -> list[str]:
     count = ("ids from the server" if tokens.mismatched is None else
              "no usage from the server" if not tokens.usage_reported else
              f"{tokens.mismatched} of {tokens.usage_reported} differ")
+    if tokens.source:
+        count += f"; counted from {tokens.source}"
     errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
     return [run_label(run), valid, f"{run.client_cpu:.0%}",
             f"{run.requests}" + (f" ({errors})" if errors else ""),
@@ -75,7 +77,7 @@ def run_label(run: LoadRun) -> str:
     return f"{load.rate:g}/s {load.mode}{cap}"
 
 
-HEAD = ["load", "client kept up", "client CPU", "requests (errors)", "TTFT ms p50/90/95/99",
+HEAD = ["load", "valid point", "client CPU", "requests (errors)", "TTFT ms p50/90/95/99",
         "TTFT from schedule",
         "ITL ms", "end-to-end ms", "dispatch p99 ms", "req/s", "out tok/s", "goodput (SLO met)",
         "usage vs client tokens", "events per token"]
@@ -89,8 +91,13 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
              "`nox -s serve-bench`: streamed completions with EOS off, fixed input and output "
              "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
              "asked. Percentiles are p50 / p90 / p95 / p99 with the sample count; `*` marks one "
-             "the count is too small to support (no 95% interval inside the samples). A run the "
-             "client could not keep up with is marked invalid, with the figure. Client and "
+             "the count is too small to support (no 95% interval inside the samples). A run is "
+             "not a valid point where more than 1% of its streams failed (an HTTP error, a "
+             "dropped connection, an error inside the stream, fewer tokens than asked: each "
+             "counted by kind, none of them in any latency or throughput figure) or where the "
+             "client could not keep up; it is marked invalid with the figure, and the knee comes "
+             "before it. Tokens are counted from the server's usage, else its token ids, else "
+             "the client re-tokenizing each whole text, never from the number of events. Client and "
              "servers share this machine's cores: the client's own share of a core is beside "
              "every run.", ""]
     if plot:
@@ -98,7 +105,8 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
     for record in records:
         knee = record.knee
         where = (f"saturates past {knee.users} users ({knee.output_tokens_per_s:.0f} tok/s; "
-                 f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f})"
+                 f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f}"
+                 + (f": {knee.why}" if knee.why else "") + ")"
                  if knee else "no knee inside the sweep")
         lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}", "",
                   f"{record.input_tokens} input, {record.output_tokens} output tokens; "

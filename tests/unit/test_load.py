@@ -173,7 +173,7 @@ def test_the_knee_is_where_more_users_stop_adding_throughput() -> None:
     runs = [closed_run(1, 100), closed_run(2, 190), closed_run(4, 300), closed_run(8, 320),
             closed_run(16, 318)]
     assert knee(runs) == Knee(users=4, output_tokens_per_s=300, next_users=8,
-                              next_output_tokens_per_s=320)
+                              next_output_tokens_per_s=320, why="less than 10% more throughput")
     assert knee(runs[:3]) is None  # still growing at the end of the sweep
 
 
@@ -220,3 +220,63 @@ def test_the_schedule_of_seed_0_is_not_its_nominal_rate() -> None:
     for rate in (1.0, 2.0, 5.0, 10.0):
         result = measure(perfect_run(Load("poisson", rate=rate, duration_s=10, warmup_s=2)))
         assert result.target_rate < 0.95 * rate, (rate, result.target_rate)
+
+
+def departing(**knobs):
+    """Requests asking the calibration server for one departure (bench/calibration.py)."""
+    return lambda i: {**body(i), "calibration": knobs}
+
+
+def closed(users: int = 2, duration: float = 1.0) -> Load:
+    return Load("closed", concurrency=users, duration_s=duration, warmup_s=0.2, min_requests=6)
+
+
+def count_t(text: str) -> int:
+    return text.count(" t")  # the calibration server's every token is " t"
+
+
+def test_tokens_come_from_the_text_not_from_events(calibration) -> None:
+    """No usage, no ids, two tokens an event: counted per event, tok/s would be half and TPOT
+    double. Re-tokenizing each whole text gives the truth; with no way to count, no tok/s."""
+    run = asyncio.run(run_load(calibration[0], departing(tokens_per_event=2, ids=False,
+                                                         usage=False), closed()))
+    result = measure(run, count_tokens=count_t, expected_tokens=TOKENS)
+    assert result.errors == 0 and result.valid, result.invalid_because
+    assert result.tokens.source == "client" and result.tokens.events_per_token == 0.5
+    ended = median(result, "serve_requests_per_s")
+    assert abs(median(result, "serve_output_tokens_per_s") - ended * TOKENS) <= \
+        RATE_TOL * ended * TOKENS + TOKENS / result.window_s
+    # two tokens every ITL: the true TPOT is half the event gap
+    assert abs(median(result, "serve_tpot_s") - (TOKENS // 2 - 1) * ITL / (TOKENS - 1)) <= ITL_TOL
+    blind = measure(run)
+    assert blind.tokens.unknown == blind.tokens.requests > 0 and blind.tokens.source == ""
+    assert blind.median("serve_output_tokens_per_s") is None and not blind.samples("serve_tpot_s")
+
+
+@pytest.mark.parametrize(("knobs", "kind"), [
+    ({"cut_after": 3}, "ClientPayloadError"),
+    ({"error_after": 3}, "InStreamError"),
+    ({"stop_after": 3}, "Truncated"),
+])
+def test_a_failed_stream_is_an_error_never_a_figure(calibration, knobs, kind) -> None:
+    """A dropped connection, an error event inside the stream, a clean end short of the tokens
+    asked (EOS off): each an error of its kind, in no latency or throughput figure, and a load
+    level with more than 1% of them is no valid point, whatever the client did."""
+    run = asyncio.run(run_load(calibration[0], departing(**knobs), closed()))
+    result = measure(run, count_tokens=count_t, expected_tokens=TOKENS)
+    assert result.errors == result.requests > 0
+    assert list(result.errors_by_kind) == [kind], result.errors_by_kind
+    assert not result.samples("serve_ttft_s") and result.median("serve_output_tokens_per_s") is None
+    assert result.median("serve_goodput_per_s") == 0
+    assert not result.valid
+    assert result.invalid_because[0].startswith(f"{result.errors} of {result.requests} streams "
+                                                f"failed ({result.errors} {kind}")
+
+
+def test_the_knee_comes_before_a_step_whose_streams_fail() -> None:
+    from incell.serve_bench import knee
+
+    runs = [closed_run(1, 100), closed_run(2, 190), closed_run(4, 380)]
+    runs[2].requests, runs[2].errors = 40, 30  # more throughput, from streams that failed
+    found = knee(runs)
+    assert (found.users, found.next_users) == (2, 4) and found.why == "30 of 40 streams failed"
