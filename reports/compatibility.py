@@ -9,6 +9,7 @@ from pathlib import Path
 from compat.bisect import boundary, load_records
 from compat.matrix import Matrix, requirement_name
 from core.results import RUNGS, CellResult, Rung
+from core.signatures import decisive_chain
 from reports.markdown import (
     CAVEAT,
     FAIL,
@@ -98,9 +99,10 @@ def caveat_refs(result: CellResult, rung: Rung, notes: Footnotes) -> str:
     refs = []
     for f in sorted(fallbacks, key=lambda f: order.get(f.package, len(order))):
         why = " ".join(f.why.split())
+        cause = decisive_chain(why, f.package) or why[:400]  # the full text stays in the result
         refs.append(notes.ref(f"Fallback: {f.package} {f.newest} → {f.resolved}", result.cell.id,
-                              rung.name, f.why, why[:400], key=("fallback", f.package, f.newest,
-                                                                f.resolved, why)))
+                              rung.name, f.why, cause, key=("fallback", f.package, f.newest,
+                                                            f.resolved, why)))
     return "".join(refs)
 
 

@@ -280,6 +280,6 @@ def test_one_footnote_per_distinct_reason_and_every_fallback_of_a_cell(tmp_path)
     assert vllm, text
     assert "`Fallback: vllm 0.33.0 → 0.32.0` — vllm 0.33.0 depends on certifi" in notes[vllm[1]]
     assert "vllm 0.33 depends on numpy<2.4" in notes[vllm[2]]
-    shared = [n for n in notes.values() if "onnxruntime depends on numpy<2.4" in n]
+    shared = [n for n in notes.values() if "onnxruntime → numpy<2.4" in n]  # the decisive chain
     assert len(shared) == 1 and "cells: ctranslate2-numpy2, onnxruntime-numpy2" in shared[0]
     assert not any("vllm 0.33 depends" in n and "onnxruntime-numpy2" in n for n in notes.values())

