@@ -32,6 +32,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("tpot_s", "s", "lower",
            "time per output token after the first: (end-to-end − time to first token) ÷ (N − 1)"),
     Metric("e2e_s", "s", "lower", "end-to-end latency: wall time of generate(max_new_tokens=N)"),
+    Metric("ttft_fresh_s", "s", "lower",
+           "the cache-hit detector's cold side: TTFT of a prompt the engine never saw"),
+    Metric("ttft_repeat_s", "s", "lower",
+           "the same prompt sent again at once: what a prefix cache gives (the warm-prefix "
+           "figure, shown apart, never in a cold column)"),
     Metric("itl_s", "s", "lower",
            "inter-token latency: gaps between consecutive deltas of one streamed completion "
            "(batch 1, the engine's stream()), pooled over the timed rounds"),
@@ -42,10 +47,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("harness_overhead", "fraction", "lower",
            "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
     Metric("compute_tflops", "TFLOP/s", "higher",
-           "GPU only: 2 × n³ ÷ wall time of one n × n float32 matmul (n = 8192), synchronized"),
+           "peak matmul: 2 × n³ ÷ wall time of one n × n float32 matmul, every core (numpy's "
+           "BLAS, n = 2048) on the CPU, torch on a GPU (n = 8192, synchronized)"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
-           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two 256 MiB arrays "
-           "(read + write, far beyond the caches)"),
+           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two arrays of at least "
+           "256 MiB and 8 × the last-level cache, one thread per core on its own slice (read + "
+           "write, from DRAM)"),
     # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
     # clock, read as each server-sent event completes
     Metric("serve_ttft_s", "s", "lower",

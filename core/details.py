@@ -211,10 +211,17 @@ class Roofline:
     """Decode at batch 1 against the bandwidth limit (and prefill against compute on a GPU)."""
 
     weight_bytes_per_token: int
+    """Bytes of weights one decode step reads, in the engine's own format as loaded."""
     bandwidth_gb_s: float
+    """DRAM bandwidth measured in the same run: a copy with every core, far beyond the caches."""
     decode_batch1: list[DecodeBound] = field(default_factory=list)
     compute_tflops: float | None = None
     prefill_batch1: list[PrefillBound] = field(default_factory=list)
+    last_level_cache_bytes: int | None = None
+    """The CPU's last-level cache: weights that fit in it are read from cache, not DRAM, and the
+    bandwidth bound does not apply (the report says "cache-resident" instead of a fraction)."""
+    engine_weights_bytes: int | None = None
+    """The engine's own weight files as loaded (GGUF, ONNX, ...), where its adapter knows them."""
 
 
 @dataclass

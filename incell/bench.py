@@ -65,13 +65,31 @@ def gpu_peak_mib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def roofline(metrics: list[dict], model_dir: Path) -> dict | None:
-    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth."""
+def last_level_cache_bytes() -> int | None:
+    """The largest CPU cache the kernel lists (sysfs), in bytes; None where it lists none."""
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text(encoding="utf-8").strip().upper()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=None)
+
+
+def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = None) -> dict | None:
+    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth.
+
+    Bytes per token are the fixture's at float32 (every matrix once, one row of an untied input
+    embedding), scaled to the engine's own weight files where its adapter knows their size: a
+    Q4 GGUF reads about a seventh of what the float32 file holds."""
     bandwidth = next((m for m in metrics if m["name"] == "memory_bandwidth_gb_s"), None)
     decode = [m for m in metrics if m["name"] == "decode_tokens_per_s" and m["params"]["batch"] == 1]
     if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
         return None
-    per_token = weight_bytes_per_token(model_dir)
+    float32_per_token = per_token = weight_bytes_per_token(model_dir)
+    if engine_bytes:
+        per_token = round(per_token * engine_bytes / sum(safetensors_sizes(model_dir).values()))
     gb_s = bandwidth["stats"]["median"]
     rows = []
     for m in decode:
@@ -79,10 +97,11 @@ def roofline(metrics: list[dict], model_dir: Path) -> dict | None:
         rows.append({"input_tokens": m["params"]["input_tokens"], "decode_tokens_per_s": rate,
                      "bound_tokens_per_s": gb_s * 1e9 / per_token,
                      "fraction": per_token * rate / (gb_s * 1e9)})
-    out = {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows}
+    out = {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows,
+           "last_level_cache_bytes": last_level_cache_bytes(), "engine_weights_bytes": engine_bytes}
     compute = next((m for m in metrics if m["name"] == "compute_tflops"), None)
-    if compute is not None:  # a GPU: prefill against the compute limit, 2 FLOPs per weight per token
-        flops_per_token = 2 * per_token / 4  # float32 weights
+    if compute is not None:  # prefill against the compute limit, 2 FLOPs per weight per token
+        flops_per_token = 2 * float32_per_token / 4  # weights counted at 4 bytes each
         tflops = compute["stats"]["median"]
         out["compute_tflops"] = tflops
         out["prefill_batch1"] = [
@@ -114,7 +133,9 @@ def run(args: argparse.Namespace) -> BenchDetail:
         "fixture": args.fixture,
         "profile": args.profile,
         "metrics": metrics,
-        "roofline": roofline(metrics, locate(args.fixture)),
+        "roofline": roofline(metrics, locate(args.fixture), next(
+            (b["extra_info"]["weights_bytes"] for b in data["benchmarks"]
+             if b["extra_info"].get("weights_bytes")), None)),
         "peak_rss_mib": max((b["extra_info"]["peak_rss_mib"] for b in data["benchmarks"]
                              if b["name"] != "test_memory_bandwidth"
                              and "peak_rss_mib" in b["extra_info"]), default=None),

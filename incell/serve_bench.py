@@ -5,11 +5,12 @@
         [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
 
 It starts the server through its adapter (engines/openai_api.py), sends streamed completions of
-exactly --input-tokens prompt tokens (distinct prompts from the fixture corpus, so no prefix
-cache helps) and --output-tokens new tokens with EOS off, under each load in turn: a closed-loop
-sweep of users, doubling to saturation, whose knee is the first step that adds less than
-KNEE_GAIN of output throughput (the sweep stops one step past it); and the open-loop rates asked
-for. Then it stops the server.
+exactly --input-tokens prompt tokens (each request of the whole sweep a prompt never sent
+before, incell/prompts.py, so no prefix cache helps) and --output-tokens new tokens with EOS
+off, under each load in turn: a closed-loop sweep of users, doubling to saturation, whose knee
+is the first step that adds less than KNEE_GAIN of output throughput, or past which streams
+fail (the sweep stops one step past it); and the open-loop rates asked for. Then it stops the
+server. A stream short of --output-tokens is an error (bench/serving.py).
 """
 
 from __future__ import annotations
@@ -26,24 +27,31 @@ from core.results import Rung, write_rung
 from engines import ENGINES, load_engine_class
 from engines.base import SamplingParams
 from fixtures.catalog import locate
+from incell.prompts import FreshPrompts
 
 KNEE_GAIN = 0.10
 MAX_USERS = 64
-CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus.txt"
 
 
-def prompts(engine, count: int, length: int) -> list[list[int]]:
-    """`count` distinct prompts of exactly `length` ids, from the corpus at shifting offsets."""
-    ids = engine._tokenizer.encode(CORPUS.read_text(encoding="utf-8"), add_special_tokens=False).ids
-    step = max(1, (len(ids) - length) // max(1, count))
-    return [ids[(i * step) % max(1, len(ids) - length):][:length] for i in range(count)]
+PREPARED = 2048
+"""Prompts tokenized before the first load runs, so the client's loop does not tokenize."""
 
 
 def body_maker(engine, args):
+    """Each request of the whole sweep, whatever its load, a prompt the server never saw
+    (incell/prompts.py): no prefix cache helps any of them."""
     base = engine._body(SamplingParams(max_new_tokens=args.output_tokens, ignore_eos=True))
     base["stream_options"] = {"include_usage": True}
-    rows = prompts(engine, 64, args.input_tokens)
-    return lambda i: {**base, "prompt": engine._prompt(rows[i % len(rows)])}
+    pool = FreshPrompts(lambda text: engine._tokenizer.encode(text, add_special_tokens=False).ids)
+    ready = pool.batch(PREPARED, args.input_tokens)
+    sent = itertools.count()
+
+    def make(_i: int) -> dict:
+        k = next(sent)
+        ids = ready[k] if k < len(ready) else pool.ids(k, args.input_tokens)
+        return {**base, "prompt": engine._prompt(ids)}
+
+    return make
 
 
 def closed_loads(args, runs: list[LoadRun]):

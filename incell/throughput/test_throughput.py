@@ -10,8 +10,10 @@ into the test's extra_info, which pytest-benchmark writes to its JSON.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import pytest
 
 from bench.metrics import record
 from engines.base import Embedder, Generator, SamplingParams
+from incell.prompts import FreshPrompts
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -62,12 +65,10 @@ def overhead(benchmark, inner: list[float]) -> list[float]:
     return [max(0.0, 1 - i / o) for i, o in zip(inner, outer)]
 
 
-def prompt_batch(engine: Generator, batch: int, length: int) -> list[list[int]]:
-    """`batch` different prompts of exactly `length` of the engine's own tokens."""
-    ids = engine.tokenize(TEXT * (length // 20 + batch + 2))
-    if len(ids) < length + batch:
-        raise RuntimeError(f"could not build a {length}-token prompt from the benchmark text")
-    return [ids[row:row + length] for row in range(batch)]
+@pytest.fixture(scope="session")
+def prompts(engine) -> FreshPrompts:
+    """Every prompt of the session new to the engine (incell/prompts.py): cache-cold."""
+    return FreshPrompts(engine.tokenize)
 
 
 def require(engine, kind: type, capability: str | None = None) -> None:
@@ -77,20 +78,21 @@ def require(engine, kind: type, capability: str | None = None) -> None:
         pytest.skip(f"{engine.id} declares no {capability} support")
 
 
-def test_generation(benchmark, engine, prof, gen_shape) -> None:
-    """TTFT, end-to-end, and what follows from them, at one (batch, input length)."""
+def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
+    """TTFT, end-to-end, and what follows from them, at one (batch, input length). Every call,
+    warm-up rounds too, sends prompts the engine has never seen: no prefix cache serves them."""
     require(engine, Generator, "token_input")
     batch, length = gen_shape
     n = prof.new_tokens
-    prompts = prompt_batch(engine, batch, length)
     first = SamplingParams(max_new_tokens=1, ignore_eos=True)
     full = SamplingParams(max_new_tokens=n, ignore_eos=True)
 
     def one_round():
+        cold, other = prompts.batch(batch, length), prompts.batch(batch, length)
         t0 = time.perf_counter()
-        engine.generate_from_ids(prompts, first)
+        engine.generate_from_ids(cold, first)
         t1 = time.perf_counter()
-        out = engine.generate_from_ids(prompts, full)
+        out = engine.generate_from_ids(other, full)
         t2 = time.perf_counter()
         made = [len(c.token_ids) for c in out]  # the engine's own ids
         if made != [n] * batch:
@@ -98,6 +100,7 @@ def test_generation(benchmark, engine, prof, gen_shape) -> None:
         return t1 - t0, t2 - t1
 
     timed = rounds(benchmark, prof, one_round)
+    benchmark.extra_info["weights_bytes"] = engine.weights_bytes  # what the roofline charges
     ttft = [a for a, _ in timed]
     e2e = [b for _, b in timed]
     after = [max(b - a, 1e-9) for a, b in timed]
@@ -112,14 +115,21 @@ def test_generation(benchmark, engine, prof, gen_shape) -> None:
     ]
 
 
-def test_inter_token_latency(benchmark, engine, prof) -> None:
-    """Gaps between streamed deltas at batch 1, on the profile's middle input length."""
+def middle_length(prof) -> int:
+    return sorted(prof.input_lengths)[len(prof.input_lengths) // 2]
+
+
+def test_inter_token_latency(benchmark, engine, prof, prompts) -> None:
+    """Gaps between streamed deltas at batch 1, on the profile's middle input length, each
+    round a new prompt."""
     require(engine, Generator, "streaming")
-    length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]
-    prompt = (TEXT * (length // 20 + 2))[:length * 4]  # about `length` tokens; counted below
+    length = middle_length(prof)
     params = SamplingParams(max_new_tokens=prof.new_tokens, ignore_eos=True)
+    sent: list[int] = []
 
     def one_round():
+        prompt = prompts.next_text(words=length // 2)  # about `length` tokens; counted below
+        sent.append(len(engine.tokenize(prompt)))
         stamps = [time.perf_counter()]
         for _ in engine.stream(prompt, params):
             stamps.append(time.perf_counter())
@@ -127,8 +137,31 @@ def test_inter_token_latency(benchmark, engine, prof) -> None:
 
     gaps = [g for r in rounds(benchmark, prof, one_round) for g in r]
     benchmark.extra_info["metrics"] = [
-        record("itl_s", gaps, batch=1, input_tokens=len(engine.tokenize(prompt)),
+        record("itl_s", gaps, batch=1, input_tokens=int(np.median(sent)),
                new_tokens=prof.new_tokens)]
+
+
+def test_prefix_cache(benchmark, engine, prof, prompts) -> None:
+    """The cache-hit detector: each round a new prompt's TTFT, then the same prompt's again at
+    once. Where a prefix cache serves the repeat, its TTFT falls far below the fresh one's; the
+    report says so with both figures (the warm-prefix row), and the cold figures never use it."""
+    require(engine, Generator, "token_input")
+    length = middle_length(prof)
+    first = SamplingParams(max_new_tokens=1, ignore_eos=True)
+
+    def one_round():
+        [prompt] = prompts.batch(1, length)
+        t0 = time.perf_counter()
+        engine.generate_from_ids([prompt], first)
+        t1 = time.perf_counter()
+        engine.generate_from_ids([prompt], first)
+        return t1 - t0, time.perf_counter() - t1
+
+    timed = rounds(benchmark, prof, one_round)
+    params = {"batch": 1, "input_tokens": length}
+    benchmark.extra_info["metrics"] = [
+        record("ttft_fresh_s", [a for a, _ in timed], **params),
+        record("ttft_repeat_s", [b for _, b in timed], **params)]
 
 
 def embed_texts(kind: str, batch: int) -> list[str]:
@@ -175,26 +208,52 @@ def test_embedding(benchmark, engine, prof, embed_shape, model_dir) -> None:
 
 
 def test_memory_bandwidth(benchmark, prof) -> None:
-    """The roofline's denominator, measured in the same run: a copy far beyond the caches."""
-    src = np.ones(COPY_MIB * 2**20 // 8, dtype=np.float64)
+    """The roofline's denominator, measured in the same run: a copy with one thread per core
+    (numpy releases the GIL while it copies), each thread its own slice, the arrays at least
+    8 times the last-level cache so that DRAM, not a cache, serves them."""
+    from incell.bench import last_level_cache_bytes
+
+    mib = max(COPY_MIB, 8 * (last_level_cache_bytes() or 0) // 2**20)
+    src = np.ones(mib * 2**20 // 8, dtype=np.float64)
     dst = np.empty_like(src)
+    threads = os.cpu_count() or 1
+    slices = [slice(i * len(src) // threads, (i + 1) * len(src) // threads) for i in range(threads)]
+    pool = ThreadPoolExecutor(threads)
 
     def one_round():
         t0 = time.perf_counter()
-        np.copyto(dst, src)
+        list(pool.map(lambda part: np.copyto(dst[part], src[part]), slices))
         return time.perf_counter() - t0
 
-    seconds = rounds(benchmark, prof, one_round)
+    try:
+        seconds = rounds(benchmark, prof, one_round)
+    finally:
+        pool.shutdown()
     benchmark.extra_info["metrics"] = [
         record("memory_bandwidth_gb_s", [2 * src.nbytes / s / 1e9 for s in seconds],
-               mib=COPY_MIB)]
+               mib=mib, threads=threads)]
 
 
 def test_compute_peak(benchmark, prof, request) -> None:
-    """On a GPU, the compute roofline's ceiling, measured in the same run: a dense matmul."""
+    """The compute roofline's ceiling, measured in the same run: a dense float32 matmul, with
+    every core (numpy's BLAS) on the CPU, with torch on a GPU."""
+    if request.config.getoption("--device") != "cuda":
+        n = 2048
+        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+        b = a.T.copy()
+
+        def cpu_round():
+            t0 = time.perf_counter()
+            a @ b
+            return time.perf_counter() - t0
+
+        seconds = rounds(benchmark, prof, cpu_round)
+        benchmark.extra_info["metrics"] = [
+            record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype="float32")]
+        return
     torch = pytest.importorskip("torch")
-    if request.config.getoption("--device") != "cuda" or not torch.cuda.is_available():
-        pytest.skip("the compute limit is measured on a GPU only")
+    if not torch.cuda.is_available():
+        pytest.skip("the cell's device is cuda, and no GPU answers")
     n = 8192
     a = torch.randn(n, n, device="cuda", dtype=torch.float32)
     b = torch.randn_like(a)

@@ -7,6 +7,7 @@ import pytest
 from bench.metrics import METRICS, BenchInputError, check_metric, record
 from bench.profiles import PROFILES, int_list, profile
 from compat.cli import UsageError, bench_args, bench_run_args
+from core.details import MetricRecord, read
 from incell.bench import main as bench_main
 
 
@@ -86,6 +87,30 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
     assert roof["weight_bytes_per_token"] == 224  # the untied input table is not read whole
     assert roof["decode_batch1"][0]["fraction"] == pytest.approx(224 * 1000 / 1e3)
     assert roof["prefill_batch1"][0]["fraction"] == pytest.approx(5000 * 2 * 56 / 1e6)
+    # a quantized engine's own files, an eighth of the float32 ones: it reads an eighth a token
+    quantized = roofline(metrics, tmp_path, engine_bytes=384 // 8)
+    assert quantized["weight_bytes_per_token"] == 28 and quantized["engine_weights_bytes"] == 48
+    assert quantized["prefill_batch1"][0]["fraction"] == roof["prefill_batch1"][0]["fraction"]
+
+
+def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:
+    from core.details import BenchDetail, DecodeBound, Roofline
+    from reports.throughput import mbu, prefix_cache
+
+    def detail(per_token: int, fraction: float, cache: int | None, *metrics) -> BenchDetail:
+        roof = Roofline(per_token, 30.0, [DecodeBound(128, 100.0, 90.0, fraction)],
+                        last_level_cache_bytes=cache)
+        return BenchDetail(fixture="x", roofline=roof, metrics=[read(MetricRecord, m)
+                                                                  for m in metrics])
+
+    assert mbu(detail(2**30, 0.56, 32 * 2**20)) == "56.0%"
+    assert mbu(detail(2**30, 2.44, 32 * 2**20)).startswith("⚠️ implausible 244%: past the DRAM")
+    assert mbu(detail(12 * 2**20, 2.44, 32 * 2**20)) == "cache-resident (12.0 MiB ≤ 32 MiB cache)"
+    fresh = record("ttft_fresh_s", [0.050] * 5, batch=1)
+    hit = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1))
+    miss = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.049] * 5, batch=1))
+    assert prefix_cache(hit) == "⚠️ hit: a repeat 1 ms vs 50 ms fresh"
+    assert prefix_cache(miss) == "none seen (repeat 98% of fresh)"
 
 
 def test_real_size_is_on_off_or_left_to_the_machine() -> None:

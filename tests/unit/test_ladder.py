@@ -203,15 +203,16 @@ import gc, json, sys, time
 from engines.transformers import TransformersGenerator
 from engines.base import SamplingParams
 from fixtures.catalog import locate
-from incell.throughput.test_throughput import prompt_batch
+from incell.prompts import FreshPrompts
 engine = TransformersGenerator()
 engine.load(locate("tiny-llama"))
-prompt = prompt_batch(engine, 1, 128)
+prompts = FreshPrompts(engine.tokenize)
 first, full = (SamplingParams(max_new_tokens=n, ignore_eos=True) for n in (1, 32))
 t1, tn = [], []
 gc.disable()  # as the harness runs (--benchmark-disable-gc)
 for i in range(32):
     for params, times in ((first, t1), (full, tn)):
+        prompt = prompts.batch(1, 128)  # new every call, as the harness sends them
         start = time.perf_counter()
         engine.generate_from_ids(prompt, params)
         times.append(time.perf_counter() - start)
