@@ -39,18 +39,41 @@ class Drift:
     """Fraction of positions where the engine's most likely token is the reference's."""
     rms_dp: float
     """RMS over positions of p_reference(t) - p_engine(t), t the reference's own next token."""
+    kl_mean_low: float | None = None
+    """95% bootstrap interval of kl_mean over prompts (resampling whole prompts, whose positions
+    are not independent): two formats whose intervals overlap cannot be told apart here."""
+    kl_mean_high: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"KL mean {self.kl_mean:.2e} p99 {self.kl_p99:.2e} nats, top-1 {self.top1:.1%}, "
-                f"RMS Δp {self.rms_dp:.2e} over {self.positions} positions")
+        interval = (f" [{self.kl_mean_low:.2e}, {self.kl_mean_high:.2e}]"
+                    if self.kl_mean_low is not None else "")
+        return (f"KL mean {self.kl_mean:.2e}{interval} p99 {self.kl_p99:.2e} nats, top-1 "
+                f"{self.top1:.1%}, RMS Δp {self.rms_dp:.2e} over {self.positions} positions")
 
 
-def drift(reference: np.ndarray, engine: np.ndarray, tokens: np.ndarray | None = None) -> Drift:
+BOOTSTRAP_ROUNDS = 2000
+
+
+def bootstrap_interval(values: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of `values`, resampling whole groups (prompts) with
+    replacement, seeded: the same figures give the same interval."""
+    labels, index = np.unique(groups, return_inverse=True)
+    sums = np.bincount(index, weights=values, minlength=len(labels))
+    counts = np.bincount(index, minlength=len(labels))
+    picks = np.random.default_rng(seed).integers(0, len(labels), (BOOTSTRAP_ROUNDS, len(labels)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def drift(reference: np.ndarray, engine: np.ndarray, tokens: np.ndarray | None = None,
+          groups: np.ndarray | None = None) -> Drift:
     """Compare (positions, vocab) logits. `tokens`: the reference's next token at each position
-    (default: its argmax, which is what a greedy reference continued with)."""
+    (default: its argmax, which is what a greedy reference continued with). `groups`: the prompt
+    of each position, for the bootstrap interval of kl_mean (none without it)."""
     ref, eng = np.atleast_2d(reference), np.atleast_2d(engine)
     if ref.shape != eng.shape:
         raise ValueError(f"reference logits {ref.shape} and engine logits {eng.shape} differ in "
@@ -62,9 +85,12 @@ def drift(reference: np.ndarray, engine: np.ndarray, tokens: np.ndarray | None =
     rows = np.arange(len(ref))
     dp = p[rows, chosen] - np.exp(log_q[rows, chosen])
     rank = max(int(np.ceil(0.99 * len(kl))) - 1, 0)
+    low = high = None
+    if groups is not None and np.isfinite(kl).all():
+        low, high = bootstrap_interval(kl, np.asarray(groups))
     return Drift(positions=len(kl), kl_mean=float(kl.mean()), kl_p99=float(np.sort(kl)[rank]),
                  top1=float((ref.argmax(-1) == eng.argmax(-1)).mean()),
-                 rms_dp=float(np.sqrt((dp ** 2).mean())))
+                 rms_dp=float(np.sqrt((dp ** 2).mean())), kl_mean_low=low, kl_mean_high=high)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,9 @@ class QualityFigures:
     positions: int | None = None
     kl_mean: float | None = None
     """Mean KL(reference || engine) over positions, in nats (bench/quality.Drift)."""
+    kl_mean_low: float | None = None
+    """95% bootstrap interval of kl_mean over prompts."""
+    kl_mean_high: float | None = None
     kl_p99: float | None = None
     top1: float | None = None
     """Fraction of positions where the engine's most likely token is the reference's."""

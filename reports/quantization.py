@@ -98,7 +98,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
         size = figures.weights_bytes
         rows.append([
             f"`{r.cell.engine}`", label_of(r), status_of(r),
-            _num(figures.kl_mean, ".2e"), _num(figures.kl_p99, ".2e"),
+            kl_text(figures), _num(figures.kl_p99, ".2e"),
             _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
             _num(figures.rms_dp, ".2e"),
             _num(figures.weights_kl_mean, ".2e"), _num(figures.kernel_kl_mean, ".2e"),
@@ -106,6 +106,14 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
             size_text(size, ref_size)])
     return rows
+
+
+def kl_text(figures: QualityFigures) -> str:
+    """KL mean with its 95% bootstrap interval over prompts, where there is one."""
+    text = _num(figures.kl_mean, ".2e")
+    if figures.kl_mean_low is not None and figures.kl_mean_high is not None:
+        text += f" [{figures.kl_mean_low:.1e}, {figures.kl_mean_high:.1e}]"
+    return text
 
 
 def embedding_rows(results: list[CellResult]) -> list[list[str]]:
@@ -229,7 +237,16 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
               "float64 forward pass (`bench/reference_forward.py`): *weights' KL* is those weights "
               "against float32 — the quantization's own loss — and *kernels' KL* the engine "
               "against them — what its kernels add (8-bit activations in the dot products, a "
-              "float16 KV cache), held to `KERNEL_BOUND`, where a kernel bug would show.", ""]
+              "float16 KV cache), held to `KERNEL_BOUND`, where a kernel bug would show.", "",
+              "KL mean comes with its 95% bootstrap interval over the prompts (whole prompts "
+              "resampled): two formats whose intervals overlap cannot be told apart on this "
+              "fixture. A NaN or infinite figure fails every bound. small-llama's weights are "
+              "seeded random, not trained: its next-token distributions are far flatter than a "
+              "trained model's, spreading the probability over many tokens that a format's "
+              "rounding can move, so its KL here is expected to be larger than the same format "
+              "costs trained weights of this shape (expected, not measured: no trained weights "
+              "are reached offline). Read the figures to rank formats and engines, not as the "
+              "loss a user will see.", ""]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
     head = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",

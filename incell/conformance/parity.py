@@ -32,6 +32,7 @@ def teacher_forced_drift(engine, reference: dict
         return None
     prefixes = [[*r["prompt_ids"], *r["ids"][:t]] for r in rows for t in range(len(r["logprobs"]))]
     expected = np.array([step for r in rows for step in r["logprobs"]])
+    groups = np.array([i for i, r in enumerate(rows) for _ in r["logprobs"]])
     got = np.concatenate([engine.next_token_logits_from_ids([ids]).copy() for ids in prefixes])
     kernels = None
     if engine.quantization != "none" and hasattr(engine, "dequantized_weights"):
@@ -39,8 +40,8 @@ def teacher_forced_drift(engine, reference: dict
 
         weights, config = engine.dequantized_weights()
         exact = np.array([llama_logits(weights, config, ids) for ids in prefixes])
-        kernels = drift(exact, got), drift(expected, exact)
-    return drift(expected, got), kernels
+        kernels = drift(exact, got, groups=groups), drift(expected, exact, groups=groups)
+    return drift(expected, got, groups=groups), kernels
 
 
 def engine_top_k(engine, prompt_ids: list[int], k: int) -> list[int] | None:

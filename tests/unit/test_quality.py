@@ -99,3 +99,23 @@ def test_nan_logits_cannot_pass_a_gate() -> None:
         found = bound.violations(measured)
         assert any("kl_mean is nan: the engine's logits are not finite" in v for v in found), name
     assert QUALITY_BOUNDS["none"].violations(drift(reference, reference)) == []
+
+
+def test_the_kl_interval_resamples_whole_prompts_and_is_reproducible() -> None:
+    from bench.quality import bootstrap_interval
+
+    rng = np.random.default_rng(1)
+    # 6 prompts of 12 positions; one prompt's positions all far off (they are not independent)
+    values = rng.exponential(0.01, 72)
+    values[:12] += 0.5
+    groups = np.repeat(np.arange(6), 12)
+    low, high = bootstrap_interval(values, groups)
+    assert low < values.mean() < high
+    assert (low, high) == bootstrap_interval(values, groups)  # seeded
+    # resampled as 72 independent positions, the interval would be far narrower than it is
+    naive_low, naive_high = bootstrap_interval(values, np.arange(72))
+    assert high - low > 1.5 * (naive_high - naive_low)
+    reference = rng.normal(size=(72, 16))
+    measured = drift(reference, reference + rng.normal(scale=0.1, size=(72, 16)), groups=groups)
+    assert measured.kl_mean_low <= measured.kl_mean <= measured.kl_mean_high
+    assert drift(reference, reference).kl_mean_low is None  # no groups, no interval
