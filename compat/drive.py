@@ -23,9 +23,7 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
     """
-    # The cells that build a wheel from source (llama-cpp-python: minutes of compiling, once per
-    # machine) start first, so the other cells climb beside the compile instead of after it.
-    cells = sorted(cells, key=lambda c: not c.engine.build_wheels)
+    cells = climbing_order(cells)
     share = max(1, (os.cpu_count() or 1) // workers)
     climbing = dataclasses.replace(options, last_rung="api", threads=share)
     done = {"n": 0}
@@ -48,6 +46,23 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
                     log=log, options=options)
     return results
+
+
+def climbing_order(cells: list[Cell]) -> list[Cell]:
+    """One cell per source-only wheel first (llama-cpp-python: minutes of compiling, once per
+    machine), so the other cells climb beside the compile instead of after it; the other cells
+    needing that wheel last, so that none of them holds a worker idle, waiting for the compile's
+    lock, while cells that need nothing of it could climb."""
+    builders, waiters, seen = [], [], set()
+    for cell in cells:
+        wheels = set(cell.engine.build_wheels)
+        if wheels and not wheels <= seen:
+            builders.append(cell)
+            seen |= wheels
+        elif wheels:
+            waiters.append(cell)
+    rest = [c for c in cells if not c.engine.build_wheels]
+    return [*builders, *rest, *waiters]
 
 
 def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = print,

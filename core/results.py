@@ -19,8 +19,8 @@ from typing import Any, Literal
 from core.details import DETAILS, ResolveDetail, read, to_json
 from core.signatures import first_line, signature
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 RUNGS = ("resolve", "install", "import", "load", "conformance", "api", "bench")
 Status = Literal["pass", "fail", "not_reached", "not_run"]
 NOT_APPLICABLE = {"api": "in-process engine: no HTTP API"}
@@ -184,6 +184,8 @@ class CellResult:
             raise SchemaError(f"result schema {schema!r} is not {readable}; re-run the cell")
         if schema == 1:
             data = from_schema_1(data)
+        if data["schema"] == 2:
+            data = from_schema_2(data)
         rungs = [Rung.from_dict(raw) for raw in data.get("rungs", [])]
         return cls(**{**data, "rungs": rungs})
 
@@ -196,6 +198,29 @@ def from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
     for raw in rungs:
         if raw["name"] == "resolve" and (versions or lock):
             raw["detail"] = {**(raw.get("detail") or {}), "versions": versions, "lock": lock}
+    return {**data, "rungs": rungs, "schema": 2}
+
+
+def from_schema_2(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-2 record as schema 3: "climbed_to" leaves the digests for a field of its own,
+    an in-process cell's api rung says it does not apply, and a property's figures name the
+    record they are (quality or lora)."""
+    data = dict(data)
+    inputs = dict(data.get("inputs") or {})
+    data["climbed_to"] = inputs.pop("climbed_to", "")
+    data["inputs"] = inputs
+    rungs = []
+    for raw in data.get("rungs", []):
+        raw = dict(raw)
+        if raw["name"] == "api" and raw.get("reason") == NOT_APPLICABLE["api"]:
+            raw["not_applicable"] = True
+        properties = (raw.get("detail") or {}).get("properties") if raw["name"] in (
+            "conformance", "api") else None
+        for prop in (properties or {}).values():
+            prop["figures"] = {case: figures if {"quality", "lora"} & set(figures) else
+                               {"lora" if "effect_kl_mean" in figures else "quality": figures}
+                               for case, figures in (prop.get("figures") or {}).items()}
+        rungs.append(raw)
     return {**data, "rungs": rungs, "schema": SCHEMA_VERSION}
 
 

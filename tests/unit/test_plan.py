@@ -30,3 +30,13 @@ def test_the_real_size_shape_runs_on_cuda_cells_else_the_reference_engines() -> 
     assert {c.id for c in real_size_cells(cells, cuda=False)} == {"transformers-numpy2"}
     on_gpu = real_size_cells(cells, cuda=True)
     assert on_gpu and all(c.device == "cuda" and c.engine.kind == "generation" for c in on_gpu)
+
+
+def test_one_cell_per_wheel_builds_first_and_the_others_that_need_it_climb_last() -> None:
+    from compat.drive import climbing_order
+
+    cells = list(load().selected("default"))
+    order = [c.id for c in climbing_order(cells)]
+    llama = [c.id for c in cells if c.engine.build_wheels]
+    assert len(llama) >= 2 and sorted(order) == sorted(c.id for c in cells)
+    assert order[0] == llama[0] and order[-len(llama) + 1:] == llama[1:]

@@ -68,11 +68,11 @@ def test_signature_names_the_root_cause_of_a_wrapped_error() -> None:
 
 def test_schema_1_files_are_still_read() -> None:
     """A result file of schema 1 (top-level lock and versions, untyped details) reads as
-    schema 2: the lock moves into the resolve rung's record, every detail is typed."""
+    schema 3: the lock moves into the resolve rung's record, every detail is typed."""
     data = json.loads((REPO / "tests" / "unit" / "data" / "schema1-cell.json").read_text())
     assert data["schema"] == 1
     result = CellResult.from_dict(data)
-    assert result.schema == 2 and result.versions == data["versions"]
+    assert result.schema == 3 and result.versions == data["versions"]
     assert result.lock == data["lock"] and result.cell.id == data["cell"]["id"]
     assert result.rung("conformance").detail.properties["greedy_parity"].status == "pass"
     assert result.rung("bench").detail.find("decode_tokens_per_s").stats.median > 0
@@ -88,3 +88,23 @@ def test_the_ladder_climbs_the_rungs_the_schema_names_in_its_order() -> None:
     # every rung's record is typed, and the one record that is no rung of the ladder: the load
     # benchmark's (nox -s serve-bench), kept as a result with that one rung
     assert set(DETAILS) == {*RUNGS, "serve_bench"}
+
+
+def test_schema_2_files_are_still_read() -> None:
+    """A result of the previous schema (llama_cpp-numpy2 as the last run wrote it) reads as
+    schema 3: climbed_to is a field, the api rung says it does not apply, figures are typed."""
+    from core.details import LoraFigures, QualityFigures
+
+    data = json.loads((REPO / "tests" / "unit" / "data" / "schema2-cell.json").read_text())
+    assert data["schema"] == 2 and data["inputs"]["climbed_to"] == "bench"
+    result = CellResult.from_dict(data)
+    assert result.schema == 3 and result.climbed_to == "bench"
+    assert "climbed_to" not in result.inputs
+    assert result.rung("api").not_applicable
+    props = result.rung("conformance").detail.properties
+    quality = props["quantization_quality"].figures["small-llama"].quality
+    lora = props["lora_adapter"].figures["small-llama"].lora
+    assert isinstance(quality, QualityFigures) and quality.weights_bytes == 13654944
+    assert isinstance(lora, LoraFigures) and lora.effect_kl_mean > 0.5
+    again = CellResult.from_dict(json.loads(result.to_json()))
+    assert again == result
