@@ -153,8 +153,8 @@ def test_real_cell_end_to_end(real_cell) -> None:
     assert metrics["decode_tokens_per_s"].stats.median > 0
     assert result.rung("bench").detail.roofline.decode_batch1[0].fraction > 0
     saved = json.loads((out / f"{cell.id}.json").read_text())
-    lock = saved["rungs"][0]["detail"]["lock"]  # schema 2: the lock is the resolve rung's record
-    assert saved["schema"] == 2 and lock.count("==") == len(result.versions)
+    lock = saved["rungs"][0]["detail"]["lock"]  # schema 3: the lock is the resolve rung's record
+    assert saved["schema"] == 3 and lock.count("==") == len(result.versions)
 
 
 @pytest.mark.slow
