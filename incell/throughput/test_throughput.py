@@ -68,6 +68,7 @@ def overhead(benchmark, inner: list[float]) -> list[float]:
 @pytest.fixture(scope="session")
 def prompts(engine) -> FreshPrompts:
     """Every prompt of the session new to the engine (incell/prompts.py): cache-cold."""
+    require(engine, Generator)
     return FreshPrompts(engine.tokenize)
 
 
