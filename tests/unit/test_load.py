@@ -280,3 +280,11 @@ def test_the_knee_comes_before_a_step_whose_streams_fail() -> None:
     runs[2].requests, runs[2].errors = 40, 30  # more throughput, from streams that failed
     found = knee(runs)
     assert (found.users, found.next_users) == (2, 4) and found.why == "30 of 40 streams failed"
+
+
+def test_a_short_stream_counted_only_by_re_tokenizing_is_not_called_truncated(calibration) -> None:
+    """Without usage or ids the client's count comes from re-tokenizing the text, which can
+    merge the sampled tokens into fewer: no verdict on length is drawn from it."""
+    run = asyncio.run(run_load(calibration[0], departing(stop_after=3, ids=False, usage=False),
+                               closed()))
+    assert measure(run, count_tokens=lambda text: 3, expected_tokens=TOKENS).errors == 0
