@@ -119,11 +119,12 @@ def test_a_server_that_crashes_mid_rung_is_named_with_its_log(server_cell, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
-def test_the_runs_end_takes_the_server_down(sig, server_cell, tmp_path) -> None:
-    """Ctrl-C or SIGKILL to the process that runs the rung (nox, the ladder, run_tool) while the
-    server serves: the server's group dies with it (SIGTERM and SIGHUP take Ctrl-C's path:
-    tests/unit/test_proc.py checks every signal with a registered group)."""
+def test_a_killed_run_takes_the_server_down(server_cell, tmp_path) -> None:
+    """SIGKILL to the process that runs the rung (nox, the ladder, run_tool) while the server
+    serves, the hardest way a run ends: core/guard.py takes the server's group down. (Ctrl-C,
+    SIGTERM and SIGHUP, and SIGKILL again, each with a registered server group and rungs running
+    side by side: tests/unit/test_proc.py.)"""
+    sig = signal.SIGKILL
     python, cell_environment = server_cell
     pid_file = tmp_path / "server.pid"
     then = "engine.load(locate('tiny-llama'))\nprint('READY', flush=True)\ntime.sleep(600)"
