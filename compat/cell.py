@@ -144,16 +144,15 @@ class InCell:
     rung: Rung | None
 
 
-def run_in_cell(run: CellRun, rung: str, module: str, args: list[str],
-                out_flag: str = "--out") -> InCell:
-    """`python -m module *args <out_flag> FILE` in the cell's venv, under the rung's limit.
+def run_in_cell(run: CellRun, rung: str, module: str, args: list[str]) -> InCell:
+    """`python -m module *args --out FILE` in the cell's venv, under the rung's limit.
 
     A run past the limit raises RungFailed (a Timeout); otherwise the caller judges the
     exit status and the record."""
     out = run.work / f"{rung}.json"
     out.unlink(missing_ok=True)
     limit = run.limits.of(rung)
-    tool = run_tool([str(run.python), "-m", module, *args, out_flag, str(out)], limit,
+    tool = run_tool([str(run.python), "-m", module, *args, "--out", str(out)], limit,
                     env=cell_env(run))
     if tool.timed_out:
         raise RungFailed(timeout_error(rung, limit, tool.output))

@@ -25,10 +25,6 @@ def load_records(folder: Path | None) -> list[ServeBenchDetail]:
     return [rung.detail for rung in rungs if rung is not None and rung.detail is not None]
 
 
-def samples(run: LoadRun, name: str) -> list[float]:
-    return run.samples(name)
-
-
 def spread(values: list[float], scale: float = 1e3) -> str:
     """"p50 / p90 / p95 / p99 (n)" in ms; a percentile the count cannot support is marked."""
     if not values:
@@ -41,12 +37,12 @@ def spread(values: list[float], scale: float = 1e3) -> str:
 
 
 def median_of(run: LoadRun, name: str) -> float | None:
-    values = samples(run, name)
+    values = run.samples(name)
     return percentile(values, 50) if values else None
 
 
 def run_row(run: LoadRun) -> list[str]:
-    itl = samples(run, "serve_itl_s")
+    itl = run.samples("serve_itl_s")
     gaps = "" if itl else " (per event)"
     throughput = median_of(run, "serve_output_tokens_per_s") or 0.0
     goodput = median_of(run, "serve_goodput_per_s")
@@ -60,10 +56,10 @@ def run_row(run: LoadRun) -> list[str]:
     errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
     return [run_label(run), valid, f"{run.client_cpu:.0%}",
             f"{run.requests}" + (f" ({errors})" if errors else ""),
-            spread(samples(run, "serve_ttft_s")), spread(samples(run, "serve_ttft_scheduled_s")),
-            spread(itl or samples(run, "serve_event_gap_s")) + gaps,
-            spread(samples(run, "serve_e2e_s")),
-            f"{percentile(samples(run, 'serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
+            spread(run.samples("serve_ttft_s")), spread(run.samples("serve_ttft_scheduled_s")),
+            spread(itl or run.samples("serve_event_gap_s")) + gaps,
+            spread(run.samples("serve_e2e_s")),
+            f"{percentile(run.samples('serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
             f"{median_of(run, 'serve_requests_per_s') or 0:.2f}", f"{throughput:.0f}",
             f"{goodput:.2f} ({run.slo_attainment:.0%})" if run.slos else "–", count,
             f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
@@ -133,7 +129,7 @@ def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
         x = [median_of(run, "serve_output_tokens_per_s") or 0 for run in runs]
         for axis, metric in zip(panels, ("serve_ttft_s", "serve_tpot_s")):
             for q, style in ((50, "o-"), (99, "x--")):
-                y = [percentile(samples(run, metric) or [0], q) * 1e3 for run in runs]
+                y = [percentile(run.samples(metric) or [0], q) * 1e3 for run in runs]
                 axis.plot(x, y, style, color=color, label=f"{name} p{q}")
     for axis, title in zip(panels, ("TTFT (ms)", "TPOT (ms)")):
         axis.set_xlabel("output tokens/s (closed loop: more users to the right)")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.cell import CellRun, RungFailed, cell_env
-from core.proc import Tool, timeout_error
+from core.proc import Tool, ToolRun, timeout_error
 from core.results import ErrorInfo, Rung, read_rung, write_atomic
 
 STOP_GRACE_S = 10.0
@@ -66,7 +66,7 @@ def climb_in_worker(run: CellRun, rung: str, **ask: object) -> Rung:
     return outcome
 
 
-def stop(run: CellRun, grace: float = STOP_GRACE_S):
+def stop(run: CellRun, grace: float = STOP_GRACE_S) -> ToolRun | None:
     """End the cell's worker: asked to (DIR/done.go) and given `grace` seconds, then killed with
     its group and the groups it registered. The ToolRun of how it ended, or None if none ran."""
     worker, run.worker = run.worker, None
