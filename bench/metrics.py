@@ -37,6 +37,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("ttft_repeat_s", "s", "lower",
            "the same prompt sent again at once: what a prefix cache gives (the warm-prefix "
            "figure, shown apart, never in a cold column)"),
+    Metric("ttft_fresh_off_s", "s", "lower",
+           "ttft_fresh_s on the engine with its prefix cache switched off, as the figures run"),
+    Metric("ttft_repeat_off_s", "s", "lower",
+           "ttft_repeat_s with the prefix cache switched off: near the fresh figure, or the "
+           "switch did not take"),
     Metric("itl_s", "s", "lower",
            "inter-token latency: gaps between consecutive deltas of one streamed completion "
            "(batch 1, the engine's stream()), pooled over the timed rounds"),

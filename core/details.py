@@ -241,6 +241,10 @@ class BenchDetail:
     rounds: int | None = None
     warmup: int | None = None
     pytest_benchmark: dict[str, Any] = field(default_factory=dict)
+    prefix_cache: dict[str, str] = field(default_factory=dict)
+    """The engine's prefix cache (engines.base.Engine.prefix_cache): {"state": "none" | "switch"
+    | "no switch", "switch": how it is turned off}. The figures are timed with it off where it
+    has a switch; the detector's `ttft_*_s` are the engine as shipped, `ttft_*_off_s` with it off."""
 
     def find(self, name: str, **params) -> MetricRecord | None:
         """The metric `name` at the shape `params` (a subset of its params), if measured."""
@@ -345,6 +349,8 @@ class ServeBenchDetail:
     output_tokens: int
     runs: list[LoadRun] = field(default_factory=list)
     knee: Knee | None = None
+    prefix_cache: dict[str, str] = field(default_factory=dict)
+    """As BenchDetail's: the server's prefix cache, off where it has a switch."""
 
 
 @dataclass

@@ -75,6 +75,14 @@ class Engine(abc.ABC):
     weights_bytes: int | None = None
     """The size on disk of the weights the engine loaded, where its adapter knows it (set by
     `_load`; the quantization report shows it)."""
+    prefix_cache: ClassVar[str] = "none"
+    """Whether the engine keeps a prefix cache (keys and values of prompts it has seen, reused
+    for a prompt that starts the same): "none", "switch" (on as shipped; load(cache_prefixes=
+    False) turns it off, as `prefix_cache_switch` says) or "no switch" (kept, no way to turn
+    it off). The bench rung times with it off where it can, and the detector says what it saw."""
+    prefix_cache_switch: ClassVar[str] = ""
+    cache_prefixes: bool = True
+    """What load() was asked: keep the engine's prefix cache as shipped (True) or turn it off."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -104,13 +112,15 @@ class Engine(abc.ABC):
             raise EngineNotLoadedError(f"{self.id}: call load() before using the engine")
 
     def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32",
-             quantization: str | None = None) -> None:
+             quantization: str | None = None, cache_prefixes: bool = True) -> None:
         """Load the model from a local folder (Hugging Face layout). Never downloads.
 
         `quantization`: one the registry says the adapter offers ("q4_0", "int8", ...), which
         `_load` reads as self.quantization; None: the cell's ($INFERMATRIX_QUANTIZATION), else
-        "none" (the unquantized weights)."""
+        "none" (the unquantized weights). `cache_prefixes=False`: the engine's prefix cache off,
+        where it has a switch (`prefix_cache`); `_load` reads it as self.cache_prefixes."""
         self.check_device(device)
+        self.cache_prefixes = cache_prefixes
         self.quantization = self.check_quantization(
             quantization if quantization is not None else os.environ.get(QUANT_ENV) or "none")
         self._load(Path(model_dir), device, dtype)

@@ -50,6 +50,9 @@ from fixtures.convert import converted
 class LlamaCppGenerator(Generator):
     """Llama.generate() token by token; Llama.eval() for logits; the GGUF's own chat template."""
 
+    prefix_cache = "switch"
+    prefix_cache_switch = ("Llama.generate(reset=True) keeps the longest prefix already evaluated; "
+                           "off: Llama.reset() before each prompt, which evaluates it all again")
     capabilities = Capabilities(
         streaming=True,
         chat=True,
@@ -157,6 +160,8 @@ class LlamaCppGenerator(Generator):
                 scores[[eos, *params.stop_token_ids]] = -np.inf
             return scores
 
+        if not self.cache_prefixes:  # generate(reset=True) would keep the prompt's longest
+            llm.reset()  # prefix already evaluated; with n_tokens 0 it evaluates it all again
         llm.set_seed(params.seed if params.seed is not None else secrets.randbits(31))
         sampling = {"temp": 0.0} if params.greedy else {
             "temp": params.temperature, "top_p": params.top_p, "top_k": params.top_k}

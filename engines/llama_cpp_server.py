@@ -29,6 +29,8 @@ class LlamaCppServerGenerator(ServerGenerator):
 
     server_name = "llama_cpp.server"
     in_process = "llama_cpp"
+    prefix_cache = "no switch"  # the server's one Llama keeps the longest prefix evaluated
+    prefix_cache_switch = "none: Llama.generate(reset=True) reuses it, and no server setting stops it"
     capabilities = Capabilities(
         streaming=True,
         chat=False,

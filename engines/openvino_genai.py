@@ -68,6 +68,8 @@ class OpenVinoGenaiGenerator(Generator):
         stop_token_ids=True,
         batching=True,  # the list is run one prompt after another
     )
+    prefix_cache = "switch"
+    prefix_cache_switch = "LLMPipeline(..., scheduler_config=SchedulerConfig(enable_prefix_caching=False))"
     deviations: ClassVar[dict[str, Deviation]] = {
         "call_order_independence": Deviation(
             reason="prefix caching, on by default in LLMPipeline on the CPU, changes greedy ids: "
@@ -98,7 +100,11 @@ class OpenVinoGenaiGenerator(Generator):
         if dtype != "float32":
             raise InvalidParameterError(f"openvino_genai: the exported model is float32, not {dtype!r}")
         folder = exported(model_dir)
-        self._pipe = ov.LLMPipeline(str(folder), device.upper())
+        off = {}
+        if not self.cache_prefixes:  # a scheduler config makes the continuous-batching pipeline
+            off["scheduler_config"] = scheduler = ov.SchedulerConfig()
+            scheduler.enable_prefix_caching, scheduler.cache_size = False, 1  # GB of KV cache
+        self._pipe = ov.LLMPipeline(str(folder), device.upper(), **off)
         self._tok = self._pipe.get_tokenizer()
         self._eos = int(self._tok.get_eos_token_id())
 

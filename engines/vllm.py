@@ -59,6 +59,8 @@ def make_llm(model_dir: Path, device: str, dtype: str, **kwargs) -> LLM:
 class VllmGenerator(HfTokenizer, Generator):
     """LLM(model=<folder>).generate / .chat, eager mode, a small memory share."""
 
+    prefix_cache = "switch"
+    prefix_cache_switch = "LLM(enable_prefix_caching=False)"
     capabilities = Capabilities(
         streaming=False,
         chat=True,
@@ -91,7 +93,7 @@ class VllmGenerator(HfTokenizer, Generator):
         self._folder = model_dir
         self.weights_bytes = (model_dir / "model.safetensors").stat().st_size
         self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir), max_logprobs=-1,
-                             **lora)
+                             enable_prefix_caching=self.cache_prefixes, **lora)
         self._tok = self._llm.get_tokenizer()
         self._vocab = self._llm.llm_engine.model_config.get_vocab_size()
 

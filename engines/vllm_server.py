@@ -38,6 +38,8 @@ class VllmServerGenerator(ServerGenerator):
 
     server_name = "vllm serve"
     in_process = "vllm"
+    prefix_cache = "switch"
+    prefix_cache_switch = "vllm serve --no-enable-prefix-caching"
     capabilities = Capabilities(
         streaming=True,
         chat=True,
@@ -59,7 +61,8 @@ class VllmServerGenerator(ServerGenerator):
     }
 
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:
-        return serve_command(model_dir, port, device, dtype)
+        return serve_command(model_dir, port, device, dtype,
+                             *(() if self.cache_prefixes else ("--no-enable-prefix-caching",)))
 
     def _tokenize(self, text: str) -> list[int]:
         """The server's own tokenizer (/tokenize, beside /v1)."""

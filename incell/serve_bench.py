@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"python -m incell.serve_bench: --engine {args.engine!r} is not a generation "
                          f"server; valid: {', '.join(servers)}")
     engine = load_engine_class(args.engine)()
-    engine.load(locate(args.fixture))
+    engine.load(locate(args.fixture), cache_prefixes=False)
     try:
         make_body = body_maker(engine, args)
         url = engine.client.url("/completions")
@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         detail = ServeBenchDetail(engine=args.engine, server=engine.server_name,
                                   fixture=args.fixture, startup_s=engine.startup_s,
                                   input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                                  runs=runs, knee=knee(runs))
+                                  runs=runs, knee=knee(runs),
+                                  prefix_cache={"state": engine.prefix_cache,
+                                                "switch": engine.prefix_cache_switch})
     finally:
         engine.close()
     write_rung(Path(args.out), Rung("serve_bench", "pass", detail=detail))

@@ -65,6 +65,16 @@ def run_row(run: LoadRun) -> list[str]:
             f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
 
 
+def prefix_cache(record: ServeBenchDetail) -> str:
+    """What the server's prefix cache did to these figures (every prompt is new either way)."""
+    state, switch = record.prefix_cache.get("state"), record.prefix_cache.get("switch", "")
+    if state == "switch":
+        return f" Prefix cache off (`{switch}`)."
+    if state == "no switch":
+        return f" Prefix cache kept, no switch ({switch}); every prompt sent is new."
+    return " No prefix cache." if state == "none" else ""
+
+
 def run_label(run: LoadRun) -> str:
     load = run.load
     if load.mode == "closed":
@@ -107,7 +117,7 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
                  if knee else "no knee inside the sweep")
         lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}", "",
                   f"{record.input_tokens} input, {record.output_tokens} output tokens; "
-                  f"started in {record.startup_s:.1f} s; {where}.", "",
+                  f"started in {record.startup_s:.1f} s; {where}.{prefix_cache(record)}", "",
                   table([run_row(run) for run in record.runs], HEAD), ""]
     lines += ["### Method", "", *(f"- `{m.name}` ({m.unit}): {m.definition}"
                                   for m in METRICS.values() if m.name.startswith("serve_")), ""]

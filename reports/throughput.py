@@ -72,16 +72,36 @@ def mbu(detail: BenchDetail) -> str:
     return held_to_limit(rows[0].fraction, "DRAM bandwidth")
 
 
-def prefix_cache(detail: BenchDetail) -> str:
-    """The cache-hit detector's verdict: a repeated prompt's TTFT against a fresh one's."""
-    fresh, repeat = detail.find("ttft_fresh_s"), detail.find("ttft_repeat_s")
+def detected(detail: BenchDetail, suffix: str = "") -> tuple[bool, str] | None:
+    """The cache-hit detector on one side (suffix "": as shipped, "_off": switched off): whether
+    the repeat hit a cache, and the figures that say so."""
+    fresh, repeat = detail.find(f"ttft_fresh{suffix}_s"), detail.find(f"ttft_repeat{suffix}_s")
     if fresh is None or repeat is None:
-        return "–"
+        return None
     ratio = repeat.stats.median / fresh.stats.median
     if ratio < CACHE_HIT:
-        return (f"{CAVEAT} hit: a repeat {fmt(repeat.stats.median, 's')} vs "
-                f"{fmt(fresh.stats.median, 's')} fresh")
-    return f"none seen (repeat {ratio:.0%} of fresh)"
+        return True, f"a repeat {fmt(repeat.stats.median, 's')} vs {fmt(fresh.stats.median, 's')} fresh"
+    return False, f"repeat {ratio:.0%} of fresh"
+
+
+def prefix_cache(detail: BenchDetail) -> str:
+    """The cache-hit detector's verdict: a repeated prompt's TTFT against a fresh one's, on the
+    engine as shipped and, where it has a switch, with the cache off as the figures ran."""
+    shipped, off = detected(detail), detected(detail, "_off")
+    if shipped is None:
+        return "–"
+    state = detail.prefix_cache.get("state", "")
+    hit, figures = shipped
+    text = f"{CAVEAT} hit: {figures}" if hit else f"none seen ({figures})"
+    if off is not None:
+        off_hit, off_figures = off
+        text = (f"as shipped {text}; " + (f"{CAVEAT} still hit with it off: {off_figures}" if off_hit
+                                          else f"off for the figures ({off_figures})"))
+    elif hit and state == "none":
+        text += " (the engine declares none)"
+    elif state == "no switch":
+        text += "; no switch to turn it off"
+    return text
 
 
 def itl(detail: BenchDetail) -> str:
@@ -113,8 +133,10 @@ def cells_section(results: list[CellResult]) -> list[str]:
                   "Every timed call sends prompts the engine never saw (cache-cold). ITL: median "
                   "/ p90 / p99. MBU: fraction of the bandwidth-bound decode limit, or "
                   "cache-resident where the weights fit in the last-level cache. Prefix cache: "
-                  "the same prompt sent again at once against a fresh one (TTFT medians); a hit "
-                  "is the warm-prefix figure, never the cold columns'.", "",
+                  "the same prompt sent again at once against a fresh one (TTFT medians), on the "
+                  "engine as shipped and, where it has a switch, with it off as the figures ran; "
+                  "a hit is the warm-prefix figure, never the cold columns'. Peak RSS: the "
+                  "engine's process after the timed tests, before the machine probe.", "",
                   table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
                                "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
     emb = [r for r in results if r.cell.kind == "embedding" and bench_of(r)]

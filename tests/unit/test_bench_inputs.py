@@ -109,8 +109,18 @@ def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() 
     fresh = record("ttft_fresh_s", [0.050] * 5, batch=1)
     hit = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1))
     miss = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.049] * 5, batch=1))
-    assert prefix_cache(hit) == "⚠️ hit: a repeat 1 ms vs 50 ms fresh"
+    hit.prefix_cache = {"state": "none", "switch": ""}
+    assert prefix_cache(hit) == "⚠️ hit: a repeat 1 ms vs 50 ms fresh (the engine declares none)"
     assert prefix_cache(miss) == "none seen (repeat 98% of fresh)"
+    # an engine with a switch: the detector runs as shipped and with it off, as the figures ran
+    fresh_off = record("ttft_fresh_off_s", [0.050] * 5, batch=1)
+    switched = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1),
+                      fresh_off, record("ttft_repeat_off_s", [0.051] * 5, batch=1))
+    switched.prefix_cache = {"state": "switch", "switch": "LLM(enable_prefix_caching=False)"}
+    assert prefix_cache(switched) == ("as shipped ⚠️ hit: a repeat 1 ms vs 50 ms fresh; "
+                                      "off for the figures (repeat 102% of fresh)")
+    switched.metrics[-1] = read(MetricRecord, record("ttft_repeat_off_s", [0.002] * 5, batch=1))
+    assert prefix_cache(switched).endswith("⚠️ still hit with it off: a repeat 2 ms vs 50 ms fresh")
 
 
 def test_real_size_is_on_off_or_left_to_the_machine() -> None:

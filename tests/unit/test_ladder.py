@@ -226,17 +226,20 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
     """The harness must not add its own cost: its decode tok/s (batch 1, 128 in, 32 out) agrees
     within 5% with generate() timed directly by wall clock in a plain script, same cell.
 
-    Both sides derive decode tok/s from their fastest rounds, 31 / (min end-to-end - min TTFT):
-    a shared VM slows whole seconds at a time (medians of two back-to-back runs were seen 20-80%
-    apart), and such noise only ever adds time, while a cost the harness adds is in every round,
-    the fastest included. Each attempt times the two back to back (30 rounds each); up to 4
-    attempts are made.
+    Both sides derive decode tok/s from their fastest rounds, 31 / (min end-to-end - min TTFT),
+    and from their fastest process: a shared VM slows whole seconds at a time (medians of two
+    back-to-back runs were seen 20-80% apart), and one process can run 20-30% slower than the next
+    one for its whole life (thread placement; CI saw harness 1,264 vs direct 960 tok/s, then
+    1,036 vs 1,192 with the sides swapped). Such noise only ever adds time, while a cost the
+    harness adds is in every round of every process, the fastest included. Each attempt times the
+    two back to back (30 rounds each) in fresh processes; the best of each side so far is compared,
+    for up to 5 attempts.
     """
     cell, out, _ = real_cell
     env = cell_env(CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print))
     python = str(VENVS / cell.id / "bin" / "python")
-    seen = []
-    for attempt in range(4):
+    via_harness, by_hand, seen = [], [], []
+    for attempt in range(5):
         direct = subprocess.run([python, "-c", DIRECT_TIMING], cwd=REPO, env=env, capture_output=True,
                                 text=True, check=False)
         assert direct.returncode == 0, direct.stderr[-3000:]
@@ -248,14 +251,15 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
         overheads = [m.stats.median for m in record.metrics if m.name == "harness_overhead"]
         assert overheads and max(overheads) < 0.02, f"harness overhead {overheads}"
         stats = {m.name: m.stats for m in record.metrics}
-        via_harness = 31 / (stats["e2e_s"].min - stats["ttft_s"].min)
+        via_harness.append(31 / (stats["e2e_s"].min - stats["ttft_s"].min))
         timed = json.loads(direct.stdout.splitlines()[-1])
-        by_hand = 31 / (min(timed["e2e_s"]) - min(timed["ttft_s"]))
-        seen.append(f"attempt {attempt + 1}: harness {via_harness:,.0f} tok/s vs direct {by_hand:,.0f} tok/s")
-        if abs(via_harness - by_hand) / by_hand <= 0.05:
+        by_hand.append(31 / (min(timed["e2e_s"]) - min(timed["ttft_s"])))
+        seen.append(f"attempt {attempt + 1}: harness {via_harness[-1]:,.0f} tok/s vs direct "
+                    f"{by_hand[-1]:,.0f} tok/s")
+        if abs(max(via_harness) - max(by_hand)) / max(by_hand) <= 0.05:
             return
-    pytest.fail("the harness's decode rate differs from a direct wall clock by more than 5% in "
-                "every attempt:\n" + "\n".join(seen))
+    pytest.fail("the best harness decode rate differs from the best direct wall clock by more "
+                "than 5%:\n" + "\n".join(seen))
 
 
 def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:

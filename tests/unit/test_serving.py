@@ -116,7 +116,8 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     detail = ServeBenchDetail(
         engine="demo_server", server="demo serve", fixture="tiny", startup_s=1.5, input_tokens=16,
         output_tokens=2, runs=[measure(run, {"ttft": 1.0}, lambda text: len(text.split())),
-                               measure(closed)])
+                               measure(closed)],
+        prefix_cache={"state": "switch", "switch": "demo serve --no-prefix-cache"})
     results = tmp_path / "results"
     cell = CellInfo(id="demo_server-base", engine="demo_server", kind="generation", env="base")
     save(CellResult(cell=cell, machine=machine_info(), started_at="now",
@@ -124,6 +125,7 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     render([results], tmp_path / "out")
     page = (tmp_path / "out" / "SERVING.md").read_text()
     assert "### `demo_server` (demo serve) on tiny" in page
+    assert "no knee inside the sweep. Prefix cache off (`demo serve --no-prefix-cache`)." in page
     # 20 of the 30 requests its schedule put in the 3 s window were sent on time
     assert ("| 20/s poisson | ⚠️ invalid: achieved 6.67 req/s sent on time of the 10.00 its "
             "schedule asked in the window (20 nominal)") in page
