@@ -15,6 +15,9 @@
     nox -s report           merge results/*.json into reports/
     nox -s bench            the throughput grid in the cells' venvs, then the reports
     nox -s bench -- --compare reports/results.json   this run against a saved one
+    nox -s endpoint -- --url http://host:8000/v1 --model NAME [--tokenizer DIR] [--api-key-env VAR]
+                            a server someone else runs: the API-surface suite, the engine
+                            properties it can be held to, the load sweep (nothing started)
     nox -s tests            the suite's own tests
 Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
 """
@@ -41,7 +44,7 @@ ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9")
+             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -215,6 +218,31 @@ def report(session: nox.Session) -> None:
         args = [str(RESULTS), "--out", str(ROOT / "reports"), "--readme", str(ROOT / "README.md"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
+
+
+ENDPOINT_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "httpx>=0.27", "aiohttp>=3.9",
+                 "tokenizers", "jinja2")
+
+
+@nox.session(venv_backend="uv")
+def endpoint(session: nox.Session) -> None:
+    """A server someone else runs, checked where it stands (incell/endpoint.py): the API-surface
+    suite, the engine properties it can be held to, the load sweep; nothing started or stopped.
+
+    nox -s endpoint -- --url http://host:8000/v1 --model NAME [--kind generation|embedding]
+        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--no-load] [serve-bench's load
+        options: --users 1,2,4 --rate 2 --input-tokens 128 ...]
+    nox -s endpoint -- --compare OLD.json NEW.json     two runs of the same endpoint
+
+    The result goes to results/endpoint/endpoint-<name>.json; the report shows it in SERVING.md."""
+    session.install(*ENDPOINT_DEPS)
+    env = {"PYTHONPATH": str(ROOT)}
+    if session.posargs[:1] == ["--compare"]:
+        session.run("python", "-m", "bench.compare", "--endpoint", *session.posargs[1:], env=env)
+        return
+    session.run("python", "-m", "incell.endpoint", "--out", str(RESULTS / "endpoint"),
+                *session.posargs, env=env)
+    session.notify("report")
 
 
 @nox.session(venv_backend="uv")

@@ -17,6 +17,11 @@ tokens_per_event (several tokens in one event), ids: false (no token_ids), usage
 chunk even when asked), stop_after N (end cleanly after N events, short of max_tokens),
 cut_after N (drop the connection after N events), error_after N (an in-stream error event after
 N events, then [DONE]).
+
+A whole server may depart too (--depart, for the endpoint session's tests): no_models (no
+/v1/models), no_usage (never a usage chunk), no_done (a stream ends without [DONE]). A request
+without "stream": true gets one JSON answer, as OpenAI's. With --key-env VAR, a request without
+`Authorization: Bearer $VAR` is answered 401.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 
 from aiohttp import web
@@ -41,13 +47,31 @@ ERROR_EVENT = (b'data: {"error": {"message": "calibration: the engine failed", '
                b'"type": "server_error"}}\n\n')
 
 
-def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.Application:
+DEPARTURES = ("no_models", "no_usage", "no_done")
+
+
+def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
+        depart: tuple[str, ...] = (), key: str = "") -> web.Application:
+    @web.middleware
+    async def keyed(request: web.Request, handler):
+        if key and request.headers.get("Authorization") != f"Bearer {key}":
+            return web.json_response({"error": {"message": "no valid key", "type": "auth"}},
+                                     status=401)
+        return await handler(request)
+
     async def completions(request: web.Request) -> web.StreamResponse:
         arrived = time.perf_counter()
         writes = []
         body = await request.json()
         count = int(body.get("max_tokens") or tokens)
-        knobs = body.get("calibration") or {}
+        if not body.get("stream"):
+            usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
+            choice = {"index": 0, "text": " t" * count, "finish_reason": "length"}
+            return web.json_response({"object": "text_completion", "model": "calibration",
+                                      "choices": [choice],
+                                      **({} if "no_usage" in depart else {"usage": usage})})
+        knobs = {**(body.get("calibration") or {}),
+                 **({"usage": False} if "no_usage" in depart else {})}
         per = int(knobs.get("tokens_per_event", 1))
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
@@ -73,7 +97,8 @@ def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.App
             usage = {"prompt_tokens": 1, "completion_tokens": sent, "total_tokens": sent + 1}
             await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
                                  + b"\n\n")
-        await response.write(b"data: [DONE]\n\n")
+        if "no_done" not in depart:
+            await response.write(b"data: [DONE]\n\n")
         if log:
             with open(log, "a", encoding="utf-8") as out:
                 out.write(json.dumps({"arrived": arrived, "writes": writes}) + "\n")
@@ -82,9 +107,10 @@ def app(ttft: float, itl: float, tokens: int, log: str | None = None) -> web.App
     async def models(_request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "calibration"}]})
 
-    application = web.Application()
+    application = web.Application(middlewares=[keyed])
     application.router.add_post("/v1/completions", completions)
-    application.router.add_get("/v1/models", models)
+    if "no_models" not in depart:
+        application.router.add_get("/v1/models", models)
     return application
 
 
@@ -96,9 +122,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--itl", type=float, default=0.01, help="seconds between tokens")
     parser.add_argument("--tokens", type=int, default=32, help="tokens when max_tokens is not given")
     parser.add_argument("--log", help="append each request's arrival and write times here (JSON lines)")
+    parser.add_argument("--depart", default="", help=f"comma-separated: {', '.join(DEPARTURES)}")
+    parser.add_argument("--key-env", default="", metavar="VAR",
+                        help="answer 401 unless the request carries this variable's key")
     args = parser.parse_args(argv)
-    web.run_app(app(args.ttft, args.itl, args.tokens, args.log), host="127.0.0.1", port=args.port,
-                print=None, backlog=1024)
+    depart = tuple(d for d in args.depart.split(",") if d)
+    for d in depart:
+        if d not in DEPARTURES:
+            parser.error(f"--depart {d!r} is not one of {', '.join(DEPARTURES)}")
+    key = os.environ.get(args.key_env, "") if args.key_env else ""
+    if args.key_env and not key:
+        parser.error(f"--key-env {args.key_env}: that variable is not set")
+    web.run_app(app(args.ttft, args.itl, args.tokens, args.log, depart=depart, key=key), host="127.0.0.1",
+                port=args.port, print=None, backlog=1024)
 
 
 if __name__ == "__main__":

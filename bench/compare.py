@@ -2,9 +2,11 @@
 
     python -m bench.compare BASELINE [RESULTS_DIR] [--out reports/BENCH_COMPARE.md]
     python -m bench.compare --serving OLD_DIR NEW_DIR     (nox -s serve-bench -- --compare DIR)
+    python -m bench.compare --endpoint OLD.json NEW.json  (nox -s endpoint -- --compare ...)
 
 BASELINE is a merged reports/results.json or a folder of cell result files; with --serving,
-both are folders of serve-bench records (results/serve-bench/).
+both are folders of serve-bench records (results/serve-bench/); with --endpoint, two results of
+`nox -s endpoint` (results/endpoint/), whose property verdicts are compared too.
 A change is flagged only when it exceeds the measured noise of both runs:
 |median_new - median_old| > NOISE_K x max(MAD_old, MAD_new) x 1.4826 (the
 median absolute deviation scaled to a standard deviation). The direction of
@@ -169,6 +171,30 @@ def compare_serving(old: dict[str, CellResult], new: dict[str, CellResult],
     return changes, warnings
 
 
+def endpoint_result(path: Path) -> CellResult:
+    """One result of `nox -s endpoint`, or an error naming the file."""
+    results, problems = load_results([path]) if path.is_file() else ([], [f"{path}: no such file"])
+    if problems or not results or results[0].rung("endpoint") is None:
+        raise BaselineError(f"{path}: not a result of nox -s endpoint"
+                            + (f" ({'; '.join(problems)})" if problems else ""))
+    return results[0]
+
+
+def verdict_changes(old: CellResult, new: CellResult) -> list[str]:
+    """Every property whose verdict differs between two runs of an endpoint, with the new
+    run's message."""
+    lines = []
+    for suite in ("api", "conformance"):
+        rungs = [r.rung(suite) for r in (old, new)]
+        before, after = ({} if r is None or r.detail is None else r.detail.properties for r in rungs)
+        for name in sorted(before.keys() | after.keys()):
+            a, b = (getattr(p.get(name), "status", "absent") for p in (before, after))
+            if a != b:
+                why = getattr(after.get(name), "message", "")
+                lines.append(f"`{name}` ({suite}): {a} → {b}" + (f": {why[:200]}" if why else ""))
+    return lines
+
+
 def serving_key(metric: MetricRecord) -> str:
     return f"{metric.name} ({metric.params.get('load', '')})"
 
@@ -197,14 +223,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", action="append", default=[], help="only this metric (repeatable)")
     parser.add_argument("--serving", action="store_true",
                         help="BASELINE and RESULTS are folders of serve-bench records")
+    parser.add_argument("--endpoint", action="store_true",
+                        help="BASELINE and RESULTS are two results of nox -s endpoint")
     args = parser.parse_args(argv)
+    if args.endpoint and args.out == parser.get_default("out"):
+        args.out = Path("reports") / "ENDPOINT_COMPARE.md"
     try:
         for name in args.metric:
             check_metric(name)
     except BenchInputError as exc:
         parser.error(str(exc))
+    verdicts: list[str] = []
     try:
-        if args.serving:
+        if args.endpoint:
+            old, new = endpoint_result(args.baseline), endpoint_result(args.results)
+            if old.rung("endpoint").detail.url != new.rung("endpoint").detail.url:
+                print(f"warning: {old.rung('endpoint').detail.url} against "
+                      f"{new.rung('endpoint').detail.url}", file=sys.stderr)
+            verdicts = verdict_changes(old, new)
+            changes, warnings = ([], []) if new.rung("serve_bench").detail is None or \
+                old.rung("serve_bench").detail is None else \
+                compare_serving({new.cell.id: old}, {new.cell.id: new}, tuple(args.metric))
+        elif args.serving:
             changes, warnings = compare_serving(serving_records(args.baseline),
                                                 serving_records(args.results), tuple(args.metric))
         else:
@@ -213,15 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     except BaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not changes:
+    if not changes and not args.endpoint:
         print(f"error: no metric of {args.results} is in the baseline {args.baseline}",
               file=sys.stderr)
         return 2
     text = render(changes, warnings, args.baseline)
+    if args.endpoint:
+        text += "\n".join(["## Verdicts that changed", "",
+                           *(f"- {v}" for v in verdicts or ["none"]), ""])
     args.out.write_text(text, encoding="utf-8")
     print(text)
     worse = [c for c in changes if c.verdict == "worse"]
-    return 1 if worse else 0
+    return 1 if worse or any("→ fail" in v for v in verdicts) else 0
 
 
 if __name__ == "__main__":

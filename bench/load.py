@@ -195,9 +195,10 @@ class Client:
         await stream_one(self.session, self.url, self.make_body(i), sample, self.clock)
 
 
-async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: Load) -> Run:
+async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: Load,
+                   headers: dict[str, str] | None = None) -> Run:
     """Run `load` against `url` (a streamed /v1/completions or /v1/chat/completions);
-    make_body(i) gives the i-th request's JSON."""
+    make_body(i) gives the i-th request's JSON; `headers` go with every request (a key)."""
     origin = time.perf_counter()
     clock = lambda: time.perf_counter() - origin  # noqa: E731
     lags: list[float] = []
@@ -205,7 +206,7 @@ async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: L
     cpu = time.process_time()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     timeout=timeout) as session:
+                                     timeout=timeout, headers=headers) as session:
         client = Client(session, url, make_body, clock)
         lag_task = asyncio.create_task(probe_lag(clock, lags, stop))
         start = clock()

@@ -351,6 +351,9 @@ class ServeBenchDetail:
     knee: Knee | None = None
     prefix_cache: dict[str, str] = field(default_factory=dict)
     """As BenchDetail's: the server's prefix cache, off where it has a switch."""
+    eos_off: bool = True
+    """Every request asked the server to ignore EOS (False: an endpoint that takes no such field;
+    a stream may end at EOS, short of output_tokens)."""
 
 
 @dataclass
@@ -398,10 +401,32 @@ class BisectRecord:
     schema: int = 2
 
 
+@dataclass
+class EndpointDetail:
+    """endpoint: what a server someone else runs said of itself (`nox -s endpoint`)."""
+
+    url: str
+    """Without credentials, query or fragment."""
+    model: str
+    kind: str
+    models: list[dict[str, Any]] | None = None
+    """Its /models answer's `data` (None: it has no /models route)."""
+    models_status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """The headers that say what it is: Server, and any with "version" in the name."""
+    fields: list[str] = field(default_factory=list)
+    """Fields beyond OpenAI's it accepted (ignore_eos, top_k), sent where the suites need them."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Field -> the server's answer where it refused one."""
+    tokenizer: str = ""
+    """The tokenizer folder given (empty: none; what counts tokens was not run)."""
+
+
 DETAILS: dict[str, type] = {"resolve": ResolveDetail, "install": InstallDetail,
                             "import": ImportDetail, "load": LoadDetail,
                             "conformance": ConformanceDetail, "api": ConformanceDetail,
-                            "bench": BenchDetail, "serve_bench": ServeBenchDetail}
+                            "bench": BenchDetail, "serve_bench": ServeBenchDetail,
+                            "endpoint": EndpointDetail}
 """The detail record of each rung."""
 JSON_NAMES = {"class_": "class"}  # fields whose JSON key is a Python keyword
 

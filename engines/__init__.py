@@ -98,6 +98,10 @@ ENGINES: dict[str, EngineEntry] = {
                                        "generation", transport="http"),
     "infinity_emb_server": EngineEntry("engines.infinity_server:InfinityServerEmbedder",
                                        "embedding", transport="http"),
+    # someone else's server at a URL (`nox -s endpoint`): no cell, nothing started
+    "endpoint": EngineEntry("engines.endpoint:EndpointGenerator", "generation", transport="http"),
+    "endpoint_embed": EngineEntry("engines.endpoint:EndpointEmbedder", "embedding",
+                                  transport="http"),
 }
 
 

@@ -78,8 +78,9 @@ class Engine(abc.ABC):
     prefix_cache: ClassVar[str] = "none"
     """Whether the engine keeps a prefix cache (keys and values of prompts it has seen, reused
     for a prompt that starts the same): "none", "switch" (on as shipped; load(cache_prefixes=
-    False) turns it off, as `prefix_cache_switch` says) or "no switch" (kept, no way to turn
-    it off). The bench rung times with it off where it can, and the detector says what it saw."""
+    False) turns it off, as `prefix_cache_switch` says), "no switch" (kept, no way to turn
+    it off) or "unknown" (a server someone else runs). The bench rung times with it off where
+    it can, and the detector says what it saw."""
     prefix_cache_switch: ClassVar[str] = ""
     cache_prefixes: bool = True
     """What load() was asked: keep the engine's prefix cache as shipped (True) or turn it off."""

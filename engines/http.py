@@ -120,13 +120,20 @@ class OpenAIClient:
     """JSON over HTTP to one server at `origin` ("http://127.0.0.1:8000"), its OpenAI routes
     under `prefix` ("/v1"); a path that starts with "//" is taken from the origin instead."""
 
-    def __init__(self, origin: str, prefix: str = "/v1", timeout: float = 120.0) -> None:
+    def __init__(self, origin: str, prefix: str = "/v1", timeout: float = 120.0,
+                 headers: dict[str, str] | None = None) -> None:
         self.origin = origin.rstrip("/")
         self.base = self.origin + prefix
-        self.http = httpx.Client(timeout=timeout)
+        self.http = httpx.Client(timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> OpenAIClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def url(self, path: str) -> str:
         return self.origin + path[1:] if path.startswith("//") else self.base + path

@@ -96,8 +96,7 @@ def knee(runs: list[LoadRun]) -> Knee | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:  # every load checked before the server starts
-        Load("closed", concurrency=1, **window(args))
-        open_loads(args)
+        check_loads(args)
     except LoadError as exc:
         raise SystemExit(f"python -m incell.serve_bench: {exc}") from None
     servers = [e for e, entry in ENGINES.items() if entry.transport == "http" and
@@ -108,27 +107,40 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_engine_class(args.engine)()
     engine.load(locate(args.fixture), cache_prefixes=False)
     try:
-        make_body = body_maker(engine, args)
-        url = engine.client.url("/completions")
-        count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
-        runs: list[LoadRun] = []
-        for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
-            print(f"load: {load.label}", flush=True)
-            runs.append(measure(asyncio.run(run_load(url, make_body, load)), args.slo, count,
-                                expected_tokens=args.output_tokens))
-            print(f"  {runs[-1].median('serve_output_tokens_per_s') or 0:.1f} tok/s, p50 TTFT "
-                  f"{(runs[-1].median('serve_ttft_s') or 0) * 1e3:.0f} ms, valid {runs[-1].valid}",
-                  flush=True)
-        detail = ServeBenchDetail(engine=args.engine, server=engine.server_name,
-                                  fixture=args.fixture, startup_s=engine.startup_s,
-                                  input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                                  runs=runs, knee=knee(runs),
-                                  prefix_cache={"state": engine.prefix_cache,
-                                                "switch": engine.prefix_cache_switch})
+        detail = sweep(engine, args)
     finally:
         engine.close()
     write_rung(Path(args.out), Rung("serve_bench", "pass", detail=detail))
     return 0
+
+
+def check_loads(args) -> None:
+    """Every load of the run checked before any request: a LoadError names the bad value."""
+    Load("closed", concurrency=1, **window(args))
+    open_loads(args)
+
+
+def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = True) -> ServeBenchDetail:
+    """The closed-loop sweep and the open-loop rates against the loaded server adapter. With
+    `eos_off` False (a server that takes no ignore_eos), a stream may end at EOS: short of
+    --output-tokens is then no error."""
+    make_body = body_maker(engine, args)
+    url = engine.client.url("/completions")
+    count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
+    runs: list[LoadRun] = []
+    for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
+        print(f"load: {load.label}", flush=True)
+        runs.append(measure(asyncio.run(run_load(url, make_body, load, headers)), args.slo, count,
+                            expected_tokens=args.output_tokens if eos_off else None))
+        print(f"  {runs[-1].median('serve_output_tokens_per_s') or 0:.1f} tok/s, p50 TTFT "
+              f"{(runs[-1].median('serve_ttft_s') or 0) * 1e3:.0f} ms, valid {runs[-1].valid}",
+              flush=True)
+    return ServeBenchDetail(engine=args.engine, server=engine.server_name, fixture=args.fixture,
+                            startup_s=engine.startup_s, input_tokens=args.input_tokens,
+                            output_tokens=args.output_tokens, runs=runs, knee=knee(runs),
+                            eos_off=eos_off,
+                            prefix_cache={"state": engine.prefix_cache,
+                                          "switch": engine.prefix_cache_switch})
 
 
 def slo_arg(text: str) -> dict[str, float]:
@@ -139,6 +151,17 @@ def slo_arg(text: str) -> dict[str, float]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m incell.serve_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
+    parser.add_argument("--fixture", default="small-llama")
+    parser.add_argument("--out", required=True)
+    add_load_options(parser)
+    return parser.parse_args(argv)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The load sweep's options (serve-bench's, and the endpoint session's)."""
     def numbers(cast):
         def parse_list(text: str) -> list:
             try:
@@ -151,11 +174,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             return values
         return parse_list
 
-    parser = argparse.ArgumentParser(prog="python -m incell.serve_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
-    parser.add_argument("--fixture", default="small-llama")
-    parser.add_argument("--out", required=True)
     parser.add_argument("--users", type=numbers(int), default=[],
                         help=f"closed-loop sweep (default: 1, 2, 4, ... until the knee, at most "
                              f"{MAX_USERS})")
@@ -170,7 +188,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-requests", type=int, default=20)
     parser.add_argument("--slo", type=slo_arg, default=parse_slos(DEFAULT_SLOS),
                         help=f"goodput SLOs: ttft, tpot, e2e in s or ms (default {DEFAULT_SLOS})")
-    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,8 @@ def prefix_cache(record: ServeBenchDetail) -> str:
         return f" Prefix cache off (`{switch}`)."
     if state == "no switch":
         return f" Prefix cache kept, no switch ({switch}); every prompt sent is new."
+    if state == "unknown":
+        return " Prefix cache as its owner set it; every prompt sent is new."
     return " No prefix cache." if state == "none" else ""
 
 
@@ -117,7 +119,10 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
                  if knee else "no knee inside the sweep")
         lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}", "",
                   f"{record.input_tokens} input, {record.output_tokens} output tokens; "
-                  f"started in {record.startup_s:.1f} s; {where}.{prefix_cache(record)}", "",
+                  + (f"started in {record.startup_s:.1f} s" if record.startup_s
+                     else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
+                  + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "
+                     "stream may end early at EOS (counted by its usage, no error)."), "",
                   table([run_row(run) for run in record.runs], HEAD), ""]
     lines += ["### Method", "", *(f"- `{m.name}` ({m.unit}): {m.definition}"
                                   for m in METRICS.values() if m.name.startswith("serve_")), ""]

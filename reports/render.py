@@ -55,9 +55,14 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     if any(conformance_of(r) for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     load = load_records(Path(result_dirs[0]) / "serve-bench") if result_dirs else []
-    if any(checked(r) for r in results) or load:
+    endpoints, unreadable = load_results(sorted((Path(result_dirs[0]) / "endpoint").glob("*.json"))
+                                         ) if result_dirs else ([], [])
+    problems += unreadable
+    load += [r.rung("serve_bench").detail for r in endpoints
+             if r.rung("serve_bench") is not None and r.rung("serve_bench").detail is not None]
+    if any(checked(r) for r in [*results, *endpoints]) or load:
         plot = "serving.png" if load_plot(load, out / "serving.png") else None
-        write_atomic(out / "SERVING.md", serving_page(results, problems, load, plot))
+        write_atomic(out / "SERVING.md", serving_page([*results, *endpoints], problems, load, plot))
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
     if any(quantization_of(r) is not None for r in results):

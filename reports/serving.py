@@ -36,7 +36,10 @@ def serving_page(results: list[CellResult], problems: list[str], load: list[dict
               "checked over HTTP, and stopped with its whole process group. Two suites run "
               "against it: the engine's own conformance suite through one HTTP adapter "
               "(engines/openai_api.py), and the API-surface suite below (tests/conformance/"
-              "test_api.py), which checks what OpenAI's API promises on the raw HTTP answers.", "",
+              "test_api.py), which checks what OpenAI's API promises on the raw HTTP answers. "
+              "An *endpoint* column is a server someone else runs, checked where it stands "
+              "(`nox -s endpoint`): nothing started, the properties that need a local copy of "
+              "the model ➖.", "",
               f"Legend: {PASS} as OpenAI's API · {CAVEAT} a departure the adapter declares, with "
               f"its reason · {FAIL} a departure · {NOT_RUN} not run (why). Every non-pass has a "
               "footnote with the server's own answer.", ""]
@@ -55,10 +58,30 @@ def serving_page(results: list[CellResult], problems: list[str], load: list[dict
                          "wire parity"]), ""]
     else:
         lines += ["No server cell has run yet: `nox -s serve`, then `nox -s report`.", ""]
+    endpoints = [r for r in servers if r.rung("endpoint") is not None]
+    if endpoints:
+        lines += ["## Endpoints", "", *(line for r in endpoints for line in endpoint_lines(r))]
     lines += load_section(list(load), plot)
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def endpoint_lines(result: CellResult) -> list[str]:
+    """What an endpoint said of itself: its /models answer, the headers that name it, the
+    fields beyond OpenAI's it took or refused."""
+    d = result.rung("endpoint").detail
+    names = ", ".join(f"`{m.get('id')}`" for m in d.models or [])
+    models = (f"lists {names or 'nothing'}" if d.models is not None
+              else f"no /models (HTTP {d.models_status})")
+    lines = [f"- **{result.cell.env}**: `{d.url}`, model `{d.model}` ({d.kind}), checked "
+             f"{result.started_at}; /models {models}"
+             + (f"; it names itself {', '.join(f'{k}: `{v}`' for k, v in d.headers.items())}"
+                if d.headers else "; no Server or version header")
+             + (f"; took {', '.join(f'`{f}`' for f in d.fields)}" if d.fields else "")
+             + "".join(f"; refused `{f}` ({why[:120]})" for f, why in d.refused.items())
+             + ("" if d.tokenizer else "; no --tokenizer: what counts tokens did not run") + "."]
+    return [*lines, ""]
 
 
 def api_table(cells: list[CellResult], heading: str, notes: Footnotes) -> list[str]:

@@ -73,7 +73,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fixture_name" in metafunc.fixturenames:
         names = [n for n in metafunc.config.getoption("--models").split(",") if n]
-        metafunc.parametrize("fixture_name", names or ["(none)"], scope="session")
+        metafunc.parametrize("fixture_name", names or ["(none)"], scope="session",
+                             ids=[Path(n).name for n in names] or None)  # a path: its last part
 
 
 def engine_class(config: pytest.Config) -> type:
@@ -96,7 +97,9 @@ def device(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def model_dir(fixture_name: str) -> Path:
-    return locate(fixture_name)
+    """A fixture's folder; a path given instead of a name is taken as is (an endpoint's
+    tokenizer folder, incell/endpoint.py)."""
+    return Path(fixture_name) if "/" in fixture_name else locate(fixture_name)
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.cell import CellRun, Options, cell_env
-from compat.ladder import run_cell
-from compat.matrix import load
 from core.proc import run_tool
 from engines.server import PortInUse, ServerProcess, group_alive
-from fixtures.ensure import build_fixtures
 from tests.unit.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"
@@ -40,19 +36,6 @@ server.ServerProcess.start = recorded
 engine = TransformersServerGenerator()
 {then}
 """
-
-
-@pytest.fixture(scope="module")
-def server_cell(tmp_path_factory):
-    """transformers_server-base resolved and installed for real (its venv is reused)."""
-    cell = load().cell("transformers_server-base")
-    build_fixtures(["tiny-llama"], 600, log=print)
-    result = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path_factory.mktemp("results"),
-                      log=print, options=Options(last_rung="install"))
-    failed = result.first_failure
-    assert failed is None, f"{failed.name}: {failed.error.text[-2000:] if failed.error else ''}"
-    run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
-    return str(run.python), cell_env(run)
 
 
 def serve(server_cell, tmp_path: Path, then: str, timeout: float = 300, **env):

@@ -1,0 +1,316 @@
+"""Check a server someone else runs, where it stands: `nox -s endpoint -- --url URL --model NAME`.
+
+    python -m incell.endpoint --url http://host:8000/v1 --model NAME [--kind generation|embedding]
+        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--out DIR] [--no-load]
+        [load options, as serve-bench takes them: --users 1,2,4 --rate 2 ...]
+
+Before any suite runs, the endpoint is checked: the URL's scheme and host, that it answers,
+that it serves --model (else the models it lists are named), and that it answers the kind asked
+(/completions or /embeddings). Then, with the engines/endpoint.py adapters, nothing started or
+stopped:
+
+1. the API-surface suite (tests/conformance/test_api.py), every property of its kind;
+2. the engine properties that need neither a reference nor the same engine in process
+   (ENGINE_PROPERTIES), where --tokenizer gives the served model's tokenizer to count tokens;
+3. the load sweep of serve-bench (incell/serve_bench.py), generation with --tokenizer.
+
+What did not run is ➖ with its reason. The result, `endpoint-<name>.json` in --out (default
+results/endpoint), is a cell result: the endpoint rung (its /models answer, the headers that
+name it, the fields beyond OpenAI's it took), conformance, api and serve_bench. SERVING.md shows
+it beside the server cells. The API key is read from the variable --api-key-env names and is
+never written: every text that leaves the process has it scrubbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.load import LoadError
+from core.details import ConformanceDetail, EndpointDetail, PropertyResult
+from core.properties import PROPERTIES
+from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
+from engines.endpoint import EXTRA_FIELDS, Endpoint, EndpointError, check_url
+from incell.serve_bench import add_load_options, check_loads, sweep
+
+KINDS = {"generation": "endpoint", "embedding": "endpoint_embed"}
+"""The kind asked -> the registered adapter (engines/endpoint.py)."""
+ENGINE_PROPERTIES = {
+    "generation": ("greedy_determinism", "batch_invariance", "padding_invariance",
+                   "order_invariance", "streaming_equals_generate", "length_contract",
+                   "stop_strings", "seeded_sampling", "continuation", "call_order_independence",
+                   "idempotence"),
+    "embedding": ("shape_and_dimension", "unit_norm", "batch_size_invariance", "order_invariance",
+                  "whitespace_contract", "call_order_independence"),
+}
+"""The engine suite's properties that an endpoint can be held to on its own answers."""
+NEEDS_LOCAL = ("compares with what only a local copy of the model gives (a reference "
+               "tokenizer, transformers' ids or logits, the engine in process): not run against "
+               "an endpoint")
+NEEDS_TOKENIZER = ("counts and compares tokens: needs the served model's tokenizer, "
+                   "--tokenizer DIR (a folder with its tokenizer.json)")
+TIMEOUT_S = 30.0
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nox -s endpoint --", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the OpenAI base URL, e.g. http://host:8000/v1")
+    parser.add_argument("--model", required=True, help="the served model's name (/v1/models)")
+    parser.add_argument("--kind", choices=sorted(KINDS), help="what it serves (default: what "
+                        "it answers, completions before embeddings)")
+    parser.add_argument("--api-key-env", default="", metavar="VAR",
+                        help="the environment variable that holds the API key (sent as a Bearer "
+                             "token, never written anywhere)")
+    parser.add_argument("--tokenizer", type=Path, metavar="DIR",
+                        help="a folder with the served model's tokenizer.json (and config.json): "
+                             "the engine properties and the load sweep count tokens with it")
+    parser.add_argument("--name", help="the result's name (default: host-port-model)")
+    parser.add_argument("--out", type=Path, default=Path("results/endpoint"))
+    parser.add_argument("--no-load", action="store_true", help="skip the load sweep")
+    parser.add_argument("--hypothesis-budget", type=int, default=10)
+    add_load_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        args.url = check_url(args.url)
+        check_loads(args)
+    except (EndpointError, LoadError) as exc:
+        parser.error(str(exc))
+    if args.tokenizer is not None and not (args.tokenizer / "tokenizer.json").is_file():
+        parser.error(f"--tokenizer {args.tokenizer}: no tokenizer.json there")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
+        parser.error(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
+    return args
+
+
+def default_name(url: str, model: str) -> str:
+    """host-port-model, the model's last path part where its name is a path."""
+    host = httpx.URL(url)
+    model = model.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{host.host}-{host.port or host.scheme}-{model}").strip("-")
+
+
+def preflight(endpoint: Endpoint, kind: str | None, tokenizer: Path | None) -> EndpointDetail:
+    """What the server says of itself, or an EndpointError that says what to change."""
+    with endpoint.client(timeout=TIMEOUT_S) as client:
+        try:
+            response = client.http.get(client.url("/models"))
+        except httpx.TransportError as exc:
+            raise EndpointError(f"{endpoint.url} is unreachable ({type(exc).__name__}): is the "
+                                "server running there, and is its OpenAI prefix (/v1) in --url?") from None
+        if response.status_code in (401, 403):
+            raise EndpointError(f"{endpoint.url}/models answered HTTP {response.status_code}: the "
+                                "server wants a key; name its variable with --api-key-env VAR"
+                                + (f" (${endpoint.key_env} was sent)" if endpoint.key_env else ""))
+        models, status = None, response.status_code
+        if status == 200:
+            models = listed(response)
+            names = [str(m.get("id")) for m in models]
+            if names and endpoint.model not in names:
+                raise EndpointError(f"--model {endpoint.model!r} is not served at {endpoint.url}; "
+                                    f"it serves: {', '.join(names)}")
+        found = answers(client, endpoint.model)
+        if kind is None:
+            kind = next((k for k in ("generation", "embedding") if found[k] == 200), None)
+            if kind is None:
+                raise EndpointError(f"{endpoint.url} answered neither /completions (HTTP "
+                                    f"{found['generation']}) nor /embeddings (HTTP "
+                                    f"{found['embedding']}) for model {endpoint.model!r}")
+        elif found[kind] != 200:
+            other = "embedding" if kind == "generation" else "generation"
+            hint = (f": it answers {'/embeddings' if other == 'embedding' else '/completions'}, "
+                    f"use --kind {other}") if found[other] == 200 else ""
+            raise EndpointError(f"--kind {kind}, but {endpoint.url} answered "
+                                f"{'/completions' if kind == 'generation' else '/embeddings'} with "
+                                f"HTTP {found[kind]}{hint}")
+        fields, refused = ([], {}) if kind == "embedding" else accepted(client, endpoint.model)
+    return EndpointDetail(url=endpoint.url, model=endpoint.model, kind=kind, models=models,
+                          models_status=status, headers=identity(response.headers),
+                          fields=fields, refused=refused,
+                          tokenizer=str(tokenizer.resolve()) if tokenizer else "")
+
+
+def listed(response: httpx.Response) -> list[dict]:
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return []
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+def answers(client, model: str) -> dict[str, int]:
+    """The HTTP status of the smallest request of each kind."""
+    asks = {"generation": ("/completions", {"model": model, "prompt": "Hello", "max_tokens": 1}),
+            "embedding": ("/embeddings", {"model": model, "input": ["Hello"]})}
+    found = {}
+    for kind, (path, body) in asks.items():
+        try:
+            found[kind] = client.http.post(client.url(path), json=body).status_code
+        except httpx.TransportError:
+            found[kind] = 0
+    return found
+
+
+def accepted(client, model: str) -> tuple[list[str], dict[str, str]]:
+    """The fields beyond OpenAI's (EXTRA_FIELDS) the server takes, and its answer to each refused."""
+    tries = {"ignore_eos": True, "top_k": 1}
+    fields, refused = [], {}
+    for name in EXTRA_FIELDS:
+        body = {"model": model, "prompt": "Hello", "max_tokens": 1, name: tries[name]}
+        response = client.http.post(client.url("/completions"), json=body)
+        if response.status_code == 200:
+            fields.append(name)
+        else:
+            refused[name] = f"HTTP {response.status_code}: {response.text[:200]}"
+    return fields, refused
+
+
+def identity(headers: httpx.Headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() == "server" or "version" in k.lower()}
+
+
+def suite(rung: str, engine_id: str, fixture_dir: Path, properties: list[str], budget: int) -> Rung:
+    """A conformance suite against the endpoint, in this process (incell/worker.run_suite)."""
+    from incell.worker import run_suite
+
+    started = time.perf_counter()
+    ask = {"suite": rung if rung == "api" else KIND_SUITES[engine_id], "fixtures": [str(fixture_dir)],
+           "hypothesis_budget": budget, "properties": properties}
+    args = argparse.Namespace(engine=engine_id, device="cpu")
+    result = run_suite(rung, args, ask)
+    result.duration_s = round(time.perf_counter() - started, 2)
+    return result
+
+
+KIND_SUITES = {"endpoint": "generation", "endpoint_embed": "embedding"}
+
+
+def not_run(names, reason: str) -> dict[str, PropertyResult]:
+    return {name: PropertyResult(status="skip", message=reason) for name in names}
+
+
+def with_skips(rung: Rung, skipped: dict[str, PropertyResult]) -> Rung:
+    """The rung's record with the properties not run added as ➖ with their reason."""
+    if rung.detail is None:
+        rung.detail = ConformanceDetail()
+    rung.detail.properties = {**skipped, **rung.detail.properties}
+    return rung
+
+
+def check(args: argparse.Namespace) -> CellResult:
+    """Every suite against the endpoint; what fails inside is a result."""
+    endpoint = Endpoint(args.url, args.model, args.api_key_env)
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    detail = preflight(endpoint, args.kind, args.tokenizer)
+    endpoint = Endpoint(endpoint.url, endpoint.model, endpoint.key_env, tuple(detail.fields))
+    os.environ.update(endpoint.env())
+    engine_id, kind = KINDS[detail.kind], detail.kind
+    name = args.name or default_name(args.url, args.model)
+    cell = CellInfo(id=f"endpoint-{name}", engine=engine_id, kind=kind, env=name)
+    rungs = [Rung("endpoint", "pass", detail=detail)]
+    with tempfile.TemporaryDirectory() as empty:
+        fixture_dir = args.tokenizer.resolve() if args.tokenizer else Path(empty)
+        print(f"endpoint {endpoint.url} ({kind}, model {endpoint.model}): API surface", flush=True)
+        api = [n for n in PROPERTIES["api"] if n != "wire_parity"]
+        rungs.append(with_skips(suite("api", engine_id, fixture_dir, api, args.hypothesis_budget),
+                                not_run(["wire_parity"], NEEDS_LOCAL)))
+        ours = list(ENGINE_PROPERTIES[kind]) if args.tokenizer or kind == "embedding" else []
+        local = not_run([n for n in PROPERTIES[kind] if n not in ENGINE_PROPERTIES[kind]], NEEDS_LOCAL)
+        if ours:
+            print("engine properties", flush=True)
+            rungs.append(with_skips(suite("conformance", engine_id, fixture_dir, ours,
+                                          args.hypothesis_budget), local))
+        else:
+            rungs.append(with_skips(Rung("conformance", "pass"),
+                                    {**not_run(ENGINE_PROPERTIES[kind], NEEDS_TOKENIZER), **local}))
+        rungs.append(load_sweep(args, engine_id, kind, endpoint, fixture_dir))
+    return CellResult(cell=cell, machine=machine_info(), started_at=started_at,
+                      finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                      rungs=rungs, climbed_to="serve_bench")
+
+
+def load_sweep(args, engine_id: str, kind: str, endpoint: Endpoint, fixture_dir: Path) -> Rung:
+    if args.no_load:
+        return Rung("serve_bench", "not_run", reason="--no-load")
+    if kind != "generation":
+        return Rung("serve_bench", "not_run", reason="the load sweep streams completions; an "
+                                                      "embedding server has none")
+    if args.tokenizer is None:
+        return Rung("serve_bench", "not_run", reason="prompts of exactly --input-tokens tokens, "
+                                                      "and a count where the server sends no "
+                                                      "usage, need --tokenizer DIR")
+    from engines import load_engine_class
+
+    print("load sweep", flush=True)
+    started = time.perf_counter()
+    engine = load_engine_class(engine_id)()
+    try:
+        engine.load(fixture_dir)
+        args.engine, args.fixture = engine_id, fixture_dir.name
+        detail = sweep(engine, args, endpoint.headers(), eos_off="ignore_eos" in endpoint.fields)
+        return Rung("serve_bench", "pass", duration_s=round(time.perf_counter() - started, 2),
+                    detail=detail)
+    except Exception as exc:  # a failure inside is the rung's result
+        return Rung("serve_bench", "fail", error=ErrorInfo.from_exception(exc))
+    finally:
+        engine.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    endpoint = Endpoint(args.url, args.model, args.api_key_env)
+    try:
+        endpoint.key()  # an unset key variable is named before any request
+    except EndpointError as exc:
+        print(f"nox -s endpoint: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout, sys.stderr = Scrubbed(sys.stdout, endpoint), Scrubbed(sys.stderr, endpoint)
+    try:
+        result = check(args)
+    except EndpointError as exc:
+        print(f"nox -s endpoint: {exc}", file=sys.stderr)
+        return 2
+    path = save_scrubbed(result, args.out, endpoint)
+    for rung in result.rungs:
+        print(f"  {rung.name}: {rung.status}" + (f" ({rung.reason})" if rung.reason else ""))
+    print(f"endpoint {endpoint.url}: {path} (then nox -s report: reports/SERVING.md)")
+    return 0
+
+
+def save_scrubbed(result: CellResult, out: Path, endpoint: Endpoint) -> Path:
+    """The result written with the key scrubbed from every text in it (an error message, a
+    server's answer): it never reaches the disk."""
+    clean = CellResult.from_dict(json.loads(endpoint.scrub(result.to_json())))
+    return save(clean, out)
+
+
+class Scrubbed(io.TextIOBase):
+    """A text stream that writes to `stream` with the endpoint's key scrubbed (the suites'
+    output: a failing property prints the server's answers)."""
+
+    def __init__(self, stream, endpoint: Endpoint) -> None:
+        self.stream, self.endpoint = stream, endpoint
+
+    def write(self, text: str) -> int:
+        self.stream.write(self.endpoint.scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

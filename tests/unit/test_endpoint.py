@@ -1,0 +1,225 @@
+"""`nox -s endpoint` (incell/endpoint.py): a server someone else runs, checked where it stands.
+
+Against the calibration server (bench/calibration.py) run as a server of one's own: bad input is
+named before any suite, each departure it is asked to show is the one verdict that changes, a
+key is sent and written nowhere. Against a real `transformers serve` started by hand (slow):
+the API-surface verdicts are the cell's, and the load sweep measures it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.properties import PROPERTIES
+from core.results import load_results
+from engines.endpoint import Endpoint, EndpointError, check_url, public_url
+from engines.server import free_port
+from tests.unit.conftest import REPO
+
+KEY = "sk-infermatrix-test-0123456789abcdef"
+API = PROPERTIES["api"]
+
+
+def start_calibration(*args: str, env: dict | None = None):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.calibration", "--port", str(port),
+                             "--ttft", "0.001", "--itl", "0.0005", *args], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.post(f"{url}/v1/completions", json={}, timeout=1)
+            return proc, url + "/v1"
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the calibration server did not start")
+
+
+@pytest.fixture
+def calibration():
+    servers = []
+
+    def start(*args: str, env: dict | None = None) -> str:
+        proc, url = start_calibration(*args, env=env)
+        servers.append(proc)
+        return url
+
+    yield start
+    for proc in servers:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def endpoint(*args: str, out: Path, python: str = sys.executable, env: dict | None = None,
+             cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "-m", "incell.endpoint", "--out", str(out), *args],
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def verdicts(out: Path, suite: str = "api") -> dict[str, str]:
+    [result], problems = load_results(sorted(out.glob("*.json")))
+    assert not problems, problems
+    return {name: p.status for name, p in result.rung(suite).detail.properties.items()}
+
+
+def test_urls_are_checked_and_written_without_credentials() -> None:
+    assert public_url("https://me:pw@host:8443/v1/?key=abc#x") == "https://host:8443/v1"
+    assert check_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    for bad, says in (("ftp://host/v1", "scheme 'ftp' is not one of http, https"),
+                      ("http:///v1", "names no host"), ("http://host:port/v1", "port")):
+        with pytest.raises(EndpointError, match=says):
+            check_url(bad)
+    assert Endpoint("http://h/v1", "m", "THE_KEY").scrub(f"answer: {KEY}") == f"answer: {KEY}"
+    os.environ["THE_KEY"] = KEY
+    try:
+        assert Endpoint("http://h/v1", "m", "THE_KEY").scrub(f"got {KEY}!") == "got $THE_KEY!"
+    finally:
+        del os.environ["THE_KEY"]
+
+
+def test_bad_input_is_named_before_any_suite(calibration, tmp_path) -> None:
+    url = calibration()
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    cases = {
+        ("--url", "ftp://host/v1", "--model", "m"): "scheme 'ftp' is not one of http, https",
+        ("--url", closed, "--model", "m"): f"{closed} is unreachable (ConnectError)",
+        ("--url", url, "--model", "llama"): "--model 'llama' is not served at",
+        ("--url", url, "--model", "calibration", "--kind", "embedding"):
+            "answered /embeddings with HTTP 404: it answers /completions, use --kind generation",
+        ("--url", url, "--model", "calibration", "--api-key-env", "NO_SUCH_VAR_1"):
+            "--api-key-env NO_SUCH_VAR_1: that variable is not set or empty",
+        ("--url", url, "--model", "calibration", "--users", "0"): "'0': every value must be > 0",
+    }
+    for args, says in cases.items():
+        done = endpoint(*args, out=tmp_path)
+        assert done.returncode == 2 and says in done.stderr, (args, done.stderr[-500:])
+    assert "it serves: calibration" in endpoint("--url", url, "--model", "llama", out=tmp_path).stderr
+    assert not list(tmp_path.glob("*.json")), "a refused run wrote a result"
+
+
+def test_a_key_is_sent_and_written_nowhere(calibration, tmp_path, tiny_llama) -> None:
+    """The server answers 401 without the key; with it every request passes, and the key is in
+    no output and no result, nor are the URL's credentials and query."""
+    url = calibration("--key-env", "CALIBRATION_KEY", env={"CALIBRATION_KEY": KEY})
+    refused = endpoint("--url", url, "--model", "calibration", out=tmp_path)
+    assert refused.returncode == 2 and "HTTP 401" in refused.stderr and "--api-key-env" in refused.stderr
+    secret_url = url.replace("http://", f"http://user:{KEY}@") + f"?api_key={KEY}"
+    done = endpoint("--url", secret_url, "--model", "calibration", "--api-key-env", "MY_KEY",
+                    "--tokenizer", str(tiny_llama), "--users", "1", "--duration", "1", "--warmup",
+                    "0.2", "--min-requests", "3", "--name", "keyed", out=tmp_path,
+                    env={"MY_KEY": KEY})
+    assert done.returncode == 0, done.stderr[-2000:]
+    [result], _ = load_results([tmp_path / "endpoint-keyed.json"])
+    runs = result.rung("serve_bench").detail.runs
+    assert runs and runs[0].requests >= 3 and runs[0].errors == 0, runs  # the key went along
+    written = (tmp_path / "endpoint-keyed.json").read_text() + done.stdout + done.stderr
+    assert KEY not in written and "user:" not in written and "api_key" not in written
+    assert result.rung("endpoint").detail.url == url
+
+
+# no_usage: usage_counts fails already, as the calibration server counts every prompt as 1 token
+@pytest.mark.parametrize("departure, properties", [("no_models", {"models_endpoint"}),
+                                                   ("no_usage", {"stream_usage", "max_tokens"}),
+                                                   ("no_done", {"sse_framing"})])
+def test_each_departure_is_the_verdict_that_changes(calibration, plain, tmp_path, departure,
+                                                    properties) -> None:
+    """The calibration server as it is, then departing in one way: exactly the properties that
+    read what it left out turn ❌, and what the server lacks is a verdict, never a crash."""
+    url = calibration("--depart", departure)
+    done = endpoint("--url", url, "--model", "calibration", "--no-load", out=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = {"plain": plain, departure: verdicts(tmp_path)}
+    changed = {p for p in runs["plain"] if runs["plain"][p] != runs[departure][p]}
+    assert changed == properties, (changed, runs)
+    assert {runs[departure][p] for p in properties} == {"fail"}
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> dict[str, str]:
+    """The API-surface verdicts of the calibration server as it is."""
+    proc, url = start_calibration()
+    try:
+        out = tmp_path_factory.mktemp("plain")
+        done = endpoint("--url", url, "--model", "calibration", "--no-load", out=out)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return verdicts(out)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tiny_llama() -> Path:
+    from fixtures.catalog import locate
+    from fixtures.ensure import build_fixtures
+
+    assert build_fixtures(["tiny-llama"], 600, log=print) is None
+    return locate("tiny-llama")
+
+
+@pytest.mark.slow
+def test_a_real_server_started_by_hand_gets_its_cells_verdicts(server_cell, tmp_path,
+                                                               tiny_llama) -> None:
+    """`transformers serve` started by hand, then checked as an endpoint: the API-surface
+    verdicts (a departure or not) are those of the API suite run through the cell's own
+    adapter, but for `seed`, where the cell's adapter sends transformers' generation_config
+    (do_sample) and an OpenAI request cannot sample; the load sweep measures it; the server is
+    still the one process serving afterwards (nothing started or stopped)."""
+    python, env = server_cell
+    port = free_port()
+    cli = str(Path(python).parent / "transformers")
+    server = subprocess.Popen([cli, "serve", str(tiny_llama), "--host", "127.0.0.1", "--port",
+                               str(port), "--device", "cpu", "--dtype", "float32"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        done = endpoint("--url", url, "--model", str(tiny_llama), "--tokenizer", str(tiny_llama),
+                        "--name", "tserve", "--users", "1,2", "--duration", "1", "--warmup", "0.3",
+                        "--min-requests", "3", out=tmp_path / "endpoint", python=python, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        ours = verdicts(tmp_path / "endpoint")
+        # the API suite as the cell runs it (its adapter's requests), on the same server
+        at = {"INFERMATRIX_ENDPOINT_URL": url, "INFERMATRIX_ENDPOINT_MODEL": str(tiny_llama)}
+        cell_suite = subprocess.run(
+            [python, "-m", "pytest", str(REPO / "tests/conformance/test_api.py"), "-q", "-p",
+             "no:cacheprovider", "-c", str(REPO / "tests/conformance/pytest.ini"), "--rootdir",
+             str(REPO), "--engine-class", "tests.unit.at_endpoint:TransformersServerAtEndpoint",
+             "--models", "tiny-llama", "--conformance-json", str(tmp_path / "cell.json"),
+             *(a for n in API if n != "wire_parity" for a in ("--property", n))],
+            cwd=REPO, env={**env, **at}, capture_output=True, text=True, check=False)
+        from core.results import read_rung
+
+        cell = {n: p.status for n, p in read_rung(tmp_path / "cell.json").detail.properties.items()}
+        assert server.poll() is None, "the endpoint run stopped the server"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    departs = lambda status: status in ("fail", "deviation")  # noqa: E731  (declared or not)
+    differ = {n for n in cell if n != "seed"
+              and departs(cell[n]) != departs(ours[n])}
+    assert not differ, {n: (cell[n], ours[n]) for n in differ}
+    assert ours["wire_parity"] == "skip" and cell_suite.returncode in (0, 1), cell_suite.stdout[-2000:]
+    [result], _ = load_results([tmp_path / "endpoint" / "endpoint-tserve.json"])
+    runs = result.rung("serve_bench").detail.runs
+    assert [r.load.concurrency for r in runs] == [1, 2] and all(r.requests >= 3 for r in runs)
+    assert result.rung("endpoint").detail.headers.get("server") == "uvicorn"
+    json.dumps(result.rung("endpoint").detail.models)  # its /models answer, kept as it came
