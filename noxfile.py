@@ -42,9 +42,9 @@ from core.proc import interrupt_on_signals
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
-REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8")
+REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2")
+             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2", "rich")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -242,7 +242,7 @@ def endpoint(session: nox.Session) -> None:
         return
     session.run("python", "-m", "incell.endpoint", "--out", str(RESULTS / "endpoint"),
                 *session.posargs, env=env)
-    session.notify("report")
+    session.notify("report", posargs=[])
 
 
 @nox.session(venv_backend="uv")

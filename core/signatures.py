@@ -24,9 +24,13 @@ RULES: tuple[tuple[str | None, str, str], ...] = (
     (None, r"(numpy\.dtype size changed.*?binary incompatibility)", r"\1"),
     (None, r"(A module that was compiled using NumPy 1\.x cannot be run in\s+NumPy 2)", r"\1"),
 )
+CONTENT_KEY = re.compile(r"(?<=[\w.])-[0-9a-f]{16}\b")
+"""A cached fixture's or conversion's content key (small-llama-13a4817a8267111f): it changes
+with the fixture's bytes, never with the finding."""
 _NOISE = (
     (re.compile(r"0x[0-9a-fA-F]+"), "0x…"),
     (re.compile(r"(/[\w.+-]+)+/"), "…/"),
+    (CONTENT_KEY, ""),
 )  # versions stay: "requires transformers<4.49 but found 4.53.3" is the finding itself
 MAX_LEN = 120
 

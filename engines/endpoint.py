@@ -33,9 +33,11 @@ from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, Server
 URL_ENV, MODEL_ENV, KEY_ENV, FIELDS_ENV = (f"INFERMATRIX_ENDPOINT_{k}"
                                            for k in ("URL", "MODEL", "KEY_ENV", "FIELDS"))
 SCHEMES = ("http", "https")
-EXTRA_FIELDS = ("ignore_eos", "top_k")
-"""Fields beyond OpenAI's that many servers take (vLLM, SGLang, llama.cpp's server); sent only
-where the server accepted them when the run began."""
+EXTRA_FIELDS = ("ignore_eos", "top_k", "prompt_ids")
+"""What a server may take beyond a text prompt and OpenAI's fields: ignore_eos and top_k (vLLM,
+SGLang, llama.cpp's server), and prompt_ids: a prompt given as token ids, which OpenAI's API
+allows and not every server takes. Each is used only where the server accepted it when the run
+began."""
 
 
 class EndpointError(InfermatrixError):
@@ -183,6 +185,10 @@ class EndpointGenerator(_AtEndpoint, ServerGenerator):
             raise EndpointError("counting tokens needs the served model's tokenizer: "
                                 "nox -s endpoint -- ... --tokenizer DIR (a folder with tokenizer.json)")
         return super()._tokenize(text)
+
+    @property
+    def prompt_as_ids(self) -> bool:  # the load sweep then sends exactly the ids it counted
+        return "prompt_ids" in self.endpoint.fields and self._tokenizer is not None
 
     def _extra(self, params: SamplingParams) -> dict[str, Any]:
         fields = {"ignore_eos": params.ignore_eos, "top_k": params.top_k or -1}

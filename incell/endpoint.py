@@ -163,10 +163,11 @@ def answers(client, model: str) -> dict[str, int]:
 
 def accepted(client, model: str) -> tuple[list[str], dict[str, str]]:
     """The fields beyond OpenAI's (EXTRA_FIELDS) the server takes, and its answer to each refused."""
-    tries = {"ignore_eos": True, "top_k": 1}
+    tries = {"ignore_eos": {"ignore_eos": True}, "top_k": {"top_k": 1},
+             "prompt_ids": {"prompt": [1, 2, 3]}}
     fields, refused = [], {}
     for name in EXTRA_FIELDS:
-        body = {"model": model, "prompt": "Hello", "max_tokens": 1, name: tries[name]}
+        body = {"model": model, "prompt": "Hello", "max_tokens": 1, **tries[name]}
         response = client.http.post(client.url("/completions"), json=body)
         if response.status_code == 200:
             fields.append(name)
@@ -256,7 +257,7 @@ def load_sweep(args, engine_id: str, kind: str, endpoint: Endpoint, fixture_dir:
     engine = load_engine_class(engine_id)()
     try:
         engine.load(fixture_dir)
-        args.engine, args.fixture = engine_id, fixture_dir.name
+        args.engine, args.fixture = engine_id, endpoint.model
         detail = sweep(engine, args, endpoint.headers(), eos_off="ignore_eos" in endpoint.fields)
         return Rung("serve_bench", "pass", duration_s=round(time.perf_counter() - started, 2),
                     detail=detail)

@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from compat.matrix import Matrix
@@ -25,6 +24,7 @@ from core.results import CellResult, load_results, write_atomic
 from reports.compatibility import bisections, compatibility, foreign
 from reports.conformance import conformance_of, conformance_page
 from reports.engines import engines_page
+from reports.headline import headline
 from reports.load import load_plot, load_records
 from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.quantization import plot as quantization_plot
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             update_readme(args.readme, args.out)
         except InfermatrixError as exc:
             parser.error(str(exc))
-    by_status = defaultdict(int)
-    for r in results:
-        by_status["fail" if r.first_failure else "ok"] += 1
-    print(f"{len(results)} cells ({dict(by_status)}) -> {args.out}/")
+    from rich.console import Console
+
+    changed = json.loads((args.out / "results.json").read_text(encoding="utf-8"))["watch"]
+    Console().print(headline(results, changed, args.out, matrix))
     return 0
 
 

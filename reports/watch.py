@@ -17,6 +17,7 @@ from typing import Any
 
 from compat.matrix import Matrix
 from core.results import CellResult, SchemaError
+from core.signatures import CONTENT_KEY
 
 
 def state(result: CellResult, matrix: Matrix | None) -> str:
@@ -24,7 +25,7 @@ def state(result: CellResult, matrix: Matrix | None) -> str:
     failed = result.first_failure
     if failed is None:
         return "pass"
-    sig = failed.error.signature if failed.error else failed.reason
+    sig = CONTENT_KEY.sub("", failed.error.signature if failed.error else failed.reason)
     if matrix is not None and matrix.known_for(result.cell.id, failed.name, sig) is not None:
         return f"known at {failed.name}: {sig}"
     return f"fails at {failed.name}: {sig}"

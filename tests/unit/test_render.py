@@ -283,3 +283,30 @@ def test_one_footnote_per_distinct_reason_and_every_fallback_of_a_cell(tmp_path)
     shared = [n for n in notes.values() if "onnxruntime → numpy<2.4" in n]  # the decisive chain
     assert len(shared) == 1 and "cells: ctranslate2-numpy2, onnxruntime-numpy2" in shared[0]
     assert not any("vllm 0.33 depends" in n and "onnxruntime-numpy2" in n for n in notes.values())
+
+
+def test_the_run_ends_with_its_headline(tmp_path) -> None:
+    """Verdicts counted by kind, the undeclared failures by name with their signatures, what
+    changed since the last run, where the pages are: never a Python dict."""
+    import io
+
+    from rich.console import Console
+
+    from reports.headline import headline, summary
+
+    results = every_verdict()
+    counts, failures = summary(results, None)
+    assert dict(counts) == {"❌": 3, "✅": 2, "➖": 1}
+    assert failures == [("emb_a-numpy1", "import: ModuleNotFoundError: optimum.bt"),
+                        ("emb_b-numpy1", "import: ModuleNotFoundError: optimum.bt"),
+                        ("gen-numpy2", "install: InstallError: Failed to build `foo==1.0`")]
+    changed = {"since": "2026-11-30T00:00:00+00:00",
+               "changes": ["**Broke** (1):", "", "- `emb_a-numpy1` broke: fails at import"]}
+    (tmp_path / "COMPATIBILITY.md").write_text("x")
+    out = io.StringIO()
+    Console(file=out, width=120).print(headline(results, changed, tmp_path, None))
+    text = out.getvalue()
+    assert "6 cells: 2 ✅ pass  3 ❌ fail  1 ➖ not run" in text and "{" not in text
+    assert "3 undeclared failure(s)" in text and "ModuleNotFoundError: optimum.bt" in text
+    assert "Since the run of 2026-11-30T00:00:00+00:00: 1 change(s)" in text
+    assert "emb_a-numpy1 broke: fails at import" in text and "COMPATIBILITY.md" in text
