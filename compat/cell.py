@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from compat.matrix import Cell
-from core.proc import REPO, ToolRun, run_tool, timeout_error
+from core.proc import REPO, ToolRun, parse_lock, run_tool, timeout_error
 from core.results import ErrorInfo, Rung, read_rung
-from engines import QUANT_ENV
+from engines import LLAMA_TOOLS_ENV, QUANT_ENV
 from fixtures.catalog import cache_root
 
 Log = Callable[[str], None]
@@ -132,7 +132,25 @@ def cell_env(run: CellRun) -> dict[str, str]:
     })
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    tools = llama_tools_of(run)
+    if tools is not None:
+        env[LLAMA_TOOLS_ENV] = str(tools)
     return env
+
+
+def llama_tools_of(run: CellRun) -> Path | None:
+    """The folder of llama.cpp's tools for the cell's llama-cpp-python: where the cell asks for
+    them, or where they were built already (the llama.cpp cells' referees use them then)."""
+    from compat.llama_tools import PACKAGE, tools_dir
+
+    lock = run.work / "lock.txt"
+    if not lock.is_file():
+        return None
+    version = parse_lock(lock.read_text(encoding="utf-8")).get(PACKAGE)
+    if version is None:
+        return None
+    folder = tools_dir(version)
+    return folder if "llama.cpp" in run.cell.engine.tools or folder.is_dir() else None
 
 
 @dataclass

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from core.errors import MatrixError, unknown
 from engines import ENGINES
 
+TOOLS = ("llama.cpp",)
+"""Native tools a matrix engine may ask the install rung for (`tools = [...]`)."""
+
 _OPS = (("===", "eq"), ("==", ""), ("!=", "ne"), ("~=", "compat"), (">=", "ge"), ("<=", "le"),
         (">", "gt"), ("<", "lt"))
 
@@ -64,12 +67,18 @@ class EngineSpec:
     in the wheelhouse under the cache), so later installs compile nothing."""
     builds: dict[str, Build] = field(default_factory=dict)
     """Device -> the engine's own build there ([engines.<id>.<device>] in the matrix)."""
+    tools: tuple[str, ...] = ()
+    """Native tools the engine runs, built once per machine by the install rung: "llama.cpp"
+    (llama-server, llama-bench, llama-perplexity from llama-cpp-python's tree; compat/llama_tools.py)."""
 
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
             raise MatrixError(unknown("engine", self.id, ENGINES))
         if not self.fixtures:
             raise MatrixError(f"Engine {self.id!r} names no fixtures; it needs at least one.")
+        for tool in self.tools:
+            if tool not in TOOLS:
+                raise MatrixError(unknown(f"tool of engine {self.id!r}", tool, TOOLS))
         for device in self.builds:
             if device not in self.devices:
                 raise MatrixError(unknown(f"device of a build of engine {self.id!r}", device,

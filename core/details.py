@@ -228,6 +228,24 @@ class Roofline:
 
 
 @dataclass
+class Referee:
+    """An engine's own benchmark tool run beside our figures, same file, threads and shape
+    (incell/referee.py): its tokens/s samples and medians."""
+
+    tool: str
+    commit: str
+    commands: list[str]
+    threads: int
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    prefill_samples: list[float] = field(default_factory=list)
+    decode_samples: list[float] = field(default_factory=list)
+    kl: dict[str, Any] | None = None
+    """Where the file is a quantization: llama-perplexity --kl-divergence against the float32
+    file (kl_mean and its ±, top1_agreement and its ±, the commands)."""
+
+
+@dataclass
 class BenchDetail:
     """bench: every metric with its samples, memory, threads and the roofline."""
 
@@ -241,6 +259,8 @@ class BenchDetail:
     rounds: int | None = None
     warmup: int | None = None
     pytest_benchmark: dict[str, Any] = field(default_factory=dict)
+    referee: Referee | None = None
+    """The engine's own benchmark tool at the same shape, where it has one built (llama-bench)."""
     prefix_cache: dict[str, str] = field(default_factory=dict)
     """The engine's prefix cache (engines.base.Engine.prefix_cache): {"state": "none" | "switch"
     | "no switch", "switch": how it is turned off}. The figures are timed with it off where it

@@ -21,6 +21,9 @@ QUANTIZATIONS = ("none", "f16", "q8_0", "q4_0", "q4_k_m", "int8", "int8_float32"
 """Every quantization infermatrix knows: GGUF types (llama.cpp), int8 (CTranslate2, ONNX Runtime,
 OpenVINO), int4 (onnxruntime-genai, OpenVINO), LLM.int8() and NF4 (bitsandbytes), AWQ and GPTQ
 (GPU kernels)."""
+LLAMA_TOOLS_ENV = "INFERMATRIX_LLAMA_TOOLS"
+"""The folder of llama.cpp's own tools (bin/llama-server, ...; compat/llama_tools.py), set by the
+ladder for a cell whose llama-cpp-python has them built."""
 QUANT_ENV = "INFERMATRIX_QUANTIZATION"
 """The cell's quantization (its `quant` axis value), set by the ladder for every process in it;
 Engine.load() uses it where it is not given one."""
@@ -73,6 +76,8 @@ ENGINES: dict[str, EngineEntry] = {
     "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
                                      "generation", quantizations=("none", "int4")),
     "mindformers": EngineEntry("engines.mindformers:MindFormersGenerator", "generation"),
+    "mistralrs": EngineEntry("engines.mistralrs:MistralRsGenerator", "generation",
+                             quantizations=("none", "q8_0", "q4_0")),
     "vllm": EngineEntry("engines.vllm:VllmGenerator", "generation", ("cpu", "cuda"),
                         quantizations=("none", "awq", "gptq")),
     "sentence_transformers": EngineEntry(
@@ -94,6 +99,8 @@ ENGINES: dict[str, EngineEntry] = {
                                      ("cpu", "cuda"), transport="http"),
     "llama_cpp_server": EngineEntry("engines.llama_cpp_server:LlamaCppServerGenerator",
                                     "generation", transport="http"),
+    "llama_server": EngineEntry("engines.llama_server:LlamaServerGenerator", "generation",
+                                transport="http"),
     "transformers_server": EngineEntry("engines.transformers_server:TransformersServerGenerator",
                                        "generation", transport="http"),
     "infinity_emb_server": EngineEntry("engines.infinity_server:InfinityServerEmbedder",

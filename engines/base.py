@@ -75,6 +75,12 @@ class Engine(abc.ABC):
     weights_bytes: int | None = None
     """The size on disk of the weights the engine loaded, where its adapter knows it (set by
     `_load`; the quantization report shows it)."""
+    weights_file: Path | None = None
+    """The one file the engine loaded its weights from, where it loads one (a GGUF): the engine's
+    own tools can run on the same file (set by `_load`)."""
+    unquantized_file: Path | None = None
+    """Where `weights_file` is a quantization the engine made: the unquantized file it was made
+    from (the engine's own quality tool compares the two)."""
     prefix_cache: ClassVar[str] = "none"
     """Whether the engine keeps a prefix cache (keys and values of prompts it has seen, reused
     for a prompt that starts the same): "none", "switch" (on as shipped; load(cache_prefixes=

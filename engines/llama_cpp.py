@@ -82,12 +82,13 @@ class LlamaCppGenerator(Generator):
             raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
         folder = converted(model_dir, "gguf", converter_version(), write_gguf)
         if self.quantization != "none":
-            source = folder / GGUF_NAME
+            source = self.unquantized_file = folder / GGUF_NAME
             folder = converted(model_dir, f"gguf-{self.quantization}",
                                f"{converter_version()} llama-cpp-python "
                                f"{importlib.metadata.version('llama-cpp-python')}",
                                lambda _src, out: quantize_gguf(source, out, self.quantization))
         self.weights_bytes = (folder / GGUF_NAME).stat().st_size
+        self.weights_file = folder / GGUF_NAME
         self._gguf = folder / GGUF_NAME
         self._config = config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],

@@ -114,6 +114,26 @@ def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = No
     return out
 
 
+def referee(data: dict, prof):
+    """llama.cpp's own tools on the GGUF a llama.cpp cell loaded (a core.details.Referee), or
+    None: llama-bench at the batch-1 shape the table shows, and where the GGUF is a quantization,
+    llama-perplexity's KL against the float32 GGUF it was made from."""
+    info = next((b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("weights_file")),
+                {})
+    if not str(info.get("weights_file", "")).endswith(".gguf"):
+        return None
+    from engines.gguf_files import threads
+    from incell.referee import llama_bench, llama_kl
+
+    length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]  # the table's shape
+    found = llama_bench(Path(info["weights_file"]), length, prof.new_tokens, threads())
+    if found is not None and info.get("unquantized_file"):
+        with tempfile.TemporaryDirectory() as work:
+            found.kl = llama_kl(Path(info["unquantized_file"]), Path(info["weights_file"]),
+                                threads(), Path(work))
+    return found
+
+
 def run(args: argparse.Namespace) -> BenchDetail:
     import pytest
 
@@ -138,6 +158,7 @@ def run(args: argparse.Namespace) -> BenchDetail:
         "metrics": metrics,
         "prefix_cache": next((b["extra_info"]["prefix_cache"] for b in data["benchmarks"]
                               if "prefix_cache" in b["extra_info"]), {}),
+        **({"referee": judge} if (judge := referee(data, prof)) else {}),
         "roofline": roofline(metrics, locate(args.fixture), next(
             (b["extra_info"]["weights_bytes"] for b in data["benchmarks"]
              if b["extra_info"].get("weights_bytes")), None)),

@@ -9,7 +9,7 @@ from pathlib import Path
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from engines import QUANTIZATIONS
-from reports.markdown import FAIL, NOT_RUN, PASS, header, table
+from reports.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table
 from reports.throughput import bench_of
 
 PROPERTY = "quantization_quality"
@@ -106,6 +106,37 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
             size_text(size, ref_size)])
     return rows
+
+
+def kl_referee_section(results: list[CellResult]) -> list[str]:
+    """Our KL beside llama-perplexity --kl-divergence's on the same GGUF files."""
+    rows = []
+    for r in results:
+        bench = r.rung("bench")
+        ref = bench.detail.referee if bench is not None and bench.detail is not None else None
+        if ref is None or not ref.kl:
+            continue
+        figures, kl = figures_of(r), ref.kl
+        ours = figures.weights_kl_mean
+        inside = (ours is not None and abs(ours - kl["kl_mean"]) <= 2 * kl["kl_pm"] + 1e-12)
+        rows.append([f"`{r.cell.engine}`", label_of(r), _num(figures.kl_mean, ".2e"),
+                     _num(ours, ".2e"), f"{kl['kl_mean']:.2e} ± {kl['kl_pm']:.1e}",
+                     (f"{ours / kl['kl_mean']:.2f}×" if ours and kl["kl_mean"] else "–")
+                     + ("" if inside else f" {CAVEAT}"),
+                     _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
+                     f"{100 * kl['top1_agreement']:.1f} ± {100 * kl['top1_pm']:.1f}%"])
+    if not rows:
+        return []
+    return ["### Referee: llama-perplexity --kl-divergence", "",
+            "llama.cpp's own tool (built from the binding's tree) on the same GGUF files: the "
+            "quantized one against the float32 one's logits over the shipped corpus (8 windows "
+            "of 128 tokens). Its reference is llama.cpp's float32 run, so it is set beside our "
+            "*weights' KL* (the same dequantized weights against float32, in a float64 forward "
+            "pass); our *KL mean* is against transformers and includes the kernels. ⚠️: ours "
+            "outside twice its ± (texts differ: our 6 prompts' greedy continuations, its corpus).",
+            "", table(rows, ["engine", "quantization", "KL mean (ours, vs transformers)",
+                             "weights' KL (ours)", "llama-perplexity KL", "weights' ÷ tool",
+                             "top-1 (ours)", "top-1 (tool)"]), ""]
 
 
 def kl_text(figures: QualityFigures) -> str:
@@ -255,6 +286,7 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:
         lines += ["## Generation", "", table(rows_of(generation), head), ""]
+        lines += kl_referee_section(generation)
     if embedding:
         lines += ["## Embeddings", "", "On the real all-MiniLM-L6-v2: each vector's cosine to "
                   "sentence-transformers' float32 one (least and mean over 6 sentences), how far "

@@ -104,6 +104,51 @@ def prefix_cache(detail: BenchDetail) -> str:
     return text
 
 
+REFEREE_BAND = 0.10
+"""Our figure and the engine's own tool's may differ by this share before ⚠️."""
+
+
+def ratio_text(ours: float | None, theirs: float) -> str:
+    if ours is None or not theirs:
+        return "–"
+    ratio = ours / theirs
+    mark = "" if abs(ratio - 1) <= REFEREE_BAND else f"{CAVEAT} "
+    return f"{mark}{ratio:.2f}×"
+
+
+def referee_section(results: list[CellResult]) -> list[str]:
+    """Our prefill and decode beside the engine's own benchmark tool's, same file and shape."""
+    judged = [r for r in results if bench_of(r) and bench_of(r).referee is not None]
+    if not judged:
+        return []
+    rows = []
+    for r in judged:
+        d = bench_of(r)
+        ref = d.referee
+        prefill = d.find("prefill_tokens_per_s", batch=1)
+        decode = d.find("decode_tokens_per_s", batch=1)
+        ours_p = prefill.stats.median if prefill else None
+        ours_d = decode.stats.median if decode else None
+        rows.append([*label(r), f"{ours_p:,.0f}" if ours_p else "–",
+                     f"{ref.prefill_tokens_per_s:,.0f}", ratio_text(ours_p, ref.prefill_tokens_per_s),
+                     f"{ours_d:,.0f}" if ours_d else "–", f"{ref.decode_tokens_per_s:,.0f}",
+                     ratio_text(ours_d, ref.decode_tokens_per_s), f"{ref.tool} {ref.commit}"])
+    first = judged[0]
+    commands = bench_of(first).referee.commands
+    return ["## Referees: the engine's own benchmark tool", "",
+            "Our figures beside the engine's own tool's, on the same file with the same threads "
+            "and shape, in the same bench rung (llama.cpp: `llama-bench`, built from the "
+            "binding's own llama.cpp tree). Prefill: ours from the first token's time of a "
+            "128-token prompt (the sampler's first step included), llama-bench's pp128 from an "
+            "empty context. Decode: ours 31 tokens after the first, llama-bench's tg32 after "
+            f"a 128-token context. ⚠️: the two differ by more than {REFEREE_BAND:.0%}. Medians "
+            f"of its {len(bench_of(first).referee.decode_samples)} repetitions; commands: "
+            + "; ".join(f"`{c}`" for c in commands), "",
+            table(rows, ["engine", "environment", "prefill tok/s (ours)", "prefill (tool)",
+                         "ours ÷ tool", "decode tok/s (ours)", "decode (tool)", "ours ÷ tool",
+                         "tool, commit"]), ""]
+
+
 def itl(detail: BenchDetail) -> str:
     m = detail.find("itl_s")
     if m is None:
@@ -262,6 +307,7 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
     lines += cells_section(results)
     lines += grid_section(list(grid))
     lines += roofline_section(list(grid) or results)  # the grid where there is one
+    lines += referee_section(results)
     lines += method_section([*results, *grid])
     missing = [r.cell.id for r in results if not bench_of(r)]
     if missing:

@@ -13,7 +13,7 @@ from compat.cell import CellRun, RungFailed
 from compat.index import download_sdist
 from core.details import InstallDetail
 from core.proc import parse_lock, run_tool, tool_error, uv_binary, uv_index_args
-from core.results import Rung
+from core.results import ErrorInfo, Rung
 from fixtures.catalog import cache_root
 
 
@@ -74,6 +74,21 @@ def build_wheel(run: CellRun, name: str, wheels: Path) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def build_llama_tools(run: CellRun) -> None:
+    """llama.cpp's tools for the cell's locked llama-cpp-python, once per machine."""
+    from compat.llama_tools import PACKAGE, ToolBuildError, build
+
+    version = parse_lock((run.work / "lock.txt").read_text(encoding="utf-8")).get(PACKAGE)
+    if version is None:
+        raise RungFailed(ErrorInfo.from_message(
+            "ToolBuildError", f"{run.cell.id} asks for llama.cpp's tools, but its lock has no "
+                              f"{PACKAGE}: add it to the engine's requires"))
+    try:
+        build(version, log=lambda line: run.log(f"[{run.cell.id}] {line}"))
+    except ToolBuildError as exc:
+        raise RungFailed(ErrorInfo.from_message("ToolBuildError", str(exc))) from None
+
+
 def install(run: CellRun) -> Rung:
     """Make the venv exactly the lock: `uv pip sync` (fast when it is already there)."""
     have = venv_python_version(run.venv)
@@ -84,6 +99,8 @@ def install(run: CellRun) -> Rung:
     wheels = wheelhouse()
     for name in run.cell.engine.build_wheels:
         build_wheel(run, name, wheels)
+    if "llama.cpp" in run.cell.engine.tools:
+        build_llama_tools(run)
     uv(run, [uv_binary(), "pip", "sync", str(run.work / "lock.txt"), "--python", str(run.python),
              *uv_index_args(), "--find-links", str(wheels)], "InstallError")
     return Rung("install", "pass",

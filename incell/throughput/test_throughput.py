@@ -105,6 +105,10 @@ def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
 
     timed = rounds(benchmark, prof, one_round)
     benchmark.extra_info["weights_bytes"] = engine.weights_bytes  # what the roofline charges
+    if engine.weights_file is not None:  # the engine's own tool runs on it (incell/referee.py)
+        benchmark.extra_info["weights_file"] = str(engine.weights_file)
+        if engine.unquantized_file is not None:
+            benchmark.extra_info["unquantized_file"] = str(engine.unquantized_file)
     ttft = [a for a, _ in timed]
     e2e = [b for _, b in timed]
     after = [max(b - a, 1e-9) for a, b in timed]

@@ -155,6 +155,8 @@ def test_exclude_removes_matching_cells() -> None:
      r"Unknown rung in \[\[known\]\] 'imports'. Did you mean 'import'"),
     (lambda d: d["selections"]["default"].__setitem__("axes", ["optimun"]),
      r"'optimun'. Did you mean 'optimum'"),
+    (lambda d: d["engines"]["llama_server"].__setitem__("tools", ["llama-cpp"]),
+     r"Unknown tool of engine 'llama_server' 'llama-cpp'. Did you mean 'llama.cpp'"),
 ])
 def test_bad_matrix_input_names_the_value(mutate, pattern: str) -> None:
     d = matrix_data()

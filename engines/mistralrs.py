@@ -1,0 +1,144 @@
+"""mistral.rs (Rust, on candle) as a Generator, in process, through its `mistralrs` wheel.
+
+The fixture's folder is loaded as it is: `Runner(which=Which.Plain(model_id=<folder>,
+arch=Architecture.Llama, dtype=ModelDType.F32, tokenizer_json=<its tokenizer.json>))`, with
+`in_situ_quant` for the quantizations it makes while loading (ISQ: Q8_0, Q4_0). Its Python API
+takes text and answers text: a prompt's ids are decoded to their text (mistral.rs tokenizes it
+again, adding BOS as the fixture's tokenizer does), and the ids of an answer are its text
+encoded with the engine's own tokenizer (`tokenize_text`). Greedy is temperature 0 with top_k 1;
+EOS is ignored with `ignore_eos`. Streaming goes through a chat request whose messages are the
+pre-templated prompt (a string), which mistral.rs feeds as it is. `usage` carries its own tok/s;
+the benchmark times the calls itself, as for every engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from mistralrs import (
+    Architecture,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModelDType,
+    Runner,
+    Which,
+)
+
+from engines.base import (
+    Capabilities,
+    Completion,
+    Deviation,
+    Generator,
+    InvalidParameterError,
+    SamplingParams,
+    StreamDelta,
+)
+
+ARCHITECTURES = {"llama": Architecture.Llama, "mistral": Architecture.Mistral}
+ISQ = {"q8_0": "Q8_0", "q4_0": "Q4_0"}
+"""The registry's quantization -> mistral.rs's in-situ quantization type."""
+TEXT_ONLY = ("mistral.rs's Python API answers text: ids re-encoded from the text can differ from "
+             "those generated where a token is part of a UTF-8 character (it comes back as U+FFFD)")
+MODEL = "fixture"
+
+
+class MistralRsGenerator(Generator):
+    """mistralrs.Runner.send_completion_request, one prompt after another."""
+
+    capabilities = Capabilities(
+        streaming=True,
+        chat=False,
+        seeded_sampling=False,
+        stop_strings=True,
+        stop_string_kept=False,
+        logprobs=False,
+        logits=False,
+        token_input=False,
+        min_new_tokens=False,
+        stop_token_ids=False,
+        batching=True,  # the list is run one prompt after another
+    )
+    prefix_cache = "switch"
+    prefix_cache_switch = "Runner(prefix_cache_n=0)"
+    deviations: ClassVar[dict[str, Deviation]] = {
+        name: Deviation(TEXT_ONLY) for name in ("length_contract", "greedy_parity", "stop_strings")}
+    unsupported: ClassVar[dict[str, str]] = {
+        "chat": "a chat request answers text only, so the ids its template gave cannot be checked",
+        "seeded_sampling": "no per-request seed, and Runner(seed=...) raises on the CPU build",
+        "logprobs": "completion requests carry no log-probabilities (chat ones key them by text)",
+        "logits": "the Python API has no forward pass that returns logits",
+        "token_input": "the Python API takes a prompt as text",
+        "min_new_tokens": "no minimum length (only ignore_eos)",
+        "stop_token_ids": "no stop token ids (only stop strings)",
+        "lora": "adapters are given at load (Which.Lora), not set per call; not wired yet",
+    }
+
+    def __init__(self) -> None:
+        self._runner: Runner | None = None
+        self._eos: int | None = None
+
+    def _load(self, model_dir: Path, device: str, dtype: str) -> None:
+        if dtype != "float32":
+            raise InvalidParameterError(f"mistralrs: this adapter loads float32, not {dtype!r}")
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        arch = ARCHITECTURES.get(config.get("model_type", ""))
+        if arch is None:
+            raise InvalidParameterError(f"mistralrs: model_type {config.get('model_type')!r} is "
+                                        f"not one of {', '.join(ARCHITECTURES)}")
+        eos = config.get("eos_token_id")
+        self._eos = eos[0] if isinstance(eos, list) else eos
+        which = Which.Plain(model_id=str(model_dir), arch=arch, dtype=ModelDType.F32,
+                            tokenizer_json=str(model_dir / "tokenizer.json"))
+        self._runner = Runner(which=which, prefix_cache_n=16 if self.cache_prefixes else 0,
+                              in_situ_quant=ISQ.get(self.quantization))
+        self.weights_bytes = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+
+    def _close(self) -> None:
+        self._runner = None
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._eos if self._runner is not None else None
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._runner.tokenize_text(text, True, None))
+
+    def _ids(self, text: str) -> tuple[int, ...]:
+        return tuple(self._runner.tokenize_text(text, False, None)) if text else ()
+
+    def _text(self, ids) -> str:
+        return self._runner.detokenize_text(list(ids), True)
+
+    def _sampling(self, params: SamplingParams) -> dict:
+        sampling = ({"temperature": 0.0, "top_k": 1} if params.greedy else
+                    {"temperature": params.temperature, "top_p": params.top_p,
+                     "top_k": params.top_k or None})
+        return {"model": MODEL, "max_tokens": params.max_new_tokens, "ignore_eos": params.ignore_eos,
+                "stop_seqs": list(params.stop) or None, **sampling}
+
+    def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        out = []
+        for ids in prompt_ids:
+            answer = self._runner.send_completion_request(
+                CompletionRequest(prompt=self._text(ids), **self._sampling(params)))
+            choice = answer.choices[0]
+            generated = self._ids(choice.text)
+            reason = ("stop" if params.stop and choice.finish_reason == "stop" else
+                      "length" if choice.finish_reason == "length" else "eos")
+            out.append(Completion(choice.text, generated, tuple(ids), reason))
+        return out
+
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        request = ChatCompletionRequest(messages=self._text(prompt_ids), stream=True,
+                                        **self._sampling(params))
+        text = ""
+        for chunk in self._runner.send_chat_completion_request(request):
+            for choice in chunk.choices:
+                piece = choice.delta.content or ""
+                text += piece
+                if piece:
+                    yield StreamDelta(piece, ())
+        yield StreamDelta("", self._ids(text))  # the text's ids, once it is whole
