@@ -10,7 +10,13 @@ never hidden (no coordinated omission). Events are read byte by byte (engines/ht
 each is stamped with a monotonic clock when it completes.
 
 The client is aiohttp: against the calibration server (64 events per request, 8 in flight) it
-spent 0.8 ms of CPU per streamed request where httpx's AsyncClient spent 2.6-3.4 ms.
+spent 0.8 ms of CPU per streamed request where httpx's AsyncClient spent 2.6-3.4 ms. It keeps
+connections alive, as clients do, except against a server that closes them after a streamed
+answer although its headers promise keep-alive (llama-server; the API-surface property
+`keep_alive` finds it): aiohttp reuses a pooled connection without checking it, and failed every
+second request there ("Can not write request body"), so each request gets a connection of its
+own (`reuse_connections=False`; its TTFT then includes the connect, on loopback well under a ms
+alone, 7 ms with 16 users connecting at once against the calibration server).
 """
 
 from __future__ import annotations
@@ -196,7 +202,7 @@ class Client:
 
 
 async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: Load,
-                   headers: dict[str, str] | None = None) -> Run:
+                   headers: dict[str, str] | None = None, reuse_connections: bool = True) -> Run:
     """Run `load` against `url` (a streamed /v1/completions or /v1/chat/completions);
     make_body(i) gives the i-th request's JSON; `headers` go with every request (a key)."""
     origin = time.perf_counter()
@@ -205,7 +211,8 @@ async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: L
     stop = asyncio.Event()
     cpu = time.process_time()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+    connector = aiohttp.TCPConnector(limit=0, force_close=not reuse_connections)
+    async with aiohttp.ClientSession(connector=connector,
                                      timeout=timeout, headers=headers) as session:
         client = Client(session, url, make_body, clock)
         lag_task = asyncio.create_task(probe_lag(clock, lags, stop))

@@ -65,5 +65,7 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "base64_encoding": "encoding_format base64 decodes to the float vectors",
         "wire_parity": "the server and the same engine in process: the same greedy output",
         "json_answers": "non-streamed answers are JSON objects of OpenAI's shape",
+        "keep_alive": "a connection kept alive after an answer (no Connection: close) takes the "
+                      "next request",
     },
 }

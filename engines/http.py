@@ -146,8 +146,12 @@ class OpenAIClient:
 
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The JSON objects of a streamed answer, up to [DONE] or the end of the body (the
-        API-surface suite, not the adapter, judges whether [DONE] came)."""
-        with self.http.stream("POST", self.url(path), json={**body, "stream": True}) as response:
+        API-surface suite, not the adapter, judges whether [DONE] came). Each stream on a
+        connection of its own: a server that closes a connection after a stream although it
+        promised keep-alive (llama-server; the API-surface property keep_alive says so) would
+        otherwise fail the next request that reuses it."""
+        with self.http.stream("POST", self.url(path), json={**body, "stream": True},
+                              headers={"Connection": "close"}) as response:
             if response.status_code >= 400:
                 raise ApiError(response.status_code, path, response.read().decode(errors="replace"))
             for event in sse_events(response.iter_bytes()):

@@ -73,6 +73,9 @@ class ServedModel(abc.ABC):
     model_name: str = ""
     startup_s: float = 0.0
     """Seconds from the server's start until it answered /models."""
+    reuses_connections: bool = True
+    """Whether a client may reuse a kept-alive connection after a streamed answer; False for a
+    server that closes it although it promised not to (the load client then opens one a request)."""
 
     @abc.abstractmethod
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:

@@ -234,13 +234,19 @@ def check(args: argparse.Namespace) -> CellResult:
         else:
             rungs.append(with_skips(Rung("conformance", "pass"),
                                     {**not_run(ENGINE_PROPERTIES[kind], NEEDS_TOKENIZER), **local}))
-        rungs.append(load_sweep(args, engine_id, kind, endpoint, fixture_dir))
+        api_rung = rungs[1].detail.properties if rungs[1].detail else {}
+        keeps_alive = getattr(api_rung.get("keep_alive"), "status", "pass") != "fail"
+        rungs.append(load_sweep(args, engine_id, kind, endpoint, fixture_dir,
+                                keeps_alive=keeps_alive))
     return CellResult(cell=cell, machine=machine_info(), started_at=started_at,
                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                       rungs=rungs, climbed_to="serve_bench")
 
 
-def load_sweep(args, engine_id: str, kind: str, endpoint: Endpoint, fixture_dir: Path) -> Rung:
+def load_sweep(args, engine_id: str, kind: str, endpoint: Endpoint, fixture_dir: Path, *,
+               keeps_alive: bool = True) -> Rung:
+    """The load sweep against the endpoint; `keeps_alive` False (its keep_alive property failed):
+    a connection of its own for each request."""
     if args.no_load:
         return Rung("serve_bench", "not_run", reason="--no-load")
     if kind != "generation":
@@ -255,6 +261,7 @@ def load_sweep(args, engine_id: str, kind: str, endpoint: Endpoint, fixture_dir:
     print("load sweep", flush=True)
     started = time.perf_counter()
     engine = load_engine_class(engine_id)()
+    engine.reuses_connections = keeps_alive
     try:
         engine.load(fixture_dir)
         args.engine, args.fixture = engine_id, endpoint.model

@@ -52,7 +52,7 @@ def llama_bench(gguf: Path, input_tokens: int, new_tokens: int, threads: int):
 
 KL_CONTEXT = 128
 KL_CHUNKS = 8
-KL_LINE = re.compile(r"Mean\s+KLD:\s+([-\d.eE+]+)\s+±\s+([-\d.eE+]+)")
+KL_LINE = re.compile(r"Mean\s+KLD:\s+([-\w.+]+)\s+±\s+([-\w.+]+)")
 TOP1_LINE = re.compile(r"Same top p:\s+([-\d.]+)\s+±\s+([-\d.]+)\s*%")
 
 

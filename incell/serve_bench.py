@@ -130,7 +130,8 @@ def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = T
     runs: list[LoadRun] = []
     for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
         print(f"load: {load.label}", flush=True)
-        runs.append(measure(asyncio.run(run_load(url, make_body, load, headers)), args.slo, count,
+        runs.append(measure(asyncio.run(run_load(url, make_body, load, headers,
+                                                 engine.reuses_connections)), args.slo, count,
                             expected_tokens=args.output_tokens if eos_off else None))
         print(f"  {runs[-1].median('serve_output_tokens_per_s') or 0:.1f} tok/s, p50 TTFT "
               f"{(runs[-1].median('serve_ttft_s') or 0) * 1e3:.0f} ms, valid {runs[-1].valid}",

@@ -12,6 +12,7 @@ import base64
 import json
 import re
 
+import httpx
 import numpy as np
 import pytest
 
@@ -47,9 +48,13 @@ def completion_body(engine, max_tokens: int = 8, temperature: float = 0.0, seed:
 
 
 def stream_events(engine, path: str, body: dict):
-    """The raw events of a streamed answer, and the response's content type."""
+    """The raw events of a streamed answer, and the response's content type. Each stream on a
+    connection of its own (`Connection: close`), as a one-shot client sends it: a server may close
+    a kept-alive connection after a stream (llama-server did, between two tests), which would
+    fail the next request on it before the server saw it."""
     url = engine.client.url(path)
-    with engine.client.http.stream("POST", url, json={**body, "stream": True}) as response:
+    with engine.client.http.stream("POST", url, json={**body, "stream": True},
+                                   headers={"Connection": "close"}) as response:
         assert response.status_code == 200, f"{path} streamed HTTP {response.status_code}"
         return list(sse_events(response.iter_bytes())), response.headers.get("content-type", "")
 
@@ -331,6 +336,40 @@ def wire_divergence(engine, twin, wire, local) -> str | None:
 def valid(text: str) -> str:
     """`text` without U+FFFD: what a text API can say of tokens that are not whole characters."""
     return text.replace("\ufffd", "")
+
+
+def test_keep_alive(engine) -> None:
+    """After a streamed answer that does not say `Connection: close`, the same connection takes
+    the next request (HTTP/1.1 persistent connections): a client that reuses it, as aiohttp
+    does without checking, must not find it closed."""
+    import http.client
+
+    if engine.kind == "embedding":
+        path, body = "/embeddings", {"model": engine.model_name, "input": ["x"]}
+    else:
+        path, body = "/completions", {**completion_body(engine, max_tokens=4), "stream": True}
+    url = httpx.URL(engine.client.url(path))
+    conn = http.client.HTTPConnection(url.host, url.port, timeout=60)
+    headers = {"Content-Type": "application/json", **{k: v for k, v in engine.client.http.headers.items()
+                                                      if k.lower() == "authorization"}}
+    try:
+        conn.request("POST", url.raw_path.decode(), json.dumps(body), headers)
+        first = conn.getresponse()
+        first.read()
+        closing = (first.getheader("connection") or "").lower() == "close"
+        if closing:
+            return  # the server said it closes: a client opens a new connection
+        try:
+            conn.request("POST", url.raw_path.decode(), json.dumps(body), headers)
+            second = conn.getresponse()
+            second.read()
+        except (http.client.HTTPException, OSError) as exc:
+            pytest.fail(f"the connection closed after an answer whose headers promised keep-alive "
+                        f"({first.getheader('keep-alive') or 'HTTP/1.1 default'}): the next request "
+                        f"on it failed with {type(exc).__name__}: {exc}")
+        assert second.status == 200, f"the second request on the connection got HTTP {second.status}"
+    finally:
+        conn.close()
 
 
 def test_json_answers(engine) -> None:
