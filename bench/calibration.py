@@ -19,7 +19,8 @@ cut_after N (drop the connection after N events), error_after N (an in-stream er
 N events, then [DONE]).
 
 A whole server may depart too (--depart, for the endpoint session's tests): no_models (no
-/v1/models), no_usage (never a usage chunk), no_done (a stream ends without [DONE]). A request
+/v1/models), no_usage (never a usage chunk), no_done (a stream ends without [DONE]), no_stream
+(a streamed request is answered 400, as by a server that does not stream). A request
 without "stream": true gets one JSON answer, as OpenAI's. With --key-env VAR, a request without
 `Authorization: Bearer $VAR` is answered 401.
 """
@@ -47,7 +48,7 @@ ERROR_EVENT = (b'data: {"error": {"message": "calibration: the engine failed", '
                b'"type": "server_error"}}\n\n')
 
 
-DEPARTURES = ("no_models", "no_usage", "no_done")
+DEPARTURES = ("no_models", "no_usage", "no_done", "no_stream")
 
 
 def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
@@ -64,6 +65,9 @@ def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
         writes = []
         body = await request.json()
         count = int(body.get("max_tokens") or tokens)
+        if body.get("stream") and "no_stream" in depart:
+            return web.json_response({"error": {"message": "streaming is not supported",
+                                                "type": "invalid_request_error"}}, status=400)
         if not body.get("stream"):
             usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
             choice = {"index": 0, "text": " t" * count, "finish_reason": "length"}

@@ -7,6 +7,7 @@ The suites run in pytest processes of their own, so the endpoint comes from the 
     INFERMATRIX_ENDPOINT_MODEL    the served model's name
     INFERMATRIX_ENDPOINT_KEY_ENV  the name of the variable that holds the API key (optional)
     INFERMATRIX_ENDPOINT_FIELDS   the fields beyond OpenAI's the server accepted (ignore_eos, top_k)
+    INFERMATRIX_ENDPOINT_REFERENCE  an in-process engine to hold it to (wire_parity), if any
 
 The key goes as `Authorization: Bearer <key>` and is read from its variable when a client is
 made: it is never in a result, a log, a report or an error (`scrub` takes it out of any text
@@ -30,8 +31,8 @@ from engines.base import Capabilities, Deviation, SamplingParams
 from engines.http import OpenAIClient, ServerError
 from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
 
-URL_ENV, MODEL_ENV, KEY_ENV, FIELDS_ENV = (f"INFERMATRIX_ENDPOINT_{k}"
-                                           for k in ("URL", "MODEL", "KEY_ENV", "FIELDS"))
+URL_ENV, MODEL_ENV, KEY_ENV, FIELDS_ENV, REFERENCE_ENV = (
+    f"INFERMATRIX_ENDPOINT_{k}" for k in ("URL", "MODEL", "KEY_ENV", "FIELDS", "REFERENCE"))
 SCHEMES = ("http", "https")
 EXTRA_FIELDS = ("ignore_eos", "top_k", "prompt_ids")
 """What a server may take beyond a text prompt and OpenAI's fields: ignore_eos and top_k (vLLM,
@@ -131,6 +132,11 @@ class _AtEndpoint:
     endpoint: Endpoint
     prefix_cache = "unknown"  # whatever its owner configured
     prefix_cache_switch = "its owner's"
+
+    @property
+    def in_process(self) -> str:
+        """The reference engine given for wire parity (--reference), else none."""
+        return os.environ.get(REFERENCE_ENV, "")
 
     def _start(self, model_dir: Path, device: str, dtype: str, port: int | None = None) -> None:
         self.endpoint = Endpoint.from_env()

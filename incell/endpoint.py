@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +39,10 @@ import httpx
 
 from bench.load import LoadError
 from core.details import ConformanceDetail, EndpointDetail, PropertyResult
+from core.proc import REPO
 from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
-from engines.endpoint import EXTRA_FIELDS, Endpoint, EndpointError, check_url
+from engines.endpoint import EXTRA_FIELDS, REFERENCE_ENV, Endpoint, EndpointError, check_url
 from incell.serve_bench import add_load_options, check_loads, sweep
 
 KINDS = {"generation": "endpoint", "embedding": "endpoint_embed"}
@@ -75,6 +77,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokenizer", type=Path, metavar="DIR",
                         help="a folder with the served model's tokenizer.json (and config.json): "
                              "the engine properties and the load sweep count tokens with it")
+    parser.add_argument("--reference", metavar="ENGINE",
+                        help="an in-process engine (e.g. transformers) to hold the endpoint to "
+                             "(wire_parity), on --fixture, in a venv of one of its cells")
+    parser.add_argument("--fixture", type=Path, metavar="DIR",
+                        help="the served model's local copy the reference loads (default: "
+                             "--tokenizer)")
+    parser.add_argument("--reference-venv", type=Path, metavar="DIR",
+                        help="the venv the reference runs in (default: .nox/cell-<ENGINE>-*)")
     parser.add_argument("--name", help="the result's name (default: host-port-model)")
     parser.add_argument("--out", type=Path, default=Path("results/endpoint"))
     parser.add_argument("--no-load", action="store_true", help="skip the load sweep")
@@ -90,7 +100,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--tokenizer {args.tokenizer}: no tokenizer.json there")
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
+    if args.reference is not None:
+        try:
+            args.reference_python = reference_python(args.reference, args.reference_venv)
+        except EndpointError as exc:
+            parser.error(str(exc))
+        args.fixture = args.fixture or args.tokenizer
+        if args.fixture is None or not (args.fixture / "config.json").is_file():
+            parser.error("--reference needs --fixture DIR (or --tokenizer DIR): the served model's "
+                         "local copy, a folder with its config.json")
     return args
+
+
+def reference_python(engine: str, venv: Path | None) -> Path:
+    """The python of a venv where the reference engine runs: --reference-venv, else a cell's."""
+    from core.errors import unknown
+    from engines import ENGINES
+
+    local = {e: v for e, v in ENGINES.items() if v.transport == "process"}
+    if engine not in local:
+        raise EndpointError(unknown("--reference engine", engine, local))
+    found = [venv] if venv is not None else sorted(
+        (REPO / ".nox").glob(f"cell-{engine}-*/"), reverse=True)  # numpy2 before numpy1
+    for folder in found:
+        if (folder / "bin" / "python").is_file():
+            return folder / "bin" / "python"
+    raise EndpointError(f"--reference {engine}: no venv to run it in ({venv or f'.nox/cell-{engine}-*'}); "
+                        f"make one with nox -s \"cell({engine}-numpy2)\" or give --reference-venv DIR")
 
 
 def default_name(url: str, model: str) -> str:
@@ -196,6 +232,27 @@ def suite(rung: str, engine_id: str, fixture_dir: Path, properties: list[str], b
 KIND_SUITES = {"endpoint": "generation", "endpoint_embed": "embedding"}
 
 
+def wire_parity(args: argparse.Namespace, engine_id: str) -> dict[str, PropertyResult]:
+    """The API suite's wire_parity, the endpoint against --reference on --fixture, run in the
+    reference's venv (it imports the engine's library)."""
+    from core.results import read_rung
+
+    print(f"wire parity against {args.reference} in process", flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "parity.json"
+        done = subprocess.run(
+            [str(args.reference_python), "-m", "pytest", str(REPO / "tests/conformance/test_api.py"),
+             "-q", "-p", "no:cacheprovider", "-c", str(REPO / "tests/conformance/pytest.ini"),
+             "--rootdir", str(REPO), "--engine", engine_id, "--models", str(args.fixture.resolve()),
+             "--property", "wire_parity", "--conformance-json", str(out)],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), REFERENCE_ENV: args.reference},
+            capture_output=True, text=True, check=False)
+        print(done.stdout[-2000:], flush=True)
+        if not out.is_file():
+            return not_run(["wire_parity"], f"the reference run wrote nothing: {done.stderr[-300:]}")
+        return {"wire_parity": read_rung(out).detail.properties["wire_parity"]}
+
+
 def not_run(names, reason: str) -> dict[str, PropertyResult]:
     return {name: PropertyResult(status="skip", message=reason) for name in names}
 
@@ -223,8 +280,10 @@ def check(args: argparse.Namespace) -> CellResult:
         fixture_dir = args.tokenizer.resolve() if args.tokenizer else Path(empty)
         print(f"endpoint {endpoint.url} ({kind}, model {endpoint.model}): API surface", flush=True)
         api = [n for n in PROPERTIES["api"] if n != "wire_parity"]
+        parity = (wire_parity(args, engine_id) if args.reference
+                  else not_run(["wire_parity"], NEEDS_LOCAL))
         rungs.append(with_skips(suite("api", engine_id, fixture_dir, api, args.hypothesis_budget),
-                                not_run(["wire_parity"], NEEDS_LOCAL)))
+                                parity))
         ours = list(ENGINE_PROPERTIES[kind]) if args.tokenizer or kind == "embedding" else []
         local = not_run([n for n in PROPERTIES[kind] if n not in ENGINE_PROPERTIES[kind]], NEEDS_LOCAL)
         if ours:
@@ -282,17 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     except EndpointError as exc:
         print(f"nox -s endpoint: {exc}", file=sys.stderr)
         return 2
+    streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Scrubbed(sys.stdout, endpoint), Scrubbed(sys.stderr, endpoint)
     try:
         result = check(args)
+        path = save_scrubbed(result, args.out, endpoint)
+        for rung in result.rungs:
+            print(f"  {rung.name}: {rung.status}" + (f" ({rung.reason})" if rung.reason else ""))
+        print(f"endpoint {endpoint.url}: {path} (then nox -s report: reports/SERVING.md)")
+        return 0
     except EndpointError as exc:
         print(f"nox -s endpoint: {exc}", file=sys.stderr)
         return 2
-    path = save_scrubbed(result, args.out, endpoint)
-    for rung in result.rungs:
-        print(f"  {rung.name}: {rung.status}" + (f" ({rung.reason})" if rung.reason else ""))
-    print(f"endpoint {endpoint.url}: {path} (then nox -s report: reports/SERVING.md)")
-    return 0
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def save_scrubbed(result: CellResult, out: Path, endpoint: Endpoint) -> Path:
