@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tokenizers import Tokenizer
 
 from core.errors import InfermatrixError
-from engines.base import Capabilities, Deviation, SamplingParams
+from engines.base import Capabilities, Deviation, SamplingParams, UnsupportedCapabilityError
 from engines.http import OpenAIClient, ServerError
 from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
 
@@ -43,6 +43,15 @@ began."""
 
 class EndpointError(InfermatrixError):
     """The endpoint cannot be checked as given: the message says what to change."""
+
+
+class NoTokenizerError(EndpointError, UnsupportedCapabilityError):
+    """Counting tokens without the served model's tokenizer (a property that needs it is ➖)."""
+
+    def __init__(self) -> None:
+        InfermatrixError.__init__(self, "counting tokens needs the served model's tokenizer: "
+                                        "nox -s endpoint -- ... --tokenizer DIR (its tokenizer.json)")
+        self.engine, self.capability = "endpoint", "tokenize"
 
 
 def public_url(url: str) -> str:
@@ -188,8 +197,7 @@ class EndpointGenerator(_AtEndpoint, ServerGenerator):
 
     def _tokenize(self, text: str) -> list[int]:
         if self._tokenizer is None:
-            raise EndpointError("counting tokens needs the served model's tokenizer: "
-                                "nox -s endpoint -- ... --tokenizer DIR (a folder with tokenizer.json)")
+            raise NoTokenizerError
         return super()._tokenize(text)
 
     @property

@@ -106,6 +106,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         except EndpointError as exc:
             parser.error(str(exc))
         args.fixture = args.fixture or args.tokenizer
+        args.tokenizer = args.tokenizer or args.fixture  # a local copy has its tokenizer
         if args.fixture is None or not (args.fixture / "config.json").is_file():
             parser.error("--reference needs --fixture DIR (or --tokenizer DIR): the served model's "
                          "local copy, a folder with its config.json")
