@@ -47,6 +47,7 @@ from incell.serve_bench import add_load_options, check_loads, sweep
 
 KINDS = {"generation": "endpoint", "embedding": "endpoint_embed"}
 """The kind asked -> the registered adapter (engines/endpoint.py)."""
+KIND_SUITES = {engine: kind for kind, engine in KINDS.items()}
 ENGINE_PROPERTIES = {
     "generation": ("greedy_determinism", "batch_invariance", "padding_invariance",
                    "order_invariance", "streaming_equals_generate", "length_contract",
@@ -230,9 +231,6 @@ def suite(rung: str, engine_id: str, fixture_dir: Path, properties: list[str], b
     return result
 
 
-KIND_SUITES = {"endpoint": "generation", "endpoint_embed": "embedding"}
-
-
 def wire_parity(args: argparse.Namespace, engine_id: str) -> dict[str, PropertyResult]:
     """The API suite's wire_parity, the endpoint against --reference on --fixture, run in the
     reference's venv (it imports the engine's library)."""
@@ -258,11 +256,12 @@ def not_run(names, reason: str) -> dict[str, PropertyResult]:
     return {name: PropertyResult(status="skip", message=reason) for name in names}
 
 
-def with_skips(rung: Rung, skipped: dict[str, PropertyResult]) -> Rung:
-    """The rung's record with the properties not run added as ➖ with their reason."""
+def with_others(rung: Rung, others: dict[str, PropertyResult]) -> Rung:
+    """The rung's record with the properties found outside its suite run added: those not run
+    (➖ with their reason), and wire parity where a reference ran it."""
     if rung.detail is None:
         rung.detail = ConformanceDetail()
-    rung.detail.properties = {**skipped, **rung.detail.properties}
+    rung.detail.properties = {**others, **rung.detail.properties}
     return rung
 
 
@@ -283,16 +282,16 @@ def check(args: argparse.Namespace) -> CellResult:
         api = [n for n in PROPERTIES["api"] if n != "wire_parity"]
         parity = (wire_parity(args, engine_id) if args.reference
                   else not_run(["wire_parity"], NEEDS_LOCAL))
-        rungs.append(with_skips(suite("api", engine_id, fixture_dir, api, args.hypothesis_budget),
+        rungs.append(with_others(suite("api", engine_id, fixture_dir, api, args.hypothesis_budget),
                                 parity))
         ours = list(ENGINE_PROPERTIES[kind]) if args.tokenizer or kind == "embedding" else []
         local = not_run([n for n in PROPERTIES[kind] if n not in ENGINE_PROPERTIES[kind]], NEEDS_LOCAL)
         if ours:
             print("engine properties", flush=True)
-            rungs.append(with_skips(suite("conformance", engine_id, fixture_dir, ours,
+            rungs.append(with_others(suite("conformance", engine_id, fixture_dir, ours,
                                           args.hypothesis_budget), local))
         else:
-            rungs.append(with_skips(Rung("conformance", "pass"),
+            rungs.append(with_others(Rung("conformance", "pass"),
                                     {**not_run(ENGINE_PROPERTIES[kind], NEEDS_TOKENIZER), **local}))
         api_rung = rungs[1].detail.properties if rungs[1].detail else {}
         keeps_alive = getattr(api_rung.get("keep_alive"), "status", "pass") != "fail"
