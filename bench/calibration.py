@@ -111,7 +111,7 @@ def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
     async def models(_request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "calibration"}]})
 
-    application = web.Application(middlewares=[keyed])
+    application = web.Application(middlewares=[keyed] if key else [])
     application.router.add_post("/v1/completions", completions)
     if "no_models" not in depart:
         application.router.add_get("/v1/models", models)
