@@ -12,6 +12,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,11 +60,21 @@ def test_a_hanging_command_is_stopped_at_its_limit() -> None:
     assert result.timed_out and "hi" in result.output
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
 def test_no_process_of_a_rung_outlives_it(tmp_path) -> None:
     """A rung's command that leaves a worker behind (as an engine's server or engine-core process
     would): when the command ends, its whole process group is gone, whether it exited or was
     killed at its limit."""
-    import os
 
     script = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
               "'import time; time.sleep(60)']); open(sys.argv[1], 'w').write(str(p.pid)); "
@@ -73,12 +84,11 @@ def test_no_process_of_a_rung_outlives_it(tmp_path) -> None:
         result = run_tool([sys.executable, "-c", script.format(end=end), str(pid_file)], limit)
         worker = int(pid_file.read_text())
         assert result.timed_out == (limit == 2)
-        try:
-            os.kill(worker, 0)
-            alive = Path(f"/proc/{worker}/stat").read_text().split()[2] != "Z"
-        except ProcessLookupError:
-            alive = False
-        assert not alive, f"the worker {worker} outlived its command ({end})"
+
+        deadline = time.monotonic() + 5  # a SIGKILLed process is gone once the kernel reaps it
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(worker), f"the worker {worker} outlived its command ({end})"
 
 
 def test_resolve_failure_keeps_the_resolvers_words(tmp_path) -> None:
@@ -198,6 +208,7 @@ def test_a_run_interrupted_before_its_bench_rungs_resumes_there(real_cell, tmp_p
     assert not reuse.reusable(whole, saved, first.inputs)
 
 
+BAND = 0.08
 DIRECT_TIMING = """
 import gc, json, sys, time
 from engines.transformers import TransformersGenerator
@@ -224,7 +235,7 @@ print(json.dumps({"ttft_s": t1, "e2e_s": tn}))
 @pytest.mark.slow
 def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
     """The harness must not add its own cost: its decode tok/s (batch 1, 128 in, 32 out) agrees
-    within 5% with generate() timed directly by wall clock in a plain script, same cell.
+    within BAND with generate() timed directly by wall clock in a plain script, same cell.
 
     Both sides derive decode tok/s from their fastest rounds, 31 / (min end-to-end - min TTFT),
     and from their fastest process: a shared VM slows whole seconds at a time (medians of two
@@ -233,7 +244,9 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
     1,036 vs 1,192 with the sides swapped). Such noise only ever adds time, while a cost the
     harness adds is in every round of every process, the fastest included. Each attempt times the
     two back to back (30 rounds each) in fresh processes; the best of each side so far is compared,
-    for up to 5 attempts.
+    for up to 5 attempts, within BAND: on this shared VM one process's decode rate ranged 28%
+    over five attempts (987-1,260 tok/s, the direct side alone), and the best of five of the same
+    code was seen 6% apart; the harness's own overhead is held to 2% inside it (harness_overhead).
     """
     cell, out, _ = real_cell
     env = cell_env(CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print))
@@ -256,10 +269,10 @@ def test_harness_decode_rate_agrees_with_a_direct_wall_clock(real_cell) -> None:
         by_hand.append(31 / (min(timed["e2e_s"]) - min(timed["ttft_s"])))
         seen.append(f"attempt {attempt + 1}: harness {via_harness[-1]:,.0f} tok/s vs direct "
                     f"{by_hand[-1]:,.0f} tok/s")
-        if abs(max(via_harness) - max(by_hand)) / max(by_hand) <= 0.05:
+        if abs(max(via_harness) - max(by_hand)) / max(by_hand) <= BAND:
             return
-    pytest.fail("the best harness decode rate differs from the best direct wall clock by more "
-                "than 5%:\n" + "\n".join(seen))
+    pytest.fail(f"the best harness decode rate differs from the best direct wall clock by more "
+                f"than {BAND:.0%}:\n" + "\n".join(seen))
 
 
 def test_nox_lists_one_session_per_cell(repo_env: dict[str, str]) -> None:
