@@ -169,6 +169,13 @@ def test_each_departure_is_the_verdict_that_changes(calibration, tmp_path) -> No
     for departure, expected in DEPARTURES.items():
         changed = {p: runs[departure][p] for p in plain if plain[p] != runs[departure][p]}
         assert changed == expected, (departure, changed)
+    # --compare between two runs of an endpoint names the verdict that changed, and fails
+    from bench.compare import main as compare
+
+    [before], [after] = ((tmp_path / name).glob("*.json") for name in ("plain", "no_models"))
+    report = tmp_path / "ENDPOINT_COMPARE.md"
+    assert compare(["--endpoint", str(before), str(after), "--out", str(report)]) == 1
+    assert "`models_endpoint` (api): pass → fail" in report.read_text()
 
 
 @pytest.fixture(scope="module")
