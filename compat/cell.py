@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from compat.llama_tools import PACKAGE, tools_dir
 from compat.matrix import Cell
 from core.proc import REPO, ToolRun, parse_lock, run_tool, timeout_error
 from core.results import ErrorInfo, Rung, read_rung
@@ -141,8 +142,6 @@ def cell_env(run: CellRun) -> dict[str, str]:
 def llama_tools_of(run: CellRun) -> Path | None:
     """The folder of llama.cpp's tools for the cell's llama-cpp-python: where the cell asks for
     them, or where they were built already (the llama.cpp cells' referees use them then)."""
-    from compat.llama_tools import PACKAGE, tools_dir
-
     lock = run.work / "lock.txt"
     if not lock.is_file():
         return None

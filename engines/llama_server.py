@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -115,8 +116,6 @@ class LlamaServerGenerator(ServerGenerator):
         return body
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
-        from concurrent.futures import ThreadPoolExecutor
-
         def one(ids: list[int]) -> Completion:
             answer = self._call(self.client.post, "//completion", self._native(ids, params, False))
             reason = {"eos": "eos", "word": "stop", "limit": "length"}.get(answer.get("stop_type"),

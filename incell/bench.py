@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
-from core.details import BenchDetail, read
+from core.details import BenchDetail, Referee, read
 from core.results import ErrorInfo, Rung, write_rung
 
 SUITE = Path(__file__).parent / "throughput"
@@ -114,10 +114,10 @@ def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = No
     return out
 
 
-def referee(data: dict, prof):
-    """llama.cpp's own tools on the GGUF a llama.cpp cell loaded (a core.details.Referee), or
-    None: llama-bench at the batch-1 shape the table shows, and where the GGUF is a quantization,
-    llama-perplexity's KL against the float32 GGUF it was made from."""
+def referee(data: dict, prof) -> Referee | None:
+    """llama.cpp's own tools on the GGUF a llama.cpp cell loaded, or None: llama-bench at the
+    batch-1 shape the table shows, and where the GGUF is a quantization, llama-perplexity's KL
+    against the float32 GGUF it was made from."""
     info = next((b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("weights_file")),
                 {})
     if not str(info.get("weights_file", "")).endswith(".gguf"):

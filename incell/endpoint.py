@@ -39,9 +39,11 @@ import httpx
 
 from bench.load import LoadError
 from core.details import ConformanceDetail, EndpointDetail, PropertyResult
+from core.errors import unknown
 from core.proc import REPO
 from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
+from engines import ENGINES
 from engines.endpoint import EXTRA_FIELDS, REFERENCE_ENV, Endpoint, EndpointError, check_url
 from incell.serve_bench import add_load_options, check_loads, sweep
 
@@ -116,9 +118,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def reference_python(engine: str, venv: Path | None) -> Path:
     """The python of a venv where the reference engine runs: --reference-venv, else a cell's."""
-    from core.errors import unknown
-    from engines import ENGINES
-
     local = {e: v for e, v in ENGINES.items() if v.transport == "process"}
     if engine not in local:
         raise EndpointError(unknown("--reference engine", engine, local))

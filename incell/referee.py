@@ -17,20 +17,18 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from core.details import Referee
 from engines import LLAMA_TOOLS_ENV
 
 REPETITIONS = 5
 LIMIT_S = 600
 
 
-def llama_bench(gguf: Path, input_tokens: int, new_tokens: int, threads: int):
-    """llama-bench's prefill and decode tok/s at our shape (a core.details.Referee), or None
-    where it was not built."""
+def llama_bench(gguf: Path, input_tokens: int, new_tokens: int, threads: int) -> Referee | None:
+    """llama-bench's prefill and decode tok/s at our shape, or None where it was not built."""
     tool = Path(os.environ.get(LLAMA_TOOLS_ENV, "")) / "bin" / "llama-bench"
     if not os.environ.get(LLAMA_TOOLS_ENV) or not tool.is_file():
         return None
-    from core.details import Referee
-
     runs = {"prefill": ["-p", str(input_tokens), "-n", "0"],
             "decode": ["-p", "0", "-n", str(new_tokens), "-d", str(input_tokens)]}
     found, commands, commit = {}, [], ""
