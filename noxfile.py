@@ -18,6 +18,8 @@
     nox -s endpoint -- --url http://host:8000/v1 --model NAME [--tokenizer DIR] [--api-key-env VAR]
                             a server someone else runs: the API-surface suite, the engine
                             properties it can be held to, the load sweep (nothing started)
+    nox -s realsize         every generation engine, in each precision, on a real model shape
+    nox -s site             the static site (reports/site/index.html) from the results and history
     nox -s tests            the suite's own tests
 Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
 """
@@ -35,16 +37,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compat import cli, drive, ladder
 from compat import matrix as matrix_mod
 from compat.cell import Options
-from compat.plan import bench_cells, check_pins, real_size_cells
+from compat.plan import bench_cells, check_pins, pick_runs, real_shape_runs
 from compat.reuse import check_force, last_result
 from core.errors import InfermatrixError
 from core.proc import interrupt_on_signals
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
-REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich")
+REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich", "markdown>=3.5")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2", "rich")
+             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2", "rich",
+             "markdown>=3.5", "playwright>=1.50")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -162,8 +165,22 @@ def serve_bench(session: nox.Session) -> None:
     Options after --, as python -m incell.serve_bench takes them: --users 1,2,4,8,16 --rate 1,2
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
     --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
-    results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md)."""
+    results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md).
+    `-- --fixture smollm2-135m-shape` serves a real shape (fixtures/catalog.REAL_SHAPES): built
+    first, its records in results/real-shape/<shape>/serve-bench, shown in THROUGHPUT.md's
+    real-shape section."""
+    from fixtures.catalog import REAL_SHAPES
+
     out = RESULTS / "serve-bench"
+    fixture = next((b for a, b in zip(session.posargs, session.posargs[1:]) if a == "--fixture"), None)
+    if fixture in REAL_SHAPES:
+        from fixtures.ensure import FixtureBuildError, build_fixtures
+
+        out = RESULTS / "real-shape" / fixture / "serve-bench"
+        try:
+            build_fixtures([fixture], limit=1800, log=session.log)
+        except FixtureBuildError as exc:
+            session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
     if session.posargs[:1] == ["--compare"]:
         session.install(*REPORT_DEPS)
         session.run("python", "-m", "bench.compare", "--serving", *session.posargs[1:2], str(out),
@@ -220,6 +237,22 @@ def report(session: nox.Session) -> None:
                 env={"PYTHONPATH": str(ROOT)})
 
 
+@nox.session(venv_backend="uv")
+def site(session: nox.Session) -> None:
+    """The static site from results/ and reports/ (history.jsonl, the pages, the plots), into
+    reports/site/: open reports/site/index.html from disk, or publish it (CI deploys it to Pages).
+
+    nox -s site [-- RESULTS ... --base-url https://OWNER.github.io/REPO]
+    RESULTS: result folders or merged results.json files (default: the committed
+    reports/results.json, what the published reports were made from).
+    """
+    session.install(*REPORT_DEPS)
+    args = session.posargs or [str(ROOT / "reports" / "results.json")]
+    session.run("python", "-m", "reports.site", *args, "--reports", str(ROOT / "reports"),
+                "--out", str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
+                env={"PYTHONPATH": str(ROOT)})
+
+
 ENDPOINT_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "httpx>=0.27", "aiohttp>=3.9",
                  "tokenizers", "jinja2")
 
@@ -251,8 +284,6 @@ def bench(session: nox.Session) -> None:
 
     nox -s bench                          one passing default cell per engine, full profile
     nox -s bench -- transformers-numpy2 --batches 1,4 --input-lengths 128
-    nox -s bench -- --real-size           also the Qwen2-0.5B-shaped fixture (slow on CPU;
-                                          the default where CUDA is present: --no-real-size)
     nox -s bench -- --compare reports/results.json [--metric decode_tokens_per_s]
     """
     try:
@@ -279,32 +310,42 @@ def bench(session: nox.Session) -> None:
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                          log=session.log, options=options, base=last_result(RESULTS, cell.id))
-    cuda = ladder.cuda_available()
-    if args.real_size if args.real_size is not None else cuda:
-        bench_real_size(session, cells, cuda, grid / "real-size")
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE), env=env)
 
 
-def bench_real_size(session: nox.Session, cells: list[matrix_mod.Cell], cuda: bool, out: Path) -> None:
-    """The quick profile on the real-size fixture qwen2-0.5b-shape, where real_size_cells says."""
+@nox.session(venv_backend="uv")
+def realsize(session: nox.Session) -> None:
+    """Every generation engine, in each precision it offers, on a real model shape, then the reports.
+
+    nox -s realsize                               the default shape (SmolLM2-135M's), every engine
+    nox -s realsize -- --shape qwen2-0.5b-shape   Qwen2-0.5B's (about 2 GB at float32)
+    nox -s realsize -- 'llama_cpp-*' --limit-min 5
+    Runs in the venvs `nox` and `nox -s quant` left; where CUDA is present, on the CUDA cells.
+    """
     from fixtures.ensure import FixtureBuildError, build_fixtures
 
-    session.log("building the real-size fixture qwen2-0.5b-shape (about 2 GB, once)")
     try:
-        build_fixtures(["qwen2-0.5b-shape"], limit=1800, log=session.log)
+        args = cli.real_shape_args(session.posargs)
+        runs = pick_runs(real_shape_runs(MATRIX, ladder.cuda_available()), args.cells)
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    session.install(*REPORT_DEPS)
+    session.log(f"building the real shape {args.shape} (once; then cached by content)")
+    try:
+        build_fixtures([args.shape], limit=1800, log=session.log)
     except FixtureBuildError as exc:
         session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
-    targets = real_size_cells(cells, cuda)
-    if not targets:
-        session.log("real size: no benchmarked cell to run it in (CUDA generation cells, or the "
-                    "reference engine's CPU cells); skipped")
-    options = Options(bench_args=("--profile", "quick", "--fixture", "qwen2-0.5b-shape",
-                                  "--rounds", "5", "--warmup", "1"))
-    for real in targets:
-        session.log(f"bench: {real.id} on the real-size fixture qwen2-0.5b-shape")
-        ladder.bench_only(real, venv=ROOT / ".nox" / f"cell-{real.id}", results_dir=out,
-                         log=session.log, base=last_result(RESULTS, real.id), options=options)
+    missing = [r for r in runs if not (ROOT / ".nox" / f"cell-{r.cell.id}").is_dir()]
+    for run in missing:
+        session.log(f"{run.label}: no venv yet; climbing its cell first")
+        ladder.run_cell(run.cell, venv=ROOT / ".nox" / f"cell-{run.cell.id}", results_dir=RESULTS,
+                        log=session.log, options=Options(last_rung="api"))
+    drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS,
+                     out=RESULTS / "real-shape", log=session.log, limit_s=args.limit_min * 60)
+    session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
+                "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE),
+                env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session(python=False)

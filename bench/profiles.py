@@ -2,7 +2,8 @@
 
 `quick` is what every cell of the matrix runs (its bench rung); `full` is the
 grid `nox -s bench` runs: generation at batch 1, 4, 16 x input 32, 128, 512
-tokens, embedding at batch 1, 32, 128 x short and max-length inputs.
+tokens, embedding at batch 1, 32, 128 x short and max-length inputs; `real` is
+what `nox -s realsize` runs on a real shape: batch 1 at 512 tokens, batch 8 at 32.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ class Profile:
     """"short" (a sentence) and/or "max" (longer than the model's max length, truncated)."""
     rounds: int
     warmup: int
+    paired: bool = False
+    """False: every batch at every input length (a grid); True: batches[i] at input_lengths[i]
+    only (the real-shape profile: prefill at 512 tokens, decode at batch 8 on short prompts)."""
+
+    def gen_shapes(self) -> list[tuple[int, int]]:
+        """(batch, input length) of every generation shape the profile measures."""
+        if self.paired:
+            return list(zip(self.batches, self.input_lengths))
+        return [(b, n) for b in self.batches for n in self.input_lengths]
 
     def __post_init__(self) -> None:
         for field in ("batches", "input_lengths", "embed_batches"):
@@ -40,6 +50,9 @@ class Profile:
             raise BenchInputError(f"rounds must be at least 5, got {self.rounds}")
         if self.warmup < 0:
             raise BenchInputError(f"warmup must be >= 0, got {self.warmup}")
+        if self.paired and len(self.batches) != len(self.input_lengths):
+            raise BenchInputError(f"profile {self.name!r} pairs batches with input lengths: give as "
+                                  f"many of each, got {self.batches} and {self.input_lengths}")
         for kind in self.embed_inputs:
             if kind not in EMBED_INPUTS:
                 raise BenchInputError(unknown("embedding input", kind, EMBED_INPUTS))
@@ -59,6 +72,10 @@ PROFILES = {
                      embed_batches=(32,), embed_inputs=("short",), rounds=10, warmup=2),
     "full": Profile("full", batches=(1, 4, 16), input_lengths=(32, 128, 512), new_tokens=32,
                     embed_batches=(1, 32, 128), embed_inputs=("short", "max"), rounds=5, warmup=1),
+    # A real shape (fixtures/catalog.REAL_SHAPES): batch 1 at 512 tokens (prefill cache-cold,
+    # decode after a long prompt) and batch 8 at 32 (decode with a batch); every round is seconds.
+    "real": Profile("real", batches=(1, 8), input_lengths=(512, 32), new_tokens=32,
+                    embed_batches=(32,), embed_inputs=("short",), rounds=5, warmup=1, paired=True),
 }
 
 

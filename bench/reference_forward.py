@@ -1,4 +1,5 @@
-"""A float64 numpy forward pass of the Llama architecture, from a dict of weights in Hugging Face
+"""A float64 numpy forward pass of the Llama architecture (and Qwen2's: q/k/v biases; a tied
+output projection read off the embedding), from a dict of weights in Hugging Face
 names and layout: the reference for the dequantized-weights check. Given the weights a quantized
 engine actually holds (dequantized), it says what those weights compute exactly, so the engine's
 distance from it is its kernels' (activation rounding, a float16 cache, or a bug) and the
@@ -38,9 +39,8 @@ def llama_logits(weights: dict[str, np.ndarray], config: dict, ids: list[int]) -
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = _rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(n, heads, dim).transpose(1, 0, 2)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(n, kv_heads, dim).transpose(1, 0, 2)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(n, kv_heads, dim).transpose(1, 0, 2)
+        q, k, v = (_linear(w, p + f"self_attn.{name}_proj", h).reshape(n, count, dim).transpose(1, 0, 2)
+                   for name, count in (("q", heads), ("k", kv_heads), ("v", kv_heads)))
         q, k = _rope(q, theta), _rope(k, theta)
         k, v = (np.repeat(t, heads // kv_heads, axis=0) for t in (k, v))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(dim) + mask
@@ -52,4 +52,10 @@ def llama_logits(weights: dict[str, np.ndarray], config: dict, ids: list[int]) -
         up = h @ w[p + "mlp.up_proj.weight"].T
         x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
     last = _rms_norm(x[-1], w["model.norm.weight"], eps)
-    return last @ w["lm_head.weight"].T
+    return last @ w.get("lm_head.weight", w["model.embed_tokens.weight"]).T
+
+
+def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
+    """x @ weight.T, plus the bias where the layer has one."""
+    out = x @ w[name + ".weight"].T
+    return out + w[name + ".bias"] if name + ".bias" in w else out

@@ -65,6 +65,8 @@ class Options:
     """Extra incell/bench.py arguments (`nox -s bench` passes --profile full)."""
     force: tuple[str, ...] = field(default=(), metadata=NOT_A_RESULT)
     """Cell id globs that climb again even where an earlier result's inputs match ("*": all)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for the cell's processes (the real-shape run's vLLM on every core)."""
     threads: int | None = field(default=None, metadata=NOT_A_RESULT)
     """OMP/MKL threads for processes inside the cell (None: the engines' defaults). Cells that
     climb side by side get a share each: spinning thread pools would fight over the cores. Not in
@@ -133,6 +135,7 @@ def cell_env(run: CellRun) -> dict[str, str]:
     })
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env |= dict(run.options.env)
     tools = llama_tools_of(run)
     if tools is not None:
         env[LLAMA_TOOLS_ENV] = str(tools)

@@ -185,9 +185,6 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--metric", action="append", default=[],
                         help="with --compare: only this metric (repeatable)")
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    parser.add_argument("--real-size", action=argparse.BooleanOptionalAction, default=None,
-                        help="also the real-size Qwen2-0.5B-shaped fixture (default: on where "
-                             "CUDA is present, off on a CPU machine, where it takes minutes)")
     add_shape_options(parser.add_argument)
     args = parser.parse_args(argv)
     try:
@@ -199,6 +196,25 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     except BenchInputError as exc:
         raise UsageError(str(exc)) from None
     return args
+
+
+def real_shape_args(argv: list[str]) -> argparse.Namespace:
+    """`nox -s realsize -- [CELL-GLOB ...] [--shape NAME] [--limit-min N]`."""
+    from fixtures.catalog import DEFAULT_REAL_SHAPE, REAL_SHAPES
+
+    parser = _Parser(prog="nox -s realsize --",
+                     description="Every generation engine, in each precision it offers, on a real "
+                                 "model shape (seeded random weights, the real vocabulary), one "
+                                 "after another; then reports/THROUGHPUT.md opens with the table. "
+                                 "Shapes: " + "; ".join(f"{k}: {v}" for k, v in REAL_SHAPES.items()))
+    parser.add_argument("cells", nargs="*", metavar="CELL-GLOB",
+                        help="only these runs (globs over cell ids; default: every one)")
+    parser.add_argument("--shape", default=DEFAULT_REAL_SHAPE, choices=list(REAL_SHAPES),
+                        help=f"the real shape (default: {DEFAULT_REAL_SHAPE})")
+    parser.add_argument("--limit-min", type=positive, default=10,
+                        help="minutes one engine may take before it is stopped and shown as timed "
+                             "out (default: 10)")
+    return parser.parse_args(argv)
 
 
 def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:

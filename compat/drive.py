@@ -1,17 +1,21 @@
-"""Many cells: the default run (climb side by side, then bench alone), resolve-only, and the
-servers' load benchmark. Each cell climbs through compat/ladder.py (which also has bench_only)."""
+"""Many cells: the default run (climb side by side, then bench alone), resolve-only, the
+servers' load benchmark, and the real-shape run (every engine and precision on one shape).
+Each cell climbs through compat/ladder.py (which also has bench_only)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed, run_in_cell
-from compat.ladder import climb_bench, finish, new_result, run_cell
+from compat.cell import DEFAULTS, CellRun, Limits, Log, Options, RungFailed, run_in_cell
+from compat.ladder import bench_only, climb_bench, finish, new_result, run_cell
 from compat.matrix import Cell
+from compat.plan import RealShapeRun
+from compat.reuse import last_result
 from core.results import CellResult
 
 
@@ -107,3 +111,38 @@ def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     out = results_dir / f"{cell.id}.json"
     log(f"[{cell.id}] serve-bench -> {out}")
     return out
+
+
+def real_shape(runs: list[RealShapeRun], shape: str, *, venv_root: Path, results_dir: Path,
+               out: Path, log: Log = print, limit_s: float = 600) -> list[CellResult]:
+    """Each run's bench rung on the real shape `shape` (the `real` profile), one after another on
+    a quiet machine, into out/<shape>/[<variant>/]<cell id>.json. A run past `limit_s` is its
+    rung's Timeout, a result like any other; the log shows progress and the time left."""
+    results: list[CellResult] = []
+    started = time.monotonic()
+    for i, one in enumerate(runs):
+        log(progress(i, len(runs), time.monotonic() - started) + f" · {one.label}")
+        options = Options(bench_args=("--profile", "real", "--fixture", shape), env=one.env,
+                          limits=dataclasses.replace(Limits(), bench=limit_s))
+        folder = out / shape / one.variant if one.variant else out / shape
+        result = bench_only(one.cell, venv=venv_root / f"cell-{one.cell.id}", results_dir=folder,
+                            log=log, options=options, base=last_result(results_dir, one.cell.id))
+        failed = result.first_failure
+        log(f"[{one.label}] {failed.error.signature if failed and failed.error else 'measured'}")
+        results.append(result)
+    log(progress(len(runs), len(runs), time.monotonic() - started))
+    return results
+
+
+def progress(done: int, total: int, elapsed: float, width: int = 24) -> str:
+    """A text progress bar with the time left at the mean pace so far, e.g.
+    "[#########---------------] 3/8 · 4 min 10 s · about 6 min 57 s left"."""
+    filled = round(width * done / total) if total else width
+    bar = "#" * filled + "-" * (width - filled)
+    left = f" · about {minutes(elapsed / done * (total - done))} left" if 0 < done < total else ""
+    return f"[{bar}] {done}/{total} · {minutes(elapsed)}{left}"
+
+
+def minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"

@@ -3,14 +3,14 @@ noxfile's sessions follow, kept here where the tests reach it. Stdlib only (the 
 
 from __future__ import annotations
 
+import fnmatch
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from compat.matrix import RELEASES, Cell, Matrix
 from compat.reuse import last_result
-
-REFERENCE_ENGINE = "transformers"
-"""The engine the parity references come from (fixtures/parity.py): on a CPU-only machine the
-real-size shape is measured in its cells."""
+from core.errors import MatrixError, unknown
 
 
 def check_pins(cells: list[Cell]) -> None:
@@ -35,9 +35,65 @@ def bench_cells(matrix: Matrix, results_dir: Path) -> list[Cell]:
     return list(chosen.values())
 
 
-def real_size_cells(cells: list[Cell], cuda: bool) -> list[Cell]:
-    """Where the real-size shape runs, among the benchmarked cells: the CUDA generation cells
-    where CUDA is present, else the reference engine's CPU cells."""
+REAL_SHAPE_LEFT_OUT = {
+    ("llama_cpp", "q4_0"): "llama.cpp's 4-bit row is Q4_K_M, what users pick; Q4_0 is on the "
+                           "quantization page",
+    ("ctranslate2", "int8_float32"): "CTranslate2's 8-bit row is int8; int8_float32 is on the "
+                                     "quantization page",
+    ("transformers", "llm_int8"): "bitsandbytes on the CPU is 5-6x slower than float32 (the "
+                                  "quantization page)",
+    ("transformers", "nf4"): "bitsandbytes on the CPU is slower than float32 (the quantization page)",
+}
+"""(engine, quantization) of the quant selection the real-shape run leaves to the quantization
+page, and why."""
+
+ALL_CORES = "all-cores"
+
+
+@dataclass(frozen=True)
+class RealShapeRun:
+    """One cell on a real shape: `variant` names a second run of the same cell with `env`."""
+
+    cell: Cell
+    variant: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.cell.id} ({self.variant})" if self.variant else self.cell.id
+
+
+def real_shape_runs(matrix: Matrix, cuda: bool, cores: int | None = None) -> list[RealShapeRun]:
+    """Every generation engine on a real shape, in each precision the quant selection offers it
+    (but REAL_SHAPE_LEFT_OUT), plus one cell of each default-selection generation engine that
+    has no quant cells; vLLM on the CPU also on every core (its default keeps one in reserve).
+    With CUDA present: the CUDA generation cells of the quant selection."""
+    quant = [c for c in matrix.selected("quant") if c.engine.kind == "generation"]
     if cuda:
-        return [c for c in cells if c.device == "cuda" and c.engine.kind == "generation"]
-    return [c for c in cells if c.device == "cpu" and c.engine.id == REFERENCE_ENGINE]
+        return [RealShapeRun(c) for c in quant if c.device == "cuda"]
+    runs = [RealShapeRun(c) for c in quant
+            if c.device == "cpu" and (c.engine.id, dict(c.axes).get("quant")) not in REAL_SHAPE_LEFT_OUT]
+    covered = {c.engine.id for c in quant}
+    others: dict[str, Cell] = {}
+    for cell in matrix.selected("default"):
+        if cell.engine.kind == "generation" and cell.device == "cpu" and cell.engine.id not in covered:
+            others[cell.engine.id] = cell  # the last by matrix order (numpy 2 where it has one)
+    runs += [RealShapeRun(c) for c in others.values()]
+    last = (cores or os.cpu_count() or 1) - 1
+    every_core = (("VLLM_CPU_OMP_THREADS_BIND", f"0-{last}" if last else "0"),
+                  ("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"))
+    runs += [RealShapeRun(r.cell, ALL_CORES, every_core) for r in list(runs)
+             if r.cell.engine.id == "vllm" and dict(r.cell.axes).get("quant") == "none"]
+    return runs
+
+
+def pick_runs(runs: list[RealShapeRun], patterns: list[str]) -> list[RealShapeRun]:
+    """The runs whose cell id matches any glob (all when none); a glob that matches none is
+    refused, naming the cell ids it could have meant."""
+    if not patterns:
+        return runs
+    ids = list(dict.fromkeys(r.cell.id for r in runs))
+    for pattern in patterns:
+        if not fnmatch.filter(ids, pattern):
+            raise MatrixError(unknown("cell of the real-shape run", pattern, ids))
+    return [r for r in runs if any(fnmatch.fnmatch(r.cell.id, p) for p in patterns)]

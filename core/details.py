@@ -246,6 +246,32 @@ class Referee:
 
 
 @dataclass
+class Conversion:
+    """One conversion the engine loaded (fixtures/convert.py's cache entry): what it cost once."""
+
+    converter: str
+    seconds: float | None
+    """Seconds the conversion took when it was made (None: made before this was recorded)."""
+    bytes: int
+    """Its files' size on disk."""
+
+
+@dataclass
+class WeightsFacts:
+    """What the timed engine loaded, and what loading cost."""
+
+    bytes: int | None = None
+    """The weights' size in the engine's own format, where its adapter knows it."""
+    note: str = ""
+    """The format in a line where the adapter knows more (llama.cpp's tensor types, fallbacks
+    and bits per weight)."""
+    load_s: float | None = None
+    """load()'s seconds in the bench process: import of the weights, and any conversion not
+    made before (then listed with its own seconds)."""
+    conversions: list[Conversion] = field(default_factory=list)
+
+
+@dataclass
 class BenchDetail:
     """bench: every metric with its samples, memory, threads and the roofline."""
 
@@ -261,6 +287,7 @@ class BenchDetail:
     pytest_benchmark: dict[str, Any] = field(default_factory=dict)
     referee: Referee | None = None
     """The engine's own benchmark tool at the same shape, where it has one built (llama-bench)."""
+    weights: WeightsFacts | None = None
     prefix_cache: dict[str, str] = field(default_factory=dict)
     """The engine's prefix cache (engines.base.Engine.prefix_cache): {"state": "none" | "switch"
     | "no switch", "switch": how it is turned off}. The figures are timed with it off where it

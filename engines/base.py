@@ -75,6 +75,10 @@ class Engine(abc.ABC):
     weights_bytes: int | None = None
     """The size on disk of the weights the engine loaded, where its adapter knows it (set by
     `_load`; the quantization report shows it)."""
+    weights_note: str = ""
+    """One line on the format the engine loaded where its adapter knows more than a size: the
+    tensor types a quantizer wrote, the matrices that fell back, the bits per weight (the
+    throughput report shows it beside the figures)."""
     weights_file: Path | None = None
     """The one file the engine loaded its weights from, where it loads one (a GGUF): the engine's
     own tools can run on the same file (set by `_load`)."""

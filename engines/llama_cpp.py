@@ -37,8 +37,10 @@ from engines.base import (
 from engines.gguf_files import (
     GGUF_NAME,
     LORA_GGUF_NAME,
+    TYPES_FILE,
     converter_version,
     dequantized_weights,
+    describe_types,
     quantize_gguf,
     threads,
     write_gguf,
@@ -84,10 +86,12 @@ class LlamaCppGenerator(Generator):
         if self.quantization != "none":
             source = self.unquantized_file = folder / GGUF_NAME
             folder = converted(model_dir, f"gguf-{self.quantization}",
-                               f"{converter_version()} llama-cpp-python "
+                               f"{converter_version()} {TYPES_FILE} llama-cpp-python "
                                f"{importlib.metadata.version('llama-cpp-python')}",
                                lambda _src, out: quantize_gguf(source, out, self.quantization))
         self.weights_bytes = (folder / GGUF_NAME).stat().st_size
+        if (folder / TYPES_FILE).is_file():
+            self.weights_note = describe_types(json.loads((folder / TYPES_FILE).read_text("utf-8")))
         self.weights_file = folder / GGUF_NAME
         self._gguf = folder / GGUF_NAME
         self._config = config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))

@@ -1,8 +1,9 @@
 """4-bit weight-only checkpoints of a Llama fixture, AWQ's and GPTQ's formats, written with
 numpy and safetensors, and read back.
 
-Both as vLLM loads them (`quantization_config.quant_method`), 4 bits in groups of 128 inputs,
-for each linear layer of each block; the rest is float16:
+Both as vLLM loads them (`quantization_config.quant_method`), 4 bits in groups of 128 inputs
+(64 where the model's sizes are not multiples of 128: SmolLM2-135M's 576), for each linear
+layer of each block; the rest is float16:
 - "awq" (AutoAWQ's GEMM format): `qweight` (in × out/8 int32, eight values per word in AWQ's
   order 0 2 4 6 1 3 5 7), `qzeros` (in/128 × out/8, packed alike; asymmetric) and `scales`
   (in/128 × out, float16).
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 GROUP, BITS, LEVELS = 128, 4, 15
+GROUPS = (128, 64)  # the largest that divides every input size is taken
 FORMATS = ("awq", "gptq")
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 """Which of eight consecutive output columns each nibble of an AWQ word holds, lowest first."""
@@ -54,11 +56,22 @@ def unpack(words: np.ndarray, order: tuple[int, ...] = AWQ_ORDER) -> np.ndarray:
     return out.reshape(raw.shape[0], -1).astype(np.int64)
 
 
-def quantize(weight: np.ndarray, method: str = "awq") -> dict[str, np.ndarray]:
-    """One linear layer's (out × in) weight in `method`'s tensors."""
+def group_size(config: dict) -> int:
+    """The group of inputs one scale covers: the largest of GROUPS that divides the hidden and
+    intermediate sizes (every linear layer's input is one of them)."""
+    for size in GROUPS:
+        if config["hidden_size"] % size == 0 and config["intermediate_size"] % size == 0:
+            return size
+    raise ValueError(f"4-bit groups of {' or '.join(map(str, GROUPS))} inputs need sizes that are "
+                     f"multiples of one of them, not hidden {config['hidden_size']} and "
+                     f"intermediate {config['intermediate_size']}")
+
+
+def quantize(weight: np.ndarray, method: str = "awq", group: int = GROUP) -> dict[str, np.ndarray]:
+    """One linear layer's (out × in) weight in `method`'s tensors, `group` inputs per scale."""
     columns = weight.T.astype(np.float64)  # (in, out): both formats store the input dimension first
     inputs, outputs = columns.shape
-    groups = columns.reshape(inputs // GROUP, GROUP, outputs)
+    groups = columns.reshape(inputs // group, group, outputs)
     low, high = groups.min(axis=1), groups.max(axis=1)
     if method == "gptq":  # symmetric: the zero point fixed at 8
         high = np.maximum(np.abs(low), high)
@@ -73,16 +86,18 @@ def quantize(weight: np.ndarray, method: str = "awq") -> dict[str, np.ndarray]:
         return {"qweight": pack(values), "qzeros": pack(zeros.astype(np.int64)), "scales": scales}
     return {"qweight": pack(values.T, SEQUENTIAL).T.copy(), "scales": scales,
             "qzeros": pack(zeros.astype(np.int64) - 1, SEQUENTIAL),
-            "g_idx": (np.arange(inputs) // GROUP).astype(np.int32)}
+            "g_idx": (np.arange(inputs) // group).astype(np.int32)}
 
 
 def write_checkpoint(model_dir: Path, out: Path, method: str) -> None:
-    """`model_dir` (a Hugging Face Llama folder) as a `method` ("awq" or "gptq") checkpoint."""
+    """`model_dir` (a Hugging Face Llama or Qwen2 folder) as a `method` ("awq" or "gptq")
+    checkpoint."""
     from safetensors.numpy import load_file, save_file
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    if config.get("model_type") != "llama" or config["hidden_size"] % GROUP:
-        raise ValueError(f"the {method} writer needs a Llama whose sizes are multiples of {GROUP}")
+    if config.get("model_type") not in ("llama", "qwen2"):
+        raise ValueError(f"the {method} writer handles Llama and Qwen2, not {config.get('model_type')!r}")
+    group = group_size(config)
     for path in model_dir.iterdir():
         if path.is_file() and path.name not in (WEIGHTS, "config.json"):
             shutil.copy2(path, out / path.name)
@@ -90,14 +105,14 @@ def write_checkpoint(model_dir: Path, out: Path, method: str) -> None:
     for name, array in load_file(str(model_dir / WEIGHTS)).items():
         if name.startswith("model.layers.") and name.endswith("_proj.weight"):
             stem = name.removesuffix(".weight")
-            tensors |= {f"{stem}.{part}": v for part, v in quantize(array, method).items()}
+            tensors |= {f"{stem}.{part}": v for part, v in quantize(array, method, group).items()}
         else:
             tensors[name] = array.astype(np.float16)
     save_file(tensors, str(out / WEIGHTS))
     settings = {"zero_point": True, "version": "gemm"} if method == "awq" else \
         {"sym": True, "desc_act": False, "checkpoint_format": "gptq"}
     config |= {"torch_dtype": "float16", "quantization_config": {
-        "quant_method": method, "bits": BITS, "group_size": GROUP, **settings}}
+        "quant_method": method, "bits": BITS, "group_size": group, **settings}}
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 

@@ -158,6 +158,8 @@ def run(args: argparse.Namespace) -> BenchDetail:
         "metrics": metrics,
         "prefix_cache": next((b["extra_info"]["prefix_cache"] for b in data["benchmarks"]
                               if "prefix_cache" in b["extra_info"]), {}),
+        "weights": next((b["extra_info"]["weights"] for b in data["benchmarks"]
+                         if "weights" in b["extra_info"]), None),
         **({"referee": judge} if (judge := referee(data, prof)) else {}),
         "roofline": roofline(metrics, locate(args.fixture), next(
             (b["extra_info"]["weights_bytes"] for b in data["benchmarks"]
@@ -166,7 +168,12 @@ def run(args: argparse.Namespace) -> BenchDetail:
                              if b["name"] not in NOT_THE_ENGINES_PEAK
                              and "peak_rss_mib" in b["extra_info"]), default=None),
         "peak_gpu_mib": gpu_peak_mib(),
-        "threads": {"cpu_count": os.cpu_count(), **{k: os.environ.get(k) for k in THREAD_VARS}},
+        "threads": {"cpu_count": os.cpu_count(), **{k: os.environ.get(k) for k in THREAD_VARS},
+                    # CPU seconds over wall seconds of the engine's process tree while a shape
+                    # ran: the cores it really kept busy (vLLM's default leaves one idle)
+                    "cores_busy": {k: v for b in data["benchmarks"]
+                                   for k, v in b["extra_info"].get("cores_busy", {}).items()},
+                    **{k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_")}},
         "rounds": args.rounds or prof.rounds,
         "warmup": args.warmup if args.warmup is not None else prof.warmup,
         "pytest_benchmark": {"version": data.get("version"), "machine_info": data.get("machine_info")},

@@ -76,4 +76,7 @@ def headline(results: list[CellResult], changed: dict[str, Any], out: Path,
             parts.append(Text(f"  … and {len(bullets) - 12} more (COMPATIBILITY.md)"))
     pages = sorted(p.name for p in Path(out).glob("*.md"))
     parts.append(Text(f"Pages in {out}/: {', '.join(pages)}"))
+    index = Path(out) / "site" / "index.html"
+    parts.append(Text(f"Site: {index.resolve().as_uri()}" if index.is_file()
+                      else f"Site: `nox -s site` builds {index}"))
     return Panel(Group(*parts), title="infermatrix", expand=False)

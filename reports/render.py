@@ -25,11 +25,15 @@ from reports.compatibility import bisections, compatibility, foreign
 from reports.conformance import conformance_of, conformance_page
 from reports.engines import engines_page
 from reports.headline import headline
+from reports.history import HISTORY
+from reports.history import append as append_history
+from reports.history import entries as history_entries
 from reports.load import load_plot, load_records
 from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.quantization import plot as quantization_plot
 from reports.quantization import quantization_of, quantization_page
 from reports.readme import update as update_readme
+from reports.real_shape import load_real_shapes, load_serving, pareto_plot, real_shape_section
 from reports.serving import checked, serving_page
 from reports.throughput import bench_of, throughput
 from reports.watch import previous_run, watch
@@ -69,16 +73,25 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
         plotted = quantization_plot(results, out / "quantization.png")
         write_atomic(out / "QUANTIZATION.md", quantization_page(results, problems, plotted))
     grid = load_grid(grid_dir) if grid_dir is not None else []
-    if any(bench_of(r) for r in [*results, *grid]):
+    shapes = Path(result_dirs[0]) / "real-shape" if result_dirs else None
+    real, unreadable = load_real_shapes(shapes) if shapes else ([], [])
+    real_serving = load_serving(shapes) if shapes and shapes.is_dir() else []
+    problems += unreadable
+    if any(bench_of(r) for r in [*results, *grid]) or real:
         drawn = [(file, alt) for file, alt, draw, source in (
             ("throughput.png", "Medians with min-max whiskers, per cell", throughput_plot, results),
             ("latency.png", "Inter-token latency and TTFT distributions", latency_plot, results),
             ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
         ) if draw(source, out / file)]
-        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn))
+        pareto = "real-shape.png" if pareto_plot(real, out / "real-shape.png") else None
+        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn,
+                                                       opening=real_shape_section(real, pareto,
+                                                                                  real_serving)))
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     merged = {"cells": [to_json(r) for r in results], "unreadable": problems,
-              "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "watch": changed}
+              "generated": generated, "watch": changed}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    append_history(out / HISTORY, history_entries(results, matrix, generated))
     return results
 
 

@@ -309,8 +309,17 @@ def method_section(results: list[CellResult]) -> list[str]:
 
 
 def throughput(results: list[CellResult], problems: list[str], *, grid: list[CellResult] = (),
-               plots: list[tuple[str, str]] = ()) -> str:
+               plots: list[tuple[str, str]] = (), opening: list[str] = ()) -> str:
+    """The page: `opening` first (the real-shape tables, reports/real_shape.py), then the matrix
+    cells' figures, labelled overhead-bound where the weights sit in the cache."""
     lines = header("Throughput", results, problems)
+    lines += opening
+    if opening:
+        lines += ["## The matrix's cells: small fixtures, overhead-bound", "",
+                  "Below: every matrix cell's bench rung on its tiny fixture (small-llama: 12.5 MiB "
+                  "of weights, inside the CPU's last-level cache). A decode step there costs the "
+                  "engine's per-step overhead, not memory traffic: these rankings say how light an "
+                  "engine's loop is, not how fast it runs a real model (the tables above).", ""]
     lines += [f"![{alt}]({name})" for name, alt in plots]
     lines += [""] if plots else []
     lines += cells_section(results)

@@ -123,7 +123,29 @@ def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() 
     assert prefix_cache(switched).endswith("⚠️ still hit with it off: a repeat 2 ms vs 50 ms fresh")
 
 
-def test_real_size_is_on_off_or_left_to_the_machine() -> None:
-    assert bench_args([]).real_size is None  # the bench session: on where CUDA is present
-    assert bench_args(["--real-size"]).real_size is True
-    assert bench_args(["--no-real-size"]).real_size is False
+def test_the_real_shape_session_names_a_bad_shape_and_its_valid_ones() -> None:
+    from compat.cli import real_shape_args
+    from fixtures.catalog import DEFAULT_REAL_SHAPE
+
+    assert real_shape_args([]).shape == DEFAULT_REAL_SHAPE
+    assert real_shape_args(["--shape", "qwen2-0.5b-shape", "llama_cpp-*"]).cells == ["llama_cpp-*"]
+    with pytest.raises(UsageError, match=r"qwen3.*smollm2-135m-shape"):
+        real_shape_args(["--shape", "qwen3"])
+    with pytest.raises(UsageError, match="--limit-min"):
+        real_shape_args(["--limit-min", "0"])
+
+
+def test_the_real_profile_pairs_its_shapes() -> None:
+    real = PROFILES["real"]
+    assert real.gen_shapes() == [(1, 512), (8, 32)]
+    assert PROFILES["full"].gen_shapes()[:2] == [(1, 32), (1, 128)]
+    with pytest.raises(BenchInputError, match="pairs batches"):
+        profile("real", batches=(1, 4, 16))
+
+
+def test_progress_shows_the_time_left_at_the_pace_so_far() -> None:
+    from compat.drive import progress
+
+    assert progress(0, 4, 0) == "[------------------------] 0/4 · 0 s"
+    assert progress(1, 4, 90) == "[######------------------] 1/4 · 1 min 30 s · about 4 min 30 s left"
+    assert progress(4, 4, 600).startswith("[########################] 4/4 · 10 min 0 s")

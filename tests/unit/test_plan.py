@@ -1,10 +1,13 @@
-"""compat/plan.py: which cells `nox -s bench` measures, and where the real-size shape runs."""
+"""compat/plan.py: which cells `nox -s bench` measures, and what the real-shape run runs."""
 
 from __future__ import annotations
 
+import pytest
+
 from compat.ladder import describe
 from compat.matrix import load
-from compat.plan import bench_cells, real_size_cells
+from compat.plan import ALL_CORES, REAL_SHAPE_LEFT_OUT, bench_cells, pick_runs, real_shape_runs
+from core.errors import MatrixError
 from core.results import RUNGS, CellResult, Rung, machine_info, save
 
 
@@ -24,12 +27,33 @@ def test_bench_measures_each_engines_last_cell_that_passed_every_rung(tmp_path) 
     assert bench_cells(matrix, tmp_path / "none") == []
 
 
-def test_the_real_size_shape_runs_on_cuda_cells_else_the_reference_engines() -> None:
-    cells = [c for c in load().cells
-             if c.id in ("transformers-numpy2", "llama_cpp-numpy2") or c.device == "cuda"]
-    assert {c.id for c in real_size_cells(cells, cuda=False)} == {"transformers-numpy2"}
-    on_gpu = real_size_cells(cells, cuda=True)
-    assert on_gpu and all(c.device == "cuda" and c.engine.kind == "generation" for c in on_gpu)
+def test_the_real_shape_runs_every_generation_engine_in_each_precision() -> None:
+    matrix = load()
+    runs = real_shape_runs(matrix, cuda=False, cores=4)
+    labels = [r.label for r in runs]
+    assert len(labels) == len(set(labels)), labels
+    engines = {r.cell.engine.id for r in runs}
+    generation = {c.engine.id for c in matrix.selected("default") if c.engine.kind == "generation"}
+    assert generation | {"vllm"} <= engines  # every default generation engine, and vLLM
+    assert all(r.cell.device == "cpu" and r.cell.engine.kind == "generation" for r in runs)
+    precisions = {(r.cell.engine.id, dict(r.cell.axes).get("quant")) for r in runs}
+    assert {("llama_cpp", q) for q in ("none", "f16", "q8_0", "q4_k_m")} <= precisions
+    assert not precisions & set(REAL_SHAPE_LEFT_OUT)
+    every_core = [r for r in runs if r.variant == ALL_CORES]
+    assert [r.cell.id for r in every_core] == ["vllm-quantnone"]
+    assert dict(every_core[0].env) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3",
+                                       "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    on_gpu = real_shape_runs(matrix, cuda=True)
+    assert on_gpu and all(r.cell.device == "cuda" for r in on_gpu)
+
+
+def test_a_real_shape_run_is_chosen_by_glob_and_a_glob_matching_none_is_named() -> None:
+    runs = real_shape_runs(load(), cuda=False)
+    assert {r.cell.id for r in pick_runs(runs, ["llama_cpp-*"])} == {
+        "llama_cpp-quantnone", "llama_cpp-quantf16", "llama_cpp-quantq8_0", "llama_cpp-quantq4_k_m"}
+    assert pick_runs(runs, []) == runs
+    with pytest.raises(MatrixError, match=r"lama_cpp-.*llama_cpp-quantnone"):
+        pick_runs(runs, ["lama_cpp-*"])
 
 
 def test_one_cell_per_wheel_builds_first_and_the_others_that_need_it_climb_last() -> None:

@@ -310,3 +310,63 @@ def test_the_run_ends_with_its_headline(tmp_path) -> None:
     assert "3 undeclared failure(s)" in text and "ModuleNotFoundError: optimum.bt" in text
     assert "Since the run of 2026-11-30T00:00:00+00:00: 1 change(s)" in text
     assert "emb_a-numpy1 broke: fails at import" in text and "COMPATIBILITY.md" in text
+
+
+def gen_metric(name: str, unit: str, batch: int, samples: list[float]) -> dict:
+    return {"name": name, "unit": unit, "better": "higher" if unit.endswith("/s") else "lower",
+            "params": {"batch": batch, "input_tokens": 512 if batch == 1 else 32, "new_tokens": 32},
+            "samples": samples, "stats": summarize(samples)}
+
+
+def shape_bench(decode: float, bytes_: int, note: str = "") -> dict:
+    return {"fixture": "smollm2-135m-shape", "profile": "real", "peak_rss_mib": 900.0,
+            "threads": {"cores_busy": {"batch1-in512": 1.9, "batch8-in32": 2.0}},
+            "weights": {"bytes": bytes_, "note": note, "load_s": 2.5,
+                        "conversions": [{"converter": "gguf", "seconds": 1.2, "bytes": bytes_}]},
+            "roofline": {"weight_bytes_per_token": bytes_, "bandwidth_gb_s": 25.0,
+                         "last_level_cache_bytes": 32 * 2**20,
+                         "decode_batch1": [{"input_tokens": 512, "decode_tokens_per_s": decode,
+                                            "bound_tokens_per_s": 25e9 / bytes_,
+                                            "fraction": bytes_ * decode / 25e9}]},
+            "metrics": [gen_metric("decode_tokens_per_s", "tok/s", 1, [decode] * 5),
+                        gen_metric("decode_tokens_per_s", "tok/s", 8, [decode * 3] * 5),
+                        gen_metric("prefill_tokens_per_s", "tok/s", 1, [300.0] * 5),
+                        gen_metric("ttft_s", "s", 1, [1.5, 1.6, 1.5, 1.5, 1.7]),
+                        gen_metric("tpot_s", "s", 1, [1 / decode] * 5)]}
+
+
+def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_path) -> None:
+    """Rows sorted by batch-1 decode, a run that timed out shown with its minutes, MBU held to
+    the measured bandwidth, the plot's front: no row both smaller and faster."""
+    from reports.real_shape import pareto
+
+    shape = tmp_path / "r" / "real-shape" / "smollm2-135m-shape"
+    runs = {"llama_cpp-quantnone": shape_bench(34.0, 539_000_000),
+            "llama_cpp-quantq4_k_m": shape_bench(60.0, 120_000_000, "Q4_K ×120 (fell back)"),
+            "transformers-quantnone": shape_bench(15.0, 539_000_000)}
+    for cid, bench in runs.items():
+        engine, _, env = cid.partition("-")
+        rungs = [Rung("resolve", "pass", 1.0), Rung("bench", "pass", 60.0, detail=bench)]
+        write_atomic(shape / f"{cid}.json", cell(engine, env, "generation", rungs,
+                                                  axes={"quant": env.removeprefix("quant")}).to_json())
+    slow = ErrorInfo("Timeout", "bench ran past 600 s", "Timeout: bench > 600s", "")
+    write_atomic(shape / "all-cores" / "vllm-quantnone.json", cell(
+        "vllm", "quantnone", "generation",
+        [Rung("resolve", "pass", 1.0), Rung("bench", "fail", 600.0, error=slow)],
+        axes={"quant": "none"}).to_json())
+    write_atomic(tmp_path / "r" / "a.json", cell("emb", "numpy2", "embedding", passing(
+        {"fixture": "all-minilm-l6-v2", "metrics": [metric([100.0, 101.0, 99.0])]})).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    text = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+    opening = text[text.index("## On a real shape"):text.index("## The matrix's cells")]
+    rows = [line for line in opening.splitlines() if line.startswith("| `")]
+    speed = rows[:4]
+    assert [r.split("|")[2].strip() for r in speed] == ["Q4_K_M", "unquantized", "unquantized",
+                                                         "unquantized"], speed
+    assert "`llama_cpp`" in speed[0] and "`transformers`" in speed[2]
+    assert "➖ timed out after 10 min" in speed[3] and "every core" in speed[3]
+    assert "Fastest batch-1 decode: `llama_cpp` Q4_K_M, 60.0 tok/s" in opening
+    assert "34.0" in speed[1] and "73.3%" in speed[1]  # 539 MB x 34 tok/s over 25 GB/s
+    assert "Q4_K ×120 (fell back)" in opening and "gguf 1 s" in opening
+    assert (tmp_path / "out" / "real-shape.png").read_bytes()[:4] == b"\x89PNG"
+    assert pareto([(539.0, 34.0), (120.0, 60.0), (539.0, 15.0), (50.0, 10.0)]) == [3, 1]

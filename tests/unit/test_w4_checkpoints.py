@@ -38,3 +38,18 @@ def test_each_weight_is_within_half_a_step_of_its_group_after_the_round_trip(met
     back = ((values - zeros) * step).T
     # half a step, and the float16 scale's rounding (2^-11 of it) over up to 8 steps from zero
     assert np.all(np.abs(back - weight) <= step.T * (0.5 + 8 * 2**-11))
+
+
+def test_a_real_shape_not_a_multiple_of_128_is_grouped_by_64() -> None:
+    """SmolLM2-135M's hidden size (576) is 4.5 groups of 128: its checkpoints take groups of 64,
+    which vLLM's 4-bit kernels take too; a size no group divides is refused, naming the sizes."""
+    from engines.w4_checkpoints import group_size
+
+    assert group_size({"hidden_size": 256, "intermediate_size": 768}) == 128
+    assert group_size({"hidden_size": 576, "intermediate_size": 1536}) == 64
+    with pytest.raises(ValueError, match="hidden 100 and intermediate 300"):
+        group_size({"hidden_size": 100, "intermediate_size": 300})
+    weight = np.random.default_rng(0).normal(size=(8, 192)).astype(np.float32)
+    for method in ("awq", "gptq"):
+        tensors = quantize(weight, method, 64)
+        assert tensors["scales"].shape == (3, 8)

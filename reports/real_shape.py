@@ -1,0 +1,262 @@
+"""The real-shape tables at the top of THROUGHPUT.md (`nox -s realsize`): every generation engine,
+in each precision it offers, on one real model shape, sorted by decode tok/s at batch 1; what
+each costs (weights on disk, peak memory, load and conversion time); and a plot of speed
+against memory with its Pareto front.
+
+Read from results/real-shape/<shape>/[<variant>/]<cell id>.json (compat/drive.real_shape).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.details import BenchDetail, MetricRecord
+from core.results import CellResult, load_results
+from reports.markdown import CAVEAT, engine_label, table
+from reports.throughput import bench_of, fmt, held_to_limit, ratio_text, resident
+
+PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
+              "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
+              "int4": "int4", "awq": "AWQ 4-bit", "gptq": "GPTQ 4-bit", "llm_int8": "LLM.int8()",
+              "nf4": "NF4"}
+VARIANTS = {"all-cores": "every core"}
+
+
+@dataclass(frozen=True)
+class ShapeRun:
+    """One cell's bench rung on a real shape; `variant` names a second run of the same cell."""
+
+    shape: str
+    variant: str
+    result: CellResult
+
+    @property
+    def detail(self) -> BenchDetail | None:
+        return bench_of(self.result)
+
+    @property
+    def precision(self) -> str:
+        quant = self.result.cell.axes.get("quant")
+        return PRECISIONS.get(quant, quant) if quant else "as shipped"
+
+    @property
+    def engine(self) -> str:
+        label = engine_label(self.result)
+        return f"{label}, {VARIANTS.get(self.variant, self.variant)}" if self.variant else label
+
+    def metric(self, name: str, batch: int) -> MetricRecord | None:
+        return self.detail.find(name, batch=batch) if self.detail else None
+
+    def median(self, name: str, batch: int) -> float | None:
+        found = self.metric(name, batch)
+        return found.stats.median if found else None
+
+
+def load_serving(folder: Path) -> list:
+    """The load-sweep records of every real shape (results/real-shape/<shape>/serve-bench)."""
+    from reports.load import load_records
+
+    return [r for shape_dir in sorted(folder.glob("*/serve-bench")) for r in load_records(shape_dir)]
+
+
+def load_real_shapes(folder: Path) -> tuple[list[ShapeRun], list[str]]:
+    """Every real-shape result under `folder`, and the files that could not be read."""
+    runs: list[ShapeRun] = []
+    problems: list[str] = []
+    if not folder.is_dir():
+        return runs, problems
+    for shape_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(shape_dir.rglob("*.json")):
+            if "serve-bench" in path.relative_to(shape_dir).parts:
+                continue
+            results, bad = load_results([path])
+            problems += bad
+            variant = "" if path.parent == shape_dir else path.parent.name
+            runs += [ShapeRun(shape_dir.name, variant, r) for r in results]
+    return runs, problems
+
+
+def mib(value: float | None) -> str:
+    return f"{value / 2**20:,.0f} MiB" if value else "–"
+
+
+def why_not(run: ShapeRun) -> str:
+    """A run without figures: its first failing rung's signature, a timeout in minutes."""
+    failed = run.result.first_failure
+    if failed is None or failed.error is None:
+        return "no figures"
+    if failed.error.type == "Timeout":
+        return f"➖ timed out after {failed.duration_s / 60:.0f} min"
+    return f"❌ {failed.name}: {failed.error.signature}"
+
+
+def p50_p99(metric: MetricRecord | None) -> str:
+    if metric is None:
+        return "–"
+    return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}"
+
+
+def mbu(run: ShapeRun) -> str:
+    roof = run.detail.roofline if run.detail else None
+    rows = roof.decode_batch1 if roof else []
+    if not rows:
+        return "–"
+    if resident(roof):
+        return "cache-resident"
+    return held_to_limit(rows[0].fraction, "DRAM bandwidth")
+
+
+def cores(run: ShapeRun) -> str:
+    busy = run.detail.threads.get("cores_busy", {}) if run.detail else {}
+    return " / ".join(f"{v:.1f}" for v in busy.values()) if busy else "–"
+
+
+def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
+    rows = []
+    for run in runs:
+        if run.detail is None or run.metric("decode_tokens_per_s", 1) is None:
+            rows.append([run.engine, run.precision, why_not(run) if run.detail is None else
+                         "no figures: the engine takes no prompt as token ids", *["–"] * 8])
+            continue
+        decode1, decode8 = run.median("decode_tokens_per_s", 1), run.median("decode_tokens_per_s", 8)
+        ref = run.detail.referee
+        rows.append([
+            run.engine, run.precision, f"{decode1:,.1f}",
+            f"{decode8:,.1f}" if decode8 else "–",
+            f"{run.median('prefill_tokens_per_s', 1):,.0f}",
+            p50_p99(run.metric("ttft_s", 1)), p50_p99(run.metric("tpot_s", 1)),
+            p50_p99(run.detail.find("itl_s")), mbu(run), cores(run),
+            (f"{ref.prefill_tokens_per_s:,.0f} / {ref.decode_tokens_per_s:,.1f} "
+             f"({ratio_text(run.median('prefill_tokens_per_s', 1), ref.prefill_tokens_per_s)} / "
+             f"{ratio_text(decode1, ref.decode_tokens_per_s)})") if ref else "–"])
+    return rows
+
+
+def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
+    rows = []
+    for run in runs:
+        d = run.detail
+        facts = d.weights if d else None
+        made = [c for c in (facts.conversions if facts else []) if c.seconds is not None]
+        kl = d.referee.kl if d and d.referee and d.referee.kl else None
+        rows.append([
+            run.engine, run.precision, mib(facts.bytes if facts else None),
+            f"{d.peak_rss_mib:,.0f} MiB" if d and d.peak_rss_mib else "–",
+            f"{facts.load_s:.1f} s" if facts and facts.load_s is not None else "–",
+            ", ".join(f"{c.converter} {c.seconds:.0f} s ({mib(c.bytes)})" for c in made) or "–",
+            (f"KL mean {kl['kl_mean']:.3g} ± {kl['kl_pm']:.2g}, top-1 {kl['top1_agreement']:.1%}"
+             if kl and "kl_mean" in kl else "–"),
+            facts.note if facts and facts.note else ""])
+    return rows
+
+
+def ordered(runs: list[ShapeRun]) -> list[ShapeRun]:
+    """Fastest decode at batch 1 first; runs without figures last, by name."""
+    return sorted(runs, key=lambda r: (-(r.median("decode_tokens_per_s", 1) or -1), r.engine,
+                                       r.precision))
+
+
+def serving_lines(records: list, shape: str) -> list[str]:
+    """The load sweep of the servers on the shape (`nox -s serve-bench -- --fixture SHAPE`), as
+    SERVING.md shows the small fixture's, under a heading of this section."""
+    from reports.load import load_section
+
+    mine = [r for r in records if r.fixture == shape]
+    if not mine:
+        return []
+    lines = load_section(mine, None)
+    end = lines.index("### Method") if "### Method" in lines else len(lines)
+    return [f"#### Serving {shape} under load", "", *lines[2:end]]
+
+
+def real_shape_section(runs: list[ShapeRun], plot: str | None = None,
+                       serving: list | None = None) -> list[str]:
+    """THROUGHPUT.md's opening: per shape, the speed table and the cost table, and the servers
+    under load where they were measured on it."""
+    if not runs:
+        return []
+    from fixtures.catalog import REAL_SHAPES
+
+    lines = ["## On a real shape: which engine, which precision", ""]
+    for shape in sorted({r.shape for r in runs}):
+        mine = ordered([r for r in runs if r.shape == shape])
+        measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
+        lines += [f"### {shape}", "", f"{REAL_SHAPES.get(shape, shape)}: seeded random weights, "
+                  "the real vocabulary (the tokenizer uses 512 of its ids), every engine's format "
+                  "converted from the same safetensors by the engine's own tools. Batch 1 decodes 31 "
+                  "tokens after a 512-token prompt (prefill timed to the first token, cache-cold: "
+                  "every prompt new); batch 8 decodes after 32-token prompts. Medians of 5 rounds "
+                  "after 1 warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about "
+                  "the slowest); ITL over every token of 5 streams. MBU: the bytes one batch-1 "
+                  "decode step reads (the engine's weights on disk, scaled from float32) times "
+                  "tok/s over the DRAM bandwidth measured in the same run. Cores busy: the CPU "
+                  "seconds of the engine's process tree over wall seconds, batch 1 / batch 8. "
+                  "Own tool: llama-bench's prefill / decode on the same file and shape, and ours "
+                  "over it.", ""]
+        if measured:
+            best = measured[0]
+            lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
+                      f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU {mbu(best)}.", ""]
+        lines += [table(speed_rows(mine), ["engine", "precision", "decode tok/s, batch 1",
+                                           "decode tok/s, batch 8", "prefill tok/s (512)",
+                                           "TTFT p50 / p99", "TPOT p50 / p99", "ITL p50 / p99",
+                                           "MBU", "cores busy", "own tool (ours ÷ it)"]), ""]
+        if plot:
+            lines += [f"![Decode tok/s against memory, with the Pareto front]({plot})", ""]
+        lines += ["What each costs. Weights: the engine's own files on disk. Peak RSS: the bench "
+                  "process's (the engine's own process tree where it runs one is not in it: vLLM). "
+                  "Load: load() in the bench process. Conversion: the engine's own tool making its "
+                  "format from the safetensors, once (cached by content). Quality on this shape: "
+                  "llama-perplexity's KL of a quantized GGUF against the float32 one (the other "
+                  "engines' quality is on QUANTIZATION.md, at the small shape).", "",
+                  table(cost_rows(mine), ["engine", "precision", "weights", "peak RSS", "load",
+                                          "conversion", "quality (llama-perplexity)",
+                                          "format"]), ""]
+        lines += serving_lines(serving or [], shape)
+    return lines
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other beats on both axes (less memory x, more speed y), by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
+    """Decode tok/s at batch 1 against the weights on disk, per shape, the Pareto front drawn."""
+    from reports.plots import _pyplot, _save
+
+    plt = _pyplot()
+    shapes = sorted({r.shape for r in runs})
+    data = {s: [(r, r.detail.weights.bytes / 2**20, r.median("decode_tokens_per_s", 1))
+                for r in runs if r.shape == s and r.detail and r.detail.weights
+                and r.detail.weights.bytes and r.median("decode_tokens_per_s", 1)] for s in shapes}
+    data = {s: rows for s, rows in data.items() if rows}
+    if plt is None or not data:
+        return False
+    fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(8 * len(data), 5.5))
+    for ax, (shape, rows) in zip(axes[0], data.items(), strict=True):
+        xs, ys = [x for _, x, _ in rows], [y for _, _, y in rows]
+        ax.scatter(xs, ys, color="#4c72b0", zorder=3)
+        for run, x, y in rows:
+            ax.annotate(f"{run.engine.replace('`', '')} {run.precision}", (x, y), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        front = pareto(list(zip(xs, ys)))
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="#c44e52", zorder=2,
+                label="Pareto front: no other row is both smaller and faster")
+        ax.set_xscale("log")
+        ax.set_xlabel("weights on disk (MiB, log)")
+        ax.set_ylabel("decode tok/s, batch 1 (median)")
+        ax.set_title(shape)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
+
+
+__all__ = ["CAVEAT", "ShapeRun", "load_real_shapes", "pareto", "pareto_plot", "real_shape_section"]
