@@ -146,7 +146,7 @@ def serve(session: nox.Session) -> None:
     """The servers (selection "serve"): each started in its cell on a free loopback port, checked
     over HTTP by its engine's suite and the API-surface suite, stopped; then the report."""
     run_selection(session, ["--selection", "serve", *session.posargs])
-    session.notify("report")
+    session.notify("report", posargs=[])
 
 
 @nox.session(python=False)
@@ -155,7 +155,7 @@ def quant(session: nox.Session) -> None:
     unquantized one, quality against the float32 reference and speed; then the report
     (reports/QUANTIZATION.md)."""
     run_selection(session, ["--selection", "quant", *session.posargs])
-    session.notify("report")
+    session.notify("report", posargs=[])
 
 
 @nox.session(name="serve-bench", venv_backend="uv")
@@ -166,6 +166,7 @@ def serve_bench(session: nox.Session) -> None:
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
     --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
     results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md).
+    `-- --cell llama_server-base` (repeatable) measures only those servers.
     `-- --fixture smollm2-135m-shape` serves a real shape (fixtures/catalog.REAL_SHAPES): built
     first, its records in results/real-shape/<shape>/serve-bench, shown in THROUGHPUT.md's
     real-shape section."""
@@ -187,18 +188,28 @@ def serve_bench(session: nox.Session) -> None:
                     "--out", str(ROOT / "reports" / "SERVE_COMPARE.md"), *session.posargs[2:],
                     env={"PYTHONPATH": str(ROOT)})
         return
+    posargs, only = list(session.posargs), []
+    while "--cell" in posargs:  # the session's own: only these servers
+        at = posargs.index("--cell")
+        only.append(posargs[at + 1] if at + 1 < len(posargs) else "")
+        del posargs[at:at + 2]
+    servers = [c for c in MATRIX.selected("serve") if c.engine.kind == "generation"]
+    unknown_ids = [c for c in only if c not in {s.id for s in servers}]
+    if unknown_ids:
+        session.error(f"--cell {unknown_ids[0]!r} is not a generation server; valid: "
+                      f"{', '.join(s.id for s in servers)}")
     ran = 0
-    for cell in (c for c in MATRIX.selected("serve") if c.engine.kind == "generation"):
+    for cell in (c for c in servers if not only or c.id in only):
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         if not (venv / "bin" / "python").exists():
             session.log(f"{cell.id}: no venv yet; `nox -s serve` makes it")
             continue
         session.log(f"serve-bench: {cell.id}")
         ran += drive.serve_bench(cell, venv=venv, results_dir=out, log=session.log,
-                                 args=tuple(session.posargs)) is not None
+                                 args=tuple(posargs)) is not None
     if not ran:
         session.error("no server could be measured: run `nox -s serve` first")
-    session.notify("report")
+    session.notify("report", posargs=[])
 
 
 def run_selection(session: nox.Session, argv: list[str]) -> None:

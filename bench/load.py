@@ -170,10 +170,14 @@ def read_event(data: dict[str, Any], now: float, sample: Sample, pieces: list[st
         sample.usage_tokens = data["usage"].get("completion_tokens")
     for choice in data.get("choices") or []:
         text = choice.get("text")
+        # In the completions form every chunk before the finishing one is a generated token, its
+        # text possibly empty (part of a UTF-8 character, or a token that decodes to nothing, as
+        # a real shape's ids past its tokenizer's do); in the chat form an empty delta is a role.
+        in_flight = text is not None and choice.get("finish_reason") is None
         if text is None:
             text = (choice.get("delta") or {}).get("content") or ""
         ids = choice.get("token_ids")
-        if text or ids:  # a role-only or empty event does not start the TTFT clock
+        if text or ids or in_flight:  # a role-only event does not start the TTFT clock
             sample.events.append(now)
             sample.tokens.append(len(ids) if ids is not None else None)
             pieces.append(text)

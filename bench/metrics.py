@@ -55,9 +55,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "peak matmul: 2 × n³ ÷ wall time of one n × n float32 matmul, every core (numpy's "
            "BLAS, n = 2048) on the CPU, torch on a GPU (n = 8192, synchronized)"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
-           "copy benchmark: 2 × bytes ÷ wall time of numpy.copyto between two arrays of at least "
-           "256 MiB and 8 × the last-level cache, one thread per core on its own slice (read + "
-           "write, from DRAM)"),
+           "read bandwidth: bytes ÷ wall time of a numpy sum over an array of at least 256 MiB "
+           "and 8 × the last-level cache, one thread per core on its own slice (from DRAM; a "
+           "decode step reads its weights, so this is its limit: a copy, which also reads each "
+           "line it writes, measured 2/3 of it here)"),
     # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
     # clock, read as each server-sent event completes
     Metric("serve_ttft_s", "s", "lower",

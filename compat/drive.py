@@ -16,7 +16,7 @@ from compat.ladder import bench_only, climb_bench, finish, new_result, run_cell
 from compat.matrix import Cell
 from compat.plan import RealShapeRun
 from compat.reuse import last_result
-from core.results import CellResult
+from core.results import CellResult, Rung
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
@@ -125,8 +125,18 @@ def real_shape(runs: list[RealShapeRun], shape: str, *, venv_root: Path, results
         options = Options(bench_args=("--profile", "real", "--fixture", shape), env=one.env,
                           limits=dataclasses.replace(Limits(), bench=limit_s))
         folder = out / shape / one.variant if one.variant else out / shape
+        base = last_result(results_dir, one.cell.id)
+        if base is not None and base.first_failure is not None:  # e.g. a known incompatibility
+            failed = base.first_failure
+            why = failed.error.signature if failed.error else failed.reason
+            run = CellRun(cell=one.cell, venv=venv_root / f"cell-{one.cell.id}", options=options,
+                          log=log)
+            results.append(finish(new_result(run, [Rung("bench", "not_run", reason=(
+                f"its matrix cell stops at {failed.name}: {why}"))]), folder))
+            log(f"[{one.label}] not run: its matrix cell stops at {failed.name}: {why}")
+            continue
         result = bench_only(one.cell, venv=venv_root / f"cell-{one.cell.id}", results_dir=folder,
-                            log=log, options=options, base=last_result(results_dir, one.cell.id))
+                            log=log, options=options, base=base)
         failed = result.first_failure
         log(f"[{one.label}] {failed.error.signature if failed and failed.error else 'measured'}")
         results.append(result)

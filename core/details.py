@@ -254,6 +254,8 @@ class Conversion:
     """Seconds the conversion took when it was made (None: made before this was recorded)."""
     bytes: int
     """Its files' size on disk."""
+    made_here: bool = False
+    """Made by the process that measured (its memory is then in that process's peak)."""
 
 
 @dataclass

@@ -7,13 +7,15 @@ ONNX Runtime's, so a difference in the report comes from OpenVINO's CPU plugin. 
 GenAI (engines/openvino_genai.py) runs the same export through its own pipeline.
 
 Quantization: NNCF's weight compression at export (`--weight-format`): "int8" (8-bit
-asymmetric, one scale per output channel) and "int4" (4-bit asymmetric in groups of 128,
-the embedding and the head kept in 8 bits); the plugin dequantizes in its kernels.
+asymmetric, one scale per output channel) and "int4" (4-bit asymmetric in groups of 128, or
+64 where 128 does not divide the model's sizes; the embedding and the head kept in 8 bits);
+the plugin dequantizes in its kernels.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -22,6 +24,7 @@ from typing import ClassVar
 
 from engines.base import InvalidParameterError
 from engines.transformers import TransformersGenerator
+from engines.w4_checkpoints import GROUP, group_size
 from fixtures.convert import converted
 
 WEIGHT_FORMATS = {"none": "fp32", "int8": "int8", "int4": "int4"}
@@ -29,10 +32,17 @@ WEIGHT_FORMATS = {"none": "fp32", "int8": "int8", "int4": "int4"}
 
 
 def export(model_dir: Path, out: Path, weight_format: str = "fp32") -> None:
-    """optimum-intel's exporter, with the tokenizer converted to OpenVINO (openvino-tokenizers)."""
+    """optimum-intel's exporter, with the tokenizer converted to OpenVINO (openvino-tokenizers).
+    int4 groups 128 inputs per scale, or 64 where 128 does not divide the model's sizes (NNCF
+    refuses SmolLM2-135M's 576 channels in groups of 128)."""
+    extra = []
+    if weight_format == "int4":
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        if (group := group_size(config)) != GROUP:
+            extra = ["--group-size", str(group)]
     done = subprocess.run([sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino",
                            "--model", str(model_dir), "--task", "text-generation-with-past",
-                           "--weight-format", weight_format, str(out)], capture_output=True,
+                           "--weight-format", weight_format, *extra, str(out)], capture_output=True,
                           text=True, check=False)
     if done.returncode != 0 or not (out / "openvino_tokenizer.xml").is_file():
         raise RuntimeError(f"optimum-cli export openvino --weight-format {weight_format} failed: "

@@ -44,16 +44,31 @@ DTYPES = ("float32", "float16", "bfloat16")
 # How much memory vLLM takes. On a GPU, a share of it. On the CPU build the share would be of
 # the NUMA node's memory, counting what the process already holds (a second instance in one
 # process, as the suite's fresh_engine and lifecycle make, found none left): the KV cache is
-# given explicitly instead, ample for the fixtures' 512-token context.
+# given explicitly instead: 256 MiB, ample for the fixtures, or two whole-length sequences of the
+# model (a real shape: SmolLM2-135M's 8,192 positions need 0.35 GiB in float32).
 MEMORY = {"cpu": {"kv_cache_memory_bytes": 256 * 2**20}, "cuda": {"gpu_memory_utilization": 0.3}}
+
+
+def kv_cache_bytes(model_dir: Path) -> int:
+    """The CPU KV cache: 256 MiB, or room for two sequences of the model's whole length in
+    float32 (keys and values of every layer), whichever is larger."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    if "num_hidden_layers" not in config:  # an embedding model's config (BERT) has no KV heads
+        return MEMORY["cpu"]["kv_cache_memory_bytes"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    per_token = 2 * config["num_hidden_layers"] * config.get(
+        "num_key_value_heads", config["num_attention_heads"]) * head_dim * 4
+    return max(MEMORY["cpu"]["kv_cache_memory_bytes"],
+               2 * per_token * config.get("max_position_embeddings", 0))
 
 
 def make_llm(model_dir: Path, device: str, dtype: str, **kwargs) -> LLM:
     """LLM on a local folder, eager."""
     if dtype not in DTYPES:
         raise InvalidParameterError(f"vllm: dtype {dtype!r} is not one of {DTYPES}")
-    return LLM(model=str(model_dir), dtype=dtype, enforce_eager=True, seed=0, **MEMORY[device],
-               **kwargs)
+    memory = {"kv_cache_memory_bytes": kv_cache_bytes(model_dir)} if device == "cpu" \
+        else MEMORY[device]
+    return LLM(model=str(model_dir), dtype=dtype, enforce_eager=True, seed=0, **memory, **kwargs)
 
 
 class VllmGenerator(HfTokenizer, Generator):

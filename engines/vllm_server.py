@@ -18,11 +18,11 @@ import vllm.entrypoints.openai.api_server  # noqa: F401  (the import rung import
 
 from engines.base import Capabilities, InvalidParameterError, SamplingParams
 from engines.openai_api import TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
-from engines.vllm import DTYPES
+from engines.vllm import DTYPES, kv_cache_bytes
 
-# The KV cache on the CPU build is given in bytes (as the in-process adapter does); on a GPU, a share.
-MEMORY = {"cpu": ["--kv-cache-memory-bytes", str(256 * 2**20)],
-          "cuda": ["--gpu-memory-utilization", "0.3"]}
+# The KV cache on the CPU build is given in bytes, sized as the in-process adapter sizes it; on a
+# GPU, a share.
+MEMORY = {"cuda": ["--gpu-memory-utilization", "0.3"]}
 
 
 def serve_command(model_dir: Path, port: int, device: str, dtype: str, *extra: str) -> list[str]:
@@ -30,7 +30,9 @@ def serve_command(model_dir: Path, port: int, device: str, dtype: str, *extra: s
         raise InvalidParameterError(f"vllm: dtype {dtype!r} is not one of {DTYPES}")
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
             "--served-model-name", model_dir.name, "--host", "127.0.0.1", "--port", str(port),
-            "--dtype", dtype, "--enforce-eager", "--seed", "0", *MEMORY[device], *extra]
+            "--dtype", dtype, "--enforce-eager", "--seed", "0",
+            *(MEMORY[device] if device in MEMORY else
+              ["--kv-cache-memory-bytes", str(kv_cache_bytes(model_dir))]), *extra]
 
 
 class VllmServerGenerator(ServerGenerator):

@@ -1,5 +1,6 @@
-"""The README's excerpt of the published reports: the verdict tables and the every-cell
-throughput, kept between START and END and refreshed whenever reports/ is rendered with
+"""The README's excerpt of the published reports: the real-shape table (which engine and which
+precision, on a real model's shape), the verdict tables and the every-cell throughput, kept
+between START and END and refreshed whenever reports/ is rendered with
 `--readme README.md` (`nox`, `nox -s report`, `nox -s bench`)."""
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from core.errors import InfermatrixError
 from core.results import write_atomic
 
 START, END = "<!-- report:start -->", "<!-- report:end -->"
-SECTIONS = {"COMPATIBILITY.md": ("Generation engines", "Embedding engines", "Cells of their own"),
-            "THROUGHPUT.md": ("Generation: every cell", "Embedding: every cell")}
+SECTIONS = (("THROUGHPUT.md", "On a real shape: which engine, which precision"),
+            ("COMPATIBILITY.md", "Generation engines"), ("COMPATIBILITY.md", "Embedding engines"),
+            ("COMPATIBILITY.md", "Cells of their own"),
+            ("THROUGHPUT.md", "Generation: every cell"), ("THROUGHPUT.md", "Embedding: every cell"))
+"""(page, "## heading") in the order the excerpt shows them; a page's plots are linked from
+reports/."""
 
 
 def sections(text: str) -> dict[str, str]:
@@ -32,12 +37,12 @@ def excerpt(reports: Path) -> str:
     """The block's Markdown: tables under bold titles, then the footnotes they cite."""
     compat = (reports / "COMPATIBILITY.md").read_text(encoding="utf-8")
     lines = [header_line(compat), ""]
-    for page, titles in SECTIONS.items():
+    for page, title in SECTIONS:
         path = reports / page
         found = sections(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        lines += [part for title in titles if title in found
-                  for part in (f"**{title}**", "", found[title], "")]
-    body = "\n".join(lines)
+        if title in found:
+            lines += [f"**{title}**", "", found[title], ""]
+    body = re.sub(r"\]\(([\w.-]+\.png)\)", rf"]({reports.name}/\1)", "\n".join(lines))
     notes = dict(re.findall(r"^\[\^(\w+)\]: (.*)$", sections(compat).get("Footnotes", ""),
                             flags=re.MULTILINE))
     cited = sorted(set(re.findall(r"\[\^(\w+)\]", body)) & set(notes),

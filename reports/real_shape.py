@@ -83,6 +83,9 @@ def mib(value: float | None) -> str:
 
 def why_not(run: ShapeRun) -> str:
     """A run without figures: its first failing rung's signature, a timeout in minutes."""
+    bench = run.result.rung("bench")
+    if bench is not None and bench.status == "not_run":
+        return f"➖ not run: {bench.reason}"
     failed = run.result.first_failure
     if failed is None or failed.error is None:
         return "no figures"
@@ -104,7 +107,10 @@ def mbu(run: ShapeRun) -> str:
         return "–"
     if resident(roof):
         return "cache-resident"
-    return held_to_limit(rows[0].fraction, "DRAM bandwidth")
+    probe = run.detail.find("memory_bandwidth_gb_s")
+    older = probe is not None and probe.params.get("access") != "read"
+    return held_to_limit(rows[0].fraction, "DRAM bandwidth") + (
+        " (of a copy's bandwidth: measured before the probe read)" if older else "")
 
 
 def cores(run: ShapeRun) -> str:
@@ -142,7 +148,9 @@ def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
         kl = d.referee.kl if d and d.referee and d.referee.kl else None
         rows.append([
             run.engine, run.precision, mib(facts.bytes if facts else None),
-            f"{d.peak_rss_mib:,.0f} MiB" if d and d.peak_rss_mib else "–",
+            (f"{d.peak_rss_mib:,.0f} MiB" + (" (its conversion in it)" if any(
+                c.made_here for c in (facts.conversions if facts else [])) else ""))
+            if d and d.peak_rss_mib else "–",
             f"{facts.load_s:.1f} s" if facts and facts.load_s is not None else "–",
             ", ".join(f"{c.converter} {c.seconds:.0f} s ({mib(c.bytes)})" for c in made) or "–",
             (f"KL mean {kl['kl_mean']:.3g} ± {kl['kl_pm']:.2g}, top-1 {kl['top1_agreement']:.1%}"
@@ -190,7 +198,8 @@ def real_shape_section(runs: list[ShapeRun], plot: str | None = None,
                   "after 1 warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about "
                   "the slowest); ITL over every token of 5 streams. MBU: the bytes one batch-1 "
                   "decode step reads (the engine's weights on disk, scaled from float32) times "
-                  "tok/s over the DRAM bandwidth measured in the same run. Cores busy: the CPU "
+                  "tok/s over the DRAM read bandwidth measured in the same run (a sum over an "
+                  "array far past the cache, on every core). Cores busy: the CPU "
                   "seconds of the engine's process tree over wall seconds, batch 1 / batch 8. "
                   "Own tool: llama-bench's prefill / decode on the same file and shape, and ours "
                   "over it.", ""]

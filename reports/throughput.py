@@ -286,11 +286,12 @@ def method_section(results: list[CellResult]) -> list[str]:
              "- EOS is off, so every round generates the same number of tokens; token counts "
              "come from the engine's own ids, and a round that makes a different number fails.",
              f"- Threads: {first.threads} (unset: each engine's default).",
-             "- Memory: peak resident set of the benchmark process before the copy benchmark "
+             "- Memory: peak resident set of the benchmark process before the machine probe "
              "(and peak GPU memory where there is a GPU).",
-             "- Roofline: the memory bandwidth is measured in the same process by a copy "
-             "benchmark (one thread per core, arrays of at least 256 MiB and 8 × the last-level "
-             "cache, read + write counted)"
+             "- Roofline: the memory bandwidth is measured in the same process by a read (a sum, "
+             "one thread per core, an array of at least 256 MiB and 8 × the last-level cache; "
+             "results made before this change used a copy, read + write counted, about 2/3 of "
+             "a read here)"
              + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
                 else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
              "input-embedding table that is not also the output projection, scaled to the "

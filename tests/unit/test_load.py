@@ -290,3 +290,21 @@ def test_a_short_stream_counted_only_by_re_tokenizing_is_not_called_truncated(ca
     run = asyncio.run(run_load(calibration[0], departing(stop_after=3, ids=False, usage=False),
                                closed()))
     assert measure(run, count_tokens=lambda text: 3, expected_tokens=TOKENS).errors == 0
+
+
+def test_an_empty_token_in_a_completions_stream_is_an_event_a_role_delta_is_not() -> None:
+    """A completions chunk before the finishing one is a generated token even where its text is
+    empty (a real shape's ids past its tokenizer decode to nothing); a chat delta carrying only
+    the role, and the empty finishing chunk, are not."""
+    from bench.load import Sample, read_event
+
+    sample, pieces = Sample(scheduled=0.0), []
+    read_event({"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]}, 0.1,
+               sample, pieces)
+    assert sample.events == []
+    for i, text in enumerate(["", "a", ""]):
+        read_event({"choices": [{"text": text, "finish_reason": None}]}, 0.2 + i, sample, pieces)
+    read_event({"choices": [{"text": "", "finish_reason": "length"}],
+                "usage": {"completion_tokens": 3}}, 3.0, sample, pieces)
+    assert sample.events == [0.2, 1.2, 2.2] and sample.usage_tokens == 3
+    assert "".join(pieces) == "a"
