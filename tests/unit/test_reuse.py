@@ -65,10 +65,11 @@ def test_every_option_is_in_the_reuse_key_unless_marked() -> None:
     changed_values = {"limits": Limits(load=1), "exclude_newer": "2026-01-01",
                       "from_lock": REPO / "lock.txt", "last_rung": "import", "properties": ("x",),
                       "hypothesis_budget": 3, "bench_args": ("--profile", "full"), "force": ("*",),
-                      "threads": 1}
+                      "threads": 1, "env": (("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"),)}
     fields = {f.name for f in dataclasses.fields(Options)}
     assert fields == set(changed_values), "a new option: say here what a changed value is"
     base = Options().result_affecting()
     moved = {name for name, value in changed_values.items()
              if Options(**{name: value}).result_affecting() != base}
-    assert moved == {"limits", "exclude_newer", "properties", "hypothesis_budget", "bench_args"}
+    assert moved == {"limits", "exclude_newer", "properties", "hypothesis_budget", "bench_args",
+                     "env"}
