@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
-from reports.markdown import CAVEAT, engine_label, table
+from reports.markdown import engine_label, table
 from reports.throughput import bench_of, fmt, held_to_limit, ratio_text, resident
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -267,5 +267,3 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
         ax.legend(fontsize=8, loc="lower right")
     return _save(plt, fig, path)
 
-
-__all__ = ["CAVEAT", "ShapeRun", "load_real_shapes", "pareto", "pareto_plot", "real_shape_section"]
