@@ -30,14 +30,24 @@ def kind_of(text: str) -> str:
     return CAVEAT if text.startswith(CAVEAT) else PASS
 
 
+def marks_of(results: list[CellResult], matrix: Matrix | None) -> dict[str, str]:
+    """Each cell's one mark (✅ ⚠️ ❌ ⛔ ➖), as COMPATIBILITY.md's verdict gives it."""
+    notes = Footnotes()
+    return {r.cell.id: kind_of(verdict(r, notes, matrix)) for r in results}
+
+
+def failure_line(result: CellResult) -> str:
+    """"rung: signature" of the first failing rung ("" where none failed)."""
+    failed = result.first_failure
+    if failed is None:
+        return ""
+    return f"{failed.name}: {failed.error.signature if failed.error else failed.reason}"
+
+
 def summary(results: list[CellResult], matrix: Matrix | None) -> tuple[Counter, list[tuple[str, str]]]:
     """Verdicts counted by mark, and (cell, "rung: signature") of every undeclared failure."""
-    notes = Footnotes()
-    marks = {r.cell.id: kind_of(verdict(r, notes, matrix)) for r in results}
-    failures = [(r.cell.id, f"{r.first_failure.name}: "
-                 + (r.first_failure.error.signature if r.first_failure.error
-                    else r.first_failure.reason))
-                for r in results if marks[r.cell.id] == FAIL]
+    marks = marks_of(results, matrix)
+    failures = [(r.cell.id, failure_line(r)) for r in results if marks[r.cell.id] == FAIL]
     return Counter(marks.values()), failures
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 
 from compat.matrix import Matrix
 from core.results import CellResult
-from reports.compatibility import verdict
-from reports.headline import kind_of
-from reports.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS, Footnotes
+from reports.headline import marks_of
+from reports.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS
 
 SCHEMA = 1
 HISTORY = "history.jsonl"
@@ -68,8 +67,8 @@ def entry_of(result: CellResult, mark: str, run: str) -> dict:
 
 
 def entries(results: list[CellResult], matrix: Matrix | None, run: str) -> list[dict]:
-    notes = Footnotes()
-    return [entry_of(r, kind_of(verdict(r, notes, matrix)), run) for r in results]
+    marks = marks_of(results, matrix)
+    return [entry_of(r, marks[r.cell.id], run) for r in results]
 
 
 def problem(line: str) -> str | None:

@@ -39,7 +39,7 @@ from compat.matrix import Matrix
 from core.details import BenchDetail, ConformanceDetail, ResolveDetail
 from core.results import CellResult, load_results
 from reports.compatibility import foreign, key_versions, verdict
-from reports.headline import NAMES, ORDER, kind_of
+from reports.headline import NAMES, ORDER, failure_line, marks_of
 from reports.history import HISTORY, MARKS, VERDICTS, changes, read_history, results_of, timeline
 from reports.markdown import Footnotes
 
@@ -100,7 +100,7 @@ class Site:
         self.base_url = base_url.rstrip("/")
         notes = Footnotes()
         self.verdicts = {r.cell.id: verdict(r, notes, matrix) for r in self.results}
-        self.marks = {cid: kind_of(text) for cid, text in self.verdicts.items()}
+        self.marks = marks_of(self.results, matrix)
 
     def word(self, cell_id: str) -> str:
         return VERDICTS[self.marks[cell_id]]
@@ -114,7 +114,7 @@ class Site:
         if failing:
             body += ["<h2>Undeclared failures</h2><ul>"]
             body += [f"<li><a href='cells/{esc(r.cell.id)}.html'>{esc(r.cell.id)}</a>: "
-                     f"{esc(first_failure(r))}</li>" for r in failing]
+                     f"{esc(failure_line(r))}</li>" for r in failing]
             body += ["</ul>"]
         options = {
             "engine": sorted({r.cell.engine for r in self.results}),
@@ -137,7 +137,7 @@ class Site:
             word = self.word(r.cell.id)
             rows.append([f"{self.marks[r.cell.id]}", f"<a href='cells/{esc(r.cell.id)}.html'>"
                          f"{esc(r.cell.id)}</a>", esc(r.cell.engine), esc(r.cell.kind),
-                         esc(r.cell.env), esc(r.cell.device), esc(first_failure(r) or "–"),
+                         esc(r.cell.env), esc(r.cell.device), esc(failure_line(r) or "–"),
                          esc(key_versions(r)), esc((r.reused_at or r.finished_at)[:16])])
             axes = " ".join(f"{k}={v}" for k, v in r.cell.axes.items())
             attrs.append(f"data-cell='{esc(r.cell.id)}' data-engine='{esc(r.cell.engine)}' "
@@ -281,13 +281,6 @@ class Site:
 def snippet(base: str, cid: str, data: dict) -> str:
     return (f"[![{data['label']}](https://img.shields.io/endpoint?url={base}/badges/{cid}.json)]"
             f"({base}/cells/{cid}.html)")
-
-
-def first_failure(r: CellResult) -> str:
-    failed = r.first_failure
-    if failed is None:
-        return ""
-    return f"{failed.name}: {failed.error.signature if failed.error else failed.reason}"
 
 
 def strip_refs(text: str) -> str:
