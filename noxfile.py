@@ -20,6 +20,9 @@
                             properties it can be held to, the load sweep (nothing started)
     nox -s realsize         every generation engine, in each precision, on a real model shape
     nox -s site             the static site (reports/site/index.html) from the results and history
+    nox -s here -- --python PATH --engine ID [--device cuda]
+                            a cell in an existing environment (nothing resolved or installed)
+    nox -t cuda             the CUDA cells (on a machine without a GPU: resolve only, then ➖)
     nox -s tests            the suite's own tests
 Any run takes `-- --exclude-newer YYYY-MM-DD` to resolve as of that date.
 """
@@ -357,6 +360,22 @@ def realsize(session: nox.Session) -> None:
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
+
+
+@nox.session(python=False)
+def here(session: nox.Session) -> None:
+    """Any existing environment as a cell: -- --python PATH --engine ID [--device cuda] [--dtype
+    bfloat16] [--name NAME]; resolve and install not run, its versions read from it, the rungs
+    from import upwards in it (python -m compat.here --help), then the report."""
+    from compat.here import main as here_main
+
+    try:
+        code = here_main(["--results", str(RESULTS), *session.posargs])
+    except SystemExit as exc:  # argparse's own exit: its message is printed already
+        code = exc.code
+    if code == 2:
+        session.error("bad input to compat.here (above)")
+    session.notify("report", posargs=[])
 
 
 @nox.session(python=False)

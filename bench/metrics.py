@@ -52,13 +52,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("harness_overhead", "fraction", "lower",
            "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
     Metric("compute_tflops", "TFLOP/s", "higher",
-           "peak matmul: 2 × n³ ÷ wall time of one n × n float32 matmul, every core (numpy's "
-           "BLAS, n = 2048) on the CPU, torch on a GPU (n = 8192, synchronized)"),
+           "peak matmul on the engine's device, in the dtype it computes in: 2 × n³ ÷ wall time "
+           "of one n × n matmul, every core on the CPU (numpy's BLAS in float32, n = 2048; "
+           "torch in bfloat16 or float16), torch on a GPU (n = 8192, synchronized)"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
-           "read bandwidth: bytes ÷ wall time of a numpy sum over an array of at least 256 MiB "
-           "and 8 × the last-level cache, one thread per core on its own slice (from DRAM; a "
-           "decode step reads its weights, so this is its limit: a copy, which also reads each "
-           "line it writes, measured 2/3 of it here)"),
+           "read bandwidth of the engine's device: on the CPU bytes ÷ wall time of a numpy sum "
+           "over an array of at least 256 MiB and 8 × the last-level cache, one thread per core "
+           "on its own slice (from DRAM; a decode step reads its weights, so this is its limit: "
+           "a copy, which also reads each line it writes, measured 2/3 of it here); on a GPU a "
+           "torch sum over 2 GiB of its own memory, synchronized"),
     # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
     # clock, read as each server-sent event completes
     Metric("serve_ttft_s", "s", "lower",

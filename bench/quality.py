@@ -163,6 +163,38 @@ QUALITY_BOUNDS: dict[str, Bound] = {
 }
 """What each quantization may cost on small-llama; a value beyond its bound fails the cell."""
 
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
+"""Half the spacing of the dtype's numbers near 1: its relative rounding error."""
+REDUCED_PRECISION = {"logits": 128, "logprob": 128, "embedding": 4, "norm": 4, "cosine": 1 / 8}
+"""Each comparison's tolerance for an engine computing in a reduced dtype, as a multiple of the
+dtype's unit roundoff (bfloat16: 2^-8): logits summed over many products, in kernels whose order
+changes with the batch and the padding, differ by tens of roundoffs (an H200 in bfloat16: 0.22
+between a prompt alone and left-padded, where float32 stays below 1e-4), and a log-probability
+against the float32 reference's by as much (0.28 nats for a token 9.5 nats down, on this CPU);
+one rounding of each
+element moves an embedding and its norm by a few; the cosine of two such vectors by a fraction
+of one."""
+
+
+def tolerance(dtype: str, check: str, float32: float) -> float:
+    """The tolerance of a comparison stated for float32 (`float32`), for an engine computing in
+    `dtype`: the float32 figure, or the stated multiple of the dtype's unit roundoff where that is
+    wider (REDUCED_PRECISION). A float32 engine is held to exactly what each check states."""
+    if dtype not in UNIT_ROUNDOFF:
+        raise ValueError(f"dtype {dtype!r} is not one of {tuple(UNIT_ROUNDOFF)}")
+    return max(float32, REDUCED_PRECISION[check] * UNIT_ROUNDOFF[dtype])
+
+
+def quality_bound(quantization: str, dtype: str = "float32") -> Bound:
+    """What `quantization` may cost an engine computing in `dtype`. Unquantized in a reduced dtype
+    the weights and activations are rounded to it: mean KL up to one unit roundoff, its p99 and
+    RMS Δp up to 8 (bfloat16: 3.9e-3 and 3.1e-2), top-1 at least 95%."""
+    if quantization != "none" or dtype == "float32":
+        return QUALITY_BOUNDS[quantization]
+    eps = UNIT_ROUNDOFF[dtype]
+    return Bound(kl_mean=eps, kl_p99=8 * eps, top1=0.95, rms_dp=8 * eps)
+
+
 KERNEL_BOUND = Bound(kl_mean=0.01, kl_p99=0.1, top1=0.9, rms_dp=0.05)
 """An engine against its own weights dequantized, run through a float64 forward pass: what its
 kernels may add (8-bit activations in the dot products, a float16 KV cache). Measured on

@@ -16,7 +16,7 @@ from compat.llama_tools import PACKAGE, tools_dir
 from compat.matrix import Cell
 from core.proc import REPO, ToolRun, parse_lock, run_tool, timeout_error
 from core.results import ErrorInfo, Rung, read_rung
-from engines import LLAMA_TOOLS_ENV, QUANT_ENV
+from engines import DTYPE_ENV, LLAMA_TOOLS_ENV, QUANT_ENV
 from fixtures.catalog import cache_root
 
 Log = Callable[[str], None]
@@ -101,6 +101,9 @@ class CellRun:
     log: Log
     worker: Any = None
     """The cell's running worker (compat/rungs/worker.py), between the rungs that use it."""
+    interpreter: Path | None = None
+    """An existing environment's Python (compat/here.py): the rungs from import upwards run in
+    it, and nothing is resolved or installed; None: the cell's own venv."""
 
     @property
     def limits(self) -> Limits:
@@ -115,23 +118,27 @@ class CellRun:
 
     @property
     def python(self) -> Path:
-        return self.venv / "bin" / "python"
+        return self.interpreter or self.venv / "bin" / "python"
 
 
 def cell_env(run: CellRun) -> dict[str, str]:
     """Environment for processes inside a cell: offline, the repo importable, bytecode cached."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a warm run should not recompile torch
+    env.pop("VIRTUAL_ENV", None)  # the driver's own venv (nox's), never the cell's
     env.update({
-        "PYTHONPATH": str(REPO),
-        "VIRTUAL_ENV": str(run.venv),
-        "PATH": f"{run.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        # an existing environment keeps what its own PYTHONPATH adds (wheels carried to it)
+        "PYTHONPATH": os.pathsep.join([str(REPO), *([env["PYTHONPATH"]] if run.interpreter
+                                                    and env.get("PYTHONPATH") else [])]),
+        "PATH": f"{run.python.parent}{os.pathsep}{env.get('PATH', '')}",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "INFERMATRIX_CACHE": str(cache_root()),
         QUANT_ENV: dict(run.cell.axes).get("quant", "none"),
+        **({"VIRTUAL_ENV": str(run.venv)} if run.interpreter is None else {}),
+        DTYPE_ENV: run.cell.dtype,
     })
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}

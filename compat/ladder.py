@@ -22,6 +22,7 @@ from compat.cell import DEFAULTS, CellRun, Log, Options, RungFailed
 from compat.matrix import Cell, requirement_name
 from compat.reuse import changed, forced, inputs_of, last_result, reusable
 from compat.rungs import LADDER, STEPS, Step
+from compat.rungs.existing import environment_as_found
 from compat.rungs.worker import stop as stop_worker
 from core.proc import REPO
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
@@ -45,7 +46,7 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         requirements=list(cell.requirements), constraints=list(cell.constraints),
         fixtures=list(cell.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
-        build=build_of(cell), release=cell.release,
+        build=build_of(cell), release=cell.release, dtype=cell.dtype, existing=cell.existing,
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
 
@@ -117,9 +118,13 @@ def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellR
 
 
 def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-             options: Options = DEFAULTS) -> CellResult:
-    """Climb the rungs of `cell` and write results/<cell id>.json. Never raises on a rung."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+             options: Options = DEFAULTS, interpreter: Path | None = None) -> CellResult:
+    """Climb the rungs of `cell` and write results/<cell id>.json. Never raises on a rung.
+
+    `interpreter`: an existing environment's Python (compat/here.py): resolve and install are
+    not run (the environment's versions are recorded instead), every later rung runs in it, and
+    no earlier result is reused."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter)
     result = new_result(run)
     last = [step.name for step in LADDER].index(options.last_rung)
     blocked = ""
@@ -127,11 +132,15 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
         for index, step in enumerate(LADDER):
             if not step.in_worker:
                 stop_worker(run)  # the bench rung measures in a quiet process of its own
-            rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
+            if interpreter is not None and step.builds_env:
+                rung = environment_as_found(run, step.name)
+            else:
+                rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
             result.rungs.append(rung)
             if rung.status == "fail" and not blocked:
                 blocked = step.name
-            if step.name == "resolve" and not blocked and options.last_rung != "resolve":
+            if step.name == "resolve" and not blocked and options.last_rung != "resolve" \
+                    and interpreter is None:
                 earlier = reuse_or_climb(run, result, results_dir)
                 if earlier is not None:
                     return earlier
@@ -152,10 +161,12 @@ def climb_bench(cell: Cell, result: CellResult, *, venv: Path, results_dir: Path
 
 
 def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-               options: Options = DEFAULTS, base: CellResult | None = None) -> CellResult:
-    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`); the
-    earlier run's resolve rung comes along, so the result says which versions it measured."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+               options: Options = DEFAULTS, base: CellResult | None = None,
+               interpreter: Path | None = None) -> CellResult:
+    """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`), or in
+    an existing environment's `interpreter`; the earlier run's resolve rung comes along, so the
+    result says which versions it measured."""
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter)
     kept = [base.rung("resolve")] if base is not None and base.rung("resolve") else []
     result = new_result(run, kept)
     result.rungs.append(climb(run, STEPS["bench"]))

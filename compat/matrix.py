@@ -60,6 +60,9 @@ class Cell:
     release: str = ""
     """The engine's own release: "newest", "previous" or a version; "" lets the resolver choose.
     Resolved against the index by the resolve rung (compat/index.release_pin)."""
+    existing: str = ""
+    """The name of an existing environment the cell runs in (compat/here.py), or "": its own
+    venv, resolved and installed by the ladder."""
 
     @property
     def fixtures(self) -> tuple[str, ...]:
@@ -67,6 +70,12 @@ class Cell:
         wanted = [set(a.fixtures) for a in self.axis_specs
                   if set(a.fixtures) & set(self.engine.fixtures)]
         return tuple(f for f in self.engine.fixtures if all(f in w for w in wanted))
+
+    @property
+    def dtype(self) -> str:
+        """What the cell's engine computes in: its `dtype` axis value, else the device's default
+        for the engine (bfloat16 on CUDA where offered, float32 on the CPU)."""
+        return dict(self.axes).get("dtype") or ENGINES[self.engine.id].default_dtype(self.device)
 
     @property
     def engine_package(self) -> str:
@@ -82,6 +91,8 @@ class Cell:
             parts.append(release_slug(self.release))
         if self.device != "cpu":
             parts.append(self.device)
+        if self.existing:
+            parts.append(f"here-{self.existing}")
         return "-".join(parts) or "base"
 
     @property

@@ -107,6 +107,10 @@ class EngineSpec:
         return ENGINES[self.id].transport
 
 
+ENGINE_OPTIONS = {"": "", "quantization": "quantizations", "dtype": "dtypes"}
+"""An axis's engine_option -> the EngineEntry field that lists the values an engine offers."""
+
+
 @dataclass(frozen=True)
 class Axis:
     """One dependency axis: a name and its values, each a requirement string."""
@@ -123,19 +127,19 @@ class Axis:
     """Where set, the cells on this axis whose engine has any of these fixtures run on those only
     (the quantization axis: small-llama, whose sizes K-quants need; an embedder keeps MiniLM)."""
     engine_option: str = ""
-    """Where the axis is an engine's own option rather than a package ("quantization"): each
-    engine gets only the values its registry entry offers (EngineEntry.quantizations), and a
-    value's requirement may be empty."""
+    """Where the axis is an engine's own option rather than a package ("quantization", "dtype"):
+    each engine gets only the values its registry entry offers (EngineEntry.quantizations,
+    .dtypes), and a value's requirement may be empty."""
 
     def __post_init__(self) -> None:
         if not self.values:
             raise MatrixError(f"Axis {self.name!r} has no values.")
-        if self.engine_option not in ("", "quantization"):
+        if self.engine_option not in ENGINE_OPTIONS:
             raise MatrixError(unknown(f"engine_option of axis {self.name!r}", self.engine_option,
-                                      ["quantization"]))
+                                      [o for o in ENGINE_OPTIONS if o]))
         if self.engine_option:
             for engine in self.engines or ENGINES:
-                for value in ENGINES[engine].quantizations:
+                for value in self.offered(engine):
                     if value not in self.values:
                         raise MatrixError(f"Axis {self.name!r}: engine {engine!r} offers {value!r}"
                                           f", which the axis does not list. Valid: "
@@ -147,10 +151,14 @@ class Axis:
     def applies_to(self, engine: str) -> bool:
         return not self.engines or engine in self.engines
 
+    def offered(self, engine: str) -> tuple[str, ...]:
+        """The values of this engine option that `engine`'s registry entry offers."""
+        return getattr(ENGINES[engine], ENGINE_OPTIONS[self.engine_option])
+
     def values_for(self, engine: str) -> list[str]:
         """The labels a cell of `engine` may take: all, or for an engine option those offered."""
         if self.engine_option:
-            return [v for v in self.values if v in ENGINES[engine].quantizations]
+            return [v for v in self.values if v in self.offered(engine)]
         return list(self.values)
 
 

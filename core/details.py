@@ -211,12 +211,14 @@ class PrefillBound:
 
 @dataclass
 class Roofline:
-    """Decode at batch 1 against the bandwidth limit (and prefill against compute on a GPU)."""
+    """Decode at batch 1 against the bandwidth limit, prefill at batch 1 against the matmul peak,
+    both measured on the device the engine computes on (incell/bench.roofline)."""
 
     weight_bytes_per_token: int
     """Bytes of weights one decode step reads, in the engine's own format as loaded."""
     bandwidth_gb_s: float
-    """DRAM bandwidth measured in the same run: a copy with every core, far beyond the caches."""
+    """Read bandwidth of the engine's device measured in the same run: on the CPU DRAM with
+    every core, far beyond the caches; on CUDA the GPU's own memory."""
     decode_batch1: list[DecodeBound] = field(default_factory=list)
     compute_tflops: float | None = None
     prefill_batch1: list[PrefillBound] = field(default_factory=list)
@@ -225,6 +227,12 @@ class Roofline:
     bandwidth bound does not apply (the report says "cache-resident" instead of a fraction)."""
     engine_weights_bytes: int | None = None
     """The engine's own weight files as loaded (GGUF, ONNX, ...), where its adapter knows them."""
+    device: str = "cpu"
+    """Where the limits were measured: the cell's device ("cpu", "cuda")."""
+    device_name: str = ""
+    """The GPU's name where the device is one ("NVIDIA H200")."""
+    compute_dtype: str = "float32"
+    """The dtype the engine computes in, and so the dtype of `compute_tflops`'s matmul."""
 
 
 @dataclass

@@ -112,6 +112,12 @@ class CellInfo:
     exclude_newer: str | None = None
     key_packages: list[str] = field(default_factory=list)
     """The engine's own packages and the axes' packages: what the cell is about."""
+    existing: str = ""
+    """The name of the existing environment the cell ran in (nox -s here), or "": its versions
+    are that interpreter's (the install rung names its prefix), nothing was resolved or
+    installed."""
+    dtype: str = ""
+    """What the engine computed in ("float32", "bfloat16"; "" in results made before the axis)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ class Machine:
     os: str = ""
     arch: str = ""
     host_python: str = ""
+    gpu: str = ""
+    """The GPUs nvidia-smi lists ("NVIDIA H200, 143771 MiB"), or "" where none answers."""
 
 
 @dataclass
@@ -239,7 +247,24 @@ def machine_info() -> Machine:
     except OSError:
         pass
     return Machine(cpu=cpu, cores=os.cpu_count(), memory_gib=mem_gib, os=platform.platform(),
-                   arch=platform.machine(), host_python=platform.python_version())
+                   arch=platform.machine(), host_python=platform.python_version(), gpu=gpu_info())
+
+
+def gpu_info() -> str:
+    """The GPUs' names and memory as nvidia-smi lists them, "; "-joined; "" without one."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ""
+    try:
+        done = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return "; ".join(line.strip() for line in done.stdout.splitlines() if line.strip()) \
+        if done.returncode == 0 else ""
 
 
 def write_atomic(path: Path, text: str) -> None:

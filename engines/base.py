@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from core.errors import unknown
-from engines import ENGINES, QUANT_ENV, QUANTIZATIONS, registered_id
+from engines import DTYPE_ENV, DTYPES, ENGINES, QUANT_ENV, QUANTIZATIONS, registered_id
 from engines.params import (
     MAX_LOGPROBS,
     Capabilities,
@@ -43,6 +43,16 @@ __all__ = [  # what adapters and the suites import from here
     "cut_at_stop", "stop_stream", "text_deltas", "top_logprobs",
 ]
 
+REDUCED_PRECISION_DEVIATIONS = {prop: Deviation(
+    "computing in bfloat16 or float16, logits move by tenths when the kernel's shape changes (a "
+    "prompt alone or in a batch, left-padded, continued from its cache: 0.2 measured with "
+    "transformers in bfloat16 on an H200 and on an AVX-512 CPU, where float32 stays below 1e-4), "
+    "so greedy ids part where two tokens are that close, and so does the argmax; the float32 "
+    "cells hold the property exactly")
+    for prop in ("batch_invariance", "padding_invariance", "continuation")}
+"""What a reduced dtype departs from in any engine (a property failing in a bfloat16 cell is ⚠️
+with this reason, not ❌); its numeric tolerances widen as bench/quality.tolerance states."""
+
 # Which SamplingParams field needs which capability: asked of an engine without it, the call
 # raises UnsupportedCapabilityError instead of silently answering something else.
 PARAM_CAPABILITIES = (("seed", "seeded_sampling"), ("stop", "stop_strings"),
@@ -64,12 +74,16 @@ class Engine(abc.ABC):
     batch invariant), added to `deviations` for a cell of that quantization."""
 
     @classmethod
-    def deviations_under(cls, quantization: str) -> dict[str, Deviation]:
-        """The deviations declared for the engine under `quantization`."""
-        return {**cls.deviations, **cls.quantized_deviations.get(quantization, {})}
+    def deviations_under(cls, quantization: str, dtype: str = "float32") -> dict[str, Deviation]:
+        """The deviations declared for the engine under `quantization`, computing in `dtype`
+        (a reduced dtype adds REDUCED_PRECISION_DEVIATIONS)."""
+        reduced = REDUCED_PRECISION_DEVIATIONS if dtype != "float32" else {}
+        return {**reduced, **cls.deviations, **cls.quantized_deviations.get(quantization, {})}
     unsupported: ClassVar[dict[str, str]] = {}
     """Capability the adapter declares False -> why (shown where the property is skipped)."""
     _is_loaded: bool = False
+    dtype: str = "float32"
+    """What load() computes in (engines/__init__.DTYPES)."""
     quantization: str = "none"
     """The quantization load() was asked for (engines/__init__.QUANTIZATIONS)."""
     weights_bytes: int | None = None
@@ -112,6 +126,18 @@ class Engine(abc.ABC):
         if device not in devices:
             raise InvalidParameterError(f"{cls.id}: device {device!r} is not one of {devices}")
 
+    @classmethod
+    def check_dtype(cls, dtype: str) -> str:
+        """Refuse a dtype the registry does not declare for the engine, naming the valid ones."""
+        dtypes = ENGINES[cls.id].dtypes if cls.id in ENGINES else DTYPES
+        if dtype not in dtypes:
+            raise InvalidParameterError(f"{cls.id}: dtype {dtype!r} is not one of {dtypes}")
+        return dtype
+
+    @classmethod
+    def default_dtype(cls, device: str) -> str:
+        return ENGINES[cls.id].default_dtype(device) if cls.id in ENGINES else "float32"
+
     def require(self, capability: str) -> None:
         """Raise UnsupportedCapabilityError unless the adapter declares `capability`."""
         if not getattr(self.capabilities, capability):
@@ -122,19 +148,23 @@ class Engine(abc.ABC):
         if not self._is_loaded:
             raise EngineNotLoadedError(f"{self.id}: call load() before using the engine")
 
-    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str = "float32",
+    def load(self, model_dir: Path, *, device: str = "cpu", dtype: str | None = None,
              quantization: str | None = None, cache_prefixes: bool = True) -> None:
         """Load the model from a local folder (Hugging Face layout). Never downloads.
 
+        `dtype`: what the engine computes in, one its registry entry offers; None: the cell's
+        ($INFERMATRIX_DTYPE), else the device's default (`EngineEntry.default_dtype`: float32 on
+        the CPU, bfloat16 on CUDA where offered).
         `quantization`: one the registry says the adapter offers ("q4_0", "int8", ...), which
         `_load` reads as self.quantization; None: the cell's ($INFERMATRIX_QUANTIZATION), else
         "none" (the unquantized weights). `cache_prefixes=False`: the engine's prefix cache off,
         where it has a switch (`prefix_cache`); `_load` reads it as self.cache_prefixes."""
         self.check_device(device)
+        self.dtype = self.check_dtype(dtype or os.environ.get(DTYPE_ENV) or self.default_dtype(device))
         self.cache_prefixes = cache_prefixes
         self.quantization = self.check_quantization(
             quantization if quantization is not None else os.environ.get(QUANT_ENV) or "none")
-        self._load(Path(model_dir), device, dtype)
+        self._load(Path(model_dir), device, self.dtype)
         self._is_loaded = True
 
     @classmethod

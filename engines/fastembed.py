@@ -56,8 +56,10 @@ class FastEmbedEmbedder(Embedder):
         name = f"infermatrix/{folder.name}"
         if name not in {m["model"] for m in TextEmbedding.list_supported_models()}:
             register(folder, name)
+        # fastembed-gpu: the CUDA execution provider where the cell's device is cuda
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self._model = TextEmbedding(model_name=name, specific_model_path=str(folder),
-                                    local_files_only=True)
+                                    local_files_only=True, providers=providers)
         self._dim = int(self._embed(["dimension probe"], normalize=True).shape[1])
 
     def _embed(self, texts: list[str], normalize: bool) -> np.ndarray:

@@ -45,7 +45,7 @@ def exporter_version() -> str:
 
 
 class OnnxRuntimeGenerator(TransformersGenerator):
-    """ORTModelForCausalLM on the exported fixture, CPUExecutionProvider."""
+    """ORTModelForCausalLM on the exported fixture, the CPU (or CUDA) execution provider."""
 
     # everything transformers' generate() offers but adapters (CUDA needs the onnxruntime-gpu
     # build, so the registry declares it on the CPU only)
@@ -72,5 +72,6 @@ class OnnxRuntimeGenerator(TransformersGenerator):
             onnx_dir, graph = converted(model_dir, "optimum-onnx", exporter_version(),
                                         _export), "model.onnx"
         self.weights_bytes = (onnx_dir / graph).stat().st_size
+        provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         return ORTModelForCausalLM.from_pretrained(str(onnx_dir), local_files_only=True,
-                                                   file_name=graph, provider="CPUExecutionProvider")
+                                                   file_name=graph, provider=provider)

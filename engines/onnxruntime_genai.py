@@ -15,7 +15,6 @@ small-llama keeps the two apart.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import secrets
 import shutil
@@ -40,15 +39,15 @@ from engines.base import (
     stop_stream,
 )
 from engines.text import finish_row
-from fixtures.convert import converted
+from fixtures.convert import converted, converter_version
 
 
-def build(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+def build(model_dir: Path, out: Path, precision: str = "fp32", provider: str = "cpu") -> None:
     """onnxruntime-genai's model builder: FP32 (or its int4 weight quantization: MatMulNBits,
-    activations in float32 on the CPU), CPU execution provider."""
+    activations in float32), for the execution provider `provider` ("cpu" or "cuda")."""
     cache = out / ".builder-cache"
     done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i",
-                           str(model_dir), "-o", str(out), "-p", precision, "-e", "cpu", "-c",
+                           str(model_dir), "-o", str(out), "-p", precision, "-e", provider, "-c",
                            str(cache)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the model builder failed: {done.stderr.strip()[-800:]}")
@@ -56,8 +55,8 @@ def build(model_dir: Path, out: Path, precision: str = "fp32") -> None:
 
 
 def builder_version() -> str:
-    names = ("onnxruntime-genai", "onnxruntime", "transformers", "torch")
-    return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in names)
+    return converter_version("onnxruntime-genai|onnxruntime-genai-cuda",
+                             "onnxruntime|onnxruntime-gpu", "transformers", "torch")
 
 
 class OnnxRuntimeGenaiGenerator(Generator):
@@ -99,11 +98,12 @@ class OnnxRuntimeGenaiGenerator(Generator):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"onnxruntime_genai: the built model is float32, not {dtype!r}")
-        if self.quantization == "int4":
-            folder = converted(model_dir, "onnxruntime-genai-int4", builder_version(),
-                               lambda src, out: build(src, out, "int4"))
-        else:
-            folder = converted(model_dir, "onnxruntime-genai", builder_version(), build)
+        # the builder writes a model for one execution provider: a CUDA build is its own entry
+        suffix = "-cuda" if device == "cuda" else ""
+        precision = "int4" if self.quantization == "int4" else "fp32"
+        name = f"onnxruntime-genai{'-int4' if precision == 'int4' else ''}{suffix}"
+        folder = converted(model_dir, name, builder_version(),
+                           lambda src, out: build(src, out, precision, device))
         self.weights_bytes = sum(p.stat().st_size for p in folder.glob("*.onnx*"))
         self._model = og.Model(str(folder))
         self._tok = og.Tokenizer(self._model)

@@ -8,7 +8,6 @@ exporter version, and loaded from there afterwards.
 
 from __future__ import annotations
 
-import importlib.metadata
 from abc import abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +16,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from engines.base import Capabilities, Deviation, Embedder, InvalidParameterError
-from fixtures.convert import converted
+from fixtures.convert import converted, converter_version
 
 
 class SentenceTransformersEmbedder(Embedder):
@@ -95,7 +94,7 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     @classmethod
     def exporter_version(cls) -> str:
         """What keys the cached exports: the exporting distributions' versions."""
-        return " ".join(f"{n}=={importlib.metadata.version(n)}" for n in cls.exporter)
+        return converter_version(*cls.exporter)
 
     @classmethod
     def _export(cls, model_dir: Path, out: Path) -> None:
@@ -105,7 +104,7 @@ class _ExportedBackend(SentenceTransformersEmbedder):
 
 class SentenceTransformersOnnxEmbedder(_ExportedBackend):
     backend = "onnx"
-    exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime", "transformers")
+    exporter = ("sentence-transformers", "optimum-onnx", "onnxruntime|onnxruntime-gpu", "transformers")
     # what export_dynamic_quantized_onnx_model(.., "avx2") writes
     quantized_files: ClassVar[dict[str, str]] = {"int8": "model_quint8_avx2.onnx"}
 

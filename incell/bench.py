@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
-from core.details import BenchDetail, Referee, read
+from core.details import BenchDetail, DecodeBound, PrefillBound, Referee, Roofline, read
 from core.results import ErrorInfo, Rung, write_rung
 
 SUITE = Path(__file__).parent / "throughput"
@@ -80,13 +80,25 @@ def last_level_cache_bytes() -> int | None:
     return max(sizes, default=None)
 
 
-def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = None) -> dict | None:
-    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth.
+def measured_on(metrics: list[dict], name: str, device: str, dtype: str | None = None) -> dict | None:
+    """The machine-limit metric `name` measured on `device` (and in `dtype`), or None. A limit
+    measured on another device never stands in: a GPU row divided by the host's DRAM bandwidth
+    shows a decode past 100% where the truth is a few percent."""
+    return next((m for m in metrics if m["name"] == name
+                 and m["params"].get("device", "cpu") == device
+                 and (dtype is None or m["params"].get("dtype", "float32") == dtype)), None)
+
+
+def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = None, *,
+             device: str = "cpu", dtype: str = "float32") -> Roofline | None:
+    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth, and
+    prefill at batch 1 against the matmul peak, both measured on `device` (the peak in `dtype`,
+    what the engine computes in); None where the device's bandwidth was not measured.
 
     Bytes per token are the fixture's at float32 (every matrix once, one row of an untied input
-    embedding), scaled to the engine's own weight files where its adapter knows their size: a
-    Q4 GGUF reads about a seventh of what the float32 file holds."""
-    bandwidth = next((m for m in metrics if m["name"] == "memory_bandwidth_gb_s"), None)
+    embedding), scaled to the engine's own weights where its adapter knows their size: a Q4 GGUF
+    reads about a seventh of what the float32 file holds, bfloat16 half."""
+    bandwidth = measured_on(metrics, "memory_bandwidth_gb_s", device)
     decode = [m for m in metrics if m["name"] == "decode_tokens_per_s" and m["params"]["batch"] == 1]
     if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
         return None
@@ -94,22 +106,23 @@ def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = No
     if engine_bytes:
         per_token = round(per_token * engine_bytes / sum(safetensors_sizes(model_dir).values()))
     gb_s = bandwidth["stats"]["median"]
-    rows = []
-    for m in decode:
-        rate = m["stats"]["median"]
-        rows.append({"input_tokens": m["params"]["input_tokens"], "decode_tokens_per_s": rate,
-                     "bound_tokens_per_s": gb_s * 1e9 / per_token,
-                     "fraction": per_token * rate / (gb_s * 1e9)})
-    out = {"weight_bytes_per_token": per_token, "bandwidth_gb_s": gb_s, "decode_batch1": rows,
-           "last_level_cache_bytes": last_level_cache_bytes(), "engine_weights_bytes": engine_bytes}
-    compute = next((m for m in metrics if m["name"] == "compute_tflops"), None)
+    rows = [DecodeBound(input_tokens=m["params"]["input_tokens"],
+                        decode_tokens_per_s=m["stats"]["median"],
+                        bound_tokens_per_s=gb_s * 1e9 / per_token,
+                        fraction=per_token * m["stats"]["median"] / (gb_s * 1e9))
+            for m in decode]
+    out = Roofline(weight_bytes_per_token=per_token, bandwidth_gb_s=gb_s, decode_batch1=rows,
+                   last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
+                   engine_weights_bytes=engine_bytes, device=device,
+                   device_name=bandwidth["params"].get("device_name", ""), compute_dtype=dtype)
+    compute = measured_on(metrics, "compute_tflops", device, dtype)
     if compute is not None:  # prefill against the compute limit, 2 FLOPs per weight per token
         flops_per_token = 2 * float32_per_token / 4  # weights counted at 4 bytes each
-        tflops = compute["stats"]["median"]
-        out["compute_tflops"] = tflops
-        out["prefill_batch1"] = [
-            {"input_tokens": m["params"]["input_tokens"], "prefill_tokens_per_s": m["stats"]["median"],
-             "fraction": m["stats"]["median"] * flops_per_token / (tflops * 1e12)}
+        tflops = out.compute_tflops = compute["stats"]["median"]
+        out.prefill_batch1 = [
+            PrefillBound(input_tokens=m["params"]["input_tokens"],
+                         prefill_tokens_per_s=m["stats"]["median"],
+                         fraction=m["stats"]["median"] * flops_per_token / (tflops * 1e12))
             for m in metrics if m["name"] == "prefill_tokens_per_s" and m["params"]["batch"] == 1]
     return out
 
@@ -163,7 +176,9 @@ def run(args: argparse.Namespace) -> BenchDetail:
         **({"referee": judge} if (judge := referee(data, prof)) else {}),
         "roofline": roofline(metrics, locate(args.fixture), next(
             (b["extra_info"]["weights_bytes"] for b in data["benchmarks"]
-             if b["extra_info"].get("weights_bytes")), None)),
+             if b["extra_info"].get("weights_bytes")), None), device=args.device,
+            dtype=next((b["extra_info"]["dtype"] for b in data["benchmarks"]
+                        if b["extra_info"].get("dtype")), "float32")),
         "peak_rss_mib": max((b["extra_info"]["peak_rss_mib"] for b in data["benchmarks"]
                              if b["name"] not in NOT_THE_ENGINES_PEAK
                              and "peak_rss_mib" in b["extra_info"]), default=None),

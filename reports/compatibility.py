@@ -151,14 +151,15 @@ def ran(result: CellResult) -> str:
 
 def foreign(results: list[CellResult], matrix: Matrix | None) -> tuple[list[CellResult], list[str]]:
     """Results of cells the matrix does not hold (another matrix, or a cell since removed):
-    named and left out, never merged silently."""
+    named and left out, never merged silently. A cell run in an existing environment (nox -s
+    here) is the matrix's engine in an environment the matrix does not make: it is kept."""
     if matrix is None:
         return results, []
     ids = {c.id for c in matrix.cells}
-    kept = [r for r in results if r.cell.id in ids]
+    kept = [r for r in results if r.cell.id in ids or r.cell.existing]
     return kept, [f"{r.cell.id}.json: cell {r.cell.id!r} is not in the matrix (a result of "
                   "another matrix, or of a cell since removed); skipped"
-                  for r in results if r.cell.id not in ids]
+                  for r in results if r not in kept]
 
 
 def env_columns(results: list[CellResult]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.details import ImportDetail, PropertyResult
 from core.results import CellResult
+from engines import ENGINES, NO_CUDA_CELL
 from reports.conformance import conformance_of
 from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, engine_label, header, table
 
@@ -77,10 +78,13 @@ def engine_section(engine: str, results: list[CellResult]) -> list[str]:
     kind = results[0].cell.kind
     info = declared(results)
     caps = info.capabilities if info is not None else {}
-    devices = (info.devices or caps.get("devices", [])) if info is not None else []
+    entry = ENGINES.get(engine)
+    devices = list(entry.devices) if entry is not None else info.devices if info is not None else []
+    dtypes = ", ".join(entry.dtypes) if entry is not None else "(not registered)"
+    no_cuda = f" · no CUDA cell: {NO_CUDA_CELL[engine]}" if engine in NO_CUDA_CELL else ""
     lines = [f"### `{engine}`", "",
-             f"Fixtures: {', '.join(results[0].cell.fixtures)} · devices it declares: "
-             f"{', '.join(devices) or '(not recorded)'}", ""]
+             f"Fixtures: {', '.join(results[0].cell.fixtures)} · devices: "
+             f"{', '.join(devices) or '(not recorded)'} · dtypes: {dtypes}{no_cuda}", ""]
     if caps:
         why = info.unsupported
         flags = [[name, value if isinstance(value, str) else PASS if value else NOT_RUN,

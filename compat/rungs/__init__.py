@@ -34,11 +34,14 @@ class Step:
     some of its engine properties failed, and a server whose API departs is still measured."""
     in_worker: bool = False
     """Climbed by the cell's worker (compat/rungs/worker.py), one process for all such rungs."""
+    builds_env: bool = False
+    """Makes the cell's environment: in an existing one (compat/here.py) it is not run, and
+    compat/rungs/existing.py records what the environment holds instead."""
 
 
 LADDER: tuple[Step, ...] = (
-    Step("resolve", resolve, on_device=False),
-    Step("install", install),
+    Step("resolve", resolve, on_device=False, builds_env=True),
+    Step("install", install, builds_env=True),
     Step("import", import_engine, in_worker=True),
     Step("load", load, in_worker=True),
     Step("conformance", conformance, in_worker=True),

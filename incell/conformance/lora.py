@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.quality import QUALITY_BOUNDS, Drift, drift, log_softmax
+from bench.quality import Drift, drift, log_softmax, quality_bound, tolerance
 from core.details import LoraFigures
 from engines.base import SamplingParams
 
@@ -78,9 +78,10 @@ def logprob_problems(engine, prompts: list[list[int]], expected: np.ndarray) -> 
         step = engine.generate_from_ids([prefix], params)[0]
         token = step.token_ids[0]
         worst = max(worst, abs(step.logprobs[0][token] - float(expected[i][token])))
-    if worst > engine.logprob_tolerance:
+    tol = tolerance(engine.dtype, "logprob", engine.logprob_tolerance)
+    if worst > tol:
         problems.append(f"log-probabilities {worst:.3g} nats from the merged reference's "
-                        f"(tolerance {engine.logprob_tolerance})")
+                        f"(tolerance {tol}, {engine.dtype})")
     return problems, worst
 
 
@@ -93,7 +94,8 @@ def along_reference(engine, prefixes: list[list[int]], merged: np.ndarray) -> tu
         return {"logprob_max_diff": worst}, problems
     logits = np.concatenate([engine.next_token_logits_from_ids([p]) for p in prefixes])
     measured: Drift = drift(merged, logits)
-    problems = [f"vs the merged reference: {v}" for v in QUALITY_BOUNDS["none"].violations(measured)]
+    bound = quality_bound("none", engine.dtype)
+    problems = [f"vs the merged reference: {v}" for v in bound.violations(measured)]
     return {"kl_mean": measured.kl_mean, "kl_p99": measured.kl_p99, "top1": measured.top1}, problems
 
 

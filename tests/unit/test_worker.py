@@ -38,7 +38,8 @@ def cell_of(tmp_path, monkeypatch):
     os.symlink(sys.executable, tmp_path / "venv" / "bin" / "python")
 
     def make(engine_class: str, **limits: float) -> CellRun:
-        cell = SimpleNamespace(id="broken", device="cpu", axes=(), fixtures=("tiny-llama",),
+        cell = SimpleNamespace(id="broken", device="cpu", dtype="float32", axes=(),
+                               fixtures=("tiny-llama",),
                                engine=SimpleNamespace(id=f"tests.broken.lifecycle:{engine_class}",
                                                       kind="generation", transport="in_process"))
         return CellRun(cell=cell, venv=tmp_path / "venv", options=Options(limits=Limits(**limits)),
