@@ -31,6 +31,19 @@ def engine_label(result: CellResult) -> str:
     return label
 
 
+TOOL_PRECISION = 5e-7
+"""llama-perplexity prints KL and its ± with six decimals: a printed 0 is below half the last."""
+
+
+def tool_kl(kl: dict) -> str:
+    """llama-perplexity's "KL mean ± its error", never "0 ± 0": a value the tool printed as zero is
+    below its printed precision, and says so (a KL of 0 cannot go with a top-1 below 100%)."""
+    def one(value: float) -> str:
+        return f"< {TOOL_PRECISION:.0e}" if value == 0 else f"{value:.3g}"
+
+    return f"{one(kl['kl_mean'])} ± {one(kl['kl_pm'])}"
+
+
 def code(text: str) -> str:
     """Inline code that survives backticks inside it."""
     return f"`` {text} ``" if "`" in text else f"`{text}`"

@@ -9,7 +9,7 @@ from pathlib import Path
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from engines import QUANTIZATIONS
-from reports.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table
+from reports.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
 from reports.throughput import bench_of
 
 PROPERTY = "quantization_quality"
@@ -120,7 +120,7 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
         ours = figures.weights_kl_mean
         inside = (ours is not None and abs(ours - kl["kl_mean"]) <= 2 * kl["kl_pm"] + 1e-12)
         rows.append([f"`{r.cell.engine}`", label_of(r), _num(figures.kl_mean, ".2e"),
-                     _num(ours, ".2e"), f"{kl['kl_mean']:.2e} ± {kl['kl_pm']:.1e}",
+                     _num(ours, ".2e"), tool_kl(kl),
                      (f"{ours / kl['kl_mean']:.2f}×" if ours and kl["kl_mean"] else "–")
                      + ("" if inside else f" {CAVEAT}"),
                      _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
-from reports.markdown import engine_label, table
+from reports.markdown import engine_label, table, tool_kl
 from reports.throughput import bandwidth_limit, bench_of, fmt, held_to_limit, ratio_text, resident
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -153,7 +153,7 @@ def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
             if d and d.peak_rss_mib else "–",
             f"{facts.load_s:.1f} s" if facts and facts.load_s is not None else "–",
             ", ".join(f"{c.converter} {c.seconds:.0f} s ({mib(c.bytes)})" for c in made) or "–",
-            (f"KL mean {kl['kl_mean']:.3g} ± {kl['kl_pm']:.2g}, top-1 {kl['top1_agreement']:.1%}"
+            (f"KL mean {tool_kl(kl)}, top-1 {kl['top1_agreement']:.1%}"
              if kl and "kl_mean" in kl else "–"),
             facts.note if facts and facts.note else ""])
     return rows

@@ -123,3 +123,4 @@ def test_a_cuda_row_is_named_with_its_gpu_and_held_to_the_gpus_limits(tmp_path) 
     recorded = json.loads(H200.read_text())["rungs"][-1]["detail"]["roofline"]
     assert recorded["device"] == "cuda" and recorded["bandwidth_gb_s"] > 1000
     assert recorded["compute_dtype"] == "bfloat16"
+

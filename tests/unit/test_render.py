@@ -370,3 +370,12 @@ def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_
     assert "Q4_K ×120 (fell back)" in opening and "gguf 1 s" in opening
     assert (tmp_path / "out" / "real-shape.png").read_bytes()[:4] == b"\x89PNG"
     assert pareto([(539.0, 34.0), (120.0, 60.0), (539.0, 15.0), (50.0, 10.0)]) == [3, 1]
+
+
+def test_a_kl_the_tool_printed_as_zero_says_it_is_below_its_precision() -> None:
+    """Audit finding 7: "KL mean 0 ± 0, top-1 99.8%" cannot be: llama-perplexity prints six
+    decimals, so its 0 is below 5e-7, and the page says that instead."""
+    from reports.markdown import tool_kl
+
+    assert tool_kl({"kl_mean": 0.0, "kl_pm": 0.0}) == "< 5e-07 ± < 5e-07"
+    assert tool_kl({"kl_mean": 0.00286, "kl_pm": 0.00018}) == "0.00286 ± 0.00018"
