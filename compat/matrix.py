@@ -27,6 +27,7 @@ from compat.specs import (  # requirement_name, slug, override_slug: imported fr
 from core.errors import MatrixError, unknown
 from core.results import RUNGS
 from engines import DEVICES, ENGINES
+from fixtures.catalog import TRAINED
 
 __all__ = ["MATRIX_PATH", "RELEASES", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",
            "load", "override_slug", "parse", "requirement_name", "slug"]
@@ -63,13 +64,16 @@ class Cell:
     existing: str = ""
     """The name of an existing environment the cell runs in (compat/here.py), or "": its own
     venv, resolved and installed by the ladder."""
+    trained: tuple[str, ...] = ()
+    """Trained fixtures the cell also runs on ([trained] in matrix.toml): the properties only a
+    trained model can test run there, the others on the engine's random fixtures."""
 
     @property
     def fixtures(self) -> tuple[str, ...]:
         """The fixtures the cell runs on: its engine's, narrowed by any axis that says so."""
         wanted = [set(a.fixtures) for a in self.axis_specs
                   if set(a.fixtures) & set(self.engine.fixtures)]
-        return tuple(f for f in self.engine.fixtures if all(f in w for w in wanted))
+        return (*(f for f in self.engine.fixtures if all(f in w for w in wanted)), *self.trained)
 
     @property
     def dtype(self) -> str:
@@ -307,6 +311,29 @@ def _check_excludes(excludes: list[dict], engines: dict, axes: dict, devices: di
                 raise MatrixError(unknown(f"value of {key!r} in [[exclude]]", value, valid))
 
 
+def with_trained(cells: tuple[Cell, ...], raw: dict) -> tuple[Cell, ...]:
+    """The cells [trained] names, each with the trained fixture added; an unknown fixture, cell
+    or key is named with the valid ones."""
+    extra = sorted(set(raw) - {"fixture", "cells"})
+    if extra:
+        raise MatrixError(unknown("key in [trained]", extra[0], ["fixture", "cells"]))
+    if not raw:
+        return cells
+    fixture = raw.get("fixture", "")
+    if fixture not in TRAINED:
+        raise MatrixError(unknown("fixture in [trained]", fixture, TRAINED))
+    ids = {c.id for c in cells}
+    for cell_id in raw.get("cells", []):
+        if cell_id not in ids:
+            raise MatrixError(unknown("cell in [trained]", cell_id, sorted(ids)))
+        kind = next(c for c in cells if c.id == cell_id).engine.id
+        if ENGINES[kind].kind != "generation":
+            raise MatrixError(f"[trained] cell {cell_id!r} runs {kind}, an {ENGINES[kind].kind} "
+                              "engine: the trained model is a generation model")
+    return tuple(replace(c, trained=(fixture,)) if c.id in raw.get("cells", []) else c
+                 for c in cells)
+
+
 def parse(data: dict) -> Matrix:
     """Build and validate a Matrix from the TOML's dict."""
     try:
@@ -334,7 +361,8 @@ def parse(data: dict) -> Matrix:
                     harness=tuple(data.get("harness", {}).get("requires", ())),
                     device_constraints=device_constraints, engines=engines, axes=axes,
                     selections=selections)
-    cells = expand(matrix, excludes, list(data.get("cells", [])))
+    cells = with_trained(expand(matrix, excludes, list(data.get("cells", []))),
+                         data.get("trained", {}))
     known = tuple(_known(raw, cells) for raw in data.get("known", []))
     return replace(matrix, cells=cells, known=known)
 

@@ -33,6 +33,11 @@ PROPERTIES: dict[str, dict[str, str]] = {
                                 "float32 reference: KL, top-1 agreement, RMS Δp",
         "lora_adapter": "a LoRA adapter set at run time matches the weights with it merged; "
                         "removing it gives the engine's own output back",
+        "tokenizer_real_text": "on the trained model, the engine's own tokenizer gives the "
+                               "reference's ids for every sample of the real-text corpus (prose, "
+                               "code, whitespace runs, digits, emoji, CJK, right-to-left)",
+        "special_tokens_in_text": "special-token strings typed as text: the engine parses them or "
+                                  "keeps them as text, equal to the reference in that mode, named",
     },
     "embedding": {
         "shape_and_dimension": "embed() returns float32 (n, dimension)",

@@ -176,6 +176,20 @@ def write_gguf(model_dir: Path, out: Path) -> None:
     writer.close()
 
 
+def pre_tokenizer_name(tok: dict) -> str:
+    """llama.cpp's name for tokenizer.json's pre-tokenizer: "gpt-2" for plain byte-level splitting
+    (the random fixtures'), "smollm" for every digit split off first (SmolLM2's); another one is
+    refused, by name, rather than written as one llama.cpp would split differently."""
+    pre = tok.get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    shape = tuple((p.get("type"), p.get("individual_digits")) for p in parts)
+    names = {(("ByteLevel", None),): "gpt-2", (("Digits", True), ("ByteLevel", None)): "smollm"}
+    if shape not in names:
+        raise ValueError(f"tokenizer.json's pre-tokenizer {[t for t, _ in shape]} has no llama.cpp "
+                         f"name this writer knows; known: {sorted(names.values())}")
+    return names[shape]
+
+
 def _write_tokenizer(writer, model_dir: Path, config: dict) -> None:
     """Byte-level BPE vocabulary, merges, special ids and chat template, as llama.cpp reads them."""
     tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
@@ -183,7 +197,7 @@ def _write_tokenizer(writer, model_dir: Path, config: dict) -> None:
     vocab = sorted(tok["model"]["vocab"].items(), key=lambda item: item[1])
     special = {t["id"] for t in tok["added_tokens"] if t["special"]}
     writer.add_tokenizer_model("gpt2")  # byte-level BPE
-    writer.add_tokenizer_pre("gpt-2")   # the GPT-2 split regex, as the ByteLevel pre-tokenizer uses
+    writer.add_tokenizer_pre(pre_tokenizer_name(tok))
     padding = [f"[PAD{i}]" for i in range(len(vocab), config["vocab_size"])]
     writer.add_token_list([token for token, _ in vocab] + padding)
     writer.add_token_types([CONTROL if i in special else NORMAL for _, i in vocab]

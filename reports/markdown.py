@@ -7,6 +7,7 @@ import datetime as dt
 from tabulate import tabulate
 
 from core.results import CellResult, Machine
+from fixtures.catalog import TRAINED
 
 PASS, CAVEAT, FAIL, KNOWN, NOT_RUN = "✅", "⚠️", "❌", "⛔", "➖"
 LEGEND = (f"{PASS} pass · {CAVEAT} pass with a caveat · {FAIL} fail (first failing rung, "
@@ -108,6 +109,9 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
     lines += [f"Machine: {ms[0]}" if len(ms) == 1 else "Machines (results were merged):", ""]
     if len(ms) > 1:
         lines += [f"- {m}" for m in ms] + [""]
+    lines += [f"Trained model `{name}`: {TRAINED[name].source} ({TRAINED[name].licence})." for name
+              in sorted({f for r in results for f in r.cell.fixtures if f in TRAINED})]
+    lines += [""] if lines[-1] else []
     if problems:
         lines += ["Result files left out (unreadable, another schema, another matrix):",
                   *(f"- {p}" for p in problems), ""]

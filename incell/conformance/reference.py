@@ -55,6 +55,14 @@ def encode(model_dir: Path, text: str) -> list[int]:
     return _tokenizer(model_dir).encode(text).ids
 
 
+def encode_as_text(model_dir: Path, text: str) -> list[int]:
+    """Token ids of `text` with special-token strings in it kept as text (tokenizers'
+    encode_special_tokens), the other mode of encode()."""
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))  # its own: the mode sticks
+    tok.encode_special_tokens = True
+    return tok.encode(text).ids
+
+
 def decode(model_dir: Path, ids) -> str:
     """Text of token ids, special tokens skipped (as engines return generated text)."""
     return _tokenizer(model_dir).decode(list(ids), skip_special_tokens=True)

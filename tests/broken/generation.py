@@ -244,6 +244,23 @@ class IgnoresAdapter(TransformersGenerator):
         pass
 
 
+class DropsZeroWidthJoiner(TransformersGenerator):
+    """Normalizes text before tokenizing by deleting zero-width joiners: emoji sequences
+    (a family, a heart on fire) come out as their parts."""
+
+    def tokenize(self, text):
+        return super().tokenize(text.replace("\u200d", ""))
+
+
+class StripsSpecialStrings(TransformersGenerator):
+    """"Sanitizes" user text by deleting special-token strings: neither parsed nor kept."""
+
+    def tokenize(self, text):
+        for special in ("<|im_end|>", "<|im_start|>", "<|endoftext|>"):
+            text = text.replace(special, "")
+        return super().tokenize(text)
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -267,4 +284,6 @@ BROKEN = {
     ShiftedLogprobs: "logprobs",
     ScaledLogits: ("quantization_quality", "lora_adapter"),  # held to the merged reference too
     IgnoresAdapter: "lora_adapter",
+    DropsZeroWidthJoiner: "tokenizer_real_text",
+    StripsSpecialStrings: "special_tokens_in_text",
 }

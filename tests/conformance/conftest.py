@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from engines import load_engine_class
-from fixtures.catalog import locate
+from fixtures.catalog import TRAINED, locate
 from incell.conformance.inputs import GREEDY, PROMPTS, TEXTS
 from incell.conformance.plumbing import PropertyRecorder, check_registered, property_name
 
@@ -70,11 +70,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if property_name(i) in wanted]
 
 
+TRAINED_ONLY = {"tokenizer_real_text", "special_tokens_in_text"}
+"""Properties only a trained model can test: they run on the cell's trained fixtures (matrix.toml
+[trained]), every other property on its random ones (a 135M model would cost each cell minutes)."""
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fixture_name" in metafunc.fixturenames:
         names = [n for n in metafunc.config.getoption("--models").split(",") if n]
-        metafunc.parametrize("fixture_name", names or ["(none)"], scope="session",
-                             ids=[Path(n).name for n in names] or None)  # a path: its last part
+        trained_only = metafunc.function.__name__.removeprefix("test_") in TRAINED_ONLY
+        chosen = [n for n in names if (n in TRAINED) == trained_only]
+        if names and not chosen:
+            why = ("a property of the trained model: this cell has no trained fixture "
+                   "(matrix.toml [trained])" if trained_only else
+                   "a random-weights property: this cell has only the trained fixture")
+            metafunc.parametrize("fixture_name", [pytest.param("(none)", marks=pytest.mark.skip(
+                reason=why))], scope="session")
+            return
+        metafunc.parametrize("fixture_name", chosen or ["(none)"], scope="session",
+                             ids=[Path(n).name for n in chosen] or None)  # a path: its last part
 
 
 def engine_class(config: pytest.Config) -> type:

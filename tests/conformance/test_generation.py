@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from bench.quality import tolerance
 from core.details import PropertyFigures, to_json
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
+from fixtures.corpora import real_text
 from incell.conformance import reference
 from incell.conformance.compare import check_ids_equal, check_logits_close
 from incell.conformance.inputs import GREEDY, PROMPTS
@@ -366,6 +367,49 @@ UNSUPPORTED_CALLS = {
     "stop_token_ids": lambda e: e.generate([PROMPTS[0]], SamplingParams(stop_token_ids=(5,))),
     "lora": lambda e: e.set_adapter(None),
 }
+
+
+def test_tokenizer_real_text(engine, model_dir, record_property) -> None:
+    """On the trained model, every sample of the real-text corpus (fixtures/real_text: prose,
+    code with tabs, runs of spaces and newlines, digits, emoji with joiners, CJK, accented and
+    right-to-left scripts): the engine's own tokenizer gives tokenizer.json's ids, and those ids
+    decode back to the text. Special-token strings are special_tokens_in_text's."""
+    samples = [s for s in real_text() if s.kind != "specials"]
+    problems, tokens = [], 0
+    for sample in samples:
+        expected = reference.encode(model_dir, sample.text)
+        tokens += len(expected)
+        try:
+            check_ids_equal(a=[engine.tokenize(sample.text)], b=[expected], name_a=engine.id,
+                            name_b="tokenizer.json")
+        except AssertionError as exc:
+            problems.append(f"{sample.kind} ({sample.source}): {exc}")
+        if reference.decode(model_dir, expected) != sample.text:
+            problems.append(f"{sample.kind}: tokenizer.json does not decode its ids back")
+    record_property("note", f"{len(samples) - len(problems)}/{len(samples)} real-text samples "
+                            f"token-exact ({tokens} tokens)")
+    assert not problems, "\n".join(problems)
+
+
+def test_special_tokens_in_text(engine, model_dir, record_property) -> None:
+    """Special-token strings typed in user text (<|im_end|>, <|im_start|>, <|endoftext|>) are a
+    mode, not a bug: the engine's tokenize() either parses them as the special tokens or keeps
+    them as text, and its ids equal the reference's in that mode; the note names the mode. An
+    engine that parses them lets a user message end its own turn (prompt injection)."""
+    text = next(s.text for s in real_text() if s.kind == "specials")
+    parsed, as_text = reference.encode(model_dir, text), reference.encode_as_text(model_dir, text)
+    assert parsed != as_text, "the sample holds no special-token string of this tokenizer"
+    got = engine.tokenize(text)
+    modes = {"parses them as special tokens (a user message can end its turn: prompt injection "
+             "unless the caller escapes them)": parsed, "keeps them as text": as_text}
+    mode = next((name for name, ids in modes.items() if got == ids), None)
+    if mode is None:
+        first = next((i for i, (a, b) in enumerate(zip(got, parsed)) if a != b), len(got))
+        raise AssertionError(f"neither mode: {engine.id} gave {got[max(0, first - 2):first + 6]} "
+                             f"at position {first}, where parsing gives "
+                             f"{parsed[max(0, first - 2):first + 6]} and keeping them as text "
+                             f"{as_text[max(0, first - 2):first + 6]}")
+    record_property("note", f"special-token strings in text: tokenize() {mode}")
 
 
 def test_unsupported_capabilities(engine) -> None:

@@ -33,7 +33,7 @@ VENVS = REPO / ".nox" / "test-cells"
 def matrix_with(**axis_values: str):
     data = matrix_data()
     data["axes"]["numpy"]["values"] = axis_values
-    data["cells"], data["known"] = [], []
+    data["cells"], data["known"], data["trained"] = [], [], {}
     return parse(data)
 
 

@@ -99,7 +99,7 @@ def test_bad_toml_is_a_matrix_error(tmp_path) -> None:
 def test_cell_ids_are_unique_for_any_axis_values(labels: list[str]) -> None:
     data = variant(**{"axes.numpy.values": {label: f"numpy=={i}" for i, label in
                                             enumerate(labels)}})
-    data["cells"], data["known"] = [], []
+    data["cells"], data["known"], data["trained"] = [], [], {}
     matrix = parse(data)
     cells = matrix.selected("default")
     engines = len(matrix.selections["default"].engines)
@@ -149,6 +149,12 @@ def test_exclude_removes_matching_cells() -> None:
     (lambda d: d["cells"].append({"engine": "embed", "axes": {"numpy": "9"}}),
      r"Unknown value of axis 'numpy' for embed '9'"),
     (lambda d: d["cells"].append({"engine": "embedd"}), r"'embedd'. Did you mean 'embed'"),
+    (lambda d: d["trained"].update(cells=["transformers-numpy3"]),
+     r"Unknown cell in \[trained\] 'transformers-numpy3'. Did you mean 'transformers-numpy2'"),
+    (lambda d: d["trained"].update(fixture="smollm3"),
+     r"Unknown fixture in \[trained\] 'smollm3'.*smollm2-135m-instruct"),
+    (lambda d: d["trained"].update(cells=["embed-numpy1"]),
+     r"'embed-numpy1' runs embed, an embedding engine"),
     (lambda d: d["known"].append({"cells": ["nope-*"], "rung": "import", "reason": "x"}),
      r"cell pattern in \[\[known\]\] \(matches no cell\) 'nope-\*'"),
     (lambda d: d["known"].append({"cells": ["embed-*"], "rung": "imports", "reason": "x"}),
