@@ -38,6 +38,10 @@ PROPERTIES: dict[str, dict[str, str]] = {
                                "code, whitespace runs, digits, emoji, CJK, right-to-left)",
         "special_tokens_in_text": "special-token strings typed as text: the engine parses them or "
                                   "keeps them as text, equal to the reference in that mode, named",
+        "chat_template_turns": "on the trained model, the engine's own chat path gives the "
+                               "template's ids with a system turn, without one (the template's "
+                               "default), over several turns, with the generation prompt, no "
+                               "doubled BOS",
     },
     "embedding": {
         "shape_and_dimension": "embed() returns float32 (n, dimension)",

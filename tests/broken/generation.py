@@ -261,6 +261,14 @@ class StripsSpecialStrings(TransformersGenerator):
         return super().tokenize(text)
 
 
+class DropsSystemTurn(TransformersGenerator):
+    """chat() leaves the system message out (as an API that keeps it in a field of its own
+    and forgets to pass it on would)."""
+
+    def chat(self, messages, params):
+        return super().chat([m for m in messages if m.role != "system"], params)
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -286,4 +294,5 @@ BROKEN = {
     IgnoresAdapter: "lora_adapter",
     DropsZeroWidthJoiner: "tokenizer_real_text",
     StripsSpecialStrings: "special_tokens_in_text",
+    DropsSystemTurn: ("chat_template", "chat_template_turns"),  # the random fixtures' too
 }

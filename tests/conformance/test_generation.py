@@ -412,6 +412,36 @@ def test_special_tokens_in_text(engine, model_dir, record_property) -> None:
     record_property("note", f"special-token strings in text: tokenize() {mode}")
 
 
+CHAT_TURNS = {
+    "a system turn": [ChatMessage("system", "You are a terse assistant."),
+                      ChatMessage("user", "Name a prime number.")],
+    "no system turn (the template's own default)": [
+        ChatMessage("user", "What is the capital of France?")],
+    "several turns": [ChatMessage("system", "Answer in one word."), ChatMessage("user", "Hi!"),
+                      ChatMessage("assistant", "Hello."), ChatMessage("user", "Count to three.")],
+}
+
+
+def test_chat_template_turns(engine, model_dir, record_property) -> None:
+    """On the trained model (its own template: SmolLM2's writes a default system turn where the
+    messages have none), the engine's chat path feeds exactly the template's ids (jinja2 +
+    tokenizer.json, with the generation prompt) for each conversation in CHAT_TURNS; a doubled
+    BOS or a dropped turn is a difference in the ids."""
+    requires(engine, "chat")
+    problems = []
+    for case, messages in CHAT_TURNS.items():
+        completion = engine.chat(messages, SamplingParams(max_new_tokens=1))
+        expected = reference.chat_prompt_ids(model_dir, [m.__dict__ for m in messages])
+        try:
+            check_ids_equal(a=[completion.prompt_token_ids], b=[expected], name_a=engine.id,
+                            name_b="template reference")
+        except AssertionError as exc:
+            problems.append(f"{case}: {exc}")
+    record_property("note", f"{len(CHAT_TURNS) - len(problems)}/{len(CHAT_TURNS)} conversations "
+                            "token-exact with the template")
+    assert not problems, "\n".join(problems)
+
+
 def test_unsupported_capabilities(engine) -> None:
     """Asking for a capability the adapter declares unsupported raises UnsupportedCapabilityError
     naming the engine and the capability (never a silent, different answer)."""
