@@ -38,6 +38,9 @@ PROPERTIES: dict[str, dict[str, str]] = {
                                "code, whitespace runs, digits, emoji, CJK, right-to-left)",
         "special_tokens_in_text": "special-token strings typed as text: the engine parses them or "
                                   "keeps them as text, equal to the reference in that mode, named",
+        "eos_and_stops": "on the trained model, a chat answer ends at <|im_end|> (finish_reason "
+                         "eos, the token not in the ids or text), and a stop string on its real "
+                         "text ends it there (finish_reason stop)",
         "chat_template_turns": "on the trained model, the engine's own chat path gives the "
                                "template's ids with a system turn, without one (the template's "
                                "default), over several turns, with the generation prompt, no "

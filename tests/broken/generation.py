@@ -269,6 +269,13 @@ class DropsSystemTurn(TransformersGenerator):
         return super().chat([m for m in messages if m.role != "system"], params)
 
 
+class ChatIgnoresEos(TransformersGenerator):
+    """chat() runs to max_new_tokens whatever the model says (its EOS suppressed)."""
+
+    def chat(self, messages, params):
+        return super().chat(messages, dataclasses.replace(params, ignore_eos=True))
+
+
 BROKEN = {
     StaleRepeat: "greedy_determinism",
     RightPadding: "batch_invariance",
@@ -295,4 +302,5 @@ BROKEN = {
     DropsZeroWidthJoiner: "tokenizer_real_text",
     StripsSpecialStrings: "special_tokens_in_text",
     DropsSystemTurn: ("chat_template", "chat_template_turns"),  # the random fixtures' too
+    ChatIgnoresEos: "eos_and_stops",
 }

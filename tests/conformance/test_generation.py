@@ -442,6 +442,36 @@ def test_chat_template_turns(engine, model_dir, record_property) -> None:
     assert not problems, "\n".join(problems)
 
 
+QUESTION = [ChatMessage("user", "What is the capital of France?")]
+
+
+def test_eos_and_stops(engine, model_dir, record_property) -> None:
+    """On the trained model, greedy: the answer to QUESTION ends by itself, at the model's EOS
+    (<|im_end|>: finish_reason "eos", well before max_new_tokens, the EOS neither in the ids nor
+    in the text); then a stop string taken from that answer's own text ends it there
+    (finish_reason "stop", the text cut before it, as stop_strings holds on the random fixtures)."""
+    requires(engine, "chat")
+    limit, eos = 48, engine.eos_token_id
+    answer = engine.chat(QUESTION, SamplingParams(max_new_tokens=limit))
+    special = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert answer.finish_reason == "eos" and len(answer.token_ids) < limit, (
+        f"no EOS within {limit} tokens: finish_reason {answer.finish_reason!r}, "
+        f"{len(answer.token_ids)} tokens: {answer.text!r}")
+    assert eos not in answer.token_ids and special["eos_token"] not in answer.text, (
+        f"the EOS ({eos}) is in the answer: {answer.token_ids}, {answer.text!r}")
+    note = f"{len(answer.token_ids)} tokens then EOS: {answer.text!r}"
+    words = answer.text.split()
+    if engine.capabilities.stop_strings and len(words) >= 3:
+        stop = words[len(words) // 2]
+        cut = engine.chat(QUESTION, SamplingParams(max_new_tokens=limit, stop=(stop,)))
+        assert cut.finish_reason == "stop", f"stop {stop!r}: finish_reason {cut.finish_reason!r}"
+        kept = engine.capabilities.stop_string_kept
+        assert cut.text == answer.text[:answer.text.index(stop) + (len(stop) if kept else 0)], (
+            f"stop {stop!r} on {answer.text!r}: {cut.text!r}")
+        note += f"; stop {stop!r} cut it to {cut.text!r}"
+    record_property("note", note)
+
+
 def test_unsupported_capabilities(engine) -> None:
     """Asking for a capability the adapter declares unsupported raises UnsupportedCapabilityError
     naming the engine and the capability (never a silent, different answer)."""
