@@ -41,6 +41,9 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "eos_and_stops": "on the trained model, a chat answer ends at <|im_end|> (finish_reason "
                          "eos, the token not in the ids or text), and a stop string on its real "
                          "text ends it there (finish_reason stop)",
+        "streaming_utf8": "on the trained model, an answer whose characters span several tokens "
+                          "(Japanese, emoji) streams whole characters: the deltas, joined, equal "
+                          "generate()'s text",
         "chat_template_turns": "on the trained model, the engine's own chat path gives the "
                                "template's ids with a system turn, without one (the template's "
                                "default), over several turns, with the generation prompt, no "

@@ -442,6 +442,31 @@ def test_chat_template_turns(engine, model_dir, record_property) -> None:
     assert not problems, "\n".join(problems)
 
 
+MULTI_BYTE = ("日本語: こんにちは、", "Emoji list: 🙂 😀 😃 😄")
+"""Prompts whose greedy continuation on SmolLM2-135M-Instruct is Japanese or emoji: characters
+of three and four bytes that its byte-level tokens split."""
+
+
+def test_streaming_utf8(engine, record_property) -> None:
+    """On the trained model, greedy continuations of MULTI_BYTE stream whole characters: the
+    deltas, joined, equal generate()'s text (a delta never ends in half a character, which would
+    come out as U+FFFD). A continuation with no multi-byte character cannot test it: skipped."""
+    requires(engine, "streaming")
+    params = SamplingParams(max_new_tokens=16)
+    multi, problems = 0, []
+    for prompt in MULTI_BYTE:
+        generated = engine.generate([prompt], params)[0].text
+        streamed = [d.text for d in engine.stream(prompt, params)]
+        multi += any(len(c.encode()) > 1 for c in generated)
+        if "".join(streamed) != generated:
+            problems.append(f"{prompt!r}: streamed {streamed!r}, generate() {generated!r}")
+    if not multi:
+        pytest.skip("no greedy continuation here holds a multi-byte character")
+    record_property("note", f"{multi}/{len(MULTI_BYTE)} continuations with multi-byte characters, "
+                            f"{len(MULTI_BYTE) - len(problems)} streamed whole")
+    assert not problems, "\n".join(problems)
+
+
 QUESTION = [ChatMessage("user", "What is the capital of France?")]
 
 
