@@ -41,6 +41,9 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "eos_and_stops": "on the trained model, a chat answer ends at <|im_end|> (finish_reason "
                          "eos, the token not in the ids or text), and a stop string on its real "
                          "text ends it there (finish_reason stop)",
+        "greedy_margins": "on the trained model, greedy ids against the pinned reference; a "
+                          "departure is a near tie only where the reference's top-2 margin there "
+                          "is within the engine's numerical noise at its precision",
         "streaming_utf8": "on the trained model, an answer whose characters span several tokens "
                           "(Japanese, emoji) streams whole characters: the deltas, joined, equal "
                           "generate()'s text",

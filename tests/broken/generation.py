@@ -299,13 +299,13 @@ BROKEN = {
     DoubleBos: "tokenization_parity",
     ChatDoubleBos: "chat_template",
     IgnoresSeed: "seeded_sampling",
-    DropsLastPromptToken: ("continuation", "lora_adapter"),  # the adapter's ids are off too
+    DropsLastPromptToken: ("continuation", "lora_adapter", "greedy_margins"),  # ids off too
     StaleForwardOffset: "call_order_independence",
     SharedLogitsBuffer: "idempotence",
     ReloadFlipsPadding: "lifecycle",
     NoInputChecks: "typed_errors",
     LostLayerWeights: ("greedy_parity", "logprobs", "quantization_quality",  # wrong weights
-                       "lora_adapter"),
+                       "lora_adapter", "greedy_margins"),
     StreamsAnyway: "unsupported_capabilities",
     ShiftedLogprobs: "logprobs",
     ScaledLogits: ("quantization_quality", "lora_adapter"),  # held to the merged reference too

@@ -71,7 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 TRAINED_ONLY = {"tokenizer_real_text", "special_tokens_in_text", "chat_template_turns",
-                "eos_and_stops", "streaming_utf8"}
+                "eos_and_stops", "streaming_utf8", "greedy_margins"}
 """Properties only a trained model can test: they run on the cell's trained fixtures (matrix.toml
 [trained]), every other property on its random ones (a 135M model would cost each cell minutes)."""
 

@@ -23,6 +23,7 @@ from incell.conformance.compare import check_ids_equal, check_logits_close
 from incell.conformance.inputs import GREEDY, PROMPTS
 from incell.conformance.lora import lora_check
 from incell.conformance.parity import (
+    completed,
     logprobs_against,
     parity_problems,
     quality_record,
@@ -439,6 +440,38 @@ def test_chat_template_turns(engine, model_dir, record_property) -> None:
             problems.append(f"{case}: {exc}")
     record_property("note", f"{len(CHAT_TURNS) - len(problems)}/{len(CHAT_TURNS)} conversations "
                             "token-exact with the template")
+    assert not problems, "\n".join(problems)
+
+
+def test_greedy_margins(engine, fixture_name: str, record_property) -> None:
+    """On the trained model, greedy ids against the pinned transformers reference on its prompts
+    (fixtures/parity.py). Where a continuation departs, the position and the reference's top-2
+    margin there (nats) are named: within the engine's numerical noise at its precision (its
+    declared log-probability tolerance, widened for a reduced dtype: bench/quality.tolerance) it
+    is a near tie; beyond it, or where the reference had no second choice, a real divergence."""
+    from fixtures.parity import load_reference
+
+    unquantized_only(engine)
+    reference = load_reference(fixture_name)
+    noise = tolerance(engine.dtype, "logprob", engine.logprob_tolerance)
+    params = SamplingParams(max_new_tokens=reference["max_new_tokens"])
+    problems, ties, exact = [], [], 0
+    for i, ref, completion in completed(engine, reference, params, problems):
+        got, want = list(completion.token_ids), list(ref["ids"])
+        if got == want:
+            exact += 1
+            continue
+        at = next((k for k, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        top = ref["top_logprobs"][at] if at < len(ref["top_logprobs"]) else []
+        margin = top[0] - top[1] if len(top) > 1 else None
+        where = (f"prompt {i} departs at position {at} (reference top-2 margin "
+                 + (f"{margin:.2g} nats)" if margin is not None else "unknown)"))
+        if margin is not None and margin <= noise:
+            ties.append(f"{where}: a near tie")
+        else:
+            problems.append(f"{where}: beyond the engine's noise of {noise:g} nats: {got} vs {want}")
+    record_property("note", f"{exact}/{len(reference['prompts'])} prompts token-exact vs "
+                            f"{reference['reference']}" + "".join(f"; {t}" for t in ties))
     assert not problems, "\n".join(problems)
 
 
