@@ -87,3 +87,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
                       "next request",
     },
 }
+
+TRAINED_MODEL = frozenset({"tokenizer_real_text", "special_tokens_in_text", "chat_template_turns",
+                           "eos_and_stops", "streaming_utf8", "greedy_margins"})
+"""Generation properties only a trained model can test: they run on a cell's trained fixtures
+(compat/matrix.toml [trained]), every other property on its random ones."""

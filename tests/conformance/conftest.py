@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from core.properties import TRAINED_MODEL
 from engines import load_engine_class
 from fixtures.catalog import TRAINED, locate
 from incell.conformance.inputs import GREEDY, PROMPTS, TEXTS
@@ -70,16 +71,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if property_name(i) in wanted]
 
 
-TRAINED_ONLY = {"tokenizer_real_text", "special_tokens_in_text", "chat_template_turns",
-                "eos_and_stops", "streaming_utf8", "greedy_margins"}
-"""Properties only a trained model can test: they run on the cell's trained fixtures (matrix.toml
-[trained]), every other property on its random ones (a 135M model would cost each cell minutes)."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fixture_name" in metafunc.fixturenames:
         names = [n for n in metafunc.config.getoption("--models").split(",") if n]
-        trained_only = metafunc.function.__name__.removeprefix("test_") in TRAINED_ONLY
+        # a 135M model would cost each cell minutes on every property: only these run on it
+        trained_only = metafunc.function.__name__.removeprefix("test_") in TRAINED_MODEL
         chosen = [n for n in names if (n in TRAINED) == trained_only]
         if names and not chosen:
             why = ("a property of the trained model: this cell has no trained fixture "
