@@ -29,8 +29,12 @@ def sections(text: str) -> dict[str, str]:
 def header_line(text: str) -> str:
     generated = re.search(r"^Generated (.+?) from", text, flags=re.MULTILINE)
     machine = re.search(r"^Machine: (.+)$", text, flags=re.MULTILINE)
-    return (f"Run of {generated.group(1) if generated else '(unknown time)'} on "
-            f"{machine.group(1) if machine else '(unknown machine)'}.")
+    merged = re.search(r"^Machines \(results were merged\):\n\n((?:- .+\n?)+)", text,
+                       flags=re.MULTILINE)
+    where = machine.group(1) if machine else (
+        "results merged from " + "; ".join(line[2:] for line in merged.group(1).splitlines())
+        if merged else "(unknown machine)")
+    return f"Run of {generated.group(1) if generated else '(unknown time)'} on {where}."
 
 
 def excerpt(reports: Path) -> str:
