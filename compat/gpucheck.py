@@ -25,17 +25,17 @@ from compat.cell import Limits, Options
 from compat.drive import minutes, progress
 from compat.here import existing_cell, run_here
 from compat.ladder import bench_only
-from compat.matrix import Cell, load, requirement_name
+from compat.matrix import Cell, Matrix, load, requirement_name
 from core.proc import REPO
 from engines import DEVICES, ENGINES
 from fixtures.catalog import DEFAULT_REAL_SHAPE, PACKAGED, REAL_SHAPES, STAND_INS
 from fixtures.ensure import FIXTURE_PYTHON_ENV, build_fixtures
 
 
-def found_engines(versions: dict[str, str], device: str) -> list[str]:
+def found_engines(versions: dict[str, str], device: str, matrix: Matrix | None = None) -> list[str]:
     """The in-process engines for `device` whose every package (fixtures' packages aside) the
     interpreter holds, in registry order."""
-    matrix, packaged = load(), {m.module.replace("_", "-") for m in PACKAGED.values()}
+    matrix, packaged = matrix or load(), {p.distribution for p in PACKAGED.values()}
     found = []
     for engine_id, entry in ENGINES.items():
         spec = matrix.engines.get(engine_id)
@@ -49,7 +49,7 @@ def found_engines(versions: dict[str, str], device: str) -> list[str]:
 
 def with_stand_ins(cell: Cell, versions: dict[str, str]) -> Cell:
     """The cell on the built stand-in of any packaged fixture the interpreter does not hold."""
-    missing = {name for name, p in PACKAGED.items() if p.module.replace("_", "-") not in versions}
+    missing = {name for name, p in PACKAGED.items() if p.distribution not in versions}
     swap = {packaged: built for built, packaged in STAND_INS.items() if packaged in missing}
     if not swap:
         return cell
@@ -60,11 +60,11 @@ def with_stand_ins(cell: Cell, versions: dict[str, str]) -> Cell:
 def check(python: Path, device: str, shape: str, results: Path, limit_s: float, *, log=print,
           only: tuple[str, ...] = ()) -> int:
     """Climb every engine found (or those of `only` found), then the real shape; the number of
-    rungs that failed."""
+    runs (a cell's climb, a real-shape bench) that failed."""
     from compat.rungs.existing import distributions
 
-    versions = distributions(python)["versions"]
-    engines = [e for e in found_engines(versions, device) if not only or e in only]
+    matrix, versions = load(), distributions(python)["versions"]
+    engines = [e for e in found_engines(versions, device, matrix) if not only or e in only]
     log(f"{python}: {len(engines)} engines for {device}: {', '.join(engines) or 'none'}")
     os.environ.setdefault(FIXTURE_PYTHON_ENV, str(python))  # no helper venv can be made here
     # fixtures built by an unpinned interpreter never enter the pinned cache other runs use
@@ -73,7 +73,7 @@ def check(python: Path, device: str, shape: str, results: Path, limit_s: float, 
     limits = dataclasses.replace(Limits(), conformance=limit_s / 2, bench=limit_s / 2)
     for i, engine in enumerate(engines):
         log(progress(i, len(engines), time.monotonic() - started) + f" · {engine}")
-        cell = with_stand_ins(existing_cell(load(), engine, device, None, "gpucheck"), versions)
+        cell = with_stand_ins(existing_cell(matrix, engine, device, None, "gpucheck"), versions)
         result = run_here(cell, python, results_dir=results, options=Options(limits=limits), log=log)
         failures += result.first_failure is not None
         if result.first_failure is None and cell.engine.kind == "generation":

@@ -5,6 +5,7 @@ tools, read it as they read a lock)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -19,14 +20,11 @@ LIST_DISTRIBUTIONS = ("import importlib.metadata as m, json, sys; print(json.dum
                       "for d in m.distributions() if d.metadata['Name']}}))")
 
 
-def read_environment(run: CellRun) -> dict:
-    """{"python": "3.12.3", "versions": {distribution: version}} of the cell's interpreter."""
-    return distributions(run.python, run.limits.resolve)
-
-
-def distributions(python: Path, limit: float = 120) -> dict:
-    """{"python": "3.12.3", "versions": {distribution: version}} of an interpreter."""
-    tool = run_tool([str(python), "-c", LIST_DISTRIBUTIONS], limit)
+@functools.cache
+def distributions(python: Path) -> dict:
+    """{"python": "3.12.3", "versions": {distribution: version}} of an interpreter, read once per
+    process (the cell, its resolve and install records and the GPU check all ask)."""
+    tool = run_tool([str(python), "-c", LIST_DISTRIBUTIONS], 120)
     if tool.returncode != 0 or tool.timed_out:
         raise RungFailed(ErrorInfo.from_message(
             "InterpreterError", f"{python} could not list its distributions "
@@ -37,14 +35,16 @@ def distributions(python: Path, limit: float = 120) -> dict:
 
 def environment_as_found(run: CellRun, rung: str) -> Rung:
     """The record of `rung` ("resolve" or "install") in an existing environment."""
+    try:
+        found = distributions(run.python)
+    except RungFailed as exc:
+        if rung == "install":
+            return Rung("install", "not_reached", reason="resolve failed")
+        return Rung("resolve", "fail", reason=exc.reason, error=exc.error)
     if rung == "install":
         return Rung("install", "not_run", reason=REASON, not_applicable=True,
                     detail=InstallDetail(venv=str(run.python.parent.parent),
-                                         python=read_environment(run)["python"]))
-    try:
-        found = read_environment(run)
-    except RungFailed as exc:
-        return Rung("resolve", "fail", reason=exc.reason, error=exc.error)
+                                         python=found["python"]))
     lock = "".join(f"{name}=={version}\n" for name, version in sorted(found["versions"].items()))
     (run.work / "lock.txt").write_text(lock, encoding="utf-8")
     return Rung("resolve", "not_run", reason=REASON, not_applicable=True,
