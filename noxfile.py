@@ -48,9 +48,9 @@ from core.proc import interrupt_on_signals
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich", "markdown>=3.5")
-TEST_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "tabulate==0.10.0", "matplotlib>=3.8",
-             "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers", "jinja2", "rich",
-             "markdown>=3.5", "playwright>=1.50")
+TEST_DEPS = ("pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "numpy", "tabulate==0.10.0",
+             "matplotlib>=3.8", "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers",
+             "jinja2", "rich", "markdown>=3.5", "playwright>=1.50")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -245,8 +245,8 @@ def report(session: nox.Session) -> None:
         args = cli.report_args(session.posargs)
     except InfermatrixError as exc:
         session.error(str(exc))
-    if not args or args[0].startswith("--"):  # the published reports, and the README's excerpt
-        args = [str(RESULTS), "--out", str(ROOT / "reports"), "--readme", str(ROOT / "README.md"), *args]
+    if not args or args[0].startswith("--"):  # the published reports
+        args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
 
@@ -325,7 +325,7 @@ def bench(session: nox.Session) -> None:
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                          log=session.log, options=options, base=last_result(RESULTS, cell.id))
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
-                "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE), env=env)
+                "--matrix", str(MATRIX_FILE), env=env)
 
 
 @nox.session(venv_backend="uv")
@@ -358,8 +358,7 @@ def realsize(session: nox.Session) -> None:
     drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS,
                      out=RESULTS / "real-shape", log=session.log, limit_s=args.limit_min * 60)
     session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
-                "--readme", str(ROOT / "README.md"), "--matrix", str(MATRIX_FILE),
-                env={"PYTHONPATH": str(ROOT)})
+                "--matrix", str(MATRIX_FILE), env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session(python=False)
@@ -395,9 +394,16 @@ def fixtures(session: nox.Session) -> None:
 
 @nox.session(venv_backend="uv")
 def tests(session: nox.Session) -> None:
-    """The suite's own tests (pytest); pass pytest options after --."""
+    """The suite's own tests (pytest; options after --): those that time nothing over the cores in
+    parallel (pytest-xdist; each file's tests on one worker, sharing its module fixtures), then
+    the timing tests alone."""
     session.install(*TEST_DEPS)
-    session.run("pytest", *session.posargs, env={"PYTHONPATH": str(ROOT)})
+    env = {"PYTHONPATH": str(ROOT)}
+    workers = str(min(4, os.cpu_count() or 1))
+    session.run("pytest", "-n", workers, "--dist", "loadfile", "-m", "not timing", *session.posargs,
+                env=env)
+    # exit 5: the options chose no timing test (the first run already failed on an empty choice)
+    session.run("pytest", "-m", "timing", *session.posargs, env=env, success_codes=[0, 5])
 
 
 @nox.session(venv_backend="uv")

@@ -126,6 +126,8 @@ def cell_env(run: CellRun) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a warm run should not recompile torch
     env.pop("VIRTUAL_ENV", None)  # the driver's own venv (nox's), never the cell's
+    for name in [n for n in env if n.startswith("PYTEST_XDIST_")]:
+        del env[name]  # a driver run by pytest-xdist: the cell's pytest-benchmark would turn off
     env.update({
         # an existing environment keeps what its own PYTHONPATH adds (wheels carried to it)
         "PYTHONPATH": os.pathsep.join([str(REPO), *([env["PYTHONPATH"]] if run.interpreter

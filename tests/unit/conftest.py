@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tomllib
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_CELLS = REPO / ".nox" / "test-cells"
+"""The real cells' venvs the tests climb or use, kept for the next test run."""
 
 
 def matrix_data() -> dict:
@@ -22,21 +25,33 @@ def repo_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-@pytest.fixture(scope="module")
-def server_cell(tmp_path_factory):
-    """transformers_server-base resolved and installed for real (its venv under .nox/test-cells
-    is reused): the cell's python and environment."""
-    from compat.cell import CellRun, Options, cell_env
+def installed(cell_id: str, results_dir: Path, fixtures: tuple[str, ...] = ()):
+    """Cell `cell_id` resolved and installed for real in its venv under .nox/test-cells (reused
+    when already there: uv pip sync is then a no-op), its fixtures built: the CellRun to use it.
+    Under a lock per venv: the tests run in parallel (pytest-xdist) and share these venvs."""
+    from compat.cell import CellRun, Options
     from compat.ladder import run_cell
     from compat.matrix import load
     from fixtures.ensure import build_fixtures
 
-    cell = load().cell("transformers_server-base")
-    build_fixtures(["tiny-llama"], 600, log=print)
-    venv = REPO / ".nox" / "test-cells" / cell.id
-    result = run_cell(cell, venv=venv, results_dir=tmp_path_factory.mktemp("results"),
-                      log=print, options=Options(last_rung="install"))
+    cell = load().cell(cell_id)
+    venv = TEST_CELLS / cell.id
+    TEST_CELLS.mkdir(parents=True, exist_ok=True)
+    with (TEST_CELLS / f"{cell.id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = run_cell(cell, venv=venv, results_dir=results_dir, log=print,
+                          options=Options(last_rung="install"))
     failed = result.first_failure
     assert failed is None, f"{failed.name}: {failed.error.text[-2000:] if failed.error else ''}"
-    run = CellRun(cell=cell, venv=venv, options=Options(), log=print)
+    assert build_fixtures(list(fixtures), 600, log=print) is None
+    return CellRun(cell=cell, venv=venv, options=Options(), log=print)
+
+
+@pytest.fixture(scope="module")
+def server_cell(tmp_path_factory):
+    """transformers_server-base resolved and installed for real (its venv under .nox/test-cells
+    is reused): the cell's python and environment."""
+    from compat.cell import cell_env
+
+    run = installed("transformers_server-base", tmp_path_factory.mktemp("results"), ("tiny-llama",))
     return str(run.python), cell_env(run)

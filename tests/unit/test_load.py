@@ -82,6 +82,7 @@ def median(result: LoadRun, name: str) -> float:
     return result.median(name)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("users", [1, 16])
 def test_the_client_measures_the_truth(calibration, users: int) -> None:
     """Against the times the server wrote (and, at one user, against its nominal schedule)."""
@@ -110,6 +111,7 @@ def test_the_client_measures_the_truth(calibration, users: int) -> None:
     assert tokens.mismatched == 0 and tokens.events_per_token == 1.0
 
 
+@pytest.mark.timing
 def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
     """An open loop at 20 req/s through one slot, each request taking SHORT_E2E: requests wait in
     the client, latency from the scheduled time shows it, and the run is marked invalid."""
@@ -126,6 +128,7 @@ def test_queueing_in_the_client_is_not_hidden(calibration) -> None:
     assert result.slo_attainment < 0.5 and median(result, "serve_goodput_per_s") < 10
 
 
+@pytest.mark.timing
 def test_goodput_counts_only_requests_that_meet_every_slo(calibration) -> None:
     run = asyncio.run(run_load(calibration[0], body, Load("closed", concurrency=2, duration_s=1.5,
                                                        warmup_s=0.2, min_requests=6)))

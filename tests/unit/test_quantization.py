@@ -8,17 +8,14 @@ import subprocess
 
 import pytest
 
-from compat.cell import CellRun, Options, cell_env
-from compat.ladder import run_cell
+from compat.cell import cell_env
 from compat.matrix import load, parse
 from core.errors import MatrixError
 from core.results import CellResult, Rung
 from engines.base import Generator, InvalidParameterError
-from fixtures.ensure import build_fixtures, build_parity_references
+from fixtures.ensure import build_parity_references
 from reports.quantization import in_order, pareto, quantization_page, rows_of
-from tests.unit.conftest import REPO, matrix_data
-
-VENVS = REPO / ".nox" / "test-cells"
+from tests.unit.conftest import REPO, installed, matrix_data
 
 
 def test_the_quant_axis_makes_cells_only_for_what_each_engine_offers() -> None:
@@ -152,12 +149,7 @@ def test_gguf_conversions_state_their_fallbacks_and_read_real_shapes(tmp_path) -
     are not: llama.cpp writes other types for those matrices, and the file's types say which,
     with the bits per weight. A Qwen2 shape with a tied head and a padded vocabulary loads and
     computes what the float64 forward does."""
-    cell = load().cell("llama_cpp-quantq4_k_m")
-    ready = run_cell(cell, venv=VENVS / cell.id, results_dir=tmp_path, log=print,
-                     options=Options(last_rung="install"))
-    assert ready.first_failure is None, ready.first_failure
-    build_fixtures(["small-llama", "tiny-llama"], limit=600, log=print)
-    run = CellRun(cell=cell, venv=VENVS / cell.id, options=Options(), log=print)
+    run = installed("llama_cpp-quantq4_k_m", tmp_path, ("small-llama", "tiny-llama"))
     found = json.loads(subprocess.run([str(run.python), "-c", QUANTIZE], capture_output=True,
                                       text=True, env=cell_env(run), cwd=REPO, check=True).stdout)
     assert found["small-llama"]["fallbacks"] == [], found["small-llama"]
