@@ -26,7 +26,7 @@ from compat.specs import (  # requirement_name, slug, override_slug: imported fr
 )
 from core.errors import MatrixError, unknown
 from core.results import RUNGS
-from engines import DEVICES, ENGINES
+from engines import DEVICES, ENGINES, SHIPPED
 from fixtures.catalog import TRAINED
 
 __all__ = ["MATRIX_PATH", "RELEASES", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",
@@ -70,7 +70,11 @@ class Cell:
 
     @property
     def fixtures(self) -> tuple[str, ...]:
-        """The fixtures the cell runs on: its engine's, narrowed by any axis that says so."""
+        """The fixtures the cell runs on: its engine's, narrowed by any axis that says so; a cell
+        of the weights a trained fixture ships (SHIPPED) runs on that trained fixture alone
+        (with_trained gives it)."""
+        if dict(self.axes).get("quant") == SHIPPED:
+            return self.trained
         wanted = [set(a.fixtures) for a in self.axis_specs
                   if set(a.fixtures) & set(self.engine.fixtures)]
         return (*(f for f in self.engine.fixtures if all(f in w for w in wanted)), *self.trained)
@@ -312,12 +316,17 @@ def _check_excludes(excludes: list[dict], engines: dict, axes: dict, devices: di
 
 
 def with_trained(cells: tuple[Cell, ...], raw: dict) -> tuple[Cell, ...]:
-    """The cells [trained] names, each with the trained fixture added; an unknown fixture, cell
-    or key is named with the valid ones."""
+    """The cells [trained] names, and every cell of the weights a trained fixture ships (SHIPPED:
+    that fixture is all it runs on), each with the trained fixture added; an unknown fixture,
+    cell or key is named with the valid ones."""
     extra = sorted(set(raw) - {"fixture", "cells"})
     if extra:
         raise MatrixError(unknown("key in [trained]", extra[0], ["fixture", "cells"]))
+    shipped = [c.id for c in cells if dict(c.axes).get("quant") == SHIPPED]
     if not raw:
+        if shipped:
+            raise MatrixError(f"cell {shipped[0]!r} runs the weights a trained fixture ships "
+                              f"(quant {SHIPPED!r}), and [trained] names no fixture")
         return cells
     fixture = raw.get("fixture", "")
     if fixture not in TRAINED:
@@ -330,8 +339,8 @@ def with_trained(cells: tuple[Cell, ...], raw: dict) -> tuple[Cell, ...]:
         if ENGINES[kind].kind != "generation":
             raise MatrixError(f"[trained] cell {cell_id!r} runs {kind}, an {ENGINES[kind].kind} "
                               "engine: the trained model is a generation model")
-    return tuple(replace(c, trained=(fixture,)) if c.id in raw.get("cells", []) else c
-                 for c in cells)
+    named = {*raw.get("cells", []), *shipped}
+    return tuple(replace(c, trained=(fixture,)) if c.id in named else c for c in cells)
 
 
 def parse(data: dict) -> Matrix:

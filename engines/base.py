@@ -215,6 +215,10 @@ class Generator(Engine):
     logprob_tolerance: ClassVar[float] = 1e-3
     """Log-probabilities (nats) may differ from the reference's by at most this (property logprobs)."""
 
+    tokenizer_is_reference: ClassVar[bool] = False
+    """tokenize() is the fixture's tokenizer.json itself, not the engine's (a server with no
+    tokenize endpoint): the tokenizer properties have nothing of the engine's to hold."""
+
     # --- what an adapter implements ---------------------------------------------------------
 
     @abc.abstractmethod

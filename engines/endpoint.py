@@ -182,6 +182,8 @@ class EndpointGenerator(_AtEndpoint, ServerGenerator):
     )
     unsupported: ClassVar[dict[str, str]] = {
         **TEXT_API_UNSUPPORTED,
+        "chat": "the model behind the endpoint is not the suite's: it has no template reference "
+                "to hold its chat prompts to (the API-surface suite checks /v1/chat/completions)",
         "logprobs": "log-probabilities come keyed by token text on most servers, which does not "
                     "name an id (the API-surface suite checks their fields)",
         "min_new_tokens": "OpenAI's API has no minimum length",

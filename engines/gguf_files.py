@@ -104,10 +104,11 @@ def quantize_gguf(source: Path, out: Path, quantization: str) -> None:
 def tensor_types(path: Path, quantization: str) -> dict:
     """What a quantized GGUF holds: {"types": {type: matrices}, "fallbacks": ["tensor (type)"]
     for matrices in another type than `quantization` writes them in, "bits_per_weight": the
-    matrices' bits over their weights}."""
+    matrices' bits over their weights}. A file not written by our quantizer (SHIPPED) has no
+    fallbacks: any type is what it was shipped in."""
     import gguf
 
-    allowed = GGUF_TYPES[quantization][1]
+    allowed = GGUF_TYPES[quantization][1] if quantization in GGUF_TYPES else None
     types: dict[str, int] = {}
     fallbacks = []
     weights = bits = 0
@@ -118,7 +119,7 @@ def tensor_types(path: Path, quantization: str) -> dict:
         types[name] = types.get(name, 0) + 1
         weights += int(tensor.n_elements)
         bits += 8 * int(tensor.n_bytes)
-        if name not in allowed:
+        if allowed is not None and name not in allowed:
             fallbacks.append(f"{tensor.name} ({name})")
     return {"quantization": quantization, "types": types, "fallbacks": fallbacks,
             "bits_per_weight": round(bits / weights, 3) if weights else None}

@@ -3,7 +3,8 @@
 The GGUF is written once per fixture content and converter version
 (fixtures/convert.py) with the `gguf` package (engines/gguf_files.py): float32
 tensors and the tokenizer, so prompt ids equal the Hugging Face tokenizer's;
-quantized from there by llama.cpp's own quantizer.
+quantized from there by llama.cpp's own quantizer. A trained fixture's GGUF as its package ships
+it (quantization SHIPPED) is read unconverted, with its own tokenizer and chat template metadata.
 
 The engine runs one sequence at a time; generate() takes a list and runs it in order.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from engines import SHIPPED
 from engines.base import (
     Capabilities,
     ChatMessage,
@@ -42,6 +44,7 @@ from engines.gguf_files import (
     dequantized_weights,
     describe_types,
     quantize_gguf,
+    tensor_types,
     threads,
     write_gguf,
     write_gguf_lora,
@@ -82,6 +85,26 @@ class LlamaCppGenerator(Generator):
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
             raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
+        if self.quantization == SHIPPED:
+            self._load_shipped(model_dir)
+        else:
+            self._convert(model_dir)
+        self._config = config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        self._llm = Llama(str(self._gguf), n_ctx=config["max_position_embeddings"],
+                          n_threads=threads(), verbose=False)
+
+    def _load_shipped(self, model_dir: Path) -> None:
+        """The GGUF the trained fixture's package ships (its SOURCE.json names it), as shipped."""
+        source = model_dir / "SOURCE.json"
+        if not source.is_file():
+            raise InvalidParameterError(f"llama_cpp: quantization {SHIPPED!r} reads the GGUF a "
+                                        f"trained fixture ships; {model_dir.name} ships none")
+        self._gguf = self.weights_file = model_dir / json.loads(source.read_text("utf-8"))["file"]
+        self.weights_bytes = self._gguf.stat().st_size
+        self.weights_note = f"as shipped: {describe_types(tensor_types(self._gguf, SHIPPED))}"
+
+    def _convert(self, model_dir: Path) -> None:
+        """The float32 GGUF written from the fixture, quantized by llama.cpp where asked."""
         folder = converted(model_dir, "gguf", converter_version(), write_gguf)
         if self.quantization != "none":
             source = self.unquantized_file = folder / GGUF_NAME
@@ -92,11 +115,7 @@ class LlamaCppGenerator(Generator):
         self.weights_bytes = (folder / GGUF_NAME).stat().st_size
         if (folder / TYPES_FILE).is_file():
             self.weights_note = describe_types(json.loads((folder / TYPES_FILE).read_text("utf-8")))
-        self.weights_file = folder / GGUF_NAME
-        self._gguf = folder / GGUF_NAME
-        self._config = config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        self._llm = Llama(str(folder / GGUF_NAME), n_ctx=config["max_position_embeddings"],
-                          n_threads=threads(), verbose=False)
+        self.weights_file = self._gguf = folder / GGUF_NAME
 
     def _close(self) -> None:
         self._llm.close()  # the model frees the adapters loaded for it

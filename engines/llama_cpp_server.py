@@ -33,7 +33,7 @@ class LlamaCppServerGenerator(ServerGenerator):
     prefix_cache_switch = "none: Llama.generate(reset=True) reuses it, and no server setting stops it"
     capabilities = Capabilities(
         streaming=True,
-        chat=False,
+        chat=True,  # /v1/chat/completions, the template from the model's own metadata
         seeded_sampling=True,
         stop_strings=True,
         stop_string_kept=False,
@@ -64,6 +64,8 @@ class LlamaCppServerGenerator(ServerGenerator):
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(folder / GGUF_NAME),
                 "--model_alias", model_dir.name, "--host", "127.0.0.1", "--port", str(port),
                 "--n_ctx", str(context["max_position_embeddings"]), "--n_threads", str(threads())]
+
+    tokenizer_is_reference = False
 
     def _tokenize(self, text: str) -> list[int]:
         """The server's own tokenizer (/extras/tokenize, beside /v1)."""

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from engines import LLAMA_TOOLS_ENV as TOOLS_ENV
 from engines.base import (
     Capabilities,
+    ChatMessage,
     Completion,
     Deviation,
     InvalidParameterError,
@@ -30,6 +31,7 @@ from engines.base import (
     StreamDelta,
 )
 from engines.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
+from engines.http import ServerError
 from engines.openai_api import TEXT_API_UNSUPPORTED, ServerGenerator
 from fixtures.convert import converted
 
@@ -56,7 +58,7 @@ class LlamaServerGenerator(ServerGenerator):
     prefix_cache_switch = "llama-server --no-cache-prompt"
     capabilities = Capabilities(
         streaming=True,
-        chat=False,
+        chat=True,
         seeded_sampling=True,
         stop_strings=True,
         stop_string_kept=False,
@@ -93,6 +95,8 @@ class LlamaServerGenerator(ServerGenerator):
                 "-c", str(context["max_position_embeddings"] * SLOTS), "--parallel", str(SLOTS),
                 "-t", str(threads()), "--metrics", "--no-webui",
                 *(() if self.cache_prefixes else ("--no-cache-prompt",))]
+
+    tokenizer_is_reference = False
 
     def _tokenize(self, text: str) -> list[int]:
         """The server's own tokenizer (/tokenize, beside /v1), BOS as it adds it."""
@@ -132,6 +136,22 @@ class LlamaServerGenerator(ServerGenerator):
             ids = self._before_eos(event.get("tokens") or (), params)
             if piece or ids:
                 yield StreamDelta(piece, ids)
+
+    def _chat(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """The server's own chat path with its ids: the template from the GGUF's metadata
+        (/apply-template), the server's tokenizer on it (specials parsed, BOS as it adds it), then
+        /completion on those ids; /v1/chat/completions, asked for one token, must count the same
+        prompt (its usage), or the ids are not the ones its chat API feeds."""
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        prompt = self._call(self.client.post, "//apply-template", {"messages": turns})["prompt"]
+        ids = list(self._call(self.client.post, "//tokenize", {"content": prompt, "add_special": True,
+                                                               "parse_special": True})["tokens"])
+        body = self._body(SamplingParams(max_new_tokens=1)) | {"messages": turns}
+        counted = self._call(self.client.post, "/chat/completions", body)["usage"]["prompt_tokens"]
+        if counted != len(ids):
+            raise ServerError(f"llama-server's /v1/chat/completions counts {counted} prompt tokens, its "
+                              f"/apply-template and /tokenize give {len(ids)}: {prompt!r}")
+        return self._generate([ids], params)[0]
 
     def _before_eos(self, tokens, params: SamplingParams) -> tuple[int, ...]:
         """The server's ids up to EOS: it returns the EOS token it stopped at, which the contract

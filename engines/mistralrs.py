@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from mistralrs import (
     Architecture,
+    ChatCompletionRequest,
     CompletionRequest,
     ModelDType,
     Runner,
@@ -29,6 +30,7 @@ from mistralrs import (
 
 from engines.base import (
     Capabilities,
+    ChatMessage,
     Completion,
     Deviation,
     Generator,
@@ -49,7 +51,7 @@ class MistralRsGenerator(Generator):
 
     capabilities = Capabilities(
         streaming=False,
-        chat=False,
+        chat=True,  # a chat request: its template from tokenizer_config, its prompt counted in usage
         seeded_sampling=False,
         stop_strings=True,
         stop_string_kept=False,
@@ -67,7 +69,6 @@ class MistralRsGenerator(Generator):
     unsupported: ClassVar[dict[str, str]] = {
         "streaming": "send_completion_request returns the whole answer (CompletionRequest has no "
                      "stream); a chat request streams, but not the same completion",
-        "chat": "a chat request answers text only, so the ids its template gave cannot be checked",
         "seeded_sampling": "no per-request seed, and Runner(seed=...) raises on the CPU build",
         "logprobs": "completion requests carry no log-probabilities (chat ones key them by text)",
         "logits": "the Python API has no forward pass that returns logits",
@@ -131,3 +132,15 @@ class MistralRsGenerator(Generator):
                       "length" if choice.finish_reason == "length" else "eos")
             out.append(Completion(choice.text, generated, tuple(ids), reason))
         return out
+
+    def _chat(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """A chat request: mistral.rs applies the model's template itself and answers text; the
+        prompt it fed is known by its count (usage.prompt_tokens), not by its ids."""
+        answer = self._runner.send_chat_completion_request(ChatCompletionRequest(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            **self._sampling(params)))
+        choice = answer.choices[0]
+        text = choice.message.content or ""
+        reason = ("stop" if params.stop and choice.finish_reason == "stop" else
+                  "length" if choice.finish_reason == "length" else "eos")
+        return Completion(text, self._ids(text), (), reason, None, answer.usage.prompt_tokens)

@@ -45,8 +45,6 @@ TEXT_ONLY = ("the API returns text only: a token that is part of a UTF-8 charact
              "U+FFFD, so ids re-encoded from the text can differ from those generated")
 """The deviation a text-only API declares for the properties that count or compare ids."""
 TEXT_API_UNSUPPORTED = {
-    "chat": "its chat answers carry no prompt token ids, so the template cannot be checked id by "
-            "id (the API-surface suite checks /v1/chat/completions)",
     "token_input": "/v1/completions takes the prompt as a string only",
     "logits": "the OpenAI API has no logits",
     "lora": "an adapter is a served model of its own (vllm serve --lora-modules, llama.cpp's "
@@ -142,6 +140,7 @@ class ServerGenerator(ServedModel, Generator):
     """The server takes a prompt as token ids; else the ids are sent as their text."""
 
     _tokenizer: Tokenizer | None = None
+    tokenizer_is_reference = True  # where a server has a tokenize endpoint, its adapter asks it
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -214,10 +213,14 @@ class ServerGenerator(ServedModel, Generator):
             # vLLM keeps a stop token id that is not a special token; the contract ends the row
             # before it, as at EOS
             ids, text = ids[:-1], self._text(ids[:-1])
+        elif self.ids_from_server and ids and ids[-1] == self._eos and \
+                choice.get("finish_reason") == "stop" and stop is None:
+            ids = ids[:-1]  # vLLM's chat answer keeps the EOS that ended it in its ids, not its text
         prompt = answer.get("prompt_token_ids") or choice.get("prompt_token_ids") or prompt_ids
         logprobs = self._logprobs(choice.get("logprobs"), len(ids)) if params.logprobs is not None \
             else None
-        return Completion(text, ids, tuple(prompt), self._finish(choice, params), logprobs)
+        counted = (answer.get("usage") or {}).get("prompt_tokens") if not prompt else None
+        return Completion(text, ids, tuple(prompt), self._finish(choice, params), logprobs, counted)
 
     def _finish(self, choice: dict, params: SamplingParams) -> str:
         """OpenAI says "stop" for EOS and for a stop string alike; vLLM's stop_reason tells them

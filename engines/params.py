@@ -157,6 +157,9 @@ class Completion:
     logprobs: tuple[dict[int, float], ...] | None = None
     """With SamplingParams.logprobs: one {token id: log-probability} per generated token, holding
     that token and the N most likely; None when none were asked for."""
+    prompt_tokens: int | None = None
+    """The engine's own count of the prompt's tokens where it gives no prompt ids back (an HTTP
+    chat API's usage.prompt_tokens); None where prompt_token_ids say it all."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class TransformersServerGenerator(ServerGenerator):
     in_process = "transformers"
     capabilities = Capabilities(
         streaming=True,
-        chat=False,
+        chat=True,  # /v1/chat/completions, the template from the model's own metadata
         seeded_sampling=True,
         stop_strings=True,
         stop_string_kept=True,  # it stops after the token that completes the string, kept

@@ -66,6 +66,8 @@ class VllmServerGenerator(ServerGenerator):
         return serve_command(model_dir, port, device, dtype,
                              *(() if self.cache_prefixes else ("--no-enable-prefix-caching",)))
 
+    tokenizer_is_reference = False
+
     def _tokenize(self, text: str) -> list[int]:
         """The server's own tokenizer (/tokenize, beside /v1)."""
         answer = self._call(self.client.post, "//tokenize", {"model": self.model_name, "prompt": text})

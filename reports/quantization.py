@@ -93,6 +93,8 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
     for r in results:
         figures, (decode, ttft, rss) = figures_of(r), speed_of(r)
         ref = base.get((r.cell.engine, r.cell.device))
+        if ref is not None and ref.cell.fixtures[:1] != r.cell.fixtures[:1]:
+            ref = None  # a speed-up and a size only against the same model (SHIPPED: the trained one)
         ref_decode = speed_of(ref)[0] if ref is not None else None
         ref_size = figures_of(ref).weights_bytes
         size = figures.weights_bytes

@@ -29,6 +29,19 @@ def check_ids_equal(*, a: Sequence[Sequence[int]], b: Sequence[Sequence[int]],
         )
 
 
+def check_prompt_fed(completion, expected: Sequence[int], *, name: str, reference: str) -> str:
+    """The prompt a completion was fed against the reference's ids: by id where the engine gives
+    its prompt ids back, else by the engine's own count (an HTTP API's usage.prompt_tokens: a
+    doubled BOS or a dropped turn changes it); how it was compared, for the property's note."""
+    if completion.prompt_token_ids:
+        check_ids_equal(a=[completion.prompt_token_ids], b=[expected], name_a=name, name_b=reference)
+        return "token-exact"
+    assert completion.prompt_tokens is not None, f"{name} gives neither the prompt's ids nor its count"
+    assert completion.prompt_tokens == len(expected), (
+        f"{name} counts {completion.prompt_tokens} prompt tokens, {reference} has {len(expected)}")
+    return "by count (the server returns no prompt ids, only usage.prompt_tokens)"
+
+
 def check_embeddings_close(*, a: np.ndarray, b: np.ndarray, name_a: str, name_b: str,
                            atol: float) -> None:
     """Embeddings must agree element-wise within `atol`, row by row."""

@@ -16,7 +16,8 @@ def unquantized_only(engine) -> None:
     """Exact parity with the float32 reference is asked of unquantized weights only; a
     quantization's distance from it is quantization_quality's to judge, against its bound."""
     if engine.quantization != "none":
-        pytest.skip(f"quantized ({engine.quantization}): judged by quantization_quality")
+        pytest.skip(f"quantized ({engine.quantization}): parity is asked of unquantized weights; "
+                    "a quantization's distance from the reference is quantization_quality's")
 
 
 def teacher_forced_drift(engine, reference: dict

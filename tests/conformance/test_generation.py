@@ -19,7 +19,7 @@ from core.details import PropertyFigures, to_json
 from engines.base import ChatMessage, InvalidParameterError, SamplingParams, UnsupportedCapabilityError
 from fixtures.corpora import real_text
 from incell.conformance import reference
-from incell.conformance.compare import check_ids_equal, check_logits_close
+from incell.conformance.compare import check_ids_equal, check_logits_close, check_prompt_fed
 from incell.conformance.inputs import GREEDY, PROMPTS
 from incell.conformance.lora import lora_check
 from incell.conformance.parity import (
@@ -179,16 +179,16 @@ def test_tokenization_parity(engine, model_dir, text: str) -> None:
         assert got[:1] == [bos] and bos not in got[1:], f"BOS {bos} not once at the start: {got}"
 
 
-def test_chat_template(engine, model_dir) -> None:
+def test_chat_template(engine, model_dir, record_property) -> None:
     """chat() feeds exactly the template's ids (reference: jinja2 + tokenizer.json), one BOS."""
     requires(engine, "chat")
     messages = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "What is a cat?")]
     completion = engine.chat(messages, SamplingParams(max_new_tokens=4))
     expected = reference.chat_prompt_ids(model_dir, [m.__dict__ for m in messages])
-    check_ids_equal(a=[completion.prompt_token_ids], b=[expected],
-                    name_a=engine.id, name_b="template reference")
+    how = check_prompt_fed(completion, expected, name=engine.id, reference="template reference")
+    record_property("note", f"the prompt {how}")
     bos = reference.bos_token_id(model_dir)
-    if bos is not None:
+    if bos is not None and completion.prompt_token_ids:
         count = completion.prompt_token_ids.count(bos)
         assert count == 1 and completion.prompt_token_ids[0] == bos, (
             f"expected exactly one BOS ({bos}) at position 0, found {count}")
@@ -370,11 +370,18 @@ UNSUPPORTED_CALLS = {
 }
 
 
+def own_tokenizer(engine) -> None:
+    if engine.tokenizer_is_reference:
+        pytest.skip("tokenize() is tokenizer.json itself here (no tokenize endpoint): nothing of "
+                    "the engine's to compare; its chat prompts are held by chat_template_turns")
+
+
 def test_tokenizer_real_text(engine, model_dir, record_property) -> None:
     """On the trained model, every sample of the real-text corpus (fixtures/real_text: prose,
     code with tabs, runs of spaces and newlines, digits, emoji with joiners, CJK, accented and
     right-to-left scripts): the engine's own tokenizer gives tokenizer.json's ids, and those ids
     decode back to the text. Special-token strings are special_tokens_in_text's."""
+    own_tokenizer(engine)
     samples = [s for s in real_text() if s.kind != "specials"]
     problems, tokens = [], 0
     for sample in samples:
@@ -397,6 +404,7 @@ def test_special_tokens_in_text(engine, model_dir, record_property) -> None:
     mode, not a bug: the engine's tokenize() either parses them as the special tokens or keeps
     them as text, and its ids equal the reference's in that mode; the note names the mode. An
     engine that parses them lets a user message end its own turn (prompt injection)."""
+    own_tokenizer(engine)
     text = next(s.text for s in real_text() if s.kind == "specials")
     parsed, as_text = reference.encode(model_dir, text), reference.encode_as_text(model_dir, text)
     assert parsed != as_text, "the sample holds no special-token string of this tokenizer"
@@ -429,17 +437,17 @@ def test_chat_template_turns(engine, model_dir, record_property) -> None:
     tokenizer.json, with the generation prompt) for each conversation in CHAT_TURNS; a doubled
     BOS or a dropped turn is a difference in the ids."""
     requires(engine, "chat")
-    problems = []
+    problems, how = [], set()
     for case, messages in CHAT_TURNS.items():
         completion = engine.chat(messages, SamplingParams(max_new_tokens=1))
         expected = reference.chat_prompt_ids(model_dir, [m.__dict__ for m in messages])
         try:
-            check_ids_equal(a=[completion.prompt_token_ids], b=[expected], name_a=engine.id,
-                            name_b="template reference")
+            how.add(check_prompt_fed(completion, expected, name=engine.id,
+                                     reference="template reference"))
         except AssertionError as exc:
             problems.append(f"{case}: {exc}")
     record_property("note", f"{len(CHAT_TURNS) - len(problems)}/{len(CHAT_TURNS)} conversations "
-                            "token-exact with the template")
+                            f"equal to the template's ids, {' and '.join(sorted(how)) or 'compared'}")
     assert not problems, "\n".join(problems)
 
 
@@ -500,33 +508,47 @@ def test_streaming_utf8(engine, record_property) -> None:
     assert not problems, "\n".join(problems)
 
 
-QUESTION = [ChatMessage("user", "What is the capital of France?")]
+QUESTIONS = ("What is the capital of France?", "What is 2 + 2?", "Name a prime number.")
+"""Questions SmolLM2-135M-Instruct answers briefly, then ends its turn. Several: a quantized
+engine may break a near tie the other way and answer one of them at length (the shipped Q4_1
+GGUF answers the first "L'Étoile, la Cité, ..." past any limit, the float32 weights "The capital
+of France is Paris.")."""
 
 
 def test_eos_and_stops(engine, model_dir, record_property) -> None:
-    """On the trained model, greedy: the answer to QUESTION ends by itself, at the model's EOS
+    """On the trained model, greedy: answers to QUESTIONS end by themselves, at the model's EOS
     (<|im_end|>: finish_reason "eos", well before max_new_tokens, the EOS neither in the ids nor
-    in the text); then a stop string taken from that answer's own text ends it there
+    in the text), at least one of them; an answer that runs to the limit says "length" and holds
+    no EOS either. Then a stop string taken from an answer's own text ends it there
     (finish_reason "stop", the text cut before it, as stop_strings holds on the random fixtures)."""
     requires(engine, "chat")
     limit, eos = 48, engine.eos_token_id
-    answer = engine.chat(QUESTION, SamplingParams(max_new_tokens=limit))
     special = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    assert answer.finish_reason == "eos" and len(answer.token_ids) < limit, (
-        f"no EOS within {limit} tokens: finish_reason {answer.finish_reason!r}, "
-        f"{len(answer.token_ids)} tokens: {answer.text!r}")
-    assert eos not in answer.token_ids and special["eos_token"] not in answer.text, (
-        f"the EOS ({eos}) is in the answer: {answer.token_ids}, {answer.text!r}")
-    note = f"{len(answer.token_ids)} tokens then EOS: {answer.text!r}"
+    answers = {q: engine.chat([ChatMessage("user", q)], SamplingParams(max_new_tokens=limit))
+               for q in QUESTIONS}
+    for question, answer in answers.items():
+        assert eos not in answer.token_ids and special["eos_token"] not in answer.text, (
+            f"{question!r}: the EOS ({eos}) is in the answer: {answer.token_ids}, {answer.text!r}")
+        assert (answer.finish_reason, len(answer.token_ids) < limit) in (("eos", True), ("length", False)), (
+            f"{question!r}: finish_reason {answer.finish_reason!r} after {len(answer.token_ids)} of "
+            f"{limit} tokens: {answer.text!r}")
+    ended = {q: a for q, a in answers.items() if a.finish_reason == "eos"}
+    assert ended, f"no answer ended at EOS within {limit} tokens: " + "; ".join(
+        f"{q!r}: {a.text!r}" for q, a in answers.items())
+    note = f"{len(ended)}/{len(answers)} answers end at EOS" + "".join(
+        f"; {q!r}: {a.text!r} ran to the limit" for q, a in answers.items() if q not in ended)
+    question, answer = next(iter(ended.items()))
     words = answer.text.split()
     if engine.capabilities.stop_strings and len(words) >= 3:
         stop = words[len(words) // 2]
-        cut = engine.chat(QUESTION, SamplingParams(max_new_tokens=limit, stop=(stop,)))
+        cut = engine.chat([ChatMessage("user", question)],
+                          SamplingParams(max_new_tokens=limit, stop=(stop,)))
         assert cut.finish_reason == "stop", f"stop {stop!r}: finish_reason {cut.finish_reason!r}"
         kept = engine.capabilities.stop_string_kept
-        assert cut.text == answer.text[:answer.text.index(stop) + (len(stop) if kept else 0)], (
-            f"stop {stop!r} on {answer.text!r}: {cut.text!r}")
-        note += f"; stop {stop!r} cut it to {cut.text!r}"
+        expected = answer.text[:answer.text.index(stop) + (len(stop) if kept else 0)]
+        assert cut.text == expected, (f"stop {stop!r} on {answer.text!r}: the answer came back "
+                                      f"{cut.text!r}, where the stop string cuts it to {expected!r}")
+        note += f"; stop {stop!r} cut {answer.text!r} to {cut.text!r}"
     record_property("note", note)
 
 

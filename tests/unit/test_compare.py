@@ -107,3 +107,4 @@ def test_serving_records_compare_metric_by_load(tmp_path) -> None:
     assert verdicts == {"serve_ttft_s (4 users)": "worse",
                         "serve_output_tokens_per_s (4 users)": "no noise band (one sample a run)"}
     assert not warnings
+

