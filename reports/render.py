@@ -19,7 +19,6 @@ from pathlib import Path
 from compat.matrix import Matrix
 from compat.matrix import load as load_matrix
 from core.details import to_json
-from core.errors import InfermatrixError
 from core.results import CellResult, load_results, write_atomic
 from reports.compatibility import bisections, compatibility, foreign
 from reports.conformance import conformance_of, conformance_page
@@ -32,7 +31,6 @@ from reports.load import load_plot, load_records
 from reports.plots import grid_plot, latency_plot, throughput_plot
 from reports.quantization import plot as quantization_plot
 from reports.quantization import quantization_of, quantization_page
-from reports.readme import update as update_readme
 from reports.real_shape import load_real_shapes, load_serving, pareto_plot, real_shape_section
 from reports.serving import checked, serving_page
 from reports.throughput import bench_of, throughput
@@ -103,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
     parser.add_argument("--title", default="Compatibility matrix")
-    parser.add_argument("--readme", type=Path, help="also refresh the excerpt of the reports "
-                        "between <!-- report:start --> and <!-- report:end --> in this file")
     parser.add_argument("--grid", type=Path, help="the grid of `nox -s bench` (default: "
                         "<first results folder>/bench, where it exists)")
     args = parser.parse_args(argv)
@@ -115,11 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     grid = args.grid or (args.results[0] / "bench" if args.results else None)
     results = render(args.results, args.out, matrix=matrix, title=args.title,
                      grid_dir=grid if grid is not None and grid.is_dir() else None)
-    if args.readme:
-        try:
-            update_readme(args.readme, args.out)
-        except InfermatrixError as exc:
-            parser.error(str(exc))
     from rich.console import Console
 
     changed = json.loads((args.out / "results.json").read_text(encoding="utf-8"))["watch"]

@@ -39,6 +39,7 @@ from compat.matrix import Matrix
 from core.details import BenchDetail, ConformanceDetail, ResolveDetail
 from core.results import CellResult, load_results
 from reports.compatibility import foreign, key_versions, verdict
+from reports.docs_site import write_docs
 from reports.headline import NAMES, ORDER, failure_line, marks_of
 from reports.history import HISTORY, MARKS, VERDICTS, changes, read_history, results_of, timeline
 from reports.markdown import Footnotes
@@ -66,7 +67,8 @@ def page(title: str, body: str, *, depth: int = 0, here: str = "") -> str:
     """A whole page: the header with the site's navigation, then `body`."""
     up = "../" * depth
     nav = [("index.html", "Matrix"), ("history.html", "History"),
-           *[(name, label) for name, label in PAGES.values()], ("badges.html", "Badges")]
+           *[(name, label) for name, label in PAGES.values()], ("badges.html", "Badges"),
+           ("docs/index.html", "Docs")]
     links = " ".join(f'<a href="{up}{href}"{" class=here" if href == here else ""}>{esc(label)}</a>'
                      for href, label in nav)
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
@@ -373,6 +375,8 @@ def build(sources: list[Path], reports: Path, out: Path, matrix: Matrix | None =
         (out / target).write_text(text, encoding="utf-8")
     for image in reports.glob("*.png"):
         shutil.copy2(image, out / image.name)
+    write_docs(out, {name: target for name, (target, _) in PAGES.items()},
+               lambda title, body: page(title, body, depth=1, here="docs/index.html"))
     return out / "index.html"
 
 

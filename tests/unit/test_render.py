@@ -227,30 +227,6 @@ def test_engines_page_lists_declarations_tolerance_and_measured_parity(tmp_path)
     assert "not reached: load failed" in page
 
 
-def test_readme_excerpt_is_refreshed_between_its_markers(tmp_path) -> None:
-    from core.errors import InfermatrixError
-    from reports.readme import END, START, update
-
-    (tmp_path / "COMPATIBILITY.md").write_text(
-        "# Compatibility matrix\n\nGenerated 2026-01-02 03:04 UTC from 2 cell result(s).\n\n"
-        "Machine: a box\n\n## Generation engines\n\n| engine | numpy2 |\n|---|---|\n| `t` | ❌ [^2] |\n\n"
-        "## Rungs per cell\n\nnot wanted\n\n## Footnotes\n\n[^1]: uncited\n\n"
-        "[^2]: **load** `Boom`\n\n    <details>full text</details>\n")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{START}\nold tables\n{END}\noutro\n")
-    update(readme, tmp_path)
-    text = readme.read_text()
-    block = text[text.index(START):text.index(END)]
-    assert text.startswith("intro\n") and text.endswith(f"{END}\noutro\n")
-    assert "Run of 2026-01-02 03:04 UTC on a box." in block and "old tables" not in block
-    assert "**Generation engines**" in block and "| `t` | ❌ [^2] |" in block
-    assert "[^2]: **load** `Boom`" in block
-    assert "[^1]" not in block and "not wanted" not in block and "details" not in block
-    readme.write_text("no markers here\n")
-    with pytest.raises(InfermatrixError, match="needs exactly one <!-- report:start -->"):
-        update(readme, tmp_path)
-
-
 def fell_back(engine: str, env: str, *fallbacks: tuple[str, str, str, str]) -> CellResult:
     """A cell whose resolve rung records these fallbacks (package, newest, resolved, why)."""
     detail = ResolveDetail(fallbacks=[Fallback(*f) for f in fallbacks])
