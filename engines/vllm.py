@@ -163,6 +163,8 @@ class VllmGenerator(HfTokenizer, Generator):
             # before it, as at EOS
             ids = ids[:-1]
             text = self._tok.decode(ids, skip_special_tokens=True)
+        elif reason == "eos" and ids and ids[-1] == self.eos_token_id:
+            ids = ids[:-1]  # vLLM keeps the EOS that ended the row in its ids (not in its text)
         logprobs = None if out.logprobs is None else tuple(
             {int(t): float(lp.logprob) for t, lp in step.items()} for step in out.logprobs[:len(ids)])
         return Completion(text, tuple(ids), tuple(output.prompt_token_ids), reason, logprobs)
