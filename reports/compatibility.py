@@ -24,7 +24,7 @@ from reports.markdown import (
     header,
     table,
 )
-from reports.quantization import in_order, quantization_of
+from reports.quantization import in_order, quantization_of, status_of
 from reports.serving import is_server
 from reports.watch import section as watch_section
 
@@ -223,11 +223,13 @@ def quantized_section(cells: list[CellResult], notes: Footnotes,
     and speed figures are QUANTIZATION.md's."""
     if not cells:
         return []
-    rows = [[f"`{r.cell.engine}`", f"`{quantization_of(r)}`", verdict(r, notes, matrix)]
+    rows = [[f"`{r.cell.engine}`", f"`{quantization_of(r)}`", verdict(r, notes, matrix), status_of(r)]
             for r in cells]
-    return ["## Quantizations", "", "The same weights quantized by each engine, checked against "
-            "the float32 reference within each quantization's bound ([QUANTIZATION.md]"
-            "(QUANTIZATION.md)).", "", table(rows, ["engine", "quantization", "verdict"]), ""]
+    return ["## Quantizations", "", "The same weights quantized by each engine: the cell's verdict, "
+            "and its next-token distributions against the float32 reference within the "
+            "quantization's bound (`quantization_quality`, [QUANTIZATION.md](QUANTIZATION.md)) where "
+            "that check ran; ➖ says why it did not.", "",
+            table(rows, ["engine", "quantization", "verdict", "against the float32 reference"]), ""]
 
 
 def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:

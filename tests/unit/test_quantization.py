@@ -227,3 +227,22 @@ def test_a_cuda_cell_is_its_own_row_saying_why_it_did_not_run() -> None:
                                         200.0)]))
     assert [(r[1], r[2], r[10]) for r in rows] == [
         ("`none`", "✅", "1.00×"), ("`awq`", "✅", "1.50×"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
+
+
+def test_a_quality_check_that_did_not_run_never_reads_as_passed() -> None:
+    """COMPATIBILITY's quantization table (audit finding 9): a cell whose every rung passed but
+    whose quantization_quality was skipped (no logits, or a trained fixture only) says ➖ and why
+    in the column against the float32 reference; one that ran says ✅."""
+    from reports.compatibility import quantized_section
+    from reports.markdown import Footnotes
+
+    checked = quant_cell("llama_cpp", "q4_0", {"kl_mean": 0.02, "kl_p99": 0.2, "top1": 0.95,
+                                               "rms_dp": 0.01, "positions": 96}, 6000.0)
+    skipped = quant_cell("mistralrs", "q4_0", None, 100.0)
+    prop = skipped.rung("conformance").detail.properties["quantization_quality"]
+    prop.status, prop.message = "skip", "[small-llama] mistralrs declares no logits support"
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in quantized_section([checked, skipped], Footnotes(), None)[4].splitlines()[2:]}
+    assert rows["`llama_cpp`"][2:] == ["✅", "✅"]
+    assert rows["`mistralrs`"][2] == "✅" and rows["`mistralrs`"][3].startswith("➖")
+    assert "declares no logits support" in rows["`mistralrs`"][3]
