@@ -136,7 +136,7 @@ def matrix(session: nox.Session) -> None:
         session.log(f"cell({cell.id}): {' '.join(cell.requirements)}")
 
 
-@nox.session(python=False)
+@nox.session(venv_backend="uv")
 def run(session: nox.Session) -> None:
     """The default selection (or -- --selection NAME): cells climb to the api rung side by side
     (-- --workers N), then every bench rung runs alone (timings want a quiet machine). `nox` runs
@@ -144,7 +144,7 @@ def run(session: nox.Session) -> None:
     run_selection(session, session.posargs)
 
 
-@nox.session(python=False)
+@nox.session(venv_backend="uv")
 def serve(session: nox.Session) -> None:
     """The servers (selection "serve"): each started in its cell on a free loopback port, checked
     over HTTP by its engine's suite and the API-surface suite, stopped; then the report."""
@@ -152,7 +152,7 @@ def serve(session: nox.Session) -> None:
     session.notify("report", posargs=[])
 
 
-@nox.session(python=False)
+@nox.session(venv_backend="uv")
 def quant(session: nox.Session) -> None:
     """The quantizations (selection "quant"): each engine's quantized cells beside its
     unquantized one, quality against the float32 reference and speed; then the report
@@ -216,6 +216,7 @@ def serve_bench(session: nox.Session) -> None:
 
 
 def run_selection(session: nox.Session, argv: list[str]) -> None:
+    from compat.live import LivePages
     from compat.reuse import strays
 
     try:
@@ -228,10 +229,18 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     for stray in strays(RESULTS, [c.id for c in MATRIX.cells]):
         session.log(f"results/{stray}.json: cell {stray!r} is no longer in {MATRIX_FILE.name}; "
                     "not resumed, and the report names and skips it (delete the file to quiet this)")
+    session.install(*REPORT_DEPS)  # the pages are written as cells land (compat/live.py)
+    pages = LivePages(Path(session.virtualenv.location) / "bin" / "python", RESULTS,
+                      ROOT / "reports", len(cells), matrix_file=MATRIX_FILE, log=session.log)
     session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one "
-                "(a cell whose inputs did not change since its last result is reused; --force)")
-    results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
-                                log=session.log, options=options, workers=workers)
+                "(a cell whose inputs did not change since its last result is reused; --force); "
+                "the verdicts so far in reports/COMPATIBILITY.md and reports/site/index.html")
+    try:
+        results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
+                                   log=session.log, options=options, workers=workers,
+                                   landed=pages.land)
+    finally:
+        pages.close()
     failed = sum(1 for r in results if r.first_failure)
     session.log(f"{len(results) - failed} cells passed every rung, {failed} stopped at a rung "
                 f"(a result, not an error) -> {RESULTS}")
@@ -239,16 +248,22 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
 
 @nox.session(venv_backend="uv")
 def report(session: nox.Session) -> None:
-    """Merge results/*.json (or the folders given) into reports/."""
+    """Merge results/*.json (or the folders given) into reports/ (and, for the published reports,
+    the site: reports/site/index.html)."""
     session.install(*REPORT_DEPS)
     try:
         args = cli.report_args(session.posargs)
     except InfermatrixError as exc:
         session.error(str(exc))
-    if not args or args[0].startswith("--"):  # the published reports
+    published = not args or args[0].startswith("--")
+    if published:
         args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
     session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
+    if published:  # the site the run wrote as cells landed, now from the finished run
+        session.run("python", "-m", "reports.site", "--reports", str(ROOT / "reports"), "--out",
+                    str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
+                    env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session(venv_backend="uv")

@@ -20,9 +20,11 @@ from core.results import CellResult, Rung
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
-               options: Options = DEFAULTS, workers: int = 2) -> list[CellResult]:
+               options: Options = DEFAULTS, workers: int = 2,
+               landed: Callable[[str], None] = lambda cell_id: None) -> list[CellResult]:
     """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
-    inputs did not change since its last result is reused (compat/reuse.py).
+    inputs did not change since its last result is reused (compat/reuse.py). `landed(cell id)`
+    is called each time a cell's result is written (compat/live.py renders the pages again).
 
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
@@ -37,6 +39,7 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
                           log=log, options=climbing)
         done["n"] += 1
         log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
+        landed(cell.id)
         return result
 
     results = side_by_side(one, cells, workers)
@@ -49,24 +52,41 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         log(f"bench {i}/{len(ready)}: {cell.id}")
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
                     log=log, options=options)
+        landed(cell.id)
     return results
 
 
 def climbing_order(cells: list[Cell]) -> list[Cell]:
-    """One cell per source-only wheel first (llama-cpp-python: minutes of compiling, once per
-    machine), so the other cells climb beside the compile instead of after it; the other cells
-    needing that wheel last, so that none of them holds a worker idle, waiting for the compile's
-    lock, while cells that need nothing of it could climb."""
-    builders, waiters, seen = [], [], set()
-    for cell in cells:
+    """The order cells start climbing in, for the first answers to come fast:
+
+    1. per source-only wheel (llama-cpp-python: minutes of compiling, once per machine), its
+       engine's headline cell, so that the compile starts at once and the others climb beside it;
+    2. every other engine's headline cell (headline: the cell the trained model runs in, else
+       its plainest CPU cell: unquantized, the newest numpy, the fewest other axes), so that
+       each engine has its verdict on the pages before any engine's second one;
+    3. the other cells, in the matrix's order;
+    4. last, the other cells that need a wheel being built, so that none of them holds a worker
+       idle on the compile's lock while cells needing nothing of it could climb."""
+    heads: dict[str, Cell] = {}
+    for cell in sorted(cells, key=headline_rank, reverse=True):  # stable: ties keep the matrix's order
+        heads.setdefault(cell.engine.id, cell)
+    builders, seen = [], set()
+    for cell in heads.values():
         wheels = set(cell.engine.build_wheels)
         if wheels and not wheels <= seen:
             builders.append(cell)
             seen |= wheels
-        elif wheels:
-            waiters.append(cell)
-    rest = [c for c in cells if not c.engine.build_wheels]
-    return [*builders, *rest, *waiters]
+    first = [*builders, *(c for c in cells if heads[c.engine.id] is c and c not in builders)]
+    rest = [c for c in cells if c not in first]
+    return [*first, *(c for c in rest if not c.engine.build_wheels),
+            *(c for c in rest if c.engine.build_wheels)]
+
+
+def headline_rank(cell: Cell) -> tuple:
+    """Higher for the cell that better stands for its engine on the pages."""
+    axes = dict(cell.axes)
+    return (bool(cell.trained), cell.device == "cpu", axes.get("quant", "none") == "none",
+            axes.get("numpy", ""), -len(axes))
 
 
 def resolve_all(cells: list[Cell], *, work: Path, results_dir: Path, log: Log = print,

@@ -3,6 +3,8 @@ conformance, engines, serving, quantization, throughput); this one reads the res
 which pages there is something for, and writes them with results.json.
 
     python -m reports.render [RESULTS_DIR ...] [--out reports/]
+    python -m reports.render results --out reports --live 3/34   while a run is going: the
+        verdict pages (COMPATIBILITY.md, CONFORMANCE.md) and the site, nothing else
 
 Any set of result files can be merged: one machine's results/, or the
 artifacts of many CI jobs. Unreadable files are named in the report, not fatal.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -93,6 +96,37 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     return results
 
 
+def live_banner(landed: str) -> str:
+    """The line a page carries while its run is going ("3/34": 3 of 34 cells have landed)."""
+    done, _, total = landed.partition("/")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"⏳ A run is under way: {done} of {total} cells have landed (at {stamp} UTC). A row "
+            "not landed yet is missing, or is the result of an earlier run; the bench figures, the "
+            "other pages and the history come when the run ends.")
+
+
+def render_live(result_dirs: list[Path], out: Path, landed: str, *, matrix: Matrix | None = None,
+                title: str = "Compatibility matrix") -> list[CellResult]:
+    """The verdicts so far, while a run is going: COMPATIBILITY.md and CONFORMANCE.md with a
+    banner saying how many cells have landed, and the site (out/site) from the same results.
+    results.json, the history and the bench pages are left as the last finished run wrote them."""
+    from reports.site import build as build_site
+
+    paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
+    results, problems = load_results(paths)
+    results, skipped = foreign(results, matrix)
+    results.sort(key=lambda r: (r.cell.kind, r.cell.engine, r.cell.env))
+    banner = live_banner(landed)
+    title_line, _, rest = compatibility(results, [*problems, *skipped], matrix=matrix,
+                                        title=title).partition("\n")
+    write_atomic(out / "COMPATIBILITY.md", f"{title_line}\n\n> {banner}\n{rest}")
+    if any(conformance_of(r) for r in results):
+        title_line, _, rest = conformance_page(results, problems).partition("\n")
+        write_atomic(out / "CONFORMANCE.md", f"{title_line}\n\n> {banner}\n{rest}")
+    build_site(result_dirs, out, out / "site", matrix, banner=banner)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,11 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="Compatibility matrix")
     parser.add_argument("--grid", type=Path, help="the grid of `nox -s bench` (default: "
                         "<first results folder>/bench, where it exists)")
+    parser.add_argument("--live", metavar="LANDED/TOTAL", help="while a run is going: only the "
+                        "verdict pages and the site, with a banner (e.g. 3/34 cells landed)")
     args = parser.parse_args(argv)
     for folder in args.results:
         if not folder.is_dir():
             parser.error(f"results folder {str(folder)!r} does not exist")
+    if args.live is not None and not re.fullmatch(r"\d+/\d+", args.live):
+        parser.error(f"--live {args.live!r}: give the cells landed and the total, e.g. 3/34")
     matrix = load_matrix(args.matrix) if args.matrix else None
+    if args.live:
+        render_live(args.results, args.out, args.live, matrix=matrix, title=args.title)
+        return 0
     grid = args.grid or (args.results[0] / "bench" if args.results else None)
     results = render(args.results, args.out, matrix=matrix, title=args.title,
                      grid_dir=grid if grid is not None and grid.is_dir() else None)

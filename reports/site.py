@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import re
 import shutil
 import sys
@@ -108,11 +109,12 @@ class Site:
         return VERDICTS[self.marks[cell_id]]
 
     # -- the matrix ------------------------------------------------------------------------
-    def index(self) -> str:
+    def index(self, banner: str = "") -> str:
         counts = {m: sum(1 for v in self.marks.values() if v == m) for m in ORDER}
         summary = " · ".join(f"{counts[m]} {m} {NAMES[m]}" for m in ORDER if counts[m])
         failing = [r for r in self.results if self.marks[r.cell.id] == "❌"]
-        body = [f"<h1>Compatibility matrix</h1><p>{len(self.results)} cells: {esc(summary)}.</p>"]
+        body = [f"<h1>Compatibility matrix</h1><p class=live>{esc(banner)}</p>" if banner else
+                "<h1>Compatibility matrix</h1>", f"<p>{len(self.results)} cells: {esc(summary)}.</p>"]
         if failing:
             body += ["<h2>Undeclared failures</h2><ul>"]
             body += [f"<li><a href='cells/{esc(r.cell.id)}.html'>{esc(r.cell.id)}</a>: "
@@ -347,18 +349,31 @@ def read_sources(sources: list[Path]) -> list[CellResult]:
     return results
 
 
-def build(sources: list[Path], reports: Path, out: Path, matrix: Matrix | None = None,
-          base_url: str = "") -> Path:
-    """Write the site into `out` (replacing what was there); return its index page."""
+def build(sources: list[Path], reports: Path, site_dir: Path, matrix: Matrix | None = None,
+          base_url: str = "", *, banner: str = "") -> Path:
+    """Write the site into `site_dir`, replacing what was there only once the new one is whole (a
+    reader during a run's re-renders never finds it half written); return its index page.
+    `banner`: a line the matrix page opens with (a run under way)."""
     results, _ = foreign(read_sources(sources), matrix)
     history, _ = read_history(reports / HISTORY)
     site = Site(results, history, matrix, reports, base_url)
-    if out.exists():
-        shutil.rmtree(out)
+    out = site_dir.with_name(f".{site_dir.name}-new")
+    shutil.rmtree(out, ignore_errors=True)
+    write_site(site, reports, out, banner)
+    old = site_dir.with_name(f".{site_dir.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if site_dir.exists():
+        os.replace(site_dir, old)
+    os.replace(out, site_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return site_dir / "index.html"
+
+
+def write_site(site: Site, reports: Path, out: Path, banner: str) -> None:
     (out / "cells").mkdir(parents=True)
     (out / "badges").mkdir()
     shutil.copytree(ASSETS, out / "assets")
-    (out / "index.html").write_text(site.index(), encoding="utf-8")
+    (out / "index.html").write_text(site.index(banner), encoding="utf-8")
     (out / "history.html").write_text(site.history_page(), encoding="utf-8")
     for r in site.results:
         (out / "cells" / f"{r.cell.id}.html").write_text(site.cell_page(r), encoding="utf-8")
@@ -377,7 +392,6 @@ def build(sources: list[Path], reports: Path, out: Path, matrix: Matrix | None =
         shutil.copy2(image, out / image.name)
     write_docs(out, {name: target for name, (target, _) in PAGES.items()},
                lambda title, body: page(title, body, depth=1, here="docs/index.html"))
-    return out / "index.html"
 
 
 def main(argv: list[str] | None = None) -> int:

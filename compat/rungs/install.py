@@ -37,10 +37,13 @@ def wheelhouse() -> Path:
 
 
 BUILD_ENV = {
-    # llama-cpp-python builds llama.cpp; its multimodal library (mtmd, LLAVA_BUILD) is loaded only
-    # by the multimodal chat handlers, which no cell uses: not building it saves a part of the
-    # compile, the longest step of a run on an empty machine.
-    "llama-cpp-python": {"CMAKE_ARGS": "-DLLAVA_BUILD=OFF"},
+    # llama-cpp-python builds llama.cpp, the longest step of a run on an empty machine. Its
+    # multimodal library (mtmd, LLAVA_BUILD) is loaded only by the multimodal chat handlers, which
+    # no cell uses; llama.cpp's common library is never loaded by the binding at all, though its
+    # CMakeLists forces it on (compat/llama_cpp_binding.cmake turns it off again). Both left out:
+    # 83 steps of compiling and linking, where there were 140.
+    "llama-cpp-python": {"CMAKE_ARGS": "-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_INCLUDE_BEFORE="
+                                       + str(Path(__file__).parents[1] / "llama_cpp_binding.cmake")},
 }
 """Environment for building a source-only package's wheel: build only what the cells need."""
 

@@ -56,11 +56,29 @@ def test_a_real_shape_run_is_chosen_by_glob_and_a_glob_matching_none_is_named() 
         pick_runs(runs, ["lama_cpp-*"])
 
 
-def test_one_cell_per_wheel_builds_first_and_the_others_that_need_it_climb_last() -> None:
+def test_the_compile_starts_first_then_one_cell_per_engine_and_the_wheels_waiters_last() -> None:
     from compat.drive import climbing_order
 
     cells = list(load().selected("default"))
-    order = [c.id for c in climbing_order(cells)]
+    order = climbing_order(cells)
+    ids = [c.id for c in order]
+    engines = list(dict.fromkeys(c.engine.id for c in cells))
     llama = [c.id for c in cells if c.engine.build_wheels]
-    assert len(llama) >= 2 and sorted(order) == sorted(c.id for c in cells)
-    assert order[0] == llama[0] and order[-len(llama) + 1:] == llama[1:]
+    assert len(llama) >= 2 and sorted(ids) == sorted(c.id for c in cells)
+    # the compile starts at once, in the cell the trained model runs in
+    assert ids[0] == "llama_cpp-numpy2" and order[0].trained
+    # every engine's headline cell before any engine's second
+    assert sorted(c.engine.id for c in order[:len(engines)]) == sorted(engines)
+    assert "transformers-numpy2" in ids[:len(engines)] and "infinity_emb-numpy2" in ids[:len(engines)]
+    # the other cells needing the wheel last, holding no worker on the compile's lock
+    assert ids[-len(llama) + 1:] == [i for i in llama if i != ids[0]]
+
+
+def test_a_quantization_run_starts_with_each_engines_unquantized_cpu_cell() -> None:
+    from compat.drive import climbing_order
+
+    cells = list(load().selected("quant"))
+    first = climbing_order(cells)[:len({c.engine.id for c in cells})]
+    assert {c.engine.id for c in first} == {c.engine.id for c in cells}
+    assert all(c.device == "cpu" and dict(c.axes).get("quant") in ("none", "shipped")
+               for c in first), [c.id for c in first]
