@@ -42,6 +42,7 @@ from compat import matrix as matrix_mod
 from compat.cell import Options
 from compat.plan import bench_cells, check_pins, pick_runs, real_shape_runs
 from compat.reuse import check_force, last_result
+from core import layout
 from core.errors import InfermatrixError
 from core.proc import interrupt_on_signals
 
@@ -100,7 +101,7 @@ def resolve(session: nox.Session) -> None:
         check_pins(cells)
     except InfermatrixError as exc:
         session.error(str(exc))
-    out = RESULTS / "resolve"
+    out = RESULTS / layout.RESOLVE
     session.log(f"resolving {len(cells)} cells with {args.workers} workers")
     options = Options(exclude_newer=args.exclude_newer)
     drive.resolve_all(list(cells), work=ROOT / ".nox" / "resolve", results_dir=out,
@@ -175,12 +176,12 @@ def serve_bench(session: nox.Session) -> None:
     real-shape section."""
     from fixtures.catalog import REAL_SHAPES
 
-    out = RESULTS / "serve-bench"
+    out = layout.serve_bench_dir(RESULTS)
     fixture = next((b for a, b in zip(session.posargs, session.posargs[1:]) if a == "--fixture"), None)
     if fixture in REAL_SHAPES:
         from fixtures.ensure import FixtureBuildError, build_fixtures
 
-        out = RESULTS / "real-shape" / fixture / "serve-bench"
+        out = layout.serve_bench_dir(RESULTS, fixture)
         try:
             build_fixtures([fixture], limit=1800, log=session.log)
         except FixtureBuildError as exc:
@@ -258,10 +259,10 @@ def report(session: nox.Session) -> None:
     published = not args or args[0].startswith("--")
     if published:
         args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
-    session.run("python", "-m", "reports.render", *args, "--matrix", str(MATRIX_FILE),
+    session.run("python", "-m", "pages.render", *args, "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
     if published:  # the site the run wrote as cells landed, now from the finished run
-        session.run("python", "-m", "reports.site", "--reports", str(ROOT / "reports"), "--out",
+        session.run("python", "-m", "pages.site", "--reports", str(ROOT / "reports"), "--out",
                     str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
                     env={"PYTHONPATH": str(ROOT)})
 
@@ -277,7 +278,7 @@ def site(session: nox.Session) -> None:
     """
     session.install(*REPORT_DEPS)
     args = session.posargs or [str(ROOT / "reports" / "results.json")]
-    session.run("python", "-m", "reports.site", *args, "--reports", str(ROOT / "reports"),
+    session.run("python", "-m", "pages.site", *args, "--reports", str(ROOT / "reports"),
                 "--out", str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
 
@@ -302,7 +303,7 @@ def endpoint(session: nox.Session) -> None:
     if session.posargs[:1] == ["--compare"]:
         session.run("python", "-m", "bench.compare", "--endpoint", *session.posargs[1:], env=env)
         return
-    session.run("python", "-m", "incell.endpoint", "--out", str(RESULTS / "endpoint"),
+    session.run("python", "-m", "incell.endpoint", "--out", str(RESULTS / layout.ENDPOINT),
                 *session.posargs, env=env)
     session.notify("report", posargs=[])
 
@@ -334,12 +335,12 @@ def bench(session: nox.Session) -> None:
         session.error("no cell of the default selection has passed every rung in results/: "
                       "run `nox` first, or name cells: nox -s bench -- CELL ...")
     options = Options(bench_args=cli.bench_run_args(args))
-    grid = RESULTS / "bench"
+    grid = RESULTS / layout.BENCH
     for i, cell in enumerate(cells, 1):
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                          log=session.log, options=options, base=last_result(RESULTS, cell.id))
-    session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
+    session.run("python", "-m", "pages.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--matrix", str(MATRIX_FILE), env=env)
 
 
@@ -371,8 +372,8 @@ def realsize(session: nox.Session) -> None:
         ladder.run_cell(run.cell, venv=ROOT / ".nox" / f"cell-{run.cell.id}", results_dir=RESULTS,
                         log=session.log, options=Options(last_rung="api"))
     drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS,
-                     out=RESULTS / "real-shape", log=session.log, limit_s=args.limit_min * 60)
-    session.run("python", "-m", "reports.render", str(RESULTS), "--out", str(ROOT / "reports"),
+                     out=RESULTS / layout.REAL_SHAPE, log=session.log, limit_s=args.limit_min * 60)
+    session.run("python", "-m", "pages.render", str(RESULTS), "--out", str(ROOT / "reports"),
                 "--matrix", str(MATRIX_FILE), env={"PYTHONPATH": str(ROOT)})
 
 

@@ -62,8 +62,8 @@ def climbing_order(cells: list[Cell]) -> list[Cell]:
     1. per source-only wheel (llama-cpp-python: minutes of compiling, once per machine), its
        engine's headline cell, so that the compile starts at once and the others climb beside it;
     2. every other engine's headline cell (headline: the cell the trained model runs in, else
-       its plainest CPU cell: unquantized, the newest numpy, the fewest other axes), so that
-       each engine has its verdict on the pages before any engine's second one;
+       its plainest CPU cell: unquantized, the newest numpy, the fewest other axes), the kinds in
+       turn, so that each engine has its verdict on the pages before any engine's second one;
     3. the other cells, in the matrix's order;
     4. last, the other cells that need a wheel being built, so that none of them holds a worker
        idle on the compile's lock while cells needing nothing of it could climb."""
@@ -76,10 +76,22 @@ def climbing_order(cells: list[Cell]) -> list[Cell]:
         if wheels and not wheels <= seen:
             builders.append(cell)
             seen |= wheels
-    first = [*builders, *(c for c in cells if heads[c.engine.id] is c and c not in builders)]
+    first = [*builders, *interleave([c for c in cells if heads[c.engine.id] is c
+                                      and c not in builders])]
     rest = [c for c in cells if c not in first]
     return [*first, *(c for c in rest if not c.engine.build_wheels),
             *(c for c in rest if c.engine.build_wheels)]
+
+
+def interleave(cells: list[Cell]) -> list[Cell]:
+    """The kinds taken in turn (generation, embedding, generation, ...), each in its own order: an
+    embedding cell lands in about a minute, a generation cell waits for the parity reference of
+    every generation fixture, the trained model's too (minutes on an empty machine)."""
+    by_kind: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_kind.setdefault(cell.engine.kind, []).append(cell)
+    return [group[i] for i in range(max(map(len, by_kind.values()), default=0))
+             for group in by_kind.values() if i < len(group)]
 
 
 def headline_rank(cell: Cell) -> tuple:

@@ -26,6 +26,7 @@ from compat.drive import minutes, progress
 from compat.here import existing_cell, run_here
 from compat.ladder import bench_only
 from compat.matrix import Cell, Matrix, load, requirement_name
+from core.layout import real_shape_dir
 from core.proc import REPO
 from engines import DEVICES, ENGINES
 from fixtures.catalog import DEFAULT_REAL_SHAPE, PACKAGED, REAL_SHAPES, STAND_INS
@@ -79,7 +80,7 @@ def check(python: Path, device: str, shape: str, results: Path, limit_s: float, 
         if result.first_failure is None and cell.engine.kind == "generation":
             build_fixtures([shape], limit=limit_s, log=log)
             real = bench_only(cell, venv=REPO / ".nox" / f"here-{cell.id}", log=log,
-                              results_dir=results / "real-shape" / shape, interpreter=python,
+                              results_dir=real_shape_dir(results, shape), interpreter=python,
                               base=result,
                               options=Options(limits=limits,
                                               bench_args=("--profile", "real", "--fixture", shape)))

@@ -1,5 +1,5 @@
 """The verdict pages while a run is going: each time a cell lands, COMPATIBILITY.md,
-CONFORMANCE.md and the site are written again (reports.render --live), so that the first
+CONFORMANCE.md and the site are written again (pages.render --live), so that the first
 verdicts can be read minutes into a cold run, not at its end.
 
 One render at a time, in a thread of the driver: landings that come while one is rendering are
@@ -62,7 +62,7 @@ class LivePages:
                 return
 
     def _render(self, landed: int) -> None:
-        cmd = [str(self.python), "-m", "reports.render", str(self.results_dir), "--out",
+        cmd = [str(self.python), "-m", "pages.render", str(self.results_dir), "--out",
                str(self.out), "--live", f"{landed}/{self.total}",
                *(("--matrix", str(self.matrix_file)) if self.matrix_file else ())]
         done = run_tool(cmd, RENDER_LIMIT_S, env={**os.environ, "PYTHONPATH": str(REPO)})

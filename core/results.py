@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.details import DETAILS, ResolveDetail, read, to_json
+from core.details import DETAILS, BenchDetail, PropertyResult, ResolveDetail, read, to_json
 from core.signatures import first_line, signature
 
 SCHEMA_VERSION = 3
@@ -180,6 +180,23 @@ class CellResult:
     def lock(self) -> str:
         """The lock uv wrote; `uv pip sync` re-creates the environment from it."""
         return self.resolved.lock
+
+    @property
+    def bench(self) -> BenchDetail | None:
+        """The bench rung's record, where it passed."""
+        rung = self.rung("bench")
+        return rung.detail if rung is not None and rung.status == "pass" else None
+
+    def properties(self, suite: str = "conformance") -> dict[str, PropertyResult]:
+        """Every property's outcome in a suite's rung ("conformance" or "api"); none where the
+        suite did not run."""
+        rung = self.rung(suite)
+        return rung.detail.properties if rung is not None and rung.detail is not None else {}
+
+    @property
+    def quantization(self) -> str | None:
+        """The cell's quantization axis ("none", "q4_0", ...); None where it has none."""
+        return self.cell.axes.get("quant")
 
     def to_json(self) -> str:
         return json.dumps(to_json(self), indent=2, sort_keys=True) + "\n"

@@ -132,7 +132,7 @@ def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path
 
 def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:
     from core.details import BenchDetail, DecodeBound, Roofline
-    from reports.throughput import mbu, prefix_cache
+    from pages.throughput import mbu, prefix_cache
 
     def detail(per_token: int, fraction: float, cache: int | None, *metrics) -> BenchDetail:
         roof = Roofline(per_token, 30.0, [DecodeBound(128, 100.0, 90.0, fraction)],

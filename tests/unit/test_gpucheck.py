@@ -17,7 +17,7 @@ from compat.matrix import load
 from core.results import write_atomic
 from engines import ENGINES
 from engines.base import REDUCED_PRECISION_DEVIATIONS
-from reports.render import render
+from pages.render import render
 from tests.unit.test_render import cell, passing, shape_bench
 
 DATA = Path(__file__).parent / "data"

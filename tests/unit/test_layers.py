@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.unit.conftest import REPO
 
-FLOORS = ("core", "fixtures", "engines", "bench", "incell", "compat", "reports")
+FLOORS = ("core", "fixtures", "engines", "bench", "incell", "compat", "pages")
 """Bottom to top: a package may import its own floor and the floors below it."""
 
 
@@ -92,3 +92,36 @@ def test_the_driver_side_imports_only_the_standard_library() -> None:
             if extra:
                 wrong[path.relative_to(REPO).as_posix()] = sorted(extra)
     assert not wrong, f"third-party imports on the driver's side: {wrong}"
+
+
+PAGES = {"compatibility": {"compatibility"}, "conformance": {"conformance"},
+         "engines": {"engines"}, "serving": {"serving"}, "quantization": {"quantization"},
+         "throughput": {"throughput", "real_shape", "plots"}}
+"""Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots)."""
+SHARED = {"markdown", "plotting", "verdicts", "load", "watch"}
+"""What every page may use: formatting, plotting, a cell's verdict, the load sweep's section
+(SERVING.md and THROUGHPUT.md's real shape), the release watch."""
+
+
+def test_a_page_imports_no_other_page() -> None:
+    crossing = []
+    for page, modules in PAGES.items():
+        for module in modules:
+            for target in sorted(project_imports(REPO / "pages" / f"{module}.py")):
+                name = target.removeprefix("pages.")
+                if target.startswith("pages.") and name not in modules | SHARED:
+                    crossing.append(f"pages.{module} ({page}) -> {target}")
+    assert not crossing, f"pages importing another page: {crossing}"
+    assert {m for ms in PAGES.values() for m in ms} | SHARED <= {
+        p.stem for p in (REPO / "pages").glob("*.py")}
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    private = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.split(".")[0] in FLOORS:
+                private += [f"{name}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not private, f"private names imported from another module: {private}"

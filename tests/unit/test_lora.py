@@ -7,7 +7,7 @@ import numpy as np
 from core.details import ConformanceDetail, LoraFigures, PropertyFigures, PropertyResult
 from core.results import CellResult, Rung
 from incell.conformance.lora import NEAR_TIE, STEPS, id_problems
-from reports.quantization import lora_rows
+from pages.quantization import lora_rows
 
 
 def test_greedy_ids_may_leave_the_merged_reference_at_a_near_tie_only() -> None:

@@ -14,7 +14,8 @@ from core.errors import MatrixError
 from core.results import CellResult, Rung
 from engines.base import Generator, InvalidParameterError
 from fixtures.ensure import build_parity_references
-from reports.quantization import in_order, pareto, quantization_page, rows_of
+from pages.quantization import pareto, quantization_page, rows_of
+from pages.verdicts import in_order
 from tests.unit.conftest import REPO, installed, matrix_data
 
 
@@ -233,8 +234,8 @@ def test_a_quality_check_that_did_not_run_never_reads_as_passed() -> None:
     """COMPATIBILITY's quantization table (audit finding 9): a cell whose every rung passed but
     whose quantization_quality was skipped (no logits, or a trained fixture only) says ➖ and why
     in the column against the float32 reference; one that ran says ✅."""
-    from reports.compatibility import quantized_section
-    from reports.markdown import Footnotes
+    from pages.compatibility import quantized_section
+    from pages.markdown import Footnotes
 
     checked = quant_cell("llama_cpp", "q4_0", {"kl_mean": 0.02, "kl_p99": 0.2, "top1": 0.95,
                                                "rms_dp": 0.01, "positions": 96}, 6000.0)

@@ -1,4 +1,4 @@
-"""reports/render.py on result records of every shape a run can produce."""
+"""pages/render.py on result records of every shape a run can produce."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bench.stats import summarize
 from compat.bisect import save_record
 from core.details import BisectProbe, BisectRecord, Boundary, Fallback, ResolveDetail
 from core.results import CellResult, ErrorInfo, Rung, write_atomic
-from reports.render import render
+from pages.render import render
 
 RUNG_NAMES = ("resolve", "install", "import", "load", "conformance", "bench")
 
@@ -268,7 +268,7 @@ def test_the_run_ends_with_its_headline(tmp_path) -> None:
 
     from rich.console import Console
 
-    from reports.headline import headline, summary
+    from pages.headline import headline, summary
 
     results = every_verdict()
     counts, failures = summary(results, None)
@@ -314,7 +314,7 @@ def shape_bench(decode: float, bytes_: int, note: str = "") -> dict:
 def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_path) -> None:
     """Rows sorted by batch-1 decode, a run that timed out shown with its minutes, MBU held to
     the measured bandwidth, the plot's front: no row both smaller and faster."""
-    from reports.real_shape import pareto
+    from pages.real_shape import pareto
 
     shape = tmp_path / "r" / "real-shape" / "smollm2-135m-shape"
     runs = {"llama_cpp-quantnone": shape_bench(34.0, 539_000_000),
@@ -351,7 +351,7 @@ def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_
 def test_a_kl_the_tool_printed_as_zero_says_it_is_below_its_precision() -> None:
     """Audit finding 7: "KL mean 0 ± 0, top-1 99.8%" cannot be: llama-perplexity prints six
     decimals, so its 0 is below 5e-7, and the page says that instead."""
-    from reports.markdown import tool_kl
+    from pages.markdown import tool_kl
 
     assert tool_kl({"kl_mean": 0.0, "kl_pm": 0.0}) == "< 5e-07 ± < 5e-07"
     assert tool_kl({"kl_mean": 0.00286, "kl_pm": 0.00018}) == "0.00286 ± 0.00018"

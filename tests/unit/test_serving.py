@@ -17,7 +17,7 @@ from core.details import ServeBenchDetail
 from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, Rung, machine_info, save
 from engines import EngineEntry
-from reports.render import render
+from pages.render import render
 from tests.unit.test_render import cell, passing
 
 
@@ -134,6 +134,16 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
     assert re.search(r"\| 3 users +\| ✅ +\| 10% +\|", page) and "![p50 and p99 TTFT" in page
     assert (tmp_path / "out" / "serving.png").exists()
+    # a second results folder (another machine's, a CI job's): its load sweeps merged, not ignored
+    other = CellInfo(id="other_server-base", engine="other_server", kind="generation", env="base")
+    detail.engine, detail.server = "other_server", "other serve"
+    save(CellResult(cell=other, machine=machine_info(), started_at="now",
+                    rungs=[Rung("serve_bench", "pass", detail=detail)]),
+         tmp_path / "ci-job" / "serve-bench")
+    render([results, tmp_path / "ci-job"], tmp_path / "out")
+    page = (tmp_path / "out" / "SERVING.md").read_text()
+    assert "### `demo_server` (demo serve) on tiny" in page
+    assert "### `other_server` (other serve) on tiny" in page
 
 
 def test_an_api_departure_does_not_stop_the_bench(tmp_path) -> None:

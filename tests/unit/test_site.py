@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from compat.matrix import load as load_matrix
-from reports.history import append, read_history
-from reports.site import build
+from pages.history import append, read_history
+from pages.site import build
 from tests.unit.conftest import REPO
 
 CHROMIUM = Path(os.environ.get("INFERMATRIX_CHROMIUM", "/usr/bin/chromium"))

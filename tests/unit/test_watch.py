@@ -1,4 +1,4 @@
-"""reports/watch.py: the top of COMPATIBILITY.md says what changed since the previous run."""
+"""pages/watch.py: the top of COMPATIBILITY.md says what changed since the previous run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from core.results import ErrorInfo, write_atomic
-from reports.render import render
+from pages.render import render
 from tests.unit.test_render import cell, failing_at, passing
 
 BROKEN = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'optimum.bettertransformer'")

@@ -7,14 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from compat.bisect import boundary, load_records
-from compat.matrix import Matrix, requirement_name
-from core.results import RUNGS, CellResult, Rung
-from core.signatures import decisive_chain
-from reports.markdown import (
-    CAVEAT,
+from compat.matrix import Matrix
+from core.results import RUNGS, CellResult
+from pages.markdown import (
     FAIL,
     KINDS,
-    KNOWN,
     LEGEND,
     NOT_RUN,
     PASS,
@@ -24,90 +21,22 @@ from reports.markdown import (
     header,
     table,
 )
-from reports.quantization import in_order, quantization_of, status_of
-from reports.serving import is_server
-from reports.watch import section as watch_section
+from pages.verdicts import in_order, is_server, key_versions, status_of, verdict
+from pages.watch import section as watch_section
 
 WIDE = 6  # more environment columns than this and the matrix is drawn one row per cell
 
 
-def cause_of(rung: Rung) -> str:
-    """One line a reader can act on: the resolver's explanation, or the error's first line."""
-    if rung.reason and rung.error and rung.error.type != "Fallback":
-        return rung.reason
-    if rung.error is not None and rung.error.type == "Fallback":
-        return " ".join(rung.error.text.split())[:400]
-    return rung.error.message if rung.error else rung.reason
 
 
-def override_note(result: CellResult, passed: bool) -> str:
-    """What an override cell says: is a lifted pin needed, does it work without a removed package."""
-    lifted, removed = [], []
-    for override in result.cell.overrides:
-        name = requirement_name(override)
-        (removed if "never" in override.partition(";")[2] else lifted).append(name)
-    if passed:
-        notes = [f"the {n} pin looks unnecessary: every rung passes" for n in lifted]
-        notes += [f"passes without {n}" for n in removed]
-    else:
-        notes = [f"the {n} pin is needed: fails at" for n in lifted] or \
-                [f"fails even without {', '.join(removed)} at"]
-    return "; ".join(notes)
 
 
-def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) -> str:
-    """The cell's symbol: first failing rung, known incompatibility, caveat or not-run reason."""
-    cid, overridden = result.cell.id, bool(result.cell.overrides)
-    caveats = []
-    for rung in result.rungs:
-        if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
-            caveats.append(f"{CAVEAT} fell back {caveat_refs(result, rung, notes)}")
-    failed = result.first_failure
-    if failed is not None:
-        sig = failed.error.signature if failed.error else failed.reason or "failed"
-        text = failed.error.text if failed.error else ""
-        known = matrix.known_for(cid, failed.name, sig) if matrix else None
-        if known is not None:
-            cause = f"known: {known.reason}" + (f" ({known.link})" if known.link else "")
-            head = f"{KNOWN} {failed.name} {notes.ref(sig, cid, failed.name, text, cause)}"
-        else:
-            ref = notes.ref(sig, cid, failed.name, text, cause_of(failed))
-            prefix = f"{override_note(result, passed=False)} " if overridden else ""
-            head = f"{FAIL} {prefix}{failed.name} {ref}"
-        return " ".join([head, *caveats])
-    not_run = next((r for r in result.rungs if r.status in ("not_run", "not_reached")
-                    and not r.not_applicable), None)
-    if not_run is not None:
-        passed = [r.name for r in result.rungs if r.status == "pass"]
-        head = caveats[0] if caveats else (f"{PASS} {passed[-1]}" if passed else "")
-        return f"{head} · {NOT_RUN} {not_run.name}: {not_run.reason}".lstrip(" ·")
-    if caveats:
-        return " ".join(caveats)
-    if overridden:
-        return f"{CAVEAT} {override_note(result, passed=True)}"
-    return PASS
 
 
-def caveat_refs(result: CellResult, rung: Rung, notes: Footnotes) -> str:
-    """A footnote per fallback the rung records, the engine's own package first, each keyed by
-    its own reason (cells share a footnote only where the reason is the same)."""
-    fallbacks = rung.detail.fallbacks if rung.name == "resolve" and rung.detail else []
-    if not fallbacks:
-        return notes.ref(rung.error.signature, result.cell.id, rung.name, rung.error.text,
-                         cause_of(rung))
-    order = {name: i for i, name in enumerate(result.cell.key_packages)}
-    refs = []
-    for f in sorted(fallbacks, key=lambda f: order.get(f.package, len(order))):
-        why = " ".join(f.why.split())
-        cause = decisive_chain(why, f.package) or why[:400]  # the full text stays in the result
-        refs.append(notes.ref(f"Fallback: {f.package} {f.newest} → {f.resolved}", result.cell.id,
-                              rung.name, f.why, cause, key=("fallback", f.package, f.newest,
-                                                            f.resolved, why)))
-    return "".join(refs)
 
 
 def callouts(results: list[CellResult], matrix: Matrix | None) -> list[str]:
-    """Undeclared failures, for the top (declared ones that now pass: reports/watch.py)."""
+    """Undeclared failures, for the top (declared ones that now pass: pages/watch.py)."""
     new = []
     for r in results:
         failed = r.first_failure
@@ -149,17 +78,6 @@ def ran(result: CellResult) -> str:
     return f"reused · last ran {when}" if result.reused_at else f"ran {when}"
 
 
-def foreign(results: list[CellResult], matrix: Matrix | None) -> tuple[list[CellResult], list[str]]:
-    """Results of cells the matrix does not hold (another matrix, or a cell since removed):
-    named and left out, never merged silently. A cell run in an existing environment (nox -s
-    here) is the matrix's engine in an environment the matrix does not make: it is kept."""
-    if matrix is None:
-        return results, []
-    ids = {c.id for c in matrix.cells}
-    kept = [r for r in results if r.cell.id in ids or r.cell.existing]
-    return kept, [f"{r.cell.id}.json: cell {r.cell.id!r} is not in the matrix (a result of "
-                  "another matrix, or of a cell since removed); skipped"
-                  for r in results if r not in kept]
 
 
 def env_columns(results: list[CellResult]) -> list[str]:
@@ -173,10 +91,6 @@ def python_of(result: CellResult) -> str:
     return ran or result.cell.python
 
 
-def key_versions(result: CellResult) -> str:
-    """Versions of what the cell is about: the engine's packages and every axis."""
-    wanted = dict.fromkeys([*result.cell.key_packages, "torch"])
-    return ", ".join(f"{n} {result.versions[n]}" for n in wanted if n in result.versions)
 
 
 def kind_sections(grid: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:
@@ -223,7 +137,7 @@ def quantized_section(cells: list[CellResult], notes: Footnotes,
     and speed figures are QUANTIZATION.md's."""
     if not cells:
         return []
-    rows = [[f"`{r.cell.engine}`", f"`{quantization_of(r)}`", verdict(r, notes, matrix), status_of(r)]
+    rows = [[f"`{r.cell.engine}`", f"`{r.quantization}`", verdict(r, notes, matrix), status_of(r)]
             for r in cells]
     return ["## Quantizations", "", "The same weights quantized by each engine: the cell's verdict, "
             "and its next-token distributions against the float32 reference within the "

@@ -2,7 +2,7 @@
 people look at. No server and nothing fetched: it works opened from disk, and CI publishes it to
 GitHub Pages.
 
-    python -m reports.site [RESULTS ...] [--reports reports/] [--out reports/site]
+    python -m pages.site [RESULTS ...] [--reports reports/] [--out reports/site]
                            [--matrix compat/matrix.toml] [--base-url https://OWNER.github.io/REPO]
 
 - index.html: the matrix (cells × verdict), filters by engine, kind, axis, verdict and device,
@@ -20,7 +20,7 @@ GitHub Pages.
 RESULTS: folders of cell result files (results/, CI artifacts) or merged results.json files; by
 default the committed reports/results.json, what the published reports were made from.
 
-The JavaScript (reports/site_assets/site.js) is ours and small: filters and sorting need no
+The JavaScript (pages/site_assets/site.js) is ours and small: filters and sorting need no
 library, and a page that fetches nothing cannot break offline.
 """
 
@@ -39,11 +39,11 @@ from bench.compare import NOISE_K
 from compat.matrix import Matrix
 from core.details import BenchDetail, ConformanceDetail, ResolveDetail
 from core.results import CellResult, load_results
-from reports.compatibility import foreign, key_versions, verdict
-from reports.docs_site import write_docs
-from reports.headline import NAMES, ORDER, failure_line, marks_of
-from reports.history import HISTORY, MARKS, VERDICTS, changes, read_history, results_of, timeline
-from reports.markdown import Footnotes
+from pages.docs_site import write_docs
+from pages.headline import NAMES, ORDER, failure_line, marks_of
+from pages.history import HISTORY, MARKS, VERDICTS, changes, read_history, results_of, timeline
+from pages.markdown import Footnotes
+from pages.verdicts import foreign, key_versions, verdict
 
 ASSETS = Path(__file__).parent / "site_assets"
 PAGES = {"THROUGHPUT.md": ("throughput.html", "Throughput"), "SERVING.md": ("serving.html", "Serving"),
@@ -395,7 +395,7 @@ def write_site(site: Site, reports: Path, out: Path, banner: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.site", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pages.site", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="*", type=Path, default=[Path("reports/results.json")],
                         help="result folders or merged results.json files (default: "

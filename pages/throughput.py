@@ -12,7 +12,7 @@ from bench.metrics import METRICS
 from bench.stats import NOISY_CV
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult
-from reports.markdown import CAVEAT, engine_label, header, table
+from pages.markdown import CAVEAT, engine_label, header, table
 
 LABELS = {"prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
           "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end-to-end", "itl_s": "ITL",
@@ -37,11 +37,6 @@ def figure(metric: MetricRecord | None) -> str:
     s = metric.stats
     text = f"{fmt(s.median, metric.unit)} (CV {s.cv:.0%})"
     return f"{text} {CAVEAT} noisy" if s.cv > NOISY_CV else text
-
-
-def bench_of(result: CellResult) -> BenchDetail | None:
-    rung = result.rung("bench")
-    return rung.detail if rung is not None and rung.status == "pass" else None
 
 
 CACHE_HIT = 0.6
@@ -132,12 +127,12 @@ def ratio_text(ours: float | None, theirs: float) -> str:
 
 def referee_section(results: list[CellResult]) -> list[str]:
     """Our prefill and decode beside the engine's own benchmark tool's, same file and shape."""
-    judged = [r for r in results if bench_of(r) and bench_of(r).referee is not None]
+    judged = [r for r in results if r.bench and r.bench.referee is not None]
     if not judged:
         return []
     rows = []
     for r in judged:
-        d = bench_of(r)
+        d = r.bench
         ref = d.referee
         prefill = d.find("prefill_tokens_per_s", batch=1)
         decode = d.find("decode_tokens_per_s", batch=1)
@@ -148,7 +143,7 @@ def referee_section(results: list[CellResult]) -> list[str]:
                      f"{ours_d:,.0f}" if ours_d else "–", f"{ref.decode_tokens_per_s:,.0f}",
                      ratio_text(ours_d, ref.decode_tokens_per_s), f"{ref.tool} {ref.commit}"])
     first = judged[0]
-    commands = bench_of(first).referee.commands
+    commands = first.bench.referee.commands
     return ["## Referees: the engine's own benchmark tool", "",
             "Our figures beside the engine's own tool's, on the same file with the same threads "
             "and shape, in the same bench rung (llama.cpp: `llama-bench`, built from the "
@@ -164,7 +159,7 @@ def referee_section(results: list[CellResult]) -> list[str]:
             "decode to 1,862 tok/s and adds 0.7 ms to the first token. A step of this model "
             "costs 0.27 ms in llama.cpp, so the Python path's 0.26 ms a token halves it; at a "
             "real shape a step costs tens of ms and the ratio should near 1 (not measured here). "
-            f"({len(bench_of(first).referee.decode_samples)}); commands: "
+            f"({len(first.bench.referee.decode_samples)}); commands: "
             + "; ".join(f"`{c}`" for c in commands), "",
             table(rows, ["engine", "environment", "prefill tok/s (ours)", "prefill (tool)",
                          "ours ÷ tool", "decode tok/s (ours)", "decode (tool)", "ours ÷ tool",
@@ -184,16 +179,16 @@ def label(r: CellResult) -> list[str]:
 
 def cells_section(results: list[CellResult]) -> list[str]:
     lines = []
-    gen = [r for r in results if r.cell.kind == "generation" and bench_of(r)
-           and bench_of(r).find("decode_tokens_per_s")]
+    gen = [r for r in results if r.cell.kind == "generation" and r.bench
+           and r.bench.find("decode_tokens_per_s")]
     if gen:
-        d0 = bench_of(gen[0])
+        d0 = gen[0].bench
         shape = next((m.params for m in d0.metrics if m.name == "decode_tokens_per_s"), {})
-        rows = [[*label(r), *(figure(bench_of(r).find(n, batch=shape.get("batch"),
+        rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.get("batch"),
                                                       input_tokens=shape.get("input_tokens")))
                               for n in GENERATION),
-                 itl(bench_of(r)), mbu(bench_of(r)), prefix_cache(bench_of(r)),
-                 f"{bench_of(r).peak_rss_mib:,.0f} MiB" if bench_of(r).peak_rss_mib else "–"]
+                 itl(r.bench), mbu(r.bench), prefix_cache(r.bench),
+                 f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
                 for r in gen]
         lines += ["## Generation: every cell", "",
                   f"Shape: batch {shape.get('batch')}, {shape.get('input_tokens')} input tokens, "
@@ -207,15 +202,15 @@ def cells_section(results: list[CellResult]) -> list[str]:
                   "engine's process after the timed tests, before the machine probe.", "",
                   table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
                                "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
-    emb = [r for r in results if r.cell.kind == "embedding" and bench_of(r)]
+    emb = [r for r in results if r.cell.kind == "embedding" and r.bench]
     if emb:
-        m0 = bench_of(emb[0]).find("sentences_per_s")
+        m0 = emb[0].bench.find("sentences_per_s")
         shape = m0.params if m0 is not None else {}
-        rows = [[*label(r), *(figure(bench_of(r).find(n, **shape)) for n in EMBEDDING),
-                 f"{bench_of(r).peak_rss_mib:,.0f} MiB" if bench_of(r).peak_rss_mib else "–"] for r in emb]
+        rows = [[*label(r), *(figure(r.bench.find(n, **shape)) for n in EMBEDDING),
+                 f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"] for r in emb]
         lines += ["## Embedding: every cell", "",
                   "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
-                  + f" (fixture {bench_of(emb[0]).fixture}).", "",
+                  + f" (fixture {emb[0].bench.fixture}).", "",
                   table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
                                "peak RSS"]), ""]
     return lines
@@ -223,13 +218,13 @@ def cells_section(results: list[CellResult]) -> list[str]:
 
 def grid_section(grid: list[CellResult]) -> list[str]:
     lines = []
-    runs = [r for r in grid if bench_of(r)]
+    runs = [r for r in grid if r.bench]
     if not runs:
         return lines
     lines += ["## The grid (`nox -s bench`)", "",
               "One cell per engine, every shape of the full profile. Figures: median (CV).", ""]
     for r in runs:
-        detail = bench_of(r)
+        detail = r.bench
         names = GENERATION if r.cell.kind == "generation" else EMBEDDING
         keys = ("batch", "input_tokens") if r.cell.kind == "generation" else ("batch", "input")
         shapes = list(dict.fromkeys(tuple(m.params.get(k) for k in keys)
@@ -247,7 +242,7 @@ def grid_section(grid: list[CellResult]) -> list[str]:
 def roofline_section(results: list[CellResult]) -> list[str]:
     rows, compute = [], []
     for r in results:
-        detail = bench_of(r)
+        detail = r.bench
         roof = detail.roofline if detail is not None else None
         if roof is None:
             continue
@@ -284,7 +279,7 @@ def roofline_section(results: list[CellResult]) -> list[str]:
 
 
 def method_section(results: list[CellResult]) -> list[str]:
-    details = [bench_of(r) for r in results if bench_of(r)]
+    details = [r.bench for r in results if r.bench]
     if not details:
         return []
     first = details[0]
@@ -330,7 +325,7 @@ def method_section(results: list[CellResult]) -> list[str]:
 
 def throughput(results: list[CellResult], problems: list[str], *, grid: list[CellResult] = (),
                plots: list[tuple[str, str]] = (), opening: list[str] = ()) -> str:
-    """The page: `opening` first (the real-shape tables, reports/real_shape.py), then the matrix
+    """The page: `opening` first (the real-shape tables, pages/real_shape.py), then the matrix
     cells' figures, labelled overhead-bound where the weights sit in the cache."""
     lines = header("Throughput", results, problems)
     lines += opening
@@ -347,11 +342,11 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
     lines += roofline_section(list(grid) or results)  # the grid where there is one
     lines += referee_section(results)
     lines += method_section([*results, *grid])
-    missing = [r.cell.id for r in results if not bench_of(r)]
+    missing = [r.cell.id for r in results if not r.bench]
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
-    textual = [r.cell.id for r in results if r.cell.kind == "generation" and bench_of(r)
-               and not bench_of(r).find("decode_tokens_per_s")]
+    textual = [r.cell.id for r in results if r.cell.kind == "generation" and r.bench
+               and not r.bench.find("decode_tokens_per_s")]
     if textual:
         lines += ["Generation cells whose bench rung measured the machine only: the engine takes "
                   "no prompt as token ids (the timed prompts are exact-length ids, new every "

@@ -11,8 +11,8 @@ from typing import Any
 
 from compat.matrix import Matrix
 from core.results import CellResult
-from reports.compatibility import verdict
-from reports.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS, Footnotes
+from pages.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS, Footnotes
+from pages.verdicts import verdict
 
 ORDER = (PASS, CAVEAT, FAIL, KNOWN, NOT_RUN)
 NAMES = {PASS: "pass", CAVEAT: "pass with a caveat", FAIL: "fail", KNOWN: "known incompatible",

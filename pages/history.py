@@ -1,6 +1,6 @@
 """The history store: reports/history.jsonl, one line per cell per run, appended by every report.
 
-    python -m reports.history [--history reports/history.jsonl] --backfill-git
+    python -m pages.history [--history reports/history.jsonl] --backfill-git
         add the runs the repository's own history holds (every committed reports/results.json)
 
 Each line is one cell's outcome in one run: when it ran, its verdict (the same mark as
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from compat.matrix import Matrix
 from core.results import CellResult
-from reports.headline import marks_of
-from reports.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS
+from pages.headline import marks_of
+from pages.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS
 
 SCHEMA = 1
 HISTORY = "history.jsonl"
@@ -186,7 +186,7 @@ def results_of(cells: list[dict]) -> tuple[list[CellResult], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.history", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pages.history", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--history", type=Path, default=Path("reports/history.jsonl"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")

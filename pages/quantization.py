@@ -8,24 +8,13 @@ from pathlib import Path
 
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
-from engines import QUANTIZATIONS
-from reports.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
-from reports.throughput import bench_of
+from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
+from pages.verdicts import in_order, status_of
 
 PROPERTY = "quantization_quality"
 LORA = "lora_adapter"
 
 
-def quantization_of(result: CellResult) -> str | None:
-    return result.cell.axes.get("quant")
-
-
-def in_order(results: list[CellResult]) -> list[CellResult]:
-    """The quantized cells by engine, then from the unquantized to the smallest format."""
-    rank = {q: i for i, q in enumerate(QUANTIZATIONS)}
-    return sorted((r for r in results if quantization_of(r) is not None),
-                  key=lambda r: (r.cell.engine, r.cell.device != "cpu",
-                                 rank.get(quantization_of(r), len(rank))))
 
 
 NO_FIGURES = QualityFigures()
@@ -44,25 +33,14 @@ def figures_of(result: CellResult | None) -> QualityFigures:
 def label_of(result: CellResult) -> str:
     """The quantization, and the device where it is not the CPU."""
     device = "" if result.cell.device == "cpu" else f" ({result.cell.device})"
-    return f"`{quantization_of(result)}`{device}"
+    return f"`{result.quantization}`{device}"
 
 
-def status_of(result: CellResult) -> str:
-    rung = result.rung("conformance")
-    prop = rung.detail.properties.get(PROPERTY) if rung is not None and rung.detail else None
-    if prop is None:
-        failed = result.first_failure
-        skipped = next((r for r in result.rungs if r.status == "not_run" and r.reason), None)
-        return f"{FAIL} {failed.name}: `{failed.error.signature}`" if failed and failed.error \
-            else f"{NOT_RUN} {skipped.reason}" if skipped else f"{NOT_RUN} not measured"
-    if prop.status == "fail":
-        return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
-    return PASS if prop.status == "pass" else f"{NOT_RUN} {prop.message[:80]}"
 
 
 def speed_of(result: CellResult) -> tuple[float | None, float | None, float | None]:
     """Decode tok/s, TTFT seconds (medians) and peak RSS MiB from the bench rung."""
-    detail = bench_of(result)
+    detail = result.bench
     if detail is None:
         return None, None, None
     decode, ttft = detail.find("decode_tokens_per_s"), detail.find("ttft_s")
@@ -76,7 +54,7 @@ def _num(value: float | None, form: str) -> str:
 
 def baselines(results: list[CellResult]) -> dict[tuple[str, str], CellResult]:
     """Each engine's unquantized cell on each device: what a quantization is measured against."""
-    return {(r.cell.engine, r.cell.device): r for r in results if quantization_of(r) == "none"}
+    return {(r.cell.engine, r.cell.device): r for r in results if r.quantization == "none"}
 
 
 def size_text(size: int | None, ref_size: int | None) -> str:
@@ -153,7 +131,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     """One row per quantized embedder cell: cosine to float32, the known similarity's drift,
     sentences/s and its speed-up over the engine's "none", memory and size."""
     def rate(r: CellResult | None) -> float | None:
-        detail = bench_of(r) if r is not None else None
+        detail = r.bench if r is not None else None
         metric = detail.find("sentences_per_s", batch=32) if detail else None
         return metric.stats.median if metric else None
 
@@ -162,7 +140,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     for r in results:
         figures, speed, ref = figures_of(r), rate(r), base.get((r.cell.engine, r.cell.device))
         ref_speed, ref_size = rate(ref), figures_of(ref).weights_bytes
-        size, detail = figures.weights_bytes, bench_of(r)
+        size, detail = figures.weights_bytes, r.bench
         rows.append([
             f"`{r.cell.engine}`", label_of(r), status_of(r),
             _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
@@ -177,7 +155,7 @@ def lora_rows(results: list[CellResult]) -> list[list[str]]:
     """One row per generation engine that ran the property lora_adapter, from its first cell
     that applied the adapter (else the first that ran the property: its reason)."""
     seen: dict[str, tuple[CellResult, PropertyResult]] = {}
-    for r in sorted(results, key=lambda r: (quantization_of(r) not in (None, "none"), r.cell.id)):
+    for r in sorted(results, key=lambda r: (r.quantization not in (None, "none"), r.cell.id)):
         rung = r.rung("conformance")
         prop = rung.detail.properties.get(LORA) if rung is not None and rung.detail else None
         if prop is not None and (r.cell.engine not in seen or
@@ -223,15 +201,15 @@ def pareto(points: list[tuple[str, float, float]]) -> list[str]:
 
 def plot(results: list[CellResult], path: Path) -> bool:
     """KL mean against decode tok/s, one point per engine × quantization, the front joined."""
-    from reports.plots import _pyplot, _save
+    from pages.plotting import pyplot, save
 
     points = []
     for r in results:
         figures, decode = figures_of(r), speed_of(r)[0]
         if figures.kl_mean is not None and decode:
-            points.append((f"{r.cell.engine} {quantization_of(r)}", decode,
+            points.append((f"{r.cell.engine} {r.quantization}", decode,
                            max(figures.kl_mean, 1e-7)))
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or len(points) < 2:
         return False
     front = set(pareto(points))
@@ -248,7 +226,7 @@ def plot(results: list[CellResult], path: Path) -> bool:
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.set_title("Quantization: quality loss against speed (small-llama)")
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def quantization_page(results: list[CellResult], problems: list[str], plotted: bool) -> str:

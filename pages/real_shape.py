@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import layout
 from core.details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
-from reports.markdown import engine_label, table, tool_kl
-from reports.throughput import bandwidth_limit, bench_of, fmt, held_to_limit, ratio_text, resident
+from pages.markdown import engine_label, table, tool_kl
+from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text, resident
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
               "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
@@ -33,7 +34,7 @@ class ShapeRun:
 
     @property
     def detail(self) -> BenchDetail | None:
-        return bench_of(self.result)
+        return self.result.bench
 
     @property
     def precision(self) -> str:
@@ -55,9 +56,10 @@ class ShapeRun:
 
 def load_serving(folder: Path) -> list:
     """The load-sweep records of every real shape (results/real-shape/<shape>/serve-bench)."""
-    from reports.load import load_records
+    from pages.load import load_records
 
-    return [r for shape_dir in sorted(folder.glob("*/serve-bench")) for r in load_records(shape_dir)]
+    return [r for shape_dir in sorted(folder.glob(f"*/{layout.SERVE_BENCH}"))
+            for r in load_records(shape_dir)]
 
 
 def load_real_shapes(folder: Path) -> tuple[list[ShapeRun], list[str]]:
@@ -68,7 +70,7 @@ def load_real_shapes(folder: Path) -> tuple[list[ShapeRun], list[str]]:
         return runs, problems
     for shape_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for path in sorted(shape_dir.rglob("*.json")):
-            if "serve-bench" in path.relative_to(shape_dir).parts:
+            if layout.SERVE_BENCH in path.relative_to(shape_dir).parts:
                 continue
             results, bad = load_results([path])
             problems += bad
@@ -168,7 +170,7 @@ def ordered(runs: list[ShapeRun]) -> list[ShapeRun]:
 def serving_lines(records: list, shape: str) -> list[str]:
     """The load sweep of the servers on the shape (`nox -s serve-bench -- --fixture SHAPE`), as
     SERVING.md shows the small fixture's, under a heading of this section."""
-    from reports.load import load_section
+    from pages.load import load_section
 
     mine = [r for r in records if r.fixture == shape]
     if not mine:
@@ -240,9 +242,9 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
     """Decode tok/s at batch 1 against the weights on disk, per shape, the Pareto front drawn."""
-    from reports.plots import _pyplot, _save
+    from pages.plotting import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     shapes = sorted({r.shape for r in runs})
     data = {s: [(r, r.detail.weights.bytes / 2**20, r.median("decode_tokens_per_s", 1))
                 for r in runs if r.shape == s and r.detail and r.detail.weights
@@ -266,5 +268,5 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
         ax.set_title(shape)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from core.details import ImportDetail, PropertyResult
 from core.results import CellResult
 from engines import ENGINES, NO_CUDA_CELL
-from reports.conformance import conformance_of
-from reports.markdown import FAIL, KINDS, NOT_RUN, PASS, engine_label, header, table
+from pages.markdown import FAIL, KINDS, NOT_RUN, PASS, engine_label, header, table
 
 REFERENCE = {"generation": "transformers (pinned, fixtures/requirements-parity.txt), greedy ids",
              "embedding": "sentence-transformers (torch) in the same cell, cosine per text"}
@@ -59,7 +58,7 @@ def parity_cells(prop: PropertyResult | None) -> list[str]:
 def parity_rows(results: list[CellResult], kind: str) -> list[list[str]]:
     rows = []
     for r in results:
-        props = conformance_of(r)
+        props = r.properties()
         if PARITY[kind][0] not in props:
             failed = r.first_failure
             why = f"not reached: {failed.name} failed" if failed else "not run"

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 from core.properties import PROPERTIES
 from core.results import CellResult
-from engines import ENGINES
-from reports.conformance import conformance_of, property_entry
-from reports.load import load_section
-from reports.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
+from pages.load import load_section
+from pages.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
+from pages.verdicts import is_server, property_entry
 
 OTHER_KIND = "a property of "  # how the suite skips a property of the other kind of server
 
 
-def is_server(result: CellResult) -> bool:
-    """A server's cell: its engine is registered with the HTTP transport."""
-    entry = ENGINES.get(result.cell.engine)
-    return entry is not None and entry.transport == "http"
 
 
 def checked(result: CellResult) -> bool:
@@ -96,7 +91,7 @@ def api_table(cells: list[CellResult], heading: str, notes: Footnotes) -> list[s
 
 def applies(result: CellResult, name: str) -> bool:
     """Whether the cell's record holds `name` as a property of its kind of server."""
-    prop = conformance_of(result, "api").get(name)
+    prop = result.properties("api").get(name)
     return prop is not None and not (prop.status == "skip" and prop.message.split("] ", 1)[-1]
                                      .startswith(OTHER_KIND))
 
@@ -106,7 +101,7 @@ def server_row(result: CellResult) -> list[str]:
     fixtures = load.detail.fixtures if load is not None and load.detail is not None else {}
     first = next(iter(fixtures.values()), None)
     startup = f"{first.load_s:.1f} s" if first is not None else "–"
-    api = conformance_of(result, "api")
+    api = result.properties("api")
     parity = api.get("wire_parity")
     parity_note = ("; ".join(f"{fixture}: {note}" for fixture, note in parity.notes.items())
                    if parity is not None and parity.notes else
@@ -120,7 +115,7 @@ def summary(result: CellResult, suite: str) -> str:
     rung = result.rung(suite)
     if rung is None or rung.status in ("not_run", "not_reached"):
         return f"{NOT_RUN} {rung.status.replace('_', ' ') if rung else 'not run'}"
-    props = conformance_of(result, suite).values()
+    props = result.properties(suite).values()
     count = {status: sum(p.status == status for p in props)
              for status in ("pass", "deviation", "fail", "skip")}
     marks = zip((PASS, CAVEAT, FAIL, NOT_RUN), count.values())

@@ -6,26 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.results import CellResult
-from reports.markdown import engine_label
-from reports.throughput import LABELS, bench_of
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-def _save(plt, fig, path: Path) -> bool:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+from pages.markdown import engine_label
+from pages.plotting import pyplot, save
+from pages.throughput import LABELS
 
 
 def name(r: CellResult) -> str:
@@ -36,8 +19,8 @@ def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple
     """[(metric, [(cell label, metric record), ...]), ...] for the metrics some cell measured."""
     panels = []
     for metric in metrics:
-        rows = [(name(r), m) for r in results if bench_of(r)
-                for m in [bench_of(r).find(metric)] if m]
+        rows = [(name(r), m) for r in results if r.bench
+                for m in [r.bench.find(metric)] if m]
         if rows:
             panels.append((metric, rows))
     return panels
@@ -45,7 +28,7 @@ def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple
 
 def throughput_plot(results: list[CellResult], path: Path) -> bool:
     """Per cell: decode tok/s and sentences/s, median bar with min-max whiskers."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = panels_of(results, ("decode_tokens_per_s", "sentences_per_s"))
     if plt is None or not panels:
         return False
@@ -59,12 +42,12 @@ def throughput_plot(results: list[CellResult], path: Path) -> bool:
                 capsize=3)
         ax.set_xlabel(f"{LABELS[metric]} ({rows[0][1].unit}); bar = median, whiskers = min-max")
         ax.invert_yaxis()
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def latency_plot(results: list[CellResult], path: Path) -> bool:
     """Distributions: inter-token latency and time to first token, raw samples per cell."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = panels_of(results, ("itl_s", "ttft_s"))
     if plt is None or not panels:
         return False
@@ -76,14 +59,14 @@ def latency_plot(results: list[CellResult], path: Path) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel(f"{LABELS[metric]} (ms, log); box = quartiles, whiskers = p1-p99")
         ax.invert_yaxis()
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def grid_plot(grid: list[CellResult], path: Path) -> bool:
     """The grid: decode tok/s against batch size per input length; sentences/s against batch."""
-    plt = _pyplot()
-    gen = [r for r in grid if bench_of(r) and r.cell.kind == "generation"]
-    emb = [r for r in grid if bench_of(r) and r.cell.kind == "embedding"]
+    plt = pyplot()
+    gen = [r for r in grid if r.bench and r.cell.kind == "generation"]
+    emb = [r for r in grid if r.bench and r.cell.kind == "embedding"]
     panels = [p for p in (("generation", gen), ("embedding", emb)) if p[1]]
     if plt is None or not panels:
         return False
@@ -92,7 +75,7 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         metric, key = (("decode_tokens_per_s", "input_tokens") if kind == "generation"
                        else ("sentences_per_s", "input"))
         for r in runs:
-            ms = [m for m in bench_of(r).metrics if m.name == metric]
+            ms = [m for m in r.bench.metrics if m.name == metric]
             for value in dict.fromkeys(m.params[key] for m in ms):
                 points = sorted((m.params["batch"], m.stats.median) for m in ms
                                 if m.params[key] == value)
@@ -102,4 +85,4 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         ax.set_xlabel("batch size")
         ax.set_ylabel(f"{LABELS[metric]} (median)")
         ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)

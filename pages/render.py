@@ -2,8 +2,8 @@
 conformance, engines, serving, quantization, throughput); this one reads the results, decides
 which pages there is something for, and writes them with results.json.
 
-    python -m reports.render [RESULTS_DIR ...] [--out reports/]
-    python -m reports.render results --out reports --live 3/34   while a run is going: the
+    python -m pages.render [RESULTS_DIR ...] [--out reports/]
+    python -m pages.render results --out reports --live 3/34   while a run is going: the
         verdict pages (COMPATIBILITY.md, CONFORMANCE.md) and the site, nothing else
 
 Any set of result files can be merged: one machine's results/, or the
@@ -21,73 +21,95 @@ from pathlib import Path
 
 from compat.matrix import Matrix
 from compat.matrix import load as load_matrix
+from core import layout
 from core.details import to_json
 from core.results import CellResult, load_results, write_atomic
-from reports.compatibility import bisections, compatibility, foreign
-from reports.conformance import conformance_of, conformance_page
-from reports.engines import engines_page
-from reports.headline import headline
-from reports.history import HISTORY
-from reports.history import append as append_history
-from reports.history import entries as history_entries
-from reports.load import load_plot, load_records
-from reports.plots import grid_plot, latency_plot, throughput_plot
-from reports.quantization import plot as quantization_plot
-from reports.quantization import quantization_of, quantization_page
-from reports.real_shape import load_real_shapes, load_serving, pareto_plot, real_shape_section
-from reports.serving import checked, serving_page
-from reports.throughput import bench_of, throughput
-from reports.watch import previous_run, watch
+from pages.compatibility import bisections, compatibility
+from pages.conformance import conformance_page
+from pages.engines import engines_page
+from pages.headline import headline
+from pages.history import HISTORY
+from pages.history import append as append_history
+from pages.history import entries as history_entries
+from pages.load import load_plot, load_records
+from pages.plots import grid_plot, latency_plot, throughput_plot
+from pages.quantization import plot as quantization_plot
+from pages.quantization import quantization_page
+from pages.real_shape import load_real_shapes, load_serving, pareto_plot, real_shape_section
+from pages.serving import checked, serving_page
+from pages.throughput import throughput
+from pages.verdicts import foreign
+from pages.watch import previous_run, watch
 
 
-def load_grid(folder: Path) -> list[CellResult]:
-    """The grid `nox -s bench` wrote (results/bench/*.json); unreadable files are skipped."""
-    grid, _ = load_results(sorted(Path(folder).rglob("*.json")))
+def load_grid(folders: list[Path]) -> list[CellResult]:
+    """The grid `nox -s bench` wrote (results/bench/*.json) in each folder; unreadable files are
+    skipped."""
+    grid, _ = load_results([p for folder in folders for p in sorted(Path(folder).rglob("*.json"))])
     return sorted(grid, key=lambda r: (r.cell.kind, r.cell.engine))
 
 
-def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
-           title: str = "Compatibility matrix", grid_dir: Path | None = None) -> list[CellResult]:
-    paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
-    results, problems = load_results(paths)
+def cells_of(result_dirs: list[Path], matrix: Matrix | None) -> tuple[list[CellResult], list[str]]:
+    """Every cell result in the folders given (the matrix's own), sorted, and the files or cells
+    that could not be taken, named."""
+    results, problems = load_results([p for d in result_dirs for p in sorted(Path(d).glob("*.json"))])
     results, skipped = foreign(results, matrix)
-    problems += skipped
     results.sort(key=lambda r: (r.cell.kind, r.cell.engine, r.cell.env))
-    changed = watch(results, previous_run(out / "results.json"), matrix)
-    text = compatibility(results, problems, matrix=matrix, title=title,
-                         extra=bisections(result_dirs), changed=changed)
-    write_atomic(out / "COMPATIBILITY.md", text)
-    if any(conformance_of(r) for r in results):
-        write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
-    load = load_records(Path(result_dirs[0]) / "serve-bench") if result_dirs else []
-    endpoints, unreadable = load_results(sorted((Path(result_dirs[0]) / "endpoint").glob("*.json"))
-                                         ) if result_dirs else ([], [])
+    return results, [*problems, *skipped]
+
+
+def serving_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
+                  problems: list[str]) -> None:
+    """SERVING.md: the servers' API surface, the endpoints, every load sweep in the folders."""
+    load = [r for folder in layout.under(result_dirs, layout.SERVE_BENCH) for r in load_records(folder)]
+    endpoints, unreadable = load_results(layout.files_under(result_dirs, layout.ENDPOINT))
     problems += unreadable
     load += [r.rung("serve_bench").detail for r in endpoints
              if r.rung("serve_bench") is not None and r.rung("serve_bench").detail is not None]
     if any(checked(r) for r in [*results, *endpoints]) or load:
         plot = "serving.png" if load_plot(load, out / "serving.png") else None
         write_atomic(out / "SERVING.md", serving_page([*results, *endpoints], problems, load, plot))
+
+
+def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
+                     problems: list[str], grid: list[CellResult]) -> None:
+    """THROUGHPUT.md with its plots: the cells' bench rungs, the grid, the real shapes."""
+    real, real_serving = [], []
+    for shapes in layout.under(result_dirs, layout.REAL_SHAPE):
+        runs, unreadable = load_real_shapes(shapes)
+        real, real_serving, problems = real + runs, real_serving + load_serving(shapes), problems + unreadable
+    if not (any(r.bench for r in [*results, *grid]) or real):
+        return
+    drawn = [(file, alt) for file, alt, draw, source in (
+        ("throughput.png", "Medians with min-max whiskers, per cell", throughput_plot, results),
+        ("latency.png", "Inter-token latency and TTFT distributions", latency_plot, results),
+        ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
+    ) if draw(source, out / file)]
+    pareto = "real-shape.png" if pareto_plot(real, out / "real-shape.png") else None
+    write_atomic(out / "THROUGHPUT.md", throughput(
+        results, problems, grid=grid, plots=drawn,
+        opening=real_shape_section(real, pareto, real_serving)))
+
+
+def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
+           title: str = "Compatibility matrix", grid_dirs: list[Path] | None = None) -> list[CellResult]:
+    """Every page there is something for, results.json and a line per cell in the history, from
+    the results folders given (their subfolders too: core/layout.py). `grid_dirs`: where the
+    grid is (default: each folder's bench/)."""
+    results, problems = cells_of(result_dirs, matrix)
+    changed = watch(results, previous_run(out / "results.json"), matrix)
+    write_atomic(out / "COMPATIBILITY.md", compatibility(
+        results, problems, matrix=matrix, title=title, extra=bisections(result_dirs), changed=changed))
+    if any(r.properties() for r in results):
+        write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
+    serving_pages(result_dirs, out, results, problems)
     if any(getattr(r.rung("import"), "status", "") == "pass" for r in results):
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
-    if any(quantization_of(r) is not None for r in results):
+    if any(r.quantization is not None for r in results):
         plotted = quantization_plot(results, out / "quantization.png")
         write_atomic(out / "QUANTIZATION.md", quantization_page(results, problems, plotted))
-    grid = load_grid(grid_dir) if grid_dir is not None else []
-    shapes = Path(result_dirs[0]) / "real-shape" if result_dirs else None
-    real, unreadable = load_real_shapes(shapes) if shapes else ([], [])
-    real_serving = load_serving(shapes) if shapes and shapes.is_dir() else []
-    problems += unreadable
-    if any(bench_of(r) for r in [*results, *grid]) or real:
-        drawn = [(file, alt) for file, alt, draw, source in (
-            ("throughput.png", "Medians with min-max whiskers, per cell", throughput_plot, results),
-            ("latency.png", "Inter-token latency and TTFT distributions", latency_plot, results),
-            ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
-        ) if draw(source, out / file)]
-        pareto = "real-shape.png" if pareto_plot(real, out / "real-shape.png") else None
-        write_atomic(out / "THROUGHPUT.md", throughput(results, problems, grid=grid, plots=drawn,
-                                                       opening=real_shape_section(real, pareto,
-                                                                                  real_serving)))
+    grid = load_grid(layout.under(result_dirs, layout.BENCH) if grid_dirs is None else grid_dirs)
+    throughput_pages(result_dirs, out, results, problems, grid)
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     merged = {"cells": [to_json(r) for r in results], "unreadable": problems,
               "generated": generated, "watch": changed}
@@ -110,17 +132,14 @@ def render_live(result_dirs: list[Path], out: Path, landed: str, *, matrix: Matr
     """The verdicts so far, while a run is going: COMPATIBILITY.md and CONFORMANCE.md with a
     banner saying how many cells have landed, and the site (out/site) from the same results.
     results.json, the history and the bench pages are left as the last finished run wrote them."""
-    from reports.site import build as build_site
+    from pages.site import build as build_site
 
-    paths = [p for d in result_dirs for p in sorted(Path(d).glob("*.json"))]
-    results, problems = load_results(paths)
-    results, skipped = foreign(results, matrix)
-    results.sort(key=lambda r: (r.cell.kind, r.cell.engine, r.cell.env))
+    results, problems = cells_of(result_dirs, matrix)
     banner = live_banner(landed)
-    title_line, _, rest = compatibility(results, [*problems, *skipped], matrix=matrix,
+    title_line, _, rest = compatibility(results, problems, matrix=matrix,
                                         title=title).partition("\n")
     write_atomic(out / "COMPATIBILITY.md", f"{title_line}\n\n> {banner}\n{rest}")
-    if any(conformance_of(r) for r in results):
+    if any(r.properties() for r in results):
         title_line, _, rest = conformance_page(results, problems).partition("\n")
         write_atomic(out / "CONFORMANCE.md", f"{title_line}\n\n> {banner}\n{rest}")
     build_site(result_dirs, out, out / "site", matrix, banner=banner)
@@ -128,15 +147,15 @@ def render_live(result_dirs: list[Path], out: Path, landed: str, *, matrix: Matr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.render", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pages.render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="*", type=Path, default=[Path("results")],
                         help="folders of cell result JSON files (default: results/)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
     parser.add_argument("--title", default="Compatibility matrix")
-    parser.add_argument("--grid", type=Path, help="the grid of `nox -s bench` (default: "
-                        "<first results folder>/bench, where it exists)")
+    parser.add_argument("--grid", type=Path, action="append", help="the grid of `nox -s bench` "
+                        "(repeatable; default: each results folder's bench/, where it exists)")
     parser.add_argument("--live", metavar="LANDED/TOTAL", help="while a run is going: only the "
                         "verdict pages and the site, with a banner (e.g. 3/34 cells landed)")
     args = parser.parse_args(argv)
@@ -149,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         render_live(args.results, args.out, args.live, matrix=matrix, title=args.title)
         return 0
-    grid = args.grid or (args.results[0] / "bench" if args.results else None)
-    results = render(args.results, args.out, matrix=matrix, title=args.title,
-                     grid_dir=grid if grid is not None and grid.is_dir() else None)
+    results = render(args.results, args.out, matrix=matrix, title=args.title, grid_dirs=args.grid)
     from rich.console import Console
 
     changed = json.loads((args.out / "results.json").read_text(encoding="utf-8"))["watch"]

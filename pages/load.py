@@ -11,7 +11,7 @@ from bench.metrics import METRICS
 from bench.stats import percentile, percentile_interval
 from core.details import LoadRun, ServeBenchDetail
 from core.results import load_results
-from reports.markdown import CAVEAT, table
+from pages.markdown import CAVEAT, table
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -132,9 +132,9 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
 def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
     """Latency against throughput, one curve per server over its closed-loop sweep: p50 and p99
     TTFT (left) and TPOT (right) against output tokens/s."""
-    from reports.plots import _pyplot, _save
+    from pages.plotting import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     curves = [(r.engine, [run for run in r.runs if run.load.mode == "closed"]) for r in records]
     curves = [(name, runs) for name, runs in curves if runs]
     if plt is None or not curves:
@@ -151,4 +151,4 @@ def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
         axis.set_title(title)
         axis.grid(alpha=0.3)
     panels[0].legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
