@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -51,70 +52,101 @@ ERROR_EVENT = (b'data: {"error": {"message": "calibration: the engine failed", '
 DEPARTURES = ("no_models", "no_usage", "no_done", "no_stream")
 
 
-def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
-        depart: tuple[str, ...] = (), key: str = "") -> web.Application:
+@dataclass
+class Calibration:
+    """The server's behaviour: `ttft` to the first event, `itl` between events (each at its own
+    time from the request's start, so delays never accumulate), `tokens` unless max_tokens says;
+    `depart`: the departures from the API it makes (DEPARTURES); `key`: the API key it asks for;
+    `log`: a JSON line per request (arrival, each write) for the load client's calibration."""
+
+    ttft: float
+    itl: float
+    tokens: int
+    log: str | None = None
+    depart: tuple[str, ...] = ()
+    key: str = ""
+
     @web.middleware
-    async def keyed(request: web.Request, handler):
-        if key and request.headers.get("Authorization") != f"Bearer {key}":
+    async def keyed(self, request: web.Request, handler):
+        if self.key and request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "no valid key", "type": "auth"}},
                                      status=401)
         return await handler(request)
 
-    async def completions(request: web.Request) -> web.StreamResponse:
+    async def completions(self, request: web.Request) -> web.StreamResponse:
         arrived = time.perf_counter()
-        writes = []
         body = await request.json()
-        count = int(body.get("max_tokens") or tokens)
-        if body.get("stream") and "no_stream" in depart:
+        count = int(body.get("max_tokens") or self.tokens)
+        if body.get("stream") and "no_stream" in self.depart:
             return web.json_response({"error": {"message": "streaming is not supported",
                                                 "type": "invalid_request_error"}}, status=400)
         if not body.get("stream"):
-            usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
-            choice = {"index": 0, "text": " t" * count, "finish_reason": "length"}
-            return web.json_response({"object": "text_completion", "model": "calibration",
-                                      "choices": [choice],
-                                      **({} if "no_usage" in depart else {"usage": usage})})
+            return self.whole(count)
         knobs = {**(body.get("calibration") or {}),
-                 **({"usage": False} if "no_usage" in depart else {})}
-        per = int(knobs.get("tokens_per_event", 1))
+                 **({"usage": False} if "no_usage" in self.depart else {})}
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
+        writes: list[float] = []
+        sent = await self.events(request, response, count, knobs, writes)
+        if sent is None:  # cut, or an error event sent
+            return response
+        await self.finish(response, body, knobs, sent)
+        if self.log:
+            with open(self.log, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"arrived": arrived, "writes": writes}) + "\n")
+        return response
+
+    def whole(self, count: int) -> web.Response:
+        usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
+        choice = {"index": 0, "text": " t" * count, "finish_reason": "length"}
+        return web.json_response({"object": "text_completion", "model": "calibration",
+                                  "choices": [choice],
+                                  **({} if "no_usage" in self.depart else {"usage": usage})})
+
+    async def events(self, request: web.Request, response: web.StreamResponse, count: int,
+                     knobs: dict, writes: list[float]) -> int | None:
+        """The stream's events; the tokens sent, or None where the stream was cut or failed."""
+        per = int(knobs.get("tokens_per_event", 1))
         loop = asyncio.get_running_loop()
         start, sent = loop.time(), 0
         for i, first in enumerate(range(0, count, per)):
             if i == knobs.get("cut_after"):
                 request.transport.close()  # the connection drops mid-stream
-                return response
+                return None
             if i == knobs.get("error_after"):
                 await response.write(ERROR_EVENT + b"data: [DONE]\n\n")
-                return response
+                return None
             if i == knobs.get("stop_after"):
                 break
-            # each event at its own time from the request's start, so delays never accumulate
-            await asyncio.sleep(max(0.0, start + ttft + i * itl - loop.time()))
+            await asyncio.sleep(max(0.0, start + self.ttft + i * self.itl - loop.time()))
             n = min(per, count - first)
             ids = [100 + (first + k) % 50 for k in range(n)] if knobs.get("ids", True) else None
             await response.write(chunk(" t" * n, ids, "length" if first + n == count else None))
             writes.append(time.perf_counter())
             sent += n
+        return sent
+
+    async def finish(self, response: web.StreamResponse, body: dict, knobs: dict, sent: int) -> None:
+        """The usage event where asked for, and [DONE] unless the server departs from it."""
         if (body.get("stream_options") or {}).get("include_usage") and knobs.get("usage", True):
             usage = {"prompt_tokens": 1, "completion_tokens": sent, "total_tokens": sent + 1}
             await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
                                  + b"\n\n")
-        if "no_done" not in depart:
+        if "no_done" not in self.depart:
             await response.write(b"data: [DONE]\n\n")
-        if log:
-            with open(log, "a", encoding="utf-8") as out:
-                out.write(json.dumps({"arrived": arrived, "writes": writes}) + "\n")
-        return response
 
+    @staticmethod
     async def models(_request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "calibration"}]})
 
-    application = web.Application(middlewares=[keyed] if key else [])
-    application.router.add_post("/v1/completions", completions)
+
+def app(ttft: float, itl: float, tokens: int, log: str | None = None, *,
+        depart: tuple[str, ...] = (), key: str = "") -> web.Application:
+    server = Calibration(ttft, itl, tokens, log, depart, key)
+    application = web.Application(middlewares=[server.keyed] if key else [])
+    application.router.add_post("/v1/completions", server.completions)
     if "no_models" not in depart:
-        application.router.add_get("/v1/models", models)
+        application.router.add_get("/v1/models", server.models)
     return application
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.metrics import BenchInputError, check_metric
-from core.details import MetricRecord
+from core.bench_details import MetricRecord
 from core.results import SCHEMA_VERSION, CellResult, SchemaError, load_results
 
 NOISE_K = 3.0
@@ -214,36 +214,46 @@ def render(changes: list[Change], warnings: list[str], baseline: Path) -> str:
     return "\n".join(lines)
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nox -s bench -- --compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", type=Path)
+    p.add_argument("results", type=Path, nargs="?", default=Path("results"))
+    p.add_argument("--out", type=Path, default=Path("reports") / "BENCH_COMPARE.md")
+    p.add_argument("--metric", action="append", default=[], help="only this metric (repeatable)")
+    p.add_argument("--serving", action="store_true",
+                   help="BASELINE and RESULTS are folders of serve-bench records")
+    p.add_argument("--endpoint", action="store_true",
+                   help="BASELINE and RESULTS are two results of nox -s endpoint")
+    return p
+
+
+def endpoint_changes(args: argparse.Namespace) -> tuple[list[Change], list[str], list[str]]:
+    """Two runs of one endpoint: its load figures' changes, warnings, and verdicts that changed."""
+    old, new = endpoint_result(args.baseline), endpoint_result(args.results)
+    if old.rung("endpoint").detail.url != new.rung("endpoint").detail.url:
+        print(f"warning: {old.rung('endpoint').detail.url} against "
+              f"{new.rung('endpoint').detail.url}", file=sys.stderr)
+    if new.rung("serve_bench").detail is None or old.rung("serve_bench").detail is None:
+        return [], [], verdict_changes(old, new)
+    changes, warnings = compare_serving({new.cell.id: old}, {new.cell.id: new}, tuple(args.metric))
+    return changes, warnings, verdict_changes(old, new)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nox -s bench -- --compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("baseline", type=Path)
-    parser.add_argument("results", type=Path, nargs="?", default=Path("results"))
-    parser.add_argument("--out", type=Path, default=Path("reports") / "BENCH_COMPARE.md")
-    parser.add_argument("--metric", action="append", default=[], help="only this metric (repeatable)")
-    parser.add_argument("--serving", action="store_true",
-                        help="BASELINE and RESULTS are folders of serve-bench records")
-    parser.add_argument("--endpoint", action="store_true",
-                        help="BASELINE and RESULTS are two results of nox -s endpoint")
-    args = parser.parse_args(argv)
-    if args.endpoint and args.out == parser.get_default("out"):
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.endpoint and args.out == cli.get_default("out"):
         args.out = Path("reports") / "ENDPOINT_COMPARE.md"
     try:
         for name in args.metric:
             check_metric(name)
     except BenchInputError as exc:
-        parser.error(str(exc))
+        cli.error(str(exc))
     verdicts: list[str] = []
     try:
         if args.endpoint:
-            old, new = endpoint_result(args.baseline), endpoint_result(args.results)
-            if old.rung("endpoint").detail.url != new.rung("endpoint").detail.url:
-                print(f"warning: {old.rung('endpoint').detail.url} against "
-                      f"{new.rung('endpoint').detail.url}", file=sys.stderr)
-            verdicts = verdict_changes(old, new)
-            changes, warnings = ([], []) if new.rung("serve_bench").detail is None or \
-                old.rung("serve_bench").detail is None else \
-                compare_serving({new.cell.id: old}, {new.cell.id: new}, tuple(args.metric))
+            changes, warnings, verdicts = endpoint_changes(args)
         elif args.serving:
             changes, warnings = compare_serving(serving_records(args.baseline),
                                                 serving_records(args.results), tuple(args.metric))
@@ -259,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = render(changes, warnings, args.baseline)
     if args.endpoint:
-        text += "\n".join(["## Verdicts that changed", "",
-                           *(f"- {v}" for v in verdicts or ["none"]), ""])
+        text += "\n".join(["## Verdicts that changed", "", *(f"- {v}" for v in verdicts or ["none"]), ""])
     args.out.write_text(text, encoding="utf-8")
     print(text)
     worse = [c for c in changes if c.verdict == "worse"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.bench_details import MetricRecord
 from core.errors import InfermatrixError, unknown
 
 
@@ -97,10 +98,10 @@ def check_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def record(name: str, samples: list[float], **params) -> dict:
+def record(name: str, samples: list[float], **params) -> MetricRecord:
     """A metric with its raw samples and the statistics derived from them."""
     from bench.stats import summarize
 
     metric = check_metric(name)
-    return {"name": name, "unit": metric.unit, "better": metric.better, "params": params,
-            "samples": samples, "stats": summarize(samples)}
+    return MetricRecord(name=name, unit=metric.unit, better=metric.better, params=params,
+                        samples=list(samples), stats=summarize(samples))

@@ -8,7 +8,9 @@ what `nox -s realsize` runs on a real shape: batch 1 at 512 tokens, batch 8 at 3
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from bench.metrics import BenchInputError
 from core.errors import unknown
@@ -39,9 +41,9 @@ class Profile:
         return [(b, n) for b in self.batches for n in self.input_lengths]
 
     def __post_init__(self) -> None:
-        for field in ("batches", "input_lengths", "embed_batches"):
-            for value in getattr(self, field):
-                positive(field, value)
+        for name in ("batches", "input_lengths", "embed_batches"):
+            for value in getattr(self, name):
+                positive(name, value)
         positive("new_tokens", self.new_tokens)
         if self.new_tokens < 2:
             raise BenchInputError(f"new_tokens must be >= 2 (decode is measured after the first "
@@ -99,8 +101,6 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def int_list_arg(text: str) -> tuple[int, ...]:
     """int_list for argparse: the same message, as argparse's own error."""
-    import argparse
-
     try:
         return int_list(text)
     except BenchInputError as exc:
@@ -142,3 +142,34 @@ def shape_argv(values: dict) -> list[str]:
         if value is not None:
             argv += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return argv
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """incell/bench.py's own options, as the cell's Ask carries them (core/ask.Ask.bench_args)."""
+
+    name: str
+    """The profile's name (quick, full, real)."""
+    profile: Profile
+    """That profile with the shape options applied."""
+    fixture: str | None = None
+    """Another fixture than the cell's first (a real shape: nox -s realsize)."""
+    values: dict = field(default_factory=dict)
+    """The shape options given (None where not)."""
+
+
+class _Refusing(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit; the ask's reader wants the message
+        raise BenchInputError(f"bench_args: {message}")
+
+
+def parse_bench_args(argv: Sequence[str]) -> BenchArgs:
+    """--profile NAME, --fixture NAME and the shape options, checked (BenchInputError names the
+    bad value and the valid ones)."""
+    parser = _Refusing(prog="bench_args", add_help=False)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--fixture")
+    add_shape_options(parser.add_argument)
+    args = parser.parse_args(list(argv))
+    values = shape_overrides(vars(args))
+    return BenchArgs(args.profile, profile(args.profile, **values), args.fixture, values)

@@ -9,11 +9,12 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.load import Run, Sample
 from bench.metrics import record
 from bench.stats import percentile
-from core.details import LoadRun, read
+from core.bench_details import LoadRun, LoadSpec, MetricRecord, TokenCounts
 from core.errors import InfermatrixError
 
 MIN_ACHIEVED = 0.95
@@ -135,22 +136,37 @@ def measure(run: Run, slos: dict[str, float] | None = None,
             count_tokens: Callable[[str], int] | None = None,
             expected_tokens: int | None = None) -> LoadRun:
     """Every metric of the run (raw samples kept), goodput, token counts, validity: the typed
-    record (core/details.LoadRun), built through `read`, which refuses a field it does not have.
-    Failed streams (HTTP errors, dropped connections, in-stream errors, streams short of
-    `expected_tokens`) are counted by kind and enter no latency, throughput or goodput figure."""
+    record (core/bench_details.LoadRun). Failed streams (HTTP errors, dropped connections,
+    in-stream errors, streams short of `expected_tokens`) are counted by kind and enter no
+    latency, throughput or goodput figure."""
     slos = slos or {}
     truth = {id(s): tokens_of(s, count_tokens) for s in run.samples if s.ok}
     judge_streams(run, truth, expected_tokens)
     counted = run.counted
     good = [s for s in counted if s.ok]
+    metrics, met = metrics_of(run, truth, slos)
+    valid = validity(run)
+    return LoadRun(
+        load=LoadSpec(**dataclasses.asdict(run.load)), metrics=metrics, requests=len(counted),
+        errors=len(counted) - len(good), errors_by_kind=errors_by_kind(counted),
+        error_examples=sorted({s.error for s in counted if s.error})[:3],
+        window_s=run.window[1] - run.window[0], slos=slos,
+        slo_attainment=met / len(counted) if counted else 0.0,
+        tokens=token_counts(good, truth, count_tokens), **valid)
+
+
+def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
+               slos: dict[str, float]) -> tuple[list[MetricRecord], int]:
+    """The run's latency, throughput and goodput metrics, and how many requests met every SLO."""
+    counted = run.counted
+    good = [s for s in counted if s.ok]
     start, end = run.window
     span = end - start
-    shape = {"load": run.load.label}
-    metrics = []
+    metrics: list[MetricRecord] = []
 
     def add(name: str, values: list[float]) -> None:
         if values:
-            metrics.append(record(name, values, **shape))
+            metrics.append(record(name, values, load=run.load.label))
 
     add("serve_ttft_s", [s.events[0] - s.sent for s in good])
     add("serve_ttft_scheduled_s", [s.events[0] - s.scheduled for s in good])
@@ -159,27 +175,16 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     add("serve_dispatch_delay_s", [s.sent - s.scheduled for s in counted])
     add("serve_tpot_s", [t for t in (times_of(s, truth[id(s)][0]).tpot for s in good)
                          if t is not None])
-    itl, gaps = ([], [])
-    for sample in good:
-        a, b = token_gaps(sample)
-        itl, gaps = itl + a, gaps + b
-    add("serve_itl_s", itl)
-    add("serve_event_gap_s", gaps)
-    ended = [s for s in run.samples if s.ok and start <= s.end < end]
-    add("serve_requests_per_s", [len(ended) / span])
+    gaps = [token_gaps(sample) for sample in good]
+    add("serve_itl_s", [g for itl, _ in gaps for g in itl])
+    add("serve_event_gap_s", [g for _, events in gaps for g in events])
+    add("serve_requests_per_s", [len([s for s in run.samples if s.ok and start <= s.end < end]) / span])
     ok = [s for s in run.samples if s.ok and truth[id(s)][0] is not None]
     if ok:
         add("serve_output_tokens_per_s", [window_tokens(ok, truth, start, end) / span])
     met = sum(meets(s, truth.get(id(s), (None, ""))[0], slos) for s in counted)
     add("serve_goodput_per_s", [met / span])
-    return read(LoadRun, {
-        "load": dataclasses.asdict(run.load),
-        "metrics": metrics, "requests": len(counted), "errors": len(counted) - len(good),
-        "errors_by_kind": errors_by_kind(counted),
-        "error_examples": sorted({s.error for s in counted if s.error})[:3],
-        "window_s": span, "slos": slos,
-        "slo_attainment": met / len(counted) if counted else 0.0,
-        "tokens": token_counts(good, truth, count_tokens), **validity(run)})
+    return metrics, met
 
 
 def window_tokens(samples: list[Sample], truth: dict[int, tuple[int | None, str]],
@@ -195,26 +200,26 @@ def window_tokens(samples: list[Sample], truth: dict[int, tuple[int | None, str]
 
 
 def token_counts(good: list[Sample], truth: dict[int, tuple[int | None, str]],
-                 count_tokens: Callable[[str], int] | None) -> dict:
+                 count_tokens: Callable[[str], int] | None) -> TokenCounts:
     """Where the token counts came from, events per token by them, and the server's usage
     against the client re-tokenizing each whole text."""
     known = [(s, truth[id(s)][0]) for s in good if truth[id(s)][0] is not None]
     sources = sorted({truth[id(s)][1] for s, _ in known})
     usage = [s.usage_tokens for s in good if s.usage_tokens is not None]
-    out = {"usage_reported": len(usage), "requests": len(good), "source": "+".join(sources),
-           "unknown": len(good) - len(known)}
+    out = TokenCounts(usage_reported=len(usage), requests=len(good), source="+".join(sources),
+                      unknown=len(good) - len(known))
     if sum(n for _, n in known):
-        out["events_per_token"] = sum(len(s.events) for s, _ in known) / sum(n for _, n in known)
+        out.events_per_token = sum(len(s.events) for s, _ in known) / sum(n for _, n in known)
     if count_tokens is not None:
         client = [count_tokens(s.text) for s in good]
-        mismatched = [(s.usage_tokens, c) for s, c in zip(good, client)
+        mismatched = [[s.usage_tokens, c] for s, c in zip(good, client)
                       if s.usage_tokens is not None and s.usage_tokens != c]
-        out |= {"client_total": sum(client), "usage_total": sum(usage),
-                "mismatched": len(mismatched), "mismatch_examples": mismatched[:3]}
+        out.client_total, out.usage_total = sum(client), sum(usage)
+        out.mismatched, out.mismatch_examples = len(mismatched), mismatched[:3]
     return out
 
 
-def validity(run: Run) -> dict:
+def validity(run: Run) -> dict[str, Any]:
     """Whether the run is a valid point: at most MAX_ERROR_SHARE of its streams failed, and the
     client kept up (the open loop's rate, event-loop lag, its own CPU); reasons if not.
 

@@ -6,6 +6,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from core.bench_details import Stats
+
 NOISY_CV = 0.10  # a coefficient of variation above this marks a figure noisy
 
 
@@ -19,23 +21,15 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def summarize(samples: Sequence[float]) -> dict[str, float]:
+def summarize(samples: Sequence[float]) -> Stats:
     """median, p90, p99, min, max, mean, stdev and CV of the samples."""
     if not samples:
         raise ValueError("summarize needs at least one sample")
     mean = statistics.fmean(samples)
     stdev = statistics.stdev(samples) if len(samples) > 1 else 0.0
-    return {
-        "n": len(samples),
-        "median": statistics.median(samples),
-        "p90": percentile(samples, 90),
-        "p99": percentile(samples, 99),
-        "min": min(samples),
-        "max": max(samples),
-        "mean": mean,
-        "stdev": stdev,
-        "cv": stdev / mean if mean else 0.0,
-    }
+    return Stats(n=len(samples), median=statistics.median(samples), p90=percentile(samples, 90),
+                 p99=percentile(samples, 99), min=min(samples), max=max(samples), mean=mean,
+                 stdev=stdev, cv=stdev / mean if mean else 0.0)
 
 
 def percentile_interval(samples: Sequence[float], q: float,

@@ -28,8 +28,9 @@ from compat.drive import resolve_all
 from compat.index import published_versions
 from compat.ladder import run_cell
 from compat.matrix import Cell, requirement_name
-from core.details import BisectProbe, BisectRecord, Boundary, read, to_json
+from core.details import BisectProbe, BisectRecord, Boundary
 from core.errors import MatrixError, unknown
+from core.records import read, to_json
 from core.results import machine_info, write_atomic
 
 

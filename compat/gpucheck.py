@@ -26,9 +26,10 @@ from compat.drive import minutes, progress
 from compat.here import existing_cell, run_here
 from compat.ladder import bench_only
 from compat.matrix import Cell, Matrix, load, requirement_name
+from core.ask import DEVICES
 from core.layout import real_shape_dir
 from core.proc import REPO
-from engines import DEVICES, ENGINES
+from engines import ENGINES
 from fixtures.catalog import DEFAULT_REAL_SHAPE, PACKAGED, REAL_SHAPES, STAND_INS
 from fixtures.ensure import FIXTURE_PYTHON_ENV, build_fixtures
 

@@ -23,10 +23,11 @@ from compat.cli import UsageError
 from compat.ladder import run_cell
 from compat.matrix import Cell, Matrix, make_cell
 from compat.matrix import load as load_matrix
+from core.ask import DEVICES
 from core.errors import InfermatrixError, unknown
 from core.proc import REPO
 from core.results import RUNGS, CellResult
-from engines import DEVICES, DTYPES, ENGINES, engine_entry
+from engines import DTYPES, ENGINES, engine_entry
 
 
 def environment_name(python: Path) -> str:

@@ -32,6 +32,7 @@ class LivePages:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failed = False
+        self._said: set[int] = set()
 
     def land(self, cell_id: str) -> None:
         """A cell's result is in results_dir (it climbed, or its bench rung ran): render again,
@@ -68,7 +69,8 @@ class LivePages:
         done = run_tool(cmd, RENDER_LIMIT_S, env={**os.environ, "PYTHONPATH": str(REPO)})
         self.renders += 1
         if done.returncode == 0:
-            if landed in (1, self.total):
+            if landed in (1, self.total) and landed not in self._said:
+                self._said.add(landed)
                 self.log(f"the verdicts so far ({landed}/{self.total}): {self.out / 'COMPATIBILITY.md'}"
                          f", {self.out / 'site' / 'index.html'}")
         elif not self._failed:

@@ -84,31 +84,36 @@ def build(version: str, log=print, jobs: int | None = None) -> dict:
         started = time.monotonic()
         work = Path(tempfile.mkdtemp(prefix=".tools-", dir=wheelhouse()))
         try:
-            sdist = download_sdist(PACKAGE, version, work)
-            with tarfile.open(sdist) as archive:
-                archive.extractall(work, filter="data")
-            root = next(work.glob(f"{PACKAGE.replace('-', '_')}-*"))
-            tree = root / "vendor" / "llama.cpp"
-            commit = commit_of((root / "CHANGELOG.md").read_text(encoding="utf-8"), version)
-            generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-            run([cmake, "-S", str(tree), "-B", str(work / "build"), *generator, *FLAGS,
-                 f"-DLLAMA_BUILD_COMMIT={commit}"], log)
-            run([cmake, "--build", str(work / "build"), "--target", *TARGETS, "-j",
-                 str(jobs or os.cpu_count() or 1)], log)
-            staged = work / "out"
-            (staged / "bin").mkdir(parents=True)
-            for target in TARGETS:
-                shutil.copy2(work / "build" / "bin" / target, staged / "bin" / target)
-            info = {"llama_cpp_python": version, "llama_cpp_commit": commit, "flags": list(FLAGS),
-                    "compiler": compiler(work / "build"), "targets": list(TARGETS),
-                    "build_s": round(time.monotonic() - started, 1)}
-            (staged / "build.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+            info = compile_tools(version, work, cmake, log, jobs)
+            info["build_s"] = round(time.monotonic() - started, 1)
+            (work / "out" / "build.json").write_text(json.dumps(info, indent=1) + "\n",
+                                                     encoding="utf-8")
             shutil.rmtree(tools_dir(version), ignore_errors=True)
-            os.replace(staged, tools_dir(version))  # whole folders only
-            log(f"llama.cpp's tools built in {info['build_s']:.0f} s (llama.cpp {commit})")
+            os.replace(work / "out", tools_dir(version))  # whole folders only
+            log(f"llama.cpp's tools built in {info['build_s']:.0f} s (llama.cpp {info['llama_cpp_commit']})")
             return info
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def compile_tools(version: str, work: Path, cmake: str, log, jobs: int | None) -> dict:
+    """Unpack the sdist in `work`, build TARGETS, copy them to work/out/bin; what was built."""
+    sdist = download_sdist(PACKAGE, version, work)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work, filter="data")
+    root = next(work.glob(f"{PACKAGE.replace('-', '_')}-*"))
+    tree = root / "vendor" / "llama.cpp"
+    commit = commit_of((root / "CHANGELOG.md").read_text(encoding="utf-8"), version)
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run([cmake, "-S", str(tree), "-B", str(work / "build"), *generator, *FLAGS,
+         f"-DLLAMA_BUILD_COMMIT={commit}"], log)
+    run([cmake, "--build", str(work / "build"), "--target", *TARGETS, "-j",
+         str(jobs or os.cpu_count() or 1)], log)
+    (work / "out" / "bin").mkdir(parents=True)
+    for target in TARGETS:
+        shutil.copy2(work / "build" / "bin" / target, work / "out" / "bin" / target)
+    return {"llama_cpp_python": version, "llama_cpp_commit": commit, "flags": list(FLAGS),
+            "compiler": compiler(work / "build"), "targets": list(TARGETS)}
 
 
 def run(cmd: list[str], log) -> None:

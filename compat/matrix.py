@@ -24,9 +24,10 @@ from compat.specs import (  # requirement_name, slug, override_slug: imported fr
     requirement_name,
     slug,
 )
+from core.ask import DEVICES
 from core.errors import MatrixError, unknown
 from core.results import RUNGS
-from engines import DEVICES, ENGINES, SHIPPED
+from engines import ENGINES, SHIPPED
 from fixtures.catalog import TRAINED
 
 __all__ = ["MATRIX_PATH", "RELEASES", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",

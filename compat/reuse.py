@@ -21,14 +21,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compat.cell import CellRun
-from core.details import to_json
 from core.errors import MatrixError, unknown
 from core.proc import REPO
+from core.records import to_json
 from core.results import RUNGS, CellResult, load_results
 from engines import ENGINES
 from fixtures.catalog import PACKAGED, content_key
 
-CODE_DIRS = ("core", "compat", "engines", "fixtures", "bench", "incell", "tests/conformance")
+CODE_DIRS = ("core", "compat", "engines", "fixtures", "bench", "incell")
 """The suite's code a cell runs (reports/ is not: rendering does not change a result)."""
 
 

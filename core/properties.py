@@ -1,6 +1,6 @@
 """The conformance properties, registered by kind: name -> what it checks.
 
-tests/conformance/test_<kind>.py holds one test function per entry (test_<name>);
+incell/conformance/test_<kind>.py holds one test function per entry (test_<name>);
 the suite refuses to run if the two differ, so a property exists exactly when it is
 listed here. The driver validates --property against this table without importing
 the suite (which needs numpy, hypothesis and the engine).

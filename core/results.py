@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.details import DETAILS, BenchDetail, PropertyResult, ResolveDetail, read, to_json
+from core.bench_details import BenchDetail
+from core.details import DETAILS, PropertyResult, ResolveDetail
+from core.records import read, to_json
 from core.signatures import first_line, signature
 
 SCHEMA_VERSION = 3

@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from core.ask import DEVICES
 from core.errors import InfermatrixError, unknown
 
 KINDS = ("generation", "embedding")
-DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("process", "http")
 SHIPPED = "shipped"
 """The quantization a trained fixture's package ships its weights in, read as shipped (the Q4_1

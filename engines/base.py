@@ -17,11 +17,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.details import Capabilities
 from core.errors import unknown
 from engines import DTYPE_ENV, DTYPES, ENGINES, QUANT_ENV, QUANTIZATIONS, registered_id
 from engines.params import (
     MAX_LOGPROBS,
-    Capabilities,
     ChatMessage,
     Completion,
     Deviation,

@@ -33,40 +33,6 @@ class UnsupportedCapabilityError(InfermatrixError, NotImplementedError):
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What an adapter offers. Conformance properties needing a missing one are skipped."""
-
-    streaming: bool = False
-    """stream() yields text deltas as tokens are produced."""
-    chat: bool = False
-    """chat() applies the model's chat template."""
-    seeded_sampling: bool = False
-    """temperature > 0 with a seed is reproducible."""
-    stop_strings: bool = False
-    """SamplingParams.stop is honoured."""
-    stop_string_kept: bool = True
-    """Whether a matched stop string stays at the end of the returned text."""
-    logprobs: bool = False
-    """SamplingParams.logprobs is honoured: Completion.logprobs per generated token."""
-    logits: bool = False
-    """next_token_logits() gives the low-level forward pass's last-position logits."""
-    token_input: bool = False
-    """generate_from_ids() takes prompts as token ids (continuation)."""
-    min_new_tokens: bool = False
-    """SamplingParams.min_new_tokens is honoured."""
-    stop_token_ids: bool = False
-    """SamplingParams.stop_token_ids ends a row at any of those ids."""
-    batching: bool = True
-    """generate()/embed() take several inputs in one call."""
-    lora: bool = False
-    """set_adapter() applies a LoRA adapter (peft's format) at run time, unmerged."""
-    whitespace_insensitive: bool = True
-    """Embedding: leading/trailing/repeated whitespace does not change the vector."""
-    empty_string: Literal["embed", "error"] = "embed"
-    """Embedding: "" embeds like any text, or raises InvalidParameterError."""
-
-
-@dataclass(frozen=True)
 class Deviation:
     """A known, explained departure from a conformance property, declared beside the adapter."""
 

@@ -1,7 +1,8 @@
 """The benchmark inside a cell: the ladder's bench rung, and `nox -s bench`'s grid.
 
-    python -m incell.bench --engine transformers --fixture tiny-llama --out bench.json
-    python -m incell.bench --engine transformers --fixture tiny-llama --profile full --out grid.json
+    python -m incell.bench --ask '{"engine": "transformers", "fixtures": ["tiny-llama"]}' --out bench.json
+    python -m incell.bench --ask '{"engine": "transformers", "fixtures": ["tiny-llama"],
+        "bench_args": ["--profile", "full"]}' --out grid.json
 
 Runs incell/throughput/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
 warm-up and timed rounds, no calibration), then writes the bench rung's record (a
@@ -23,8 +24,17 @@ import tempfile
 from pathlib import Path
 
 from bench.metrics import BenchInputError
-from bench.profiles import PROFILES, add_shape_options, profile, shape_argv, shape_overrides
-from core.details import BenchDetail, DecodeBound, PrefillBound, Referee, Roofline, read
+from bench.profiles import PROFILES, BenchArgs, parse_bench_args
+from core.ask import Ask, AskError
+from core.bench_details import (
+    BenchDetail,
+    DecodeBound,
+    MetricRecord,
+    PrefillBound,
+    Referee,
+    Roofline,
+    Threads,
+)
 from core.results import ErrorInfo, Rung, write_rung
 
 SUITE = Path(__file__).parent / "throughput"
@@ -80,16 +90,17 @@ def last_level_cache_bytes() -> int | None:
     return max(sizes, default=None)
 
 
-def measured_on(metrics: list[dict], name: str, device: str, dtype: str | None = None) -> dict | None:
+def measured_on(metrics: list[MetricRecord], name: str, device: str,
+                dtype: str | None = None) -> MetricRecord | None:
     """The machine-limit metric `name` measured on `device` (and in `dtype`), or None. A limit
     measured on another device never stands in: a GPU row divided by the host's DRAM bandwidth
     shows a decode past 100% where the truth is a few percent."""
-    return next((m for m in metrics if m["name"] == name
-                 and m["params"].get("device", "cpu") == device
-                 and (dtype is None or m["params"].get("dtype", "float32") == dtype)), None)
+    return next((m for m in metrics if m.name == name
+                 and m.params.get("device", "cpu") == device
+                 and (dtype is None or m.params.get("dtype", "float32") == dtype)), None)
 
 
-def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = None, *,
+def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | None = None, *,
              device: str = "cpu", dtype: str = "float32") -> Roofline | None:
     """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth, and
     prefill at batch 1 against the matmul peak, both measured on `device` (the peak in `dtype`,
@@ -99,124 +110,115 @@ def roofline(metrics: list[dict], model_dir: Path, engine_bytes: int | None = No
     embedding), scaled to the engine's own weights where its adapter knows their size: a Q4 GGUF
     reads about a seventh of what the float32 file holds, bfloat16 half."""
     bandwidth = measured_on(metrics, "memory_bandwidth_gb_s", device)
-    decode = [m for m in metrics if m["name"] == "decode_tokens_per_s" and m["params"]["batch"] == 1]
+    decode = [m for m in metrics if m.name == "decode_tokens_per_s" and m.params["batch"] == 1]
     if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
         return None
     float32_per_token = per_token = weight_bytes_per_token(model_dir)
     if engine_bytes:
         per_token = round(per_token * engine_bytes / sum(safetensors_sizes(model_dir).values()))
-    gb_s = bandwidth["stats"]["median"]
-    rows = [DecodeBound(input_tokens=m["params"]["input_tokens"],
-                        decode_tokens_per_s=m["stats"]["median"],
+    gb_s = bandwidth.stats.median
+    rows = [DecodeBound(input_tokens=m.params["input_tokens"], decode_tokens_per_s=m.stats.median,
                         bound_tokens_per_s=gb_s * 1e9 / per_token,
-                        fraction=per_token * m["stats"]["median"] / (gb_s * 1e9))
+                        fraction=per_token * m.stats.median / (gb_s * 1e9))
             for m in decode]
     out = Roofline(weight_bytes_per_token=per_token, bandwidth_gb_s=gb_s, decode_batch1=rows,
                    last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
                    engine_weights_bytes=engine_bytes, device=device,
-                   device_name=bandwidth["params"].get("device_name", ""), compute_dtype=dtype)
+                   device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
     compute = measured_on(metrics, "compute_tflops", device, dtype)
     if compute is not None:  # prefill against the compute limit, 2 FLOPs per weight per token
         flops_per_token = 2 * float32_per_token / 4  # weights counted at 4 bytes each
-        tflops = out.compute_tflops = compute["stats"]["median"]
+        tflops = out.compute_tflops = compute.stats.median
         out.prefill_batch1 = [
-            PrefillBound(input_tokens=m["params"]["input_tokens"],
-                         prefill_tokens_per_s=m["stats"]["median"],
-                         fraction=m["stats"]["median"] * flops_per_token / (tflops * 1e12))
-            for m in metrics if m["name"] == "prefill_tokens_per_s" and m["params"]["batch"] == 1]
+            PrefillBound(input_tokens=m.params["input_tokens"], prefill_tokens_per_s=m.stats.median,
+                         fraction=m.stats.median * flops_per_token / (tflops * 1e12))
+            for m in metrics if m.name == "prefill_tokens_per_s" and m.params["batch"] == 1]
     return out
 
 
-def referee(data: dict, prof) -> Referee | None:
+def referee(measured, prof) -> Referee | None:
     """llama.cpp's own tools on the GGUF a llama.cpp cell loaded, or None: llama-bench at the
     batch-1 shape the table shows, and where the GGUF is a quantization, llama-perplexity's KL
     against the float32 GGUF it was made from."""
-    info = next((b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("weights_file")),
-                {})
-    if not str(info.get("weights_file", "")).endswith(".gguf"):
+    if not str(measured.weights_file or "").endswith(".gguf"):
         return None
-    from engines.gguf_files import threads
+    from engines.gguf_files import threads as cores
     from incell.referee import llama_bench, llama_kl
 
     length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]  # the table's shape
-    found = llama_bench(Path(info["weights_file"]), length, prof.new_tokens, threads())
-    if found is not None and info.get("unquantized_file"):
+    found = llama_bench(Path(measured.weights_file), length, prof.new_tokens, cores())
+    if found is not None and measured.unquantized_file:
         with tempfile.TemporaryDirectory() as work:
-            found.kl = llama_kl(Path(info["unquantized_file"]), Path(info["weights_file"]),
-                                threads(), Path(work))
+            found.kl = llama_kl(Path(measured.unquantized_file), Path(measured.weights_file),
+                                cores(), Path(work))
     return found
 
 
-def run(args: argparse.Namespace) -> BenchDetail:
+def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
+    """The throughput suite in this process; the bench rung's record from what it measured."""
     import pytest
 
+    from fixtures.catalog import locate
+    from incell.throughput.measured import Collect, Measured
+
+    measured = Measured()
+    fixture = bench.fixture or ask.fixtures[0]
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "pytest-benchmark.json"
         argv = [str(SUITE / "test_throughput.py"), "-c", str(SUITE / "pytest.ini"),
-                "--rootdir", str(SUITE.parent.parent), "-q", "--engine", args.engine,
-                "--fixture", args.fixture, "--device", args.device, "--profile", args.profile,
+                "--rootdir", str(SUITE.parent.parent), "-q", "--ask", ask.arg(),
                 "--benchmark-json", str(raw)]
-        code = pytest.main([*argv, *shape_argv(vars(args))])
+        code = pytest.main(argv, plugins=[Collect(measured)])
         if code != 0:
             raise RuntimeError(f"the benchmark session failed (pytest exit status {code}); "
                                "its output above names the shape and the error")
         data = json.loads(raw.read_text(encoding="utf-8"))
-    metrics = [m for b in data["benchmarks"] for m in b["extra_info"].get("metrics", [])]
-    from fixtures.catalog import locate
+    prof = bench.profile
+    return BenchDetail(
+        fixture=fixture, profile=bench.name, metrics=measured.metrics,
+        prefix_cache=measured.prefix_cache, weights=measured.weights,
+        referee=referee(measured, prof),
+        roofline=roofline(measured.metrics, locate(fixture), measured.weights_bytes,
+                          device=ask.device, dtype=measured.dtype),
+        peak_rss_mib=max((mib for test, mib in measured.peak_rss_mib.items()
+                          if test not in NOT_THE_ENGINES_PEAK), default=None),
+        peak_gpu_mib=gpu_peak_mib(), threads=threads(measured), rounds=prof.rounds,
+        warmup=prof.warmup,
+        pytest_benchmark={"version": data.get("version"), "machine_info": data.get("machine_info")})
 
-    prof = profile(args.profile)
-    return read(BenchDetail, {
-        "fixture": args.fixture,
-        "profile": args.profile,
-        "metrics": metrics,
-        "prefix_cache": next((b["extra_info"]["prefix_cache"] for b in data["benchmarks"]
-                              if "prefix_cache" in b["extra_info"]), {}),
-        "weights": next((b["extra_info"]["weights"] for b in data["benchmarks"]
-                         if "weights" in b["extra_info"]), None),
-        **({"referee": judge} if (judge := referee(data, prof)) else {}),
-        "roofline": roofline(metrics, locate(args.fixture), next(
-            (b["extra_info"]["weights_bytes"] for b in data["benchmarks"]
-             if b["extra_info"].get("weights_bytes")), None), device=args.device,
-            dtype=next((b["extra_info"]["dtype"] for b in data["benchmarks"]
-                        if b["extra_info"].get("dtype")), "float32")),
-        "peak_rss_mib": max((b["extra_info"]["peak_rss_mib"] for b in data["benchmarks"]
-                             if b["name"] not in NOT_THE_ENGINES_PEAK
-                             and "peak_rss_mib" in b["extra_info"]), default=None),
-        "peak_gpu_mib": gpu_peak_mib(),
-        "threads": {"cpu_count": os.cpu_count(), **{k: os.environ.get(k) for k in THREAD_VARS},
-                    # CPU seconds over wall seconds of the engine's process tree while a shape
-                    # ran: the cores it really kept busy (vLLM's default leaves one idle)
-                    "cores_busy": {k: v for b in data["benchmarks"]
-                                   for k, v in b["extra_info"].get("cores_busy", {}).items()},
-                    **{k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_")}},
-        "rounds": args.rounds or prof.rounds,
-        "warmup": args.warmup if args.warmup is not None else prof.warmup,
-        "pytest_benchmark": {"version": data.get("version"), "machine_info": data.get("machine_info")},
-    })
+
+def threads(measured) -> Threads:
+    """The cores, the thread variables, and the cores the engine's processes kept busy."""
+    return Threads(cpu_count=os.cpu_count(),
+                   env={**{k: os.environ.get(k) for k in THREAD_VARS},
+                        **{k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_")}},
+                   cores_busy=dict(measured.cores_busy))
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m incell.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", required=True)
-    p.add_argument("--fixture", required=True)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--ask", required=True, help="what to time, as JSON (core/ask.py): engine, "
+                   "device, fixtures (the first is timed), bench_args: --profile "
+                   f"{'|'.join(sorted(PROFILES))} (quick: what every matrix cell runs; full: the "
+                   "batch x length grid), --fixture, and the shape options")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--profile", default="quick", choices=sorted(PROFILES),
-                   help="quick: what every matrix cell runs; full: the batch x length grid")
-    add_shape_options(p.add_argument)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    try:
-        args = p.parse_args(argv)
-        profile(args.profile, **shape_overrides(vars(args)))  # refuse bad values before loading
-    except BenchInputError as exc:
+    args = p.parse_args(argv)
+    try:  # refuse bad values before anything is loaded
+        ask = Ask.parse(args.ask)
+        bench = parse_bench_args(ask.bench_args)
+        if not (bench.fixture or ask.fixtures):
+            raise AskError("the ask names no fixture to time: give fixtures, or --fixture in "
+                           "bench_args")
+    except (AskError, BenchInputError) as exc:
         p.error(str(exc))
     try:
-        outcome = Rung("bench", "pass", detail=run(args))
+        outcome = Rung("bench", "pass", detail=run(ask, bench))
     except Exception as exc:  # the rung's failure, typed; the driver adds this process's output
         outcome = Rung("bench", "fail", error=ErrorInfo.from_exception(exc))
     write_rung(args.out, outcome)

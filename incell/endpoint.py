@@ -9,7 +9,7 @@ that it serves --model (else the models it lists are named), and that it answers
 (/completions or /embeddings). Then, with the engines/endpoint.py adapters, nothing started or
 stopped:
 
-1. the API-surface suite (tests/conformance/test_api.py), every property of its kind;
+1. the API-surface suite (incell/conformance/test_api.py), every property of its kind;
 2. the engine properties that need neither a reference nor the same engine in process
    (ENGINE_PROPERTIES), where --tokenizer gives the served model's tokenizer to count tokens;
 3. the load sweep of serve-bench (incell/serve_bench.py), generation with --tokenizer.
@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from bench.load import LoadError
+from core.ask import Ask
 from core.details import ConformanceDetail, EndpointDetail, PropertyResult
 from core.errors import unknown
 from core.proc import REPO
@@ -67,7 +68,7 @@ NEEDS_TOKENIZER = ("counts and compares tokens: needs the served model's tokeniz
 TIMEOUT_S = 30.0
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nox -s endpoint --", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the OpenAI base URL, e.g. http://host:8000/v1")
@@ -93,6 +94,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-load", action="store_true", help="skip the load sweep")
     parser.add_argument("--hypothesis-budget", type=int, default=10)
     add_load_options(parser)
+    return parser
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The options, checked: a bad one stops here with a message naming it."""
+    parser = make_parser()
     args = parser.parse_args(argv)
     try:
         args.url = check_url(args.url)
@@ -222,10 +229,9 @@ def suite(rung: str, engine_id: str, fixture_dir: Path, properties: list[str], b
     from incell.worker import run_suite
 
     started = time.perf_counter()
-    ask = {"suite": rung if rung == "api" else KIND_SUITES[engine_id], "fixtures": [str(fixture_dir)],
-           "hypothesis_budget": budget, "properties": properties}
-    args = argparse.Namespace(engine=engine_id, device="cpu")
-    result = run_suite(rung, args, ask)
+    ask = Ask(engine=engine_id, suite=rung if rung == "api" else KIND_SUITES[engine_id],
+              fixtures=(str(fixture_dir),), hypothesis_budget=budget, properties=tuple(properties))
+    result = run_suite(rung, ask)
     result.duration_s = round(time.perf_counter() - started, 2)
     return result
 
@@ -239,10 +245,12 @@ def wire_parity(args: argparse.Namespace, engine_id: str) -> dict[str, PropertyR
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "parity.json"
         done = subprocess.run(
-            [str(args.reference_python), "-m", "pytest", str(REPO / "tests/conformance/test_api.py"),
-             "-q", "-p", "no:cacheprovider", "-c", str(REPO / "tests/conformance/pytest.ini"),
-             "--rootdir", str(REPO), "--engine", engine_id, "--models", str(args.fixture.resolve()),
-             "--property", "wire_parity", "--conformance-json", str(out)],
+            [str(args.reference_python), "-m", "pytest", str(REPO / "incell/conformance/test_api.py"),
+             "-q", "-p", "no:cacheprovider", "-c", str(REPO / "incell/conformance/pytest.ini"),
+             "--rootdir", str(REPO), "--ask", Ask(engine=engine_id, suite="api",
+                                                   fixtures=(str(args.fixture.resolve()),),
+                                                   properties=("wire_parity",)).arg(),
+             "--conformance-json", str(out)],
             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), REFERENCE_ENV: args.reference},
             capture_output=True, text=True, check=False)
         print(done.stdout[-2000:], flush=True)

@@ -4,7 +4,6 @@ job); a crash that kills the interpreter is named by the driver with the process
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import time
 
@@ -31,7 +30,7 @@ def probe_import(engine: str) -> ImportDetail:
         class_=f"{cls.__module__}.{cls.__qualname__}",
         import_s=round(time.perf_counter() - started, 3),
         devices=list(ENGINES[engine].devices) if engine in ENGINES else [],
-        capabilities=dataclasses.asdict(cls.capabilities),
+        capabilities=cls.capabilities,
         unsupported=dict(cls.unsupported),
         deviations={k: DeviationInfo(v.reason, v.link) for k, v in cls.deviations.items()},
         # what the cross-engine parity allows

@@ -17,7 +17,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from core.details import Referee
+from core.bench_details import Referee, ToolKL
 from engines import LLAMA_TOOLS_ENV
 
 REPETITIONS = 5
@@ -82,6 +82,6 @@ def llama_kl(base: Path, quantized: Path, threads: int, work: Path) -> dict | No
     kl, top1 = KL_LINE.search(out), TOP1_LINE.search(out)
     if kl is None or top1 is None:
         raise RuntimeError(f"llama-perplexity printed no KLD / top-p lines: {out[-1500:]}")
-    return {"kl_mean": float(kl.group(1)), "kl_pm": float(kl.group(2)),
-            "top1_agreement": float(top1.group(1)) / 100, "top1_pm": float(top1.group(2)) / 100,
-            "commands": [" ".join([tool.name, *c[1:]]) for c in commands]}
+    return ToolKL(kl_mean=float(kl.group(1)), kl_pm=float(kl.group(2)),
+                  top1_agreement=float(top1.group(1)) / 100, top1_pm=float(top1.group(2)) / 100,
+                  commands=[" ".join([tool.name, *c[1:]]) for c in commands])

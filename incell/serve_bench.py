@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.load import Load, LoadError, run_load
 from bench.serving import DEFAULT_SLOS, MAX_ERROR_SHARE, SloError, measure, parse_slos
-from core.details import Knee, LoadRun, ServeBenchDetail
+from core.bench_details import Knee, LoadRun, PrefixCache, ServeBenchDetail
 from core.results import Rung, write_rung
 from engines import ENGINES, load_engine_class
 from engines.base import SamplingParams
@@ -140,8 +140,8 @@ def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = T
                             startup_s=engine.startup_s, input_tokens=args.input_tokens,
                             output_tokens=args.output_tokens, runs=runs, knee=knee(runs),
                             eos_off=eos_off,
-                            prefix_cache={"state": engine.prefix_cache,
-                                          "switch": engine.prefix_cache_switch})
+                            prefix_cache=PrefixCache(engine.prefix_cache,
+                                                     engine.prefix_cache_switch))
 
 
 def slo_arg(text: str) -> dict[str, float]:

@@ -23,7 +23,7 @@ def declared(results: list[CellResult]) -> ImportDetail | None:
     """What the adapter class declares, from the first cell whose import rung recorded it."""
     for r in results:
         rung = r.rung("import")
-        if rung is not None and rung.detail is not None and rung.detail.capabilities:
+        if rung is not None and rung.detail is not None and rung.detail.capabilities is not None:
             return rung.detail
     return None
 
@@ -32,9 +32,9 @@ def tolerance(kind: str, info: ImportDetail | None) -> str:
     if info is not None and kind == "generation" and info.parity_top_k is not None:
         text = (f"ids equal; at a first divergence each side's token in the other's "
                 f"top-{info.parity_top_k}, equal lengths")
-        if info.logprob_tolerance is not None and info.capabilities.get("logprobs"):
+        if info.logprob_tolerance is not None and info.capabilities.logprobs:
             text += f"; log-probabilities within {info.logprob_tolerance:g} nats"
-        if not (info.capabilities.get("logits") or info.capabilities.get("logprobs")):
+        if not (info.capabilities.logits or info.capabilities.logprobs):
             text += ("; it gives neither logits nor log-probabilities, so what is checked is its "
                      "ids: equal, or at a divergence its token in the reference's top-k (the "
                      "reference's token in its own top-k cannot be read)")
@@ -76,7 +76,7 @@ def parity_headers(kind: str) -> list[str]:
 def engine_section(engine: str, results: list[CellResult]) -> list[str]:
     kind = results[0].cell.kind
     info = declared(results)
-    caps = info.capabilities if info is not None else {}
+    caps = info.capabilities if info is not None else None
     entry = ENGINES.get(engine)
     devices = list(entry.devices) if entry is not None else info.devices if info is not None else []
     dtypes = ", ".join(entry.dtypes) if entry is not None else "(not registered)"
@@ -84,11 +84,10 @@ def engine_section(engine: str, results: list[CellResult]) -> list[str]:
     lines = [f"### `{engine}`", "",
              f"Fixtures: {', '.join(results[0].cell.fixtures)} · devices: "
              f"{', '.join(devices) or '(not recorded)'} · dtypes: {dtypes}{no_cuda}", ""]
-    if caps:
+    if caps is not None:
         why = info.unsupported
         flags = [[name, value if isinstance(value, str) else PASS if value else NOT_RUN,
-                  why.get(name, "")] for name in CAPABILITIES[kind] if name in caps
-                 for value in [caps[name]]]
+                  why.get(name, "")] for name in CAPABILITIES[kind] for value in [getattr(caps, name)]]
         lines += [table(flags, ["capability", "declared", "why not"]), ""]
     for name, dev in (info.deviations if info is not None else {}).items():
         lines += [f"- Declared deviation from `{name}`: {dev.reason}"]

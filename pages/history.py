@@ -17,13 +17,16 @@ SQLite and Parquet would make every run a binary blob in git, unreadable in a re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from compat.matrix import Matrix
+from core.records import read, to_json
 from core.results import CellResult
 from pages.headline import marks_of
 from pages.markdown import CAVEAT, FAIL, KNOWN, NOT_RUN, PASS
@@ -35,38 +38,84 @@ VERDICTS = {PASS: "pass", CAVEAT: "caveat", FAIL: "fail", KNOWN: "known", NOT_RU
 MARKS = {word: mark for mark, word in VERDICTS.items()}
 FIGURES = ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "tpot_s", "sentences_per_s")
 """The headline figures kept per run: the cell's bench rung's, at the quick shape."""
-FIELDS = ("schema", "run", "cell", "engine", "kind", "env", "device", "verdict", "rung",
-          "signature", "finished_at", "reused_at", "versions", "figures")
 
 
-def key(entry: dict) -> tuple[str, str, str]:
-    """What makes a line new: the cell, when it finished, and when a later run reused it."""
-    return entry["cell"], entry["finished_at"], entry.get("reused_at", "")
+@dataclass
+class Figure:
+    """A headline figure at the cell's bench shape: its median, and the noise a later run is
+    judged against (the samples stay in the results)."""
+
+    median: float
+    cv: float
+    n: int
+    unit: str = ""
 
 
-def entry_of(result: CellResult, mark: str, run: str) -> dict:
+@dataclass
+class Entry:
+    """One line of the history: one cell's outcome in one run."""
+
+    schema: int
+    run: str
+    """When the report that wrote it ran (its `generated`)."""
+    cell: str
+    engine: str
+    kind: str
+    env: str
+    device: str
+    verdict: str
+    """One of VERDICTS' words (pass, caveat, fail, known, not run)."""
+    rung: str
+    """The first failing rung ("" where none failed)."""
+    signature: str
+    finished_at: str
+    reused_at: str
+    versions: dict[str, str] = field(default_factory=dict)
+    """The packages the cell is about, resolved."""
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes a line new: the cell, when it finished, and when a later run reused it."""
+        return self.cell, self.finished_at, self.reused_at
+
+
+@dataclass
+class Change:
+    """A run where a cell's verdict changed, and the versions that moved since the run before."""
+
+    run: str
+    before: str
+    after: str
+    signature: str
+    rung: str
+    moved: dict[str, tuple[str | None, str]]
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Entry))
+
+
+def entry_of(result: CellResult, mark: str, run: str) -> Entry:
     """One result as a history line."""
     failed = result.first_failure
-    bench = result.rung("bench")
     figures = {}
-    if bench is not None and bench.status == "pass" and bench.detail is not None:
-        for metric in getattr(bench.detail, "metrics", []):
-            if metric.name in FIGURES and metric.name not in figures:
-                figures[metric.name] = {"median": round(metric.stats.median, 6),
-                                        "cv": round(metric.stats.cv, 4), "n": metric.stats.n,
-                                        "unit": metric.unit}
+    for metric in result.bench.metrics if result.bench is not None else []:
+        if metric.name in FIGURES and metric.name not in figures:
+            figures[metric.name] = Figure(median=round(metric.stats.median, 6),
+                                          cv=round(metric.stats.cv, 4), n=metric.stats.n,
+                                          unit=metric.unit)
     versions = result.versions
-    return {"schema": SCHEMA, "run": run, "cell": result.cell.id, "engine": result.cell.engine,
-            "kind": result.cell.kind, "env": result.cell.env, "device": result.cell.device,
-            "verdict": VERDICTS[mark], "rung": failed.name if failed else "",
-            "signature": (failed.error.signature if failed and failed.error
-                          else failed.reason if failed else ""),
-            "finished_at": result.finished_at, "reused_at": result.reused_at,
-            "versions": {p: versions[p] for p in result.cell.key_packages if p in versions},
-            "figures": figures}
+    return Entry(schema=SCHEMA, run=run, cell=result.cell.id, engine=result.cell.engine,
+                 kind=result.cell.kind, env=result.cell.env, device=result.cell.device,
+                 verdict=VERDICTS[mark], rung=failed.name if failed else "",
+                 signature=(failed.error.signature if failed and failed.error
+                            else failed.reason if failed else ""),
+                 finished_at=result.finished_at, reused_at=result.reused_at,
+                 versions={p: versions[p] for p in result.cell.key_packages if p in versions},
+                 figures=figures)
 
 
-def entries(results: list[CellResult], matrix: Matrix | None, run: str) -> list[dict]:
+def entries(results: list[CellResult], matrix: Matrix | None, run: str) -> list[Entry]:
     marks = marks_of(results, matrix)
     return [entry_of(r, marks[r.cell.id], run) for r in results]
 
@@ -86,10 +135,14 @@ def problem(line: str) -> str | None:
         return f"no {', '.join(missing)}"
     if data["verdict"] not in MARKS:
         return f"verdict {data['verdict']!r} is not one of {sorted(MARKS)}"
+    try:
+        read(Entry, data)
+    except (TypeError, ValueError) as exc:
+        return f"not a history line: {exc}"
     return None
 
 
-def read_history(path: Path) -> tuple[list[dict], list[str]]:
+def read_history(path: Path) -> tuple[list[Entry], list[str]]:
     """The usable lines of a history file, in order, and a note for each line left out."""
     if not Path(path).is_file():
         return [], []
@@ -101,19 +154,19 @@ def read_history(path: Path) -> tuple[list[dict], list[str]]:
         if why:
             problems.append(f"{path}:{number}: {why}; skipped")
         else:
-            kept.append(json.loads(line))
+            kept.append(read(Entry, json.loads(line)))
     return kept, problems
 
 
-def append(path: Path, new: Iterable[dict]) -> int:
+def append(path: Path, new: Iterable[Entry]) -> int:
     """Add the entries whose key the file does not hold yet; return how many were added."""
     held, _ = read_history(path)
-    seen = {key(e) for e in held}
+    seen = {e.key for e in held}
     lines = []
     for item in new:
-        if key(item) not in seen:
-            seen.add(key(item))
-            lines.append(json.dumps(item, sort_keys=True, ensure_ascii=False))
+        if item.key not in seen:
+            seen.add(item.key)
+            lines.append(json.dumps(to_json(item), sort_keys=True, ensure_ascii=False))
     if lines:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
@@ -121,27 +174,26 @@ def append(path: Path, new: Iterable[dict]) -> int:
     return len(lines)
 
 
-def runs(history: list[dict]) -> list[str]:
+def runs(history: list[Entry]) -> list[str]:
     """The runs the history holds, oldest first."""
-    return sorted({e["run"] for e in history})
+    return sorted({e.run for e in history})
 
 
-def timeline(history: list[dict], cell: str) -> list[dict]:
+def timeline(history: list[Entry], cell: str) -> list[Entry]:
     """One cell's lines, oldest first."""
-    return sorted((e for e in history if e["cell"] == cell),
-                  key=lambda e: (e["run"], e["finished_at"]))
+    return sorted((e for e in history if e.cell == cell), key=lambda e: (e.run, e.finished_at))
 
 
-def changes(history: list[dict], cell: str) -> list[dict]:
+def changes(history: list[Entry], cell: str) -> list[Change]:
     """The runs where a cell's verdict changed: each with the verdict before and the versions
     that moved between the two runs."""
     out, before = [], None
     for item in timeline(history, cell):
-        if before is not None and item["verdict"] != before["verdict"]:
-            moved = {p: (before["versions"].get(p), v) for p, v in item["versions"].items()
-                     if before["versions"].get(p) != v}
-            out.append({"run": item["run"], "from": before["verdict"], "to": item["verdict"],
-                        "signature": item["signature"], "rung": item["rung"], "moved": moved})
+        if before is not None and item.verdict != before.verdict:
+            moved = {p: (before.versions.get(p), v) for p, v in item.versions.items()
+                     if before.versions.get(p) != v}
+            out.append(Change(run=item.run, before=before.verdict, after=item.verdict,
+                              signature=item.signature, rung=item.rung, moved=moved))
         before = item
     return out
 

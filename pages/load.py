@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.metrics import METRICS
 from bench.stats import percentile, percentile_interval
-from core.details import LoadRun, ServeBenchDetail
+from core.bench_details import LoadRun, ServeBenchDetail
 from core.results import load_results
 from pages.markdown import CAVEAT, table
 
@@ -67,7 +67,7 @@ def run_row(run: LoadRun) -> list[str]:
 
 def prefix_cache(record: ServeBenchDetail) -> str:
     """What the server's prefix cache did to these figures (every prompt is new either way)."""
-    state, switch = record.prefix_cache.get("state"), record.prefix_cache.get("switch", "")
+    state, switch = record.prefix_cache.state, record.prefix_cache.switch
     if state == "switch":
         return f" Prefix cache off (`{switch}`)."
     if state == "no switch":

@@ -6,6 +6,7 @@ import datetime as dt
 
 from tabulate import tabulate
 
+from core.bench_details import ToolKL
 from core.results import CellResult, Machine
 from fixtures.catalog import TRAINED
 
@@ -36,13 +37,13 @@ TOOL_PRECISION = 5e-7
 """llama-perplexity prints KL and its ± with six decimals: a printed 0 is below half the last."""
 
 
-def tool_kl(kl: dict) -> str:
+def tool_kl(kl: ToolKL) -> str:
     """llama-perplexity's "KL mean ± its error", never "0 ± 0": a value the tool printed as zero is
     below its printed precision, and says so (a KL of 0 cannot go with a top-1 below 100%)."""
     def one(value: float) -> str:
         return f"< {TOOL_PRECISION:.0e}" if value == 0 else f"{value:.3g}"
 
-    return f"{one(kl['kl_mean'])} ± {one(kl['kl_pm'])}"
+    return f"{one(kl.kl_mean)} ± {one(kl.kl_pm)}"
 
 
 def code(text: str) -> str:

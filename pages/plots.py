@@ -77,7 +77,7 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         for r in runs:
             ms = [m for m in r.bench.metrics if m.name == metric]
             for value in dict.fromkeys(m.params[key] for m in ms):
-                points = sorted((m.params["batch"], m.stats.median) for m in ms
+                points = sorted((m.batch, m.stats.median) for m in ms
                                 if m.params[key] == value)
                 ax.plot(*zip(*points), marker="o", label=f"{r.cell.engine} ({key} {value})")
         ax.set_xscale("log", base=2)

@@ -98,13 +98,13 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
             continue
         figures, kl = figures_of(r), ref.kl
         ours = figures.weights_kl_mean
-        inside = (ours is not None and abs(ours - kl["kl_mean"]) <= 2 * kl["kl_pm"] + 1e-12)
+        inside = (ours is not None and abs(ours - kl.kl_mean) <= 2 * kl.kl_pm + 1e-12)
         rows.append([f"`{r.cell.engine}`", label_of(r), _num(figures.kl_mean, ".2e"),
                      _num(ours, ".2e"), tool_kl(kl),
-                     (f"{ours / kl['kl_mean']:.2f}×" if ours and kl["kl_mean"] else "–")
+                     (f"{ours / kl.kl_mean:.2f}×" if ours and kl.kl_mean else "–")
                      + ("" if inside else f" {CAVEAT}"),
                      _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
-                     f"{100 * kl['top1_agreement']:.1f} ± {100 * kl['top1_pm']:.1f}%"])
+                     f"{100 * kl.top1_agreement:.1f} ± {100 * kl.top1_pm:.1f}%"])
     if not rows:
         return []
     return ["### Referee: llama-perplexity --kl-divergence", "",
@@ -229,10 +229,10 @@ def plot(results: list[CellResult], path: Path) -> bool:
     return save(plt, fig, path)
 
 
-def quantization_page(results: list[CellResult], problems: list[str], plotted: bool) -> str:
-    cells = in_order(results)
-    lines = header("Quantization", cells, problems)
-    lines += ["Each quantization is a cell on the same weights (small-llama: sizes multiples of "
+GENERATION_HEAD = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",
+                   "weights' KL", "kernels' KL", "decode tok/s", "speed-up", "TTFT", "peak RSS MiB",
+                   "weights"]
+METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes multiples of "
               "256, so llama.cpp's K-quants do not fall back — the written tensor types are "
               "checked), beside its engine's unquantized cell (`none`). Quality is measured from "
               "full next-token distributions, teacher-forced along the float32 reference's "
@@ -258,14 +258,17 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
               "costs trained weights of this shape (expected, not measured: no trained weights "
               "are reached offline). Read the figures to rank formats and engines, not as the "
               "loss a user will see.", ""]
+
+
+def quantization_page(results: list[CellResult], problems: list[str], plotted: bool) -> str:
+    cells = in_order(results)
+    lines = [*header("Quantization", cells, problems), *METHOD]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
-    head = ["engine", "quantization", "verdict", "KL mean", "KL p99", "top-1", "RMS Δp",
-            "weights' KL", "kernels' KL", "decode tok/s", "speed-up", "TTFT", "peak RSS MiB", "weights"]
     generation = [r for r in cells if r.cell.kind == "generation"]
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:
-        lines += ["## Generation", "", table(rows_of(generation), head), ""]
+        lines += ["## Generation", "", table(rows_of(generation), GENERATION_HEAD), ""]
         lines += kl_referee_section(generation)
     if embedding:
         lines += ["## Embeddings", "", "On the real all-MiniLM-L6-v2: each vector's cosine to "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import layout
-from core.details import BenchDetail, MetricRecord
+from core.bench_details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
 from pages.markdown import engine_label, table, tool_kl
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text, resident
@@ -38,7 +38,7 @@ class ShapeRun:
 
     @property
     def precision(self) -> str:
-        quant = self.result.cell.axes.get("quant")
+        quant = self.result.quantization
         return PRECISIONS.get(quant, quant) if quant else "as shipped"
 
     @property
@@ -110,13 +110,13 @@ def mbu(run: ShapeRun) -> str:
     if resident(roof):
         return "cache-resident"
     probe = run.detail.find("memory_bandwidth_gb_s")
-    older = probe is not None and probe.params.get("access") != "read"
+    older = probe is not None and probe.access != "read"
     return held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
         " (of a copy's bandwidth: measured before the probe read)" if older else "")
 
 
 def cores(run: ShapeRun) -> str:
-    busy = run.detail.threads.get("cores_busy", {}) if run.detail else {}
+    busy = run.detail.threads.cores_busy if run.detail else {}
     return " / ".join(f"{v:.1f}" for v in busy.values()) if busy else "–"
 
 
@@ -155,7 +155,7 @@ def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
             if d and d.peak_rss_mib else "–",
             f"{facts.load_s:.1f} s" if facts and facts.load_s is not None else "–",
             ", ".join(f"{c.converter} {c.seconds:.0f} s ({mib(c.bytes)})" for c in made) or "–",
-            (f"KL mean {tool_kl(kl)}, top-1 {kl['top1_agreement']:.1%}"
+            (f"KL mean {tool_kl(kl)}, top-1 {kl.top1_agreement:.1%}"
              if kl and "kl_mean" in kl else "–"),
             facts.note if facts and facts.note else ""])
     return rows
@@ -180,53 +180,58 @@ def serving_lines(records: list, shape: str) -> list[str]:
     return [f"#### Serving {shape} under load", "", *lines[2:end]]
 
 
+SPEED_METHOD = (
+    "seeded random weights, the real vocabulary (the tokenizer uses 512 of its ids), every "
+    "engine's format converted from the same safetensors by the engine's own tools. Batch 1 "
+    "decodes 31 tokens after a 512-token prompt (prefill timed to the first token, cache-cold: "
+    "every prompt new); batch 8 decodes after 32-token prompts. Medians of 5 rounds after 1 "
+    "warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about the slowest); ITL "
+    "over every token of 5 streams. MBU: the bytes one batch-1 decode step reads (the engine's "
+    "weights on disk, scaled from float32) times tok/s over the read bandwidth of the engine's "
+    "device measured in the same run (a CPU row: the host's DRAM, a sum over an array far past "
+    "the cache on every core; a CUDA row: the GPU's own memory, never the host's). Cores busy: "
+    "the CPU seconds of the engine's process tree over wall seconds, batch 1 / batch 8. Own "
+    "tool: llama-bench's prefill / decode on the same file and shape, and ours over it.")
+COST_METHOD = (
+    "What each costs. Weights: the engine's own files on disk. Peak RSS: the bench process's "
+    "(the engine's own process tree where it runs one is not in it: vLLM). Load: load() in the "
+    "bench process. Conversion: the engine's own tool making its format from the safetensors, "
+    "once (cached by content). Quality on this shape: llama-perplexity's KL of a quantized GGUF "
+    "against the float32 one (the other engines' quality is on QUANTIZATION.md, at the small "
+    "shape).")
+SPEED_HEAD = ["engine", "precision", "decode tok/s, batch 1", "decode tok/s, batch 8",
+              "prefill tok/s (512)", "TTFT p50 / p99", "TPOT p50 / p99", "ITL p50 / p99", "MBU",
+              "cores busy", "own tool (ours ÷ it)"]
+COST_HEAD = ["engine", "precision", "weights", "peak RSS", "load", "conversion",
+             "quality (llama-perplexity)", "format"]
+
+
 def real_shape_section(runs: list[ShapeRun], plot: str | None = None,
                        serving: list | None = None) -> list[str]:
     """THROUGHPUT.md's opening: per shape, the speed table and the cost table, and the servers
     under load where they were measured on it."""
     if not runs:
         return []
-    from fixtures.catalog import REAL_SHAPES
-
     lines = ["## On a real shape: which engine, which precision", ""]
     for shape in sorted({r.shape for r in runs}):
-        mine = ordered([r for r in runs if r.shape == shape])
-        measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
-        lines += [f"### {shape}", "", f"{REAL_SHAPES.get(shape, shape)}: seeded random weights, "
-                  "the real vocabulary (the tokenizer uses 512 of its ids), every engine's format "
-                  "converted from the same safetensors by the engine's own tools. Batch 1 decodes 31 "
-                  "tokens after a 512-token prompt (prefill timed to the first token, cache-cold: "
-                  "every prompt new); batch 8 decodes after 32-token prompts. Medians of 5 rounds "
-                  "after 1 warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about "
-                  "the slowest); ITL over every token of 5 streams. MBU: the bytes one batch-1 "
-                  "decode step reads (the engine's weights on disk, scaled from float32) times "
-                  "tok/s over the read bandwidth of the engine's device measured in the same run "
-                  "(a CPU row: the host's DRAM, a sum over an array far past the cache on every "
-                  "core; a CUDA row: the GPU's own memory, never the host's). Cores busy: the CPU "
-                  "seconds of the engine's process tree over wall seconds, batch 1 / batch 8. "
-                  "Own tool: llama-bench's prefill / decode on the same file and shape, and ours "
-                  "over it.", ""]
-        if measured:
-            best = measured[0]
-            lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
-                      f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU {mbu(best)}.", ""]
-        lines += [table(speed_rows(mine), ["engine", "precision", "decode tok/s, batch 1",
-                                           "decode tok/s, batch 8", "prefill tok/s (512)",
-                                           "TTFT p50 / p99", "TPOT p50 / p99", "ITL p50 / p99",
-                                           "MBU", "cores busy", "own tool (ours ÷ it)"]), ""]
-        if plot:
-            lines += [f"![Decode tok/s against memory, with the Pareto front]({plot})", ""]
-        lines += ["What each costs. Weights: the engine's own files on disk. Peak RSS: the bench "
-                  "process's (the engine's own process tree where it runs one is not in it: vLLM). "
-                  "Load: load() in the bench process. Conversion: the engine's own tool making its "
-                  "format from the safetensors, once (cached by content). Quality on this shape: "
-                  "llama-perplexity's KL of a quantized GGUF against the float32 one (the other "
-                  "engines' quality is on QUANTIZATION.md, at the small shape).", "",
-                  table(cost_rows(mine), ["engine", "precision", "weights", "peak RSS", "load",
-                                          "conversion", "quality (llama-perplexity)",
-                                          "format"]), ""]
+        lines += shape_section(shape, ordered([r for r in runs if r.shape == shape]), plot)
         lines += serving_lines(serving or [], shape)
     return lines
+
+
+def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[str]:
+    from fixtures.catalog import REAL_SHAPES
+
+    measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
+    lines = [f"### {shape}", "", f"{REAL_SHAPES.get(shape, shape)}: {SPEED_METHOD}", ""]
+    if measured:
+        best = measured[0]
+        lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
+                  f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU {mbu(best)}.", ""]
+    lines += [table(speed_rows(mine), SPEED_HEAD), ""]
+    if plot:
+        lines += [f"![Decode tok/s against memory, with the Pareto front]({plot})", ""]
+    return [*lines, COST_METHOD, "", table(cost_rows(mine), COST_HEAD), ""]
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from compat.matrix import Matrix
 from compat.matrix import load as load_matrix
 from core import layout
-from core.details import to_json
+from core.records import to_json
 from core.results import CellResult, load_results, write_atomic
 from pages.compatibility import bisections, compatibility
 from pages.conformance import conformance_page

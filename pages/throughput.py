@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.metrics import METRICS
 from bench.stats import NOISY_CV
-from core.details import BenchDetail, MetricRecord
+from core.bench_details import BenchDetail, MetricRecord, Threads
 from core.results import CellResult
 from pages.markdown import CAVEAT, engine_label, header, table
 
@@ -99,7 +99,7 @@ def prefix_cache(detail: BenchDetail) -> str:
     shipped, off = detected(detail), detected(detail, "_off")
     if shipped is None:
         return "–"
-    state = detail.prefix_cache.get("state", "")
+    state = detail.prefix_cache.state
     hit, figures = shipped
     text = f"{CAVEAT} hit: {figures}" if hit else f"none seen ({figures})"
     if off is not None:
@@ -183,9 +183,9 @@ def cells_section(results: list[CellResult]) -> list[str]:
            and r.bench.find("decode_tokens_per_s")]
     if gen:
         d0 = gen[0].bench
-        shape = next((m.params for m in d0.metrics if m.name == "decode_tokens_per_s"), {})
-        rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.get("batch"),
-                                                      input_tokens=shape.get("input_tokens")))
+        shape = next(m for m in d0.metrics if m.name == "decode_tokens_per_s")
+        rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.batch,
+                                                      input_tokens=shape.input_tokens))
                               for n in GENERATION),
                  itl(r.bench), mbu(r.bench), prefix_cache(r.bench),
                  f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
@@ -278,13 +278,37 @@ def roofline_section(results: list[CellResult]) -> list[str]:
                          "decode tok/s", "bound tok/s", "fraction"]), "", *gpu]
 
 
+def threads_line(threads: Threads) -> str:
+    env = ", ".join(f"{k} {v if v is not None else 'unset'}" for k, v in threads.env.items())
+    return f"{threads.cpu_count} cores" + (f"; {env}" if env else "")
+
+
+def roofline_line(bandwidths: list[float]) -> str:
+    return ("- Roofline: the memory bandwidth is measured in the same process by a read (a sum, "
+            "one thread per core, an array of at least 256 MiB and 8 × the last-level cache; "
+            "results made before this change used a copy, read + write counted, about 2/3 of "
+            "a read here)"
+            + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
+               else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
+            "input-embedding table that is not also the output projection, scaled to the "
+            "engine's own weight files where its adapter knows their size. Prefill is held to "
+            "the peak matmul rate measured the same way.")
+
+
+def overhead_line(overheads: list[float]) -> str:
+    return ("- Harness overhead, per round: 1 − (time inside engine calls ÷ the round as "
+            "pytest-benchmark timed it)"
+            + (f": median {min(overheads):.2%}–{max(overheads):.2%} at batch 1" if overheads
+               else "") + ".")
+
+
 def method_section(results: list[CellResult]) -> list[str]:
     details = [r.bench for r in results if r.bench]
     if not details:
         return []
     first = details[0]
     overheads = [m.stats.median for d in details for m in d.metrics
-                 if m.name == "harness_overhead" and m.params.get("batch") == 1]
+                 if m.name == "harness_overhead" and m.batch == 1]
     bandwidths = [m.stats.median for d in details for m in d.metrics
                   if m.name == "memory_bandwidth_gb_s"]
     pb = first.pytest_benchmark
@@ -299,22 +323,10 @@ def method_section(results: list[CellResult]) -> list[str]:
              f"{NOISY_CV:.0%} is marked {CAVEAT} noisy.",
              "- EOS is off, so every round generates the same number of tokens; token counts "
              "come from the engine's own ids, and a round that makes a different number fails.",
-             f"- Threads: {first.threads} (unset: each engine's default).",
+             f"- Threads: {threads_line(first.threads)} (unset: each engine's default).",
              "- Memory: peak resident set of the benchmark process before the machine probe "
              "(and peak GPU memory where there is a GPU).",
-             "- Roofline: the memory bandwidth is measured in the same process by a read (a sum, "
-             "one thread per core, an array of at least 256 MiB and 8 × the last-level cache; "
-             "results made before this change used a copy, read + write counted, about 2/3 of "
-             "a read here)"
-             + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
-                else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
-             "input-embedding table that is not also the output projection, scaled to the "
-             "engine's own weight files where its adapter knows their size. Prefill is held to "
-             "the peak matmul rate measured the same way.",
-             "- Harness overhead, per round: 1 − (time inside engine calls ÷ the round as "
-             "pytest-benchmark timed it)"
-             + (f": median {min(overheads):.2%}–{max(overheads):.2%} at batch 1" if overheads
-                else "") + ".",
+             roofline_line(bandwidths), overhead_line(overheads),
              "- Compare with a saved run: `nox -s bench -- --compare reports/results.json` flags "
              "only changes beyond both runs' measured noise (bench/compare.py).",
              "", "Definitions:", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compat.cell import CellRun, RungFailed, run_in_cell
+from compat.rungs.worker import cell_ask
 from core.proc import error_from_output
 from core.results import ErrorInfo, Rung
 
@@ -12,9 +13,8 @@ def bench(run: CellRun) -> Rung:
     if not run.python.exists():
         raise RungFailed(ErrorInfo.from_message(
             "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
-    done = run_in_cell(run, "bench", "incell.bench", [
-        "--engine", run.cell.engine.id, "--fixture", run.cell.fixtures[0],
-        "--device", run.cell.device, *run.options.bench_args])
+    ask = cell_ask(run, fixtures=run.cell.fixtures[:1], bench_args=tuple(run.options.bench_args))
+    done = run_in_cell(run, "bench", "incell.bench", ["--ask", ask.arg()])
     if done.rung is None:
         raise RungFailed(error_from_output("BenchError", done.tool))
     if done.rung.error is not None:

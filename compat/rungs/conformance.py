@@ -1,11 +1,11 @@
-"""The conformance rungs: the engine's suite (tests/conformance/test_<kind>.py) under pytest in
+"""The conformance rungs: the engine's suite (incell/conformance/test_<kind>.py) under pytest in
 the cell's worker, and for a server the API-surface suite (test_api.py); every property's
 outcome is the rung's record, and the failures the engine does not declare fail the rung."""
 
 from __future__ import annotations
 
 from compat.cell import CellRun
-from compat.rungs.worker import climb_in_worker
+from compat.rungs.worker import cell_ask, climb_in_worker
 from core.details import ConformanceDetail
 from core.properties import PROPERTIES
 from core.results import ErrorInfo, Rung
@@ -24,12 +24,12 @@ def api(run: CellRun) -> Rung:
 
 
 def suite(run: CellRun, rung: str, name: str) -> Rung:
-    """tests/conformance/test_<name>.py in the cell's worker, its properties the record of `rung`."""
+    """incell/conformance/test_<name>.py in the cell's worker, its properties the record of `rung`."""
     asked = [prop for prop in run.options.properties if prop in PROPERTIES[name]]
     if run.options.properties and not asked:
         return Rung(rung, "not_run", reason=f"no {name} property asked")
-    outcome = climb_in_worker(run, rung, suite=name, fixtures=list(run.cell.fixtures),
-                              hypothesis_budget=run.options.hypothesis_budget, properties=asked)
+    outcome = climb_in_worker(run, rung, cell_ask(run, suite=name, properties=tuple(asked),
+                                                  hypothesis_budget=run.options.hypothesis_budget))
     return judge(outcome)
 
 

@@ -19,4 +19,4 @@ def load(run: CellRun) -> Rung:
             build_parity_references(built, run.limits.load, run.log)
     except FixtureBuildError as exc:
         raise RungFailed(exc.error, exc.reason) from exc
-    return climb_in_worker(run, "load", fixtures=list(run.cell.fixtures))
+    return climb_in_worker(run, "load")

@@ -10,7 +10,6 @@ a later rung starts a fresh worker. The ladder stops the worker when the cell en
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import subprocess
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.cell import CellRun, RungFailed, cell_env
+from core.ask import Ask
 from core.proc import Tool, ToolRun, timeout_error
 from core.results import ErrorInfo, Rung, read_rung, write_atomic
 
@@ -32,24 +32,31 @@ class Worker:
     folder: Path
 
 
+def cell_ask(run: CellRun, **changes) -> Ask:
+    """The cell's engine, device and fixtures as an Ask (core/ask.py), with `changes`."""
+    return Ask(engine=run.cell.engine.id, device=run.cell.device,
+               fixtures=tuple(run.cell.fixtures)).with_(**changes)
+
+
 def start(run: CellRun) -> Worker:
     folder = run.work / "worker"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     tool = Tool([str(run.python), "-m", "incell.worker", "--dir", str(folder),
-                 "--engine", run.cell.engine.id, "--device", run.cell.device], env=cell_env(run))
+                 "--ask", cell_ask(run).arg()], env=cell_env(run))
     return Worker(tool, folder)
 
 
-def climb_in_worker(run: CellRun, rung: str, **ask: object) -> Rung:
-    """Have the cell's worker (started now if none runs) climb `rung` and return its record."""
+def climb_in_worker(run: CellRun, rung: str, ask: Ask | None = None) -> Rung:
+    """Have the cell's worker (started now if none runs) climb `rung`, asked `ask` (default: the
+    cell's engine, device and fixtures), and return its record."""
     worker = run.worker = run.worker or start(run)
     record = worker.folder / f"{rung}.json"
     record.unlink(missing_ok=True)
     since = len(worker.tool.output())
     limit = run.limits.of(rung)
     deadline = time.monotonic() + limit
-    write_atomic(worker.folder / f"{rung}.go", json.dumps(ask))
+    write_atomic(worker.folder / f"{rung}.go", (ask or cell_ask(run)).arg())
     while not record.is_file():
         if not worker.tool.running() and not record.is_file():
             done = stop(run, grace=0)

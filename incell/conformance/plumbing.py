@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from core.details import ConformanceDetail, DeviationInfo, PropertyFigures, PropertyResult, read
+from core.details import ConformanceDetail, DeviationInfo, PropertyFigures, PropertyResult
 from core.properties import PROPERTIES
+from core.records import read
 from core.results import Rung, write_rung
 from engines import DTYPE_ENV, QUANT_ENV
 

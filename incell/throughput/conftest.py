@@ -7,24 +7,36 @@ from pathlib import Path
 
 import pytest
 
-from bench.profiles import add_shape_options, profile, shape_overrides
+from bench.metrics import BenchInputError
+from bench.profiles import parse_bench_args
+from core.ask import Ask, AskError
+from incell.throughput.measured import MEASURED, Measured
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("infermatrix-bench", "infermatrix benchmark")
-    group.addoption("--engine", help="engine id from engines/__init__.py")
-    group.addoption("--fixture", help="fixture to load")
-    group.addoption("--device", default="cpu")
-    group.addoption("--profile", default="quick", help="quick (every cell) or full (the grid)")
-    add_shape_options(group.addoption)
-
-
-def chosen_profile(config: pytest.Config):
-    return profile(config.getoption("--profile"), **shape_overrides(vars(config.option)))
+    group.addoption("--ask", help="what to time, as JSON (core/ask.py): the engine, device, "
+                    "fixtures (the first is timed) and bench_args (--profile quick|full|real, "
+                    "--fixture, the shape options)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.infermatrix_profile = chosen_profile(config)  # validated once, before any test
+    """The ask and its profile, validated once, before any test."""
+    text = config.getoption("--ask")
+    if not text:
+        raise pytest.UsageError("the benchmark runs inside a cell: python -m incell.bench --ask ...")
+    try:
+        ask = Ask.parse(text)
+        config.infermatrix_bench = parse_bench_args(ask.bench_args)
+    except (AskError, BenchInputError) as exc:
+        raise pytest.UsageError(f"--ask: {exc}") from None
+    config.infermatrix_ask = ask
+    config.infermatrix_profile = config.infermatrix_bench.profile
+
+
+def timed_fixture(config: pytest.Config) -> str:
+    """The fixture timed: bench_args' --fixture (a real shape), else the cell's first."""
+    return config.infermatrix_bench.fixture or config.infermatrix_ask.fixtures[0]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -38,6 +50,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
+def measured(request: pytest.FixtureRequest) -> Measured:
+    """Where every test puts what it measured (incell/bench.py reads it when the session ends)."""
+    return request.config.stash.setdefault(MEASURED, Measured())
+
+
+@pytest.fixture(scope="session")
 def prof(request: pytest.FixtureRequest):
     return request.config.infermatrix_profile
 
@@ -46,7 +64,7 @@ def prof(request: pytest.FixtureRequest):
 def model_dir(request: pytest.FixtureRequest) -> Path:
     from fixtures.catalog import locate
 
-    return locate(request.config.getoption("--fixture"))
+    return locate(timed_fixture(request.config))
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +72,9 @@ def engine(request: pytest.FixtureRequest, model_dir: Path):
     """The engine the figures are timed on: its prefix cache off where it has a switch."""
     from engines import load_engine_class
 
-    adapter = load_engine_class(request.config.getoption("--engine"))()
+    adapter = load_engine_class(request.config.infermatrix_ask.engine)()
     started = time.perf_counter()  # a conversion not made yet is in it: the record says which
-    adapter.load(model_dir, device=request.config.getoption("--device"), cache_prefixes=False)
+    adapter.load(model_dir, device=request.config.infermatrix_ask.device, cache_prefixes=False)
     adapter.load_s = time.perf_counter() - started
     yield adapter
     adapter.close()
@@ -70,6 +88,6 @@ def as_shipped(request: pytest.FixtureRequest, engine, model_dir: Path):
         yield engine
         return
     adapter = type(engine)()
-    adapter.load(model_dir, device=request.config.getoption("--device"))
+    adapter.load(model_dir, device=request.config.infermatrix_ask.device)
     yield adapter
     adapter.close()

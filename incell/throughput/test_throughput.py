@@ -4,7 +4,7 @@ Every test times its rounds with `benchmark.pedantic` (fixed rounds and
 warm-up, one call per round: no calibration calls, so seconds-long rounds cost
 what they measure). Inside a round the engine calls are timed directly; the
 metrics derived from those times (bench/metrics.py) go with their raw samples
-into the test's extra_info, which pytest-benchmark writes to its JSON.
+into the session's Measured (incell/throughput/measured.py), typed where they are measured.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 from bench.metrics import record
+from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
 from incell.prompts import FreshPrompts
+from incell.throughput.measured import Measured
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -65,11 +67,11 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def rounds(benchmark, prof, one_round) -> list:
+def rounds(benchmark, prof, one_round, measured: Measured) -> list:
     """Run pedantic rounds; return what each timed round returned (warm-ups dropped).
 
-    The process's peak resident memory so far goes into extra_info: the copy benchmark
-    runs last, so the engine tests' values are the engine's own peak.
+    The process's peak resident memory so far is kept per test: the copy benchmark runs
+    last, so the engine tests' values are the engine's own peak.
     """
     kept: list = []
     calls = {"n": 0}
@@ -81,7 +83,8 @@ def rounds(benchmark, prof, one_round) -> list:
             kept.append(out)
 
     benchmark.pedantic(step, rounds=prof.rounds, warmup_rounds=prof.warmup, iterations=1)
-    benchmark.extra_info["peak_rss_mib"] = peak_rss_mib()
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split("[")[0].split(" ")[0]
+    measured.peak_rss_mib[test] = max(measured.peak_rss_mib.get(test, 0.0), peak_rss_mib())
     return kept
 
 
@@ -105,17 +108,16 @@ def require(engine, kind: type, capability: str | None = None) -> None:
         pytest.skip(f"{engine.id} declares no {capability} support")
 
 
-def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
+def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) -> None:
     """TTFT, end-to-end, and what follows from them, at one (batch, input length). Every call,
     warm-up rounds too, sends prompts the engine has never seen: no prefix cache serves them."""
     require(engine, Generator, "token_input")
-    batch, length = gen_shape
-    n = prof.new_tokens
-    first = SamplingParams(max_new_tokens=1, ignore_eos=True)
-    full = SamplingParams(max_new_tokens=n, ignore_eos=True)
+    (batch, length), n = gen_shape, prof.new_tokens
+    first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
 
+    # tokenized before the clock runs
     ready = iter([(prompts.batch(batch, length), prompts.batch(batch, length))
-                  for _ in range(prof.warmup + prof.rounds)])  # tokenized before the clock runs
+                  for _ in range(prof.warmup + prof.rounds)])
 
     def one_round():
         cold, other = next(ready)
@@ -130,21 +132,14 @@ def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
         return t1 - t0, t2 - t1
 
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
-    timed = rounds(benchmark, prof, one_round)
+    timed = rounds(benchmark, prof, one_round, measured)
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
-    benchmark.extra_info["cores_busy"] = {f"batch{batch}-in{length}": round(cores, 2)}
-    benchmark.extra_info["weights_bytes"] = engine.weights_bytes  # what the roofline charges
-    benchmark.extra_info["dtype"] = engine.dtype  # and the dtype its compute peak is measured in
-    benchmark.extra_info["weights"] = weights_facts(engine)
-    if engine.weights_file is not None:  # the engine's own tool runs on it (incell/referee.py)
-        benchmark.extra_info["weights_file"] = str(engine.weights_file)
-        if engine.unquantized_file is not None:
-            benchmark.extra_info["unquantized_file"] = str(engine.unquantized_file)
-    ttft = [a for a, _ in timed]
-    e2e = [b for _, b in timed]
+    measured.cores_busy[f"batch{batch}-in{length}"] = round(cores, 2)
+    note_weights(measured, engine)
+    ttft, e2e = [a for a, _ in timed], [b for _, b in timed]
     after = [max(b - a, 1e-9) for a, b in timed]
     params = {"batch": batch, "input_tokens": length, "new_tokens": n}
-    benchmark.extra_info["metrics"] = [
+    measured.metrics += [
         record("prefill_tokens_per_s", [batch * length / a for a in ttft], **params),
         record("decode_tokens_per_s", [batch * (n - 1) / d for d in after], **params),
         record("ttft_s", ttft, **params),
@@ -154,21 +149,32 @@ def test_generation(benchmark, engine, prof, gen_shape, prompts) -> None:
     ]
 
 
-def weights_facts(engine) -> dict:
+def note_weights(measured: Measured, engine) -> None:
+    """What the roofline charges, the dtype the compute peak is measured in, and the files the
+    engine's own tool runs on (incell/referee.py)."""
+    measured.weights_bytes, measured.dtype = engine.weights_bytes, engine.dtype
+    measured.weights = weights_facts(engine)
+    if engine.weights_file is not None:
+        measured.weights_file = str(engine.weights_file)
+        if engine.unquantized_file is not None:
+            measured.unquantized_file = str(engine.unquantized_file)
+
+
+def weights_facts(engine) -> WeightsFacts:
     """What the engine loaded and what that cost: bytes, its format's line, the load's seconds,
     and every conversion it asked the cache for (seconds to make, bytes on disk)."""
     from fixtures.convert import USED, record
 
-    return {"bytes": engine.weights_bytes, "note": engine.weights_note,
-            "load_s": getattr(engine, "load_s", None),
-            "conversions": [record(entry) for entry in dict.fromkeys(USED) if entry.is_dir()]}
+    return WeightsFacts(bytes=engine.weights_bytes, note=engine.weights_note,
+                        load_s=getattr(engine, "load_s", None),
+                        conversions=[record(entry) for entry in dict.fromkeys(USED) if entry.is_dir()])
 
 
 def middle_length(prof) -> int:
     return sorted(prof.input_lengths)[len(prof.input_lengths) // 2]
 
 
-def test_inter_token_latency(benchmark, engine, prof, prompts) -> None:
+def test_inter_token_latency(benchmark, measured, engine, prof, prompts) -> None:
     """Gaps between streamed deltas at batch 1, on the profile's middle input length, each
     round a new prompt."""
     require(engine, Generator, "streaming")
@@ -185,13 +191,13 @@ def test_inter_token_latency(benchmark, engine, prof, prompts) -> None:
             stamps.append(time.perf_counter())
         return list(np.diff(stamps[1:]))  # the first gap is TTFT, measured elsewhere
 
-    gaps = [g for r in rounds(benchmark, prof, one_round) for g in r]
-    benchmark.extra_info["metrics"] = [
+    gaps = [g for r in rounds(benchmark, prof, one_round, measured) for g in r]
+    measured.metrics += [
         record("itl_s", gaps, batch=1, input_tokens=int(np.median(sent)),
                new_tokens=prof.new_tokens)]
 
 
-def test_prefix_cache(benchmark, engine, as_shipped, prof, prompts) -> None:
+def test_prefix_cache(benchmark, measured, engine, as_shipped, *, prof, prompts) -> None:
     """The cache-hit detector: each round a new prompt's TTFT, then the same prompt's again at
     once. Where a prefix cache serves the repeat, its TTFT falls far below the fresh one's; the
     report says so with both figures (the warm-prefix row), and the cold figures never use it.
@@ -218,11 +224,10 @@ def test_prefix_cache(benchmark, engine, as_shipped, prof, prompts) -> None:
             times += [t1 - t0, time.perf_counter() - t1]
         return times
 
-    timed = rounds(benchmark, prof, one_round)
+    timed = rounds(benchmark, prof, one_round, measured)
     params = {"batch": 1, "input_tokens": length}
-    benchmark.extra_info["prefix_cache"] = {"state": engine.prefix_cache,
-                                            "switch": engine.prefix_cache_switch}
-    benchmark.extra_info["metrics"] = [
+    measured.prefix_cache = PrefixCache(engine.prefix_cache, engine.prefix_cache_switch)
+    measured.metrics += [
         record(f"ttft_{which}{suffix}_s", [t[2 * i + j] for t in timed], **params)
         for i, (suffix, _) in enumerate(sides) for j, which in enumerate(("fresh", "repeat"))]
 
@@ -247,7 +252,7 @@ def token_counts(model_dir: Path, texts: list[str]) -> int:
     return sum(min(len(tok.encode(t).ids), limit) for t in texts)
 
 
-def test_embedding(benchmark, engine, prof, embed_shape, model_dir) -> None:
+def test_embedding(benchmark, measured, engine, prof, *, embed_shape, model_dir) -> None:
     require(engine, Embedder)
     batch, kind = embed_shape
     texts = embed_texts(kind, batch)
@@ -261,16 +266,16 @@ def test_embedding(benchmark, engine, prof, embed_shape, model_dir) -> None:
             raise AssertionError(f"engine returned {len(out)} rows for {batch} texts")
         return seconds
 
-    seconds = rounds(benchmark, prof, one_round)
+    seconds = rounds(benchmark, prof, one_round, measured)
     params = {"batch": batch, "input": kind, "tokens": tokens}
-    benchmark.extra_info["metrics"] = [
+    measured.metrics += [
         record("sentences_per_s", [batch / s for s in seconds], **params),
         record("embed_tokens_per_s", [tokens / s for s in seconds], **params),
         record("harness_overhead", overhead(benchmark, seconds), **params),
     ]
 
 
-def test_memory_bandwidth(benchmark, prof, request) -> None:
+def test_memory_bandwidth(benchmark, measured, prof, request) -> None:
     """The roofline's denominator, measured in the same run on the device the engine computes on.
 
     CPU: a read of one array with one thread per core (numpy releases the GIL while it sums),
@@ -279,8 +284,8 @@ def test_memory_bandwidth(benchmark, prof, request) -> None:
     line it writes, and counted as 2 bytes a byte it showed 23 GB/s where a read showed 33 on
     this machine. CUDA: a sum over 2 GiB of device memory, synchronized (the host's DRAM never
     divides a GPU row)."""
-    if request.config.getoption("--device") == "cuda":
-        device_read(benchmark, prof)
+    if request.config.infermatrix_ask.device == "cuda":
+        device_read(benchmark, prof, measured)
         return
     from incell.bench import last_level_cache_bytes
 
@@ -296,10 +301,10 @@ def test_memory_bandwidth(benchmark, prof, request) -> None:
         return time.perf_counter() - t0
 
     try:
-        seconds = rounds(benchmark, prof, one_round)
+        seconds = rounds(benchmark, prof, one_round, measured)
     finally:
         pool.shutdown()
-    benchmark.extra_info["metrics"] = [
+    measured.metrics += [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds],
                mib=mib, threads=threads, access="read", device="cpu")]
 
@@ -312,7 +317,7 @@ def cuda_torch():
     return torch
 
 
-def device_read(benchmark, prof, mib: int = 2048, repeats: int = 10) -> None:
+def device_read(benchmark, prof, measured: Measured, mib: int = 2048, repeats: int = 10) -> None:
     """Read bandwidth of the GPU's own memory: `repeats` sums over `mib` MiB, synchronized."""
     torch = cuda_torch()
     src = torch.ones(mib * 2**20 // 4, device="cuda", dtype=torch.float32)
@@ -325,18 +330,18 @@ def device_read(benchmark, prof, mib: int = 2048, repeats: int = 10) -> None:
         torch.cuda.synchronize()
         return (time.perf_counter() - t0) / repeats
 
-    seconds = rounds(benchmark, prof, one_round)
-    benchmark.extra_info["metrics"] = [
+    seconds = rounds(benchmark, prof, one_round, measured)
+    measured.metrics += [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds], mib=mib,
                access="read", device="cuda", device_name=torch.cuda.get_device_name())]
 
 
-def test_compute_peak(benchmark, prof, request, engine) -> None:
+def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
     """The compute roofline's ceiling, measured in the same run on the engine's device and in the
     dtype it computes in: a dense matmul, with every core on the CPU (numpy's BLAS in float32,
     torch in bfloat16 or float16), with torch on a GPU (synchronized; bfloat16 tensor cores run
     about 15x float32 on an H200, so a bf16 row held to a float32 peak would look impossible)."""
-    device, dtype = request.config.getoption("--device"), engine.dtype
+    device, dtype = request.config.infermatrix_ask.device, engine.dtype
     if device == "cpu" and dtype == "float32":
         n = 2048
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -347,8 +352,8 @@ def test_compute_peak(benchmark, prof, request, engine) -> None:
             a @ b
             return time.perf_counter() - t0
 
-        seconds = rounds(benchmark, prof, cpu_round)
-        benchmark.extra_info["metrics"] = [
+        seconds = rounds(benchmark, prof, cpu_round, measured)
+        measured.metrics += [
             record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
                    device=device)]
         return
@@ -366,7 +371,7 @@ def test_compute_peak(benchmark, prof, request, engine) -> None:
         sync()
         return (time.perf_counter() - t0) / repeats
 
-    seconds = rounds(benchmark, prof, one_round)
-    benchmark.extra_info["metrics"] = [
+    seconds = rounds(benchmark, prof, one_round, measured)
+    measured.metrics += [
         record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
                device=device)]

@@ -7,7 +7,9 @@ import pytest
 from bench.metrics import METRICS, BenchInputError, check_metric, record
 from bench.profiles import PROFILES, int_list, profile
 from compat.cli import UsageError, bench_args, bench_run_args
-from core.details import MetricRecord, read
+from core.ask import Ask
+from core.bench_details import MetricRecord
+from core.records import read
 from incell.bench import main as bench_main
 
 
@@ -51,17 +53,18 @@ def test_bench_session_arguments(tmp_path) -> None:
 
 def test_bench_run_refuses_before_loading_anything(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        bench_main(["--engine", "transformers", "--fixture", "tiny-llama", "--out", "x.json",
-                    "--input-lengths", "128,-1"])
+        bench_main(["--ask", Ask(engine="transformers", fixtures=("tiny-llama",),
+                                 bench_args=("--input-lengths", "128,-1")).arg(),
+                    "--out", "x.json"])
     assert exit_info.value.code == 2
     assert "every value must be an int > 0, got -1" in capsys.readouterr().err
 
 
 def test_a_record_keeps_raw_samples_and_the_metric_definition() -> None:
     r = record("ttft_s", [0.002, 0.003, 0.0025, 0.002, 0.0031], batch=1)
-    assert r["samples"] == [0.002, 0.003, 0.0025, 0.002, 0.0031]
-    assert r["unit"] == METRICS["ttft_s"].unit and r["better"] == "lower"
-    assert r["stats"]["median"] == 0.0025 and r["params"] == {"batch": 1}
+    assert r.samples == [0.002, 0.003, 0.0025, 0.002, 0.0031]
+    assert r.unit == METRICS["ttft_s"].unit and r.better == "lower"
+    assert r.stats.median == 0.0025 and r.params == {"batch": 1}
 
 
 def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
@@ -131,7 +134,7 @@ def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path
 
 
 def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:
-    from core.details import BenchDetail, DecodeBound, Roofline
+    from core.bench_details import BenchDetail, DecodeBound, PrefixCache, Roofline
     from pages.throughput import mbu, prefix_cache
 
     def detail(per_token: int, fraction: float, cache: int | None, *metrics) -> BenchDetail:
@@ -146,14 +149,14 @@ def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() 
     fresh = record("ttft_fresh_s", [0.050] * 5, batch=1)
     hit = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1))
     miss = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.049] * 5, batch=1))
-    hit.prefix_cache = {"state": "none", "switch": ""}
+    hit.prefix_cache = PrefixCache("none", "")
     assert prefix_cache(hit) == "⚠️ hit: a repeat 1 ms vs 50 ms fresh (the engine declares none)"
     assert prefix_cache(miss) == "none seen (repeat 98% of fresh)"
     # an engine with a switch: the detector runs as shipped and with it off, as the figures ran
     fresh_off = record("ttft_fresh_off_s", [0.050] * 5, batch=1)
     switched = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1),
                       fresh_off, record("ttft_repeat_off_s", [0.051] * 5, batch=1))
-    switched.prefix_cache = {"state": "switch", "switch": "LLM(enable_prefix_caching=False)"}
+    switched.prefix_cache = PrefixCache("switch", "LLM(enable_prefix_caching=False)")
     assert prefix_cache(switched) == ("as shipped ⚠️ hit: a repeat 1 ms vs 50 ms fresh; "
                                       "off for the figures (repeat 102% of fresh)")
     switched.metrics[-1] = read(MetricRecord, record("ttft_repeat_off_s", [0.002] * 5, batch=1))

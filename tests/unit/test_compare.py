@@ -10,7 +10,7 @@ import pytest
 from bench.compare import BaselineError, compare, load_baseline, main
 from bench.metrics import record as metric_record
 from bench.stats import summarize
-from core.details import ServeBenchDetail
+from core.bench_details import ServeBenchDetail
 from core.results import CellInfo, CellResult, Machine, Rung, save
 from tests.unit.test_load import closed_run
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.ask import Ask
 from core.properties import PROPERTIES
 from core.results import load_results
 from engines.endpoint import Endpoint, EndpointError, check_url, public_url
@@ -220,11 +221,12 @@ def test_a_real_server_started_by_hand_gets_its_cells_verdicts(server_cell, tmp_
         # the API suite as the cell runs it (its adapter's requests), on the same server
         at = {"INFERMATRIX_ENDPOINT_URL": url, "INFERMATRIX_ENDPOINT_MODEL": str(tiny_llama)}
         cell_suite = subprocess.run(
-            [python, "-m", "pytest", str(REPO / "tests/conformance/test_api.py"), "-q", "-p",
-             "no:cacheprovider", "-c", str(REPO / "tests/conformance/pytest.ini"), "--rootdir",
-             str(REPO), "--engine-class", "tests.unit.at_endpoint:TransformersServerAtEndpoint",
-             "--models", "tiny-llama", "--conformance-json", str(tmp_path / "cell.json"),
-             *(a for n in API if n != "wire_parity" for a in ("--property", n))],
+            [python, "-m", "pytest", str(REPO / "incell/conformance/test_api.py"), "-q", "-p",
+             "no:cacheprovider", "-c", str(REPO / "incell/conformance/pytest.ini"), "--rootdir",
+             str(REPO), "--ask", Ask(engine="tests.unit.at_endpoint:TransformersServerAtEndpoint",
+                                      suite="api", fixtures=("tiny-llama",),
+                                      properties=tuple(n for n in API if n != "wire_parity")).arg(),
+             "--conformance-json", str(tmp_path / "cell.json")],
             cwd=REPO, env={**env, **at}, capture_output=True, text=True, check=False)
         from core.results import read_rung
 

@@ -259,8 +259,10 @@ import pytest
 from engines.base import SamplingParams
 from engines.transformers import TransformersGenerator
 from fixtures.catalog import locate
+from core.ask import Ask
 from incell.bench import SUITE
 from incell.prompts import FreshPrompts
+from incell.throughput.measured import Collect, Measured
 
 engine = TransformersGenerator()
 engine.load(locate("tiny-llama"))
@@ -284,16 +286,17 @@ def direct():
 def harness():
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "b.json"
+        ask = Ask(engine="transformers", fixtures=("tiny-llama",),
+                  bench_args=("--profile", "quick", "--rounds", "30"))
+        measured = Measured()
         code = pytest.main([str(SUITE / "test_throughput.py"), "-c", str(SUITE / "pytest.ini"),
                             "--rootdir", str(SUITE.parent.parent), "-q", "-p", "no:cacheprovider",
-                            "-k", "test_generation", "--engine", "transformers", "--fixture",
-                            "tiny-llama", "--device", "cpu", "--profile", "quick", "--rounds", "30",
-                            "--benchmark-json", str(raw)])
+                            "-k", "test_generation", "--ask", ask.arg(),
+                            "--benchmark-json", str(raw)], plugins=[Collect(measured)])
         assert code == 0, code
-        data = json.loads(raw.read_text())
-    m = {r["name"]: r for b in data["benchmarks"] for r in b["extra_info"].get("metrics", [])}
-    return (31 / (min(m["e2e_s"]["samples"]) - min(m["ttft_s"]["samples"])),
-            m["harness_overhead"]["stats"]["median"])
+    m = {r.name: r for r in measured.metrics}
+    return (31 / (min(m["e2e_s"].samples) - min(m["ttft_s"].samples)),
+            m["harness_overhead"].stats.median)
 
 
 pairs = []

@@ -19,7 +19,8 @@ import pytest
 from bench.load import Load, LoadError, Run, Sample, run_load, schedule
 from bench.metrics import record
 from bench.serving import SloError, measure, parse_slos
-from core.details import Knee, LoadRun, read
+from core.bench_details import Knee, LoadRun
+from core.records import read
 from engines.server import free_port
 from tests.unit.conftest import REPO
 

@@ -3,11 +3,11 @@ and the conversion cache keeps nothing of it."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from core.ask import Ask
 from core.results import read_rung, write_rung
 from engines import ENGINES, EngineEntry
 from engines.base import Capabilities, Generator
@@ -47,9 +47,8 @@ def test_failed_conversion_is_a_load_failure_with_the_converters_message(tmp_pat
     (model / "config.json").write_text('{"model_type": "gpt2"}')
     monkeypatch.setitem(ENGINES, "converting", EngineEntry(f"{__name__}:ConvertingEngine", "generation"))
     monkeypatch.setattr("fixtures.catalog.locate", lambda name: model)
-    args = argparse.Namespace(engine="converting", device="cpu")
     record = tmp_path / "load.json"
-    write_rung(record, climb("load", args, {"fixtures": ["tiny-gpt2"]}))
+    write_rung(record, climb("load", Ask(engine="converting", fixtures=("tiny-gpt2",))))
     rung = read_rung(record)  # as the driver reads it: typed, through the one reader
     assert rung.name == "load" and rung.status == "fail"
     error = rung.error  # the root cause is the converter's own error; the chain is kept

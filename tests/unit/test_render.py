@@ -351,7 +351,10 @@ def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_
 def test_a_kl_the_tool_printed_as_zero_says_it_is_below_its_precision() -> None:
     """Audit finding 7: "KL mean 0 ± 0, top-1 99.8%" cannot be: llama-perplexity prints six
     decimals, so its 0 is below 5e-7, and the page says that instead."""
+    from core.bench_details import ToolKL
     from pages.markdown import tool_kl
 
-    assert tool_kl({"kl_mean": 0.0, "kl_pm": 0.0}) == "< 5e-07 ± < 5e-07"
-    assert tool_kl({"kl_mean": 0.00286, "kl_pm": 0.00018}) == "0.00286 ± 0.00018"
+    assert tool_kl(ToolKL(kl_mean=0.0, kl_pm=0.0, top1_agreement=0.998, top1_pm=0.001)) == \
+        "< 5e-07 ± < 5e-07"
+    assert tool_kl(ToolKL(kl_mean=0.00286, kl_pm=0.00018, top1_agreement=0.97, top1_pm=0.01)) == \
+        "0.00286 ± 0.00018"

@@ -13,7 +13,7 @@ from compat.ladder import not_climbed
 from compat.matrix import load
 from compat.rungs import STEPS
 from compat.rungs.conformance import api
-from core.details import ServeBenchDetail
+from core.bench_details import PrefixCache, ServeBenchDetail
 from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, Rung, machine_info, save
 from engines import EngineEntry
@@ -117,7 +117,7 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
         engine="demo_server", server="demo serve", fixture="tiny", startup_s=1.5, input_tokens=16,
         output_tokens=2, runs=[measure(run, {"ttft": 1.0}, lambda text: len(text.split())),
                                measure(closed)],
-        prefix_cache={"state": "switch", "switch": "demo serve --no-prefix-cache"})
+        prefix_cache=PrefixCache("switch", "demo serve --no-prefix-cache"))
     results = tmp_path / "results"
     cell = CellInfo(id="demo_server-base", engine="demo_server", kind="generation", env="base")
     save(CellResult(cell=cell, machine=machine_info(), started_at="now",

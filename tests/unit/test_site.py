@@ -178,7 +178,7 @@ def test_sorting_a_column_orders_its_rows(site, browser) -> None:
 def test_the_history_survives_a_corrupt_line_and_shows_a_change(site, tmp_path) -> None:
     history, problems = read_history(REPO / "reports" / "history.jsonl")
     assert not problems, problems
-    assert len({e["run"] for e in history}) >= 2
+    assert len({e.run for e in history}) >= 2
     damaged = tmp_path / "history.jsonl"
     damaged.write_text((REPO / "reports" / "history.jsonl").read_text(encoding="utf-8")
                        + "{not json\n" + json.dumps({"schema": 99}) + "\n", encoding="utf-8")

@@ -13,9 +13,9 @@ from bench.stats import percentile, summarize
 
 def test_summary_of_known_samples() -> None:
     s = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert (s["median"], s["min"], s["max"], s["n"]) == (3.0, 1.0, 5.0, 5)
-    assert s["p90"] == pytest.approx(4.6)
-    assert s["cv"] == pytest.approx(statistics.stdev([1, 2, 3, 4, 5]) / 3)
+    assert (s.median, s.min, s.max, s.n) == (3.0, 1.0, 5.0, 5)
+    assert s.p90 == pytest.approx(4.6)
+    assert s.cv == pytest.approx(statistics.stdev([1, 2, 3, 4, 5]) / 3)
 
 
 def test_no_samples_is_an_error() -> None:
@@ -26,5 +26,5 @@ def test_no_samples_is_an_error() -> None:
 @given(st.lists(st.floats(0.001, 1e6), min_size=1, max_size=50))
 def test_percentiles_are_ordered_and_bounded(samples: list[float]) -> None:
     s = summarize(samples)
-    assert s["min"] <= s["median"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert s.min <= s.median <= s.p90 <= s.p99 <= s.max
     assert percentile(samples, 0) == min(samples) and percentile(samples, 100) == max(samples)

@@ -42,11 +42,13 @@ def broken_engines(module: str, python: Path, env: dict, table: str = "BROKEN") 
 # Each run is (engine, output file, fixtures, the properties to run: all when empty).
 IN_TURN = """
 import sys, pytest
+from core.ask import Ask
 common, runs = sys.argv[1].split("\\x1f"), sys.argv[2:]
 for spec, out, models, only in zip(runs[::4], runs[1::4], runs[2::4], runs[3::4]):
-    chosen = [a for p in only.split(",") if p for a in ("--property", p)]
-    print(spec, models, only, "->", pytest.main([*common, "--engine-class", spec, "--models", models,
-                                                 *chosen, "--conformance-json", out]), flush=True)
+    ask = Ask(engine=spec, fixtures=tuple(models.split(",")), hypothesis_budget=5,
+              properties=tuple(p for p in only.split(",") if p))
+    print(spec, models, only, "->", pytest.main([*common, "--ask", ask.arg(),
+                                                 "--conformance-json", out]), flush=True)
 """
 
 
@@ -54,9 +56,9 @@ def outcomes(python: Path, env: dict, *, kind: str, runs: list[tuple[str, str, t
              out: Path) -> list[dict[str, str]]:
     """{property: status} of the conformance suite run (engine `spec`, on `fixtures`, only
     `properties` when some are named), for each run in turn, in one process."""
-    common = [str(REPO / "tests" / "conformance" / f"test_{kind}.py"), "-q", "-p", "no:cacheprovider",
-              "-c", str(REPO / "tests/conformance/pytest.ini"), "--rootdir", str(REPO),
-              "--hypothesis-budget", "5", "--no-shrink"]
+    common = [str(REPO / "incell" / "conformance" / f"test_{kind}.py"), "-q", "-p", "no:cacheprovider",
+              "-c", str(REPO / "incell/conformance/pytest.ini"), "--rootdir", str(REPO),
+              "--no-shrink"]
     files = [out / f"{spec.rpartition(':')[2]}-{fixtures}-{'-'.join(only) or 'all'}.json"
              for spec, fixtures, only in runs]
     argv = [x for (spec, fixtures, only), f in zip(runs, files)

@@ -66,7 +66,7 @@ def test_a_rung_past_its_limit_is_a_timeout_and_its_worker_is_gone(cell_of) -> N
     assert climb_in_worker(run, "import").status == "pass"
     pid = run.worker.tool.proc.pid
     with pytest.raises(RungFailed) as failed:
-        climb_in_worker(run, "load", fixtures=["tiny-llama"])
+        climb_in_worker(run, "load")
     error = failed.value.error
     assert error.signature == "Timeout: load > 2s"
     assert "loading, and never done" in error.text
@@ -78,7 +78,7 @@ def test_a_worker_killed_mid_rung_names_that_rung_and_the_next_starts_afresh(cel
     assert climb(run, STEPS["import"]).status == "pass"
     pid = run.worker.tool.proc.pid
     with pytest.raises(RungFailed) as failed:  # (the driver's fixture build is not the subject)
-        climb_in_worker(run, "load", fixtures=["tiny-llama"])
+        climb_in_worker(run, "load")
     error = failed.value.error
     assert error.type == "ProcessCrashed"
     assert "the cell's worker died without a result (exit status -9)" in error.message

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.quality import tolerance
-from core.details import PropertyFigures, QualityFigures, to_json
+from core.details import PropertyFigures, QualityFigures
+from core.records import to_json
 from engines.base import InvalidParameterError
 from incell.conformance.compare import check_embeddings_close, check_similar, cosine
 from incell.conformance.inputs import TEXTS

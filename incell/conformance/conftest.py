@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from core.ask import Ask, AskError
 from core.properties import TRAINED_MODEL
 from engines import load_engine_class
 from fixtures.catalog import TRAINED, locate
@@ -17,28 +18,33 @@ from incell.conformance.inputs import GREEDY, PROMPTS, TEXTS
 from incell.conformance.plumbing import PropertyRecorder, check_registered, property_name
 
 HYPOTHESIS_PROFILE = "infermatrix"
+ASK = pytest.StashKey["Ask | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("infermatrix", "infermatrix conformance")
-    group.addoption("--engine", help="engine id from engines/__init__.py")
-    group.addoption("--engine-class", help="module:Class to test instead of a registered engine "
-                    "(the suite's own regression tests use deliberately broken engines)")
-    group.addoption("--device", default="cpu", help="device to load on (default: cpu)")
-    group.addoption("--models", default="", help="comma-separated fixture names to load on")
-    group.addoption("--property", action="append", default=[],
-                    help="run only this property (repeatable)")
-    group.addoption("--hypothesis-budget", type=int, default=10,
-                    help="examples per generated-input property (default 10, > 0)")
+    group.addoption("--ask", help="what to test, as JSON (core/ask.py): the engine (a registered "
+                    "id, or module:Class: the suite's own tests use deliberately broken engines), "
+                    "device, fixtures (names or folders), properties (default: every one), "
+                    "hypothesis_budget (examples per generated-input property, default 10)")
     group.addoption("--no-shrink", action="store_true",
                     help="report failing examples unshrunk (faster; for the suite's own tests)")
     group.addoption("--conformance-json", type=Path, help="write property outcomes here")
 
 
+def the_ask(config: pytest.Config) -> Ask | None:
+    """The --ask given (None: the suite is not running inside a cell)."""
+    return config.stash.get(ASK, None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    budget = config.getoption("--hypothesis-budget")
-    if budget <= 0:
-        raise pytest.UsageError(f"--hypothesis-budget must be > 0, got {budget}")
+    text = config.getoption("--ask")
+    try:
+        ask = Ask.parse(text) if text else None
+    except AskError as exc:
+        raise pytest.UsageError(f"--ask: {exc}") from None
+    config.stash[ASK] = ask
+    budget = ask.hypothesis_budget if ask else 10
     # derandomize: a fixed seed per test, so a run's examples are the same every time
     phases = [Phase.explicit, Phase.reuse, Phase.generate]
     if not config.getoption("--no-shrink"):
@@ -50,20 +56,20 @@ def pytest_configure(config: pytest.Config) -> None:
                                                      HealthCheck.filter_too_much,
                                                      HealthCheck.function_scoped_fixture])
     settings.load_profile(HYPOTHESIS_PROFILE)
-    chosen = config.getoption("--engine") or config.getoption("--engine-class")
-    recorder = PropertyRecorder(engine_class(config) if chosen else None,
+    recorder = PropertyRecorder(engine_class(config) if ask else None,
                                 config.getoption("--conformance-json"))
     config.pluginmanager.register(recorder, "infermatrix-properties")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not (config.getoption("--engine") or config.getoption("--engine-class")):
+    ask = the_ask(config)
+    if ask is None:
         skip = pytest.mark.skip(reason="runs inside a cell: nox -s 'cell(...)'")
         for item in items:
             item.add_marker(skip)
         return
     names = check_registered(items)
-    wanted = config.getoption("--property")
+    wanted = ask.properties
     if wanted:
         for name in wanted:
             if name not in names:
@@ -75,7 +81,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fixture_name" in metafunc.fixturenames:
-        names = [n for n in metafunc.config.getoption("--models").split(",") if n]
+        ask = the_ask(metafunc.config)
+        names = list(ask.fixtures) if ask else []
         # a 135M model would cost each cell minutes on every property: only these run on it
         trained_only = metafunc.function.__name__.removeprefix("test_") in TRAINED_MODEL
         chosen = [n for n in names if (n in TRAINED) == trained_only]
@@ -91,11 +98,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def engine_class(config: pytest.Config) -> type:
-    spec = config.getoption("--engine-class")
-    if spec:
-        module, _, name = spec.partition(":")
+    ask = the_ask(config)
+    if ask.engine_class:
+        module, _, name = ask.engine_class.partition(":")
         return getattr(importlib.import_module(module), name)
-    return load_engine_class(config.getoption("--engine"))
+    return load_engine_class(ask.engine)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +112,7 @@ def engine_id(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> str:
-    return request.config.getoption("--device")
+    return the_ask(request.config).device
 
 
 @pytest.fixture(scope="session")
