@@ -45,6 +45,10 @@ class MetricRecord:
         return self.params.get("input_tokens")
 
     @property
+    def new_tokens(self) -> int | None:
+        return self.params.get("new_tokens")
+
+    @property
     def access(self) -> str:
         """How the machine probe read memory: "read" (a sum), or "" for the older copy."""
         return self.params.get("access", "")

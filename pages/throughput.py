@@ -191,8 +191,8 @@ def cells_section(results: list[CellResult]) -> list[str]:
                  f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
                 for r in gen]
         lines += ["## Generation: every cell", "",
-                  f"Shape: batch {shape.get('batch')}, {shape.get('input_tokens')} input tokens, "
-                  f"{shape.get('new_tokens')} new tokens, EOS off (fixture {d0.fixture}). "
+                  f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
+                  f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
                   "Every timed call sends prompts the engine never saw (cache-cold). ITL: median "
                   "/ p90 / p99. MBU: fraction of the bandwidth-bound decode limit, or "
                   "cache-resident where the weights fit in the last-level cache. Prefix cache: "

@@ -358,3 +358,26 @@ def test_a_kl_the_tool_printed_as_zero_says_it_is_below_its_precision() -> None:
         "< 5e-07 ± < 5e-07"
     assert tool_kl(ToolKL(kl_mean=0.00286, kl_pm=0.00018, top1_agreement=0.97, top1_pm=0.01)) == \
         "0.00286 ± 0.00018"
+
+
+def test_the_committed_results_render_into_every_page(tmp_path) -> None:
+    """Real records of every shape a run made (the committed reports/results.json, every
+    selection's cells) go through every page: a field a page reads that a record does not have
+    fails here, not in a user's report."""
+    import json
+
+    from compat.matrix import load as load_matrix
+    from core.records import to_json
+    from pages.history import results_of
+    from tests.unit.conftest import REPO
+
+    cells, problems = results_of(json.loads((REPO / "reports" / "results.json").read_text())["cells"])
+    assert cells and not problems, problems
+    for result in cells:
+        write_atomic(tmp_path / "results" / f"{result.cell.id}.json",
+                     json.dumps(to_json(result)))
+    rendered = render([tmp_path / "results"], tmp_path / "out", matrix=load_matrix())
+    assert len(rendered) == len(cells)
+    for page in ("COMPATIBILITY.md", "CONFORMANCE.md", "ENGINES.md", "SERVING.md",
+                 "QUANTIZATION.md", "THROUGHPUT.md"):
+        assert (tmp_path / "out" / page).stat().st_size > 1000, page
