@@ -59,9 +59,6 @@ class Ask:
         """module:Class where the ask names one, else ""."""
         return self.engine if ":" in self.engine else ""
 
-    def with_(self, **changes) -> Ask:
-        return dataclasses.replace(self, **changes)
-
     def arg(self) -> str:
         """The ask as one command-line argument (JSON)."""
         return json.dumps(to_json(self), sort_keys=True)

@@ -34,8 +34,8 @@ class Worker:
 
 def cell_ask(run: CellRun, **changes) -> Ask:
     """The cell's engine, device and fixtures as an Ask (core/ask.py), with `changes`."""
-    return Ask(engine=run.cell.engine.id, device=run.cell.device,
-               fixtures=tuple(run.cell.fixtures)).with_(**changes)
+    return Ask(**{"engine": run.cell.engine.id, "device": run.cell.device,
+                  "fixtures": tuple(run.cell.fixtures), **changes})
 
 
 def start(run: CellRun) -> Worker:

@@ -55,3 +55,15 @@ def server_cell(tmp_path_factory):
 
     run = installed("transformers_server-base", tmp_path_factory.mktemp("results"), ("tiny-llama",))
     return str(run.python), cell_env(run)
+
+
+LONGEST = "tests.unit.test_real_cell"
+"""The file that takes longest (a real cell climbed through every rung: about 3 minutes)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest file first, then the others that climb real cells (marked slow): pytest-xdist
+    hands out whole files in this order, so the long ones start at once and the short ones fill
+    the cores around them, instead of a long file starting last and running alone at the end."""
+    items.sort(key=lambda item: (item.module.__name__ != LONGEST,  # stable: else as collected
+                                 item.get_closest_marker("slow") is None))
