@@ -239,7 +239,7 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     try:
         results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                    log=session.log, options=options, workers=workers,
-                                   landed=pages.land)
+                                   pages=pages)
     finally:
         pages.close()
     failed = sum(1 for r in results if r.first_failure)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Limits, Log, Options, RungFailed, run_in_cell
 from compat.ladder import bench_only, climb_bench, finish, new_result, run_cell
+from compat.live import LivePages
 from compat.matrix import Cell
 from compat.plan import RealShapeRun
 from compat.reuse import last_result
@@ -21,10 +22,11 @@ from core.results import CellResult, Rung
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2,
-               landed: Callable[[str], None] = lambda cell_id: None) -> list[CellResult]:
+               pages: LivePages | None = None) -> list[CellResult]:
     """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
-    inputs did not change since its last result is reused (compat/reuse.py). `landed(cell id)`
-    is called each time a cell's result is written (compat/live.py renders the pages again).
+    inputs did not change since its last result is reused (compat/reuse.py). `pages` are
+    written again as each cell lands (compat/live.py), while the cells climb: the renders end
+    before the first bench rung, so that nothing runs beside one.
 
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
@@ -39,10 +41,13 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
                           log=log, options=climbing)
         done["n"] += 1
         log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
-        landed(cell.id)
+        if pages is not None:
+            pages.land(cell.id)
         return result
 
     results = side_by_side(one, cells, workers)
+    if pages is not None:
+        pages.close()  # a quiet machine for the bench rungs
     if options.last_rung != "bench":
         return results
     ready = [(c, r) for c, r in zip(cells, results)
@@ -52,7 +57,6 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         log(f"bench {i}/{len(ready)}: {cell.id}")
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
                     log=log, options=options)
-        landed(cell.id)
     return results
 
 

@@ -1,6 +1,7 @@
 """The verdict pages while a run is going: each time a cell lands, COMPATIBILITY.md,
 CONFORMANCE.md and the site are written again (pages.render --live), so that the first
-verdicts can be read minutes into a cold run, not at its end.
+verdicts can be read minutes into a cold run, not at its end. Only while the cells climb: the
+bench rungs that follow run alone, and their figures come with the report at the end.
 
 One render at a time, in a thread of the driver: landings that come while one is rendering are
 taken together by the next. A render that fails is logged once and the run goes on; the final
@@ -40,20 +41,22 @@ class LivePages:
         with self._lock:
             self.landed.add(cell_id)
             self._dirty = True
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:  # none renders, or the one that did has said it is done
                 self._thread = threading.Thread(target=self._loop, name="live-pages", daemon=True)
                 self._thread.start()
 
     def close(self) -> None:
         """Wait for the render under way (and the one it owes) to finish."""
-        thread = self._thread
+        with self._lock:
+            thread = self._thread
         if thread is not None:
             thread.join()
 
     def _loop(self) -> None:
         while True:
             with self._lock:
-                if not self._dirty:
+                if not self._dirty:  # said under the lock: a landing after this starts a new one
+                    self._thread = None
                     return
                 self._dirty = False
                 landed = len(self.landed)

@@ -9,9 +9,8 @@ from pathlib import Path
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
-from pages.verdicts import in_order, status_of
+from pages.verdicts import PROPERTY, in_order, status_of
 
-PROPERTY = "quantization_quality"
 LORA = "lora_adapter"
 
 

@@ -119,6 +119,8 @@ def is_server(result: CellResult) -> bool:
 
 
 PROPERTY = "quantization_quality"
+"""The property whose figures QUANTIZATION.md shows, and whose status COMPATIBILITY.md shows beside each
+quantized cell."""
 
 
 def in_order(results: list[CellResult]) -> list[CellResult]:
