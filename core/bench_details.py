@@ -49,6 +49,11 @@ class MetricRecord:
         return self.params.get("new_tokens")
 
     @property
+    def input(self) -> str | None:
+        """An embedding shape's input: "short" sentences, or "max" (truncated at the model's length)."""
+        return self.params.get("input")
+
+    @property
     def access(self) -> str:
         """How the machine probe read memory: "read" (a sum), or "" for the older copy."""
         return self.params.get("access", "")

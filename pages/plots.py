@@ -72,13 +72,12 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(6.5 * len(panels), 4.5))
     for ax, (kind, runs) in zip(axes[0], panels, strict=True):
-        metric, key = (("decode_tokens_per_s", "input_tokens") if kind == "generation"
-                       else ("sentences_per_s", "input"))
+        metric, key, of = (("decode_tokens_per_s", "input_tokens", lambda m: m.input_tokens)
+                           if kind == "generation" else ("sentences_per_s", "input", lambda m: m.input))
         for r in runs:
             ms = [m for m in r.bench.metrics if m.name == metric]
-            for value in dict.fromkeys(m.params[key] for m in ms):
-                points = sorted((m.batch, m.stats.median) for m in ms
-                                if m.params[key] == value)
+            for value in dict.fromkeys(of(m) for m in ms):
+                points = sorted((m.batch, m.stats.median) for m in ms if of(m) == value)
                 ax.plot(*zip(*points), marker="o", label=f"{r.cell.engine} ({key} {value})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

@@ -226,8 +226,9 @@ def grid_section(grid: list[CellResult]) -> list[str]:
     for r in runs:
         detail = r.bench
         names = GENERATION if r.cell.kind == "generation" else EMBEDDING
-        keys = ("batch", "input_tokens") if r.cell.kind == "generation" else ("batch", "input")
-        shapes = list(dict.fromkeys(tuple(m.params.get(k) for k in keys)
+        generation = r.cell.kind == "generation"
+        keys = ("batch", "input_tokens") if generation else ("batch", "input")
+        shapes = list(dict.fromkeys((m.batch, m.input_tokens if generation else m.input)
                                     for m in detail.metrics if m.name == names[0]))
         rows = [[*shape, *(figure(detail.find(n, **dict(zip(keys, shape)))) for n in names)]
                 for shape in shapes]
