@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bench.metrics import BenchInputError
 from core.errors import unknown
@@ -154,8 +154,6 @@ class BenchArgs:
     """That profile with the shape options applied."""
     fixture: str | None = None
     """Another fixture than the cell's first (a real shape: nox -s realsize)."""
-    values: dict = field(default_factory=dict)
-    """The shape options given (None where not)."""
 
 
 class _Refusing(argparse.ArgumentParser):
@@ -171,5 +169,4 @@ def parse_bench_args(argv: Sequence[str]) -> BenchArgs:
     parser.add_argument("--fixture")
     add_shape_options(parser.add_argument)
     args = parser.parse_args(list(argv))
-    values = shape_overrides(vars(args))
-    return BenchArgs(args.profile, profile(args.profile, **values), args.fixture, values)
+    return BenchArgs(args.profile, profile(args.profile, **shape_overrides(vars(args))), args.fixture)

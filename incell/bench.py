@@ -154,6 +154,13 @@ def referee(measured, prof) -> Referee | None:
     return found
 
 
+def timed_fixture(ask: Ask, bench: BenchArgs) -> str:
+    """The fixture the bench times: bench_args' --fixture (a real shape), else the ask's first."""
+    if not (bench.fixture or ask.fixtures):
+        raise AskError("the ask names no fixture to time: give fixtures, or --fixture in bench_args")
+    return bench.fixture or ask.fixtures[0]
+
+
 def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
     """The throughput suite in this process; the bench rung's record from what it measured."""
     import pytest
@@ -162,7 +169,7 @@ def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
     from incell.throughput.measured import Collect, Measured
 
     measured = Measured()
-    fixture = bench.fixture or ask.fixtures[0]
+    fixture = timed_fixture(ask, bench)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "pytest-benchmark.json"
         argv = [str(SUITE / "test_throughput.py"), "-c", str(SUITE / "pytest.ini"),
@@ -212,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # refuse bad values before anything is loaded
         ask = Ask.parse(args.ask)
         bench = parse_bench_args(ask.bench_args)
-        if not (bench.fixture or ask.fixtures):
-            raise AskError("the ask names no fixture to time: give fixtures, or --fixture in "
-                           "bench_args")
+        timed_fixture(ask, bench)
     except (AskError, BenchInputError) as exc:
         p.error(str(exc))
     try:

@@ -34,11 +34,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.infermatrix_profile = config.infermatrix_bench.profile
 
 
-def timed_fixture(config: pytest.Config) -> str:
-    """The fixture timed: bench_args' --fixture (a real shape), else the cell's first."""
-    return config.infermatrix_bench.fixture or config.infermatrix_ask.fixtures[0]
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     prof = metafunc.config.infermatrix_profile
     if "gen_shape" in metafunc.fixturenames:
@@ -63,8 +58,9 @@ def prof(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def model_dir(request: pytest.FixtureRequest) -> Path:
     from fixtures.catalog import locate
+    from incell.bench import timed_fixture
 
-    return locate(timed_fixture(request.config))
+    return locate(timed_fixture(request.config.infermatrix_ask, request.config.infermatrix_bench))
 
 
 @pytest.fixture(scope="session")
