@@ -268,6 +268,17 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="uv")
+def audit(session: nox.Session) -> None:
+    """The reports audit themselves (pages/audit.py): every derived figure recomputed from its
+    inputs, every raw sample held to its device's measured limits, every ✅ to a check that ran.
+
+    nox -s audit [-- RESULTS ...]   results.json files or results folders (default: the
+    committed reports/results.json and reports/cuda/results.json); exit 1 on any finding."""
+    session.install(*REPORT_DEPS)
+    session.run("python", "-m", "pages.audit", *session.posargs, env={"PYTHONPATH": str(ROOT)})
+
+
+@nox.session(venv_backend="uv")
 def site(session: nox.Session) -> None:
     """The static site from results/ and reports/ (history.jsonl, the pages, the plots), into
     reports/site/: open reports/site/index.html from disk, or publish it (CI deploys it to Pages).
@@ -414,7 +425,9 @@ def tests(session: nox.Session) -> None:
     parallel (pytest-xdist; each file's tests on one worker, sharing its module fixtures), then
     the timing tests alone."""
     session.install(*TEST_DEPS)
-    env = {"PYTHONPATH": str(ROOT)}
+    # bytecode written once: a machine that sets PYTHONDONTWRITEBYTECODE makes every test process
+    # compile what it imports again (an empty value unsets it for Python)
+    env = {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": ""}
     workers = str(min(4, os.cpu_count() or 1))
     session.run("pytest", "-n", workers, "--dist", "loadfile", "-m", "not timing", *session.posargs,
                 env=env)

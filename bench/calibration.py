@@ -109,6 +109,8 @@ class Calibration:
         per = int(knobs.get("tokens_per_event", 1))
         loop = asyncio.get_running_loop()
         start, sent = loop.time(), 0
+        if knobs.get("empty_first"):  # an empty chunk at once, as a proxy's keep-alive is
+            await response.write(chunk("", None))
         for i, first in enumerate(range(0, count, per)):
             if i == knobs.get("cut_after"):
                 request.transport.close()  # the connection drops mid-stream

@@ -98,6 +98,8 @@ class Sample:
     text: str = ""
     usage_tokens: int | None = None
     """completion_tokens of the usage chunk, if one came."""
+    finish_reason: str | None = None
+    """The finish_reason the stream ended with ("length", "stop"), None where none came."""
     error: str = ""
 
     @property
@@ -169,15 +171,15 @@ def read_event(data: dict[str, Any], now: float, sample: Sample, pieces: list[st
     if data.get("usage"):
         sample.usage_tokens = data["usage"].get("completion_tokens")
     for choice in data.get("choices") or []:
+        sample.finish_reason = choice.get("finish_reason") or sample.finish_reason
         text = choice.get("text")
-        # In the completions form every chunk before the finishing one is a generated token, its
-        # text possibly empty (part of a UTF-8 character, or a token that decodes to nothing, as
-        # a real shape's ids past its tokenizer's do); in the chat form an empty delta is a role.
-        in_flight = text is not None and choice.get("finish_reason") is None
         if text is None:
             text = (choice.get("delta") or {}).get("content") or ""
         ids = choice.get("token_ids")
-        if text or ids or in_flight:  # a role-only event does not start the TTFT clock
+        # An event with no text is a token only where the server says so (its ids, or a token's
+        # logprobs): an empty chunk sent at once (a role delta, a keep-alive, a proxy's) must not
+        # start the TTFT clock, so TTFT runs to the first content.
+        if text or ids or choice.get("logprobs"):
             sample.events.append(now)
             sample.tokens.append(len(ids) if ids is not None else None)
             pieces.append(text)

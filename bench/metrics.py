@@ -25,14 +25,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("prefill_tokens_per_s", "tok/s", "higher",
            "input tokens of the whole batch ÷ time to first token"),
     Metric("decode_tokens_per_s", "tok/s", "higher",
-           "output tokens after the first, over the batch (batch × (N − 1)) ÷ (end-to-end − "
-           "time to first token)"),
+           "output tokens after the first, over the batch ÷ the time they took. At batch 1 on an "
+           "engine that streams ids (timed: one streamed call): the tokens after the first "
+           "delta's ÷ (last delta − first delta), in the same call as its TTFT. Otherwise "
+           "(timed: two calls): batch × (N − 1) ÷ (end-to-end − time to first token), two "
+           "calls on two fresh batches; a round whose first call took longer than its second "
+           "is dropped (rejected_rounds), never clamped"),
     Metric("ttft_s", "s", "lower",
-           "time to first token: wall time of generate(max_new_tokens=1) on the same batch "
-           "(prefill and the first sampled token)"),
+           "time to first token: to the first delta carrying ids of a streamed call, or the wall "
+           "time of generate(max_new_tokens=1) on a batch of the same shape (prefill and the "
+           "first sampled token)"),
     Metric("tpot_s", "s", "lower",
-           "time per output token after the first: (end-to-end − time to first token) ÷ (N − 1)"),
-    Metric("e2e_s", "s", "lower", "end-to-end latency: wall time of generate(max_new_tokens=N)"),
+           "time per output token after the first: the decode time ÷ its tokens, as "
+           "decode_tokens_per_s times them"),
+    Metric("e2e_s", "s", "lower",
+           "end-to-end latency: wall time of generate(max_new_tokens=N), or of the streamed call"),
     Metric("ttft_fresh_s", "s", "lower",
            "the cache-hit detector's cold side: TTFT of a prompt the engine never saw"),
     Metric("ttft_repeat_s", "s", "lower",
@@ -65,8 +72,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
     # clock, read as each server-sent event completes
     Metric("serve_ttft_s", "s", "lower",
-           "time to first token: the first event carrying generated content (not a role-only "
-           "or empty one) − the request's send"),
+           "time to first token: the first event carrying generated content − the request's "
+           "send; an event with no text counts only where the server says it carries a token "
+           "(its ids or logprobs), so an empty chunk sent at once does not start the clock"),
     Metric("serve_ttft_scheduled_s", "s", "lower",
            "the same from the request's scheduled send time: client queueing included"),
     Metric("serve_e2e_s", "s", "lower", "end-to-end: the response's end − the request's send"),
@@ -75,7 +83,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "send − scheduled send: time a request waited in the client (for a slot or a late loop)"),
     Metric("serve_tpot_s", "s", "lower",
            "time per output token, per request: (last content event − first) ÷ (tokens − 1), "
-           "tokens from the server's usage (else the client's count)"),
+           "tokens from the server's usage, else its ids, else the count asked where the stream "
+           "ended at that length with EOS off, else the client's re-tokenized count"),
     Metric("serve_itl_s", "s", "lower",
            "inter-token latency, per token: the gap before an event ÷ the tokens it carries; only "
            "where events say their tokens (token_ids), else serve_event_gap_s"),
@@ -86,8 +95,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("serve_output_tokens_per_s", "tok/s", "higher",
            "generated tokens whose events arrived inside the measurement window ÷ its length"),
     Metric("serve_goodput_per_s", "req/s", "higher",
-           "requests scheduled in the window that met every SLO, TTFT and end-to-end counted "
-           "from the scheduled send (client queueing included) ÷ its length (errors miss)"),
+           "of the requests serve_requests_per_s counts (so never more), those that met every "
+           "SLO, TTFT and end-to-end counted from the scheduled send (client queueing "
+           "included) ÷ the window's length (errors miss)"),
 )}
 
 

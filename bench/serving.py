@@ -72,15 +72,20 @@ class Times:
     e2e: float
 
 
-def tokens_of(sample: Sample, count_tokens: Callable[[str], int] | None) -> tuple[int | None, str]:
+def tokens_of(sample: Sample, count_tokens: Callable[[str], int] | None,
+              asked: int | None = None) -> tuple[int | None, str]:
     """A request's output tokens from the truth, and where they came from: the server's usage,
-    else the ids its events carry, else the client re-tokenizing the whole text once; (None,
+    else the ids its events carry, else, where exactly `asked` tokens were asked with EOS off and
+    the stream ended at that length (finish_reason "length"), the count asked; else the client
+    re-tokenizing the whole text once (which can merge the sampled tokens into fewer); (None,
     "none") where there is none of them. Never the number of events: a server may send several
     tokens in one event (llama_cpp.server sends about 24 events for 32 tokens)."""
     if sample.usage_tokens is not None:
         return sample.usage_tokens, "usage"
     if sample.tokens and all(t is not None for t in sample.tokens):
         return sum(sample.tokens), "ids"
+    if asked and sample.finish_reason == "length":
+        return asked, "asked"
     if count_tokens is not None:
         return count_tokens(sample.text), "client"
     return None, "none"
@@ -123,13 +128,20 @@ tell a short stream from a whole one."""
 
 
 def judge_streams(run: Run, truth: dict[int, tuple[int | None, str]], expected: int | None) -> None:
-    """A stream that ended cleanly but short of the `expected` tokens (EOS off, so every
-    request must give them all), by the server's own count, failed: it is an error of kind
-    Truncated, never a success."""
+    """With EOS off every request must give the `expected` tokens: a stream that ended cleanly
+    short of them by the server's own count, or, where the server gives no count, without
+    finish_reason "length" (an event count or the text re-tokenized can only under-count, so
+    neither can show it whole), failed: an error of kind Truncated, never a success."""
     for sample in run.samples:
         tokens, source = truth.get(id(sample), (None, ""))
-        if sample.ok and expected and source in EXACT and tokens < expected:
+        if not (sample.ok and expected):
+            continue
+        if source in EXACT and tokens < expected:
             sample.error = f"Truncated: {tokens} of the {expected} tokens asked"
+        elif source not in EXACT and sample.finish_reason != "length":
+            sample.error = (f"Truncated: ended ({sample.finish_reason or 'no finish_reason'}) "
+                            f"without reaching the {expected} tokens asked, and the server "
+                            "gave no count")
 
 
 def measure(run: Run, slos: dict[str, float] | None = None,
@@ -140,7 +152,7 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     in-stream errors, streams short of `expected_tokens`) are counted by kind and enter no
     latency, throughput or goodput figure."""
     slos = slos or {}
-    truth = {id(s): tokens_of(s, count_tokens) for s in run.samples if s.ok}
+    truth = {id(s): tokens_of(s, count_tokens, expected_tokens) for s in run.samples if s.ok}
     judge_streams(run, truth, expected_tokens)
     counted = run.counted
     good = [s for s in counted if s.ok]
@@ -178,13 +190,14 @@ def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
     gaps = [token_gaps(sample) for sample in good]
     add("serve_itl_s", [g for itl, _ in gaps for g in itl])
     add("serve_event_gap_s", [g for _, events in gaps for g in events])
-    add("serve_requests_per_s", [len([s for s in run.samples if s.ok and start <= s.end < end]) / span])
+    ended = [s for s in run.samples if s.ok and start <= s.end < end]
+    add("serve_requests_per_s", [len(ended) / span])
     ok = [s for s in run.samples if s.ok and truth[id(s)][0] is not None]
     if ok:
         add("serve_output_tokens_per_s", [window_tokens(ok, truth, start, end) / span])
-    met = sum(meets(s, truth.get(id(s), (None, ""))[0], slos) for s in counted)
-    add("serve_goodput_per_s", [met / span])
-    return metrics, met
+    # goodput counts the requests req/s counts that met every SLO, so it can never exceed req/s
+    add("serve_goodput_per_s", [sum(meets(s, truth[id(s)][0], slos) for s in ended) / span])
+    return metrics, sum(meets(s, truth.get(id(s), (None, ""))[0], slos) for s in counted)
 
 
 def window_tokens(samples: list[Sample], truth: dict[int, tuple[int | None, str]],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 
@@ -44,3 +45,25 @@ def percentile_interval(samples: Sequence[float], q: float,
         return None
     ordered = sorted(samples)
     return ordered[lo - 1], ordered[hi - 1]
+
+
+def ratio_interval(top: Sequence[float], bottom: Sequence[float], resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """median(top) ÷ median(bottom), and its ~95% percentile-bootstrap interval: each side
+    resampled with replacement on its own (seeded, so a page renders the same every time). With
+    one sample a side the interval is the ratio itself: nothing says how far it could be off."""
+    if not top or not bottom:
+        raise ValueError("a ratio needs samples on both sides")
+    rng = random.Random(seed)
+    ratio = statistics.median(top) / statistics.median(bottom)
+    if len(top) < 2 and len(bottom) < 2:
+        return ratio, ratio, ratio
+    draws = sorted(statistics.median(rng.choices(top, k=len(top)))
+                   / statistics.median(rng.choices(bottom, k=len(bottom)))
+                   for _ in range(resamples))
+    return ratio, draws[int(0.025 * resamples)], draws[int(0.975 * resamples) - 1]
+
+
+def distinguishable(low: float, high: float, at: float = 1.0) -> bool:
+    """An interval that does not hold `at`: the ratio is told apart from it."""
+    return not low <= at <= high

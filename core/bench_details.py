@@ -98,6 +98,8 @@ class Roofline:
     """The GPU's name where the device is one ("NVIDIA H200")."""
     compute_dtype: str = "float32"
     """The dtype the engine computes in, and so the dtype of `compute_tflops`'s matmul."""
+    flops_per_token: float | None = None
+    """Matmul FLOPs a token costs in prefill (2 a weight), the prefill rows' numerator."""
 
 
 @dataclass

@@ -295,6 +295,15 @@ class Generator(Engine):
         if params.max_new_tokens > 0:
             yield from self._stream(ids, params)
 
+    def stream_from_ids(self, prompt_ids: Sequence[int],
+                        params: SamplingParams) -> Iterator[StreamDelta]:
+        """stream() with the prompt given as token ids (fed as they are, no BOS added)."""
+        self.require("streaming")
+        self.require("token_input")
+        ids = self._checked(check_prompt_ids([prompt_ids]), params)[0]
+        if params.max_new_tokens > 0:
+            yield from self._stream(ids, params)
+
     def next_token_logits(self, prompts: Sequence[str]) -> np.ndarray:
         """Low-level forward pass: float32 (len(prompts), vocab) logits at each prompt's last token."""
         check_prompts(prompts)

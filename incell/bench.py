@@ -125,9 +125,9 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
                    last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
                    engine_weights_bytes=engine_bytes, device=device,
                    device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
+    flops_per_token = out.flops_per_token = 2 * float32_per_token / 4  # 2 a weight of 4 bytes
     compute = measured_on(metrics, "compute_tflops", device, dtype)
-    if compute is not None:  # prefill against the compute limit, 2 FLOPs per weight per token
-        flops_per_token = 2 * float32_per_token / 4  # weights counted at 4 bytes each
+    if compute is not None:  # prefill against the compute limit
         tflops = out.compute_tflops = compute.stats.median
         out.prefill_batch1 = [
             PrefillBound(input_tokens=m.params["input_tokens"], prefill_tokens_per_s=m.stats.median,

@@ -52,7 +52,9 @@ def run_row(run: LoadRun) -> list[str]:
              "no usage from the server" if not tokens.usage_reported else
              f"{tokens.mismatched} of {tokens.usage_reported} differ")
     if tokens.source:
-        count += f"; counted from {tokens.source}"
+        named = {"asked": "the count asked (each stream ended at that length)"}
+        count += "; counted from " + "+".join(named.get(source, source)
+                                              for source in tokens.source.split("+"))
     errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
     return [run_label(run), valid, f"{run.client_cpu:.0%}",
             f"{run.requests}" + (f" ({errors})" if errors else ""),
@@ -106,7 +108,11 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
              "counted by kind, none of them in any latency or throughput figure) or where the "
              "client could not keep up; it is marked invalid with the figure, and the knee comes "
              "before it. Tokens are counted from the server's usage, else its token ids, else "
-             "the client re-tokenizing each whole text, never from the number of events. Client and "
+             "the count asked where the stream ended at that length (finish_reason `length`, EOS "
+             "off), else the client re-tokenizing each whole text, never from the number of "
+             "events; with no count from the server, a stream that ends without `length` is "
+             "short and failed. TTFT runs to the first event carrying text, ids or logprobs: an "
+             "empty chunk does not start it. Client and "
              "servers share this machine's cores: the client's own share of a core is beside "
              "every run.", ""]
     if plot:

@@ -9,7 +9,7 @@ marked noisy.
 from __future__ import annotations
 
 from bench.metrics import METRICS
-from bench.stats import NOISY_CV
+from bench.stats import NOISY_CV, ratio_interval
 from core.bench_details import BenchDetail, MetricRecord, Threads
 from core.results import CellResult
 from pages.markdown import CAVEAT, engine_label, header, table
@@ -81,16 +81,19 @@ def mbu(detail: BenchDetail) -> str:
     return held_to_limit(rows[0].fraction, bandwidth_limit(roof))
 
 
-def detected(detail: BenchDetail, suffix: str = "") -> tuple[bool, str] | None:
+def detected(detail: BenchDetail, suffix: str = "") -> tuple[bool | None, str] | None:
     """The cache-hit detector on one side (suffix "": as shipped, "_off": switched off): whether
-    the repeat hit a cache, and the figures that say so."""
+    the repeat hit a cache (None: undecided, the ratio's ~95% interval holds CACHE_HIT), and the
+    figures that say so."""
     fresh, repeat = detail.find(f"ttft_fresh{suffix}_s"), detail.find(f"ttft_repeat{suffix}_s")
     if fresh is None or repeat is None:
         return None
-    ratio = repeat.stats.median / fresh.stats.median
-    if ratio < CACHE_HIT:
-        return True, f"a repeat {fmt(repeat.stats.median, 's')} vs {fmt(fresh.stats.median, 's')} fresh"
-    return False, f"repeat {ratio:.0%} of fresh"
+    ratio, low, high = ratio_interval(repeat.samples, fresh.samples)
+    figures = f"repeat {ratio:.0%} of fresh, {low:.0%}–{high:.0%}"
+    if high < CACHE_HIT:
+        return True, (f"a repeat {fmt(repeat.stats.median, 's')} vs "
+                      f"{fmt(fresh.stats.median, 's')} fresh ({figures})")
+    return (False if low > CACHE_HIT else None), figures
 
 
 def prefix_cache(detail: BenchDetail) -> str:
@@ -101,11 +104,14 @@ def prefix_cache(detail: BenchDetail) -> str:
         return "–"
     state = detail.prefix_cache.state
     hit, figures = shipped
-    text = f"{CAVEAT} hit: {figures}" if hit else f"none seen ({figures})"
+    text = (f"{CAVEAT} hit: {figures}" if hit else f"none seen ({figures})" if hit is False
+            else f"{CAVEAT} undecided ({figures}: the interval holds the {CACHE_HIT:.0%} line)")
     if off is not None:
         off_hit, off_figures = off
-        text = (f"as shipped {text}; " + (f"{CAVEAT} still hit with it off: {off_figures}" if off_hit
-                                          else f"off for the figures ({off_figures})"))
+        text = f"as shipped {text}; " + (
+            f"{CAVEAT} still hit with it off: {off_figures}" if off_hit else
+            f"off for the figures ({off_figures})" if off_hit is False else
+            f"{CAVEAT} undecided with it off ({off_figures})")
     elif hit and state == "none":
         text += " (the engine declares none)"
     elif state == "no switch":

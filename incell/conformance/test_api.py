@@ -283,22 +283,24 @@ def test_wire_parity(engine, model_dir, device, record_property) -> None:
         params = SamplingParams(max_new_tokens=12, ignore_eos=True,
                                 logprobs=2 if engine.capabilities.logprobs else None)
         # one prompt at a time on both sides: the server gets one request per prompt
-        wire = [engine.generate([p], params)[0] for p in PROMPTS]
-        local = [twin.generate([p], params)[0] for p in PROMPTS]
-        pairs = list(zip(wire, local, strict=True))
+        pairs = [(engine.generate([p], params)[0], twin.generate([p], params)[0]) for p in PROMPTS]
         problems = [wire_divergence(engine, twin, ours, theirs) for ours, theirs in pairs]
         exact = sum((ours.token_ids == theirs.token_ids) if engine.ids_from_server
                     else (ours.text == theirs.text) for ours, theirs in pairs)
         what = "ids" if engine.ids_from_server else "text"
         note = f"{exact}/{len(PROMPTS)} prompts the same {what} as {twin_id} in process"
-        worst = 0.0
-        if params.logprobs is not None:
-            worst = max(abs(a[t] - b[t]) for ours, theirs in pairs
-                        for a, b in zip(ours.logprobs, theirs.logprobs) for t in a.keys() & b.keys())
-            note += f", log-probabilities within {worst:.2g}"
+        worst = 0.0 if params.logprobs is None else max(
+            abs(a[t] - b[t]) for ours, theirs in pairs
+            for a, b in zip(ours.logprobs, theirs.logprobs) for t in a.keys() & b.keys())
+        note += f", log-probabilities within {worst:.2g}" if params.logprobs is not None else ""
         record_property("note", note)
         assert not any(problems), "; ".join(p for p in problems if p)
         assert worst <= engine.logprob_tolerance, f"log-probabilities differ by {worst:.3g}"
+        undecided = sum(not engine.ids_from_server and agree_before_a_cut(ours.text, theirs.text)
+                        for ours, theirs in pairs)
+        if undecided:  # the property's own note must not say it failed where it reads as passed
+            pytest.skip(f"not decided: {note}; {undecided} agree only up to a first incomplete "
+                        "character (U+FFFD), past which a text-only API names no token")
     finally:
         twin.close()
 
@@ -317,9 +319,7 @@ def wire_divergence(engine, twin, wire, local) -> str | None:
         fits = lambda token: token == got[pos]  # noqa: E731
     else:  # text only: compared up to the first incomplete character of either side, which a
         # server sends as U+FFFD or drops, so that the tokens behind it are unknowable
-        cuts = [i for i in (wire.text.find("\ufffd"), local.text.find("\ufffd")) if i >= 0]
-        cut = min(cuts, default=None)
-        if wire.text[:cut] == local.text[:cut]:
+        if wire.text == local.text or agree_before_a_cut(wire.text, local.text):
             return None
         text = valid(wire.text)
         pos = next(i for i in range(len(want) + 1)
@@ -334,6 +334,12 @@ def wire_divergence(engine, twin, wire, local) -> str | None:
     logits = twin.next_token_logits_from_ids([list(local.prompt_token_ids) + want[:pos]])[0]
     top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
     return None if any(fits(t) for t in top) else f"{where}: the server's is not in its top-{k} {top}"
+
+
+def agree_before_a_cut(wire: str, local: str) -> bool:
+    """The two texts differ, and agree up to the first incomplete character of either."""
+    cuts = [i for i in (wire.find("\ufffd"), local.find("\ufffd")) if i >= 0]
+    return wire != local and bool(cuts) and wire[:min(cuts)] == local[:min(cuts)]
 
 
 def valid(text: str) -> str:

@@ -24,6 +24,7 @@ from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
 from incell.prompts import FreshPrompts
 from incell.throughput.measured import Measured
+from incell.throughput.timing import streamed_round, two_calls_round
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -109,44 +110,36 @@ def require(engine, kind: type, capability: str | None = None) -> None:
 
 
 def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) -> None:
-    """TTFT, end-to-end, and what follows from them, at one (batch, input length). Every call,
-    warm-up rounds too, sends prompts the engine has never seen: no prefix cache serves them."""
+    """TTFT, decode, end-to-end, and what follows from them, at one (batch, input length). Every
+    call, warm-up rounds too, sends prompts the engine has never seen: no prefix cache serves
+    them. At batch 1 on an engine that streams ids, TTFT and decode come from one streamed call;
+    otherwise from two (the first token alone, then the whole answer) on two fresh batches, and a
+    round whose first call took longer than its second says nothing of decode: it is dropped, and
+    the record says how many were."""
     require(engine, Generator, "token_input")
     (batch, length), n = gen_shape, prof.new_tokens
-    first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
-
-    # tokenized before the clock runs
-    ready = iter([(prompts.batch(batch, length), prompts.batch(batch, length))
-                  for _ in range(prof.warmup + prof.rounds)])
-
-    def one_round():
-        cold, other = next(ready)
-        t0 = time.perf_counter()
-        engine.generate_from_ids(cold, first)
-        t1 = time.perf_counter()
-        out = engine.generate_from_ids(other, full)
-        t2 = time.perf_counter()
-        made = [len(c.token_ids) for c in out]  # the engine's own ids
-        if made != [n] * batch:
-            raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
-        return t1 - t0, t2 - t1
-
+    streamed = batch == 1 and engine.capabilities.streaming
+    one_round = (streamed_round if streamed else two_calls_round)(engine, prompts, prof, batch, length)
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
     timed = rounds(benchmark, prof, one_round, measured)
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
     measured.cores_busy[f"batch{batch}-in{length}"] = round(cores, 2)
     note_weights(measured, engine)
-    ttft, e2e = [a for a, _ in timed], [b for _, b in timed]
-    after = [max(b - a, 1e-9) for a, b in timed]
+    ttft, e2e = [t for t, _, _, _ in timed], [e for _, _, _, e in timed]
+    kept = [(d, k) for _, d, k, _ in timed if d > 0]
     params = {"batch": batch, "input_tokens": length, "new_tokens": n}
+    timing = {"timed": "one streamed call" if streamed else "two calls",
+              "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
         record("prefill_tokens_per_s", [batch * length / a for a in ttft], **params),
-        record("decode_tokens_per_s", [batch * (n - 1) / d for d in after], **params),
         record("ttft_s", ttft, **params),
-        record("tpot_s", [d / (n - 1) for d in after], **params),
         record("e2e_s", e2e, **params),
-        record("harness_overhead", overhead(benchmark, [a + b for a, b in timed]), **params),
+        record("harness_overhead", overhead(benchmark, [t + e for t, _, _, e in timed]), **params),
     ]
+    if kept:
+        measured.metrics += [
+            record("decode_tokens_per_s", [batch * k / d for d, k in kept], **params, **timing),
+            record("tpot_s", [d / k for d, k in kept], **params, **timing)]
 
 
 def note_weights(measured: Measured, engine) -> None:

@@ -150,17 +150,26 @@ def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() 
     hit = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1))
     miss = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.049] * 5, batch=1))
     hit.prefix_cache = PrefixCache("none", "")
-    assert prefix_cache(hit) == "⚠️ hit: a repeat 1 ms vs 50 ms fresh (the engine declares none)"
-    assert prefix_cache(miss) == "none seen (repeat 98% of fresh)"
+    assert prefix_cache(hit) == ("⚠️ hit: a repeat 1 ms vs 50 ms fresh (repeat 2% of fresh, "
+                                 "2%–2%) (the engine declares none)")
+    assert prefix_cache(miss) == "none seen (repeat 98% of fresh, 98%–98%)"
+    # audit finding 15: llama-server "off" at 69% of fresh, next to the 60% line; where the
+    # ratio's interval holds the line the detector says undecided, never "off"
+    near = detail(2**30, 0.5, None, record("ttft_fresh_s", [0.050, 0.020, 0.060, 0.045, 0.030],
+                                           batch=1),
+                  record("ttft_repeat_s", [0.031, 0.020, 0.045, 0.050, 0.025], batch=1))
+    assert prefix_cache(near).startswith("⚠️ undecided (repeat 69% of fresh, ")
     # an engine with a switch: the detector runs as shipped and with it off, as the figures ran
     fresh_off = record("ttft_fresh_off_s", [0.050] * 5, batch=1)
     switched = detail(2**30, 0.5, None, fresh, record("ttft_repeat_s", [0.001] * 5, batch=1),
                       fresh_off, record("ttft_repeat_off_s", [0.051] * 5, batch=1))
     switched.prefix_cache = PrefixCache("switch", "LLM(enable_prefix_caching=False)")
-    assert prefix_cache(switched) == ("as shipped ⚠️ hit: a repeat 1 ms vs 50 ms fresh; "
-                                      "off for the figures (repeat 102% of fresh)")
+    assert prefix_cache(switched) == ("as shipped ⚠️ hit: a repeat 1 ms vs 50 ms fresh (repeat 2% "
+                                      "of fresh, 2%–2%); "
+                                      "off for the figures (repeat 102% of fresh, 102%–102%)")
     switched.metrics[-1] = read(MetricRecord, record("ttft_repeat_off_s", [0.002] * 5, batch=1))
-    assert prefix_cache(switched).endswith("⚠️ still hit with it off: a repeat 2 ms vs 50 ms fresh")
+    assert prefix_cache(switched).endswith("⚠️ still hit with it off: a repeat 2 ms vs 50 ms "
+                                           "fresh (repeat 4% of fresh, 4%–4%)")
 
 
 def test_the_real_shape_session_names_a_bad_shape_and_its_valid_ones() -> None:

@@ -246,7 +246,7 @@ def test_tokens_come_from_the_text_not_from_events(calibration) -> None:
     double. Re-tokenizing each whole text gives the truth; with no way to count, no tok/s."""
     run = asyncio.run(run_load(calibration[0], departing(tokens_per_event=2, ids=False,
                                                          usage=False), closed()))
-    result = measure(run, count_tokens=count_t, expected_tokens=TOKENS)
+    result = measure(run, count_tokens=count_t)
     assert result.errors == 0 and result.valid, result.invalid_because
     assert result.tokens.source == "client" and result.tokens.events_per_token == 0.5
     ended = median(result, "serve_requests_per_s")
@@ -257,6 +257,54 @@ def test_tokens_come_from_the_text_not_from_events(calibration) -> None:
     blind = measure(run)
     assert blind.tokens.unknown == blind.tokens.requests > 0 and blind.tokens.source == ""
     assert blind.median("serve_output_tokens_per_s") is None and not blind.samples("serve_tpot_s")
+
+
+def test_a_whole_stream_with_no_server_count_is_the_count_asked(calibration) -> None:
+    """Audit finding 10: llama_cpp.server sends no usage and the client's re-tokenizing merged 32
+    sampled tokens into 23.7. With EOS off and finish_reason "length" the stream gave exactly
+    the count asked, and that is the count, named as such."""
+    run = asyncio.run(run_load(calibration[0], departing(ids=False, usage=False), closed()))
+    under = measure(run, count_tokens=lambda text: 3, expected_tokens=TOKENS)
+    assert under.errors == 0 and under.tokens.source == "asked", under.errors_by_kind
+    right = measure(run, count_tokens=count_t)
+    assert under.median("serve_output_tokens_per_s") == right.median("serve_output_tokens_per_s")
+    assert under.samples("serve_tpot_s") == right.samples("serve_tpot_s")
+
+
+@pytest.mark.parametrize("count", [lambda text: TOKENS, lambda text: 3, None])
+def test_a_short_stream_with_no_server_count_fails_whatever_the_client_counts(calibration,
+                                                                             count) -> None:
+    """Audit finding 16: behind a proxy that drops usage, streams cut after a few tokens passed
+    as good requests. With no usage, no ids and no finish_reason "length", a stream is short of
+    the tokens asked by any count the client can make: a failed request, the run no valid point."""
+    run = asyncio.run(run_load(calibration[0], departing(stop_after=3, ids=False, usage=False),
+                               closed()))
+    result = measure(run, count_tokens=count, expected_tokens=TOKENS)
+    assert result.errors == result.requests > 0 and list(result.errors_by_kind) == ["Truncated"]
+    assert "no finish_reason" in result.error_examples[0] and not result.valid
+    assert result.median("serve_goodput_per_s") == 0 and not result.samples("serve_ttft_s")
+
+
+def test_an_empty_chunk_sent_at_once_does_not_start_the_ttft_clock(calibration) -> None:
+    """Audit finding 17: a proxy sent an empty chunk at once and the first content 200 ms later,
+    and TTFT read 4 ms. An event with no text, no ids and no logprobs is no token."""
+    run = asyncio.run(run_load(calibration[0], departing(empty_first=True), closed(users=1)))
+    result = measure(run, count_tokens=count_t, expected_tokens=TOKENS)
+    assert result.errors == 0
+    assert abs(result.median("serve_ttft_s") - TTFT) <= 4 * TTFT_TOL
+    assert result.tokens.events_per_token == 1.0
+
+
+def test_goodput_never_exceeds_the_requests_that_ended() -> None:
+    """Audit finding 10: at 2 users goodput read 0.10/s where req/s read 0.00, the one counting
+    requests scheduled in the window, the other requests that ended in it. Both count the
+    same requests now: here each was scheduled inside the window and ended after it."""
+    load = Load("closed", concurrency=2, duration_s=1.0, warmup_s=0.0, min_requests=2)
+    samples = [Sample(scheduled=t, sent=t, end=5.0, events=[0.5, 4.9], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    result = measure(Run(load, samples, (0.0, 1.0), 5.0, 0.01, [0.0]), slos={"ttft": 1.0})
+    assert result.slo_attainment == 1.0
+    assert result.median("serve_requests_per_s") == result.median("serve_goodput_per_s") == 0
 
 
 @pytest.mark.parametrize(("knobs", "kind"), [
@@ -288,27 +336,21 @@ def test_the_knee_comes_before_a_step_whose_streams_fail() -> None:
     assert (found.users, found.next_users) == (2, 4) and found.why == "30 of 40 streams failed"
 
 
-def test_a_short_stream_counted_only_by_re_tokenizing_is_not_called_truncated(calibration) -> None:
-    """Without usage or ids the client's count comes from re-tokenizing the text, which can
-    merge the sampled tokens into fewer: no verdict on length is drawn from it."""
-    run = asyncio.run(run_load(calibration[0], departing(stop_after=3, ids=False, usage=False),
-                               closed()))
-    assert measure(run, count_tokens=lambda text: 3, expected_tokens=TOKENS).errors == 0
-
-
-def test_an_empty_token_in_a_completions_stream_is_an_event_a_role_delta_is_not() -> None:
-    """A completions chunk before the finishing one is a generated token even where its text is
-    empty (a real shape's ids past its tokenizer decode to nothing); a chat delta carrying only
-    the role, and the empty finishing chunk, are not."""
-    from bench.load import Sample, read_event
+def test_an_empty_chunk_is_a_token_only_where_the_server_says_so() -> None:
+    """An empty completions chunk is a token only with its ids or logprobs (a real shape's ids
+    past its tokenizer decode to nothing, and vLLM sends their ids); a chat delta carrying only
+    the role, an empty chunk with neither, and the empty finishing chunk are not."""
+    from bench.load import read_event
 
     sample, pieces = Sample(scheduled=0.0), []
     read_event({"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]}, 0.1,
                sample, pieces)
+    read_event({"choices": [{"text": "", "finish_reason": None}]}, 0.15, sample, pieces)
     assert sample.events == []
-    for i, text in enumerate(["", "a", ""]):
-        read_event({"choices": [{"text": text, "finish_reason": None}]}, 0.2 + i, sample, pieces)
+    for i, choice in enumerate([{"text": "", "token_ids": [7]}, {"text": "a"},
+                                {"text": "", "logprobs": {"tokens": [""]}}]):
+        read_event({"choices": [{**choice, "finish_reason": None}]}, 0.2 + i, sample, pieces)
     read_event({"choices": [{"text": "", "finish_reason": "length"}],
                 "usage": {"completion_tokens": 3}}, 3.0, sample, pieces)
     assert sample.events == [0.2, 1.2, 2.2] and sample.usage_tokens == 3
-    assert "".join(pieces) == "a"
+    assert "".join(pieces) == "a" and sample.finish_reason == "length"

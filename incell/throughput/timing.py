@@ -1,0 +1,55 @@
+"""How a generation round is timed (incell/throughput/test_throughput.py's test_generation): one
+streamed call where the engine streams ids at batch 1, else two calls. Each maker returns the
+round to time; a round returns (TTFT, decode seconds, decode tokens, end-to-end)."""
+
+from __future__ import annotations
+
+import time
+
+from engines.base import SamplingParams
+
+
+def streamed_round(engine, prompts, prof, batch: int, length: int):
+    """A round: one streamed call; TTFT to the first delta with ids, decode from there to the
+    last over the tokens after the first delta's (the engine's own ids)."""
+    n = prof.new_tokens
+    params = SamplingParams(max_new_tokens=n, ignore_eos=True)
+    ready = iter([prompts.batch(1, length)[0] for _ in range(prof.warmup + prof.rounds)])
+
+    def one_round():
+        prompt = next(ready)
+        stamps, counts = [], []
+        t0 = time.perf_counter()
+        for delta in engine.stream_from_ids(prompt, params):
+            if delta.token_ids:
+                stamps.append(time.perf_counter())
+                counts.append(len(delta.token_ids))
+        if sum(counts) != n:
+            raise AssertionError(f"asked for exactly {n} tokens (EOS off), got {sum(counts)}")
+        return stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0
+
+    return one_round
+
+
+def two_calls_round(engine, prompts, prof, batch: int, length: int):
+    """A round: the first token alone on one fresh batch (TTFT), the whole answer on another;
+    decode is the difference, over the n - 1 tokens after the first."""
+    n = prof.new_tokens
+    first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
+    # tokenized before the clock runs
+    ready = iter([(prompts.batch(batch, length), prompts.batch(batch, length))
+                  for _ in range(prof.warmup + prof.rounds)])
+
+    def one_round():
+        cold, other = next(ready)
+        t0 = time.perf_counter()
+        engine.generate_from_ids(cold, first)
+        t1 = time.perf_counter()
+        out = engine.generate_from_ids(other, full)
+        t2 = time.perf_counter()
+        made = [len(c.token_ids) for c in out]  # the engine's own ids
+        if made != [n] * batch:
+            raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
+        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1
+
+    return one_round

@@ -1,0 +1,235 @@
+"""The reports audit themselves: every derived figure recomputed from its inputs, every raw sample
+held to the measured limits of the device it ran on, every ✅ to a check that ran.
+
+    python -m pages.audit                       reports/results.json and reports/cuda/results.json
+    python -m pages.audit reports/results.json results/    any results.json, or results folders
+
+Exit 1 with one line per finding (the cell, the check, the figure and what it should be), 0
+where there is none. Each check is a small function of one cell's result returning its
+findings; CHECKS lists them. A figure within RELATIVE of its recomputation agrees: the records
+keep floats as JSON writes them, so anything looser would hide a miscount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.bench_details import BenchDetail, LoadRun, MetricRecord, ServeBenchDetail
+from core.results import CellResult, load_results
+
+RELATIVE = 1e-6
+"""How far a stored derived figure may sit from its recomputation (float printing, no more)."""
+DEFAULT = (Path("reports/results.json"), Path("reports/cuda/results.json"))
+FAILED_NOTE = re.compile(r"(?<![\d.])0/[1-9]\d*\b")
+"""A note that counts none of its cases good ("0/3 prompts the same text")."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    cell: str
+    check: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.cell}: {self.check}: {self.what}"
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= RELATIVE * max(abs(a), abs(b), 1e-30)
+
+
+def samples_agree(name: str, got: list[float], want: list[float]) -> list[str]:
+    """`got` against its recomputation `want`, sample by sample."""
+    if len(got) != len(want):
+        return [f"{name}: {len(got)} samples where its inputs give {len(want)}"]
+    bad = [(g, w) for g, w in zip(got, want) if not close(g, w)]
+    return [f"{name}: {bad[0][0]:.6g} where its inputs give {bad[0][1]:.6g} "
+            f"({len(bad)} of {len(got)} samples)"] if bad else []
+
+
+def derived(detail: BenchDetail) -> list[str]:
+    """Prefill tok/s = batch × prompt ÷ TTFT, TPOT × decode tok/s = batch, round by round; where
+    decode came from two calls, decode tok/s = batch × (N − 1) ÷ (end-to-end − TTFT), and a round
+    whose TTFT is longer than its end-to-end says nothing of decode (it was clamped to 1e-9 s
+    once, giving 3.1e10 tok/s)."""
+    problems = []
+    for ttft in (m for m in detail.metrics if m.name == "ttft_s"):
+        shape = {"batch": ttft.batch, "input_tokens": ttft.input_tokens}
+        prefill = detail.find("prefill_tokens_per_s", **shape)
+        if prefill is not None:
+            problems += samples_agree(f"prefill tok/s at {shape}", prefill.samples,
+                                      [ttft.batch * ttft.input_tokens / t for t in ttft.samples])
+        decode, tpot = detail.find("decode_tokens_per_s", **shape), detail.find("tpot_s", **shape)
+        if decode is not None and tpot is not None:
+            problems += samples_agree(f"TPOT at {shape}", tpot.samples,
+                                      [ttft.batch / d for d in decode.samples])
+        e2e = detail.find("e2e_s", **shape)
+        if decode is not None and e2e is not None:
+            problems += two_calls(decode, ttft, e2e, shape)
+    return problems
+
+
+def two_calls(decode: MetricRecord, ttft: MetricRecord, e2e: MetricRecord, shape) -> list[str]:
+    pairs = list(zip(ttft.samples, e2e.samples))
+    if any(e <= t for t, e in pairs) and decode.params.get("timed") != "two calls":
+        return [f"decode tok/s at {shape}: a round's TTFT is longer than its end-to-end, "
+                "and its decode sample was kept"]
+    if decode.params.get("timed", "two calls") != "two calls":
+        return []
+    want = [ttft.batch * (decode.new_tokens - 1) / (e - t) for t, e in pairs if e > t]
+    return samples_agree(f"decode tok/s at {shape}", decode.samples, want)
+
+
+def roofline(detail: BenchDetail) -> list[str]:
+    """MBU = bytes per token × decode tok/s ÷ bandwidth of a read, from the medians it shows."""
+    roof, problems = detail.roofline, []
+    if roof is None:
+        return []
+    probe = probe_of(detail, "memory_bandwidth_gb_s", roof.device)
+    if probe is not None and probe.access != "read":
+        problems.append(f"MBU divides by a {probe.access or 'copy'}'s bandwidth "
+                        f"({roof.bandwidth_gb_s:.1f} GB/s), the column is of a read")
+    for row in roof.decode_batch1:
+        decode = detail.find("decode_tokens_per_s", batch=1, input_tokens=row.input_tokens)
+        if decode is not None and not close(row.decode_tokens_per_s, decode.stats.median):
+            problems.append(f"MBU row at {row.input_tokens} tokens uses {row.decode_tokens_per_s:.6g} "
+                            f"tok/s, the decode median is {decode.stats.median:.6g}")
+        want = roof.weight_bytes_per_token * row.decode_tokens_per_s / (roof.bandwidth_gb_s * 1e9)
+        if not close(row.fraction, want):
+            problems.append(f"MBU {row.fraction:.4%} where bytes × rate ÷ bandwidth is {want:.4%}")
+    return problems
+
+
+def probe_of(detail: BenchDetail, name: str, device: str, dtype: str | None = None
+             ) -> MetricRecord | None:
+    return next((m for m in detail.metrics if m.name == name
+                 and m.params.get("device", "cpu") == device
+                 and (dtype is None or m.params.get("dtype", "float32") == dtype)), None)
+
+
+def limits(detail: BenchDetail) -> list[str]:
+    """No raw sample past the device's best reading: decode against its bandwidth (unless the
+    weights fit in its last-level cache), prefill against its matmul peak in the dtype the
+    engine computes in."""
+    roof, problems = detail.roofline, []
+    if roof is None:
+        return []
+    resident = bool(roof.last_level_cache_bytes) and \
+        roof.weight_bytes_per_token <= roof.last_level_cache_bytes
+    bandwidth = probe_of(detail, "memory_bandwidth_gb_s", roof.device)
+    if bandwidth is not None and not resident:
+        for m in (m for m in detail.metrics if m.name == "decode_tokens_per_s"):
+            bound = m.batch * max(bandwidth.samples) * 1e9 / roof.weight_bytes_per_token
+            problems += past(f"decode tok/s at batch {m.batch}, {m.input_tokens} tokens",
+                             m.samples, bound, "the bandwidth bound")
+    peak = probe_of(detail, "compute_tflops", roof.device, roof.compute_dtype)
+    flops = roof.flops_per_token or (None if roof.engine_weights_bytes
+                                     else roof.weight_bytes_per_token / 2)  # float32: 4 B a weight
+    if peak is not None and flops:
+        for m in (m for m in detail.metrics if m.name == "prefill_tokens_per_s"):
+            problems += past(f"prefill tok/s at batch {m.batch}, {m.input_tokens} tokens",
+                             m.samples, max(peak.samples) * 1e12 / flops,
+                             f"the {roof.compute_dtype} matmul peak")
+    return problems
+
+
+def past(name: str, samples: list[float], bound: float, limit: str) -> list[str]:
+    over = [s for s in samples if s > bound]
+    return [f"{name}: a sample of {max(over):.4g} past {limit}, {bound:.4g} "
+            f"({len(over)} of {len(samples)})"] if over else []
+
+
+def bench(result: CellResult) -> list[tuple[str, str]]:
+    detail = result.bench
+    if detail is None:
+        return []
+    return [(check.__name__, what) for check in (derived, roofline, limits) for what in check(detail)]
+
+
+def passes_that_failed(result: CellResult) -> list[tuple[str, str]]:
+    """A ✅ whose own note says none of its cases held (wire_parity's "0/3 prompts the same")."""
+    found = []
+    for suite in ("conformance", "api"):
+        for name, prop in result.properties(suite).items():
+            found += [("checks_ran", f"{name} passes while its note on {case} says {note!r}")
+                      for case, note in prop.notes.items()
+                      if prop.status == "pass" and FAILED_NOTE.search(note)]
+    return found
+
+
+def serving(result: CellResult) -> list[tuple[str, str]]:
+    rung = result.rung("serve_bench")
+    detail = rung.detail if rung is not None else None
+    if not isinstance(detail, ServeBenchDetail):
+        return []
+    return [("serving", f"{run.load.concurrency or run.load.rate} ({run.load.mode}): {what}")
+            for run in detail.runs for what in load_run(run)]
+
+
+def load_run(run: LoadRun) -> list[str]:
+    """Goodput ≤ req/s, each request's TTFT ≤ its end-to-end, errors ≤ requests."""
+    problems = []
+    goodput, rate = run.samples("serve_goodput_per_s"), run.samples("serve_requests_per_s")
+    goodput, rate = (max(goodput) if goodput else None), (max(rate) if rate else None)
+    if goodput is not None and rate is not None and goodput > rate + 1e-12:
+        problems.append(f"goodput {goodput:.3g}/s exceeds the {rate:.3g} req/s it is part of")
+    ttft, e2e = run.samples("serve_ttft_s"), run.samples("serve_e2e_s")
+    if any(t > e for t, e in zip(ttft, e2e)):
+        problems.append("a request's TTFT is longer than its end-to-end")
+    if not 0 <= run.errors <= run.requests:
+        problems.append(f"{run.errors} errors of {run.requests} requests")
+    return problems
+
+
+CHECKS: tuple[Callable[[CellResult], list[tuple[str, str]]], ...] = (bench, passes_that_failed,
+                                                                     serving)
+
+
+def audit(results: list[CellResult]) -> list[Finding]:
+    return [Finding(r.cell.id, check, what) for r in results for check_of in CHECKS
+            for check, what in check_of(r)]
+
+
+def read(paths: list[Path]) -> list[CellResult]:
+    """Cells from results.json files (their "cells") and from results folders (every JSON file
+    under them); a file that cannot be read stops the audit: it cannot vouch for it."""
+    results = []
+    for path in paths:
+        if path.is_dir():
+            found, problems = load_results(sorted(path.rglob("*.json")))
+            if problems:
+                raise SystemExit(f"python -m pages.audit: unreadable: {'; '.join(problems)}")
+            results += found
+        else:
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            results += [CellResult.from_dict(cell) for cell in cells]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pages.audit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="results.json files or results folders (default: "
+                             + ", ".join(map(str, DEFAULT)) + ")")
+    args = parser.parse_args(argv)
+    paths = args.paths or [p for p in DEFAULT if p.exists()]
+    for path in paths:
+        if not path.exists():
+            parser.error(f"{str(path)!r} does not exist; give a results.json or a results folder")
+    results = read(paths)
+    findings = audit(results)
+    for finding in findings:
+        print(finding)
+    print(f"audit: {len(results)} cells, {len(findings)} findings", file=sys.stderr)
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

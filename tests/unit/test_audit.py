@@ -1,0 +1,158 @@
+"""The audit (pages/audit.py): each check catches a results file doctored the way a real report
+once went wrong, and passes the same record undoctored."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from bench.load import Load, Run, Sample
+from bench.serving import measure
+from core.records import to_json
+from core.results import CellResult, Rung
+from pages.audit import audit, main
+from tests.unit.conftest import REPO
+
+COMMITTED = REPO / "reports" / "results.json"
+
+
+@pytest.fixture(scope="module")
+def cells() -> dict[str, dict]:
+    return {c["cell"]["id"]: c for c in json.loads(COMMITTED.read_text(encoding="utf-8"))["cells"]}
+
+
+def bench_of(cell: dict) -> dict:
+    return next(r for r in cell["rungs"] if r["name"] == "bench")["detail"]
+
+
+def metric(detail: dict, name: str) -> dict:
+    return next(m for m in detail["metrics"] if m["name"] == name)
+
+
+def checks(cell: dict) -> list[str]:
+    return [f"{f.check}: {f.what}" for f in audit([CellResult.from_dict(cell)])]
+
+
+@pytest.fixture
+def clean(cells) -> dict:
+    """A generation cell's record as a run wrote it: a bench with its roofline (read probe,
+    compute peak), every derived figure consistent."""
+    cell = copy.deepcopy(cells["llama_cpp-numpy2"])
+    assert checks(cell) == []
+    return cell
+
+
+def test_a_prefill_figure_that_is_not_prompt_over_ttft_is_caught(clean) -> None:
+    metric(bench_of(clean), "prefill_tokens_per_s")["samples"][3] *= 1.5
+    assert [c for c in checks(clean) if c.startswith("derived: prefill tok/s")]
+
+
+def test_a_decode_sample_kept_from_a_round_whose_ttft_outlasted_its_answer_is_caught(clean) -> None:
+    """Audit finding 4: ctranslate2·numpy2's 3.1e10 tok/s, TTFT 28.97 ms against end-to-end
+    28.33 ms, the difference clamped to 1e-9 s."""
+    detail = bench_of(clean)
+    metric(detail, "ttft_s")["samples"][2] = 0.02897
+    metric(detail, "e2e_s")["samples"][2] = 0.02833
+    metric(detail, "decode_tokens_per_s")["samples"][2] = 31 / 1e-9
+    metric(detail, "tpot_s")["samples"][2] = 1e-9 / 31
+    found = checks(clean)
+    assert any("decode tok/s" in c and "was kept" in c for c in found), found
+
+
+def test_tpot_that_is_not_the_inverse_of_decode_is_caught(clean) -> None:
+    metric(bench_of(clean), "tpot_s")["samples"][0] *= 2
+    assert [c for c in checks(clean) if c.startswith("derived: TPOT")]
+
+
+def test_mbu_that_is_not_bytes_times_rate_over_bandwidth_is_caught(clean) -> None:
+    bench_of(clean)["roofline"]["decode_batch1"][0]["fraction"] *= 1.2
+    assert [c for c in checks(clean) if c.startswith("roofline: MBU")]
+
+
+def test_mbu_of_a_copys_bandwidth_is_caught(clean) -> None:
+    """Audit finding 2: a copy's bandwidth in a column defined as a read's."""
+    del metric(bench_of(clean), "memory_bandwidth_gb_s")["params"]["access"]
+    assert [c for c in checks(clean) if "copy's bandwidth" in c]
+
+
+def test_a_decode_sample_past_the_bandwidth_is_caught(clean) -> None:
+    """Weights too big for the cache (here: a cache of one byte) read at more than the probe's
+    best reading allows."""
+    detail = bench_of(clean)
+    detail["roofline"]["last_level_cache_bytes"] = 1
+    assert checks(clean) == []
+    decode = metric(detail, "decode_tokens_per_s")
+    best = max(metric(detail, "memory_bandwidth_gb_s")["samples"]) * 1e9
+    decode["samples"][0] = 1.01 * best / detail["roofline"]["weight_bytes_per_token"]
+    metric(detail, "tpot_s")["samples"][0] = 1 / decode["samples"][0]
+    found = [c for c in checks(clean) if c.startswith("limits:")]
+    assert found and "past the bandwidth bound" in found[0]
+
+
+def test_a_prefill_sample_past_the_matmul_peak_is_caught(clean) -> None:
+    """Audit finding 12: prefill 1.5× the float32 peak (it computed in bf16)."""
+    detail = bench_of(clean)
+    roof = detail["roofline"]
+    flops = roof["flops_per_token"] = 8_000_000.0  # what incell/bench.py writes now
+    assert checks(clean) == []
+    peak = max(metric(detail, "compute_tflops")["samples"]) * 1e12
+    ttft, prefill = metric(detail, "ttft_s"), metric(detail, "prefill_tokens_per_s")
+    prefill["samples"][1] = 1.5 * peak / flops
+    ttft["samples"][1] = 128 / prefill["samples"][1]
+    found = [c for c in checks(clean) if c.startswith("limits:")]
+    assert found and "float32 matmul peak" in found[0]
+
+
+def test_a_pass_whose_note_says_none_held_is_caught(clean) -> None:
+    """Audit finding 8: wire_parity ✅ beside "0/3 prompts the same text"."""
+    rung = next(r for r in clean["rungs"] if r["name"] == "conformance")
+    name, prop = next((n, p) for n, p in rung["detail"]["properties"].items()
+                      if p["status"] == "pass")
+    prop["notes"] = {"tiny-llama": "0/3 prompts the same text as llama_cpp in process"}
+    assert checks(clean) == [f"checks_ran: {name} passes while its note on tiny-llama says "
+                             "'0/3 prompts the same text as llama_cpp in process'"]
+
+
+def serve_cell(clean: dict, samples: list[Sample]) -> dict:
+    """`clean` carrying a serve_bench rung of one closed-loop run over `samples`."""
+    from core.bench_details import ServeBenchDetail
+
+    load = Load("closed", concurrency=2, duration_s=1.0, warmup_s=0.0, min_requests=2)
+    run = measure(Run(load, samples, (0.0, 1.0), 1.0, 0.01, [0.0]), slos={"ttft": 1.0})
+    detail = ServeBenchDetail(engine="llama_server", server="llama-server", fixture="x",
+                              startup_s=1.0, input_tokens=8, output_tokens=2, runs=[run])
+    rung = to_json(Rung("serve_bench", "pass", detail=detail))
+    return {**clean, "rungs": [*clean["rungs"], rung]}
+
+
+def test_goodput_above_the_request_rate_and_ttft_past_the_end_are_caught(clean) -> None:
+    """Audit finding 10: goodput 0.10/s beside 0.00 req/s."""
+    samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    cell = serve_cell(clean, samples)
+    assert checks(cell) == []
+    run = next(r for r in cell["rungs"] if r["name"] == "serve_bench")["detail"]["runs"][0]
+    goodput = next(m for m in run["metrics"] if m["name"] == "serve_goodput_per_s")
+    goodput["samples"] = [goodput["samples"][0] + 0.1]
+    ttft = next(m for m in run["metrics"] if m["name"] == "serve_ttft_s")
+    ttft["samples"][0] = 5.0
+    found = checks(cell)
+    assert any("goodput" in c and "exceeds" in c for c in found), found
+    assert any("TTFT is longer than its end-to-end" in c for c in found), found
+
+
+def test_the_committed_reports_fail_the_audit_until_re_measured(capsys) -> None:
+    """Its first test: the reports committed before the audit carry MBU of a copy's bandwidth
+    (the small-fixture quantization cells) and wire_parity ✅ with 0/3 texts the same."""
+    assert main([str(COMMITTED)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all("copy's bandwidth" in line or "0/3 prompts the same text" in line
+                         for line in lines), lines
+
+
+def test_the_audit_names_a_path_that_is_not_there(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["no/such/results.json"])
+    assert "'no/such/results.json' does not exist" in capsys.readouterr().err
