@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.stats import distinguishable, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
@@ -35,6 +36,21 @@ def label_of(result: CellResult) -> str:
     return f"`{result.quantization}`{device}"
 
 
+
+
+def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tokens_per_s",
+             **shape) -> str:
+    """A speed's median ÷ the unquantized cell's, with its ~95% bootstrap interval over both
+    cells' rounds; "not distinguishable" where the interval holds 1."""
+    if ref is result:
+        return "baseline"
+    ours = result.bench.find(name, **shape) if result.bench else None
+    theirs = ref.bench.find(name, **shape) if ref is not None and ref.bench else None
+    if ours is None or theirs is None:
+        return "–"
+    ratio, low, high = ratio_interval(ours.samples, theirs.samples)
+    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}]"
+    return text if distinguishable(low, high) else f"{text} not distinguishable"
 
 
 def speed_of(result: CellResult) -> tuple[float | None, float | None, float | None]:
@@ -72,7 +88,6 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
         ref = base.get((r.cell.engine, r.cell.device))
         if ref is not None and ref.cell.fixtures[:1] != r.cell.fixtures[:1]:
             ref = None  # a speed-up and a size only against the same model (SHIPPED: the trained one)
-        ref_decode = speed_of(ref)[0] if ref is not None else None
         ref_size = figures_of(ref).weights_bytes
         size = figures.weights_bytes
         rows.append([
@@ -81,7 +96,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
             _num(figures.rms_dp, ".2e"),
             _num(figures.weights_kl_mean, ".2e"), _num(figures.kernel_kl_mean, ".2e"),
-            _num(decode, ",.0f"), f"{decode / ref_decode:.2f}×" if decode and ref_decode else "–",
+            _num(decode, ",.0f"), speed_up(r, ref),
             _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
             size_text(size, ref_size)])
     return rows
@@ -96,10 +111,10 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
         if ref is None or not ref.kl:
             continue
         figures, kl = figures_of(r), ref.kl
-        ours = figures.weights_kl_mean
+        ours = figures.kl_mean  # like the tool's: the quantized file through llama.cpp's kernels
         inside = (ours is not None and abs(ours - kl.kl_mean) <= 2 * kl.kl_pm + 1e-12)
-        rows.append([f"`{r.cell.engine}`", label_of(r), _num(figures.kl_mean, ".2e"),
-                     _num(ours, ".2e"), tool_kl(kl),
+        rows.append([f"`{r.cell.engine}`", label_of(r), _num(ours, ".2e"),
+                     _num(figures.weights_kl_mean, ".2e"), tool_kl(kl),
                      (f"{ours / kl.kl_mean:.2f}×" if ours and kl.kl_mean else "–")
                      + ("" if inside else f" {CAVEAT}"),
                      _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
@@ -109,12 +124,14 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
     return ["### Referee: llama-perplexity --kl-divergence", "",
             "llama.cpp's own tool (built from the binding's tree) on the same GGUF files: the "
             "quantized one against the float32 one's logits over the shipped corpus (8 windows "
-            "of 128 tokens). Its reference is llama.cpp's float32 run, so it is set beside our "
-            "*weights' KL* (the same dequantized weights against float32, in a float64 forward "
-            "pass); our *KL mean* is against transformers and includes the kernels. ⚠️: ours "
-            "outside twice its ± (texts differ: our 6 prompts' greedy continuations, its corpus).",
-            "", table(rows, ["engine", "quantization", "KL mean (ours, vs transformers)",
-                             "weights' KL (ours)", "llama-perplexity KL", "weights' ÷ tool",
+            "of 128 tokens). It runs the quantized file through llama.cpp's kernels against "
+            "float32, so it is set beside our *KL mean*, which does the same (llama.cpp's "
+            "quantized run against the float32 reference, kernels included); our *weights' KL* "
+            "(the same dequantized weights in a float64 forward pass, no kernels) is shown apart "
+            "and compared with nothing. ⚠️: ours outside twice the tool's ± (texts differ: our "
+            "prompts' greedy continuations, its corpus).",
+            "", table(rows, ["engine", "quantization", "KL mean (ours, kernels included)",
+                             "weights' KL (ours)", "llama-perplexity KL", "ours ÷ tool",
                              "top-1 (ours)", "top-1 (tool)"]), ""]
 
 
@@ -138,13 +155,13 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     rows = []
     for r in results:
         figures, speed, ref = figures_of(r), rate(r), base.get((r.cell.engine, r.cell.device))
-        ref_speed, ref_size = rate(ref), figures_of(ref).weights_bytes
+        ref_size = figures_of(ref).weights_bytes
         size, detail = figures.weights_bytes, r.bench
         rows.append([
             f"`{r.cell.engine}`", label_of(r), status_of(r),
             _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
             _num(figures.known_drift, ".4f"), _num(speed, ",.0f"),
-            f"{speed / ref_speed:.2f}×" if speed and ref_speed else "–",
+            speed_up(r, ref, "sentences_per_s", batch=32),
             _num(detail.peak_rss_mib if detail else None, ",.0f"),
             size_text(size, ref_size)])
     return rows
@@ -240,7 +257,13 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
               "divergence, top-1 agreement, RMS change of the reference token's probability. "
               "Each quantization has a declared bound (`QUALITY_BOUNDS`); beyond it the cell "
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
-              "token), peak RSS of the benchmark process, weights on disk (share of `none`).",
+              "token), peak RSS of the benchmark process, weights on disk (share of `none`). "
+              "Speed-up: the median ÷ `none`'s, with its 95% bootstrap interval over both "
+              "cells' rounds, *not distinguishable* where that holds 1. The two cells run one "
+              "after the other in the same selection, each in its own process; two runs of one "
+              "configuration have differed by more than this interval shows (CTranslate2's "
+              "numpy1 and quantnone cells, the same float32 model: 2.45× apart once), so read "
+              "a ratio near its interval's edge as unsettled.",
               "",
               "Where an engine hands its quantized weights over (llama.cpp: its GGUF, "
               "dequantized by gguf; vLLM: its AWQ or GPTQ checkpoint), they also run through a "

@@ -20,6 +20,7 @@ from engines import load_engine_class
 from engines.base import SamplingParams, UnsupportedCapabilityError
 from engines.http import DONE, sse_events
 from incell.conformance.compare import check_embeddings_close
+from incell.conformance.wire import agree_before_a_cut, held_undecided, wire_divergence
 
 PROMPT = "Once upon a time there was a small village at the edge of a great forest, and"
 PROMPTS = ("The cat sat", PROMPT, "Hello")
@@ -298,53 +299,9 @@ def test_wire_parity(engine, model_dir, device, record_property) -> None:
         assert worst <= engine.logprob_tolerance, f"log-probabilities differ by {worst:.3g}"
         undecided = sum(not engine.ids_from_server and agree_before_a_cut(ours.text, theirs.text)
                         for ours, theirs in pairs)
-        if undecided:  # the property's own note must not say it failed where it reads as passed
-            pytest.skip(f"not decided: {note}; {undecided} agree only up to a first incomplete "
-                        "character (U+FFFD), past which a text-only API names no token")
+        held_undecided(undecided, len(pairs), note, record_property)
     finally:
         twin.close()
-
-
-def wire_divergence(engine, twin, wire, local) -> str | None:
-    """Why the server's answer breaks parity with the engine's in process, or None. Where they
-    first differ, the server's token must be among the engine's top-k (parity_top_k) there;
-    for a text-only API, the token whose text continues the server's (texts compared up to the
-    first incomplete character)."""
-    want, k = list(local.token_ids), engine.parity_top_k
-    if engine.ids_from_server:
-        got = list(wire.token_ids)
-        pos = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
-        if pos is None:
-            return None if len(got) == len(want) else f"{len(got)} ids against {len(want)} in process"
-        fits = lambda token: token == got[pos]  # noqa: E731
-    else:  # text only: compared up to the first incomplete character of either side, which a
-        # server sends as U+FFFD or drops, so that the tokens behind it are unknowable
-        if wire.text == local.text or agree_before_a_cut(wire.text, local.text):
-            return None
-        text = valid(wire.text)
-        pos = next(i for i in range(len(want) + 1)
-                   if i == len(want) or not text.startswith(valid(engine._text(want[:i + 1]))))
-        if pos == len(want):
-            return (f"the server's text {wire.text!r} goes on past the engine's {local.text!r} "
-                    "(more tokens than asked)")
-        fits = lambda token: text.startswith(valid(engine._text([*want[:pos], token])))  # noqa: E731
-    where = f"first divergence at token {pos} ({want[pos]} in process)"
-    if not twin.capabilities.logits:
-        return where
-    logits = twin.next_token_logits_from_ids([list(local.prompt_token_ids) + want[:pos]])[0]
-    top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
-    return None if any(fits(t) for t in top) else f"{where}: the server's is not in its top-{k} {top}"
-
-
-def agree_before_a_cut(wire: str, local: str) -> bool:
-    """The two texts differ, and agree up to the first incomplete character of either."""
-    cuts = [i for i in (wire.find("\ufffd"), local.find("\ufffd")) if i >= 0]
-    return wire != local and bool(cuts) and wire[:min(cuts)] == local[:min(cuts)]
-
-
-def valid(text: str) -> str:
-    """`text` without U+FFFD: what a text API can say of tokens that are not whole characters."""
-    return text.replace("\ufffd", "")
 
 
 def test_keep_alive(engine) -> None:

@@ -206,7 +206,7 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
     row = next(line for line in page.splitlines() if "`q4_0`" in line)
     assert [c.strip() for c in row.strip("|").split("|")] == [
         "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "–", "–",
-        "6,000", "2.00×", "–", "300", "1.00 MiB (25%)"]
+        "6,000", "2.00× [2.00, 2.00]", "–", "300", "1.00 MiB (25%)"]
     assert "![Quality loss against speed" in page
 
 
@@ -227,7 +227,8 @@ def test_a_cuda_cell_is_its_own_row_saying_why_it_did_not_run() -> None:
                              quant_cell("vllm", "none", {**figures, "weights_bytes": 4 << 20},
                                         200.0)]))
     assert [(r[1], r[2], r[10]) for r in rows] == [
-        ("`none`", "✅", "1.00×"), ("`awq`", "✅", "1.50×"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
+        ("`none`", "✅", "baseline"),
+        ("`awq`", "✅", "1.50× [1.50, 1.50]"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
 
 
 def test_a_quality_check_that_did_not_run_never_reads_as_passed() -> None:
