@@ -1,6 +1,7 @@
 """How a generation round is timed (incell/throughput/test_throughput.py's test_generation): one
 streamed call where the engine streams ids at batch 1, else two calls. Each maker returns the
-round to time; a round returns (TTFT, decode seconds, decode tokens, end-to-end)."""
+round to time; a round returns (TTFT, decode seconds, decode tokens, end-to-end, seconds inside
+the engine's calls)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def streamed_round(engine, prompts, prof, batch: int, length: int):
             if delta.token_ids:
                 stamps.append(time.perf_counter())
                 counts.append(len(delta.token_ids))
+        ended = time.perf_counter()
         if sum(counts) != n:
             raise AssertionError(f"asked for exactly {n} tokens (EOS off), got {sum(counts)}")
-        return stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0
+        return stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0, ended - t0
 
     return one_round
 
@@ -50,6 +52,6 @@ def two_calls_round(engine, prompts, prof, batch: int, length: int):
         made = [len(c.token_ids) for c in out]  # the engine's own ids
         if made != [n] * batch:
             raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
-        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1
+        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0
 
     return one_round

@@ -161,11 +161,13 @@ def direct():
     t1, tn = [], []
     gc.disable()  # as the harness runs (--benchmark-disable-gc)
     for _ in range(32):
-        for params, times in ((first, t1), (full, tn)):
-            prompt = prompts.batch(1, 128)  # new every call, as the harness sends them
-            start = time.perf_counter()
-            engine.generate_from_ids(prompt, params)
-            times.append(time.perf_counter() - start)
+        prompt = prompts.batch(1, 128)[0]  # new every call, as the harness sends them
+        stamps, start = [], time.perf_counter()
+        for delta in engine.stream_from_ids(prompt, full):  # the harness's batch-1 route
+            if delta.token_ids:
+                stamps.append(time.perf_counter())
+        t1.append(stamps[0] - start)
+        tn.append(stamps[-1] - start)
     gc.enable()
     return 31 / (min(tn[2:]) - min(t1[2:]))
 
@@ -198,8 +200,11 @@ print(json.dumps(pairs))
 @pytest.mark.slow
 @pytest.mark.timing
 def test_harness_decode_rate_agrees_with_a_direct_wall_clock(tmp_path) -> None:
-    """The harness must not add its own cost: its decode tok/s (batch 1, 128 in, 32 out) agrees
-    within BAND with generate() timed directly by wall clock, same cell, same process.
+    """The harness must not add its own cost: its decode tok/s (batch 1, 128 in, 32 out: one
+    streamed call, TTFT and decode in it) agrees within BAND with the engine's stream timed
+    directly by wall clock, same cell, same process. (The stream costs transformers about 0.2 ms
+    a token over generate() on this tiny model, its streamer's thread and text: that is the
+    engine's, and the figure is named as a stream's.)
 
     Both sides derive decode tok/s from their fastest rounds, 31 / (min end-to-end - min TTFT),
     and run interleaved in one process (direct, harness, direct, ...): a shared VM slows whole
