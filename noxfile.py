@@ -429,8 +429,11 @@ def tests(session: nox.Session) -> None:
     # compile what it imports again (an empty value unsets it for Python)
     env = {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": ""}
     workers = str(min(4, os.cpu_count() or 1))
+    # a core a worker: the engines the tests start (torch, llama.cpp) take one thread each, not
+    # a pool per core spinning against the other worker's
+    one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     session.run("pytest", "-n", workers, "--dist", "loadfile", "-m", "not timing", *session.posargs,
-                env=env)
+                env=env | one_thread)
     # exit 5: the options chose no timing test (the first run already failed on an empty choice)
     session.run("pytest", "-m", "timing", *session.posargs, env=env, success_codes=[0, 5])
 

@@ -199,7 +199,10 @@ def cells_section(results: list[CellResult]) -> list[str]:
         lines += ["## Generation: every cell", "",
                   f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
                   f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
-                  "Every timed call sends prompts the engine never saw (cache-cold). ITL: median "
+                  "Every timed call sends prompts the engine never saw (cache-cold); at batch 1 "
+                  "on an engine that streams, TTFT and decode come from one streamed call, else "
+                  "from two calls (a round whose first outlasts its second is dropped: "
+                  "`rejected_rounds` in the record). ITL: median "
                   "/ p90 / p99. MBU: fraction of the bandwidth-bound decode limit, or "
                   "cache-resident where the weights fit in the last-level cache. Prefix cache: "
                   "the same prompt sent again at once against a fresh one (TTFT medians), on the "
