@@ -128,6 +128,8 @@ def test_prompts_and_parameters_are_checked_once_in_the_base_class(tmp_path) -> 
     with pytest.raises(UnsupportedCapabilityError, match="'stop_strings'"):
         engine.generate(["a"], SamplingParams(stop=("x",)))
     for call, capability in ((lambda: list(engine.stream("a", SamplingParams())), "streaming"),
+                             (lambda: list(engine.stream_from_ids([1], SamplingParams())),
+                              "streaming"),
                              (lambda: engine.chat([], SamplingParams()), "chat"),
                              (lambda: engine.next_token_logits(["a"]), "logits")):
         with pytest.raises(UnsupportedCapabilityError, match=repr(capability)):
@@ -138,6 +140,29 @@ def test_prompts_and_parameters_are_checked_once_in_the_base_class(tmp_path) -> 
     assert engine.generate(["ab"], SamplingParams(max_new_tokens=2))[0].token_ids == (99, 100)
     with pytest.raises(InvalidParameterError, match=r"counting: device 'cuda' is not one of"):
         Counting().load(tmp_path, device="cuda")
+
+
+class Streaming(Counting):
+    """The toy Generator that streams: one delta a token."""
+
+    capabilities = Capabilities(chat=False, streaming=True, stop_strings=False, token_input=True)
+
+    def _stream(self, prompt_ids, params):
+        from engines.base import StreamDelta
+
+        for token in self._generate([prompt_ids], params)[0].token_ids:
+            yield StreamDelta(str(token), (token,))
+
+
+def test_a_stream_from_ids_feeds_the_ids_as_they_are_and_checks_them(tmp_path) -> None:
+    """What the throughput suite times at batch 1: the ids reach the adapter unchanged."""
+    engine = Streaming()
+    engine.load(tmp_path)
+    deltas = list(engine.stream_from_ids([5, 7], SamplingParams(max_new_tokens=3)))
+    assert [d.token_ids for d in deltas] == [(8,), (9,), (10,)] and engine.calls == [[[5, 7]]]
+    assert list(engine.stream_from_ids([5], SamplingParams(max_new_tokens=0))) == []
+    with pytest.raises(InvalidParameterError, match="prompt 0 encodes to no tokens"):
+        list(engine.stream_from_ids([], SamplingParams()))
 
 
 class Adapting(Counting):
