@@ -98,6 +98,9 @@ class Roofline:
     """The GPU's name where the device is one ("NVIDIA H200")."""
     compute_dtype: str = "float32"
     """The dtype the engine computes in, and so the dtype of `compute_tflops`'s matmul."""
+    bytes_counted: str = ""
+    """How weight_bytes_per_token was counted: "files" (read from the engine's own files,
+    engines/weights_read.py) or "scaled" (the fixture's float32 count scaled to the files' size)."""
     flops_per_token: float | None = None
     """Matmul FLOPs a token costs in prefill (2 a weight), the prefill rows' numerator."""
 

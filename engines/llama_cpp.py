@@ -49,6 +49,7 @@ from engines.gguf_files import (
     write_gguf,
     write_gguf_lora,
 )
+from engines.weights_read import gguf_read_bytes
 from fixtures.convert import converted
 
 
@@ -101,6 +102,7 @@ class LlamaCppGenerator(Generator):
                                         f"trained fixture ships; {model_dir.name} ships none")
         self._gguf = self.weights_file = model_dir / json.loads(source.read_text("utf-8"))["file"]
         self.weights_bytes = self._gguf.stat().st_size
+        self.weights_read_bytes = gguf_read_bytes(self._gguf)
         self.weights_note = f"as shipped: {describe_types(tensor_types(self._gguf, SHIPPED))}"
 
     def _convert(self, model_dir: Path) -> None:
@@ -113,6 +115,7 @@ class LlamaCppGenerator(Generator):
                                f"{importlib.metadata.version('llama-cpp-python')}",
                                lambda _src, out: quantize_gguf(source, out, self.quantization))
         self.weights_bytes = (folder / GGUF_NAME).stat().st_size
+        self.weights_read_bytes = gguf_read_bytes(folder / GGUF_NAME)
         if (folder / TYPES_FILE).is_file():
             self.weights_note = describe_types(json.loads((folder / TYPES_FILE).read_text("utf-8")))
         self.weights_file = self._gguf = folder / GGUF_NAME

@@ -21,6 +21,7 @@ from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
 from engines.base import Deviation, InvalidParameterError
 from engines.transformers import TransformersGenerator
+from engines.weights_read import onnx_read_bytes
 from fixtures.convert import converted
 
 
@@ -71,7 +72,8 @@ class OnnxRuntimeGenerator(TransformersGenerator):
         else:
             onnx_dir, graph = converted(model_dir, "optimum-onnx", exporter_version(),
                                         _export), "model.onnx"
-        self.weights_bytes = (onnx_dir / graph).stat().st_size
+        self.weights_bytes = sum(p.stat().st_size for p in onnx_dir.glob(f"{graph}*"))  # + _data
+        self.weights_read_bytes = onnx_read_bytes(onnx_dir / graph)
         provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         return ORTModelForCausalLM.from_pretrained(str(onnx_dir), local_files_only=True,
                                                    file_name=graph, provider=provider)

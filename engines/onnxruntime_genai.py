@@ -39,6 +39,7 @@ from engines.base import (
     stop_stream,
 )
 from engines.text import finish_row
+from engines.weights_read import onnx_read_bytes
 from fixtures.convert import converted, converter_version
 
 
@@ -105,6 +106,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
         folder = converted(model_dir, name, builder_version(),
                            lambda src, out: build(src, out, precision, device))
         self.weights_bytes = sum(p.stat().st_size for p in folder.glob("*.onnx*"))
+        self.weights_read_bytes = onnx_read_bytes(folder / "model.onnx")
         self._model = og.Model(str(folder))
         self._tok = og.Tokenizer(self._model)
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))

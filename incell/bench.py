@@ -101,20 +101,25 @@ def measured_on(metrics: list[MetricRecord], name: str, device: str,
 
 
 def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | None = None, *,
-             device: str = "cpu", dtype: str = "float32") -> Roofline | None:
+             device: str = "cpu", dtype: str = "float32",
+             read_bytes: int | None = None) -> Roofline | None:
     """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth, and
     prefill at batch 1 against the matmul peak, both measured on `device` (the peak in `dtype`,
     what the engine computes in); None where the device's bandwidth was not measured.
 
-    Bytes per token are the fixture's at float32 (every matrix once, one row of an untied input
-    embedding), scaled to the engine's own weights where its adapter knows their size: a Q4 GGUF
-    reads about a seventh of what the float32 file holds, bfloat16 half."""
+    Bytes per token are what the engine's adapter read from its own files (`read_bytes`,
+    engines/weights_read.py: every tensor once, a table that is only gathered left out), else the
+    fixture's at float32 (every matrix once, one row of an untied input embedding) scaled to the
+    engine's own weights where its adapter knows their size: a Q4 GGUF reads about a seventh of
+    what the float32 file holds, bfloat16 half."""
     bandwidth = measured_on(metrics, "memory_bandwidth_gb_s", device)
     decode = [m for m in metrics if m.name == "decode_tokens_per_s" and m.params["batch"] == 1]
     if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
         return None
     float32_per_token = per_token = weight_bytes_per_token(model_dir)
-    if engine_bytes:
+    if read_bytes:
+        per_token = read_bytes
+    elif engine_bytes:
         per_token = round(per_token * engine_bytes / sum(safetensors_sizes(model_dir).values()))
     gb_s = bandwidth.stats.median
     rows = [DecodeBound(input_tokens=m.params["input_tokens"], decode_tokens_per_s=m.stats.median,
@@ -124,6 +129,7 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
     out = Roofline(weight_bytes_per_token=per_token, bandwidth_gb_s=gb_s, decode_batch1=rows,
                    last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
                    engine_weights_bytes=engine_bytes, device=device,
+                   bytes_counted="files" if read_bytes else "scaled",
                    device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
     flops_per_token = out.flops_per_token = 2 * float32_per_token / 4  # 2 a weight of 4 bytes
     compute = measured_on(metrics, "compute_tflops", device, dtype)
@@ -186,7 +192,8 @@ def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
         prefix_cache=measured.prefix_cache, weights=measured.weights,
         referee=referee(measured, prof),
         roofline=roofline(measured.metrics, locate(fixture), measured.weights_bytes,
-                          device=ask.device, dtype=measured.dtype),
+                          device=ask.device, dtype=measured.dtype,
+                          read_bytes=measured.weights_read_bytes),
         peak_rss_mib=max((mib for test, mib in measured.peak_rss_mib.items()
                           if test not in NOT_THE_ENGINES_PEAK), default=None),
         peak_gpu_mib=gpu_peak_mib(), threads=threads(measured), rounds=prof.rounds,

@@ -20,7 +20,10 @@ class Measured:
     """"batch1-in128" -> CPU seconds over wall seconds of the engine's process tree."""
     weights: WeightsFacts | None = None
     weights_bytes: int | None = None
-    """What the roofline charges per token read."""
+    """What the engine's weights take on disk, where its adapter knows."""
+    weights_read_bytes: int | None = None
+    """What one batch-1 decode step reads of them, where its adapter can tell: the roofline's
+    charge (else the fixture's float32 count scaled by weights_bytes)."""
     dtype: str = "float32"
     """What the engine computes in: its compute peak is measured in it."""
     weights_file: str | None = None

@@ -146,6 +146,7 @@ def note_weights(measured: Measured, engine) -> None:
     """What the roofline charges, the dtype the compute peak is measured in, and the files the
     engine's own tool runs on (incell/referee.py)."""
     measured.weights_bytes, measured.dtype = engine.weights_bytes, engine.dtype
+    measured.weights_read_bytes = engine.weights_read_bytes
     measured.weights = weights_facts(engine)
     if engine.weights_file is not None:
         measured.weights_file = str(engine.weights_file)
