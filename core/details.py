@@ -84,6 +84,9 @@ class Capabilities:
     """SamplingParams.stop_token_ids ends a row at any of those ids."""
     batching: bool = True
     """generate()/embed() take several inputs in one call."""
+    batch_decode: bool = True
+    """Several prompts of one length are decoded as one batch (False: one after another; the
+    bench's batch > 1 rows then say "sequential" and are not called a batch)."""
     lora: bool = False
     """set_adapter() applies a LoRA adapter (peft's format) at run time, unmerged."""
     whitespace_insensitive: bool = True

@@ -71,6 +71,7 @@ class LlamaCppGenerator(Generator):
         min_new_tokens=True,
         stop_token_ids=True,
         batching=True,  # the list is run one prompt after another
+        batch_decode=False,
         lora=True,  # a GGUF adapter (llama_adapter_lora_init) set on the context
     )
 

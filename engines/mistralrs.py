@@ -61,6 +61,7 @@ class MistralRsGenerator(Generator):
         min_new_tokens=False,
         stop_token_ids=False,
         batching=True,  # the list is run one prompt after another
+        batch_decode=False,
     )
     prefix_cache = "switch"
     prefix_cache_switch = "Runner(prefix_cache_n=0)"

@@ -74,7 +74,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
         token_input=True,
         min_new_tokens=True,  # EOS and stop ids masked through set_logits until then
         stop_token_ids=True,  # cut at the first one: later tokens never change earlier ones
-        batching=True,  # the list is run one prompt after another
+        batching=True,  # rows of one length, greedy: one batch; else one prompt after another
     )
     unsupported: ClassVar[dict[str, str]] = {
         "lora": "onnxruntime-genai applies adapters in its own .onnx_adapter format (og.Adapters), "
@@ -171,7 +171,39 @@ class OnnxRuntimeGenaiGenerator(Generator):
         return finish_row(prompt_ids, generated, params, self._decode, steps)
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """Rows of one length, greedy, no log-probabilities: one batch (og.Generator's batch_size);
+        otherwise one prompt after another (the builder's model takes no padding mask here)."""
+        if (len(prompt_ids) > 1 and params.greedy and params.logprobs is None
+                and len({len(ids) for ids in prompt_ids}) == 1):
+            rows = self._batch_tokens(prompt_ids, params)
+            return [finish_row(ids, row, params, self._decode) for ids, row in zip(prompt_ids, rows)]
         return [self._complete_one(ids, params) for ids in prompt_ids]
+
+    def _batch_tokens(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
+        """Greedy ids of equal-length rows decoded as one batch, each cut before its first EOS or
+        stop id past the floor (a row that ended keeps being stepped, its tokens dropped)."""
+        options = og.GeneratorParams(self._model)
+        options.set_search_options(max_length=len(prompt_ids[0]) + params.max_new_tokens,
+                                   do_sample=False, batch_size=len(prompt_ids))
+        generator = og.Generator(self._model, options)
+        generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
+        stops = set(params.stop_token_ids) | ({self._eos} if not params.ignore_eos else set())
+        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        masked = [t for t in {self._eos, *params.stop_token_ids} if t is not None and t >= 0]
+        rows: list[list[int]] = [[] for _ in prompt_ids]
+        ended, step = [False] * len(prompt_ids), 0
+        while not generator.is_done() and not all(ended):
+            if step < floor:
+                held = np.asarray(generator.get_logits(), dtype=np.float32).copy()
+                held[..., [t for t in masked if t < held.shape[-1]]] = -np.inf
+                generator.set_logits(held)
+            generator.generate_next_token()
+            for i, token in enumerate(int(t) for t in generator.get_next_tokens()):
+                ended[i] = ended[i] or token in stops
+                if not ended[i]:
+                    rows[i].append(token)
+            step += 1
+        return rows
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         """og.TokenizerStream's text for each token, as onnxruntime-genai streams it."""

@@ -85,7 +85,7 @@ class OpenVinoGenaiGenerator(Generator):
         token_input=True,
         min_new_tokens=True,
         stop_token_ids=True,
-        batching=True,  # the list is run one prompt after another
+        batching=True,  # rows of one length, greedy: one batch; else one prompt after another
     )
     prefix_cache = "switch"
     prefix_cache_switch = "LLMPipeline(..., scheduler_config=SchedulerConfig(enable_prefix_caching=False))"
@@ -163,13 +163,16 @@ class OpenVinoGenaiGenerator(Generator):
             config.rng_seed = params.seed if params.seed is not None else secrets.randbits(31)
         return config
 
-    def _inputs(self, prompt_ids: list[int]) -> ov.TokenizedInputs:
-        ids = np.asarray([prompt_ids], dtype=np.int64)
+    def _inputs(self, prompt_ids: list[int], *more: list[int]) -> ov.TokenizedInputs:
+        ids = np.asarray([prompt_ids, *more], dtype=np.int64)
         return ov.TokenizedInputs(ov_runtime.Tensor(ids), ov_runtime.Tensor(np.ones_like(ids)))
 
     def _complete_one(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
         result = self._pipe.generate(self._inputs(prompt_ids), self._config(params))
-        ids = [int(t) for t in result.tokens[0]]
+        return self._row(prompt_ids, [int(t) for t in result.tokens[0]], params)
+
+    def _row(self, prompt_ids: list[int], ids: list[int], params: SamplingParams) -> Completion:
+        """One row's Completion from the ids the pipeline gave it."""
         stops = {*params.stop_token_ids, *(() if params.ignore_eos else (self._eos,))}
         end = next((i for i, t in enumerate(ids) if t in stops), None)
         text = self._decode(ids[:end])
@@ -183,6 +186,13 @@ class OpenVinoGenaiGenerator(Generator):
         return Completion(text, tuple(ids), tuple(prompt_ids), reason)
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """Rows of one length, greedy, no stop strings: one batch (a [rows, length] input);
+        otherwise one prompt after another (no padding is asked of the pipeline)."""
+        if (len(prompt_ids) > 1 and params.greedy and not params.stop
+                and len({len(ids) for ids in prompt_ids}) == 1):
+            result = self._pipe.generate(self._inputs(*prompt_ids), self._config(params))
+            return [self._row(ids, [int(t) for t in row], params)
+                    for ids, row in zip(prompt_ids, result.tokens, strict=True)]
         return [self._complete_one(ids, params) for ids in prompt_ids]
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:

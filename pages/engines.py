@@ -14,7 +14,7 @@ PARITY = {"generation": ("greedy_parity", "logprobs"), "embedding": ("reference_
 CAPABILITIES = {  # the Capabilities fields that mean something for each kind
     "generation": ("streaming", "chat", "seeded_sampling", "stop_strings", "stop_string_kept",
                    "logprobs", "logits", "token_input", "min_new_tokens", "stop_token_ids",
-                   "batching", "lora"),
+                   "batching", "batch_decode", "lora"),
     "embedding": ("batching", "whitespace_insensitive", "empty_string"),
 }
 

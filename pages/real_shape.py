@@ -131,7 +131,9 @@ def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
         ref = run.detail.referee
         rows.append([
             run.engine, run.precision, f"{decode1:,.1f}",
-            f"{decode8:,.1f}" if decode8 else "–",
+            (f"{decode8:,.1f}" + (" (sequential)" if run.metric("decode_tokens_per_s", 8)
+                                  .params.get("batching") == "sequential" else ""))
+            if decode8 else "–",
             f"{run.median('prefill_tokens_per_s', 1):,.0f}",
             p50_p99(run.metric("ttft_s", 1)), p50_p99(run.metric("tpot_s", 1)),
             p50_p99(run.detail.find("itl_s")), mbu(run), cores(run),
@@ -187,7 +189,10 @@ SPEED_METHOD = (
     "every prompt new); at batch 1 on an engine that streams, TTFT and decode come from one "
     "streamed call (its first delta, then the rest); batch 8, and an engine with no stream, "
     "time the first token and the whole answer in two calls, a round whose first call outlasts "
-    "its second dropped, never clamped; batch 8 decodes after 32-token prompts. Medians of 5 "
+    "its second dropped, never clamped; batch 8 decodes after 32-token prompts, as one batch "
+    "where the engine has one (onnxruntime-genai and OpenVINO GenAI batch rows of one length); "
+    "*sequential* marks an engine that runs them one after another (llama-cpp-python, "
+    "mistral.rs), not a batch. Medians of 5 "
     "rounds after 1 "
     "warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about the slowest); ITL "
     "over every token of 5 streams. MBU: the bytes one batch-1 decode step reads (read from the "

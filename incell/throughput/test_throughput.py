@@ -127,7 +127,9 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     note_weights(measured, engine)
     ttft, e2e = [r[0] for r in timed], [r[3] for r in timed]
     kept = [(d, k) for _, d, k, _, _ in timed if d > 0]
-    params = {"batch": batch, "input_tokens": length, "new_tokens": n}
+    params = {"batch": batch, "input_tokens": length, "new_tokens": n,
+              **({"batching": "sequential"} if batch > 1 and not engine.capabilities.batch_decode
+                 else {})}
     timing = {"timed": "one streamed call" if streamed else "two calls",
               "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
