@@ -26,13 +26,17 @@ def load_records(folder: Path | None) -> list[ServeBenchDetail]:
 
 
 def spread(values: list[float], scale: float = 1e3) -> str:
-    """"p50 / p90 / p95 / p99 (n)" in ms; a percentile the count cannot support is marked."""
+    """"p50 [its 95% interval] / p90 / p95 / p99 (n)" in ms; a percentile the count cannot
+    support is marked. Two loads whose p50 intervals overlap cannot be told apart."""
     if not values:
         return "–"
     parts = []
     for q in PERCENTILES:
-        mark = "" if percentile_interval(values, q) else "*"
-        parts.append(f"{percentile(values, q) * scale:.0f}{mark}")
+        interval = percentile_interval(values, q)
+        text = f"{percentile(values, q) * scale:.0f}" + ("" if interval else "*")
+        if q == 50 and interval:
+            text += f" [{interval[0] * scale:.0f}–{interval[1] * scale:.0f}]"
+        parts.append(text)
     return " / ".join(parts) + f" (n={len(values)})"
 
 
@@ -100,7 +104,10 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
     lines = ["## Under load", "",
              "`nox -s serve-bench`: streamed completions with EOS off, fixed input and output "
              "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
-             "asked. Percentiles are p50 / p90 / p95 / p99 with the sample count; `*` marks one "
+             "asked. Percentiles are p50 [its 95% interval] / p90 / p95 / p99 with the sample count "
+             "(two loads whose p50 intervals overlap cannot be told apart; ITL's tokens within "
+             "one request are not independent, so its interval is narrower than the truth); "
+             "`*` marks one "
              "the count is too small to support (no 95% interval inside the samples). A run is "
              "not a valid point where more than 1% of its streams failed (an HTTP error, a "
              "dropped connection, an error inside the stream, fewer tokens than asked by the "

@@ -129,7 +129,8 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
     # 20 of the 30 requests its schedule put in the 3 s window were sent on time
     assert ("| 20/s poisson | ⚠️ invalid: achieved 6.67 req/s sent on time of the 10.00 its "
             "schedule asked in the window (20 nominal)") in page
-    assert "50 / 50* / 50* / 50* (n=30)" in page  # 30 samples bound no p90 and above: marked
+    # 30 samples bound no p90 and above: marked; the p50 carries its interval
+    assert "50 [50–50] / 50* / 50* / 50* (n=30)" in page
     # goodput counts the 27 requests that ended in the window (9.00/s, as req/s), all met the SLO
     assert "0 of 30 differ" in page and "| 9.00    | 19          | 9.00 (100%) " in page
     assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
