@@ -78,15 +78,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key-env", default="", metavar="VAR",
                         help="the environment variable that holds the API key (sent as a Bearer "
                              "token, never written anywhere)")
-    parser.add_argument("--tokenizer", type=Path, metavar="DIR",
-                        help="a folder with the served model's tokenizer.json (and config.json): "
-                             "the engine properties and the load sweep count tokens with it")
+    parser.add_argument("--tokenizer", type=model_folder, metavar="DIR|FIXTURE",
+                        help="a folder with the served model's tokenizer.json (and config.json), "
+                             "or a fixture's name (smollm2-135m-instruct: the trained model "
+                             "infermatrix ships): the engine properties and the load sweep count "
+                             "tokens with it")
     parser.add_argument("--reference", metavar="ENGINE",
                         help="an in-process engine (e.g. transformers) to hold the endpoint to "
                              "(wire_parity), on --fixture, in a venv of one of its cells")
-    parser.add_argument("--fixture", type=Path, metavar="DIR",
-                        help="the served model's local copy the reference loads (default: "
-                             "--tokenizer)")
+    parser.add_argument("--fixture", type=model_folder, metavar="DIR|FIXTURE",
+                        help="the served model's local copy the reference loads, a folder or a "
+                             "fixture's name (default: --tokenizer)")
     parser.add_argument("--reference-venv", type=Path, metavar="DIR",
                         help="the venv the reference runs in (default: .nox/cell-<ENGINE>-*)")
     parser.add_argument("--name", help="the result's name (default: host-port-model)")
@@ -95,6 +97,21 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hypothesis-budget", type=int, default=10)
     add_load_options(parser)
     return parser
+
+
+def model_folder(text: str) -> Path:
+    """A folder as given, or the local folder of the fixture of that name (fixtures/catalog.py)."""
+    from fixtures.catalog import FixtureMissingError, all_names, locate
+
+    if Path(text).is_dir() or text not in all_names():
+        if not Path(text).is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a folder nor a fixture; fixtures: {', '.join(all_names())}")
+        return Path(text)
+    try:
+        return locate(text)
+    except FixtureMissingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -90,7 +90,7 @@ def test_urls_are_checked_and_written_without_credentials() -> None:
         del os.environ["THE_KEY"]
 
 
-def test_bad_input_is_named_before_any_suite(calibration, tmp_path, capsys) -> None:
+def test_bad_input_is_named_before_any_suite(calibration, tmp_path, capsys, tiny_llama) -> None:
     url = calibration()
     closed = f"http://127.0.0.1:{free_port()}/v1"
     cases = {
@@ -102,6 +102,8 @@ def test_bad_input_is_named_before_any_suite(calibration, tmp_path, capsys) -> N
         ("--url", url, "--model", "calibration", "--api-key-env", "NO_SUCH_VAR_1"):
             "--api-key-env NO_SUCH_VAR_1: that variable is not set or empty",
         ("--url", url, "--model", "calibration", "--users", "0"): "'0': every value must be > 0",
+        ("--url", url, "--model", "calibration", "--tokenizer", "smollm2-135m-instruc"):
+            "'smollm2-135m-instruc' is neither a folder nor a fixture; fixtures: ",
     }
     from incell.endpoint import main
 
@@ -116,6 +118,9 @@ def test_bad_input_is_named_before_any_suite(calibration, tmp_path, capsys) -> N
         code, err = run(*args)
         assert code == 2 and says in err, (args, err[-500:])
     assert "it serves: calibration" in run("--url", url, "--model", "llama")[1]
+    from incell.endpoint import model_folder  # a fixture's name is its local folder
+
+    assert model_folder("tiny-llama") == tiny_llama and model_folder(str(tmp_path)) == tmp_path
     assert not list(tmp_path.glob("*.json")), "a refused run wrote a result"
 
 
