@@ -170,13 +170,15 @@ def serve_bench(session: nox.Session) -> None:
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
     --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
     results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md).
-    `-- --cell llama_server-base` (repeatable) measures only those servers.
+    `-- --cell llama_server-base` (repeatable) measures only those servers. `-- --chat --fixture
+    smollm2-135m-instruct`: /v1/chat/completions with user turns of real text (seeded lengths),
+    its records in results/serve-bench-chat.
     `-- --fixture smollm2-135m-shape` serves a real shape (fixtures/catalog.REAL_SHAPES): built
     first, its records in results/real-shape/<shape>/serve-bench, shown in THROUGHPUT.md's
     real-shape section."""
     from fixtures.catalog import REAL_SHAPES
 
-    out = layout.serve_bench_dir(RESULTS)
+    out = layout.serve_bench_dir(RESULTS, chat="--chat" in session.posargs)
     fixture = next((b for a, b in zip(session.posargs, session.posargs[1:]) if a == "--fixture"), None)
     if fixture in REAL_SHAPES:
         from fixtures.ensure import FixtureBuildError, build_fixtures

@@ -325,3 +325,8 @@ class ServeBenchDetail:
     eos_off: bool = True
     """Every request asked the server to ignore EOS (False: an endpoint that takes no such field;
     a stream may end at EOS, short of output_tokens)."""
+    api: str = "completions"
+    """The route every request took: "completions" (prompts of exactly input_tokens) or "chat"
+    (/v1/chat/completions: user turns of real text, their lengths drawn as `prompts` says)."""
+    prompts: str = ""
+    """Where the chat mode's prompts come from and how their lengths were drawn."""

@@ -5,6 +5,7 @@ the reports read them.
     results/resolve/<cell id>.json            nox -s resolve
     results/bench/<cell id>.json              nox -s bench (the grid)
     results/serve-bench/<cell id>.json        nox -s serve-bench (a server's load sweep)
+    results/serve-bench-chat/<cell id>.json   nox -s serve-bench -- --chat (its chat-mode sweep)
     results/endpoint/endpoint-<name>.json     nox -s endpoint
     results/real-shape/<shape>/[<variant>/]<cell id>.json        nox -s realsize
     results/real-shape/<shape>/serve-bench/<cell id>.json        nox -s serve-bench --fixture <shape>
@@ -20,6 +21,7 @@ from pathlib import Path
 RESOLVE = "resolve"
 BENCH = "bench"
 SERVE_BENCH = "serve-bench"
+SERVE_BENCH_CHAT = "serve-bench-chat"
 ENDPOINT = "endpoint"
 REAL_SHAPE = "real-shape"
 
@@ -38,7 +40,7 @@ def real_shape_dir(results_dir: Path, shape: str) -> Path:
     return Path(results_dir) / REAL_SHAPE / shape
 
 
-def serve_bench_dir(results_dir: Path, shape: str | None = None) -> Path:
-    """A load sweep's folder: the small fixtures', or a real shape's."""
+def serve_bench_dir(results_dir: Path, shape: str | None = None, chat: bool = False) -> Path:
+    """A load sweep's folder: the small fixtures' (or the chat mode's), or a real shape's."""
     base = real_shape_dir(results_dir, shape) if shape else Path(results_dir)
-    return base / SERVE_BENCH
+    return base / (SERVE_BENCH_CHAT if chat else SERVE_BENCH)

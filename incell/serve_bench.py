@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 from pathlib import Path
 
 from bench.load import Load, LoadError, run_load
@@ -50,6 +51,42 @@ def body_maker(engine, args):
         k = next(sent)
         ids = ready[k] if k < len(ready) else pool.ids(k, args.input_tokens)
         return {**base, "prompt": engine._prompt(ids)}
+
+    return make
+
+
+CHAT_SEED = 0
+"""The chat mode's prompts: the same seed, the same passages and lengths on every run."""
+
+
+def chat_lengths(args) -> tuple[int, int]:
+    """The chat mode's input lengths: uniform over [input/2, 3·input/2] tokens (seeded)."""
+    return max(1, args.input_tokens // 2), args.input_tokens * 3 // 2
+
+
+def chat_maker(engine, args):
+    """--chat: each request a user turn of real text (fixtures/real_text), a passage starting at
+    a seeded word and cut to a seeded length in tokens, opened by its own number so that no two
+    requests share more than the chat template's own prefix; EOS off, --output-tokens each."""
+    from fixtures.corpora import real_text
+
+    base = engine._body(SamplingParams(max_new_tokens=args.output_tokens, ignore_eos=True))
+    base["stream_options"] = {"include_usage": True}
+    words = " ".join(sample.text for sample in real_text()).split()
+    low, high = chat_lengths(args)
+
+    def content(i: int) -> str:
+        draw = random.Random(f"{CHAT_SEED}-{i}")
+        length, start = draw.randint(low, high), draw.randrange(len(words))
+        passage = " ".join((words + words)[start:start + 2 * high])
+        ids = engine._tokenizer.encode(f"Passage {i}. {passage}", add_special_tokens=False).ids
+        return engine._text(ids[:length])
+
+    ready = [content(i) for i in range(PREPARED // 4)]  # made before the clock runs
+
+    def make(i: int) -> dict:
+        text = ready[i] if i < len(ready) else content(i)
+        return {**base, "messages": [{"role": "user", "content": text}]}
 
     return make
 
@@ -124,8 +161,9 @@ def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = T
     """The closed-loop sweep and the open-loop rates against the loaded server adapter. With
     `eos_off` False (a server that takes no ignore_eos), a stream may end at EOS: short of
     --output-tokens is then no error."""
-    make_body = body_maker(engine, args)
-    url = engine.client.url("/completions")
+    chat = getattr(args, "chat", False)  # the endpoint session has no chat mode
+    make_body = (chat_maker if chat else body_maker)(engine, args)
+    url = engine.client.url("/chat/completions" if chat else "/completions")
     count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
     runs: list[LoadRun] = []
     for load in itertools.chain(closed_loads(args, runs), open_loads(args)):
@@ -139,7 +177,11 @@ def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = T
     return ServeBenchDetail(engine=args.engine, server=engine.server_name, fixture=args.fixture,
                             startup_s=engine.startup_s, input_tokens=args.input_tokens,
                             output_tokens=args.output_tokens, runs=runs, knee=knee(runs),
-                            eos_off=eos_off,
+                            eos_off=eos_off, api="chat" if chat else "completions",
+                            prompts=(f"user turns of real text (fixtures/real_text, seed "
+                                     f"{CHAT_SEED}), {chat_lengths(args)[0]} to "
+                                     f"{chat_lengths(args)[1]} tokens each (uniform) before the "
+                                     "chat template") if chat else "",
                             prefix_cache=PrefixCache(engine.prefix_cache,
                                                      engine.prefix_cache_switch))
 
@@ -157,6 +199,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
     parser.add_argument("--fixture", default="small-llama")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--chat", action="store_true",
+                        help="/v1/chat/completions with user turns of real text, input lengths "
+                             "uniform over [input/2, 3·input/2] tokens (seeded); the fixture needs "
+                             "a chat template (smollm2-135m-instruct)")
     add_load_options(parser)
     return parser.parse_args(argv)
 

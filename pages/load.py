@@ -130,8 +130,11 @@ def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]
                  f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f}"
                  + (f": {knee.why}" if knee.why else "") + ")"
                  if knee else "no knee inside the sweep")
-        lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}", "",
-                  f"{record.input_tokens} input, {record.output_tokens} output tokens; "
+        lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}"
+                  + (", chat" if record.api == "chat" else ""), "",
+                  (f"chat (`/v1/chat/completions`): {record.prompts}; {record.output_tokens} "
+                   "output tokens; " if record.api == "chat" else
+                   f"{record.input_tokens} input, {record.output_tokens} output tokens; ")
                   + (f"started in {record.startup_s:.1f} s" if record.startup_s
                      else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
                   + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "

@@ -61,7 +61,8 @@ def cells_of(result_dirs: list[Path], matrix: Matrix | None) -> tuple[list[CellR
 def serving_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
                   problems: list[str]) -> None:
     """SERVING.md: the servers' API surface, the endpoints, every load sweep in the folders."""
-    load = [r for folder in layout.under(result_dirs, layout.SERVE_BENCH) for r in load_records(folder)]
+    load = [r for sub in (layout.SERVE_BENCH, layout.SERVE_BENCH_CHAT)
+            for folder in layout.under(result_dirs, sub) for r in load_records(folder)]
     endpoints, unreadable = load_results(layout.files_under(result_dirs, layout.ENDPOINT))
     problems += unreadable
     load += [r.rung("serve_bench").detail for r in endpoints

@@ -354,3 +354,39 @@ def test_an_empty_chunk_is_a_token_only_where_the_server_says_so() -> None:
                 "usage": {"completion_tokens": 3}}, 3.0, sample, pieces)
     assert sample.events == [0.2, 1.2, 2.2] and sample.usage_tokens == 3
     assert "".join(pieces) == "a" and sample.finish_reason == "length"
+
+
+def test_the_chat_mode_sends_real_text_of_seeded_lengths() -> None:
+    """serve-bench --chat: user turns of the committed real text, each opened by its number (no
+    two alike), lengths uniform over [input/2, 3·input/2] tokens, the same on every run; EOS off
+    and the output length fixed."""
+    import argparse
+    import types
+
+    from incell.serve_bench import chat_lengths, chat_maker
+
+    words: list[str] = []
+
+    def encode(text: str, add_special_tokens: bool) -> types.SimpleNamespace:
+        assert not add_special_tokens  # the chat template adds the model's own
+        words.extend(text.split())  # a word a token: lengths read as words
+        return types.SimpleNamespace(ids=list(range(len(words) - len(text.split()), len(words))))
+
+    engine = types.SimpleNamespace(
+        _tokenizer=types.SimpleNamespace(encode=encode),
+        _body=lambda p: {"model": "m", "max_tokens": p.max_new_tokens, "ignore_eos": p.ignore_eos},
+        _text=lambda ids: " ".join(words[i] for i in ids))
+    args = argparse.Namespace(input_tokens=64, output_tokens=32)
+    make, again = chat_maker(engine, args), chat_maker(engine, args)
+    bodies = [make(i) for i in range(40)]
+    assert bodies == [again(i) for i in range(40)]
+    texts = [b["messages"][0]["content"] for b in bodies]
+    low, high = chat_lengths(args)
+    assert (low, high) == (32, 96) and all(low <= len(t.split()) <= high for t in texts)
+    assert len({len(t.split()) for t in texts}) > 10 and len(set(texts)) == 40
+    from fixtures.corpora import real_text
+
+    corpus = {w for sample in real_text() for w in sample.text.split()}
+    assert texts[7].startswith("Passage 7. ") and set(texts[7].split()[2:]) <= corpus
+    assert all(b["max_tokens"] == 32 and b["ignore_eos"] and b["messages"][0]["role"] == "user"
+               for b in bodies)
