@@ -1,13 +1,12 @@
 """Check a server someone else runs, where it stands: `nox -s endpoint -- --url URL --model NAME`.
 
     python -m incell.endpoint --url http://host:8000/v1 --model NAME [--kind generation|embedding]
-        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--out DIR] [--no-load]
+        [--api-key-env VAR] [--tokenizer DIR|FIXTURE] [--name NAME] [--out DIR] [--no-load]
         [load options, as serve-bench takes them: --users 1,2,4 --rate 2 ...]
 
 Before any suite runs, the endpoint is checked: the URL's scheme and host, that it answers,
 that it serves --model (else the models it lists are named), and that it answers the kind asked
-(/completions or /embeddings). Then, with the engines/endpoint.py adapters, nothing started or
-stopped:
+(/completions or /embeddings). Then, with engines/endpoint.py's adapters (nothing started):
 
 1. the API-surface suite (incell/conformance/test_api.py), every property of its kind;
 2. the engine properties that need neither a reference nor the same engine in process
@@ -15,10 +14,10 @@ stopped:
 3. the load sweep of serve-bench (incell/serve_bench.py), generation with --tokenizer.
 
 What did not run is ➖ with its reason. The result, `endpoint-<name>.json` in --out (default
-results/endpoint), is a cell result: the endpoint rung (its /models answer, the headers that
-name it, the fields beyond OpenAI's it took), conformance, api and serve_bench. SERVING.md shows
-it beside the server cells. The API key is read from the variable --api-key-env names and is
-never written: every text that leaves the process has it scrubbed.
+results/endpoint), is a cell result (the endpoint rung: its /models answer, the headers that
+name it, the fields beyond OpenAI's it took; conformance, api, serve_bench), shown in SERVING.md
+beside the server cells. The API key is read from the variable --api-key-env names and is never
+written: every text that leaves the process has it scrubbed.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
 from engines import ENGINES
 from engines.endpoint import EXTRA_FIELDS, REFERENCE_ENV, Endpoint, EndpointError, check_url
+from fixtures.catalog import FixtureMissingError, folder_or_fixture
 from incell.serve_bench import add_load_options, check_loads, sweep
 
 KINDS = {"generation": "endpoint", "embedding": "endpoint_embed"}
@@ -60,11 +60,10 @@ ENGINE_PROPERTIES = {
                   "whitespace_contract", "call_order_independence"),
 }
 """The engine suite's properties that an endpoint can be held to on its own answers."""
-NEEDS_LOCAL = ("compares with what only a local copy of the model gives (a reference "
-               "tokenizer, transformers' ids or logits, the engine in process): not run against "
-               "an endpoint")
-NEEDS_TOKENIZER = ("counts and compares tokens: needs the served model's tokenizer, "
-                   "--tokenizer DIR (a folder with its tokenizer.json)")
+NEEDS_LOCAL = ("compares with what only a local copy of the model gives (a reference tokenizer, "
+               "transformers' ids or logits, the engine in process): not run against an endpoint")
+NEEDS_TOKENIZER = ("counts and compares tokens: needs the served model's tokenizer, --tokenizer "
+                   "DIR|FIXTURE (a folder with its tokenizer.json, or a fixture's name)")
 TIMEOUT_S = 30.0
 
 
@@ -79,16 +78,14 @@ def make_parser() -> argparse.ArgumentParser:
                         help="the environment variable that holds the API key (sent as a Bearer "
                              "token, never written anywhere)")
     parser.add_argument("--tokenizer", type=model_folder, metavar="DIR|FIXTURE",
-                        help="a folder with the served model's tokenizer.json (and config.json), "
-                             "or a fixture's name (smollm2-135m-instruct: the trained model "
-                             "infermatrix ships): the engine properties and the load sweep count "
-                             "tokens with it")
+                        help="a folder with the served model's tokenizer.json (and config.json) "
+                             "or a fixture's name (smollm2-135m-instruct): the engine properties "
+                             "and the load sweep count tokens with it")
     parser.add_argument("--reference", metavar="ENGINE",
                         help="an in-process engine (e.g. transformers) to hold the endpoint to "
                              "(wire_parity), on --fixture, in a venv of one of its cells")
-    parser.add_argument("--fixture", type=model_folder, metavar="DIR|FIXTURE",
-                        help="the served model's local copy the reference loads, a folder or a "
-                             "fixture's name (default: --tokenizer)")
+    parser.add_argument("--fixture", type=model_folder, metavar="DIR|FIXTURE", help="the served "
+                        "model's local copy the reference loads (default: --tokenizer)")
     parser.add_argument("--reference-venv", type=Path, metavar="DIR",
                         help="the venv the reference runs in (default: .nox/cell-<ENGINE>-*)")
     parser.add_argument("--name", help="the result's name (default: host-port-model)")
@@ -100,16 +97,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def model_folder(text: str) -> Path:
-    """A folder as given, or the local folder of the fixture of that name (fixtures/catalog.py)."""
-    from fixtures.catalog import FixtureMissingError, all_names, locate
-
-    if Path(text).is_dir() or text not in all_names():
-        if not Path(text).is_dir():
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is neither a folder nor a fixture; fixtures: {', '.join(all_names())}")
-        return Path(text)
+    """A folder as given, or the folder of the fixture of that name (fixtures/catalog.py)."""
     try:
-        return locate(text)
+        return folder_or_fixture(text)
     except FixtureMissingError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
