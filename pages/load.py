@@ -97,52 +97,59 @@ HEAD = ["load", "valid point", "client CPU", "requests (errors)", "TTFT ms p50/9
         "usage vs client tokens", "events per token"]
 
 
+LOAD_METHOD = (
+    "`nox -s serve-bench`: streamed completions with EOS off, fixed input and output "
+    "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
+    "asked. Percentiles are p50 [its 95% interval] / p90 / p95 / p99 with the sample count "
+    "(two loads whose p50 intervals overlap cannot be told apart; ITL's tokens within "
+    "one request are not independent, so its interval is narrower than the truth); "
+    "`*` marks one "
+    "the count is too small to support (no 95% interval inside the samples). A run is "
+    "not a valid point where more than 1% of its streams failed (an HTTP error, a "
+    "dropped connection, an error inside the stream, fewer tokens than asked by the "
+    "server's own count: each "
+    "counted by kind, none of them in any latency or throughput figure) or where the "
+    "client could not keep up; it is marked invalid with the figure, and the knee comes "
+    "before it. Tokens are counted from the server's usage, else its token ids, else "
+    "the count asked where the stream ended at that length (finish_reason `length`, EOS "
+    "off), else the client re-tokenizing each whole text, never from the number of "
+    "events; with no count from the server, a stream that ends without `length` is "
+    "short and failed. TTFT runs to the first event carrying text, ids or logprobs: an "
+    "empty chunk does not start it. Client and "
+    "servers share this machine's cores: the client's own share of a core is beside "
+    "every run.")
+
+
 def load_section(records: list[ServeBenchDetail], plot: str | None) -> list[str]:
     if not records:
         return ["## Under load", "",
                 "Not measured yet: `nox -s serve` (the cells), then `nox -s serve-bench`.", ""]
-    lines = ["## Under load", "",
-             "`nox -s serve-bench`: streamed completions with EOS off, fixed input and output "
-             "lengths, a closed-loop sweep of users to saturation and any open-loop rates "
-             "asked. Percentiles are p50 [its 95% interval] / p90 / p95 / p99 with the sample count "
-             "(two loads whose p50 intervals overlap cannot be told apart; ITL's tokens within "
-             "one request are not independent, so its interval is narrower than the truth); "
-             "`*` marks one "
-             "the count is too small to support (no 95% interval inside the samples). A run is "
-             "not a valid point where more than 1% of its streams failed (an HTTP error, a "
-             "dropped connection, an error inside the stream, fewer tokens than asked by the "
-             "server's own count: each "
-             "counted by kind, none of them in any latency or throughput figure) or where the "
-             "client could not keep up; it is marked invalid with the figure, and the knee comes "
-             "before it. Tokens are counted from the server's usage, else its token ids, else "
-             "the count asked where the stream ended at that length (finish_reason `length`, EOS "
-             "off), else the client re-tokenizing each whole text, never from the number of "
-             "events; with no count from the server, a stream that ends without `length` is "
-             "short and failed. TTFT runs to the first event carrying text, ids or logprobs: an "
-             "empty chunk does not start it. Client and "
-             "servers share this machine's cores: the client's own share of a core is beside "
-             "every run.", ""]
+    lines = ["## Under load", "", LOAD_METHOD, ""]
     if plot:
         lines += [f"![p50 and p99 TTFT and TPOT against output throughput, per server]({plot})", ""]
     for record in records:
-        knee = record.knee
-        where = (f"saturates past {knee.users} users ({knee.output_tokens_per_s:.0f} tok/s; "
-                 f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f}"
-                 + (f": {knee.why}" if knee.why else "") + ")"
-                 if knee else "no knee inside the sweep")
-        lines += [f"### `{record.engine}` ({record.server}) on {record.fixture}"
-                  + (", chat" if record.api == "chat" else ""), "",
-                  (f"chat (`/v1/chat/completions`): {record.prompts}; {record.output_tokens} "
-                   "output tokens; " if record.api == "chat" else
-                   f"{record.input_tokens} input, {record.output_tokens} output tokens; ")
-                  + (f"started in {record.startup_s:.1f} s" if record.startup_s
-                     else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
-                  + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "
-                     "stream may end early at EOS (counted by its usage, no error)."), "",
-                  table([run_row(run) for run in record.runs], HEAD), ""]
+        lines += record_section(record)
     lines += ["### Method", "", *(f"- `{m.name}` ({m.unit}): {m.definition}"
                                   for m in METRICS.values() if m.name.startswith("serve_")), ""]
     return lines
+
+
+def record_section(record: ServeBenchDetail) -> list[str]:
+    """One server's sweep: what it was sent, where it saturates, its runs."""
+    knee = record.knee
+    where = (f"saturates past {knee.users} users ({knee.output_tokens_per_s:.0f} tok/s; "
+             f"{knee.next_users} users give {knee.next_output_tokens_per_s:.0f}"
+             + (f": {knee.why}" if knee.why else "") + ")" if knee else "no knee inside the sweep")
+    sent = (f"chat (`/v1/chat/completions`): {record.prompts}; {record.output_tokens} output "
+            "tokens; " if record.api == "chat" else
+            f"{record.input_tokens} input, {record.output_tokens} output tokens; ")
+    return [f"### `{record.engine}` ({record.server}) on {record.fixture}"
+            + (", chat" if record.api == "chat" else ""), "",
+            sent + (f"started in {record.startup_s:.1f} s" if record.startup_s
+                    else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
+            + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "
+               "stream may end early at EOS (counted by its usage, no error)."), "",
+            table([run_row(run) for run in record.runs], HEAD), ""]
 
 
 def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
