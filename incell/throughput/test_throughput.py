@@ -24,7 +24,7 @@ from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
 from incell.prompts import FreshPrompts
 from incell.throughput.measured import Measured
-from incell.throughput.timing import streamed_round, two_calls_round
+from incell.throughput.timing import stream_counts_its_ids, streamed_round, two_calls_round
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -118,7 +118,8 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     the record says how many were."""
     require(engine, Generator, "token_input")
     (batch, length), n = gen_shape, prof.new_tokens
-    streamed = batch == 1 and engine.capabilities.streaming
+    streamed, route = (stream_counts_its_ids(engine, prompts, prof, length) if batch == 1
+                       else (False, "two calls"))
     one_round = (streamed_round if streamed else two_calls_round)(engine, prompts, prof, batch, length)
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
     timed = rounds(benchmark, prof, one_round, measured)
@@ -130,7 +131,7 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     params = {"batch": batch, "input_tokens": length, "new_tokens": n,
               **({"batching": "sequential"} if batch > 1 and not engine.capabilities.batch_decode
                  else {})}
-    timing = {"timed": "one streamed call" if streamed else "two calls",
+    timing = {"timed": route,
               "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
         record("prefill_tokens_per_s", [batch * length / a for a in ttft], **params),

@@ -55,3 +55,21 @@ def two_calls_round(engine, prompts, prof, batch: int, length: int):
         return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0
 
     return one_round
+
+
+def stream_counts_its_ids(engine, prompts, prof, length: int) -> tuple[bool, str]:
+    """Whether the engine's stream carries every token's id: not where it declares its stream
+    departs from generate() (llama-server holds back and drops a token that ends inside a UTF-8
+    character), nor where one probe call (a fresh prompt, as a warm-up) comes short; its deltas
+    cannot time decode then, and the two calls do. The reason goes in the record."""
+    if not engine.capabilities.streaming:
+        return False, "two calls (the engine does not stream)"
+    if "streaming_equals_generate" in engine.deviations:  # a declared unfaithful stream
+        return False, "two calls (its stream departs from generate(), a declared deviation)"
+    n = prof.new_tokens
+    params = SamplingParams(max_new_tokens=n, ignore_eos=True)
+    got = sum(len(d.token_ids) for d in engine.stream_from_ids(prompts.batch(1, length)[0], params))
+    if got == n:
+        return True, "one streamed call"
+    return False, f"two calls (its stream carried {got} of the {n} ids)"
+
