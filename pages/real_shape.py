@@ -111,8 +111,13 @@ def mbu(run: ShapeRun) -> str:
         return "cache-resident"
     probe = run.detail.find("memory_bandwidth_gb_s")
     older = probe is not None and probe.access != "read"
-    return held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
+    text = held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
         " (of a copy's bandwidth: measured before the probe read)" if older else "")
+    if rows[0].fraction > 1 and probe is not None:  # past the median reading: say how far they spread
+        reached = rows[0].fraction * roof.bandwidth_gb_s
+        text += (f" ({reached:.1f} GB/s read; this rung's probe read {min(probe.samples):.1f}–"
+                 f"{max(probe.samples):.1f} GB/s, MBU is of their median)")
+    return text
 
 
 def cores(run: ShapeRun) -> str:
@@ -157,8 +162,7 @@ def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
             if d and d.peak_rss_mib else "–",
             f"{facts.load_s:.1f} s" if facts and facts.load_s is not None else "–",
             ", ".join(f"{c.converter} {c.seconds:.0f} s ({mib(c.bytes)})" for c in made) or "–",
-            (f"KL mean {tool_kl(kl)}, top-1 {kl.top1_agreement:.1%}"
-             if kl and "kl_mean" in kl else "–"),
+            f"KL mean {tool_kl(kl)}, top-1 {kl.top1_agreement:.1%}" if kl else "–",
             facts.note if facts and facts.note else ""])
     return rows
 
