@@ -132,6 +132,9 @@ class Referee:
     decode_samples: list[float] = field(default_factory=list)
     kl: ToolKL | None = None
     """Where the file is a quantization: llama-perplexity --kl-divergence against the float32 file."""
+    kl_error: str = ""
+    """Why llama-perplexity gave no KL where it was asked for one: the tool's failure is the
+    referee's, never the bench rung's."""
 
 
 @dataclass

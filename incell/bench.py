@@ -155,8 +155,11 @@ def referee(measured, prof) -> Referee | None:
     found = llama_bench(Path(measured.weights_file), length, prof.new_tokens, cores())
     if found is not None and measured.unquantized_file:
         with tempfile.TemporaryDirectory() as work:
-            found.kl = llama_kl(Path(measured.unquantized_file), Path(measured.weights_file),
-                                cores(), Path(work))
+            try:
+                found.kl = llama_kl(Path(measured.unquantized_file), Path(measured.weights_file),
+                                    cores(), Path(work))
+            except RuntimeError as exc:  # the tool's failure, said beside the engine's figures
+                found.kl_error = str(exc)[:500]
     return found
 
 

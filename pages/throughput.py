@@ -163,8 +163,16 @@ def referee_section(results: list[CellResult]) -> list[str]:
             "token at a time at 2,724 tok/s against llama-bench's 14,300 and 3,661; the "
             "binding's generate loop (its sampler, detokenizing, our stop handling) brings "
             "decode to 1,862 tok/s and adds 0.7 ms to the first token. A step of this model "
-            "costs 0.27 ms in llama.cpp, so the Python path's 0.26 ms a token halves it; at a "
-            "real shape a step costs tens of ms and the ratio should near 1 (not measured here). "
+            "costs 0.27 ms in llama.cpp, so the Python path's 0.26 ms a token halves it. At "
+            "SmolLM2's real shape (THROUGHPUT's opening table) a step costs 8–20 ms and the "
+            "ratios were 0.74–1.19× before two causes were found: decode was the difference of "
+            "two calls each carrying a 512-token prefill (now one streamed call), and the tool "
+            "ran with flash attention on (its default, auto) where the binding's `Llama` has it "
+            "off (now `-fa off`: the tool's prefill on Q4_K_M fell from 597–669 to 430–596 "
+            "tok/s). What is left is this shared VM's run-to-run noise: the same llama-bench "
+            "command on the same file, run twice back to back, gave 129.9 and 101.4 tok/s "
+            "decode, so a single ratio outside the band, in either direction, is not a "
+            "difference until it repeats. "
             f"({len(first.bench.referee.decode_samples)}); commands: "
             + "; ".join(f"`{c}`" for c in commands), "",
             table(rows, ["engine", "environment", "prefill tok/s (ours)", "prefill (tool)",
