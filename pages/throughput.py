@@ -131,6 +131,31 @@ def ratio_text(ours: float | None, theirs: float) -> str:
     return f"{mark}{ratio:.2f}×"
 
 
+REFEREE_METHOD = (
+    "Our figures beside the engine's own tool's, on the same file with the same threads "
+    "and shape, in the same bench rung (llama.cpp: `llama-bench`, built from the "
+    "binding's own llama.cpp tree). Prefill: ours from the first token's time of a "
+    "128-token prompt (the sampler's first step included), llama-bench's pp128 from an "
+    "empty context. Decode: ours 31 tokens after the first, llama-bench's tg32 after "
+    f"a 128-token context. ⚠️: the two differ by more than {REFEREE_BAND:.0%}. Medians "
+    "of the tool's repetitions. The reason found for llama.cpp, measured on small-llama "
+    "(numpy2 cell, 2 threads): the binding's own `Llama.eval` (llama_decode through "
+    "ctypes, the last logits copied out) runs a 128-token prompt at 12,800 tok/s and one "
+    "token at a time at 2,724 tok/s against llama-bench's 14,300 and 3,661; the "
+    "binding's generate loop (its sampler, detokenizing, our stop handling) brings "
+    "decode to 1,862 tok/s and adds 0.7 ms to the first token. A step of this model "
+    "costs 0.27 ms in llama.cpp, so the Python path's 0.26 ms a token halves it. At "
+    "SmolLM2's real shape (THROUGHPUT's opening table) a step costs 8–20 ms and the "
+    "ratios were 0.74–1.19× before two causes were found: decode was the difference of "
+    "two calls each carrying a 512-token prefill (now one streamed call), and the tool "
+    "ran with flash attention on (its default, auto) where the binding's `Llama` has it "
+    "off (now `-fa off`: the tool's prefill on Q4_K_M fell from 597–669 to 430–596 "
+    "tok/s). What is left is this shared VM's run-to-run noise: the same llama-bench "
+    "command on the same file, run twice back to back, gave 129.9 and 101.4 tok/s "
+    "decode, so a single ratio outside the band, in either direction, is not a "
+    "difference until it repeats. ")
+
+
 def referee_section(results: list[CellResult]) -> list[str]:
     """Our prefill and decode beside the engine's own benchmark tool's, same file and shape."""
     judged = [r for r in results if r.bench and r.bench.referee is not None]
@@ -151,29 +176,8 @@ def referee_section(results: list[CellResult]) -> list[str]:
     first = judged[0]
     commands = first.bench.referee.commands
     return ["## Referees: the engine's own benchmark tool", "",
-            "Our figures beside the engine's own tool's, on the same file with the same threads "
-            "and shape, in the same bench rung (llama.cpp: `llama-bench`, built from the "
-            "binding's own llama.cpp tree). Prefill: ours from the first token's time of a "
-            "128-token prompt (the sampler's first step included), llama-bench's pp128 from an "
-            "empty context. Decode: ours 31 tokens after the first, llama-bench's tg32 after "
-            f"a 128-token context. ⚠️: the two differ by more than {REFEREE_BAND:.0%}. Medians "
-            "of the tool's repetitions. The reason found for llama.cpp, measured on small-llama "
-            "(numpy2 cell, 2 threads): the binding's own `Llama.eval` (llama_decode through "
-            "ctypes, the last logits copied out) runs a 128-token prompt at 12,800 tok/s and one "
-            "token at a time at 2,724 tok/s against llama-bench's 14,300 and 3,661; the "
-            "binding's generate loop (its sampler, detokenizing, our stop handling) brings "
-            "decode to 1,862 tok/s and adds 0.7 ms to the first token. A step of this model "
-            "costs 0.27 ms in llama.cpp, so the Python path's 0.26 ms a token halves it. At "
-            "SmolLM2's real shape (THROUGHPUT's opening table) a step costs 8–20 ms and the "
-            "ratios were 0.74–1.19× before two causes were found: decode was the difference of "
-            "two calls each carrying a 512-token prefill (now one streamed call), and the tool "
-            "ran with flash attention on (its default, auto) where the binding's `Llama` has it "
-            "off (now `-fa off`: the tool's prefill on Q4_K_M fell from 597–669 to 430–596 "
-            "tok/s). What is left is this shared VM's run-to-run noise: the same llama-bench "
-            "command on the same file, run twice back to back, gave 129.9 and 101.4 tok/s "
-            "decode, so a single ratio outside the band, in either direction, is not a "
-            "difference until it repeats. "
-            f"({len(first.bench.referee.decode_samples)}); commands: "
+            REFEREE_METHOD + f"The tool repeats each test "
+            f"{len(first.bench.referee.decode_samples)} times; commands: "
             + "; ".join(f"`{c}`" for c in commands), "",
             table(rows, ["engine", "environment", "prefill tok/s (ours)", "prefill (tool)",
                          "ours ÷ tool", "decode tok/s (ours)", "decode (tool)", "ours ÷ tool",
