@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.bench_details import BenchDetail, LoadRun, MetricRecord, ServeBenchDetail
 from core.results import CellResult, load_results
+from incell.bench import measured_on
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""
@@ -92,7 +93,7 @@ def roofline(detail: BenchDetail) -> list[str]:
     roof, problems = detail.roofline, []
     if roof is None:
         return []
-    probe = probe_of(detail, "memory_bandwidth_gb_s", roof.device)
+    probe = measured_on(detail.metrics, "memory_bandwidth_gb_s", roof.device)
     if probe is not None and probe.access != "read":
         problems.append(f"MBU divides by a {probe.access or 'copy'}'s bandwidth "
                         f"({roof.bandwidth_gb_s:.1f} GB/s), the column is of a read")
@@ -107,13 +108,6 @@ def roofline(detail: BenchDetail) -> list[str]:
     return problems
 
 
-def probe_of(detail: BenchDetail, name: str, device: str, dtype: str | None = None
-             ) -> MetricRecord | None:
-    return next((m for m in detail.metrics if m.name == name
-                 and m.params.get("device", "cpu") == device
-                 and (dtype is None or m.params.get("dtype", "float32") == dtype)), None)
-
-
 def limits(detail: BenchDetail) -> list[str]:
     """No raw sample past the device's best reading: decode against its bandwidth (unless the
     weights fit in its last-level cache), prefill against its matmul peak in the dtype the
@@ -123,13 +117,13 @@ def limits(detail: BenchDetail) -> list[str]:
         return []
     resident = bool(roof.last_level_cache_bytes) and \
         roof.weight_bytes_per_token <= roof.last_level_cache_bytes
-    bandwidth = probe_of(detail, "memory_bandwidth_gb_s", roof.device)
+    bandwidth = measured_on(detail.metrics, "memory_bandwidth_gb_s", roof.device)
     if bandwidth is not None and not resident:
         for m in (m for m in detail.metrics if m.name == "decode_tokens_per_s"):
             bound = m.batch * max(bandwidth.samples) * 1e9 / roof.weight_bytes_per_token
             problems += past(f"decode tok/s at batch {m.batch}, {m.input_tokens} tokens",
                              m.samples, bound, "the bandwidth bound")
-    peak = probe_of(detail, "compute_tflops", roof.device, roof.compute_dtype)
+    peak = measured_on(detail.metrics, "compute_tflops", roof.device, roof.compute_dtype)
     flops = roof.flops_per_token or (None if roof.engine_weights_bytes
                                      else roof.weight_bytes_per_token / 2)  # float32: 4 B a weight
     if peak is not None and flops:
