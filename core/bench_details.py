@@ -104,6 +104,12 @@ class Roofline:
     flops_per_token: float | None = None
     """Matmul FLOPs a token costs in prefill (2 a weight), the prefill rows' numerator."""
 
+    @property
+    def cache_resident(self) -> bool:
+        """The weights fit in the last-level cache: DRAM bandwidth does not bound their reads."""
+        return bool(self.last_level_cache_bytes) and \
+            self.weight_bytes_per_token <= self.last_level_cache_bytes
+
 
 @dataclass
 class ToolKL:

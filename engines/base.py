@@ -294,15 +294,17 @@ class Generator(Engine):
         """Yield deltas of one completion; their texts and ids, joined, equal generate()'s."""
         self.require("streaming")
         check_prompts([prompt])
-        ids = self._checked(check_prompt_ids([self.tokenize(prompt)]), params)[0]
-        if params.max_new_tokens > 0:
-            yield from self._stream(ids, params)
+        yield from self._stream_checked(self.tokenize(prompt), params)
 
     def stream_from_ids(self, prompt_ids: Sequence[int],
                         params: SamplingParams) -> Iterator[StreamDelta]:
         """stream() with the prompt given as token ids (fed as they are, no BOS added)."""
         self.require("streaming")
         self.require("token_input")
+        yield from self._stream_checked(prompt_ids, params)
+
+    def _stream_checked(self, prompt_ids: Sequence[int], params: SamplingParams
+                        ) -> Iterator[StreamDelta]:
         ids = self._checked(check_prompt_ids([prompt_ids]), params)[0]
         if params.max_new_tokens > 0:
             yield from self._stream(ids, params)

@@ -145,9 +145,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
         min_new_tokens (all of max_new_tokens with ignore_eos): the search option min_length
         let a first-token EOS through."""
         generator = self._generator(prompt_ids, params)
-        stops = set(params.stop_token_ids) | ({self._eos} if not params.ignore_eos else set())
-        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
-        masked = [t for t in {self._eos, *params.stop_token_ids} if t is not None and t >= 0]
+        stops, floor, masked = self._ends(params)
         count = 0
         while not generator.is_done():
             raw = np.asarray(generator.get_logits(), dtype=np.float32)
@@ -164,6 +162,14 @@ class OnnxRuntimeGenaiGenerator(Generator):
                 logits.append(step)
             count += 1
             yield token
+
+    def _ends(self, params: SamplingParams) -> tuple[set[int], int, list[int]]:
+        """The ids that end a row, the tokens before which none may (the floor), and the ids
+        masked until then."""
+        stops = set(params.stop_token_ids) | ({self._eos} if not params.ignore_eos else set())
+        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        masked = [t for t in {self._eos, *params.stop_token_ids} if t is not None and t >= 0]
+        return stops, floor, masked
 
     def _complete_one(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
         steps: list[np.ndarray] | None = None if params.logprobs is None else []
@@ -187,9 +193,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
                                    do_sample=False, batch_size=len(prompt_ids))
         generator = og.Generator(self._model, options)
         generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
-        stops = set(params.stop_token_ids) | ({self._eos} if not params.ignore_eos else set())
-        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
-        masked = [t for t in {self._eos, *params.stop_token_ids} if t is not None and t >= 0]
+        stops, floor, masked = self._ends(params)
         rows: list[list[int]] = [[] for _ in prompt_ids]
         ended, step = [False] * len(prompt_ids), 0
         while not generator.is_done() and not all(ended):

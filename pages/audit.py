@@ -115,10 +115,8 @@ def limits(detail: BenchDetail) -> list[str]:
     roof, problems = detail.roofline, []
     if roof is None:
         return []
-    resident = bool(roof.last_level_cache_bytes) and \
-        roof.weight_bytes_per_token <= roof.last_level_cache_bytes
     bandwidth = measured_on(detail.metrics, "memory_bandwidth_gb_s", roof.device)
-    if bandwidth is not None and not resident:
+    if bandwidth is not None and not roof.cache_resident:
         for m in (m for m in detail.metrics if m.name == "decode_tokens_per_s"):
             bound = m.batch * max(bandwidth.samples) * 1e9 / roof.weight_bytes_per_token
             problems += past(f"decode tok/s at batch {m.batch}, {m.input_tokens} tokens",

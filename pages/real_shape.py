@@ -15,7 +15,7 @@ from core import layout
 from core.bench_details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
 from pages.markdown import engine_label, table, tool_kl
-from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text, resident
+from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
               "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
@@ -107,7 +107,7 @@ def mbu(run: ShapeRun) -> str:
     rows = roof.decode_batch1 if roof else []
     if not rows:
         return "–"
-    if resident(roof):
+    if roof.cache_resident:
         return "cache-resident"
     probe = run.detail.find("memory_bandwidth_gb_s")
     older = probe is not None and probe.access != "read"

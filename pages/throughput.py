@@ -52,12 +52,6 @@ def held_to_limit(fraction: float, limit: str) -> str:
     return f"{fraction:.1%}"
 
 
-def resident(roof) -> bool:
-    """The weights fit in the last-level cache: DRAM bandwidth does not bound their reads."""
-    return bool(roof.last_level_cache_bytes) and \
-        roof.weight_bytes_per_token <= roof.last_level_cache_bytes
-
-
 def bandwidth_limit(roof) -> str:
     """The limit a decode row is held to: the host's DRAM, or the GPU's own memory."""
     return "DRAM bandwidth" if roof.device == "cpu" else \
@@ -75,7 +69,7 @@ def mbu(detail: BenchDetail) -> str:
     rows = roof.decode_batch1 if roof else []
     if not rows:
         return "–"
-    if resident(roof):
+    if roof.cache_resident:
         return (f"cache-resident ({roof.weight_bytes_per_token / 2**20:,.1f} MiB ≤ "
                 f"{roof.last_level_cache_bytes / 2**20:,.0f} MiB cache)")
     return held_to_limit(rows[0].fraction, bandwidth_limit(roof))
@@ -271,7 +265,7 @@ def roofline_section(results: list[CellResult]) -> list[str]:
         rows += [[*label(r), detail.fixture, row.input_tokens,
                   f"{roof.weight_bytes_per_token / 2**20:,.2f} MiB", f"{roof.bandwidth_gb_s:,.1f} GB/s",
                   f"{row.decode_tokens_per_s:,.0f}", f"{row.bound_tokens_per_s:,.0f}",
-                  "cache-resident" if resident(roof)
+                  "cache-resident" if roof.cache_resident
                   else held_to_limit(row.fraction, bandwidth_limit(roof))]
                  for row in roof.decode_batch1]
         compute += [[*label(r), row.input_tokens,
