@@ -51,7 +51,7 @@ RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
 REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich", "markdown>=3.5")
 TEST_DEPS = ("pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "numpy", "tabulate==0.10.0",
              "matplotlib>=3.8", "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers",
-             "jinja2", "rich", "markdown>=3.5", "playwright>=1.50")
+             "jinja2", "rich", "markdown>=3.5", "playwright>=1.50", "safetensors")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built

@@ -138,10 +138,14 @@ def cell_env(run: CellRun) -> dict[str, str]:
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "INFERMATRIX_CACHE": str(cache_root()),
-        QUANT_ENV: dict(run.cell.axes).get("quant", "none"),
         **({"VIRTUAL_ENV": str(run.venv)} if run.interpreter is None else {}),
         DTYPE_ENV: run.cell.dtype,
     })
+    quant = dict(run.cell.axes).get("quant")
+    if quant is None:  # no quant axis: the engine's "none", and text_quality left to the axis
+        env.pop(QUANT_ENV, None)
+    else:
+        env[QUANT_ENV] = quant
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env |= dict(run.options.env)

@@ -317,12 +317,18 @@ def _check_excludes(excludes: list[dict], engines: dict, axes: dict, devices: di
 
 
 def with_trained(cells: tuple[Cell, ...], raw: dict) -> tuple[Cell, ...]:
-    """The cells [trained] names, and every cell of the weights a trained fixture ships (SHIPPED:
-    that fixture is all it runs on), each with the trained fixture added; an unknown fixture,
-    cell or key is named with the valid ones."""
-    extra = sorted(set(raw) - {"fixture", "cells"})
+    """The cells [trained] names, every CPU generation cell of the axes it names (`axes`: the
+    quant selection's, whose quality is measured on the trained model too; a GPU machine gets
+    no trained fixture, which cannot travel in its 64 MiB), and every cell of the
+    weights a trained fixture ships (SHIPPED: that fixture is all it runs on), each with the
+    trained fixture added; an unknown fixture, cell, axis or key is named with the valid ones."""
+    extra = sorted(set(raw) - {"fixture", "cells", "axes"})
     if extra:
-        raise MatrixError(unknown("key in [trained]", extra[0], ["fixture", "cells"]))
+        raise MatrixError(unknown("key in [trained]", extra[0], ["fixture", "cells", "axes"]))
+    known_axes = sorted({name for c in cells for name, _ in c.axes})
+    for axis in raw.get("axes", []):
+        if axis not in known_axes:
+            raise MatrixError(unknown("axis in [trained]", axis, known_axes))
     shipped = [c.id for c in cells if dict(c.axes).get("quant") == SHIPPED]
     if not raw:
         if shipped:
@@ -340,7 +346,9 @@ def with_trained(cells: tuple[Cell, ...], raw: dict) -> tuple[Cell, ...]:
         if ENGINES[kind].kind != "generation":
             raise MatrixError(f"[trained] cell {cell_id!r} runs {kind}, an {ENGINES[kind].kind} "
                               "engine: the trained model is a generation model")
-    named = {*raw.get("cells", []), *shipped}
+    by_axis = [c.id for c in cells if ENGINES[c.engine.id].kind == "generation"
+               and c.device == "cpu" and {name for name, _ in c.axes} & set(raw.get("axes", []))]
+    named = {*raw.get("cells", []), *shipped, *by_axis}
     return tuple(replace(c, trained=(fixture,)) if c.id in named else c for c in cells)
 
 

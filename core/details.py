@@ -76,6 +76,11 @@ class Capabilities:
     """SamplingParams.logprobs is honoured: Completion.logprobs per generated token."""
     logits: bool = False
     """next_token_logits() gives the low-level forward pass's last-position logits."""
+    prompt_log_probs: bool = False
+    """prompt_log_probs() gives log-probabilities at every position of a prompt (perplexity)."""
+    whole_distributions: bool = True
+    """prompt_log_probs() rows hold every id (False: only the text's id and the engine's most
+    likely, the rest -inf, as vLLM's prompt_logprobs gives them)."""
     token_input: bool = False
     """generate_from_ids() takes prompts as token ids (continuation)."""
     min_new_tokens: bool = False
@@ -181,11 +186,46 @@ class LoraFigures:
 
 
 @dataclass
+class TextFigures:
+    """text_quality on the trained model (bench/perplexity.py): the engine on the scored text's
+    windows against the float32 reference, and its greedy answers to the committed questions."""
+
+    quantization: str = "none"
+    perplexity: float | None = None
+    perplexity_low: float | None = None
+    """95% bootstrap interval of the perplexity over windows."""
+    perplexity_high: float | None = None
+    reference_perplexity: float | None = None
+    positions: int | None = None
+    windows: int | None = None
+    top1: float | None = None
+    """Share of scored positions whose most likely id is the reference's."""
+    kl_mean: float | None = None
+    """Mean KL(reference || engine) over the reference's top ids and the rest as one (nats)."""
+    kl_mean_low: float | None = None
+    kl_mean_high: float | None = None
+    kl_p99: float | None = None
+    no_perplexity: str = ""
+    """Why there is no perplexity (the engine gives no log-probabilities at every position)."""
+    tool_perplexity: float | None = None
+    """llama-perplexity on the same GGUF, text and windows (a GGUF engine's cell): its final
+    estimate, its ± and its command."""
+    tool_perplexity_pm: float | None = None
+    tool_command: str = ""
+    answers: int = 0
+    answers_same: int = 0
+    """Greedy answers equal to the reference's, as text."""
+    changed: list[dict] = field(default_factory=list)
+    """{"question", "reference", "engine"} for each answer that differs."""
+
+
+@dataclass
 class PropertyFigures:
     """A property's figures on one fixture: the record of the property that measures them."""
 
     quality: QualityFigures | None = None
     lora: LoraFigures | None = None
+    text: TextFigures | None = None
 
 
 @dataclass

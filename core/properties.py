@@ -47,6 +47,9 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "streaming_utf8": "on the trained model, an answer whose characters span several tokens "
                           "(Japanese, emoji) streams whole characters: the deltas, joined, equal "
                           "generate()'s text",
+        "text_quality": "on the trained model, perplexity on a committed real text (llama-perplexity's "
+                        "windows), KL and top-1 agreement against the float32 reference, and how "
+                        "many greedy answers to committed questions stay the reference's",
         "chat_template_turns": "on the trained model, the engine's own chat path gives the "
                                "template's ids with a system turn, without one (the template's "
                                "default), over several turns, with the generation prompt, no "
@@ -89,6 +92,7 @@ PROPERTIES: dict[str, dict[str, str]] = {
 }
 
 TRAINED_MODEL = frozenset({"tokenizer_real_text", "special_tokens_in_text", "chat_template_turns",
+                           "text_quality",
                            "eos_and_stops", "streaming_utf8", "greedy_margins"})
 """Generation properties only a trained model can test: they run on a cell's trained fixtures
 (compat/matrix.toml [trained]), every other property on its random ones."""

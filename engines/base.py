@@ -320,6 +320,17 @@ class Generator(Engine):
         self.check_loaded()
         return self._logits(check_prompt_ids(prompt_ids))
 
+    def _prompt_log_probs(self, prompt_ids: list[int]) -> np.ndarray:
+        """float (len(prompt_ids), vocab) log-probabilities at every position of one prompt."""
+        raise UnsupportedCapabilityError(self.id, "prompt_log_probs")
+
+    def prompt_log_probs(self, prompt_ids: Sequence[int]) -> np.ndarray:
+        """Teacher-forced, one forward pass: row j is the distribution of the id after
+        prompt_ids[:j + 1], as log-probabilities (ids an engine does not give are -inf)."""
+        self.require("prompt_log_probs")
+        self.check_loaded()
+        return self._prompt_log_probs(check_prompt_ids([prompt_ids])[0])
+
     def set_adapter(self, adapter_dir: Path | None) -> None:
         """Apply a LoRA adapter (a folder in peft's format: adapter_config.json and
         adapter_model.safetensors) at run time, unmerged, to every later call; None removes it."""

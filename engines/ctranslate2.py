@@ -29,7 +29,7 @@ from engines.base import (
     stop_stream,
     text_deltas,
 )
-from engines.text import HfTokenizer, finish_row
+from engines.text import HfTokenizer, finish_row, log_softmax
 from fixtures.convert import converted
 
 
@@ -65,6 +65,7 @@ class CTranslate2Generator(HfTokenizer, Generator):
         stop_string_kept=True,
         logprobs=True,  # generate_batch(return_logits_vocab=True): the raw logits of every step
         logits=True,
+        prompt_log_probs=True,  # forward_batch: the logits of every position
         token_input=True,
         min_new_tokens=True,
         stop_token_ids=True,
@@ -133,6 +134,10 @@ class CTranslate2Generator(HfTokenizer, Generator):
         steps = itertools.takewhile(lambda t: t not in ends, (  # generate_tokens yields the end id
             step.token_id for step in self._gen.generate_tokens(self._tokens(prompt_ids), **options)))
         yield from stop_stream(text_deltas(steps, self._decode), params.stop, self._decode)
+
+    def _prompt_log_probs(self, prompt_ids: list[int]) -> np.ndarray:
+        logits = np.asarray(self._gen.forward_batch([self._tokens(prompt_ids)]), dtype=np.float64)[0]
+        return log_softmax(logits[:len(prompt_ids)])
 
     def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         logits = np.asarray(self._gen.forward_batch([self._tokens(r) for r in prompt_ids]),

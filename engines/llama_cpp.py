@@ -49,6 +49,7 @@ from engines.gguf_files import (
     write_gguf,
     write_gguf_lora,
 )
+from engines.text import log_softmax
 from engines.weights_read import gguf_read_bytes
 from fixtures.convert import converted
 
@@ -67,6 +68,7 @@ class LlamaCppGenerator(Generator):
         stop_string_kept=True,
         logprobs=True,  # the context's last logits, read as each token is sampled
         logits=True,
+        prompt_log_probs=True,  # a llama_batch asking for every position's logits
         token_input=True,
         min_new_tokens=True,
         stop_token_ids=True,
@@ -242,6 +244,22 @@ class LlamaCppGenerator(Generator):
 
     def _decode_special(self, token: int) -> str:
         return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def _prompt_log_probs(self, prompt_ids: list[int]) -> np.ndarray:
+        """The prompt decoded from an empty cache in the binding's own llama_batch (n_batch ids at
+        a time), every position flagged for logits as llama-perplexity flags them: Llama.eval()
+        keeps them only when the whole context was built with logits_all."""
+        llm, rows = self._llm, []
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        for start in range(0, len(prompt_ids), llm.n_batch):
+            part = prompt_ids[start:start + llm.n_batch]
+            llm._batch.set_batch(batch=part, n_past=start, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            rows.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx),
+                                              shape=(len(part), llm.n_vocab())).copy())
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        return log_softmax(np.concatenate(rows))
 
     def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         llm = self._llm

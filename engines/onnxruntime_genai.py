@@ -38,7 +38,7 @@ from engines.base import (
     StreamDelta,
     stop_stream,
 )
-from engines.text import finish_row
+from engines.text import finish_row, log_softmax
 from engines.weights_read import onnx_read_bytes
 from fixtures.convert import converted, converter_version
 
@@ -71,6 +71,7 @@ class OnnxRuntimeGenaiGenerator(Generator):
         stop_string_kept=True,
         logprobs=True,  # og.Generator.get_logits() before each choice
         logits=True,
+        prompt_log_probs=True,  # og.Generator.get_output("logits") after the prompt: every position
         token_input=True,
         min_new_tokens=True,  # EOS and stop ids masked through set_logits until then
         stop_token_ids=True,  # cut at the first one: later tokens never change earlier ones
@@ -219,6 +220,14 @@ class OnnxRuntimeGenaiGenerator(Generator):
     def _chat_ids(self, messages: list[ChatMessage]) -> list[int]:
         turns = json.dumps([{"role": m.role, "content": m.content} for m in messages])
         return self._tokenize(self._tok.apply_chat_template(turns, add_generation_prompt=True))
+
+    def _prompt_log_probs(self, prompt_ids: list[int]) -> np.ndarray:
+        generator = self._generator(prompt_ids, SamplingParams(max_new_tokens=1))
+        logits = np.asarray(generator.get_output("logits"), dtype=np.float64)[0]
+        if len(logits) != len(prompt_ids):
+            raise RuntimeError(f"onnxruntime_genai: the prompt step gave {len(logits)} rows of "
+                               f"logits for {len(prompt_ids)} ids")
+        return log_softmax(logits)
 
     def _logits(self, prompt_ids: list[list[int]]) -> np.ndarray:
         once = SamplingParams(max_new_tokens=1)

@@ -89,11 +89,16 @@ def stop_stream(deltas: Iterator[StreamDelta], stops: Sequence[str],
         yield delta
 
 
+def log_softmax(logits) -> np.ndarray:
+    """Row-wise log-softmax in float64."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def top_logprobs(logits, chosen: int, n: int) -> dict[int, float]:
     """{id: log-probability} of the chosen token and the n most likely, from one step's raw logits."""
-    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
-    shifted = logits - logits.max()
-    logp = shifted - np.log(np.exp(shifted).sum())
+    logp = log_softmax(np.asarray(logits).reshape(-1))
     top = np.argsort(-logp, kind="stable")[:n]
     return {int(t): float(logp[t]) for t in (*top, chosen)}
 

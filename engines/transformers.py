@@ -61,6 +61,7 @@ class TransformersGenerator(HfTokenizer, Generator):
         stop_string_kept=True,  # generate() stops after the token that completes the string
         logprobs=True,  # from generate(output_logits=True): the raw logits of every step
         logits=True,
+        prompt_log_probs=True,
         token_input=True,
         min_new_tokens=True,
         stop_token_ids=True,
@@ -198,6 +199,15 @@ class TransformersGenerator(HfTokenizer, Generator):
         with torch.inference_mode():
             out = self._model(**batch, position_ids=positions)
         return out.logits[:, -1, :].float().cpu().numpy().copy()
+
+    def _prompt_log_probs(self, prompt_ids: list[int]) -> np.ndarray:
+        """One forward pass, no cache; the log-softmax of every position's logits in float64."""
+        with torch.inference_mode():
+            logits = self._model(**self._batch([prompt_ids])).logits[0]
+        if logits.shape[0] != len(prompt_ids):
+            raise RuntimeError(f"{self.id}: the forward pass gave {logits.shape[0]} rows of logits "
+                               f"for {len(prompt_ids)} ids (an export that keeps the last only)")
+        return torch.log_softmax(logits.double(), -1).cpu().numpy()
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         streamer = _IdStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)

@@ -33,7 +33,7 @@ AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 """Which of eight consecutive output columns each nibble of an AWQ word holds, lowest first."""
 SEQUENTIAL = tuple(range(8))
 GPTQ_ZERO = 8
-VERSION = f"infermatrix-w4-rtn-1 w{BITS} g{GROUP}"
+VERSION = f"infermatrix-w4-rtn-2 w{BITS} g{GROUP}"
 WEIGHTS = "model.safetensors"
 
 
@@ -76,7 +76,11 @@ def quantize(weight: np.ndarray, method: str = "awq", group: int = GROUP) -> dic
     if method == "gptq":  # symmetric: the zero point fixed at 8
         high = np.maximum(np.abs(low), high)
         low = -high
-    scales = (np.maximum(high - low, 1e-8) / LEVELS).astype(np.float16)
+    # C order: `groups` is a view of weight.T, so its reductions come out in Fortran order, and
+    # safetensors writes an array's buffer as it lies: the file's scales were a permutation of
+    # these (harmless on random weights, whose groups all span alike; a trained model with
+    # outlier input channels read them back 76% off and its perplexity went from 46 to 1.7e6)
+    scales = np.ascontiguousarray(np.maximum(high - low, 1e-8) / LEVELS, dtype=np.float16)
     step = scales.astype(np.float64)
     zeros = np.full_like(low, GPTQ_ZERO) if method == "gptq" else \
         np.clip(np.round(-low / step), 0, LEVELS)

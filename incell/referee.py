@@ -87,3 +87,24 @@ def llama_kl(base: Path, quantized: Path, threads: int, work: Path) -> dict | No
     return ToolKL(kl_mean=float(kl.group(1)), kl_pm=float(kl.group(2)),
                   top1_agreement=float(top1.group(1)) / 100, top1_pm=float(top1.group(2)) / 100,
                   commands=[" ".join([tool.name, *c[1:]]) for c in commands])
+
+
+PPL_LINE = re.compile(r"Final estimate: PPL = ([\d.]+) \+/- ([\d.]+)")
+
+
+def llama_perplexity(gguf: Path, text: Path, n_ctx: int, chunks: int, threads: int
+                     ) -> tuple[float, float, str] | None:
+    """llama-perplexity's final estimate on `text` in `chunks` windows of `n_ctx` (each scored on
+    its second half, as bench/perplexity.py scores ours): (PPL, its ±, the command); None where
+    the tool was not built."""
+    tool = Path(os.environ.get(LLAMA_TOOLS_ENV, "")) / "bin" / "llama-perplexity"
+    if not os.environ.get(LLAMA_TOOLS_ENV) or not tool.is_file():
+        return None
+    cmd = [str(tool), "-m", str(gguf), "-f", str(text), "-c", str(n_ctx), "--chunks", str(chunks),
+           "-t", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S, check=False)
+    found = PPL_LINE.search(done.stdout + done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"llama-perplexity failed ({done.returncode}), no final estimate: "
+                           f"{(done.stdout + done.stderr)[-1500:]}")
+    return float(found.group(1)), float(found.group(2)), " ".join([tool.name, *cmd[1:]])

@@ -10,6 +10,7 @@ from bench.stats import distinguishable, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
+from pages.trained_quality import trained_section
 from pages.verdicts import PROPERTY, in_order, status_of
 
 LORA = "lora_adapter"
@@ -121,7 +122,7 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
                      f"{100 * kl.top1_agreement:.1f} ± {100 * kl.top1_pm:.1f}%"])
     if not rows:
         return []
-    return ["### Referee: llama-perplexity --kl-divergence", "",
+    return ["#### Referee: llama-perplexity --kl-divergence", "",
             "llama.cpp's own tool (built from the binding's tree) on the same GGUF files: the "
             "quantized one against the float32 one's logits over the shipped corpus (8 windows "
             "of 128 tokens). It runs the quantized file through llama.cpp's kernels against "
@@ -284,16 +285,19 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
 
 def quantization_page(results: list[CellResult], problems: list[str], plotted: bool) -> str:
     cells = in_order(results)
-    lines = [*header("Quantization", cells, problems), *METHOD]
+    lines = [*header("Quantization", cells, problems)]
+    lines += trained_section(cells, "Every engine and quantization of the quant selection also "
+                             "runs on the trained model, SmolLM2-135M-Instruct")
+    lines += ["## Random weights (small-llama)", "", *METHOD]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
     generation = [r for r in cells if r.cell.kind == "generation"]
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:
-        lines += ["## Generation", "", table(rows_of(generation), GENERATION_HEAD), ""]
+        lines += ["### Generation", "", table(rows_of(generation), GENERATION_HEAD), ""]
         lines += kl_referee_section(generation)
     if embedding:
-        lines += ["## Embeddings", "", "On the real all-MiniLM-L6-v2: each vector's cosine to "
+        lines += ["### Embeddings", "", "On the real all-MiniLM-L6-v2: each vector's cosine to "
                   "sentence-transformers' float32 one (least and mean over 6 sentences), how far "
                   "the model card's known similarity (0.7553) moved, sentences/s at batch 32.", "",
                   table(embedding_rows(embedding),

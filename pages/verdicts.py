@@ -131,9 +131,11 @@ def in_order(results: list[CellResult]) -> list[CellResult]:
                                  rank.get(r.quantization, len(rank))))
 
 
-def status_of(result: CellResult) -> str:
+def status_of(result: CellResult, name: str = PROPERTY) -> str:
+    """A quality property's verdict in one cell (quantization_quality, or text_quality): the
+    cell's first failure where the property never ran."""
     rung = result.rung("conformance")
-    prop = rung.detail.properties.get(PROPERTY) if rung is not None and rung.detail else None
+    prop = rung.detail.properties.get(name) if rung is not None and rung.detail else None
     if prop is None:
         failed = result.first_failure
         skipped = next((r for r in result.rungs if r.status == "not_run" and r.reason), None)

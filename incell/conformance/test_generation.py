@@ -30,6 +30,7 @@ from incell.conformance.parity import (
     unquantized_only,
 )
 from incell.conformance.plumbing import requires
+from incell.conformance.text_quality import test_text_quality  # noqa: F401
 
 # the trained-model properties: pytest collects the test functions in this module's namespace
 from incell.conformance.trained import (  # noqa: F401

@@ -306,7 +306,7 @@ BROKEN = {
     ReloadFlipsPadding: "lifecycle",
     NoInputChecks: "typed_errors",
     LostLayerWeights: ("greedy_parity", "logprobs", "quantization_quality",  # wrong weights
-                       "lora_adapter", "greedy_margins", "eos_and_stops"),
+                       "lora_adapter", "greedy_margins", "eos_and_stops", "text_quality"),
     StreamsAnyway: "unsupported_capabilities",
     ShiftedLogprobs: "logprobs",
     ScaledLogits: ("quantization_quality", "lora_adapter"),  # held to the merged reference too

@@ -95,9 +95,10 @@ def test_the_driver_side_imports_only_the_standard_library() -> None:
 
 
 PAGES = {"compatibility": {"compatibility"}, "conformance": {"conformance"},
-         "engines": {"engines"}, "serving": {"serving"}, "quantization": {"quantization"},
+         "engines": {"engines"}, "serving": {"serving"}, "quantization": {"quantization", "trained_quality"},
          "throughput": {"throughput", "real_shape", "plots"}}
-"""Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots)."""
+"""Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots;
+QUANTIZATION.md: its trained-model section)."""
 SHARED = {"markdown", "plotting", "verdicts", "load", "watch"}
 """What every page may use: formatting, plotting, a cell's verdict, the load sweep's section
 (SERVING.md and THROUGHPUT.md's real shape), the release watch."""

@@ -232,5 +232,19 @@ def test_a_cell_of_shipped_weights_runs_on_the_trained_fixture_alone() -> None:
     keep the random fixture."""
     matrix = load()
     assert matrix.cell("llama_cpp-quantshipped").fixtures == ("smollm2-135m-instruct",)
-    assert matrix.cell("llama_cpp-quantq4_0").fixtures == ("small-llama",)
     assert "llama_cpp-quantshipped" in {c.id for c in matrix.selected("quant")}
+
+
+def test_the_quant_axis_measures_every_cpu_generation_cell_on_the_trained_model_too() -> None:
+    """[trained] axes = ["quant"]: each CPU generation cell of a quantization keeps its random
+    fixture (small-llama's figures) and adds the trained one (text_quality); a CUDA cell and an
+    embedder do not (the trained fixture does not travel to the GPU machine); an unknown axis is
+    named with the valid ones."""
+    matrix = load()
+    assert matrix.cell("llama_cpp-quantq4_0").fixtures == ("small-llama", "smollm2-135m-instruct")
+    assert matrix.cell("vllm-quantawq-cuda").fixtures == ("small-llama",)
+    assert matrix.cell("sentence_transformers_onnx-quantint8").fixtures == ("all-minilm-l6-v2",)
+    data = variant()
+    data["trained"]["axes"] = ["quantt"]
+    with pytest.raises(MatrixError, match=r"axis in \[trained\] 'quantt'\. Did you mean 'quant'"):
+        parse(data)

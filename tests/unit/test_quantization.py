@@ -10,6 +10,7 @@ import pytest
 
 from compat.cell import cell_env
 from compat.matrix import load, parse
+from core.details import PropertyFigures, PropertyResult, TextFigures
 from core.errors import MatrixError
 from core.results import CellResult, Rung
 from engines.base import Generator, InvalidParameterError
@@ -248,3 +249,35 @@ def test_a_quality_check_that_did_not_run_never_reads_as_passed() -> None:
     assert rows["`llama_cpp`"][2:] == ["✅", "✅"]
     assert rows["`mistralrs`"][2] == "✅" and rows["`mistralrs`"][3].startswith("➖")
     assert "declares no logits support" in rows["`mistralrs`"][3]
+
+
+def test_the_page_opens_with_the_trained_model_its_referee_and_the_answers_that_changed() -> None:
+    """text_quality's figures: perplexity with its interval and its ratio to float32,
+    llama-perplexity beside it (⚠️ only where ours is outside twice its ±), KL over the top ids,
+    answers kept; a cell with no log-probabilities at every position says why."""
+    text = {"quantization": "q4_k_m", "perplexity": 47.967, "perplexity_low": 38.7,
+            "perplexity_high": 59.7, "reference_perplexity": 46.168, "positions": 2032,
+            "windows": 16, "top1": 0.836, "kl_mean": 0.0389, "kl_mean_low": 0.0365,
+            "kl_mean_high": 0.0419, "kl_p99": 0.225, "tool_perplexity": 47.864,
+            "tool_perplexity_pm": 3.56, "tool_command": "llama-perplexity -c 256", "answers": 30,
+            "answers_same": 29, "changed": [{"question": "What is the capital of France?",
+                                             "reference": "The capital of France is Paris.",
+                                             "engine": "L'Étoile (The Lion) is the capital"}]}
+    cell = quant_cell("llama_cpp", "q4_k_m", None, 100.0)
+    cell.rung("conformance").detail.properties["text_quality"] = PropertyResult(
+        status="pass", cases={"smollm2-135m-instruct": "pass"},
+        figures={"smollm2-135m-instruct": PropertyFigures(text=TextFigures(**text))})
+    answers_only = quant_cell("mistralrs", "q4_0", None, 100.0)
+    answers_only.rung("conformance").detail.properties["text_quality"] = PropertyResult(
+        status="pass", figures={"smollm2-135m-instruct": PropertyFigures(text=TextFigures(
+            quantization="q4_0", no_perplexity="mistralrs gives no log-probabilities at every "
+            "position", answers=30, answers_same=30))})
+    page = quantization_page([cell, answers_only], [], plotted=False)
+    assert page.index("## The trained model on real text") < page.index("## Random weights")
+    row = next(line for line in page.splitlines() if "`q4_k_m`" in line and "47.967" in line)
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "`llama_cpp`", "`q4_k_m`", "✅", "47.967 [38.70, 59.70]", "1.0390×",
+        "47.864 ± 3.56 (ours 1.0022×)", "3.89e-02 [3.6e-02, 4.2e-02]", "2.25e-01", "83.6%",
+        "29/30"]
+    assert "➖ mistralrs gives no log-probabilities at every position" in page
+    assert "“The capital of France is Paris.” → “L'Étoile (The Lion) is the capital”" in page

@@ -53,3 +53,27 @@ def test_a_real_shape_not_a_multiple_of_128_is_grouped_by_64() -> None:
     for method in ("awq", "gptq"):
         tensors = quantize(weight, method, 64)
         assert tensors["scales"].shape == (3, 8)
+
+
+@pytest.mark.parametrize("method", ["awq", "gptq"])
+def test_a_written_checkpoint_reads_back_as_its_weights_with_outlier_channels(method, tmp_path) -> None:
+    """Through the file, as vLLM reads it: a layer whose input channels differ in scale by 50x
+    (as a trained model's do) comes back within its rounding. The scales were once written in
+    Fortran order (a view of the transpose), a permutation that random weights, whose groups
+    all span alike, could not show."""
+    from safetensors.numpy import save_file
+
+    from engines.w4_checkpoints import dequantized_weights, write_checkpoint
+
+    rng = np.random.default_rng(0)
+    config = {"model_type": "llama", "hidden_size": 192, "intermediate_size": 384}
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir(), out.mkdir()
+    (source / "config.json").write_text(__import__("json").dumps(config))
+    weight = (rng.standard_normal((96, 192)) * np.geomspace(0.01, 0.5, 192)).astype(np.float32)
+    save_file({"model.layers.0.self_attn.q_proj.weight": weight,
+               "model.embed_tokens.weight": np.zeros((4, 192), np.float32)},
+              str(source / "model.safetensors"))
+    write_checkpoint(source, out, method)
+    back = dequantized_weights(out)["model.layers.0.self_attn.q_proj.weight"]
+    assert np.linalg.norm(back - weight) / np.linalg.norm(weight) < 0.15
