@@ -363,14 +363,17 @@ def realsize(session: nox.Session) -> None:
 
     nox -s realsize                               the default shape (SmolLM2-135M's), every engine
     nox -s realsize -- --shape qwen2-0.5b-shape   Qwen2-0.5B's (about 2 GB at float32)
+    nox -s realsize -- --shape smollm2-135m-instruct   the trained model (and its shipped GGUF)
     nox -s realsize -- 'llama_cpp-*' --limit-min 5
     Runs in the venvs `nox` and `nox -s quant` left; where CUDA is present, on the CUDA cells.
     """
+    from fixtures.catalog import TRAINED
     from fixtures.ensure import FixtureBuildError, build_fixtures
 
     try:
         args = cli.real_shape_args(session.posargs)
-        runs = pick_runs(real_shape_runs(MATRIX, ladder.cuda_available()), args.cells)
+        runs = pick_runs(real_shape_runs(MATRIX, ladder.cuda_available(),
+                                         trained=args.shape in TRAINED), args.cells)
     except InfermatrixError as exc:
         session.error(str(exc))
     session.install(*REPORT_DEPS)

@@ -200,17 +200,19 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
 
 def real_shape_args(argv: list[str]) -> argparse.Namespace:
     """`nox -s realsize -- [CELL-GLOB ...] [--shape NAME] [--limit-min N]`."""
-    from fixtures.catalog import DEFAULT_REAL_SHAPE, REAL_SHAPES
+    from fixtures.catalog import DEFAULT_REAL_SHAPE, REAL_SHAPES, TRAINED
 
     parser = _Parser(prog="nox -s realsize --",
                      description="Every generation engine, in each precision it offers, on a real "
-                                 "model shape (seeded random weights, the real vocabulary), one "
-                                 "after another; then reports/THROUGHPUT.md opens with the table. "
-                                 "Shapes: " + "; ".join(f"{k}: {v}" for k, v in REAL_SHAPES.items()))
+                                 "model shape (seeded random weights, the real vocabulary) or on "
+                                 "the trained model, one after another; then reports/THROUGHPUT.md "
+                                 "opens with the table. Shapes: "
+                                 + "; ".join(f"{k}: {v}" for k, v in REAL_SHAPES.items())
+                                 + "; the trained model: " + ", ".join(TRAINED))
     parser.add_argument("cells", nargs="*", metavar="CELL-GLOB",
                         help="only these runs (globs over cell ids; default: every one)")
-    parser.add_argument("--shape", default=DEFAULT_REAL_SHAPE, choices=list(REAL_SHAPES),
-                        help=f"the real shape (default: {DEFAULT_REAL_SHAPE})")
+    parser.add_argument("--shape", default=DEFAULT_REAL_SHAPE, choices=[*REAL_SHAPES, *TRAINED],
+                        help=f"the real shape, or the trained model (default: {DEFAULT_REAL_SHAPE})")
     parser.add_argument("--limit-min", type=positive, default=10,
                         help="minutes one engine may take before it is stopped and shown as timed "
                              "out (default: 10)")

@@ -11,6 +11,7 @@ from pathlib import Path
 from compat.matrix import RELEASES, Cell, Matrix
 from compat.reuse import last_result
 from core.errors import MatrixError, unknown
+from engines import SHIPPED
 
 
 def check_pins(cells: list[Cell]) -> None:
@@ -65,16 +66,19 @@ class RealShapeRun:
         return f"{self.cell.id} ({self.variant})" if self.variant else self.cell.id
 
 
-def real_shape_runs(matrix: Matrix, cuda: bool, cores: int | None = None) -> list[RealShapeRun]:
+def real_shape_runs(matrix: Matrix, cuda: bool, cores: int | None = None,
+                    trained: bool = False) -> list[RealShapeRun]:
     """Every generation engine on a real shape, in each precision the quant selection offers it
     (but REAL_SHAPE_LEFT_OUT), plus one cell of each default-selection generation engine that
     has no quant cells; vLLM on the CPU also on every core (its default keeps one in reserve).
-    With CUDA present: the CUDA generation cells of the quant selection."""
+    With CUDA present: the CUDA generation cells of the quant selection. On a `trained` model
+    the GGUF its package ships runs too."""
     quant = [c for c in matrix.selected("quant") if c.engine.kind == "generation"]
     if cuda:
         return [RealShapeRun(c) for c in quant if c.device == "cuda"]
+    left_out = {k for k in REAL_SHAPE_LEFT_OUT if not (trained and k[1] == SHIPPED)}
     runs = [RealShapeRun(c) for c in quant
-            if c.device == "cpu" and (c.engine.id, dict(c.axes).get("quant")) not in REAL_SHAPE_LEFT_OUT]
+            if c.device == "cpu" and (c.engine.id, dict(c.axes).get("quant")) not in left_out]
     covered = {c.engine.id for c in quant}
     others: dict[str, Cell] = {}
     for cell in matrix.selected("default"):

@@ -131,7 +131,9 @@ class MistralRsGenerator(Generator):
             generated = self._ids(choice.text)
             reason = ("stop" if params.stop and choice.finish_reason == "stop" else
                       "length" if choice.finish_reason == "length" else "eos")
-            out.append(Completion(choice.text, generated, tuple(ids), reason))
+            out.append(Completion(choice.text, generated, tuple(ids), reason,
+                                  prompt_tokens=answer.usage.prompt_tokens,
+                                  generated_tokens=answer.usage.completion_tokens))
         return out
 
     def _chat(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:

@@ -126,6 +126,9 @@ class Completion:
     prompt_tokens: int | None = None
     """The engine's own count of the prompt's tokens where it gives no prompt ids back (an HTTP
     chat API's usage.prompt_tokens); None where prompt_token_ids say it all."""
+    generated_tokens: int | None = None
+    """The engine's own count of the tokens it generated where token_ids are its text encoded
+    again (mistral.rs's usage.completion_tokens); None where token_ids are its own."""
 
 
 @dataclass(frozen=True)

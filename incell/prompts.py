@@ -46,6 +46,24 @@ class FreshPrompts:
         self.used += n
         return rows
 
+    def text_of(self, k: int, length: int) -> str:
+        """The k-th prompt as the longest text of whole words within `length` of the engine's
+        tokens (an engine that takes no ids: its own usage counts what it fed)."""
+        low, high = 1, length
+        while len(self.tokenize(self.text(k, high))) <= length:
+            low, high = high, 2 * high
+        while high - low > 1:  # the most words whose tokens fit
+            middle = (low + high) // 2
+            low, high = (middle, high) if len(self.tokenize(self.text(k, middle))) <= length \
+                else (low, middle)
+        return self.text(k, low)
+
+    def texts(self, n: int, length: int) -> list[str]:
+        """The next `n` prompts never handed out before, as text within `length` tokens each."""
+        rows = [self.text_of(k, length) for k in range(self.used, self.used + n)]
+        self.used += n
+        return rows
+
     def next_text(self, words: int) -> str:
         """The next prompt never handed out before, as text of `words` corpus words."""
         self.used += 1

@@ -63,9 +63,11 @@ def derived(detail: BenchDetail) -> list[str]:
     for ttft in (m for m in detail.metrics if m.name == "ttft_s"):
         shape = {"batch": ttft.batch, "input_tokens": ttft.input_tokens}
         prefill = detail.find("prefill_tokens_per_s", **shape)
-        if prefill is not None:
+        if prefill is not None:  # text prompts: the engine's own count of what it was fed
+            fed = prefill.params.get("prompt_tokens_fed") or [ttft.batch * ttft.input_tokens] * len(
+                ttft.samples)
             problems += samples_agree(f"prefill tok/s at {shape}", prefill.samples,
-                                      [ttft.batch * ttft.input_tokens / t for t in ttft.samples])
+                                      [f / t for f, t in zip(fed, ttft.samples)])
         decode, tpot = detail.find("decode_tokens_per_s", **shape), detail.find("tpot_s", **shape)
         if decode is not None and tpot is not None:
             problems += samples_agree(f"TPOT at {shape}", tpot.samples,

@@ -20,7 +20,7 @@ from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
               "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
               "int4": "int4", "awq": "AWQ 4-bit", "gptq": "GPTQ 4-bit", "llm_int8": "LLM.int8()",
-              "nf4": "NF4"}
+              "nf4": "NF4", "shipped": "as shipped (Q4_1)"}
 VARIANTS = {"all-cores": "every core"}
 
 
@@ -130,7 +130,7 @@ def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
     for run in runs:
         if run.detail is None or run.metric("decode_tokens_per_s", 1) is None:
             rows.append([run.engine, run.precision, why_not(run) if run.detail is None else
-                         "no figures: the engine takes no prompt as token ids", *["–"] * 8])
+                         "no figures: no batch-1 decode was timed", *["–"] * 8])
             continue
         decode1, decode8 = run.median("decode_tokens_per_s", 1), run.median("decode_tokens_per_s", 8)
         ref = run.detail.referee
@@ -230,15 +230,48 @@ def real_shape_section(runs: list[ShapeRun], plot: str | None = None,
     lines = ["## On a real shape: which engine, which precision", ""]
     for shape in sorted({r.shape for r in runs}):
         lines += shape_section(shape, ordered([r for r in runs if r.shape == shape]), plot)
+        lines += agreement_lines(runs, shape)
         lines += serving_lines(serving or [], shape)
     return lines
 
 
+def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
+    """A trained model's batch-1 decode against the random weights of its shape, engine by
+    engine and precision: the ratio of medians with its 95% bootstrap interval over both runs'
+    rounds, "within noise" where that holds 1. Same shapes, same files' sizes: only the weights'
+    values differ, which a dense kernel does not see."""
+    from bench.stats import distinguishable, ratio_interval
+    from fixtures.catalog import TRAINED
+
+    shape = TRAINED[trained].shape if trained in TRAINED else ""
+    random = {(r.engine, r.precision): r for r in runs if r.shape == shape}
+    rows = []
+    for run in ordered([r for r in runs if r.shape == trained]):
+        other = random.get((run.engine, run.precision))
+        ours, theirs = run.metric("decode_tokens_per_s", 1), other and other.metric(
+            "decode_tokens_per_s", 1)
+        if ours is None or theirs is None:
+            continue
+        ratio, low, high = ratio_interval(ours.samples, theirs.samples)
+        rows.append([run.engine, run.precision, f"{ours.stats.median:,.1f}",
+                     f"{theirs.stats.median:,.1f}", f"{ratio:.2f}× [{low:.2f}, {high:.2f}]",
+                     "apart" if distinguishable(low, high) else "within noise"])
+    if not rows:
+        return []
+    return [f"#### {trained} against {shape}'s random weights", "",
+            "Batch-1 decode tok/s on the trained model and on seeded random weights of the same "
+            "config, each engine and precision in its own run: the ratio of medians with its 95% "
+            "bootstrap interval over both runs' rounds. Only the weights' values differ.", "",
+            table(rows, ["engine", "precision", "trained", "random", "trained ÷ random",
+                         "verdict"]), ""]
+
+
 def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[str]:
-    from fixtures.catalog import REAL_SHAPES
+    from fixtures.catalog import REAL_SHAPES, TRAINED
 
     measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
-    lines = [f"### {shape}", "", f"{REAL_SHAPES.get(shape, shape)}: {SPEED_METHOD}", ""]
+    about = TRAINED[shape].source if shape in TRAINED else REAL_SHAPES.get(shape, shape)
+    lines = [f"### {shape}", "", f"{about}: {SPEED_METHOD}", ""]
     if measured:
         best = measured[0]
         lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "

@@ -5,6 +5,7 @@ worker reads, or --conformance-json receives as a rung record when the suite run
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,15 @@ from hypothesis import HealthCheck, Phase, settings
 
 from core.ask import Ask, AskError
 from core.properties import TRAINED_MODEL
-from engines import load_engine_class
+from engines import QUANT_ENV, SHIPPED, load_engine_class
 from fixtures.catalog import TRAINED, locate
 from incell.conformance.inputs import GREEDY, PROMPTS, TEXTS
 from incell.conformance.plumbing import PropertyRecorder, check_registered, property_name
 
 HYPOTHESIS_PROFILE = "infermatrix"
+QUANT_AXIS_TRAINED = {"text_quality"}
+"""What a cell of the quant axis (but the shipped GGUF's) runs on the trained model: its quality
+there; the other trained-model properties are the default cells' ([trained] cells)."""
 ASK = pytest.StashKey["Ask | None"]()
 
 
@@ -84,12 +88,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ask = the_ask(metafunc.config)
         names = list(ask.fixtures) if ask else []
         # a 135M model would cost each cell minutes on every property: only these run on it
-        trained_only = metafunc.function.__name__.removeprefix("test_") in TRAINED_MODEL
+        name = metafunc.function.__name__.removeprefix("test_")
+        trained_only = name in TRAINED_MODEL
         chosen = [n for n in names if (n in TRAINED) == trained_only]
-        if names and not chosen:
+        quant = os.environ.get(QUANT_ENV, "")  # set in a cell of the quant axis
+        asked = bool(ask and name in ask.properties)
+        if trained_only and quant not in ("", SHIPPED) and name not in QUANT_AXIS_TRAINED:
+            chosen, why = [], ("held on the trained model by the [trained] default cells; a cell "
+                               "of the quant axis measures its text_quality there")
+        elif name in QUANT_AXIS_TRAINED and not quant and not asked:
+            chosen, why = [], ("measured in the cells of the quant axis (nox -s quant: every "
+                               "engine and quantization on the trained model), not again here")
+        elif names and not chosen:
             why = ("a property of the trained model: this cell has no trained fixture "
                    "(matrix.toml [trained])" if trained_only else
                    "a random-weights property: this cell has only the trained fixture")
+        if names and not chosen:
             metafunc.parametrize("fixture_name", [pytest.param("(none)", marks=pytest.mark.skip(
                 reason=why))], scope="session")
             return

@@ -7,7 +7,6 @@ position is measured on its answers alone."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from bench.perplexity import TextScorer, answers_changed, perplexity_problem
 from core.details import PropertyFigures, TextFigures
 from core.records import to_json
-from engines import QUANT_ENV
 from engines.base import ChatMessage, SamplingParams
 from engines.gguf_files import threads
 from fixtures.scored_text import ANSWER_TOKENS, TEXT, windows
@@ -49,9 +47,6 @@ def test_text_quality(engine, model_dir, fixture_name: str, record_property) -> 
     changed (not asked where the perplexity already failed)."""
     from fixtures.parity import load_reference
 
-    if not os.environ.get(QUANT_ENV):
-        pytest.skip("measured in the cells of the quant axis (nox -s quant: every engine and "
-                    "quantization on the trained model), not again in a cell without one")
     ref = load_reference(fixture_name)
     if "text" not in ref:
         pytest.skip("this fixture's reference keeps no scored text")

@@ -24,7 +24,12 @@ from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
 from incell.prompts import FreshPrompts
 from incell.throughput.measured import Measured
-from incell.throughput.timing import stream_counts_its_ids, streamed_round, two_calls_round
+from incell.throughput.timing import (
+    stream_counts_its_ids,
+    streamed_round,
+    text_round,
+    two_calls_round,
+)
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -116,25 +121,29 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     otherwise from two (the first token alone, then the whole answer) on two fresh batches, and a
     round whose first call took longer than its second says nothing of decode: it is dropped, and
     the record says how many were."""
-    require(engine, Generator, "token_input")
+    require(engine, Generator)
     (batch, length), n = gen_shape, prof.new_tokens
     streamed, route = (stream_counts_its_ids(engine, prompts, prof, length) if batch == 1
                        else (False, "two calls"))
-    one_round = (streamed_round if streamed else two_calls_round)(engine, prompts, prof, batch, length)
+    maker = streamed_round if streamed else two_calls_round
+    if not engine.capabilities.token_input:
+        maker, route = text_round, "two calls on text (the engine takes no ids; its usage counts)"
+    one_round = maker(engine, prompts, prof, batch, length)
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
     timed = rounds(benchmark, prof, one_round, measured)
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
     measured.cores_busy[f"batch{batch}-in{length}"] = round(cores, 2)
     note_weights(measured, engine)
     ttft, e2e = [r[0] for r in timed], [r[3] for r in timed]
-    kept = [(d, k) for _, d, k, _, _ in timed if d > 0]
+    kept = [(d, k) for _, d, k, _, _, _ in timed if d > 0]
     params = {"batch": batch, "input_tokens": length, "new_tokens": n,
               **({"batching": "sequential"} if batch > 1 and not engine.capabilities.batch_decode
                  else {})}
     timing = {"timed": route,
               "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
-        record("prefill_tokens_per_s", [batch * length / a for a in ttft], **params),
+        record("prefill_tokens_per_s", [r[5] / r[0] for r in timed], **params,
+               **({"prompt_tokens_fed": [r[5] for r in timed]} if maker is text_round else {})),
         record("ttft_s", ttft, **params),
         record("e2e_s", e2e, **params),
         record("harness_overhead", overhead(benchmark, [r[4] for r in timed]), **params),

@@ -1,7 +1,8 @@
 """How a generation round is timed (incell/throughput/test_throughput.py's test_generation): one
-streamed call where the engine streams ids at batch 1, else two calls. Each maker returns the
-round to time; a round returns (TTFT, decode seconds, decode tokens, end-to-end, seconds inside
-the engine's calls)."""
+streamed call where the engine streams ids at batch 1, else two calls (on text where the engine
+takes no ids). Each maker returns the round to time; a round returns (TTFT, decode seconds,
+decode tokens, end-to-end, seconds inside the engine's calls, prompt tokens fed to the first
+call)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def streamed_round(engine, prompts, prof, batch: int, length: int):
         ended = time.perf_counter()
         if sum(counts) != n:
             raise AssertionError(f"asked for exactly {n} tokens (EOS off), got {sum(counts)}")
-        return stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0, ended - t0
+        return (stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0, ended - t0,
+                length)
 
     return one_round
 
@@ -52,7 +54,34 @@ def two_calls_round(engine, prompts, prof, batch: int, length: int):
         made = [len(c.token_ids) for c in out]  # the engine's own ids
         if made != [n] * batch:
             raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
-        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0
+        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0, batch * length
+
+    return one_round
+
+
+def text_round(engine, prompts, prof, batch: int, length: int):
+    """Two calls, as two_calls_round, on text (an engine that takes no ids: mistral.rs): each
+    prompt the longest text of whole words within `length` of the engine's tokens; the tokens fed
+    and made are the engine's own counts (its usage), never the text encoded again."""
+    n = prof.new_tokens
+    first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
+    ready = iter([(prompts.texts(batch, length), prompts.texts(batch, length))
+                  for _ in range(prof.warmup + prof.rounds)])
+
+    def one_round():
+        cold, other = next(ready)
+        t0 = time.perf_counter()
+        fed = engine.generate(cold, first)
+        t1 = time.perf_counter()
+        out = engine.generate(other, full)
+        t2 = time.perf_counter()
+        made = [len(c.token_ids) if c.generated_tokens is None else c.generated_tokens for c in out]
+        if made != [n] * batch:
+            raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), the engine "
+                                 f"counted {made}")
+        tokens = sum(len(c.prompt_token_ids) if c.prompt_tokens is None else c.prompt_tokens
+                     for c in fed)
+        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0, tokens
 
     return one_round
 

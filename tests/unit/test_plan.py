@@ -45,6 +45,9 @@ def test_the_real_shape_runs_every_generation_engine_in_each_precision() -> None
                                        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     on_gpu = real_shape_runs(matrix, cuda=True)
     assert on_gpu and all(r.cell.device == "cuda" for r in on_gpu)
+    # on the trained model, the GGUF its package ships runs too (a shape has no such file)
+    trained = {r.cell.id for r in real_shape_runs(matrix, cuda=False, trained=True)}
+    assert trained - {r.cell.id for r in runs} == {"llama_cpp-quantshipped"}
 
 
 def test_a_real_shape_run_is_chosen_by_glob_and_a_glob_matching_none_is_named() -> None:

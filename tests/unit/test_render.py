@@ -348,6 +348,31 @@ def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_
     assert pareto([(539.0, 34.0), (120.0, 60.0), (539.0, 15.0), (50.0, 10.0)]) == [3, 1]
 
 
+def test_the_trained_models_rows_are_set_against_its_shapes_random_weights(tmp_path) -> None:
+    """results/real-shape/smollm2-135m-instruct beside .../smollm2-135m-shape: its own section,
+    said to be the trained model, and each engine's batch-1 decode as a ratio with its interval,
+    "within noise" where it holds 1, "apart" where it does not."""
+    root = tmp_path / "r" / "real-shape"
+    for shape, speeds in (("smollm2-135m-shape", {"llama_cpp": 50.0, "transformers": 18.0}),
+                          ("smollm2-135m-instruct", {"llama_cpp": 50.5, "transformers": 12.0})):
+        for engine, decode in speeds.items():
+            bench = shape_bench(decode, 539_000_000)
+            bench["metrics"][0]["samples"] = [decode * f for f in (0.97, 0.99, 1.0, 1.01, 1.03)]
+            write_atomic(root / shape / f"{engine}-quantnone.json", cell(
+                engine, "quantnone", "generation",
+                [Rung("resolve", "pass", 1.0), Rung("bench", "pass", 60.0, detail=bench)],
+                axes={"quant": "none"}).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    text = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+    assert "### smollm2-135m-instruct" in text and "SmolLM2-135M-Instruct, trained" in text
+    start = text.index("#### smollm2-135m-instruct against smollm2-135m-shape")
+    section = text[start:text.index("\n#", start + 1)]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| `")}
+    assert rows["`llama_cpp`"][2:4] == ["50.5", "50.0"] and rows["`llama_cpp`"][5] == "within noise"
+    assert rows["`transformers`"][4].startswith("0.67×") and rows["`transformers`"][5] == "apart"
+
+
 def test_a_kl_the_tool_printed_as_zero_says_it_is_below_its_precision() -> None:
     """Audit finding 7: "KL mean 0 ± 0, top-1 99.8%" cannot be: llama-perplexity prints six
     decimals, so its 0 is below 5e-7, and the page says that instead."""

@@ -18,7 +18,6 @@ from compat.cell import cell_env
 from compat.matrix import load
 from core.properties import PROPERTIES, TRAINED_MODEL
 from core.results import read_rung
-from engines import QUANT_ENV
 from fixtures.catalog import PACKAGED, TRAINED
 from fixtures.ensure import build_parity_references
 from tests.unit.conftest import REPO, installed
@@ -83,7 +82,6 @@ def test_each_property_catches_its_broken_engine(kind: str, tmp_path) -> None:
         assert build_parity_references(list(built), 600, print) is None
     env = cell_env(run_in)
     env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # two suites share two cores
-    env[QUANT_ENV] = "none"  # as a cell of the quant axis: text_quality runs (it skips elsewhere)
     expected = broken_engines(module, venv / "bin" / "python", env)
     declared = broken_engines(module, venv / "bin" / "python", env, "DEVIATING")
 
