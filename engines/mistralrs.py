@@ -37,9 +37,12 @@ from engines.base import (
     InvalidParameterError,
     SamplingParams,
 )
+from engines.weights_read import isq_read_bytes
 
 ARCHITECTURES = {"llama": Architecture.Llama, "mistral": Architecture.Mistral}
 ISQ = {"q8_0": "Q8_0", "q4_0": "Q4_0"}
+ISQ_BITS = {"q8_0": 8.5, "q4_0": 4.5}
+"""Bits a weight of each in-situ quantization: blocks of 32 with a float16 scale (GGML's)."""
 """The registry's quantization -> mistral.rs's in-situ quantization type."""
 TEXT_ONLY = ("mistral.rs's Python API answers text: ids re-encoded from the text can differ from "
              "those generated where a token is part of a UTF-8 character (it comes back as U+FFFD)")
@@ -98,6 +101,8 @@ class MistralRsGenerator(Generator):
         self._runner = Runner(which=which, prefix_cache_n=16 if self.cache_prefixes else 0,
                               in_situ_quant=ISQ.get(self.quantization))
         self.weights_bytes = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+        if self.quantization in ISQ_BITS:  # what a decode step reads: the in-memory Q8_0 / Q4_0
+            self.weights_read_bytes = isq_read_bytes(model_dir, ISQ_BITS[self.quantization])
 
     def _close(self) -> None:
         self._runner = None

@@ -55,3 +55,29 @@ def initializer_bytes(tensor) -> int:
     import onnx.numpy_helper
 
     return int(onnx.numpy_helper.to_array(tensor).nbytes)
+
+
+def isq_read_bytes(model_dir: Path, bits_per_weight: float) -> int:
+    """A safetensors folder quantized in memory as it loads (mistral.rs's ISQ: every linear
+    layer, and the head, in blocks of 32 with a scale, Q8_0 8.5 bits a weight, Q4_0 4.5): the
+    2-D weights at `bits_per_weight`, the rest (norms) as stored; the input embedding only where
+    it is also the head (tied), else left out as gathered."""
+    import json
+    import struct
+
+    tensors = {}
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with open(path, "rb") as f:
+            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        tensors |= {k: v for k, v in header.items() if k != "__metadata__"}
+    sizes = {"F32": 4, "F16": 2, "BF16": 2}
+    total = 0.0
+    for name, info in tensors.items():
+        count = 1
+        for n in info["shape"]:
+            count *= n
+        if name == "model.embed_tokens.weight" and "lm_head.weight" in tensors:
+            continue  # gathered only: the untied head is charged instead
+        total += count * bits_per_weight / 8 if len(info["shape"]) == 2 else \
+            count * sizes.get(info["dtype"], 4)
+    return round(total)

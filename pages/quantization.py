@@ -10,7 +10,7 @@ from bench.stats import distinguishable, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
-from pages.trained_quality import trained_section
+from pages.trained_quality import label, trained_section
 from pages.verdicts import PROPERTY, in_order, status_of
 
 LORA = "lora_adapter"
@@ -29,12 +29,6 @@ def figures_of(result: CellResult | None) -> QualityFigures:
     prop = detail.properties.get(PROPERTY) if detail is not None else None
     found = [f.quality for f in prop.figures.values() if f.quality] if prop is not None else []
     return found[0] if found else NO_FIGURES
-
-
-def label_of(result: CellResult) -> str:
-    """The quantization, and the device where it is not the CPU."""
-    device = "" if result.cell.device == "cpu" else f" ({result.cell.device})"
-    return f"`{result.quantization}`{device}"
 
 
 
@@ -92,7 +86,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
         ref_size = figures_of(ref).weights_bytes
         size = figures.weights_bytes
         rows.append([
-            f"`{r.cell.engine}`", label_of(r), status_of(r),
+            f"`{r.cell.engine}`", label(r), status_of(r),
             kl_text(figures), _num(figures.kl_p99, ".2e"),
             _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
             _num(figures.rms_dp, ".2e"),
@@ -114,7 +108,7 @@ def kl_referee_section(results: list[CellResult]) -> list[str]:
         figures, kl = figures_of(r), ref.kl
         ours = figures.kl_mean  # like the tool's: the quantized file through llama.cpp's kernels
         inside = (ours is not None and abs(ours - kl.kl_mean) <= 2 * kl.kl_pm + 1e-12)
-        rows.append([f"`{r.cell.engine}`", label_of(r), _num(ours, ".2e"),
+        rows.append([f"`{r.cell.engine}`", label(r), _num(ours, ".2e"),
                      _num(figures.weights_kl_mean, ".2e"), tool_kl(kl),
                      (f"{ours / kl.kl_mean:.2f}×" if ours and kl.kl_mean else "–")
                      + ("" if inside else f" {CAVEAT}"),
@@ -159,7 +153,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
         ref_size = figures_of(ref).weights_bytes
         size, detail = figures.weights_bytes, r.bench
         rows.append([
-            f"`{r.cell.engine}`", label_of(r), status_of(r),
+            f"`{r.cell.engine}`", label(r), status_of(r),
             _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
             _num(figures.known_drift, ".4f"), _num(speed, ",.0f"),
             speed_up(r, ref, "sentences_per_s", batch=32),

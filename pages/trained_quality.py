@@ -36,15 +36,21 @@ def tool_text(f: TextFigures) -> str:
             + (f" (ours {ratio:.4f}×)" if ratio else "") + (f" {CAVEAT}" if apart else ""))
 
 
+def label(result: CellResult) -> str:
+    """The quantization, with the dtype and the device where they are not the CPU's float32."""
+    dtype = dict(result.cell.axes).get("dtype", "")
+    extra = [x for x in (dtype, "" if result.cell.device == "cpu" else result.cell.device) if x]
+    return f"`{result.quantization}`" + (f" ({', '.join(extra)})" if extra else "")
+
+
 def row(result: CellResult, f: TextFigures) -> list[str]:
-    device = "" if result.cell.device == "cpu" else f" ({result.cell.device})"
     ppl = (f"{f.perplexity:.3f} [{f.perplexity_low:.2f}, {f.perplexity_high:.2f}]"
            if f.perplexity is not None else f"➖ {f.no_perplexity}")
     ratio = (f"{f.perplexity / f.reference_perplexity:.4f}×"
              if f.perplexity is not None and f.reference_perplexity else "–")
     kl = (f"{f.kl_mean:.2e} [{f.kl_mean_low:.1e}, {f.kl_mean_high:.1e}]" if f.kl_mean is not None
           else "➖ no whole distributions" if f.perplexity is not None else "–")
-    return [f"`{result.cell.engine}`", f"`{result.quantization}`{device}",
+    return [f"`{result.cell.engine}`", label(result),
             status_of(result, PROPERTY), ppl, ratio, tool_text(f), kl,
             "–" if f.kl_p99 is None else f"{f.kl_p99:.2e}",
             "–" if f.top1 is None else f"{f.top1:.1%}", f"{f.answers_same}/{f.answers}"]
@@ -55,6 +61,16 @@ def short(text: str, width: int = 70) -> str:
     return one if len(one) <= width else one[:width - 1] + "…"
 
 
+def from_the_change(reference: str, engine: str, before: int = 25) -> tuple[str, str]:
+    """Both answers from a little before the first character where they part ("…" where cut):
+    two long answers that share their first sentence show where they differ."""
+    a, b = " ".join(reference.split()), " ".join(engine.split())
+    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, a.rfind(" ", 0, max(0, same - before)) + 1) if same > before else 0
+    mark = "…" if start else ""
+    return mark + a[start:], mark + b[start:]
+
+
 def changes(measured: list[tuple[CellResult, TextFigures]]) -> list[str]:
     lines = []
     for result, f in measured:
@@ -62,8 +78,10 @@ def changes(measured: list[tuple[CellResult, TextFigures]]) -> list[str]:
             continue
         lines.append(f"- `{result.cell.engine}` `{result.quantization}`: {len(f.changed)} of "
                      f"{f.answers} changed")
-        lines += [f"  - *{short(c['question'], 60)}* float32: “{short(c['reference'])}” → "
-                  f"“{short(c['engine'])}”" for c in f.changed[:SHOWN_CHANGES]]
+        for c in f.changed[:SHOWN_CHANGES]:
+            ours, theirs = from_the_change(c["reference"], c["engine"])
+            lines.append(f"  - *{short(c['question'], 60)}* float32: “{short(ours)}” → "
+                         f"“{short(theirs)}”")
     return lines
 
 

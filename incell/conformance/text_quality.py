@@ -71,6 +71,6 @@ def test_text_quality(engine, model_dir, fixture_name: str, record_property) -> 
     record_property("figures", json.dumps(to_json(PropertyFigures(text=figures))))
     record_property("note", f"{engine.quantization}: "
                     + (score.describe() if score else figures.no_perplexity)
-                    + ("" if problem else f"; {figures.answers_same}/{figures.answers} answers "
-                       "the reference's"))
+                    + ("" if problem else f"; answers: {figures.answers_same} of "
+                       f"{figures.answers} the reference's"))
     assert problem is None, problem
