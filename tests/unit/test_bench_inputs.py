@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.metrics import METRICS, BenchInputError, check_metric, record
@@ -198,3 +200,27 @@ def test_progress_shows_the_time_left_at_the_pace_so_far() -> None:
     assert progress(0, 4, 0) == "[------------------------] 0/4 · 0 s"
     assert progress(1, 4, 90) == "[######------------------] 1/4 · 1 min 30 s · about 4 min 30 s left"
     assert progress(4, 4, 600).startswith("[########################] 4/4 · 10 min 0 s")
+
+
+def test_an_in_memory_quantization_is_charged_the_bytes_a_step_reads(tmp_path) -> None:
+    """mistral.rs's ISQ quantizes a float32 folder as it loads: its Q8_0 row was charged the
+    float32 files and read as 125% of the bandwidth. The 2-D weights count 8.5 (4.5) bits; the
+    norms as stored; a tied embedding once, as the head; an untied one not at all (gathered)."""
+    import json
+    import struct
+
+    from engines.weights_read import isq_read_bytes
+
+    def folder(name: str, tensors: dict[str, list[int]]) -> Path:
+        header = {k: {"dtype": "F32", "shape": s, "data_offsets": [0, 0]} for k, s in tensors.items()}
+        raw = json.dumps(header).encode()
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+        return tmp_path / name
+
+    tied = folder("tied", {"model.embed_tokens.weight": [64, 32], "model.norm.weight": [32],
+                           "model.layers.0.mlp.up_proj.weight": [32, 32]})
+    untied = folder("untied", {"model.embed_tokens.weight": [64, 32], "lm_head.weight": [64, 32],
+                               "model.norm.weight": [32]})
+    assert isq_read_bytes(tied, 8.5) == round((64 * 32 + 32 * 32) * 8.5 / 8 + 32 * 4)
+    assert isq_read_bytes(untied, 4.5) == round(64 * 32 * 4.5 / 8 + 32 * 4)
