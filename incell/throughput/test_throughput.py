@@ -27,7 +27,6 @@ from incell.throughput.measured import Measured
 from incell.throughput.timing import (
     stream_counts_its_ids,
     streamed_round,
-    text_round,
     two_calls_round,
 )
 
@@ -125,10 +124,12 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     (batch, length), n = gen_shape, prof.new_tokens
     streamed, route = (stream_counts_its_ids(engine, prompts, prof, length) if batch == 1
                        else (False, "two calls"))
-    maker = streamed_round if streamed else two_calls_round
-    if not engine.capabilities.token_input:
-        maker, route = text_round, "two calls on text (the engine takes no ids; its usage counts)"
-    one_round = maker(engine, prompts, prof, batch, length)
+    text = not engine.capabilities.token_input
+    if text:
+        route = "two calls on text (the engine takes no ids; its usage counts)"
+    one_round = (two_calls_round(engine, prompts, prof, batch, length, text=True) if text else
+                 (streamed_round if streamed else two_calls_round)(engine, prompts, prof, batch,
+                                                                   length))
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
     timed = rounds(benchmark, prof, one_round, measured)
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
@@ -143,7 +144,7 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
               "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
         record("prefill_tokens_per_s", [r[5] / r[0] for r in timed], **params,
-               **({"prompt_tokens_fed": [r[5] for r in timed]} if maker is text_round else {})),
+               **({"prompt_tokens_fed": [r[5] for r in timed]} if text else {})),
         record("ttft_s", ttft, **params),
         record("e2e_s", e2e, **params),
         record("harness_overhead", overhead(benchmark, [r[4] for r in timed]), **params),

@@ -35,52 +35,33 @@ def streamed_round(engine, prompts, prof, batch: int, length: int):
     return one_round
 
 
-def two_calls_round(engine, prompts, prof, batch: int, length: int):
+def two_calls_round(engine, prompts, prof, batch: int, length: int, *, text: bool = False):
     """A round: the first token alone on one fresh batch (TTFT), the whole answer on another;
-    decode is the difference, over the n - 1 tokens after the first."""
+    decode is the difference, over the n - 1 tokens after the first. With `text` (an engine that
+    takes no ids: mistral.rs) each prompt is the longest text of whole words within `length` of
+    the engine's tokens, and the tokens fed and made are the engine's own counts (its usage),
+    never the text encoded again."""
     n = prof.new_tokens
     first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
+    make, call = (prompts.texts, engine.generate) if text else \
+        (prompts.batch, engine.generate_from_ids)
     # tokenized before the clock runs
-    ready = iter([(prompts.batch(batch, length), prompts.batch(batch, length))
+    ready = iter([(make(batch, length), make(batch, length))
                   for _ in range(prof.warmup + prof.rounds)])
 
     def one_round():
         cold, other = next(ready)
         t0 = time.perf_counter()
-        engine.generate_from_ids(cold, first)
+        fed = call(cold, first)
         t1 = time.perf_counter()
-        out = engine.generate_from_ids(other, full)
-        t2 = time.perf_counter()
-        made = [len(c.token_ids) for c in out]  # the engine's own ids
-        if made != [n] * batch:
-            raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), got {made}")
-        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0, batch * length
-
-    return one_round
-
-
-def text_round(engine, prompts, prof, batch: int, length: int):
-    """Two calls, as two_calls_round, on text (an engine that takes no ids: mistral.rs): each
-    prompt the longest text of whole words within `length` of the engine's tokens; the tokens fed
-    and made are the engine's own counts (its usage), never the text encoded again."""
-    n = prof.new_tokens
-    first, full = (SamplingParams(max_new_tokens=k, ignore_eos=True) for k in (1, n))
-    ready = iter([(prompts.texts(batch, length), prompts.texts(batch, length))
-                  for _ in range(prof.warmup + prof.rounds)])
-
-    def one_round():
-        cold, other = next(ready)
-        t0 = time.perf_counter()
-        fed = engine.generate(cold, first)
-        t1 = time.perf_counter()
-        out = engine.generate(other, full)
+        out = call(other, full)
         t2 = time.perf_counter()
         made = [len(c.token_ids) if c.generated_tokens is None else c.generated_tokens for c in out]
         if made != [n] * batch:
             raise AssertionError(f"asked for exactly {n} tokens per row (EOS off), the engine "
-                                 f"counted {made}")
+                                 f"made {made}")
         tokens = sum(len(c.prompt_token_ids) if c.prompt_tokens is None else c.prompt_tokens
-                     for c in fed)
+                     for c in fed) if text else batch * length
         return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0, tokens
 
     return one_round
