@@ -6,7 +6,9 @@ tensors and the tokenizer, so prompt ids equal the Hugging Face tokenizer's;
 quantized from there by llama.cpp's own quantizer. A trained fixture's GGUF as its package ships
 it (quantization SHIPPED) is read unconverted, with its own tokenizer and chat template metadata.
 
-The engine runs one sequence at a time; generate() takes a list and runs it in order.
+One prompt runs through Llama.generate(); several greedy prompts run as llama.cpp batches them
+(llama-batched-bench, llama-server's slots): each its own sequence of one unified KV cache, every
+step one llama_batch holding each live sequence's next id.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import json
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama, LogitsProcessorList
+from llama_cpp._internals import LlamaBatch, LlamaContext
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from engines import SHIPPED
@@ -28,6 +32,7 @@ from engines.base import (
     Capabilities,
     ChatMessage,
     Completion,
+    Deviation,
     Generator,
     InvalidParameterError,
     SamplingParams,
@@ -49,7 +54,7 @@ from engines.gguf_files import (
     write_gguf,
     write_gguf_lora,
 )
-from engines.text import log_softmax
+from engines.text import finish_row, log_softmax
 from engines.weights_read import gguf_read_bytes
 from fixtures.convert import converted
 
@@ -72,10 +77,23 @@ class LlamaCppGenerator(Generator):
         token_input=True,
         min_new_tokens=True,
         stop_token_ids=True,
-        batching=True,  # the list is run one prompt after another
-        batch_decode=False,
+        batching=True,
+        batch_decode=True,  # greedy prompts as sequences of one llama_batch (_batch_tokens)
         lora=True,  # a GGUF adapter (llama_adapter_lora_init) set on the context
     )
+
+    quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {
+        quantization: {prop: Deviation(
+            f"with {quantization} weights a sequence's greedy ids depend on the sequences batched "
+            "beside it: llama.cpp's CPU kernels change with the batch's width, and a sequence's "
+            "attention rounds otherwise once its cells interleave with others' in the unified KV "
+            "cache (llama.cpp#6950). Measured on SmolLM2-135M-Instruct: one decode step of "
+            "2-8 sequences moved Q4_K_M's logits by up to 1.3 (Q4_0 0.75) from the same sequence "
+            "decoded alone, neither side nearer float32 (KL 0.17 both); Q8_0's step is "
+            "bit-identical and its ids part later (small-llama: at position 8); float32 and F16 "
+            "hold the properties", "https://github.com/ggml-org/llama.cpp/pull/6950")
+            for prop in ("batch_invariance", "order_invariance")}
+        for quantization in ("q8_0", "q4_0", "q4_k_m", SHIPPED)}
 
     # llama.cpp keeps its KV cache in float16 by default (type_k/type_v): measured 2.4e-3 nats
     # from the float32 reference on tiny-llama, 1.1e-2 on small-llama (whose logits spread about
@@ -85,6 +103,8 @@ class LlamaCppGenerator(Generator):
 
     def __init__(self) -> None:
         self._llm: Llama | None = None
+        self._adapter = False
+        self._batched: tuple[LlamaContext, LlamaBatch] | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
         if dtype != "float32":
@@ -124,6 +144,10 @@ class LlamaCppGenerator(Generator):
         self.weights_file = self._gguf = folder / GGUF_NAME
 
     def _close(self) -> None:
+        if self._batched is not None:
+            for part in reversed(self._batched):
+                part.close()
+            self._batched = None
         self._llm.close()  # the model frees the adapters loaded for it
         self._llm = None
 
@@ -133,6 +157,7 @@ class LlamaCppGenerator(Generator):
         clears it. The token cache is reset: its keys and values were computed without it."""
         ctx = self._llm._ctx.ctx
         self._llm.reset()
+        self._adapter = adapter_dir is not None  # set on the main context: batches go one by one
         if adapter_dir is None:
             llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
             return
@@ -225,7 +250,75 @@ class LlamaCppGenerator(Generator):
         return Completion(self._decode(ids), tuple(ids), tuple(prompt_ids), reason, logprobs)
 
     def _generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """Several prompts, greedy, no log-probabilities, no adapter: one batch (_batch_tokens);
+        otherwise one prompt after another through Llama.generate()."""
+        if len(prompt_ids) > 1 and params.greedy and params.logprobs is None and not self._adapter:
+            rows = self._batch_tokens(prompt_ids, params)
+            return [finish_row(ids, row, params, self._decode) for ids, row in zip(prompt_ids, rows)]
         return [self._complete_one(ids, params) for ids in prompt_ids]
+
+    def _batch_context(self, sequences: int, cells: int) -> tuple[LlamaContext, LlamaBatch]:
+        """A context of the main one's settings (threads, KV cache types) for `sequences`
+        sequences in one unified KV cache of at least `cells` cells, emptied; kept while it is big
+        enough. Its llama_batch holds n_batch ids."""
+        held = self._batched
+        if held is None or held[0].params.n_seq_max < sequences or held[0].n_ctx() < cells:
+            if held is not None:
+                for part in reversed(held):
+                    part.close()
+            params = llama_cpp.llama_context_params.from_buffer_copy(self._llm.context_params)
+            params.n_seq_max, params.kv_unified = sequences, True
+            params.n_ctx = -(-cells // 256) * 256
+            context = LlamaContext(model=self._llm._model, params=params, verbose=False)
+            held = self._batched = (context, LlamaBatch(n_tokens=self._llm.n_batch, embd=0,
+                                                        n_seq_max=1, verbose=False))
+        held[0].kv_cache_clear()
+        return held
+
+    def _batch_tokens(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
+        """Greedy ids of each prompt, every prompt its own sequence: the prompts' ids first (packed
+        n_batch at a time, logits at each prompt's last id), then one llama_batch a step holding
+        each live sequence's last id. A sequence leaves the batch at EOS, a stop id or its
+        max_new_tokens; EOS and stop ids are masked before the floor."""
+        held = self._batch_context(len(prompt_ids),
+                                   sum(len(ids) + params.max_new_tokens for ids in prompt_ids))
+        eos = int(self._llm.token_eos())
+        stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
+        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        rows: list[list[int]] = [[] for _ in prompt_ids]
+        entries = [(token, seq, pos, pos == len(ids) - 1)
+                   for seq, ids in enumerate(prompt_ids) for pos, token in enumerate(ids)]
+        while entries:
+            masked = [eos, *params.stop_token_ids] if len(rows[entries[-1][1]]) < floor else []
+            picks, entries = self._decode_entries(held, entries, masked), []
+            for seq, token in picks.items():
+                if token in stops:
+                    continue
+                rows[seq].append(token)
+                if len(rows[seq]) < params.max_new_tokens:
+                    entries.append((token, seq, len(prompt_ids[seq]) + len(rows[seq]) - 1, True))
+        return rows
+
+    def _decode_entries(self, held: tuple[LlamaContext, LlamaBatch],
+                        entries: list[tuple[int, int, int, bool]], masked: list[int]) -> dict[int, int]:
+        """Entries (id, sequence, position, wants logits) decoded n_batch at a time: the greedy id
+        after each entry that wants logits, by sequence (`masked` ids never picked)."""
+        (context, batch), picks, n_vocab = held, {}, self._llm.n_vocab()
+        for start in range(0, len(entries), self._llm.n_batch):
+            part = entries[start:start + self._llm.n_batch]
+            raw = batch.batch
+            raw.n_tokens = len(part)
+            for i, (token, seq, pos, wanted) in enumerate(part):
+                raw.token[i], raw.pos[i], raw.n_seq_id[i], raw.logits[i] = token, pos, 1, wanted
+                raw.seq_id[i][0] = seq
+            context.decode(batch)
+            for i, (_, seq, _, wanted) in enumerate(part):
+                if wanted:
+                    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(context.ctx, i),
+                                                shape=(n_vocab,)).copy()
+                    row[masked] = -np.inf
+                    picks[seq] = int(np.argmax(row))
+        return picks
 
     def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
         yield from stop_stream(text_deltas(self._tokens(prompt_ids, params), self._decode),
