@@ -1,10 +1,9 @@
 """The engine contracts: what every adapter offers, with shapes and units.
 
-Two small abstract classes, `Generator` and `Embedder`. An adapter implements a few
-primitives (a Generator: load, tokenize, generation from token ids); the public methods
-here check inputs, parameters, capabilities and the loaded state once, for every engine,
-and call them. An adapter declares its `Capabilities`; a conformance property that needs
-a capability the engine declares unsupported is skipped with that reason.
+Two small abstract classes, `Generator` and `Embedder`. An adapter implements a few primitives
+(a Generator: load, tokenize, generation from token ids); the public methods here check inputs,
+parameters, capabilities and the loaded state once, for every engine, and call them. An adapter
+declares its `Capabilities`; a property needing one it lacks is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -86,6 +85,13 @@ class Engine(abc.ABC):
     """What load() computes in (engines/__init__.DTYPES)."""
     quantization: str = "none"
     """The quantization load() was asked for (engines/__init__.QUANTIZATIONS)."""
+    quantized_compute: ClassVar[dict[str, str]] = {}
+    """Quantization -> what its matmuls compute in where not `dtype` ("int8": activations
+    quantized on the fly); the peak its prefill is held to (test_compute_peak)."""
+
+    @property
+    def compute_dtype(self) -> str:
+        return self.quantized_compute.get(self.quantization, self.dtype)
     weights_bytes: int | None = None
     """The size on disk of the weights the engine loaded, where its adapter knows it (set by
     `_load`; the quantization report shows it)."""

@@ -71,6 +71,8 @@ class CTranslate2Generator(HfTokenizer, Generator):
         stop_token_ids=True,
         batching=True,
     )
+    # int8 and int8_float32: int8 GEMMs on activations quantized row by row on the fly
+    quantized_compute: ClassVar[dict[str, str]] = {"int8": "int8", "int8_float32": "int8"}
     quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {
         quantization: {prop: Deviation(
             f"with {quantization} weights a row's result depends on the rows batched beside it: "

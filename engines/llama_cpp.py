@@ -82,6 +82,10 @@ class LlamaCppGenerator(Generator):
         lora=True,  # a GGUF adapter (llama_adapter_lora_init) set on the context
     )
 
+    # ggml quantizes a quantized matrix's input rows to 8 bits (Q8_0 / Q8_K blocks) and takes
+    # integer dot products (AVX-512 VNNI here)
+    quantized_compute: ClassVar[dict[str, str]] = dict.fromkeys(("q8_0", "q4_0", "q4_k_m", SHIPPED),
+                                                                "int8")
     quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {
         quantization: {prop: Deviation(
             f"with {quantization} weights a sequence's greedy ids depend on the sequences batched "

@@ -68,6 +68,8 @@ class MistralRsGenerator(Generator):
     )
     prefix_cache = "switch"
     prefix_cache_switch = "Runner(prefix_cache_n=0)"
+    # in-situ Q8_0 / Q4_0: candle quantizes activations to Q8 blocks for integer dot products
+    quantized_compute: ClassVar[dict[str, str]] = {"q8_0": "int8", "q4_0": "int8"}
     deviations: ClassVar[dict[str, Deviation]] = {
         name: Deviation(TEXT_ONLY) for name in ("length_contract", "greedy_parity", "stop_strings")}
     unsupported: ClassVar[dict[str, str]] = {

@@ -54,6 +54,8 @@ class OnnxRuntimeGenerator(TransformersGenerator):
     unsupported: ClassVar[dict[str, str]] = {
         "lora": "ORTModelForCausalLM runs the exported graph, which has no LoRA layers: an adapter "
                 "is merged into the weights before export (peft's merge_and_unload)"}
+    # dynamic int8: each MatMul's input quantized on the fly, MatMulInteger (uint8 x int8)
+    quantized_compute: ClassVar[dict[str, str]] = {"int8": "int8"}
     quantized_deviations: ClassVar[dict[str, dict[str, Deviation]]] = {"int8": {
         prop: Deviation(
             "ONNX Runtime's dynamic int8 quantizes each MatMul's input with one scale for the "

@@ -65,6 +65,9 @@ class OpenVinoGenerator(TransformersGenerator):
     """OVModelForCausalLM on the exported fixture, CPU plugin, float32 inference."""
 
     capabilities = replace(TransformersGenerator.capabilities, lora=False)
+    # compressed weights: the CPU plugin quantizes each FC's activations to int8 in groups of 32
+    # (its DYNAMIC_QUANTIZATION_GROUP_SIZE default, read here: 32) and multiplies integers
+    quantized_compute: ClassVar[dict[str, str]] = {"int8": "int8", "int4": "int8"}
     unsupported: ClassVar[dict[str, str]] = {
         "lora": "OVModelForCausalLM runs the exported IR, which has no LoRA layers (OpenVINO "
                 "GenAI's LLMPipeline applies adapters at run time; optimum-intel merges them "

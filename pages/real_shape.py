@@ -113,10 +113,10 @@ def mbu(run: ShapeRun) -> str:
     older = probe is not None and probe.access != "read"
     text = held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
         " (of a copy's bandwidth: measured before the probe read)" if older else "")
-    if rows[0].fraction > 1 and probe is not None:  # past the median reading: say how far they spread
+    if rows[0].fraction > 1 and probe is not None:  # past the best reading: say how far they spread
         reached = rows[0].fraction * roof.bandwidth_gb_s
         text += (f" ({reached:.1f} GB/s read; this rung's probe read {min(probe.samples):.1f}–"
-                 f"{max(probe.samples):.1f} GB/s, MBU is of their median)")
+                 f"{max(probe.samples):.1f} GB/s, MBU is of the best)")
     return text
 
 
@@ -202,7 +202,7 @@ SPEED_METHOD = (
     "over every token of 5 streams. MBU: the bytes one batch-1 decode step reads (read from the "
     "engine's own files where its adapter can — GGUF, ONNX: every tensor once, a table that is "
     "only gathered left out — else the float32 count scaled to its files' size) times tok/s over "
-    "the read bandwidth of the engine's "
+    "the best reading of the read bandwidth of the engine's "
     "device measured in the same run (a CPU row: the host's DRAM, a sum over an array far past "
     "the cache on every core; a CUDA row: the GPU's own memory, never the host's). Cores busy: "
     "the CPU seconds of the engine's process tree over wall seconds, batch 1 / batch 8. Own "

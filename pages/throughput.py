@@ -307,8 +307,10 @@ def roofline_line(bandwidths: list[float]) -> str:
             + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
                else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
             "input-embedding table that is not also the output projection, scaled to the "
-            "engine's own weight files where its adapter knows their size. Prefill is held to "
-            "the peak matmul rate measured the same way.")
+            "engine's own weight files where its adapter knows their size. MBU is of the best "
+            "reading of the cell's probe. Prefill is held to the best reading of the peak matmul "
+            "rate measured the same way, in the dtype the engine's matmuls compute in (int8 "
+            "where it quantizes activations on the fly).")
 
 
 def overhead_line(overheads: list[float]) -> str:

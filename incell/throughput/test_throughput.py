@@ -158,7 +158,7 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
 def note_weights(measured: Measured, engine) -> None:
     """What the roofline charges, the dtype the compute peak is measured in, and the files the
     engine's own tool runs on (incell/referee.py)."""
-    measured.weights_bytes, measured.dtype = engine.weights_bytes, engine.dtype
+    measured.weights_bytes, measured.dtype = engine.weights_bytes, engine.compute_dtype
     measured.weights_read_bytes = engine.weights_read_bytes
     measured.weights = weights_facts(engine)
     if engine.weights_file is not None:
@@ -343,42 +343,53 @@ def device_read(benchmark, prof, measured: Measured, mib: int = 2048, repeats: i
                access="read", device="cuda", device_name=torch.cuda.get_device_name())]
 
 
-def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
-    """The compute roofline's ceiling, measured in the same run on the engine's device and in the
-    dtype it computes in: a dense matmul, with every core on the CPU (numpy's BLAS in float32,
-    torch in bfloat16 or float16), with torch on a GPU (synchronized; bfloat16 tensor cores run
-    about 15x float32 on an H200, so a bf16 row held to a float32 peak would look impossible)."""
-    device, dtype = request.config.infermatrix_ask.device, engine.dtype
-    if device == "cpu" and dtype == "float32":
-        n = 2048
+def matmul(library: str, dtype: str, n: int, device: str = "cpu"):
+    """One n×n matmul in `dtype` through `library` — numpy's BLAS (float32), or torch (oneDNN /
+    MKL on the CPU; int8 × int8 → int32 through torch._int_mm, VNNI where the CPU has it) —
+    ready to time; None where this cell has no such library."""
+    if library == "numpy":
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         b = a.T.copy()
-
-        def cpu_round():
-            t0 = time.perf_counter()
-            a @ b
-            return time.perf_counter() - t0
-
-        seconds = rounds(benchmark, prof, cpu_round, measured)
-        measured.metrics += [
-            record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
-                   device=device)]
-        return
-    torch = cuda_torch() if device == "cuda" else pytest.importorskip("torch")
-    n, repeats = (8192, 10) if device == "cuda" else (2048, 1)
+        return lambda: a @ b
+    try:
+        import torch
+    except ImportError:
+        return None
+    if dtype == "int8":
+        a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8, device=device) for _ in "ab")
+        return lambda: torch._int_mm(a, b)
     a = torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
     b = torch.randn_like(a)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return lambda: a @ b
 
-    def one_round():
+
+def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
+    """The compute roofline's ceiling, measured in the same run on the engine's device and in the
+    dtype its matmuls compute in (Engine.compute_dtype: int8 where it quantizes activations on
+    the fly): a dense matmul, with every core on the CPU — float32 through numpy's BLAS and
+    torch, the faster of the two each round (an engine's oneDNN GEMM outran numpy's alone by 2-4%
+    on SmolLM2's shape) — and with torch on a GPU (synchronized; bfloat16 tensor cores run about
+    15x float32 on an H200, so a bf16 row held to a float32 peak would look impossible)."""
+    device, dtype = request.config.infermatrix_ask.device, engine.compute_dtype
+    if device == "cuda":
+        cuda_torch()
+    libraries = ("numpy", "torch") if device == "cpu" and dtype == "float32" else ("torch",)
+    n, repeats = (8192, 10) if device == "cuda" else (2048, 1)
+    calls = {name: call for name in libraries if (call := matmul(name, dtype, n, device))}
+    if not calls:
+        pytest.skip(f"no {dtype} matmul in this cell (torch is not installed): the peak its "
+                    "prefill would be held to is not measured")
+    sync = __import__("torch").cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def timed(call) -> float:
         sync()
         t0 = time.perf_counter()
         for _ in range(repeats):
-            a @ b
+            call()
         sync()
         return (time.perf_counter() - t0) / repeats
 
-    seconds = rounds(benchmark, prof, one_round, measured)
+    seconds = rounds(benchmark, prof, lambda: min(timed(c) for c in calls.values()), measured)
     measured.metrics += [
         record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
-               device=device)]
+               device=device, library="+".join(calls))]

@@ -135,6 +135,32 @@ def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path
                     dtype="bfloat16").compute_tflops is None
 
 
+def test_mbu_and_the_prefill_fraction_are_of_the_best_reading(tmp_path) -> None:
+    """The probes' readings spread (16-47 GB/s between runs on one VM): MBU divides by the best
+    reading, what the machine showed it can do, and prefill by the best peak reading; a peak in
+    the engine's compute dtype (int8) is the one it is held to."""
+    import json
+    import struct
+
+    from incell.bench import roofline
+
+    header = {"lm_head.weight": {"dtype": "F32", "shape": [250, 1000], "data_offsets": [0, 10**6]}}
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(10**6))
+    shape = {"batch": 1, "input_tokens": 8, "new_tokens": 4}
+    metrics = [record("memory_bandwidth_gb_s", [16.0, 47.0, 30.0], mib=256, access="read"),
+               record("compute_tflops", [0.1, 0.2, 0.15], n=2048, dtype="float32"),
+               record("compute_tflops", [0.3, 0.6, 0.5], n=2048, dtype="int8"),
+               record("decode_tokens_per_s", [1000.0] * 3, **shape),
+               record("prefill_tokens_per_s", [10_000.0] * 3, **shape)]
+    roof = roofline(metrics, tmp_path)
+    assert (roof.bandwidth_gb_s, roof.compute_tflops) == (47.0, 0.2)
+    assert roof.decode_batch1[0].fraction == pytest.approx(1e6 * 1000 / 47e9)
+    int8 = roofline(metrics, tmp_path, dtype="int8")
+    assert (int8.compute_tflops, int8.compute_dtype) == (0.6, "int8")
+    assert int8.prefill_batch1[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 0.6e12)
+
+
 def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:
     from core.bench_details import BenchDetail, DecodeBound, PrefixCache, Roofline
     from pages.throughput import mbu, prefix_cache
