@@ -60,9 +60,18 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("harness_overhead", "fraction", "lower",
            "1 − (time inside engine calls ÷ the round's wall time as pytest-benchmark measured it)"),
     Metric("compute_tflops", "TFLOP/s", "higher",
-           "peak matmul on the engine's device, in the dtype it computes in: 2 × n³ ÷ wall time "
-           "of one n × n matmul, every core on the CPU (numpy's BLAS in float32, n = 2048; "
-           "torch in bfloat16 or float16), torch on a GPU (n = 8192, synchronized)"),
+           "peak matmul on the engine's device, in the dtype its matmuls compute in (int8 where "
+           "it quantizes activations on the fly): 2 × n³ ÷ wall time of one n × n matmul, every "
+           "core on the CPU (n = 2048; float32 the faster of numpy's BLAS and torch each round, "
+           "bfloat16 or float16 through torch, int8 × int8 → int32 through torch._int_mm), torch "
+           "on a GPU (n = 8192, synchronized)"),
+    Metric("paired_decode_tokens_per_s", "tok/s", "higher",
+           "a quantized (or reduced-dtype) cell's batch-1 decode, timed as decode_tokens_per_s, "
+           "in rounds of two: its own model (side: quantized), then the same engine's float32 "
+           "model loaded beside it in the same process (side: float), each on fresh prompts; the "
+           "speed-up is the median of the pairs' ratios"),
+    Metric("paired_ttft_s", "s", "lower",
+           "time to first token of the same paired rounds, each side's"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",
            "read bandwidth of the engine's device: on the CPU bytes ÷ wall time of a numpy sum "
            "over an array of at least 256 MiB and 8 × the last-level cache, one thread per core "

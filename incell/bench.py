@@ -41,7 +41,8 @@ SUITE = Path(__file__).parent / "throughput"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The process's peak after these includes what is not the timed engine: the machine probe's
 # arrays, and the detector's second instance (the engine as shipped, prefix cache on).
-NOT_THE_ENGINES_PEAK = ("test_memory_bandwidth", "test_compute_peak", "test_prefix_cache")
+NOT_THE_ENGINES_PEAK = ("test_memory_bandwidth", "test_compute_peak", "test_prefix_cache",
+                        "test_quantized_against_float")
 EMBEDDING_TABLES = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 
 
@@ -181,7 +182,8 @@ def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
     fixture = timed_fixture(ask, bench)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "pytest-benchmark.json"
-        argv = [str(SUITE / "test_throughput.py"), "-c", str(SUITE / "pytest.ini"),
+        argv = [str(SUITE / "test_throughput.py"), str(SUITE / "test_paired.py"),
+                "-c", str(SUITE / "pytest.ini"),
                 "--rootdir", str(SUITE.parent.parent), "-q", "--ask", ask.arg(),
                 "--benchmark-json", str(raw)]
         code = pytest.main(argv, plugins=[Collect(measured)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.stats import distinguishable, ratio_interval
+from bench.stats import distinguishable, paired_ratio_interval, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
@@ -36,9 +36,13 @@ def figures_of(result: CellResult | None) -> QualityFigures:
 def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tokens_per_s",
              **shape) -> str:
     """A speed's median ÷ the unquantized cell's, with its ~95% bootstrap interval over both
-    cells' rounds; "not distinguishable" where the interval holds 1."""
+    cells' rounds; "not distinguishable" where the interval holds 1. Decode from the cell's own
+    paired rounds where it has them (test_paired.py), marked *paired*."""
     if ref is result:
         return "baseline"
+    paired = paired_speed_up(result) if name == "decode_tokens_per_s" else None
+    if paired is not None:
+        return paired
     ours = result.bench.find(name, **shape) if result.bench else None
     theirs = ref.bench.find(name, **shape) if ref is not None and ref.bench else None
     if ours is None or theirs is None:
@@ -46,6 +50,19 @@ def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tok
     ratio, low, high = ratio_interval(ours.samples, theirs.samples)
     text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}]"
     return text if distinguishable(low, high) else f"{text} not distinguishable"
+
+
+def paired_speed_up(result: CellResult) -> str | None:
+    """The median of quantized ÷ float decode over the cell's own pairs, rounds run back to
+    back in one process, with its bootstrap interval over pairs; None where it has none."""
+    detail = result.bench
+    sides = [detail.find("paired_decode_tokens_per_s", side=side) if detail else None
+             for side in ("quantized", "float")]
+    if None in sides:
+        return None
+    ratio, low, high = paired_ratio_interval(sides[0].samples, sides[1].samples)
+    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] paired"
+    return text if distinguishable(low, high) else f"{text}, not distinguishable"
 
 
 def speed_of(result: CellResult) -> tuple[float | None, float | None, float | None]:
@@ -253,12 +270,15 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
               "Each quantization has a declared bound (`QUALITY_BOUNDS`); beyond it the cell "
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
               "token), peak RSS of the benchmark process, weights on disk (share of `none`). "
-              "Speed-up: the median ÷ `none`'s, with its 95% bootstrap interval over both "
-              "cells' rounds, *not distinguishable* where that holds 1. The two cells run one "
-              "after the other in the same selection, each in its own process; two runs of one "
-              "configuration have differed by more than this interval shows (CTranslate2's "
-              "numpy1 and quantnone cells, the same float32 model: 2.45× apart once), so read "
-              "a ratio near its interval's edge as unsettled.",
+              "Speed-up, *paired*: measured inside the quantized cell's own run — the same "
+              "engine's float32 model loaded beside the quantized one, each round the quantized "
+              "model's batch-1 answer and then the float one's, on fresh prompts — the median of "
+              "the pairs' ratios with its 95% bootstrap interval over pairs, *not "
+              "distinguishable* where that holds 1. Two runs of one configuration in separate "
+              "cells have differed by more than their intervals (CTranslate2's numpy1 and "
+              "quantnone cells, the same float32 model: 2.45× apart once); a pair's two sides "
+              "drift together. A row without pairs (a record made before them) divides by "
+              "`none`'s cell, its interval over both cells' rounds.",
               "",
               "Where an engine hands its quantized weights over (llama.cpp: its GGUF, "
               "dequantized by gguf; vLLM: its AWQ or GPTQ checkpoint), they also run through a "

@@ -87,3 +87,14 @@ def as_shipped(request: pytest.FixtureRequest, engine, model_dir: Path):
     adapter.load(model_dir, device=request.config.infermatrix_ask.device)
     yield adapter
     adapter.close()
+
+
+@pytest.fixture(scope="session")
+def prompts(engine):
+    """Every prompt of the session new to the engine (incell/prompts.py): cache-cold."""
+    from engines.base import Generator
+    from incell.prompts import FreshPrompts
+
+    if not isinstance(engine, Generator):
+        pytest.skip(f"{engine.id} is not a Generator")
+    return FreshPrompts(engine.tokenize)

@@ -22,13 +22,8 @@ import pytest
 from bench.metrics import record
 from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
-from incell.prompts import FreshPrompts
 from incell.throughput.measured import Measured
-from incell.throughput.timing import (
-    stream_counts_its_ids,
-    streamed_round,
-    two_calls_round,
-)
+from incell.throughput.timing import round_for
 
 TEXT = ("Engineers measure what they build. They write down the numbers, the machine, the "
         "versions and the date, and then they measure again, because one number is an anecdote. "
@@ -99,13 +94,6 @@ def overhead(benchmark, inner: list[float]) -> list[float]:
     return [max(0.0, 1 - i / o) for i, o in zip(inner, outer)]
 
 
-@pytest.fixture(scope="session")
-def prompts(engine) -> FreshPrompts:
-    """Every prompt of the session new to the engine (incell/prompts.py): cache-cold."""
-    require(engine, Generator)
-    return FreshPrompts(engine.tokenize)
-
-
 def require(engine, kind: type, capability: str | None = None) -> None:
     if not isinstance(engine, kind):
         pytest.skip(f"{engine.id} is not a {kind.__name__}")
@@ -122,14 +110,8 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     the record says how many were."""
     require(engine, Generator)
     (batch, length), n = gen_shape, prof.new_tokens
-    streamed, route = (stream_counts_its_ids(engine, prompts, prof, length) if batch == 1
-                       else (False, "two calls"))
+    one_round, route = round_for(engine, prompts, prof, batch, length)
     text = not engine.capabilities.token_input
-    if text:
-        route = "two calls on text (the engine takes no ids; its usage counts)"
-    one_round = (two_calls_round(engine, prompts, prof, batch, length, text=True) if text else
-                 (streamed_round if streamed else two_calls_round)(engine, prompts, prof, batch,
-                                                                   length))
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
     timed = rounds(benchmark, prof, one_round, measured)
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)

@@ -83,3 +83,15 @@ def stream_counts_its_ids(engine, prompts, prof, length: int) -> tuple[bool, str
         return True, "one streamed call"
     return False, f"two calls (its stream carried {got} of the {n} ids)"
 
+
+def round_for(engine, prompts, prof, batch: int, length: int):
+    """The round test_generation times at (batch, length), and its route in words for the
+    record: one streamed call where the stream carries every id at batch 1, two calls on text
+    where the engine takes no ids, else two calls."""
+    streamed, route = (stream_counts_its_ids(engine, prompts, prof, length) if batch == 1
+                       else (False, "two calls"))
+    if not engine.capabilities.token_input:
+        return (two_calls_round(engine, prompts, prof, batch, length, text=True),
+                "two calls on text (the engine takes no ids; its usage counts)")
+    maker = streamed_round if streamed else two_calls_round
+    return maker(engine, prompts, prof, batch, length), route

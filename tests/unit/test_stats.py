@@ -28,3 +28,18 @@ def test_percentiles_are_ordered_and_bounded(samples: list[float]) -> None:
     s = summarize(samples)
     assert s.min <= s.median <= s.p90 <= s.p99 <= s.max
     assert percentile(samples, 0) == min(samples) and percentile(samples, 100) == max(samples)
+
+
+def test_a_paired_ratio_leaves_out_the_drift_that_moves_both_sides() -> None:
+    """Rounds whose speed drifts 2x across the run, the quantized side always 1.5x the float
+    one: two medians apart (ratio_interval) give a wide interval holding 1; the pairs' ratio is
+    1.5 exactly, and a mismatched pairing is refused."""
+    from bench.stats import distinguishable, paired_ratio_interval, ratio_interval
+
+    drift = [1.0, 1.2, 1.5, 1.8, 2.0, 0.9]
+    quantized, float_ = [150 * d for d in drift], [100 * d for d in drift]
+    assert paired_ratio_interval(quantized, float_) == pytest.approx((1.5, 1.5, 1.5))
+    _, low, high = ratio_interval(quantized, float_)
+    assert not distinguishable(low, high)
+    with pytest.raises(ValueError, match="a paired ratio needs pairs: 6 against 5"):
+        paired_ratio_interval(quantized, float_[:5])
