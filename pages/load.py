@@ -5,6 +5,7 @@ the knee of the closed-loop sweep; a plot; every definition."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from bench.metrics import METRICS
@@ -149,7 +150,33 @@ def record_section(record: ServeBenchDetail) -> list[str]:
                     else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
             + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "
                "stream may end early at EOS (counted by its usage, no error)."), "",
-            table([run_row(run) for run in record.runs], HEAD), ""]
+            table([run_row(run) for run in record.runs], HEAD), "", *falling(record)]
+
+
+FALLING = (("serve_itl_s", "ITL"), ("serve_tpot_s", "TPOT"), ("serve_e2e_s", "end-to-end"))
+
+
+def falling(record: ServeBenchDetail) -> list[str]:
+    """Where a closed-loop sweep's p50 falls as users rise with the two p50 intervals apart: not
+    noise, said with the figures. Found on vllm serve at SmolLM2's shape and traced to the
+    engine's own step time (docs/serving.md), which the grid times without a server."""
+    runs = sorted((r for r in record.runs if r.load.mode == "closed"), key=lambda r: r.load.concurrency)
+    found = []
+    for name, label in FALLING:
+        for low, high in itertools.pairwise(runs):
+            a, b = (percentile_interval(r.samples(name), 50) for r in (low, high))
+            if a and b and b[1] < a[0]:
+                found.append(f"{label} p50 {median_of(low, name) * 1e3:.0f} ms "
+                             f"[{a[0] * 1e3:.0f}–{a[1] * 1e3:.0f}] at {low.load.concurrency} users, "
+                             f"{median_of(high, name) * 1e3:.0f} ms [{b[0] * 1e3:.0f}–"
+                             f"{b[1] * 1e3:.0f}] at {high.load.concurrency}")
+    if not found:
+        return []
+    return [f"{CAVEAT} Latency falls as load rises, the p50 intervals apart (not noise): "
+            + "; ".join(found) + ". The sweep's order does not make it where it was tested; the "
+            "engine's step time at each batch size does — time the same batch sizes in process, "
+            f"without a server: `nox -s bench -- CELL --fixture {record.fixture} --batches "
+            "1,2,3,4 --input-lengths N` (what was found: docs/serving.md).", ""]
 
 
 def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:

@@ -151,3 +151,28 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
 def test_an_api_departure_does_not_stop_the_bench(tmp_path) -> None:
     run = run_of("transformers_server-base", tmp_path)
     assert not_climbed(run, STEPS["bench"], "api", past_last=False) is None
+
+
+def test_latency_falling_as_load_rises_is_said_with_its_intervals() -> None:
+    """Two closed-loop points whose p50 intervals lie apart, the higher load faster: the page
+    says so, with the figures; the same latencies at both loads say nothing."""
+    from bench.load import Load, Run, Sample
+    from bench.serving import measure
+    from pages.load import falling
+
+    def point(users: int, gap: float) -> object:
+        starts = [0.1 * i for i in range(40)]
+        samples = [Sample(scheduled=t, sent=t, end=t + 0.05 + gap + 0.001 * (i % 5),
+                          events=[t + 0.05, t + 0.05 + gap + 0.001 * (i % 5)], tokens=[1, 1],
+                          text=" a b", usage_tokens=2) for i, t in enumerate(starts)]
+        return measure(Run(Load("closed", concurrency=users), samples, (0.0, 4.0), 4.0, 0.3, [0.001]))
+
+    def detail(*runs) -> ServeBenchDetail:
+        return ServeBenchDetail(engine="demo_server", server="demo serve", fixture="tiny-shape",
+                                startup_s=1.0, input_tokens=16, output_tokens=2, runs=list(runs))
+
+    lines = falling(detail(point(1, 0.25), point(2, 0.15)))
+    assert lines and lines[0].startswith("⚠️ Latency falls as load rises, the p50 intervals apart")
+    assert "ITL p50 252 ms [251–253] at 1 users, 152 ms [151–153] at 2" in lines[0]
+    assert "--fixture tiny-shape --batches 1,2,3,4" in lines[0]
+    assert falling(detail(point(1, 0.25), point(2, 0.25))) == []
