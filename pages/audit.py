@@ -1,7 +1,9 @@
 """The reports audit themselves: every derived figure recomputed from its inputs, every raw sample
 held to the measured limits of the device it ran on, every ✅ to a check that ran.
 
-    python -m pages.audit                       reports/results.json and reports/cuda/results.json
+    python -m pages.audit                       reports/results.json, reports/cuda/results.json
+                                                and reports/records/ (the real-shape, grid and
+                                                serving records the pages show)
     python -m pages.audit reports/results.json results/    any results.json, or results folders
 
 Exit 1 with one line per finding (the cell, the check, the figure and what it should be), 0
@@ -26,7 +28,7 @@ from incell.bench import measured_on
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""
-DEFAULT = (Path("reports/results.json"), Path("reports/cuda/results.json"))
+DEFAULT = (Path("reports/results.json"), Path("reports/cuda/results.json"), Path("reports/records"))
 FAILED_NOTE = re.compile(r"(?<![\d.])0/[1-9]\d*\b")
 """A note that counts none of its cases good ("0/3 prompts the same text")."""
 MEASURED_COUNTS = {"text_quality"}
