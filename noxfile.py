@@ -327,6 +327,7 @@ def bench(session: nox.Session) -> None:
 
     nox -s bench                          one passing default cell per engine, full profile
     nox -s bench -- transformers-numpy2 --batches 1,4 --input-lengths 128
+    nox -s bench -- vllm-quantnone --fixture smollm2-135m-shape --batches 1,2,3,4 --input-lengths 128
     nox -s bench -- --compare reports/results.json [--metric decode_tokens_per_s]
     """
     try:
@@ -347,6 +348,13 @@ def bench(session: nox.Session) -> None:
     if not cells:
         session.error("no cell of the default selection has passed every rung in results/: "
                       "run `nox` first, or name cells: nox -s bench -- CELL ...")
+    if args.fixture:
+        from fixtures.ensure import FixtureBuildError, build_fixtures
+
+        try:
+            build_fixtures([args.fixture], limit=1800, log=session.log)
+        except FixtureBuildError as exc:
+            session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
     options = Options(bench_args=cli.bench_run_args(args))
     grid = RESULTS / layout.BENCH
     for i, cell in enumerate(cells, 1):

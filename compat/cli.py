@@ -174,6 +174,7 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     """
     from bench.metrics import BenchInputError
     from bench.profiles import PROFILES, add_shape_options, profile, shape_overrides
+    from fixtures.catalog import REAL_SHAPES, TRAINED
 
     parser = _Parser(prog="nox -s bench --",
                      description="The throughput grid in the cells' existing venvs, then "
@@ -185,6 +186,9 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--metric", action="append", default=[],
                         help="with --compare: only this metric (repeatable)")
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--fixture", choices=sorted({*REAL_SHAPES, *TRAINED}),
+                        help="time this model instead of each cell's first fixture: a real shape "
+                             "(built first, then cached) or the trained model")
     add_shape_options(parser.add_argument)
     args = parser.parse_args(argv)
     try:
@@ -223,4 +227,6 @@ def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:
     """incell/bench.py's arguments for the chosen profile and shape options."""
     from bench.profiles import shape_argv
 
-    return ("--profile", args.profile, *shape_argv(vars(args)))
+    fixture = getattr(args, "fixture", None)
+    return ("--profile", args.profile, *(("--fixture", fixture) if fixture else ()),
+            *shape_argv(vars(args)))

@@ -47,6 +47,12 @@ def test_bench_session_arguments(tmp_path) -> None:
     assert bench_run_args(args) == ("--profile", "full", "--batches", "1,4", "--input-lengths", "32")
     with pytest.raises(UsageError, match="every value must be an int > 0, got 0"):
         bench_args(["--batches", "0"])
+    # a real shape instead of each cell's first fixture; an unknown one named with the valid ones
+    shape = bench_args(["vllm-quantnone", "--fixture", "smollm2-135m-shape", "--batches", "1,2"])
+    assert bench_run_args(shape) == ("--profile", "full", "--fixture", "smollm2-135m-shape",
+                                     "--batches", "1,2")
+    with pytest.raises(UsageError, match="invalid choice: 'smollm2-135m'.*smollm2-135m-shape"):
+        bench_args(["--fixture", "smollm2-135m"])
     with pytest.raises(UsageError, match=r"Unknown metric 'tok_s'"):
         bench_args(["--compare", str(tmp_path), "--metric", "tok_s"])
     with pytest.raises(UsageError, match="does not exist"):
