@@ -68,8 +68,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("paired_decode_tokens_per_s", "tok/s", "higher",
            "a quantized (or reduced-dtype) cell's batch-1 decode, timed as decode_tokens_per_s, "
            "in rounds of two: its own model (side: quantized), then the same engine's float32 "
-           "model loaded beside it in the same process (side: float), each on fresh prompts; the "
-           "speed-up is the median of the pairs' ratios"),
+           "model in a process of its own (side: float; two engines in one process slowed each "
+           "other), each on fresh prompts, the two taking turns; the speed-up is the median of "
+           "the pairs' ratios"),
     Metric("paired_ttft_s", "s", "lower",
            "time to first token of the same paired rounds, each side's"),
     Metric("memory_bandwidth_gb_s", "GB/s", "higher",

@@ -53,12 +53,13 @@ def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tok
 
 
 def paired_speed_up(result: CellResult) -> str | None:
-    """The median of quantized ÷ float decode over the cell's own pairs, rounds run back to
-    back in one process, with its bootstrap interval over pairs; None where it has none."""
+    """The median of quantized ÷ float decode over the cell's own pairs, the two models taking
+    turns, with its bootstrap interval over pairs; None where it has none, or only pairs whose
+    float model ran in the quantized one's process (they slowed each other: not a speed-up)."""
     detail = result.bench
     sides = [detail.find("paired_decode_tokens_per_s", side=side) if detail else None
              for side in ("quantized", "float")]
-    if None in sides:
+    if None in sides or "own process" not in str(sides[1].params.get("float", "")):
         return None
     ratio, low, high = paired_ratio_interval(sides[0].samples, sides[1].samples)
     text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] paired"
@@ -271,8 +272,10 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
               "token), peak RSS of the benchmark process, weights on disk (share of `none`). "
               "Speed-up, *paired*: measured inside the quantized cell's own run — the same "
-              "engine's float32 model loaded beside the quantized one, each round the quantized "
-              "model's batch-1 answer and then the float one's, on fresh prompts — the median of "
+              "engine's float32 model loaded in a process of its own (loaded beside the quantized "
+              "one in the same process, CTranslate2's float32 model ran at a fifth of its own "
+              "cell's speed), each round the quantized model's batch-1 answer and then the float "
+              "one's, taking turns, on fresh prompts — the median of "
               "the pairs' ratios with its 95% bootstrap interval over pairs, *not "
               "distinguishable* where that holds 1. Two runs of one configuration in separate "
               "cells have differed by more than their intervals (CTranslate2's numpy1 and "

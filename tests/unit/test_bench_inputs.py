@@ -51,7 +51,7 @@ def test_bench_session_arguments(tmp_path) -> None:
     shape = bench_args(["vllm-quantnone", "--fixture", "smollm2-135m-shape", "--batches", "1,2"])
     assert bench_run_args(shape) == ("--profile", "full", "--fixture", "smollm2-135m-shape",
                                      "--batches", "1,2")
-    with pytest.raises(UsageError, match="invalid choice: 'smollm2-135m'.*smollm2-135m-shape"):
+    with pytest.raises(UsageError, match=r"invalid choice: 'smollm2-135m'.*smollm2-135m-shape"):
         bench_args(["--fixture", "smollm2-135m"])
     with pytest.raises(UsageError, match=r"Unknown metric 'tok_s'"):
         bench_args(["--compare", str(tmp_path), "--metric", "tok_s"])

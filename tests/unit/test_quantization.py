@@ -213,7 +213,8 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
     # pairs timed inside the quantized cell's own run take the place of the other cell's
     paired = quant_cell("llama_cpp", "q4_0", figures(0.02, 1 << 20), 6000.0)
     paired.bench.metrics += [
-        record("paired_decode_tokens_per_s", samples, side=side, batch=1, input_tokens=16)
+        record("paired_decode_tokens_per_s", samples, side=side, batch=1, input_tokens=16,
+               float="float32, unquantized, in its own process")
         for side, samples in (("quantized", [200.0, 220.0, 180.0]), ("float", [100.0, 100.0, 100.0]))]
     row = next(line for line in quantization_page([results[0], paired], [], plotted=False)
                .splitlines() if "`q4_0`" in line)
