@@ -103,6 +103,10 @@ class Roofline:
     engines/weights_read.py) or "scaled" (the fixture's float32 count scaled to the files' size)."""
     flops_per_token: float | None = None
     """Matmul FLOPs a token costs in prefill (2 a weight), the prefill rows' numerator."""
+    least_flops_per_token: float | None = None
+    """The least a prompt token must cost: 2 a weight, the output projection left out (an engine
+    need compute logits at the last prompt position only, as vLLM and llama.cpp do). What the
+    audit holds a prefill sample to: a sample past the peak at this count is impossible."""
 
     @property
     def cache_resident(self) -> bool:

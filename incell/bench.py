@@ -69,6 +69,13 @@ def weight_bytes_per_token(model_dir: Path) -> int:
                if tied or not name.endswith(EMBEDDING_TABLES))
 
 
+def output_head_bytes(model_dir: Path) -> int:
+    """Bytes of the output projection: lm_head (or output), else the tied input embedding."""
+    sizes = safetensors_sizes(model_dir)
+    heads = [s for n, s in sizes.items() if n.endswith(("lm_head.weight", "output.weight"))]
+    return sum(heads) or sum(s for n, s in sizes.items() if n.endswith(EMBEDDING_TABLES))
+
+
 def gpu_peak_mib() -> float | None:
     try:
         import torch
@@ -133,6 +140,7 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
                    bytes_counted="files" if read_bytes else "scaled",
                    device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
     flops_per_token = out.flops_per_token = 2 * float32_per_token / 4  # 2 a weight of 4 bytes
+    out.least_flops_per_token = 2 * (float32_per_token - output_head_bytes(model_dir)) / 4
     compute = measured_on(metrics, "compute_tflops", device, dtype)
     if compute is not None:  # prefill against the compute limit
         tflops = out.compute_tflops = max(compute.samples)

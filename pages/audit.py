@@ -118,7 +118,8 @@ def roofline(detail: BenchDetail) -> list[str]:
 def limits(detail: BenchDetail) -> list[str]:
     """No raw sample past the device's best reading: decode against its bandwidth (unless the
     weights fit in its last-level cache), prefill against its matmul peak in the dtype the
-    engine computes in."""
+    engine computes in, at the least FLOPs a prompt token must cost (the output projection
+    left out: an engine may compute logits at the last position only)."""
     roof, problems = detail.roofline, []
     if roof is None:
         return []
@@ -129,8 +130,8 @@ def limits(detail: BenchDetail) -> list[str]:
             problems += past(f"decode tok/s at batch {m.batch}, {m.input_tokens} tokens",
                              m.samples, bound, "the bandwidth bound")
     peak = measured_on(detail.metrics, "compute_tflops", roof.device, roof.compute_dtype)
-    flops = roof.flops_per_token or (None if roof.engine_weights_bytes
-                                     else roof.weight_bytes_per_token / 2)  # float32: 4 B a weight
+    flops = roof.least_flops_per_token or roof.flops_per_token or (
+        None if roof.engine_weights_bytes else roof.weight_bytes_per_token / 2)  # 4 B a weight
     if peak is not None and flops:
         for m in (m for m in detail.metrics if m.name == "prefill_tokens_per_s"):
             problems += past(f"prefill tok/s at batch {m.batch}, {m.input_tokens} tokens",

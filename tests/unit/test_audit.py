@@ -103,6 +103,16 @@ def test_a_prefill_sample_past_the_matmul_peak_is_caught(clean) -> None:
     ttft["samples"][1] = 128 / prefill["samples"][1]
     found = [c for c in checks(clean) if c.startswith("limits:")]
     assert found and "float32 matmul peak" in found[0]
+    # an engine computes logits at the last prompt position only (vLLM, llama.cpp): what a
+    # prompt token must cost leaves the output projection out, and 1.2x the full count is not
+    # past the peak when the head is a third of the weights
+    roof["least_flops_per_token"] = flops * 2 / 3
+    prefill["samples"][1] = 1.2 * peak / flops
+    ttft["samples"][1] = 128 / prefill["samples"][1]
+    assert checks(clean) == []
+    prefill["samples"][1] = 1.6 * peak / flops
+    ttft["samples"][1] = 128 / prefill["samples"][1]
+    assert [c for c in checks(clean) if c.startswith("limits:")]
 
 
 def test_a_pass_whose_note_says_none_held_is_caught(clean) -> None:

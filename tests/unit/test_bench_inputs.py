@@ -98,6 +98,7 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
     assert roof.weight_bytes_per_token == 224  # the untied input table is not read whole
     assert roof.decode_batch1[0].fraction == pytest.approx(224 * 1000 / 1e3)
     assert roof.prefill_batch1[0].fraction == pytest.approx(5000 * 2 * 56 / 1e6)
+    assert roof.least_flops_per_token == 2 * (224 - 160) / 4  # the output projection left out
     # a quantized engine's own files, an eighth of the float32 ones: it reads an eighth a token
     quantized = roofline(metrics, tmp_path, engine_bytes=384 // 8)
     assert quantized.weight_bytes_per_token == 28 and quantized.engine_weights_bytes == 48
