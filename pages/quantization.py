@@ -94,7 +94,9 @@ def _num(value: float | None, form: str) -> str:
 
 def baselines(results: list[CellResult]) -> dict[tuple[str, str], CellResult]:
     """Each engine's unquantized cell on each device: what a quantization is measured against."""
-    return {(r.cell.engine, r.cell.device): r for r in results if r.quantization == "none"}
+    plain = [r for r in results if r.quantization == "none"]  # float32 last: it wins
+    return {(r.cell.engine, r.cell.device): r
+            for r in sorted(plain, key=lambda r: r.cell.dtype == "float32")}
 
 
 def size_text(size: int | None, ref_size: int | None) -> str:
