@@ -116,10 +116,9 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
     what the engine computes in); None where the device's bandwidth was not measured.
 
     Bytes per token are what the engine's adapter read from its own files (`read_bytes`,
-    engines/weights_read.py: every tensor once, a table that is only gathered left out), else the
+    engines/weights_read.py: every tensor once, a table only gathered left out), else the
     fixture's at float32 (every matrix once, one row of an untied input embedding) scaled to the
-    engine's own weights where its adapter knows their size: a Q4 GGUF reads about a seventh of
-    what the float32 file holds, bfloat16 half."""
+    engine's own weights where its adapter knows their size (a Q4 GGUF: about a seventh)."""
     bandwidth = measured_on(metrics, "memory_bandwidth_gb_s", device)
     decode = [m for m in metrics if m.name == "decode_tokens_per_s" and m.params["batch"] == 1]
     if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
@@ -139,8 +138,8 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
                    engine_weights_bytes=engine_bytes, device=device,
                    bytes_counted="files" if read_bytes else "scaled",
                    device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
-    flops_per_token = out.flops_per_token = 2 * float32_per_token / 4  # 2 a weight of 4 bytes
-    out.least_flops_per_token = 2 * (float32_per_token - output_head_bytes(model_dir)) / 4
+    flops_per_token = out.flops_per_token = float32_per_token / 2  # 2 a weight of 4 bytes
+    out.least_flops_per_token = (float32_per_token - output_head_bytes(model_dir)) / 2
     compute = measured_on(metrics, "compute_tflops", device, dtype)
     if compute is not None:  # prefill against the compute limit
         tflops = out.compute_tflops = max(compute.samples)
