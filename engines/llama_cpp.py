@@ -148,10 +148,7 @@ class LlamaCppGenerator(Generator):
         self.weights_file = self._gguf = folder / GGUF_NAME
 
     def _close(self) -> None:
-        if self._batched is not None:
-            for part in reversed(self._batched):
-                part.close()
-            self._batched = None
+        self._drop_batched()
         self._llm.close()  # the model frees the adapters loaded for it
         self._llm = None
 
@@ -208,9 +205,7 @@ class LlamaCppGenerator(Generator):
         Llama.generate() yields a token, the context still holds the logits it was sampled from
         (the sampler works on a copy; the next eval comes after the yield)."""
         llm = self._llm
-        eos = llm.token_eos()
-        stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
-        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        eos, stops, floor = self._ends(params)
         count = 0
 
         def mask_eos(_input_ids, scores):  # no EOS (or stop id) before `floor` tokens
@@ -267,9 +262,7 @@ class LlamaCppGenerator(Generator):
         enough. Its llama_batch holds n_batch ids."""
         held = self._batched
         if held is None or held[0].params.n_seq_max < sequences or held[0].n_ctx() < cells:
-            if held is not None:
-                for part in reversed(held):
-                    part.close()
+            self._drop_batched()
             params = llama_cpp.llama_context_params.from_buffer_copy(self._llm.context_params)
             params.n_seq_max, params.kv_unified = sequences, True
             params.n_ctx = -(-cells // 256) * 256
@@ -279,6 +272,18 @@ class LlamaCppGenerator(Generator):
         held[0].kv_cache_clear()
         return held
 
+    def _drop_batched(self) -> None:
+        """Free the batch context and its llama_batch, where there are any."""
+        for part in reversed(self._batched or ()):
+            part.close()
+        self._batched = None
+
+    def _ends(self, params: SamplingParams) -> tuple[int, set[int], int]:
+        """EOS, the ids that end an answer, and how many tokens come before any may (the floor)."""
+        eos = int(self._llm.token_eos())
+        stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
+        return eos, stops, params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+
     def _batch_tokens(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
         """Greedy ids of each prompt, every prompt its own sequence: the prompts' ids first (packed
         n_batch at a time, logits at each prompt's last id), then one llama_batch a step holding
@@ -286,9 +291,7 @@ class LlamaCppGenerator(Generator):
         max_new_tokens; EOS and stop ids are masked before the floor."""
         held = self._batch_context(len(prompt_ids),
                                    sum(len(ids) + params.max_new_tokens for ids in prompt_ids))
-        eos = int(self._llm.token_eos())
-        stops = set(params.stop_token_ids) | ({eos} if not params.ignore_eos else set())
-        floor = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        eos, stops, floor = self._ends(params)
         rows: list[list[int]] = [[] for _ in prompt_ids]
         entries = [(token, seq, pos, pos == len(ids) - 1)
                    for seq, ids in enumerate(prompt_ids) for pos, token in enumerate(ids)]
