@@ -12,7 +12,8 @@
                             reference and beside its unquantized cell
     nox -s serve-bench      each generation server under load (latency percentiles, goodput,
                             the knee), then the report
-    nox -s report           merge results/*.json into reports/
+    nox -s report           take results/ into reports/records/, render reports/ from the records
+    nox -s report -- --check   the committed reports re-render from their records byte for byte
     nox -s bench            the throughput grid in the cells' venvs, then the reports
     nox -s bench -- --compare reports/results.json   this run against a saved one
     nox -s endpoint -- --url http://host:8000/v1 --model NAME [--tokenizer DIR] [--api-key-env VAR]
@@ -48,9 +49,11 @@ from core.proc import interrupt_on_signals
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
-REPORT_DEPS = ("tabulate==0.10.0", "matplotlib>=3.8", "rich", "markdown>=3.5")
+# matplotlib and Pillow (which writes its PNGs) pinned: a plot re-renders byte for byte
+PLOT_DEPS = ("matplotlib==3.11.2", "pillow==13.0.0")
+REPORT_DEPS = ("tabulate==0.10.0", *PLOT_DEPS, "rich", "markdown>=3.5")
 TEST_DEPS = ("pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "numpy", "tabulate==0.10.0",
-             "matplotlib>=3.8", "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers",
+             *PLOT_DEPS, "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers",
              "jinja2", "rich", "markdown>=3.5", "playwright>=1.50", "safetensors")
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
@@ -106,8 +109,7 @@ def resolve(session: nox.Session) -> None:
     options = Options(exclude_newer=args.exclude_newer)
     drive.resolve_all(list(cells), work=ROOT / ".nox" / "resolve", results_dir=out,
                        log=session.log, options=options, workers=args.workers)
-    session.notify("report", [str(out), "--out", str(ROOT / "reports" / "resolve"),
-                              "--title", "Resolve-only matrix"])
+    session.notify("report", posargs=[])  # takes results/resolve/ into reports/resolve/records/
 
 
 @nox.session(python=False)
@@ -241,7 +243,7 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     try:
         results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                    log=session.log, options=options, workers=workers,
-                                   pages=pages)
+                                   pages=pages, selection=selection)
     finally:
         pages.close()
     failed = sum(1 for r in results if r.first_failure)
@@ -251,22 +253,36 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
 
 @nox.session(venv_backend="uv")
 def report(session: nox.Session) -> None:
-    """Merge results/*.json (or the folders given) into reports/ (and, for the published reports,
-    the site: reports/site/index.html)."""
+    """Take the run's results/ into reports/records/ (its resolve/ into reports/resolve/records/),
+    then render every published page, docs include and the site from the committed records.
+
+    nox -s report -- --check          render the records into a temporary folder and compare
+                                      with the committed pages (exit 1 on any difference)
+    nox -s report -- --cuda DIR       take the GPU check's results into reports/cuda/records/
+    nox -s report -- FOLDER ... --out DIR [--title T]   render other records elsewhere"""
     session.install(*REPORT_DEPS)
     try:
-        args = cli.report_args(session.posargs)
+        args = cli.report_options(session.posargs)
     except InfermatrixError as exc:
         session.error(str(exc))
-    published = not args or args[0].startswith("--")
-    if published:
-        args = [str(RESULTS), "--out", str(ROOT / "reports"), *args]
-    session.run("python", "-m", "pages.render", *args, "--matrix", str(MATRIX_FILE),
-                env={"PYTHONPATH": str(ROOT)})
-    if published:  # the site the run wrote as cells landed, now from the finished run
-        session.run("python", "-m", "pages.site", "--reports", str(ROOT / "reports"), "--out",
-                    str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
-                    env={"PYTHONPATH": str(ROOT)})
+    env, matrix = {"PYTHONPATH": str(ROOT)}, ("--matrix", str(MATRIX_FILE))
+    if args.check:
+        session.run("python", "-m", "pages.publish", "--check", *matrix, env=env)
+        return
+    if args.folders:
+        session.run("python", "-m", "pages.render", *map(str, args.folders), "--out", str(args.out),
+                    "--title", args.title, *matrix, env=env)
+        return
+    takes = [(args.cuda, "reports/cuda", ())] if args.cuda else [
+        (RESULTS, "reports", (layout.RESOLVE,)), (RESULTS / layout.RESOLVE, "reports/resolve", ())]
+    for source, out, skip in takes:
+        if Path(source).is_dir():
+            session.run("python", "-m", "pages.records", str(source), "--into",
+                        str(ROOT / out / "records"), *(a for s in skip for a in ("--skip", s)),
+                        *matrix, env=env)
+    session.run("python", "-m", "pages.publish", "--root", str(ROOT), *matrix, env=env)
+    session.run("python", "-m", "pages.site", "--reports", str(ROOT / "reports"), "--out",
+                str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE), env=env)
 
 
 @nox.session(venv_backend="uv")
@@ -361,8 +377,7 @@ def bench(session: nox.Session) -> None:
         session.log(f"bench {i}/{len(cells)}: {cell.id} ({args.profile} profile)")
         ladder.bench_only(cell, venv=ROOT / ".nox" / f"cell-{cell.id}", results_dir=grid,
                          log=session.log, options=options, base=last_result(RESULTS, cell.id))
-    session.run("python", "-m", "pages.render", str(RESULTS), "--out", str(ROOT / "reports"),
-                "--matrix", str(MATRIX_FILE), env=env)
+    session.notify("report", posargs=[])
 
 
 @nox.session(venv_backend="uv")
@@ -397,8 +412,7 @@ def realsize(session: nox.Session) -> None:
                         log=session.log, options=Options(last_rung="api"))
     drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS,
                      out=RESULTS / layout.REAL_SHAPE, log=session.log, limit_s=args.limit_min * 60)
-    session.run("python", "-m", "pages.render", str(RESULTS), "--out", str(ROOT / "reports"),
-                "--matrix", str(MATRIX_FILE), env={"PYTHONPATH": str(ROOT)})
+    session.notify("report", posargs=[])
 
 
 @nox.session(python=False)

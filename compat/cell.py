@@ -16,6 +16,7 @@ from compat.llama_tools import PACKAGE, tools_dir
 from compat.matrix import Cell
 from core.proc import REPO, ToolRun, parse_lock, run_tool, timeout_error
 from core.results import ErrorInfo, Rung, read_rung
+from core.timeline import Recorder
 from engines import DTYPE_ENV, LLAMA_TOOLS_ENV, QUANT_ENV
 from fixtures.catalog import cache_root
 
@@ -104,6 +105,8 @@ class CellRun:
     interpreter: Path | None = None
     """An existing environment's Python (compat/here.py): the rungs from import upwards run in
     it, and nothing is resolved or installed; None: the cell's own venv."""
+    timeline: Recorder | None = None
+    """The run's timeline (core/timeline.py), where a driver keeps one: each rung's span."""
 
     @property
     def limits(self) -> Limits:

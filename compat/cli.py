@@ -152,6 +152,35 @@ def report_args(argv: list[str]) -> list[str]:
     return rest
 
 
+def report_options(argv: list[str]) -> argparse.Namespace:
+    """`nox -s report -- [--check | --cuda DIR | FOLDER ... --out DIR [--title T]]`: what the
+    report session does (the run's own options, which nox hands it too, taken out first)."""
+    parser = _Parser(prog="nox -s report --",
+                     description="Take the run's results/ into reports/records/ and render every "
+                                 "published page from the committed records.")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true",
+                      help="render the committed records into a temporary folder and compare: "
+                           "exit 1 on any page, image, results.json or docs include that differs")
+    what.add_argument("--cuda", type=_existing_path, metavar="DIR",
+                      help="take the GPU check's results (compat.gpucheck --results DIR) into "
+                           "reports/cuda/records/, then render")
+    parser.add_argument("folders", nargs="*", type=_existing_path,
+                        help="render these folders of records elsewhere (with --out), taking "
+                             "nothing in: CI jobs' artifacts, a saved results/")
+    parser.add_argument("--out", type=Path, help="where FOLDER's pages go")
+    parser.add_argument("--title", default="Compatibility matrix")
+    args = parser.parse_args(report_args(argv))
+    if args.folders and args.out is None:
+        parser.error("FOLDER needs --out DIR: the published reports/ are rendered only from "
+                     "reports/records/ (plain `nox -s report` takes results/ in first)")
+    if args.out is not None and not args.folders:
+        parser.error("--out needs the FOLDER(s) of records to render")
+    if args.folders and (args.check or args.cuda):
+        parser.error("FOLDER renders elsewhere; --check and --cuda act on the published reports")
+    return args
+
+
 def bisect_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s bisect --",
                      description="The release of PACKAGE (any package, the engine's own too) "

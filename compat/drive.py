@@ -12,17 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Limits, Log, Options, RungFailed, run_in_cell
-from compat.ladder import bench_only, climb_bench, finish, new_result, run_cell
+from compat.ladder import bench_only, climb_bench, finish, new_result, now, run_cell
 from compat.live import LivePages
 from compat.matrix import Cell
 from compat.plan import RealShapeRun
 from compat.reuse import last_result
+from core import layout
 from core.results import CellResult, Rung
+from core.timeline import Recorder, Timeline, file_name
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2,
-               pages: LivePages | None = None) -> list[CellResult]:
+               pages: LivePages | None = None, selection: str = "default") -> list[CellResult]:
     """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
     inputs did not change since its last result is reused (compat/reuse.py). `pages` are
     written again as each cell lands (compat/live.py), while the cells climb: the renders end
@@ -30,15 +32,24 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
 
     Timings are only trusted from a quiet machine, so the bench rungs run one after
     another once every cell has climbed; the rest of the ladder does not care.
+
+    The run's timeline (core/timeline.py: each rung's span, each cell's verdict) is written to
+    results/run/timeline-<start>.json as cells land and when the run ends.
     """
     cells = climbing_order(cells)
     share = max(1, (os.cpu_count() or 1) // workers)
     climbing = dataclasses.replace(options, last_rung="api", threads=share)
     done = {"n": 0}
+    started = now()
+    timeline = Recorder(Path(results_dir) / layout.RUN / file_name(started),
+                        Timeline(started_at=started, selection=selection, workers=workers,
+                                 cells=len(cells)))
 
     def one(cell: Cell) -> CellResult:
         result = run_cell(cell, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
-                          log=log, options=climbing)
+                          log=log, options=climbing, timeline=timeline)
+        timeline.verdict(cell.id, reused=result.reused_at >= started)
+        timeline.write()
         done["n"] += 1
         log(f"climbed {done['n']}/{len(cells)}: {cell.id}")
         if pages is not None:
@@ -46,9 +57,11 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         return result
 
     results = side_by_side(one, cells, workers)
+    climbed_s = timeline.now()
     if pages is not None:
         pages.close()  # a quiet machine for the bench rungs
     if options.last_rung != "bench":
+        timeline.write(finished_at=now(), climb_s=climbed_s)
         return results
     ready = [(c, r) for c, r in zip(cells, results)
              if getattr(r.rung("conformance"), "status", "") == "pass"
@@ -56,7 +69,9 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
-                    log=log, options=options)
+                    log=log, options=options, timeline=timeline)
+    path = timeline.write(finished_at=now(), climb_s=climbed_s)
+    log(f"the run's timeline: {path}")
     return results
 
 

@@ -26,6 +26,7 @@ from compat.rungs.existing import environment_as_found
 from compat.rungs.worker import stop as stop_worker
 from core.proc import REPO
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
+from core.timeline import Recorder, rung_line
 
 
 def now() -> str:
@@ -65,8 +66,10 @@ def new_result(run: CellRun, rungs: list[Rung] | None = None) -> CellResult:
 
 
 def climb(run: CellRun, step: Step) -> Rung:
-    """One rung: timed, its failure (raised or returned) its result, logged once."""
+    """One rung: timed, its failure (raised or returned) its result, logged once (and put on the
+    run's timeline, where it keeps one)."""
     started = time.perf_counter()
+    span_start = run.timeline.now() if run.timeline is not None else 0.0
     try:
         rung = step.climb(run)
     except RungFailed as exc:
@@ -74,9 +77,10 @@ def climb(run: CellRun, step: Step) -> Rung:
     except Exception as exc:  # a bug in a rung is still this cell's result, not a crash
         rung = Rung(step.name, "fail", error=ErrorInfo.from_exception(exc))
     rung.duration_s = round(time.perf_counter() - started, 3)
-    mark = {"pass": "ok", "fail": "FAIL"}.get(rung.status, rung.status)
     note = f" - {rung.error.signature}" if rung.error else ""
-    run.log(f"[{run.cell.id}] {step.name:<11} {mark} ({rung.duration_s:.1f}s){note}")
+    run.log(rung_line(run.cell.id, step.name, rung.status, rung.duration_s, note))
+    if run.timeline is not None:
+        run.timeline.rung(run.cell.id, run.cell.engine.id, step.name, rung.status, span_start, note)
     return rung
 
 
@@ -118,13 +122,15 @@ def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellR
 
 
 def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
-             options: Options = DEFAULTS, interpreter: Path | None = None) -> CellResult:
+             options: Options = DEFAULTS, interpreter: Path | None = None,
+             timeline: Recorder | None = None) -> CellResult:
     """Climb the rungs of `cell` and write results/<cell id>.json. Never raises on a rung.
 
     `interpreter`: an existing environment's Python (compat/here.py): resolve and install are
     not run (the environment's versions are recorded instead), every later rung runs in it, and
     no earlier result is reused."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter)
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter,
+                  timeline=timeline)
     result = new_result(run)
     last = [step.name for step in LADDER].index(options.last_rung)
     blocked = ""
@@ -150,11 +156,12 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
 
 
 def climb_bench(cell: Cell, result: CellResult, *, venv: Path, results_dir: Path,
-                log: Log = print, options: Options = DEFAULTS) -> CellResult:
+                log: Log = print, options: Options = DEFAULTS,
+                timeline: Recorder | None = None) -> CellResult:
     """The bench rung of a cell that climbed to api earlier in the run (drive.run_matrix runs
     every bench rung alone, on a quiet machine, once every cell has climbed): it replaces any
     earlier bench record, and the result is written again."""
-    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log)
+    run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, timeline=timeline)
     result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
     result.reused_at = ""  # its bench rung ran now
     return finish(result, results_dir, climbed_to="bench")

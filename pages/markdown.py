@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from tabulate import tabulate
 
 from core.bench_details import ToolKL
@@ -103,9 +101,20 @@ def machines(results: list[CellResult]) -> list[str]:
     return sorted({machine_line(r.machine) for r in results})
 
 
+def newest(results: list[CellResult]) -> str:
+    """When the newest of these records finished ("" where none did): a page's stamp, so that a
+    page is a function of its records and never of the clock."""
+    return max((r.finished_at for r in results), default="")
+
+
+def stamp(when: str) -> str:
+    """"2026-12-05 09:02 UTC" from an ISO time in UTC."""
+    return f"{when[:16].replace('T', ' ')} UTC" if when else "–"
+
+
 def header(title: str, results: list[CellResult], problems: list[str]) -> list[str]:
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# {title}", "", f"Generated {when} from {len(results)} cell result(s).", ""]
+    lines = [f"# {title}", "", f"Generated from {len(results)} cell result(s), the newest "
+             f"finished {stamp(newest(results))}.", ""]
     ms = machines(results)
     lines += [f"Machine: {ms[0]}" if len(ms) == 1 else "Machines (results were merged):", ""]
     if len(ms) > 1:

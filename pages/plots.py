@@ -54,7 +54,7 @@ def latency_plot(results: list[CellResult], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), squeeze=False,
                              figsize=(5 * len(panels), 1.5 + 0.45 * max(len(r) for _, r in panels)))
     for ax, (metric, rows) in zip(axes[0], panels, strict=True):
-        ax.boxplot([[s * 1000 for s in m.samples] for _, m in rows], vert=False,
+        ax.boxplot([[s * 1000 for s in m.samples] for _, m in rows], orientation="horizontal",
                    tick_labels=[n for n, _ in rows], whis=(1, 99), showfliers=True)
         ax.set_xscale("log")
         ax.set_xlabel(f"{LABELS[metric]} (ms, log); box = quartiles, whiskers = p1-p99")

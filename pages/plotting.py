@@ -18,6 +18,7 @@ def pyplot():
 
 def save(plt, fig, path: Path) -> bool:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # no "Software" stamp: a PNG is a function of its figure, so a re-render compares byte for byte
+    fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
     return True

@@ -1,8 +1,13 @@
-"""Merge cell results into the reports: each page is a module of its own (compatibility,
-conformance, engines, serving, quantization, throughput); this one reads the results, decides
+"""Merge cell records into the reports: each page is a module of its own (compatibility,
+conformance, engines, serving, quantization, throughput); this one reads the records, decides
 which pages there is something for, and writes them with results.json.
 
-    python -m pages.render [RESULTS_DIR ...] [--out reports/]
+A page is a pure function of its records: rendering reads the records folders given (and the
+matrix), never the clock, the history or the output folder, so the committed reports/records/
+re-render every committed page byte for byte (`python -m pages.check`). `nox -s report` first
+takes a run's results/ into reports/records/ (pages/records.py), then renders from there.
+
+    python -m pages.render [RECORDS_DIR ...] [--out reports/]
     python -m pages.render results --out reports --live 3/34   while a run is going: the
         verdict pages (COMPATIBILITY.md, CONFORMANCE.md) and the site, nothing else
 
@@ -28,9 +33,7 @@ from pages.compatibility import bisections, compatibility
 from pages.conformance import conformance_page
 from pages.engines import engines_page
 from pages.headline import headline
-from pages.history import HISTORY
-from pages.history import append as append_history
-from pages.history import entries as history_entries
+from pages.markdown import newest
 from pages.load import load_plot, load_records
 from pages.plots import grid_plot, latency_plot, throughput_plot
 from pages.quantization import plot as quantization_plot
@@ -39,7 +42,7 @@ from pages.real_shape import load_real_shapes, load_serving, pareto_plot, real_s
 from pages.serving import checked, serving_page
 from pages.throughput import throughput
 from pages.verdicts import foreign
-from pages.watch import previous_run, watch
+from pages.watch import read_watch
 
 
 def load_grid(folders: list[Path]) -> list[CellResult]:
@@ -94,11 +97,12 @@ def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResul
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
            title: str = "Compatibility matrix", grid_dirs: list[Path] | None = None) -> list[CellResult]:
-    """Every page there is something for, results.json and a line per cell in the history, from
-    the results folders given (their subfolders too: core/layout.py). `grid_dirs`: where the
-    grid is (default: each folder's bench/)."""
+    """Every page there is something for and results.json, from the records folders given (their
+    subfolders too: core/layout.py) and nothing else. `grid_dirs`: where the grid is (default:
+    each folder's bench/). What changed since the previous run is the watch record the folders
+    hold (pages/records.py wrote it when it took the run in)."""
     results, problems = cells_of(result_dirs, matrix)
-    changed = watch(results, previous_run(out / "results.json"), matrix)
+    changed = read_watch(result_dirs)
     write_atomic(out / "COMPATIBILITY.md", compatibility(
         results, problems, matrix=matrix, title=title, extra=bisections(result_dirs), changed=changed))
     if any(r.properties() for r in results):
@@ -111,11 +115,9 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
         write_atomic(out / "QUANTIZATION.md", quantization_page(results, problems, plotted))
     grid = load_grid(layout.under(result_dirs, layout.BENCH) if grid_dirs is None else grid_dirs)
     throughput_pages(result_dirs, out, results, problems, grid)
-    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     merged = {"cells": [to_json(r) for r in results], "unreadable": problems,
-              "generated": generated, "watch": changed}
+              "generated": newest(results), "watch": changed}
     write_atomic(out / "results.json", json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    append_history(out / HISTORY, history_entries(results, matrix, generated))
     return results
 
 
@@ -150,8 +152,8 @@ def render_live(result_dirs: list[Path], out: Path, landed: str, *, matrix: Matr
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pages.render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", nargs="*", type=Path, default=[Path("results")],
-                        help="folders of cell result JSON files (default: results/)")
+    parser.add_argument("results", nargs="*", type=Path, default=[Path("reports/records")],
+                        help="folders of cell records (default: reports/records/)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--matrix", type=Path, help="matrix whose [[known]] entries apply")
     parser.add_argument("--title", default="Compatibility matrix")
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for folder in args.results:
         if not folder.is_dir():
-            parser.error(f"results folder {str(folder)!r} does not exist")
+            parser.error(f"records folder {str(folder)!r} does not exist")
     if args.live is not None and not re.fullmatch(r"\d+/\d+", args.live):
         parser.error(f"--live {args.live!r}: give the cells landed and the total, e.g. 3/34")
     matrix = load_matrix(args.matrix) if args.matrix else None

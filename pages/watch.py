@@ -2,9 +2,11 @@
 COMPATIBILITY.md. Cells that broke, cells that were fixed, new releases the resolver now picks,
 declared incompatibilities that no longer hold, cells added and removed.
 
-The previous run is the results.json the last report wrote (the published one, in a checkout or
-on the branch CI publishes to). Rendering the same results again keeps the changes it found the
-first time, so a re-render never says "nothing changed".
+The previous run is the committed records (reports/records/) as they stood before a run was
+taken in: pages/records.py compares the two when it copies the run's results in, and writes
+what it found as a record of its own (records/run/watch.json) that the pages render. Taking the
+same results in again keeps the changes found the first time, so a re-take never says "nothing
+changed"; rendering never compares anything, so a page stays a function of its records.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from compat.matrix import Matrix
-from core.results import CellResult, SchemaError
+from core import layout
+from core.results import CellResult, write_atomic
 from core.signatures import CONTENT_KEY
 
 
@@ -43,15 +46,37 @@ def fingerprint(results: list[CellResult]) -> str:
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
 
-def previous_run(path: Path) -> dict[str, Any] | None:
-    """The results.json of the previous report, or None where there is none (or it is unreadable)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        cells = [CellResult.from_dict(raw) for raw in data.get("cells", [])]
-    except (OSError, ValueError, TypeError, KeyError, SchemaError):
+WATCH = "watch.json"
+"""Its name in a records folder's run/ (core/layout.RUN)."""
+
+
+def read_watch(records_dirs: list[Path]) -> dict[str, Any]:
+    """The watch record the first of the folders holds; an empty one ("no previous run") where
+    none does or it cannot be read."""
+    for folder in records_dirs:
+        path = Path(folder) / layout.RUN / WATCH
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {"fingerprint": "", "since": "", "changes": []}
+
+
+def write_watch(records_dir: Path, record: dict[str, Any]) -> Path:
+    path = Path(records_dir) / layout.RUN / WATCH
+    write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def previous_run(cells: list[CellResult], kept: dict[str, Any]) -> dict[str, Any] | None:
+    """The committed records before a run is taken in, as `watch` compares them; None where
+    there are none."""
+    if not cells:
         return None
-    return {"cells": cells, "watch": data.get("watch") or {},
-            "generated": data.get("generated") or max((c.finished_at for c in cells), default="")}
+    return {"cells": cells, "watch": kept,
+            "generated": max(c.finished_at or c.started_at for c in cells)}
 
 
 def changes(before: list[CellResult], after: list[CellResult], matrix: Matrix | None) -> list[str]:

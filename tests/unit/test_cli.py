@@ -67,3 +67,18 @@ def test_report_drops_a_run_wide_exclude_newer_with_its_value() -> None:
     assert report_args(["--exclude-newer", "2025-06-01"]) == []
     assert report_args(["results/ci", "--exclude-newer=2025-06-01", "--out", "x"]) == \
         ["results/ci", "--out", "x"]
+
+
+def test_report_options_check_cuda_and_folders(tmp_path) -> None:
+    from compat.cli import report_options
+
+    assert report_options(["--check", "--exclude-newer", "2025-06-01"]).check
+    assert report_options(["--cuda", str(tmp_path)]).cuda == tmp_path
+    args = report_options([str(tmp_path), "--out", "x", "--title", "CI"])
+    assert args.folders == [tmp_path] and str(args.out) == "x" and args.title == "CI"
+    with pytest.raises(UsageError, match="FOLDER needs --out DIR"):
+        report_options([str(tmp_path)])
+    with pytest.raises(UsageError, match="'nowhere' does not exist"):
+        report_options(["--cuda", "nowhere"])
+    with pytest.raises(UsageError, match="not allowed with argument"):
+        report_options(["--check", "--cuda", str(tmp_path)])

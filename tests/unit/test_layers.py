@@ -4,6 +4,7 @@ a circle, and the kernel (core/) imports nothing of the project."""
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 from tests.unit.conftest import REPO
@@ -128,22 +129,35 @@ def test_no_private_name_is_imported_across_modules() -> None:
     assert not private, f"private names imported from another module: {private}"
 
 
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 40
+LOOK_MODULE_LINES, MAX_MODULE_LINES = 400, 500
+LOOK_FUNCTION_LINES, MAX_FUNCTION_LINES = 40, 60
+
+
+def sizes() -> tuple[dict[str, int], dict[str, int]]:
+    """Every production module's lines, and every function's, noxfile.py included."""
+    paths = {**modules(), "noxfile": REPO / "noxfile.py"}
+    module_lines, function_lines = {}, {}
+    for name, path in paths.items():
+        text = path.read_text(encoding="utf-8")
+        module_lines[name] = text.count("\n")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                function_lines[f"{name}.{node.name}"] = node.end_lineno - node.lineno + 1
+    return module_lines, function_lines
 
 
 def test_no_production_module_or_function_is_too_long() -> None:
     """The house stays small: a module a newcomer can read in one sitting, a function that fits
-    on a screen (the suite's own tests aside)."""
-    long_modules, long_functions = [], []
-    for name, path in modules().items():
-        text = path.read_text(encoding="utf-8")
-        if text.count("\n") > MAX_MODULE_LINES:
-            long_modules.append(f"{name}: {text.count(chr(10))} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                length = node.end_lineno - node.lineno + 1
-                if length > MAX_FUNCTION_LINES:
-                    long_functions.append(f"{name}.{node.name}: {length} lines")
-    assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
-    assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+    on a screen (the suite's own tests aside). Past 400 lines a module, or 40 a function, is a
+    signal to look (a warning, listed by pytest's -ra): split it where its ideas part, never by
+    squeezing a docstring or its arithmetic. Past 500 and 60 it fails."""
+    module_lines, function_lines = sizes()
+    for kind, found, look, limit in (("module", module_lines, LOOK_MODULE_LINES, MAX_MODULE_LINES),
+                                     ("function", function_lines, LOOK_FUNCTION_LINES,
+                                      MAX_FUNCTION_LINES)):
+        for name, lines in sorted(found.items()):
+            if look < lines <= limit:
+                warnings.warn(f"{kind} {name}: {lines} lines (past {look}: look whether its ideas "
+                              "part)", stacklevel=1)
+        too_long = [f"{name}: {lines} lines" for name, lines in sorted(found.items()) if lines > limit]
+        assert not too_long, f"{kind}s over {limit} lines: {too_long}"

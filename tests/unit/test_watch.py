@@ -1,4 +1,5 @@
-"""pages/watch.py: the top of COMPATIBILITY.md says what changed since the previous run."""
+"""pages/watch.py: the top of COMPATIBILITY.md says what changed since the previous run, found
+when the run is taken into the records (pages/records.py) and rendered from its record."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 import json
 
 from core.results import ErrorInfo, write_atomic
+from pages.records import take_in
 from pages.render import render
 from tests.unit.test_render import cell, failing_at, passing
 
@@ -13,9 +15,11 @@ BROKEN = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'optimum
 
 
 def run(results, folder, out):
+    """A run's results/ taken into out/records, then the pages rendered from the records."""
     for r in results:
         write_atomic(folder / f"{r.cell.id}.json", r.to_json())
-    render([folder], out)
+    take_in(folder, out / "records", matrix=None, history=out / "history.jsonl")
+    render([out / "records"], out)
     return (out / "COMPATIBILITY.md").read_text(), json.loads((out / "results.json").read_text())
 
 
@@ -48,12 +52,16 @@ def test_what_changed_between_two_runs_and_a_re_render_keeps_it(tmp_path) -> Non
            "optimum.bettertransformer)" in text
     assert "- numpy 2.4.6 → **2.5.0** (`transformers-numpy2`)" in text
     assert "**New cells**: `embed-numpy1`" in text
-    assert "**Cells no longer run**: `fastembed-numpy2`" in text
+    assert "`fastembed-numpy2`" in text  # its record is kept: a run that left it out changes nothing
     assert text.index("## What changed") < text.index("## Rungs per cell")
 
-    again, merged_again = run(later, tmp_path / "two", out)  # the same results, rendered again
+    again, merged_again = run(later, tmp_path / "two", out)  # the same results, taken in again
     assert merged_again["watch"] == merged["watch"]
     assert "was fixed" in again
+    render([out / "records"], tmp_path / "again")  # rendering compares nothing: the same page
+    assert (tmp_path / "again" / "COMPATIBILITY.md").read_text() == again
+    history = (out / "history.jsonl").read_text().splitlines()
+    assert len(history) == 6  # 3 cells, then 3 more lines for the later run; none for a re-take
 
 
 def test_nothing_changed_says_so(tmp_path) -> None:
