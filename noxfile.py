@@ -180,44 +180,44 @@ def serve_bench(session: nox.Session) -> None:
     real-shape section."""
     from fixtures.catalog import REAL_SHAPES
 
-    out = layout.serve_bench_dir(RESULTS, chat="--chat" in session.posargs)
-    fixture = next((b for a, b in zip(session.posargs, session.posargs[1:]) if a == "--fixture"), None)
-    if fixture in REAL_SHAPES:
-        from fixtures.ensure import FixtureBuildError, build_fixtures
-
-        out = layout.serve_bench_dir(RESULTS, fixture)
-        try:
-            build_fixtures([fixture], limit=1800, log=session.log)
-        except FixtureBuildError as exc:
-            session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
-    if session.posargs[:1] == ["--compare"]:
+    servers = [c for c in MATRIX.selected("serve") if c.engine.kind == "generation"]
+    try:
+        args = cli.serve_bench_args(session.posargs, [s.id for s in servers])
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    out = layout.serve_bench_dir(RESULTS, chat=args.chat)
+    if args.fixture in REAL_SHAPES:
+        out = layout.serve_bench_dir(RESULTS, args.fixture)
+        build_or_stop(session, args.fixture)
+    if args.compare:
         session.install(*REPORT_DEPS)
-        session.run("python", "-m", "bench.compare", "--serving", *session.posargs[1:2], str(out),
-                    "--out", str(ROOT / "reports" / "SERVE_COMPARE.md"), *session.posargs[2:],
+        session.run("python", "-m", "bench.compare", "--serving", str(args.compare), str(out),
+                    "--out", str(ROOT / "reports" / "SERVE_COMPARE.md"), *args.load,
                     env={"PYTHONPATH": str(ROOT)})
         return
-    posargs, only = list(session.posargs), []
-    while "--cell" in posargs:  # the session's own: only these servers
-        at = posargs.index("--cell")
-        only.append(posargs[at + 1] if at + 1 < len(posargs) else "")
-        del posargs[at:at + 2]
-    servers = [c for c in MATRIX.selected("serve") if c.engine.kind == "generation"]
-    unknown_ids = [c for c in only if c not in {s.id for s in servers}]
-    if unknown_ids:
-        session.error(f"--cell {unknown_ids[0]!r} is not a generation server; valid: "
-                      f"{', '.join(s.id for s in servers)}")
     ran = 0
-    for cell in (c for c in servers if not only or c.id in only):
+    for cell in (c for c in servers if not args.cells or c.id in args.cells):
         venv = ROOT / ".nox" / f"cell-{cell.id}"
         if not (venv / "bin" / "python").exists():
             session.log(f"{cell.id}: no venv yet; `nox -s serve` makes it")
             continue
         session.log(f"serve-bench: {cell.id}")
         ran += drive.serve_bench(cell, venv=venv, results_dir=out, log=session.log,
-                                 args=tuple(posargs)) is not None
+                                 args=tuple(args.load)) is not None
     if not ran:
         session.error("no server could be measured: run `nox -s serve` first")
     session.notify("report", posargs=[])
+
+
+def build_or_stop(session: nox.Session, fixture: str) -> None:
+    """Build a fixture (a real shape, the trained model) into the cache, or stop the session
+    with the build's error."""
+    from fixtures.ensure import FixtureBuildError, build_fixtures
+
+    try:
+        build_fixtures([fixture], limit=1800, log=session.log)
+    except FixtureBuildError as exc:
+        session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
 
 
 def run_selection(session: nox.Session, argv: list[str]) -> None:
@@ -365,12 +365,7 @@ def bench(session: nox.Session) -> None:
         session.error("no cell of the default selection has passed every rung in results/: "
                       "run `nox` first, or name cells: nox -s bench -- CELL ...")
     if args.fixture:
-        from fixtures.ensure import FixtureBuildError, build_fixtures
-
-        try:
-            build_fixtures([args.fixture], limit=1800, log=session.log)
-        except FixtureBuildError as exc:
-            session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
+        build_or_stop(session, args.fixture)
     options = Options(bench_args=cli.bench_run_args(args))
     grid = RESULTS / layout.BENCH
     for i, cell in enumerate(cells, 1):
@@ -391,7 +386,6 @@ def realsize(session: nox.Session) -> None:
     Runs in the venvs `nox` and `nox -s quant` left; where CUDA is present, on the CUDA cells.
     """
     from fixtures.catalog import TRAINED
-    from fixtures.ensure import FixtureBuildError, build_fixtures
 
     try:
         args = cli.real_shape_args(session.posargs)
@@ -401,10 +395,7 @@ def realsize(session: nox.Session) -> None:
         session.error(str(exc))
     session.install(*REPORT_DEPS)
     session.log(f"building the real shape {args.shape} (once; then cached by content)")
-    try:
-        build_fixtures([args.shape], limit=1800, log=session.log)
-    except FixtureBuildError as exc:
-        session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
+    build_or_stop(session, args.shape)
     missing = [r for r in runs if not (ROOT / ".nox" / f"cell-{r.cell.id}").is_dir()]
     for run in missing:
         session.log(f"{run.label}: no venv yet; climbing its cell first")

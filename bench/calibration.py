@@ -1,5 +1,5 @@
 """A server that streams tokens at known times: the measuring instrument the load client is
-checked against (tests/unit/test_load.py), not a stand-in for an engine.
+checked against (tests/unit/test_loadgen.py), not a stand-in for an engine.
 
     python -m bench.calibration --port 8000 --ttft 0.05 --itl 0.01 --tokens 32
 

@@ -79,7 +79,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "on its own slice (from DRAM; a decode step reads its weights, so this is its limit: "
            "a copy, which also reads each line it writes, measured 2/3 of it here); on a GPU a "
            "torch sum over 2 GiB of its own memory, synchronized"),
-    # serving under load (bench/load.py, bench/serving.py): times on the client's monotonic
+    # serving under load (bench/loadgen.py, bench/serving.py): times on the client's monotonic
     # clock, read as each server-sent event completes
     Metric("serve_ttft_s", "s", "lower",
            "time to first token: the first event carrying generated content − the request's "

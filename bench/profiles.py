@@ -115,7 +115,7 @@ SHAPE_OPTIONS = (
     ("--input-lengths", {"type": int_list_arg, "help": "prompt lengths in tokens, e.g. 32,128,512"}),
     ("--embed-batches", {"type": int_list_arg, "help": "embedding batch sizes, e.g. 1,32,128"}),
 )
-"""Options that change a profile's shapes or rounds: incell/bench.py, its pytest session and
+"""Options that change a profile's shapes or rounds: incell/throughput/run.py, its pytest session and
 `nox -s bench` all take them, declared here once."""
 
 
@@ -146,7 +146,7 @@ def shape_argv(values: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class BenchArgs:
-    """incell/bench.py's own options, as the cell's Ask carries them (core/ask.Ask.bench_args)."""
+    """incell/throughput/run.py's own options, as the cell's Ask carries them (core/ask.Ask.bench_args)."""
 
     name: str
     """The profile's name (quick, full, real)."""

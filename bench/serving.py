@@ -1,4 +1,4 @@
-"""What a load run measured (bench/load.py): the serving metrics of bench/metrics.py from its raw
+"""What a load run measured (bench/loadgen.py): the serving metrics of bench/metrics.py from its raw
 request times, goodput against SLOs, token counts checked both ways, and whether the client
 could keep up (a figure never stands without that).
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.load import Run, Sample
+from bench.loadgen import Run, Sample
 from bench.metrics import record
 from bench.stats import percentile
 from core.bench_details import LoadRun, LoadSpec, MetricRecord, TokenCounts

@@ -63,7 +63,7 @@ class Options:
     hypothesis_budget: int = 10
     """Examples per generated-input conformance property."""
     bench_args: tuple[str, ...] = ()
-    """Extra incell/bench.py arguments (`nox -s bench` passes --profile full)."""
+    """Extra incell/throughput/run.py arguments (`nox -s bench` passes --profile full)."""
     force: tuple[str, ...] = field(default=(), metadata=NOT_A_RESULT)
     """Cell id globs that climb again even where an earlier result's inputs match ("*": all)."""
     env: tuple[tuple[str, str], ...] = ()

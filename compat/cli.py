@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 from pathlib import Path
 
@@ -181,6 +182,24 @@ def report_options(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def serve_bench_args(argv: list[str], servers: list[str]) -> argparse.Namespace:
+    """`nox -s serve-bench -- [--cell ID ...] [--fixture NAME] [--chat] [load options] |
+    --compare DIR [...]`: the session's own options taken out (`cell`, `fixture`, `chat`,
+    `compare`); `load` keeps what incell/serve_bench.py takes, --fixture and --chat included,
+    as given. `servers`: the generation servers a --cell may name."""
+    parser = _Parser(prog="nox -s serve-bench --", add_help=False)
+    parser.add_argument("--cell", action="append", default=[])
+    parser.add_argument("--compare", type=_existing_path)
+    args, load = parser.parse_known_args(argv)
+    unknown_ids = [c for c in args.cell if c not in servers]
+    if unknown_ids:
+        raise UsageError(f"--cell {unknown_ids[0]!r} is not a generation server; valid: "
+                         f"{', '.join(servers)}")
+    fixture = next((b for a, b in itertools.pairwise(load) if a == "--fixture"), None)
+    return argparse.Namespace(cells=args.cell, compare=args.compare, fixture=fixture,
+                              chat="--chat" in load, load=load)
+
+
 def bisect_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="nox -s bisect --",
                      description="The release of PACKAGE (any package, the engine's own too) "
@@ -198,7 +217,7 @@ def bisect_args(argv: list[str]) -> argparse.Namespace:
 def bench_args(argv: list[str]) -> argparse.Namespace:
     """`nox -s bench -- [CELL ...] [--profile P] [shape options] | --compare PATH`.
 
-    Shape options are incell/bench.py's, checked here so that a bad value stops the
+    Shape options are incell/throughput/run.py's, checked here so that a bad value stops the
     session before any cell is touched.
     """
     from bench.metrics import BenchInputError
@@ -253,7 +272,7 @@ def real_shape_args(argv: list[str]) -> argparse.Namespace:
 
 
 def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:
-    """incell/bench.py's arguments for the chosen profile and shape options."""
+    """incell/throughput/run.py's arguments for the chosen profile and shape options."""
     from bench.profiles import shape_argv
 
     fixture = getattr(args, "fixture", None)

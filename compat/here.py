@@ -81,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--last-rung", default="bench", choices=RUNGS[2:],
                    help="climb up to this rung (default: bench)")
     p.add_argument("--bench-arg", action="append", default=[], metavar="ARG",
-                   help="passed to incell.bench, e.g. --bench-arg=--profile --bench-arg=real")
+                   help="passed to incell.throughput.run, e.g. --bench-arg=--profile --bench-arg=real")
     return p
 
 

@@ -80,7 +80,8 @@ def climb(run: CellRun, step: Step) -> Rung:
     note = f" - {rung.error.signature}" if rung.error else ""
     run.log(rung_line(run.cell.id, step.name, rung.status, rung.duration_s, note))
     if run.timeline is not None:
-        run.timeline.rung(run.cell.id, run.cell.engine.id, step.name, rung.status, span_start, note)
+        run.timeline.rung(run.cell.id, run.cell.engine.id, step.name, rung.status,
+                          start_s=span_start, note=note)
     return rung
 
 

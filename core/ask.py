@@ -6,7 +6,7 @@ checked once, not by a parser of each.
     python -m incell.worker --dir D --ask '{"engine": "transformers", "device": "cpu"}'
     pytest incell/conformance/test_generation.py --ask '{"engine": "llama_cpp",
         "fixtures": ["tiny-llama"], "suite": "generation", "hypothesis_budget": 3}'
-    python -m incell.bench --ask '{"engine": "transformers", "fixtures": ["tiny-llama"],
+    python -m incell.throughput.run --ask '{"engine": "transformers", "fixtures": ["tiny-llama"],
         "bench_args": ["--profile", "full", "--batches", "1,4"]}' --out bench.json
 """
 
@@ -42,7 +42,7 @@ class Ask:
     hypothesis_budget: int = 10
     """Examples per generated-input property."""
     bench_args: tuple[str, ...] = ()
-    """incell/bench.py's profile and shape options (--profile full --batches 1,4)."""
+    """incell/throughput/run.py's profile and shape options (--profile full --batches 1,4)."""
 
     def __post_init__(self) -> None:
         if not self.engine:

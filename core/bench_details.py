@@ -1,5 +1,5 @@
 """What the bench rungs record, as dataclasses: a metric with its raw samples and the statistics
-derived from them, the roofline, the engine's own tool beside ours (bench: incell/bench.py), and
+derived from them, the roofline, the engine's own tool beside ours (bench: incell/throughput/run.py), and
 a server's load sweep (serve_bench: incell/serve_bench.py). Built where they are measured; read
 by the pages and bench/compare.py (core/records.py turns the JSON form back into them)."""
 
@@ -77,7 +77,7 @@ class PrefillBound:
 @dataclass
 class Roofline:
     """Decode at batch 1 against the bandwidth limit, prefill at batch 1 against the matmul peak,
-    both measured on the device the engine computes on (incell/bench.roofline)."""
+    both measured on the device the engine computes on (bench/roofline.roofline)."""
 
     weight_bytes_per_token: int
     """Bytes of weights one decode step reads, in the engine's own format as loaded."""
@@ -100,7 +100,7 @@ class Roofline:
     """The dtype the engine computes in, and so the dtype of `compute_tflops`'s matmul."""
     bytes_counted: str = ""
     """How weight_bytes_per_token was counted: "files" (read from the engine's own files,
-    engines/weights_read.py) or "scaled" (the fixture's float32 count scaled to the files' size)."""
+    engines/formats/weights_read.py) or "scaled" (the fixture's float32 count scaled to the files' size)."""
     flops_per_token: float | None = None
     """Matmul FLOPs a token costs in prefill (2 a weight), the prefill rows' numerator."""
     least_flops_per_token: float | None = None
@@ -238,7 +238,7 @@ class BenchDetail:
 
 @dataclass
 class LoadSpec:
-    """How one load run loaded the server (bench/load.Load's fields)."""
+    """How one load run loaded the server (bench/loadgen.Load's fields)."""
 
     mode: str
     """"closed" (fixed users), "constant" or "poisson" (open loop at `rate`)."""

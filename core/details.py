@@ -1,7 +1,7 @@
 """What each rung records, as dataclasses: written inside a cell, read by the reports.
 
 The processes that climb a cell (incell/worker.py, the conformance suite's conftest,
-incell/bench.py, the resolve and install rungs) build these records; reports/ and
+incell/throughput/run.py, the resolve and install rungs) build these records; reports/ and
 bench/compare.py read their fields. `read()` turns the JSON form back into them and
 refuses a key the record does not have, so writer and reader cannot drift apart.
 """

@@ -109,7 +109,7 @@ class Recorder:
     def now(self) -> float:
         return round(time.perf_counter() - self._origin, 3)
 
-    def rung(self, cell: str, engine: str, rung: str, status: str, start_s: float,
+    def rung(self, cell: str, engine: str, rung: str, status: str, *, start_s: float,
              note: str = "") -> None:
         span = Span(cell=cell, engine=engine, rung=rung, status=status, start_s=start_s,
                     end_s=self.now(), note=note)

@@ -50,7 +50,7 @@ class EngineEntry:
     """Devices the adapter loads on, and so the devices the matrix makes cells for."""
     transport: str = "process"
     """"process": the engine's library in the suite's process; "http": a server the adapter
-    starts and talks to over its OpenAI API (engines/openai_api.py), checked by the API suite too."""
+    starts and talks to over its OpenAI API (engines/http/client.py), checked by the API suite too."""
 
     quantizations: tuple[str, ...] = ("none",)
     """The quantizations of the same weights the adapter offers ("none": the unquantized

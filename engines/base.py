@@ -96,7 +96,7 @@ class Engine(abc.ABC):
     """The size on disk of the weights the engine loaded, where its adapter knows it (set by
     `_load`; the quantization report shows it)."""
     weights_read_bytes: int | None = None
-    """Bytes of those weights one batch-1 decode step reads (engines/weights_read.py), where the
+    """Bytes of those weights one batch-1 decode step reads (engines/formats/weights_read.py), where the
     adapter can read them from its files; else the roofline scales the fixture's float32 count."""
     weights_note: str = ""
     """One line on the format the engine loaded where its adapter knows more than a size: the

@@ -1,6 +1,6 @@
 """A server someone else runs, checked where it stands (`nox -s endpoint`, incell/endpoint.py).
 
-The OpenAI adapters (engines/openai_api.py) pointed at a URL: nothing is started or stopped.
+The OpenAI adapters (engines/http/client.py) pointed at a URL: nothing is started or stopped.
 The suites run in pytest processes of their own, so the endpoint comes from the environment:
 
     INFERMATRIX_ENDPOINT_URL      the OpenAI base URL, e.g. http://host:8000/v1
@@ -28,8 +28,8 @@ from tokenizers import Tokenizer
 
 from core.errors import InfermatrixError
 from engines.base import Capabilities, Deviation, SamplingParams, UnsupportedCapabilityError
-from engines.http import OpenAIClient, ServerError
-from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
+from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
+from engines.http.wire import OpenAIClient, ServerError
 
 URL_ENV, MODEL_ENV, KEY_ENV, FIELDS_ENV, REFERENCE_ENV = (
     f"INFERMATRIX_ENDPOINT_{k}" for k in ("URL", "MODEL", "KEY_ENV", "FIELDS", "REFERENCE"))

@@ -15,7 +15,7 @@ from typing import ClassVar
 import infinity_emb.infinity_server  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, Deviation
-from engines.openai_api import ServerEmbedder
+from engines.http.client import ServerEmbedder
 
 
 class InfinityServerEmbedder(ServerEmbedder):

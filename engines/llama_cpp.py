@@ -1,7 +1,7 @@
 """llama.cpp (llama-cpp-python) as a Generator, on a GGUF file written from the fixture.
 
 The GGUF is written once per fixture content and converter version
-(fixtures/convert.py) with the `gguf` package (engines/gguf_files.py): float32
+(fixtures/convert.py) with the `gguf` package (engines/formats/gguf_files.py): float32
 tensors and the tokenizer, so prompt ids equal the Hugging Face tokenizer's;
 quantized from there by llama.cpp's own quantizer. A trained fixture's GGUF as its package ships
 it (quantization SHIPPED) is read unconverted, with its own tokenizer and chat template metadata.
@@ -41,7 +41,7 @@ from engines.base import (
     text_deltas,
     top_logprobs,
 )
-from engines.gguf_files import (
+from engines.formats.gguf_files import (
     GGUF_NAME,
     LORA_GGUF_NAME,
     TYPES_FILE,
@@ -54,8 +54,8 @@ from engines.gguf_files import (
     write_gguf,
     write_gguf_lora,
 )
+from engines.formats.weights_read import gguf_read_bytes
 from engines.text import finish_row, log_softmax
-from engines.weights_read import gguf_read_bytes
 from fixtures.convert import converted
 
 
@@ -153,7 +153,7 @@ class LlamaCppGenerator(Generator):
         self._llm = None
 
     def _set_adapter(self, adapter_dir: Path | None) -> None:
-        """The peft adapter converted to llama.cpp's GGUF adapter format (engines/gguf_files.py)
+        """The peft adapter converted to llama.cpp's GGUF adapter format (engines/formats/gguf_files.py)
         and set on the context at scale 1 (llama.cpp scales by alpha / r as peft does); None
         clears it. The token cache is reset: its keys and values were computed without it."""
         ctx = self._llm._ctx.ctx

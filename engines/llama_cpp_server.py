@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import llama_cpp.server.app  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, Deviation, InvalidParameterError, SamplingParams
-from engines.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
-from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.formats.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
+from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
 from fixtures.convert import converted
 
 

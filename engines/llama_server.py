@@ -30,9 +30,9 @@ from engines.base import (
     SamplingParams,
     StreamDelta,
 )
-from engines.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
-from engines.http import ServerError
-from engines.openai_api import TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.formats.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
+from engines.http.client import TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.http.wire import ServerError
 from fixtures.convert import converted
 
 SLOTS = 4

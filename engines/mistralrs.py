@@ -37,7 +37,7 @@ from engines.base import (
     InvalidParameterError,
     SamplingParams,
 )
-from engines.weights_read import isq_read_bytes
+from engines.formats.weights_read import isq_read_bytes
 
 ARCHITECTURES = {"llama": Architecture.Llama, "mistral": Architecture.Mistral}
 ISQ = {"q8_0": "Q8_0", "q4_0": "Q4_0"}

@@ -20,8 +20,8 @@ from optimum.onnxruntime import ORTModelForCausalLM, ORTQuantizer
 from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
 from engines.base import Deviation, InvalidParameterError
+from engines.formats.weights_read import onnx_read_bytes
 from engines.transformers import TransformersGenerator
-from engines.weights_read import onnx_read_bytes
 from fixtures.convert import converted
 
 

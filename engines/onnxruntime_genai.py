@@ -38,8 +38,8 @@ from engines.base import (
     StreamDelta,
     stop_stream,
 )
+from engines.formats.weights_read import onnx_read_bytes
 from engines.text import finish_row, log_softmax
-from engines.weights_read import onnx_read_bytes
 from fixtures.convert import converted, converter_version
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from engines.base import InvalidParameterError
+from engines.formats.w4_checkpoints import GROUP, group_size
 from engines.transformers import TransformersGenerator
-from engines.w4_checkpoints import GROUP, group_size
 from fixtures.convert import converted
 
 WEIGHT_FORMATS = {"none": "fp32", "int8": "int8", "int4": "int4"}

@@ -132,7 +132,7 @@ class OpenVinoGenaiGenerator(Generator):
         self._tok = self._pipe.get_tokenizer()
         self.weights_bytes, self.weights_note = plugin_weights(folder, device)
         # what it really computes in: the plugin's own choice (its tolerances and its compute
-        # peak follow it: bench/quality.tolerance, incell/bench.roofline)
+        # peak follow it: bench/quality.tolerance, bench/roofline.roofline)
         self.dtype = compute_dtype(device)
         self._eos = int(self._tok.get_eos_token_id())
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import transformers.cli.serving.server  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, Deviation, InvalidParameterError, SamplingParams
-from engines.openai_api import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
 
 DTYPES = ("float32", "float16", "bfloat16")
 IGNORED = "/v1/completions accepts `{field}` and ignores it (UNUSED_LEGACY_COMPLETION_FIELDS)"

@@ -10,7 +10,7 @@ than logits: `logits` are the whole vocabulary's log-probabilities (logprobs=-1)
 from the logits by a constant per row that no comparison of distributions sees.
 
 Quantizations "awq" and "gptq": a checkpoint of the fixture in AutoAWQ's or AutoGPTQ's format
-(engines/w4_checkpoints.py: 4 bits in groups of 128), run by vLLM's kernels for it; on the CPU
+(engines/formats/w4_checkpoints.py: 4 bits in groups of 128), run by vLLM's kernels for it; on the CPU
 build, CPUWNA16LinearKernel. vLLM runs both in float16 or bfloat16 only: the cell's float32
 becomes float16 there.
 """
@@ -36,8 +36,8 @@ from engines.base import (
     SamplingParams,
     as_rows,
 )
+from engines.formats.w4_checkpoints import FORMATS, VERSION, dequantized_weights, write_checkpoint
 from engines.text import HfTokenizer
-from engines.w4_checkpoints import FORMATS, VERSION, dequantized_weights, write_checkpoint
 from fixtures.convert import converted
 
 DTYPES = ("float32", "float16", "bfloat16")

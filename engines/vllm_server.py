@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import vllm.entrypoints.openai.api_server  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, InvalidParameterError, SamplingParams
-from engines.openai_api import TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
+from engines.http.client import TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
 from engines.vllm import DTYPES, kv_cache_bytes
 
 # The KV cache on the CPU build is given in bytes, sized as the in-process adapter sizes it; on a

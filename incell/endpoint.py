@@ -4,9 +4,10 @@
         [--api-key-env VAR] [--tokenizer DIR|FIXTURE] [--name NAME] [--out DIR] [--no-load]
         [load options, as serve-bench takes them: --users 1,2,4 --rate 2 ...]
 
-Before any suite runs, the endpoint is checked: the URL's scheme and host, that it answers,
-that it serves --model (else the models it lists are named), and that it answers the kind asked
-(/completions or /embeddings). Then, with engines/endpoint.py's adapters (nothing started):
+Before any suite runs, the endpoint is checked (incell/endpoint_preflight.py): the URL's scheme
+and host, that it answers, that it serves --model (else the models it lists are named), and that
+it answers the kind asked (/completions or /embeddings). Then, with engines/endpoint.py's
+adapters (nothing started):
 
 1. the API-surface suite (incell/conformance/test_api.py), every property of its kind;
 2. the engine properties that need neither a reference nor the same engine in process
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
-import json
 import os
 import re
 import subprocess
@@ -36,16 +35,18 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import LoadError
+from bench.loadgen import LoadError
 from core.ask import Ask
-from core.details import ConformanceDetail, EndpointDetail, PropertyResult
+from core.details import ConformanceDetail, PropertyResult
 from core.errors import unknown
 from core.proc import REPO
 from core.properties import PROPERTIES
-from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
+from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info
 from engines import ENGINES
-from engines.endpoint import EXTRA_FIELDS, REFERENCE_ENV, Endpoint, EndpointError, check_url
+from engines.endpoint import REFERENCE_ENV, Endpoint, EndpointError, check_url
 from fixtures.catalog import FixtureMissingError, folder_or_fixture
+from incell.endpoint_preflight import preflight
+from incell.scrub import Scrubbed, save_scrubbed
 from incell.serve_bench import add_load_options, check_loads, sweep
 
 KINDS = {"generation": "endpoint", "embedding": "endpoint_embed"}
@@ -64,7 +65,6 @@ NEEDS_LOCAL = ("compares with what only a local copy of the model gives (a refer
                "transformers' ids or logits, the engine in process): not run against an endpoint")
 NEEDS_TOKENIZER = ("counts and compares tokens: needs the served model's tokenizer, --tokenizer "
                    "DIR|FIXTURE (a folder with its tokenizer.json, or a fixture's name)")
-TIMEOUT_S = 30.0
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -149,86 +149,6 @@ def default_name(url: str, model: str) -> str:
     host = httpx.URL(url)
     model = model.rstrip("/").rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{host.host}-{host.port or host.scheme}-{model}").strip("-")
-
-
-def preflight(endpoint: Endpoint, kind: str | None, tokenizer: Path | None) -> EndpointDetail:
-    """What the server says of itself, or an EndpointError that says what to change."""
-    with endpoint.client(timeout=TIMEOUT_S) as client:
-        try:
-            response = client.http.get(client.url("/models"))
-        except httpx.TransportError as exc:
-            raise EndpointError(f"{endpoint.url} is unreachable ({type(exc).__name__}): is the "
-                                "server running there, and is its OpenAI prefix (/v1) in --url?") from None
-        if response.status_code in (401, 403):
-            raise EndpointError(f"{endpoint.url}/models answered HTTP {response.status_code}: the "
-                                "server wants a key; name its variable with --api-key-env VAR"
-                                + (f" (${endpoint.key_env} was sent)" if endpoint.key_env else ""))
-        models, status = None, response.status_code
-        if status == 200:
-            models = listed(response)
-            names = [str(m.get("id")) for m in models]
-            if names and endpoint.model not in names:
-                raise EndpointError(f"--model {endpoint.model!r} is not served at {endpoint.url}; "
-                                    f"it serves: {', '.join(names)}")
-        found = answers(client, endpoint.model)
-        if kind is None:
-            kind = next((k for k in ("generation", "embedding") if found[k] == 200), None)
-            if kind is None:
-                raise EndpointError(f"{endpoint.url} answered neither /completions (HTTP "
-                                    f"{found['generation']}) nor /embeddings (HTTP "
-                                    f"{found['embedding']}) for model {endpoint.model!r}")
-        elif found[kind] != 200:
-            other = "embedding" if kind == "generation" else "generation"
-            hint = (f": it answers {'/embeddings' if other == 'embedding' else '/completions'}, "
-                    f"use --kind {other}") if found[other] == 200 else ""
-            raise EndpointError(f"--kind {kind}, but {endpoint.url} answered "
-                                f"{'/completions' if kind == 'generation' else '/embeddings'} with "
-                                f"HTTP {found[kind]}{hint}")
-        fields, refused = ([], {}) if kind == "embedding" else accepted(client, endpoint.model)
-    return EndpointDetail(url=endpoint.url, model=endpoint.model, kind=kind, models=models,
-                          models_status=status, headers=identity(response.headers),
-                          fields=fields, refused=refused,
-                          tokenizer=str(tokenizer.resolve()) if tokenizer else "")
-
-
-def listed(response: httpx.Response) -> list[dict]:
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        return []
-    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
-
-
-def answers(client, model: str) -> dict[str, int]:
-    """The HTTP status of the smallest request of each kind."""
-    asks = {"generation": ("/completions", {"model": model, "prompt": "Hello", "max_tokens": 1}),
-            "embedding": ("/embeddings", {"model": model, "input": ["Hello"]})}
-    found = {}
-    for kind, (path, body) in asks.items():
-        try:
-            found[kind] = client.http.post(client.url(path), json=body).status_code
-        except httpx.TransportError:
-            found[kind] = 0
-    return found
-
-
-def accepted(client, model: str) -> tuple[list[str], dict[str, str]]:
-    """The fields beyond OpenAI's (EXTRA_FIELDS) the server takes, and its answer to each refused."""
-    tries = {"ignore_eos": {"ignore_eos": True}, "top_k": {"top_k": 1},
-             "prompt_ids": {"prompt": [1, 2, 3]}}
-    fields, refused = [], {}
-    for name in EXTRA_FIELDS:
-        body = {"model": model, "prompt": "Hello", "max_tokens": 1, **tries[name]}
-        response = client.http.post(client.url("/completions"), json=body)
-        if response.status_code == 200:
-            fields.append(name)
-        else:
-            refused[name] = f"HTTP {response.status_code}: {response.text[:200]}"
-    return fields, refused
-
-
-def identity(headers: httpx.Headers) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower() == "server" or "version" in k.lower()}
 
 
 def suite(rung: str, engine_id: str, fixture_dir: Path, properties: list[str], budget: int) -> Rung:
@@ -369,31 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         sys.stdout, sys.stderr = streams
-
-
-def save_scrubbed(result: CellResult, out: Path, endpoint: Endpoint) -> Path:
-    """The result written with the key scrubbed from every text in it (an error message, a
-    server's answer): it never reaches the disk."""
-    clean = CellResult.from_dict(json.loads(endpoint.scrub(result.to_json())))
-    return save(clean, out)
-
-
-class Scrubbed(io.TextIOBase):
-    """A text stream that writes to `stream` with the endpoint's key scrubbed (the suites'
-    output: a failing property prints the server's answers)."""
-
-    def __init__(self, stream, endpoint: Endpoint) -> None:
-        self.stream, self.endpoint = stream, endpoint
-
-    def write(self, text: str) -> int:
-        self.stream.write(self.endpoint.scrub(text))
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
 
 
 if __name__ == "__main__":

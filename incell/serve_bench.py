@@ -4,7 +4,7 @@
         [--users 1,2,4] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
         [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
 
-It starts the server through its adapter (engines/openai_api.py), sends streamed completions of
+It starts the server through its adapter (engines/http/client.py), sends streamed completions of
 exactly --input-tokens prompt tokens (each request of the whole sweep a prompt never sent
 before, incell/prompts.py, so no prefix cache helps) and --output-tokens new tokens with EOS
 off, under each load in turn: a closed-loop sweep of users, doubling to saturation, whose knee
@@ -21,7 +21,7 @@ import itertools
 import random
 from pathlib import Path
 
-from bench.load import Load, LoadError, run_load
+from bench.loadgen import Load, LoadError, run_load
 from bench.serving import DEFAULT_SLOS, MAX_ERROR_SHARE, SloError, measure, parse_slos
 from core.bench_details import Knee, LoadRun, PrefixCache, ServeBenchDetail
 from core.results import Rung, write_rung

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.roofline import measured_on
 from core.bench_details import BenchDetail, LoadRun, MetricRecord, ServeBenchDetail
 from core.results import CellResult, load_results
-from incell.bench import measured_on
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""

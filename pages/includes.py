@@ -1,7 +1,8 @@
 """Figures in prose, rendered from their records: README.md and docs/ quote no measured figure by
 hand. Where a sentence needs one, it sits in an include that the report rewrites:
 
-    SmolLM2's shape decodes at <!-- fig cuda/records/transformers-cuda-here-gpucheck.json#rungs[name=bench].detail.metrics[name=decode_tokens_per_s].samples median .1f -->35.8<!-- /fig --> tok/s
+    decodes at <!-- fig cuda/records/X.json#rungs[name=bench].detail.metrics[name=decode_tokens_per_s]
+    .samples median .1f -->35.8<!-- /fig --> tok/s        (one line in the file)
 
 - RECORD: a JSON record's path relative to reports/ (the committed records, never results/);
 - FIELD: a path into it: `key`, `key.key`, `[3]` (a list's item), `[name=bench]` (the list's

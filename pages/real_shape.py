@@ -56,7 +56,7 @@ class ShapeRun:
 
 def load_serving(folder: Path) -> list:
     """The load-sweep records of every real shape (results/real-shape/<shape>/serve-bench)."""
-    from pages.load import load_records
+    from pages.loadgen import load_records
 
     return [r for shape_dir in sorted(folder.glob(f"*/{layout.SERVE_BENCH}"))
             for r in load_records(shape_dir)]
@@ -176,7 +176,7 @@ def ordered(runs: list[ShapeRun]) -> list[ShapeRun]:
 def serving_lines(records: list, shape: str) -> list[str]:
     """The load sweep of the servers on the shape (`nox -s serve-bench -- --fixture SHAPE`), as
     SERVING.md shows the small fixture's, under a heading of this section."""
-    from pages.load import load_section
+    from pages.loadgen import load_section
 
     mine = [r for r in records if r.fixture == shape]
     if not mine:

@@ -33,8 +33,8 @@ from pages.compatibility import bisections, compatibility
 from pages.conformance import conformance_page
 from pages.engines import engines_page
 from pages.headline import headline
+from pages.loadgen import load_plot, load_records
 from pages.markdown import newest
-from pages.load import load_plot, load_records
 from pages.plots import grid_plot, latency_plot, throughput_plot
 from pages.quantization import plot as quantization_plot
 from pages.quantization import quantization_page

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from core.properties import PROPERTIES
 from core.results import CellResult
-from pages.load import load_section
+from pages.loadgen import load_section
 from pages.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
 from pages.verdicts import is_server, property_entry
 
@@ -30,7 +30,7 @@ def serving_page(results: list[CellResult], problems: list[str], load: list[dict
     lines += ["Each server is started by its cell inside the cell's venv on a free loopback port, "
               "checked over HTTP, and stopped with its whole process group. Two suites run "
               "against it: the engine's own conformance suite through one HTTP adapter "
-              "(engines/openai_api.py), and the API-surface suite below (incell/conformance/"
+              "(engines/http/client.py), and the API-surface suite below (incell/conformance/"
               "test_api.py), which checks what OpenAI's API promises on the raw HTTP answers. "
               "An *endpoint* column is a server someone else runs, checked where it stands "
               "(`nox -s endpoint`): nothing started, the properties that need a local copy of "

@@ -189,46 +189,51 @@ def label(r: CellResult) -> list[str]:
     return [engine_label(r), r.cell.env]
 
 
-def cells_section(results: list[CellResult]) -> list[str]:
-    lines = []
+def generation_cells_section(results: list[CellResult]) -> list[str]:
+    """Every generation cell's bench rung at its shape: a row per cell."""
     gen = [r for r in results if r.cell.kind == "generation" and r.bench
            and r.bench.find("decode_tokens_per_s")]
-    if gen:
-        d0 = gen[0].bench
-        shape = next(m for m in d0.metrics if m.name == "decode_tokens_per_s")
-        rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.batch,
-                                                      input_tokens=shape.input_tokens))
-                              for n in GENERATION),
-                 itl(r.bench), mbu(r.bench), prefix_cache(r.bench),
-                 f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
-                for r in gen]
-        lines += ["## Generation: every cell", "",
-                  f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
-                  f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
-                  "Every timed call sends prompts the engine never saw (cache-cold); at batch 1 "
-                  "on an engine that streams, TTFT and decode come from one streamed call, else "
-                  "from two calls (a round whose first outlasts its second is dropped: "
-                  "`rejected_rounds` in the record). ITL: median "
-                  "/ p90 / p99. MBU: fraction of the bandwidth-bound decode limit, or "
-                  "cache-resident where the weights fit in the last-level cache. Prefix cache: "
-                  "the same prompt sent again at once against a fresh one (TTFT medians), on the "
-                  "engine as shipped and, where it has a switch, with it off as the figures ran; "
-                  "a hit is the warm-prefix figure, never the cold columns'. Peak RSS: the "
-                  "engine's process after the timed tests, before the machine probe.", "",
-                  table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
-                               "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
+    if not gen:
+        return []
+    d0 = gen[0].bench
+    shape = next(m for m in d0.metrics if m.name == "decode_tokens_per_s")
+    rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.batch,
+                                                  input_tokens=shape.input_tokens))
+                          for n in GENERATION),
+             itl(r.bench), mbu(r.bench), prefix_cache(r.bench),
+             f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
+            for r in gen]
+    return ["## Generation: every cell", "",
+            f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
+            f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
+            "Every timed call sends prompts the engine never saw (cache-cold); at batch 1 "
+            "on an engine that streams, TTFT and decode come from one streamed call, else "
+            "from two calls (a round whose first outlasts its second is dropped: "
+            "`rejected_rounds` in the record). ITL: median "
+            "/ p90 / p99. MBU: fraction of the bandwidth-bound decode limit, or "
+            "cache-resident where the weights fit in the last-level cache. Prefix cache: "
+            "the same prompt sent again at once against a fresh one (TTFT medians), on the "
+            "engine as shipped and, where it has a switch, with it off as the figures ran; "
+            "a hit is the warm-prefix figure, never the cold columns'. Peak RSS: the "
+            "engine's process after the timed tests, before the machine probe.", "",
+            table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
+                         "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
+
+
+def embedding_cells_section(results: list[CellResult]) -> list[str]:
+    """Every embedding cell's bench rung at its shape: a row per cell."""
     emb = [r for r in results if r.cell.kind == "embedding" and r.bench]
-    if emb:
-        m0 = emb[0].bench.find("sentences_per_s")
-        shape = m0.params if m0 is not None else {}
-        rows = [[*label(r), *(figure(r.bench.find(n, **shape)) for n in EMBEDDING),
-                 f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"] for r in emb]
-        lines += ["## Embedding: every cell", "",
-                  "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
-                  + f" (fixture {emb[0].bench.fixture}).", "",
-                  table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
-                               "peak RSS"]), ""]
-    return lines
+    if not emb:
+        return []
+    m0 = emb[0].bench.find("sentences_per_s")
+    shape = m0.params if m0 is not None else {}
+    rows = [[*label(r), *(figure(r.bench.find(n, **shape)) for n in EMBEDDING),
+             f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"] for r in emb]
+    return ["## Embedding: every cell", "",
+            "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
+            + f" (fixture {emb[0].bench.fixture}).", "",
+            table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
+                         "peak RSS"]), ""]
 
 
 def grid_section(grid: list[CellResult]) -> list[str]:
@@ -367,7 +372,7 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
                   "engine's loop is, not how fast it runs a real model (the tables above).", ""]
     lines += [f"![{alt}]({name})" for name, alt in plots]
     lines += [""] if plots else []
-    lines += cells_section(results)
+    lines += generation_cells_section(results) + embedding_cells_section(results)
     lines += grid_section(list(grid))
     lines += roofline_section(list(grid) or results)  # the grid where there is one
     lines += referee_section(results)

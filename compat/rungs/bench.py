@@ -1,4 +1,4 @@
-"""The bench rung: incell/bench.py in the cell, on the engine's first fixture."""
+"""The bench rung: incell/throughput/run.py in the cell, on the engine's first fixture."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def bench(run: CellRun) -> Rung:
         raise RungFailed(ErrorInfo.from_message(
             "MissingVenv", f"{run.venv} does not exist: run nox -s 'cell({run.cell.id})' first"))
     ask = cell_ask(run, fixtures=run.cell.fixtures[:1], bench_args=tuple(run.options.bench_args))
-    done = run_in_cell(run, "bench", "incell.bench", ["--ask", ask.arg()])
+    done = run_in_cell(run, "bench", "incell.throughput.run", ["--ask", ask.arg()])
     if done.rung is None:
         raise RungFailed(error_from_output("BenchError", done.tool))
     if done.rung.error is not None:

@@ -1,7 +1,7 @@
 """API-surface conformance: what "OpenAI compatible" means, checked against every server.
 
 Each test is one named property (core/properties.py, kind "api"), run on the raw HTTP API of a
-server the adapter started (engines/openai_api.py): SSE framing, usage, finish reasons, the
+server the adapter started (engines/http/client.py): SSE framing, usage, finish reasons, the
 parameters honoured, bad input answered with a 4xx and an error object, and parity across the
 wire with the same engine in process. A property for the other kind of server is skipped.
 """
@@ -18,7 +18,7 @@ import pytest
 
 from engines import load_engine_class
 from engines.base import SamplingParams, UnsupportedCapabilityError
-from engines.http import DONE, sse_events
+from engines.http.wire import DONE, sse_events
 from incell.conformance.compare import check_embeddings_close
 from incell.conformance.wire import agree_before_a_cut, held_undecided, wire_divergence
 

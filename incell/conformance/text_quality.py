@@ -15,7 +15,7 @@ from bench.perplexity import TextScorer, answers_changed, perplexity_problem
 from core.details import PropertyFigures, TextFigures
 from core.records import to_json
 from engines.base import ChatMessage, SamplingParams
-from engines.gguf_files import threads
+from engines.formats.gguf_files import threads
 from fixtures.scored_text import ANSWER_TOKENS, TEXT, windows
 from incell.conformance import reference as tokenizer
 from incell.referee import llama_perplexity

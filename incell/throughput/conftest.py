@@ -1,4 +1,5 @@
-"""Options of the in-cell benchmark session (incell/throughput/test_throughput.py), run by incell/bench.py."""
+"""Options of the in-cell benchmark session (incell/throughput/test_throughput.py), run by
+incell/throughput/run.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """The ask and its profile, validated once, before any test."""
     text = config.getoption("--ask")
     if not text:
-        raise pytest.UsageError("the benchmark runs inside a cell: python -m incell.bench --ask ...")
+        raise pytest.UsageError("the benchmark runs inside a cell: python -m incell.throughput.run --ask ...")
     try:
         ask = Ask.parse(text)
         config.infermatrix_bench = parse_bench_args(ask.bench_args)
@@ -46,7 +47,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def measured(request: pytest.FixtureRequest) -> Measured:
-    """Where every test puts what it measured (incell/bench.py reads it when the session ends)."""
+    """Where every test puts what it measured (incell/throughput/run.py reads it when the session ends)."""
     return request.config.stash.setdefault(MEASURED, Measured())
 
 
@@ -58,7 +59,7 @@ def prof(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def model_dir(request: pytest.FixtureRequest) -> Path:
     from fixtures.catalog import locate
-    from incell.bench import timed_fixture
+    from incell.throughput.run import timed_fixture
 
     return locate(timed_fixture(request.config.infermatrix_ask, request.config.infermatrix_bench))
 

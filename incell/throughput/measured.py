@@ -1,5 +1,5 @@
 """What the throughput suite measured, built as core's records where it is measured: each test
-adds to the session's Measured, and incell/bench.py makes the bench rung's record from it (the
+adds to the session's Measured, and incell/throughput/run.py makes the bench rung's record from it (the
 suite runs in its process: nothing goes through a file and is typed back)."""
 
 from __future__ import annotations

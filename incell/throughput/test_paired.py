@@ -1,4 +1,4 @@
-"""A quantized cell's speed-up measured inside its own run (incell/bench.py runs this file after
+"""A quantized cell's speed-up measured inside its own run (incell/throughput/run.py runs this file after
 test_throughput.py): the same engine loaded unquantized, in its device's default dtype, in a
 process of its own (float_twin.py); each round times the quantized model's batch-1 answer and
 then the float model's, seconds apart, on fresh prompts. A speed-up taken between two cells'

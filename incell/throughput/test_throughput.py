@@ -1,4 +1,4 @@
-"""The benchmark, one pytest-benchmark test per shape, run inside a cell by incell/bench.py.
+"""The benchmark, one pytest-benchmark test per shape, run inside a cell by incell/throughput/run.py.
 
 Every test times its rounds with `benchmark.pedantic` (fixed rounds and
 warm-up, one call per round: no calibration calls, so seconds-long rounds cost
@@ -276,7 +276,7 @@ def test_memory_bandwidth(benchmark, measured, prof, request) -> None:
     if request.config.infermatrix_ask.device == "cuda":
         device_read(benchmark, prof, measured)
         return
-    from incell.bench import last_level_cache_bytes
+    from bench.roofline import last_level_cache_bytes
 
     mib = max(COPY_MIB, 8 * (last_level_cache_bytes() or 0) // 2**20)
     src = np.ones(mib * 2**20 // 4, dtype=np.float32)

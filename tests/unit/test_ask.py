@@ -40,7 +40,7 @@ def test_a_bad_ask_is_named_with_what_is_valid(text: str, said: str) -> None:
 def test_each_reader_refuses_a_bad_ask_before_it_loads_anything(tmp_path) -> None:
     bad = '{"engine": "transformers", "device": "tpu"}'
     for argv in (["-m", "incell.worker", "--dir", str(tmp_path), "--ask", bad],
-                 ["-m", "incell.bench", "--ask", bad, "--out", str(tmp_path / "b.json")],
+                 ["-m", "incell.throughput.run", "--ask", bad, "--out", str(tmp_path / "b.json")],
                  ["-m", "pytest", str(REPO / "incell/conformance/test_embedding.py"), "-q", "-p",
                   "no:cacheprovider", "-c", str(REPO / "incell/conformance/pytest.ini"),
                   "--rootdir", str(REPO), "--ask", bad]):

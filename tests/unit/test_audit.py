@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench.load import Load, Run, Sample
+from bench.loadgen import Load, Run, Sample
 from bench.serving import measure
 from core.records import to_json
 from core.results import CellResult, Rung
@@ -106,7 +106,7 @@ def test_a_prefill_sample_past_the_matmul_peak_is_caught(clean) -> None:
     """Audit finding 12: prefill 1.5× the float32 peak (it computed in bf16)."""
     detail = bench_of(clean)
     roof = detail["roofline"]
-    flops = roof["flops_per_token"] = 8_000_000.0  # what incell/bench.py writes now
+    flops = roof["flops_per_token"] = 8_000_000.0  # what incell/throughput/run.py writes now
     assert checks(clean) == []
     peak = max(metric(detail, "compute_tflops")["samples"]) * 1e12
     ttft, prefill = metric(detail, "ttft_s"), metric(detail, "prefill_tokens_per_s")

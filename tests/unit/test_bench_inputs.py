@@ -12,7 +12,7 @@ from compat.cli import UsageError, bench_args, bench_run_args
 from core.ask import Ask
 from core.bench_details import MetricRecord
 from core.records import read
-from incell.bench import main as bench_main
+from incell.throughput.run import main as bench_main
 
 
 def test_unknown_metric_names_it_and_suggests() -> None:
@@ -81,7 +81,7 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
     import json
     import struct
 
-    from incell.bench import roofline
+    from bench.roofline import roofline
 
     header = {"model.embed_tokens.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [0, 160]},
               "lm_head.weight": {"dtype": "F32", "shape": [10, 4], "data_offsets": [160, 320]},
@@ -112,7 +112,7 @@ def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path
     import json
     import struct
 
-    from incell.bench import roofline
+    from bench.roofline import roofline
 
     header = {"lm_head.weight": {"dtype": "F32", "shape": [250, 1000], "data_offsets": [0, 10**6]}}
     raw = json.dumps(header).encode()
@@ -149,7 +149,7 @@ def test_mbu_and_the_prefill_fraction_are_of_the_best_reading(tmp_path) -> None:
     import json
     import struct
 
-    from incell.bench import roofline
+    from bench.roofline import roofline
 
     header = {"lm_head.weight": {"dtype": "F32", "shape": [250, 1000], "data_offsets": [0, 10**6]}}
     raw = json.dumps(header).encode()
@@ -242,7 +242,7 @@ def test_an_in_memory_quantization_is_charged_the_bytes_a_step_reads(tmp_path) -
     import json
     import struct
 
-    from engines.weights_read import isq_read_bytes
+    from engines.formats.weights_read import isq_read_bytes
 
     def folder(name: str, tensors: dict[str, list[int]]) -> Path:
         header = {k: {"dtype": "F32", "shape": s, "data_offsets": [0, 0]} for k, s in tensors.items()}

@@ -82,3 +82,16 @@ def test_report_options_check_cuda_and_folders(tmp_path) -> None:
         report_options(["--cuda", "nowhere"])
     with pytest.raises(UsageError, match="not allowed with argument"):
         report_options(["--check", "--cuda", str(tmp_path)])
+
+
+def test_serve_bench_takes_its_own_options_and_hands_on_the_rest() -> None:
+    from compat.cli import serve_bench_args
+
+    servers = ["llama_server-base", "vllm_server-base"]
+    args = serve_bench_args(["--cell", "vllm_server-base", "--users", "1,2", "--fixture",
+                             "smollm2-135m-shape", "--chat"], servers)
+    assert args.cells == ["vllm_server-base"] and args.fixture == "smollm2-135m-shape"
+    assert args.chat and args.load == ["--users", "1,2", "--fixture", "smollm2-135m-shape", "--chat"]
+    with pytest.raises(UsageError, match=r"--cell 'vllm_serve' is not a generation server; "
+                                         r"valid: llama_server-base, vllm_server-base"):
+        serve_bench_args(["--cell", "vllm_serve"], servers)

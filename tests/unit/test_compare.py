@@ -12,7 +12,7 @@ from bench.metrics import record as metric_record
 from bench.stats import summarize
 from core.bench_details import ServeBenchDetail
 from core.results import CellInfo, CellResult, Machine, Rung, save
-from tests.unit.test_load import closed_run
+from tests.unit.test_loadgen import closed_run
 
 
 def run(samples: dict[str, list[float]], cpu: str = "CPU A", numpy: str = "2.4.6") -> CellResult:

@@ -1,4 +1,4 @@
-"""engines/http.py: the SSE reader on any chunking, and the client's errors against a test
+"""engines/http/wire.py: the SSE reader on any chunking, and the client's errors against a test
 server of our own that answers what a broken server would (a measuring instrument, not a mock)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engines.http import DONE, ApiError, InvalidResponse, OpenAIClient, sse_events
+from engines.http.wire import DONE, ApiError, InvalidResponse, OpenAIClient, sse_events
 
 STREAM = (b'data: {"choices": [{"text": "He"}]}\n\n'
           b": keep-alive\n\n"

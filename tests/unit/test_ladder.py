@@ -147,7 +147,7 @@ from engines.base import SamplingParams
 from engines.transformers import TransformersGenerator
 from fixtures.catalog import locate
 from core.ask import Ask
-from incell.bench import SUITE
+from incell.throughput.run import SUITE
 from incell.prompts import FreshPrompts
 from incell.throughput.measured import Collect, Measured
 

@@ -100,7 +100,7 @@ PAGES = {"compatibility": {"compatibility"}, "conformance": {"conformance"},
          "throughput": {"throughput", "real_shape", "plots"}}
 """Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots;
 QUANTIZATION.md: its trained-model section)."""
-SHARED = {"markdown", "plotting", "verdicts", "load", "watch"}
+SHARED = {"markdown", "plotting", "verdicts", "loadgen", "watch"}
 """What every page may use: formatting, plotting, a cell's verdict, the load sweep's section
 (SERVING.md and THROUGHPUT.md's real shape), the release watch."""
 

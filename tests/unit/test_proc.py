@@ -17,7 +17,7 @@ from core.proc import run_tool
 from tests.unit.conftest import REPO
 
 # A rung's command: a worker in its own group (as an engine-core process), a "server" in a group
-# of its own, registered as engines/server.py registers one; then it hangs.
+# of its own, registered as engines/http/server.py registers one; then it hangs.
 RUNG = """
 import os, subprocess, sys, time
 from core.proc import register_group

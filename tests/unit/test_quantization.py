@@ -68,7 +68,7 @@ print(json.dumps(drift(np.array(expected), np.array(got)).to_json()))
 QUANTIZE = """
 import json, tempfile
 from pathlib import Path
-from engines.gguf_files import GGUF_NAME, TYPES_FILE, describe_types, quantize_gguf, write_gguf
+from engines.formats.gguf_files import GGUF_NAME, TYPES_FILE, describe_types, quantize_gguf, write_gguf
 from fixtures.catalog import locate
 out = {}
 for name in ("small-llama", "tiny-llama"):
@@ -91,7 +91,7 @@ import numpy as np
 from llama_cpp import Llama
 from safetensors.numpy import save_file
 from bench.reference_forward import llama_logits
-from engines.gguf_files import GGUF_NAME, write_gguf
+from engines.formats.gguf_files import GGUF_NAME, write_gguf
 from fixtures.build import make_weights
 from fixtures.catalog import locate
 small = locate("small-llama")

@@ -13,7 +13,7 @@ from core.errors import MatrixError
 
 def test_a_cell_depends_on_its_own_engine_module_and_what_it_reaches() -> None:
     files = {p.relative_to(REPO).as_posix() for p in engine_files("llama_cpp_server")}
-    assert {"engines/llama_cpp_server.py", "engines/llama_cpp.py", "engines/openai_api.py",
+    assert {"engines/llama_cpp_server.py", "engines/llama_cpp.py", "engines/http/client.py",
             "engines/base.py"} <= files
     assert "engines/vllm.py" not in files and "engines/transformers.py" not in files
     server = {p.relative_to(REPO).as_posix() for p in engine_files("vllm_server")}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.proc import run_tool
-from engines.server import PortInUse, ServerProcess, group_alive
+from engines.http.server import PortInUse, ServerProcess, group_alive
 from tests.unit.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"
@@ -23,7 +23,7 @@ VENVS = REPO / ".nox" / "test-cells"
 # as soon as the process exists, then does what `then` says.
 SERVE = """
 import os, sys, time
-from engines import server
+from engines.http import server
 from engines.base import SamplingParams
 from engines.transformers_server import TransformersServerGenerator
 from fixtures.catalog import locate

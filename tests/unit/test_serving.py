@@ -102,7 +102,7 @@ def test_serving_page_shows_each_departure(tmp_path) -> None:
 
 
 def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_path) -> None:
-    from bench.load import Load, Run, Sample
+    from bench.loadgen import Load, Run, Sample
     from bench.serving import measure
 
     # every third request sent 60 ms after its scheduled time (a client falling behind)
@@ -156,9 +156,9 @@ def test_an_api_departure_does_not_stop_the_bench(tmp_path) -> None:
 def test_latency_falling_as_load_rises_is_said_with_its_intervals() -> None:
     """Two closed-loop points whose p50 intervals lie apart, the higher load faster: the page
     says so, with the figures; the same latencies at both loads say nothing."""
-    from bench.load import Load, Run, Sample
+    from bench.loadgen import Load, Run, Sample
     from bench.serving import measure
-    from pages.load import falling
+    from pages.loadgen import falling
 
     def point(users: int, gap: float) -> object:
         starts = [0.1 * i for i in range(40)]

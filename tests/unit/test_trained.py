@@ -72,7 +72,7 @@ def test_derive_names_an_unknown_fixture() -> None:
 def test_the_gguf_writer_names_the_pre_tokenizer_llama_cpp_splits_with() -> None:
     from fixtures.derive import PRE_TOKENIZERS
 
-    gguf_files = pytest.importorskip("engines.gguf_files")  # imports the gguf package
+    gguf_files = pytest.importorskip("engines.formats.gguf_files")  # imports the gguf package
     plain = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
     assert gguf_files.pre_tokenizer_name({"pre_tokenizer": plain}) == "gpt-2"
     assert gguf_files.pre_tokenizer_name({"pre_tokenizer": PRE_TOKENIZERS["smollm"]}) == "smollm"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engines.w4_checkpoints import GPTQ_ZERO, GROUP, SEQUENTIAL, pack, quantize, unpack
+from engines.formats.w4_checkpoints import GPTQ_ZERO, GROUP, SEQUENTIAL, pack, quantize, unpack
 
 
 def test_eight_columns_pack_into_one_word_in_awq_order() -> None:
@@ -43,7 +43,7 @@ def test_each_weight_is_within_half_a_step_of_its_group_after_the_round_trip(met
 def test_a_real_shape_not_a_multiple_of_128_is_grouped_by_64() -> None:
     """SmolLM2-135M's hidden size (576) is 4.5 groups of 128: its checkpoints take groups of 64,
     which vLLM's 4-bit kernels take too; a size no group divides is refused, naming the sizes."""
-    from engines.w4_checkpoints import group_size
+    from engines.formats.w4_checkpoints import group_size
 
     assert group_size({"hidden_size": 256, "intermediate_size": 768}) == 128
     assert group_size({"hidden_size": 576, "intermediate_size": 1536}) == 64
@@ -63,7 +63,7 @@ def test_a_written_checkpoint_reads_back_as_its_weights_with_outlier_channels(me
     all span alike, could not show."""
     from safetensors.numpy import save_file
 
-    from engines.w4_checkpoints import dequantized_weights, write_checkpoint
+    from engines.formats.w4_checkpoints import dequantized_weights, write_checkpoint
 
     rng = np.random.default_rng(0)
     config = {"model_type": "llama", "hidden_size": 192, "intermediate_size": 384}

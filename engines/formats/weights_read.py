@@ -1,6 +1,6 @@
 """What one batch-1 decode step reads of the weights an engine loaded, from the files themselves:
 every tensor once, except an input embedding table that is only gathered (one row a token) and
-is not also the output projection. The roofline charges these bytes (incell/bench.py), not the
+is not also the output projection. The roofline charges these bytes (incell/throughput/run.py), not the
 bytes on disk: an export that unties a tied embedding (ONNX Runtime's writes the table twice,
 622 MiB of files where 513 MiB are read on SmolLM2's shape) would otherwise be charged a table
 a decode step never reads.

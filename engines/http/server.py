@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.proc import register_group
-from engines.http import ServerError
+from engines.http.wire import ServerError
 
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0

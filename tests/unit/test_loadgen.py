@@ -16,12 +16,12 @@ import time
 import httpx
 import pytest
 
-from bench.load import Load, LoadError, Run, Sample, run_load, schedule
+from bench.loadgen import Load, LoadError, Run, Sample, run_load, schedule
 from bench.metrics import record
 from bench.serving import SloError, measure, parse_slos
 from core.bench_details import Knee, LoadRun
 from core.records import read
-from engines.server import free_port
+from engines.http.server import free_port
 from tests.unit.conftest import REPO
 
 TTFT, ITL, TOKENS = 0.1, 0.05, 12
@@ -340,7 +340,7 @@ def test_an_empty_chunk_is_a_token_only_where_the_server_says_so() -> None:
     """An empty completions chunk is a token only with its ids or logprobs (a real shape's ids
     past its tokenizer decode to nothing, and vLLM sends their ids); a chat delta carrying only
     the role, an empty chunk with neither, and the empty finishing chunk are not."""
-    from bench.load import read_event
+    from bench.loadgen import read_event
 
     sample, pieces = Sample(scheduled=0.0), []
     read_event({"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]}, 0.1,

@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 
 from core.errors import InfermatrixError, unknown
-from engines.http import DONE, InvalidResponse, SseParser
+from engines.http.wire import DONE, InvalidResponse, SseParser
 
 MODES = ("closed", "constant", "poisson")
 LAG_TICK_S = 0.005  # how often the loop-lag probe asks to be woken

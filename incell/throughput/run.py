@@ -1,7 +1,8 @@
 """The benchmark inside a cell: the ladder's bench rung, and `nox -s bench`'s grid.
 
-    python -m incell.bench --ask '{"engine": "transformers", "fixtures": ["tiny-llama"]}' --out bench.json
-    python -m incell.bench --ask '{"engine": "transformers", "fixtures": ["tiny-llama"],
+    python -m incell.throughput.run --ask '{"engine": "transformers", "fixtures": ["tiny-llama"]}' \
+        --out bench.json
+    python -m incell.throughput.run --ask '{"engine": "transformers", "fixtures": ["tiny-llama"],
         "bench_args": ["--profile", "full"]}' --out grid.json
 
 Runs incell/throughput/test_throughput.py under pytest-benchmark (pedantic rounds: fixed
@@ -10,7 +11,7 @@ core.results Rung, core/details.BenchDetail inside; a failure is the rung's): ev
 with its raw samples and statistics (bench/metrics.py has the definitions),
 the peak resident memory of this process (and peak GPU memory where there is
 one), the measured memory bandwidth and, for decode at batch 1, the fraction
-of the bandwidth-bound limit the engine reached (the roofline).
+of the bandwidth-bound limit the engine reached (the roofline: bench/roofline.py).
 """
 
 from __future__ import annotations
@@ -18,62 +19,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.metrics import BenchInputError
 from bench.profiles import PROFILES, BenchArgs, parse_bench_args
+from bench.roofline import roofline
 from core.ask import Ask, AskError
-from core.bench_details import (
-    BenchDetail,
-    DecodeBound,
-    MetricRecord,
-    PrefillBound,
-    Referee,
-    Roofline,
-    Threads,
-)
+from core.bench_details import BenchDetail, Referee, Threads
 from core.results import ErrorInfo, Rung, write_rung
 
-SUITE = Path(__file__).parent / "throughput"
+SUITE = Path(__file__).parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The process's peak after these includes what is not the timed engine: the machine probe's
 # arrays, and the detector's second instance (the engine as shipped, prefix cache on).
 NOT_THE_ENGINES_PEAK = ("test_memory_bandwidth", "test_compute_peak", "test_prefix_cache",
                         "test_quantized_against_float")
-EMBEDDING_TABLES = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 
 
-def safetensors_sizes(model_dir: Path) -> dict[str, int]:
-    """Tensor name -> bytes, read from the safetensors headers (no weights loaded)."""
-    sizes = {}
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        for name, info in header.items():
-            if name != "__metadata__":
-                start, end = info["data_offsets"]
-                sizes[name] = end - start
-    return sizes
 
 
-def weight_bytes_per_token(model_dir: Path) -> int:
-    """Bytes of weights one decode step reads at batch 1: every matrix once, except an input
-    embedding table that is not also the output projection (only one row of it is read)."""
-    sizes = safetensors_sizes(model_dir)
-    tied = not any(name.endswith(("lm_head.weight", "output.weight")) for name in sizes)
-    return sum(size for name, size in sizes.items()
-               if tied or not name.endswith(EMBEDDING_TABLES))
 
 
-def output_head_bytes(model_dir: Path) -> int:
-    """Bytes of the output projection: lm_head (or output), else the tied input embedding."""
-    sizes = safetensors_sizes(model_dir)
-    heads = [s for n, s in sizes.items() if n.endswith(("lm_head.weight", "output.weight"))]
-    return sum(heads) or sum(s for n, s in sizes.items() if n.endswith(EMBEDDING_TABLES))
 
 
 def gpu_peak_mib() -> float | None:
@@ -86,68 +54,10 @@ def gpu_peak_mib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def last_level_cache_bytes() -> int | None:
-    """The largest CPU cache the kernel lists (sysfs), in bytes; None where it lists none."""
-    sizes = []
-    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = path.read_text(encoding="utf-8").strip().upper()
-        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        digits = text.rstrip("KMG")
-        if digits.isdigit():
-            sizes.append(int(digits) * scale)
-    return max(sizes, default=None)
 
 
-def measured_on(metrics: list[MetricRecord], name: str, device: str,
-                dtype: str | None = None) -> MetricRecord | None:
-    """The machine-limit metric `name` measured on `device` (and in `dtype`), or None. A limit
-    measured on another device never stands in: a GPU row divided by the host's DRAM bandwidth
-    shows a decode past 100% where the truth is a few percent."""
-    return next((m for m in metrics if m.name == name
-                 and m.params.get("device", "cpu") == device
-                 and (dtype is None or m.params.get("dtype", "float32") == dtype)), None)
 
 
-def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | None = None, *,
-             device: str = "cpu", dtype: str = "float32",
-             read_bytes: int | None = None) -> Roofline | None:
-    """Decode at batch 1 against the bandwidth-bound limit: bytes/token x tok/s / bandwidth, and
-    prefill at batch 1 against the matmul peak, both measured on `device` (the peak in `dtype`,
-    what the engine computes in); None where the device's bandwidth was not measured.
-
-    Bytes per token are what the engine's adapter read from its own files (`read_bytes`,
-    engines/weights_read.py: every tensor once, a table only gathered left out), else the
-    fixture's at float32 (every matrix once, one row of an untied input embedding) scaled to the
-    engine's own weights where its adapter knows their size (a Q4 GGUF: about a seventh)."""
-    bandwidth = measured_on(metrics, "memory_bandwidth_gb_s", device)
-    decode = [m for m in metrics if m.name == "decode_tokens_per_s" and m.params["batch"] == 1]
-    if bandwidth is None or not decode or not any(model_dir.glob("*.safetensors")):
-        return None
-    float32_per_token = per_token = weight_bytes_per_token(model_dir)
-    if read_bytes:
-        per_token = read_bytes
-    elif engine_bytes:
-        per_token = round(per_token * engine_bytes / sum(safetensors_sizes(model_dir).values()))
-    gb_s = max(bandwidth.samples)  # the best reading: what this machine showed it can do
-    rows = [DecodeBound(input_tokens=m.params["input_tokens"], decode_tokens_per_s=m.stats.median,
-                        bound_tokens_per_s=gb_s * 1e9 / per_token,
-                        fraction=per_token * m.stats.median / (gb_s * 1e9))
-            for m in decode]
-    out = Roofline(weight_bytes_per_token=per_token, bandwidth_gb_s=gb_s, decode_batch1=rows,
-                   last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
-                   engine_weights_bytes=engine_bytes, device=device,
-                   bytes_counted="files" if read_bytes else "scaled",
-                   device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
-    flops_per_token = out.flops_per_token = float32_per_token / 2  # 2 a weight of 4 bytes
-    out.least_flops_per_token = (float32_per_token - output_head_bytes(model_dir)) / 2
-    compute = measured_on(metrics, "compute_tflops", device, dtype)
-    if compute is not None:  # prefill against the compute limit
-        tflops = out.compute_tflops = max(compute.samples)
-        out.prefill_batch1 = [
-            PrefillBound(input_tokens=m.params["input_tokens"], prefill_tokens_per_s=m.stats.median,
-                         fraction=m.stats.median * flops_per_token / (tflops * 1e12))
-            for m in metrics if m.name == "prefill_tokens_per_s" and m.params["batch"] == 1]
-    return out
 
 
 def referee(measured, prof) -> Referee | None:
@@ -156,7 +66,7 @@ def referee(measured, prof) -> Referee | None:
     against the float32 GGUF it was made from."""
     if not str(measured.weights_file or "").endswith(".gguf"):
         return None
-    from engines.gguf_files import threads as cores
+    from engines.formats.gguf_files import threads as cores
     from incell.referee import llama_bench, llama_kl
 
     length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]  # the table's shape
@@ -222,7 +132,7 @@ def threads(measured) -> Threads:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m incell.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m incell.throughput.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ask", required=True, help="what to time, as JSON (core/ask.py): engine, "
                    "device, fixtures (the first is timed), bench_args: --profile "

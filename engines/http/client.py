@@ -36,8 +36,8 @@ from engines.base import (
     StreamDelta,
     as_rows,
 )
-from engines.http import OpenAIClient, ServerError
-from engines.server import ServerProcess, free_port
+from engines.http.server import ServerProcess, free_port
+from engines.http.wire import OpenAIClient, ServerError
 
 READY_LIMIT_S = float(os.environ.get("INFERMATRIX_SERVER_READY_S", "300"))
 """How long a server may take to answer /models after its start (INFERMATRIX_SERVER_READY_S)."""
