@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
@@ -49,12 +50,9 @@ from core.proc import interrupt_on_signals
 
 ROOT = Path(__file__).parent
 RESULTS = Path(os.environ.get("INFERMATRIX_RESULTS", ROOT / "results"))
-# matplotlib and Pillow (which writes its PNGs) pinned: a plot re-renders byte for byte
-PLOT_DEPS = ("matplotlib==3.11.2", "pillow==13.0.0")
-REPORT_DEPS = ("tabulate==0.10.0", *PLOT_DEPS, "rich", "markdown>=3.5")
-TEST_DEPS = ("pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "numpy", "tabulate==0.10.0",
-             *PLOT_DEPS, "nox[uv]>=2025.10.16", "httpx>=0.27", "aiohttp>=3.9", "tokenizers",
-             "jinja2", "rich", "markdown>=3.5", "playwright>=1.50", "safetensors")
+# what each session installs: pyproject.toml's extras, the one list of each
+EXTRAS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+REPORT_DEPS, TEST_DEPS, ENDPOINT_DEPS = (tuple(EXTRAS[k]) for k in ("report", "test", "endpoint"))
 
 MATRIX_FILE = Path(os.environ.get("INFERMATRIX_MATRIX", matrix_mod.MATRIX_PATH))
 MATRIX = matrix_mod.load(MATRIX_FILE)  # a bad matrix stops here, before any environment is built
@@ -310,10 +308,6 @@ def site(session: nox.Session) -> None:
     session.run("python", "-m", "pages.site", *args, "--reports", str(ROOT / "reports"),
                 "--out", str(ROOT / "reports" / "site"), "--matrix", str(MATRIX_FILE),
                 env={"PYTHONPATH": str(ROOT)})
-
-
-ENDPOINT_DEPS = ("pytest>=8", "hypothesis>=6", "numpy", "httpx>=0.27", "aiohttp>=3.9",
-                 "tokenizers", "jinja2")
 
 
 @nox.session(venv_backend="uv")

@@ -79,6 +79,10 @@ def paired_ratio_interval(top: Sequence[float], bottom: Sequence[float], resampl
     return statistics.median(ratios), draws[int(0.025 * resamples)], draws[int(0.975 * resamples) - 1]
 
 
+MIN_PAIRS = 10
+"""A paired ratio over fewer pairs is not shown as a figure: its interval cannot hold."""
+
+
 def distinguishable(low: float, high: float, at: float = 1.0) -> bool:
     """An interval that does not hold `at`: the ratio is told apart from it."""
     return not low <= at <= high

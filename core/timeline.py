@@ -82,6 +82,20 @@ class Timeline:
                 sums[span.rung] = sums.get(span.rung, 0.0) + span.duration_s
         return sums
 
+    def summary(self) -> dict:
+        """What a page or a docs include quotes of a run, derived from its spans (never stored):
+        wall and climb seconds, the bench rungs' time, the first verdict, when every engine had
+        one, each engine's first, the rungs' sums, the cells climbed and reused."""
+        firsts = self.first_verdicts()
+        return {"wall_s": self.wall_s, "climb_s": self.climb_s,
+                "bench_s": sum(s.duration_s for s in self.spans if s.rung == "bench"),
+                "first_verdict_s": min(self.verdicts.values(), default=0.0),
+                "all_engines_s": max((at for _, at in firsts.values()), default=0.0),
+                "first_verdicts": {engine: at for engine, (_, at) in firsts.items()},
+                "rung_sums": self.rung_sums(),
+                "cells_climbed": len(self.verdicts) - len(self.reused),
+                "cells_reused": len(self.reused)}
+
     def lines(self, count: int) -> list[str]:
         """The first `count` rung lines of the run, in the order they landed, as it logged them."""
         spans = sorted(self.spans, key=lambda s: s.end_s)[:count]

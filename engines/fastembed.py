@@ -50,8 +50,6 @@ class FastEmbedEmbedder(Embedder):
         self._dim = 0
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"fastembed: the exported graph is float32, not {dtype!r}")
         folder = SentenceTransformersOnnxEmbedder.exported(model_dir)
         name = f"infermatrix/{folder.name}"
         if name not in {m["model"] for m in TextEmbedding.list_supported_models()}:

@@ -48,10 +48,10 @@ from engines.formats.gguf_files import (
     converter_version,
     dequantized_weights,
     describe_types,
+    float32_gguf,
     quantize_gguf,
     tensor_types,
     threads,
-    write_gguf,
     write_gguf_lora,
 )
 from engines.formats.weights_read import gguf_read_bytes
@@ -111,8 +111,6 @@ class LlamaCppGenerator(Generator):
         self._batched: tuple[LlamaContext, LlamaBatch] | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
         if self.quantization == SHIPPED:
             self._load_shipped(model_dir)
         else:
@@ -134,9 +132,10 @@ class LlamaCppGenerator(Generator):
 
     def _convert(self, model_dir: Path) -> None:
         """The float32 GGUF written from the fixture, quantized by llama.cpp where asked."""
-        folder = converted(model_dir, "gguf", converter_version(), write_gguf)
+        source = float32_gguf(model_dir)
+        folder = source.parent
         if self.quantization != "none":
-            source = self.unquantized_file = folder / GGUF_NAME
+            self.unquantized_file = source
             folder = converted(model_dir, f"gguf-{self.quantization}",
                                f"{converter_version()} {TYPES_FILE} llama-cpp-python "
                                f"{importlib.metadata.version('llama-cpp-python')}",

@@ -11,17 +11,15 @@ short (under load, the load benchmark counts those as errors).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import llama_cpp.server.app  # noqa: F401  (the import rung imports the server)
 
-from engines.base import Capabilities, Deviation, InvalidParameterError, SamplingParams
-from engines.formats.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
+from engines.base import Capabilities, Deviation, SamplingParams
+from engines.formats.gguf_files import context_length, float32_gguf, threads
 from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
-from fixtures.convert import converted
 
 
 class LlamaCppServerGenerator(ServerGenerator):
@@ -57,13 +55,10 @@ class LlamaCppServerGenerator(ServerGenerator):
     }
 
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:
-        if dtype != "float32":
-            raise InvalidParameterError(f"llama_cpp: the GGUF is written in float32, not {dtype!r}")
-        folder = converted(model_dir, "gguf", converter_version(), write_gguf)
-        context = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(folder / GGUF_NAME),
+        gguf, context = float32_gguf(model_dir), context_length(model_dir)
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
                 "--model_alias", model_dir.name, "--host", "127.0.0.1", "--port", str(port),
-                "--n_ctx", str(context["max_position_embeddings"]), "--n_threads", str(threads())]
+                "--n_ctx", str(context), "--n_threads", str(threads())]
 
     tokenizer_is_reference = False
 

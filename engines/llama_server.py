@@ -13,7 +13,6 @@ is sent, so greedy means greedy (its defaults are temperature 0.8, top_k 40, min
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +29,9 @@ from engines.base import (
     SamplingParams,
     StreamDelta,
 )
-from engines.formats.gguf_files import GGUF_NAME, converter_version, threads, write_gguf
+from engines.formats.gguf_files import context_length, float32_gguf, threads
 from engines.http.client import TEXT_API_UNSUPPORTED, ServerGenerator
 from engines.http.wire import ServerError
-from fixtures.convert import converted
 
 SLOTS = 4
 """Parallel slots (`--parallel`): requests decoded together; the context is split among them."""
@@ -86,13 +84,10 @@ class LlamaServerGenerator(ServerGenerator):
     }
 
     def _command(self, model_dir: Path, port: int, device: str, dtype: str) -> list[str]:
-        if dtype != "float32":
-            raise InvalidParameterError(f"llama_server: the GGUF is written in float32, not {dtype!r}")
-        folder = converted(model_dir, "gguf", converter_version(), write_gguf)
-        context = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        return [str(tool("llama-server")), "-m", str(folder / GGUF_NAME), "--alias",
+        gguf, context = float32_gguf(model_dir), context_length(model_dir)
+        return [str(tool("llama-server")), "-m", str(gguf), "--alias",
                 model_dir.name, "--host", "127.0.0.1", "--port", str(port),
-                "-c", str(context["max_position_embeddings"] * SLOTS), "--parallel", str(SLOTS),
+                "-c", str(context * SLOTS), "--parallel", str(SLOTS),
                 "-t", str(threads()), "--metrics", "--no-webui",
                 *(() if self.cache_prefixes else ("--no-cache-prompt",))]
 

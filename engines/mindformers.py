@@ -29,7 +29,6 @@ from engines.base import (
     Capabilities,
     Completion,
     Generator,
-    InvalidParameterError,
     SamplingParams,
 )
 
@@ -48,8 +47,6 @@ class MindFormersGenerator(Generator):
         self._eos: int | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"mindformers: only float32 is tried here, not {dtype!r}")
         self._model = AutoModelForCausalLM.from_pretrained(str(model_dir))
         self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._eos = self._tok.token_to_id("<|eos|>")

@@ -89,8 +89,6 @@ class MistralRsGenerator(Generator):
         self._eos: int | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"mistralrs: this adapter loads float32, not {dtype!r}")
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         arch = ARCHITECTURES.get(config.get("model_type", ""))
         if arch is None:

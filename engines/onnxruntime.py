@@ -19,7 +19,7 @@ from typing import ClassVar
 from optimum.onnxruntime import ORTModelForCausalLM, ORTQuantizer
 from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-from engines.base import Deviation, InvalidParameterError
+from engines.base import Deviation
 from engines.formats.weights_read import onnx_read_bytes
 from engines.transformers import TransformersGenerator
 from fixtures.convert import converted
@@ -66,8 +66,6 @@ class OnnxRuntimeGenerator(TransformersGenerator):
         for prop in ("batch_invariance", "padding_invariance", "continuation")}}
 
     def _load_model(self, model_dir: Path, device: str, dtype: str):
-        if dtype != "float32":
-            raise InvalidParameterError(f"onnxruntime: the exported graph is float32, not {dtype!r}")
         if self.quantization == "int8":
             onnx_dir, graph = converted(model_dir, "optimum-onnx-int8", exporter_version(),
                                         _export_int8), "model_quantized.onnx"

@@ -33,7 +33,6 @@ from engines.base import (
     Completion,
     Deviation,
     Generator,
-    InvalidParameterError,
     SamplingParams,
     StreamDelta,
     stop_stream,
@@ -98,8 +97,6 @@ class OnnxRuntimeGenaiGenerator(Generator):
         self._eos: int | None = None
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"onnxruntime_genai: the built model is float32, not {dtype!r}")
         # the builder writes a model for one execution provider: a CUDA build is its own entry
         suffix = "-cuda" if device == "cuda" else ""
         precision = "int4" if self.quantization == "int4" else "fp32"

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Deviation, Embedder, InvalidParameterError
+from engines.base import Capabilities, Deviation, Embedder
 from fixtures.convert import converted, converter_version
 
 
@@ -59,8 +59,6 @@ class _ExportedBackend(SentenceTransformersEmbedder):
     parity_tolerance = 1e-4
 
     def _load(self, model_dir: Path, device: str, dtype: str) -> None:
-        if dtype != "float32":
-            raise InvalidParameterError(f"{self.id}: the exported graph is float32, not {dtype!r}")
         folder, options = self.exported(model_dir), dict(self.model_options)
         quantized = self.quantization != "none"
         if quantized:

@@ -137,13 +137,15 @@ def quantized_section(cells: list[CellResult], notes: Footnotes,
     and speed figures are QUANTIZATION.md's."""
     if not cells:
         return []
-    rows = [[f"`{r.cell.engine}`", f"`{r.quantization}`", verdict(r, notes, matrix), status_of(r)]
-            for r in cells]
+    rows = [[f"`{r.cell.engine}`", f"`{r.quantization}`", verdict(r, notes, matrix), status_of(r),
+             status_of(r, "text_quality")] for r in cells]
     return ["## Quantizations", "", "The same weights quantized by each engine: the cell's verdict, "
-            "and its next-token distributions against the float32 reference within the "
-            "quantization's bound (`quantization_quality`, [QUANTIZATION.md](QUANTIZATION.md)) where "
-            "that check ran; ➖ says why it did not.", "",
-            table(rows, ["engine", "quantization", "verdict", "against the float32 reference"]), ""]
+            "its next-token distributions against the float32 reference within the "
+            "quantization's bound on random weights (`quantization_quality`), and on the trained "
+            "model its perplexity against the reference's (`text_quality`), both on "
+            "[QUANTIZATION.md](QUANTIZATION.md), where that check ran; ➖ says why it did not.", "",
+            table(rows, ["engine", "quantization", "verdict", "random weights (small-llama)",
+                         "trained model (perplexity)"]), ""]
 
 
 def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) -> list[str]:

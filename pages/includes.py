@@ -8,7 +8,8 @@ hand. Where a sentence needs one, it sits in an include that the report rewrites
 - FIELD: a path into it: `key`, `key.key`, `[3]` (a list's item), `[name=bench]` (the list's
   item whose `name` is "bench"), `[name=tpot_s,params.batch=8]` (every condition met);
 - STAT: what of the field: `value` (a number), or `median`, `min`, `max`, `mean`, `count` of a
-  list of numbers; `minutes` and `seconds` turn a pair of ISO times [start, end] into a wall time;
+  list of numbers; `minutes` and `seconds` turn a pair of ISO times [start, end] into a wall time,
+  `span` a timeline's span ({start_s, end_s}) into its seconds;
 - FORMAT (optional): a Python format spec (`.1f`, `,.0f`; default `,.3g`), or `ms` (seconds shown
   in milliseconds, 3 figures), or `min-s` (seconds as "4 min 3 s").
 
@@ -106,8 +107,10 @@ def stat_of(value: Any, stat: str) -> float:
     if stat in ("minutes", "seconds"):
         start, end = (dt.datetime.fromisoformat(v) for v in value)
         return (end - start).total_seconds() / (60 if stat == "minutes" else 1)
+    if stat == "span":  # a timeline's span: its end less its start, seconds
+        return float(value["end_s"]) - float(value["start_s"])
     if stat not in STATS:
-        msg = f"stat {stat!r} is not one of value, minutes, seconds, {', '.join(STATS)}"
+        msg = f"stat {stat!r} is not one of value, minutes, seconds, span, {', '.join(STATS)}"
         raise IncludeError(msg)
     return float(STATS[stat]([float(v) for v in value]))
 
@@ -122,11 +125,14 @@ def formatted(number: float, fmt: str | None) -> str:
 
 
 def figure(reports: Path, record: str, field: str, stat: str, fmt: str | None) -> str:
-    """What an include shows, from its record under `reports`."""
+    """What an include shows, from its record under `reports`. A run's timeline also offers
+    `summary.…` (core/timeline.Timeline.summary: derived from its spans when read)."""
     path = Path(reports) / record
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if Path(record).name.startswith("timeline-"):
+            data = {**data, "summary": load_timeline(path).summary()}
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         msg = f"record {record!r}: {exc}"
         raise IncludeError(msg) from None
     return formatted(stat_of(field_of(data, field), stat), fmt)

@@ -46,12 +46,32 @@ def median_of(run: LoadRun, name: str) -> float | None:
     return percentile(values, 50) if values else None
 
 
+LITTLE_SLACK = 1.02
+"""Little's law with room for the window's edges rounding: req/s × mean end-to-end ≤ users."""
+
+
+def unsteady(run: LoadRun) -> str:
+    """Why a closed-loop point is not a steady state ("" where it is). N users cannot hold more
+    than N requests in flight, so req/s × mean end-to-end ≤ N (Little's law); past it, the
+    window counted requests that began before it (warm-up or drain inside the window)."""
+    e2e = run.samples("serve_e2e_s")
+    rate = median_of(run, "serve_requests_per_s")
+    if run.load.mode != "closed" or not e2e or not rate:
+        return ""
+    in_flight = rate * sum(e2e) / len(e2e)
+    if in_flight <= run.load.concurrency * LITTLE_SLACK:
+        return ""
+    return (f"not a steady state: req/s × mean end-to-end = {in_flight:.2f} > "
+            f"{run.load.concurrency} users (Little's law)")
+
+
 def run_row(run: LoadRun) -> list[str]:
     itl = run.samples("serve_itl_s")
     gaps = "" if itl else " (per event)"
     throughput = median_of(run, "serve_output_tokens_per_s") or 0.0
     goodput = median_of(run, "serve_goodput_per_s")
-    valid = "✅" if run.valid else f"{CAVEAT} invalid: {'; '.join(run.invalid_because)}"
+    why_not = [*run.invalid_because, *([unsteady(run)] if unsteady(run) else [])]
+    valid = "✅" if not why_not else f"{CAVEAT} invalid: {'; '.join(why_not)}"
     tokens = run.tokens
     count = ("ids from the server" if tokens.mismatched is None else
              "no usage from the server" if not tokens.usage_reported else
@@ -173,10 +193,27 @@ def falling(record: ServeBenchDetail) -> list[str]:
     if not found:
         return []
     return [f"{CAVEAT} Latency falls as load rises, the p50 intervals apart (not noise): "
-            + "; ".join(found) + ". The sweep's order does not make it where it was tested; the "
-            "engine's step time at each batch size does — time the same batch sizes in process, "
-            f"without a server: `nox -s bench -- CELL --fixture {record.fixture} --batches "
-            "1,2,3,4 --input-lengths N` (what was found: docs/serving.md).", ""]
+            + "; ".join(found) + ". " + falling_cause(runs, record.fixture), ""]
+
+
+BATCHES = 1.5
+"""A server whose req/s at its most users is this many times its one user's batches requests."""
+
+
+def falling_cause(runs: list[LoadRun], fixture: str) -> str:
+    """What can explain a falling latency, said only where it can apply: a server that batches
+    (its req/s grows with users) runs a step per batch, whose time the grid measures in process;
+    one that serves a request at a time cannot owe it to a batch's step."""
+    one, most = runs[0], runs[-1]
+    rate_one, rate_most = (median_of(r, "serve_requests_per_s") or 0.0 for r in (one, most))
+    if rate_one and rate_most >= BATCHES * rate_one:
+        return ("The sweep's order does not make it where it was tested; the engine's step time "
+                "at each batch size does — time the same batch sizes in process, without a "
+                f"server: `nox -s bench -- CELL --fixture {fixture} --batches 1,2,3,4 "
+                "--input-lengths N` (what was found: docs/serving.md).")
+    return (f"This server does not batch (req/s {rate_most:.2f} at {most.load.concurrency} users "
+            f"against {rate_one:.2f} at {one.load.concurrency}): a batch's step time cannot "
+            "explain it, and its cause is not traced.")
 
 
 def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from compat.matrix import Matrix
 from compat.matrix import load as load_matrix
-from pages.includes import prose_files, rewrite, stale
+from pages.includes import IncludeError, prose_files, rewrite, stale
 from pages.records import PUBLISHED, Published
 from pages.render import render
 
@@ -90,7 +90,12 @@ def publish(root: Path, matrix: Matrix | None, log=print) -> None:
             log(f"{published.out}/: rendered from {published.records}/")
     for path in prose_files(root):
         text = path.read_text(encoding="utf-8")
-        new = rewrite(text, Path(root) / "reports")
+        try:
+            new = rewrite(text, Path(root) / "reports")
+        except IncludeError as exc:
+            msg = (f"{path.relative_to(root)}: {exc}: a figure include names a record that is not "
+                   "committed; take the run that wrote it in (`nox -s report`), or fix the include")
+            raise SystemExit(msg) from None
         if new != text:
             path.write_text(new, encoding="utf-8")
             log(f"{path.relative_to(root)}: figure includes rewritten from their records")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.stats import distinguishable, paired_ratio_interval, ratio_interval
+from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
@@ -45,7 +45,7 @@ def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tok
     if ours is None or theirs is None:
         return "–"
     ratio, low, high = ratio_interval(ours.samples, theirs.samples)
-    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}]"
+    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] ({len(ours.samples)} / {len(theirs.samples)} rounds)"
     return text if distinguishable(low, high) else f"{text} not distinguishable"
 
 
@@ -55,6 +55,8 @@ def paired_column(result: CellResult, ref: CellResult | None) -> str:
     paired = paired_speed_up(result)
     if paired is None:
         return "–"
+    if paired[1] != paired[1]:  # NaN bounds: too few pairs for an interval
+        return paired[0]
     ours = result.bench.find("decode_tokens_per_s")
     theirs = ref.bench.find("decode_tokens_per_s") if ref is not None and ref.bench else None
     if ref is None or ref is result or ours is None or theirs is None:
@@ -73,8 +75,15 @@ def paired_speed_up(result: CellResult) -> tuple[str, float, float] | None:
              for side in ("quantized", "float")]
     if None in sides or "own process" not in str(sides[1].params.get("float", "")):
         return None
+    pairs = len(sides[0].samples)
+    # pairs whose decode a side could not time: counted by the run where its record says so,
+    # else the profile's rounds less the pairs kept
+    dropped = sides[0].params.get("rejected_rounds", max(0, (detail.rounds or 0) - pairs))
+    counted = f"{pairs} pairs" + (f", {dropped} dropped" if dropped else "")
+    if pairs < MIN_PAIRS:
+        return f"too few pairs ({counted})", float("nan"), float("nan")
     ratio, low, high = paired_ratio_interval(sides[0].samples, sides[1].samples)
-    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}]"
+    text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] ({counted})"
     return (text if distinguishable(low, high) else f"{text} not distinguishable"), low, high
 
 
@@ -287,21 +296,23 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
               "token), peak RSS of the benchmark process, weights on disk (share of `none`). "
               "Speed-up, *two cells*: the decode median ÷ `none`'s cell's, its 95% bootstrap "
-              "interval over both cells' rounds. Speed-up, *paired*: measured inside the "
+              "interval over both cells' rounds (their counts beside it). Speed-up, *paired*: "
+              "measured inside the "
               "quantized cell's own run — the same "
               "engine's float32 model loaded in a process of its own (loaded beside the quantized "
-              "one in the same process, CTranslate2's float32 model ran at a fifth of its own "
-              "cell's speed), each round the quantized model's batch-1 answer and then the float "
+              "one in the same process, CTranslate2's float32 model ran far slower than in its "
+              "own cell), each round the quantized model's batch-1 answer and then the float "
               "one's, taking turns, on fresh prompts — the median of "
-              "the pairs' ratios with its 95% bootstrap interval over pairs, *not "
-              "distinguishable* where that holds 1. Two runs of one configuration in separate "
-              "cells have differed by more than their intervals (CTranslate2's numpy1 and "
-              "quantnone cells, the same float32 model: 2.45× apart once); a pair's two sides "
-              "drift together. ⚠️ *apart* where the two intervals do not overlap: small-llama "
+              "the pairs' ratios with its 95% bootstrap interval over pairs and the count of "
+              f"pairs (and of rounds dropped), *too few pairs* under {MIN_PAIRS}, *not "
+              "distinguishable* where the interval holds 1. Two runs of one configuration in "
+              "separate cells have differed by more than their intervals (CTranslate2's numpy1 "
+              "and quantnone cells, the same float32 model); a pair's two sides drift together. "
+              "⚠️ *apart* where the two intervals do not overlap: small-llama "
               "fits in the last-level cache and a token takes a millisecond or less, so taking "
               "turns with another process moves each side's speed (transformers' bfloat16 model "
-              "decoded 222 tok/s in pairs against 375 alone) and the figure depends on how it is "
-              "measured; at a real shape it does not (llama.cpp's rows agree both ways).",
+              "is slower in pairs than alone) and the figure depends on how it is measured; at a "
+              "real shape it does not (llama.cpp's rows agree both ways).",
               "",
               "Where an engine hands its quantized weights over (llama.cpp: its GGUF, "
               "dequantized by gguf; vLLM: its AWQ or GPTQ checkpoint), they also run through a "
@@ -328,7 +339,9 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
     lines += ["## Random weights (small-llama)", "", *METHOD]
     if plotted:
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
-    generation = [r for r in cells if r.cell.kind == "generation"]
+    # a table holds one model: a cell that runs only the trained model (the shipped GGUF) has its
+    # figures in the trained section above, never among small-llama's
+    generation = [r for r in cells if r.cell.kind == "generation" and "small-llama" in r.cell.fixtures]
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:
         lines += ["### Generation", "", table(rows_of(generation), GENERATION_HEAD), ""]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.stats import NOISY_CV
 from core import layout
 from core.bench_details import BenchDetail, MetricRecord
 from core.results import CellResult, load_results
-from pages.markdown import engine_label, table, tool_kl
+from pages.markdown import CAVEAT, engine_label, table, tool_kl
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -96,28 +97,78 @@ def why_not(run: ShapeRun) -> str:
     return f"❌ {failed.name}: {failed.error.signature}"
 
 
+def noisy(metric: MetricRecord | None) -> str:
+    """" ⚠️ CV 35%" where a median's rounds spread past NOISY_CV, as docs/reports.md promises;
+    "" where they do not."""
+    if metric is None or metric.stats.cv <= NOISY_CV:
+        return ""
+    return f" {CAVEAT} CV {metric.stats.cv:.0%}"
+
+
+def median_of(run: ShapeRun, name: str, batch: int, spec: str) -> str:
+    metric = run.metric(name, batch)
+    return "–" if metric is None else f"{metric.stats.median:{spec}}{noisy(metric)}"
+
+
 def p50_p99(metric: MetricRecord | None) -> str:
     if metric is None:
         return "–"
-    return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}"
+    return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}{noisy(metric)}"
 
 
-def mbu(run: ShapeRun) -> str:
+DRIFT = 0.15
+"""Probes whose best readings differ by more than this are a machine that drifted."""
+
+
+def probe(run: ShapeRun) -> MetricRecord | None:
+    return run.detail.find("memory_bandwidth_gb_s") if run.detail else None
+
+
+def bandwidth_limits(runs: list[ShapeRun]) -> dict[str, tuple[float, float]]:
+    """Per device, the one read bandwidth a table's MBU column divides by (the best reading of
+    every row's probe on that device) and the lowest of the rows' own best readings."""
+    best: dict[str, list[float]] = {}
+    for run in runs:
+        roof, found = run.detail.roofline if run.detail else None, probe(run)
+        if roof and found is not None and found.access == "read":
+            best.setdefault(roof.device, []).append(max(found.samples))
+    return {device: (max(values), min(values)) for device, values in best.items()}
+
+
+def mbu(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
+    """Bytes a token × the decode median ÷ the table's one limit for the row's device."""
     roof = run.detail.roofline if run.detail else None
     rows = roof.decode_batch1 if roof else []
     if not rows:
         return "–"
     if roof.cache_resident:
         return "cache-resident"
-    probe = run.detail.find("memory_bandwidth_gb_s")
-    older = probe is not None and probe.access != "read"
-    text = held_to_limit(rows[0].fraction, bandwidth_limit(roof)) + (
-        " (of a copy's bandwidth: measured before the probe read)" if older else "")
-    if rows[0].fraction > 1 and probe is not None:  # past the best reading: say how far they spread
-        reached = rows[0].fraction * roof.bandwidth_gb_s
-        text += (f" ({reached:.1f} GB/s read; this rung's probe read {min(probe.samples):.1f}–"
-                 f"{max(probe.samples):.1f} GB/s, MBU is of the best)")
+    found = probe(run)
+    if found is not None and found.access != "read":
+        return (held_to_limit(rows[0].fraction, bandwidth_limit(roof))
+                + " (of a copy's bandwidth: measured before the probe read)")
+    limit_gb_s = limits.get(roof.device, (roof.bandwidth_gb_s, 0.0))[0]
+    fraction = roof.weight_bytes_per_token * rows[0].decode_tokens_per_s / (limit_gb_s * 1e9)
+    text = held_to_limit(fraction, bandwidth_limit(roof))
+    if fraction > 1:  # past the best reading: say how far the probes spread
+        text += (f" ({fraction * limit_gb_s:.1f} GB/s read; the table's limit is "
+                 f"{limit_gb_s:.1f} GB/s)")
     return text
+
+
+def limit_line(limits: dict[str, tuple[float, float]]) -> str:
+    """The header line naming the one limit MBU divides by, and whether the probes drifted."""
+    parts = []
+    for device, (best, lowest) in sorted(limits.items()):
+        where = "the host's DRAM" if device == "cpu" else f"{device} memory"
+        drift = (f" {CAVEAT} drifting: the rows' own best readings ranged {lowest:.1f}–{best:.1f} "
+                 f"GB/s, more than {DRIFT:.0%} apart, so MBU compares the bytes the rows read "
+                 "at one bandwidth, not the machine each row ran on"
+                 if lowest < best * (1 - DRIFT) else
+                 f" (the rows' own best readings: {lowest:.1f}–{best:.1f} GB/s)")
+        parts.append(f"{where}, {best:.1f} GB/s{drift}")
+    return ("MBU divides every row by one limit, the best read-bandwidth reading of all the "
+            f"rows' probes: {'; '.join(parts)}.") if parts else ""
 
 
 def cores(run: ShapeRun) -> str:
@@ -126,22 +177,22 @@ def cores(run: ShapeRun) -> str:
 
 
 def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
-    rows = []
+    rows, limits = [], bandwidth_limits(runs)
     for run in runs:
         if run.detail is None or run.metric("decode_tokens_per_s", 1) is None:
             rows.append([run.engine, run.precision, why_not(run) if run.detail is None else
                          "no figures: no batch-1 decode was timed", *["–"] * 8])
             continue
-        decode1, decode8 = run.median("decode_tokens_per_s", 1), run.median("decode_tokens_per_s", 8)
+        decode1 = run.median("decode_tokens_per_s", 1)
         ref = run.detail.referee
+        batch8 = run.metric("decode_tokens_per_s", 8)
         rows.append([
-            run.engine, run.precision, f"{decode1:,.1f}",
-            (f"{decode8:,.1f}" + (" (sequential)" if run.metric("decode_tokens_per_s", 8)
-                                  .params.get("batching") == "sequential" else ""))
-            if decode8 else "–",
-            f"{run.median('prefill_tokens_per_s', 1):,.0f}",
+            run.engine, run.precision, median_of(run, "decode_tokens_per_s", 1, ",.1f"),
+            median_of(run, "decode_tokens_per_s", 8, ",.1f") + (
+                " (sequential)" if batch8 and batch8.params.get("batching") == "sequential" else ""),
+            median_of(run, "prefill_tokens_per_s", 1, ",.0f"),
             p50_p99(run.metric("ttft_s", 1)), p50_p99(run.metric("tpot_s", 1)),
-            p50_p99(run.detail.find("itl_s")), mbu(run), cores(run),
+            p50_p99(run.detail.find("itl_s")), mbu(run, limits), cores(run),
             (f"{ref.prefill_tokens_per_s:,.0f} / {ref.decode_tokens_per_s:,.1f} "
              f"({ratio_text(run.median('prefill_tokens_per_s', 1), ref.prefill_tokens_per_s)} / "
              f"{ratio_text(decode1, ref.decode_tokens_per_s)})") if ref else "–"])
@@ -197,13 +248,13 @@ SPEED_METHOD = (
     "where the engine has one (llama.cpp: each prompt a sequence of one llama_batch; "
     "onnxruntime-genai and OpenVINO GenAI batch rows of one length); *sequential* marks an "
     "engine that runs them one after another (mistral.rs), not a batch. Medians of 5 "
-    "rounds after 1 "
+    f"rounds after 1 ({CAVEAT} CV n%: the rounds spread past {NOISY_CV:.0%}) "
     "warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about the slowest); ITL "
     "over every token of 5 streams. MBU: the bytes one batch-1 decode step reads (read from the "
     "engine's own files where its adapter can — GGUF, ONNX: every tensor once, a table that is "
     "only gathered left out — else the float32 count scaled to its files' size) times tok/s over "
-    "the best reading of the read bandwidth of the engine's "
-    "device measured in the same run (a CPU row: the host's DRAM, a sum over an array far past "
+    "one read bandwidth for the whole table, named above it: the best reading of every row's "
+    "probe of the engine's device (a CPU row: the host's DRAM, a sum over an array far past "
     "the cache on every core; a CUDA row: the GPU's own memory, never the host's). Cores busy: "
     "the CPU seconds of the engine's process tree over wall seconds, batch 1 / batch 8. Own "
     "tool: llama-bench's prefill / decode on the same file and shape, and ours over it.")
@@ -283,10 +334,14 @@ def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[st
     measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
     about = TRAINED[shape].source if shape in TRAINED else REAL_SHAPES.get(shape, shape)
     lines = [f"### {shape}", "", f"{about}: {SPEED_METHOD}", ""]
+    limits = bandwidth_limits(mine)
     if measured:
         best = measured[0]
         lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
-                  f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU {mbu(best)}.", ""]
+                  f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU "
+                  f"{mbu(best, limits)}.", ""]
+    if limit_line(limits):
+        lines += [limit_line(limits), ""]
     lines += [table(speed_rows(mine), SPEED_HEAD), ""]
     if plot:
         lines += [f"![Decode tok/s against memory, with the Pareto front]({plot})", ""]

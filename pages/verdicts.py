@@ -131,6 +131,21 @@ def in_order(results: list[CellResult]) -> list[CellResult]:
                                  rank.get(r.quantization, len(rank))))
 
 
+def undecided(name: str, prop) -> str:
+    """Why a passing property's deciding measurement did not run ("" where it did): a pass with
+    nothing behind it reads ➖ "not decided", never ✅. text_quality is decided by the
+    perplexity against the reference's; with none (an engine that gives no log-probabilities at
+    every position), its answers alone decide nothing."""
+    if name != "text_quality" or prop is None or prop.status != "pass":
+        return ""
+    texts = [f.text for f in prop.figures.values() if f.text is not None]
+    if not texts or any(t.perplexity is not None for t in texts):
+        return ""
+    text = texts[0]
+    return (f"not decided: no perplexity ({text.no_perplexity or 'none measured'}); "
+            f"{text.answers_same}/{text.answers} greedy answers the reference's")
+
+
 def status_of(result: CellResult, name: str = PROPERTY) -> str:
     """A quality property's verdict in one cell (quantization_quality, or text_quality): the
     cell's first failure where the property never ran."""
@@ -143,6 +158,8 @@ def status_of(result: CellResult, name: str = PROPERTY) -> str:
             else f"{NOT_RUN} {skipped.reason}" if skipped else f"{NOT_RUN} not measured"
     if prop.status == "fail":
         return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
+    if undecided(name, prop):
+        return f"{NOT_RUN} {undecided(name, prop)[:120]}"
     return PASS if prop.status == "pass" else f"{NOT_RUN} {prop.message[:80]}"
 
 
@@ -160,6 +177,8 @@ def property_entry(result: CellResult, name: str, notes: Footnotes,
     prop = result.properties(suite).get(name)
     if prop is None:
         return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
+    if undecided(name, prop):
+        return f"{NOT_RUN} {notes.ref(f'{name}: {undecided(name, prop)}', cid, name, '')}"
     if prop.status == "pass":
         return PASS
     if prop.status == "deviation":

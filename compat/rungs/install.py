@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,6 +54,23 @@ def uv(run: CellRun, cmd: list[str], kind: str, env: dict[str, str] | None = Non
     result = run_tool(cmd, run.limits.install, env={**os.environ, **env} if env else None)
     if result.returncode != 0:
         raise RungFailed(*tool_error("install", result, run.limits.install, kind))
+
+
+STALE_INDEX = re.compile(r"there is no version of ([A-Za-z0-9_.\-]+)==")
+
+
+def sync(run: CellRun, cmd: list[str]) -> None:
+    """`uv pip sync` to the lock; where it finds no such version of a package the resolve rung
+    has just locked (a release published while the run goes: uv's cached index page predates
+    it), once more with that package's index page refreshed. The log says so."""
+    result = run_tool(cmd, run.limits.install)
+    stale = STALE_INDEX.search(result.output) if result.returncode else None
+    if stale:
+        run.log(f"[{run.cell.id}] uv's cached index has no {stale.group(1)} at the locked "
+                "version (released since it was cached): syncing again with it refreshed")
+        result = run_tool([*cmd, "--refresh-package", stale.group(1)], run.limits.install)
+    if result.returncode != 0:
+        raise RungFailed(*tool_error("install", result, run.limits.install, "InstallError"))
 
 
 def build_wheel(run: CellRun, name: str, wheels: Path) -> None:
@@ -104,7 +122,7 @@ def install(run: CellRun) -> Rung:
         build_wheel(run, name, wheels)
     if "llama.cpp" in run.cell.engine.tools:
         build_llama_tools(run)
-    uv(run, [uv_binary(), "pip", "sync", str(run.work / "lock.txt"), "--python", str(run.python),
-             *uv_index_args(), "--find-links", str(wheels)], "InstallError")
+    sync(run, [uv_binary(), "pip", "sync", str(run.work / "lock.txt"), "--python",
+               str(run.python), *uv_index_args(), "--find-links", str(wheels)])
     return Rung("install", "pass",
                 detail=InstallDetail(venv=str(run.venv), python=venv_python_version(run.venv)))

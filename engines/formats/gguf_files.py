@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fixtures.convert import converted
+
 GGUF_NAME = "model.gguf"
 LORA_GGUF_NAME = "adapter.gguf"
 CONTROL, NORMAL, UNUSED = 3, 1, 5  # gguf token types
@@ -233,6 +235,18 @@ def _write_tensors(writer, model_dir: Path, heads: int, kv_heads: int) -> None:
         elif part == "self_attn.k_proj" and kv_heads:
             array = _permute(array, kv_heads)
         writer.add_tensor(f"blk.{layer}.{HF_TO_LAYER[part]}.{kind}", array)
+
+
+def float32_gguf(model_dir: Path) -> Path:
+    """The float32 GGUF written from a fixture (write_gguf), once per content: what llama.cpp,
+    its server and llama-cpp-python's server load, and what a quantization is made from."""
+    return converted(model_dir, "gguf", converter_version(), write_gguf) / GGUF_NAME
+
+
+def context_length(model_dir: Path) -> int:
+    """The context a GGUF engine is given: the fixture's own max_position_embeddings."""
+    return int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+               ["max_position_embeddings"])
 
 
 def write_gguf_lora(adapter_dir: Path, out: Path, config: dict) -> None:

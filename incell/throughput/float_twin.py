@@ -13,6 +13,10 @@ import contextlib
 import multiprocessing
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the twin imports its engine's side lazily, in the spawned process
+    from incell.throughput.timing import Round
 
 SETTLE_S = 0.3
 """Pause after each side's round: OpenMP pools spin for up to 200 ms after their last region
@@ -64,7 +68,8 @@ class FloatTwin:
             raise RuntimeError(f"the float twin stopped: {answer[1]}")
         return answer
 
-    def round(self) -> tuple:
+    def round(self) -> Round:
+        """One round of the float model, timed in its process as the quantized one's is."""
         self._conn.send("round")
         return self._answer()[1]
 

@@ -53,12 +53,15 @@ def test_quantized_against_float(benchmark, measured, engine, float_engine, *, p
         time.sleep(SETTLE_S)
         return mine, float_engine.round()
 
-    pairs = [(q, f) for q, f in rounds(benchmark, prof, pair, measured) if q[1] > 0 and f[1] > 0]
+    timed = rounds(benchmark, prof, pair, measured)
+    pairs = [(q, f) for q, f in timed if q.decode_s > 0 and f.decode_s > 0]
     assert pairs, "no pair timed a decode on both sides"
     params = {"batch": 1, "input_tokens": length, "new_tokens": prof.new_tokens,
-              "float": f"{float_engine.dtype}, unquantized, in its own process"}
+              "float": f"{float_engine.dtype}, unquantized, in its own process",
+              "rejected_rounds": len(timed) - len(pairs)}
     for side, at, how in (("quantized", 0, route), ("float", 1, float_engine.route)):
         measured.metrics += [
-            record("paired_decode_tokens_per_s", [p[at][2] / p[at][1] for p in pairs], side=side,
-                   timed=how, **params),
-            record("paired_ttft_s", [p[at][0] for p in pairs], side=side, timed=how, **params)]
+            record("paired_decode_tokens_per_s",
+                   [p[at].decode_tokens / p[at].decode_s for p in pairs], side=side, timed=how,
+                   **params),
+            record("paired_ttft_s", [p[at].ttft_s for p in pairs], side=side, timed=how, **params)]

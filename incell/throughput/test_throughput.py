@@ -117,19 +117,19 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
     cores = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
     measured.cores_busy[f"batch{batch}-in{length}"] = round(cores, 2)
     note_weights(measured, engine)
-    ttft, e2e = [r[0] for r in timed], [r[3] for r in timed]
-    kept = [(d, k) for _, d, k, _, _, _ in timed if d > 0]
+    ttft, e2e = [r.ttft_s for r in timed], [r.e2e_s for r in timed]
+    kept = [(r.decode_s, r.decode_tokens) for r in timed if r.decode_s > 0]
     params = {"batch": batch, "input_tokens": length, "new_tokens": n,
               **({"batching": "sequential"} if batch > 1 and not engine.capabilities.batch_decode
                  else {})}
     timing = {"timed": route,
               "rejected_rounds": len(timed) - len(kept)}
     measured.metrics += [
-        record("prefill_tokens_per_s", [r[5] / r[0] for r in timed], **params,
-               **({"prompt_tokens_fed": [r[5] for r in timed]} if text else {})),
+        record("prefill_tokens_per_s", [r.prompt_tokens / r.ttft_s for r in timed], **params,
+               **({"prompt_tokens_fed": [r.prompt_tokens for r in timed]} if text else {})),
         record("ttft_s", ttft, **params),
         record("e2e_s", e2e, **params),
-        record("harness_overhead", overhead(benchmark, [r[4] for r in timed]), **params),
+        record("harness_overhead", overhead(benchmark, [r.engine_s for r in timed]), **params),
     ]
     if kept:
         measured.metrics += [

@@ -1,14 +1,31 @@
 """How a generation round is timed (incell/throughput/test_throughput.py's test_generation): one
 streamed call where the engine streams ids at batch 1, else two calls (on text where the engine
-takes no ids). Each maker returns the round to time; a round returns (TTFT, decode seconds,
-decode tokens, end-to-end, seconds inside the engine's calls, prompt tokens fed to the first
-call)."""
+takes no ids). Each maker returns the round to time; a round returns a `Round`, its figures
+named where they are born."""
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from engines.base import SamplingParams
+
+
+class Round(NamedTuple):
+    """One timed generation round."""
+
+    ttft_s: float
+    """To the first token (the first delta with ids, or the one-token call)."""
+    decode_s: float
+    """From the first token to the last: 0 or less where the round cannot time decode (two calls
+    whose first outlasted its second), and the round is dropped from decode."""
+    decode_tokens: int
+    """Tokens made after the first, over the batch's row (the engine's own ids)."""
+    e2e_s: float
+    engine_s: float
+    """Seconds inside the engine's calls (the harness's own time is the rest of the round)."""
+    prompt_tokens: int
+    """Tokens fed to the first call: batch × length, or the engine's own count on text."""
 
 
 def streamed_round(engine, prompts, prof, batch: int, length: int):
@@ -29,8 +46,9 @@ def streamed_round(engine, prompts, prof, batch: int, length: int):
         ended = time.perf_counter()
         if sum(counts) != n:
             raise AssertionError(f"asked for exactly {n} tokens (EOS off), got {sum(counts)}")
-        return (stamps[0] - t0, stamps[-1] - stamps[0], n - counts[0], stamps[-1] - t0, ended - t0,
-                length)
+        return Round(ttft_s=stamps[0] - t0, decode_s=stamps[-1] - stamps[0],
+                     decode_tokens=n - counts[0], e2e_s=stamps[-1] - t0, engine_s=ended - t0,
+                     prompt_tokens=length)
 
     return one_round
 
@@ -62,7 +80,8 @@ def two_calls_round(engine, prompts, prof, batch: int, length: int, *, text: boo
                                  f"made {made}")
         tokens = sum(len(c.prompt_token_ids) if c.prompt_tokens is None else c.prompt_tokens
                      for c in fed) if text else batch * length
-        return t1 - t0, (t2 - t1) - (t1 - t0), n - 1, t2 - t1, t2 - t0, tokens
+        return Round(ttft_s=t1 - t0, decode_s=(t2 - t1) - (t1 - t0), decode_tokens=n - 1,
+                     e2e_s=t2 - t1, engine_s=t2 - t0, prompt_tokens=tokens)
 
     return one_round
 

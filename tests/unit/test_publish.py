@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compat.matrix import load as load_matrix
-from pages.includes import IncludeError, field_of, figure, formatted
+from pages.includes import BLOCK, INCLUDE, IncludeError, field_of, figure, formatted, prose_files
 from pages.publish import check, publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +93,43 @@ def test_field_paths_and_formats() -> None:
     assert formatted(243.0, "min-s") == "4 min 3 s"
     assert formatted(0.04567, "ms") == "45.7"
     assert formatted(12693.4, ",.0f") == "12,693"
+
+
+NUMBER = r"\d[\d,]*(?:\.\d+)?"
+UNITS = r"tok/s|tokens/s|sentences/s|sent/s|req/s|GB/s|TB/s|TFLOP/s|GFLOP/s|ms|µs|s|min|%|×"
+FIGURE = re.compile(rf"(?<![\w.\-/=]){NUMBER}\s?(?:{UNITS})(?![\w/])")
+BOUND_BEFORE = re.compile(r"(?:≥|≤|>|<|±|\+|within|above|below|more than|less than|at least|"
+                          r"at most|past|over|under|every|each|the first|of|by)\s*$")
+DEFINED_AFTER = re.compile(r"^\s*(?:\+|interval|bootstrap|order-statistic|the last-level|576|of the "
+                           r"truth|late|of a core|of throughput|of the streams|of what)")
+"""A number with a unit that states a bound, a tolerance or a shape (CV above 10%, a 95%
+interval, 8 × the cache), not something measured."""
+
+
+def hand_figures(text: str) -> list[str]:
+    """Measured-looking figures in prose outside includes and code spans."""
+    text = INCLUDE.sub("", BLOCK.sub("", text))
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = re.sub(r"`[^`]*`", "``", line)  # a code span quotes a command or a message
+        for m in FIGURE.finditer(line):
+            if BOUND_BEFORE.search(line[:m.start()]) or DEFINED_AFTER.search(line[m.end():]):
+                continue
+            found.append(f"{number}: {m.group(0)!r} in {line.strip()[:120]!r}")
+    return found
+
+
+def test_prose_quotes_no_measured_figure_by_hand() -> None:
+    """README.md and docs/ hold no measured figure outside an include that the report renders
+    from its record: a figure typed by hand goes stale the day the tables move."""
+    found = {path.name: hand_figures(path.read_text(encoding="utf-8"))
+             for path in prose_files(ROOT)}
+    assert not {name: lines for name, lines in found.items() if lines}
+
+
+def test_the_figure_finder_finds_a_typed_figure_and_spares_a_bound() -> None:
+    assert hand_figures("decodes at 35.8 tok/s, TTFT 27 ms") == [
+        "1: '35.8 tok/s' in 'decodes at 35.8 tok/s, TTFT 27 ms'",
+        "1: '27 ms' in 'decodes at 35.8 tok/s, TTFT 27 ms'"]
+    assert hand_figures("a ⚠️ mark above 10%; its 95% interval; `timeout 300 s`") == []
+    assert hand_figures("<!-- fig a.json#x value -->35.8<!-- /fig --> tok/s") == []

@@ -208,18 +208,21 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
     row = next(line for line in page.splitlines() if "`q4_0`" in line)
     assert [c.strip() for c in row.strip("|").split("|")] == [
         "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "–", "–",
-        "6,000", "2.00× [2.00, 2.00]", "–", "–", "300", "1.00 MiB (25%)"]
+        "6,000", "2.00× [2.00, 2.00] (5 / 5 rounds)", "–", "–", "300", "1.00 MiB (25%)"]
     assert "![Quality loss against speed" in page
-    # pairs timed inside the quantized cell's own run take the place of the other cell's
-    paired = quant_cell("llama_cpp", "q4_0", figures(0.02, 1 << 20), 6000.0)
-    paired.bench.metrics += [
-        record("paired_decode_tokens_per_s", samples, side=side, batch=1, input_tokens=16,
-               float="float32, unquantized, in its own process")
-        for side, samples in (("quantized", [200.0, 220.0, 180.0]), ("float", [100.0, 100.0, 100.0]))]
-    row = next(line for line in quantization_page([results[0], paired], [], plotted=False)
-               .splitlines() if "`q4_0`" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[10:12] == ["2.00× [2.00, 2.00]", "2.00× [1.80, 2.20]"]
+    # pairs timed inside the quantized cell's own run beside the two cells' ratio, with their
+    # count; under 10 pairs no interval is claimed
+    for quantized, shown in (([200.0, 220.0, 180.0] * 3 + [200.0], "2.00× [1.80, 2.20] (10 pairs)"),
+                             ([200.0, 220.0, 180.0], "too few pairs (3 pairs)")):
+        paired = quant_cell("llama_cpp", "q4_0", figures(0.02, 1 << 20), 6000.0)
+        paired.bench.metrics += [
+            record("paired_decode_tokens_per_s", samples, side=side, batch=1, input_tokens=16,
+                   float="float32, unquantized, in its own process")
+            for side, samples in (("quantized", quantized), ("float", [100.0] * len(quantized)))]
+        row = next(line for line in quantization_page([results[0], paired], [], plotted=False)
+                   .splitlines() if "`q4_0`" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[10:12] == ["2.00× [2.00, 2.00] (5 / 5 rounds)", shown]
 
 
 def test_pareto_front() -> None:
@@ -240,7 +243,7 @@ def test_a_cuda_cell_is_its_own_row_saying_why_it_did_not_run() -> None:
                                         200.0)]))
     assert [(r[1], r[2], r[10]) for r in rows] == [
         ("`none`", "✅", "baseline"),
-        ("`awq`", "✅", "1.50× [1.50, 1.50]"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
+        ("`awq`", "✅", "1.50× [1.50, 1.50] (5 / 5 rounds)"), ("`awq` (cuda)", "➖ needs CUDA", "–")]
 
 
 def test_a_quality_check_that_did_not_run_never_reads_as_passed() -> None:

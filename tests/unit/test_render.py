@@ -406,3 +406,31 @@ def test_the_committed_results_render_into_every_page(tmp_path) -> None:
     for page in ("COMPATIBILITY.md", "CONFORMANCE.md", "ENGINES.md", "SERVING.md",
                  "QUANTIZATION.md", "THROUGHPUT.md"):
         assert (tmp_path / "out" / page).stat().st_size > 1000, page
+
+
+def test_a_real_shape_table_holds_every_row_to_one_limit_and_flags_noise(tmp_path) -> None:
+    """Two rows whose own probes read 40 and 30 GB/s at best: both MBUs divide by 40 (the table's
+    one limit, named above it, drifting since the two differ by more than 15%), so the same bytes
+    at the same speed read as the same MBU; a median whose rounds spread past 10% says so."""
+    shape = tmp_path / "r" / "real-shape" / "smollm2-135m-shape"
+    for cid, best, decode in (("llama_cpp-quantnone", 40.0, [20.0] * 5),
+                              ("transformers-quantnone", 30.0, [20.0, 12.0, 28.0, 20.0, 21.0])):
+        bench = shape_bench(20.0, 500_000_000)
+        bench["metrics"][0] = gen_metric("decode_tokens_per_s", "tok/s", 1, decode)
+        bench["metrics"].append({"name": "memory_bandwidth_gb_s", "unit": "GB/s",
+                                 "better": "higher", "samples": [best - 5, best],
+                                 "params": {"access": "read", "device": "cpu", "mib": 256},
+                                 "stats": summarize([best - 5, best])})
+        engine, _, env = cid.partition("-")
+        rungs = [Rung("resolve", "pass", 1.0), Rung("bench", "pass", 60.0, detail=bench)]
+        write_atomic(shape / f"{cid}.json", cell(engine, env, "generation", rungs,
+                                                  axes={"quant": "none"}).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    text = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+    assert ("MBU divides every row by one limit, the best read-bandwidth reading of all the rows' "
+            "probes: the host's DRAM, 40.0 GB/s ⚠️ drifting: the rows' own best readings ranged "
+            "30.0–40.0 GB/s") in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")][:2]
+    assert all("| 25.0% " in row for row in rows), rows  # 500 MB x 20 tok/s over 40 GB/s
+    noisy = next(row for row in rows if "`transformers`" in row)
+    assert "20.0 ⚠️ CV" in noisy and "20.0 ⚠️" not in rows[0]

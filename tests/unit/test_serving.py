@@ -155,13 +155,14 @@ def test_an_api_departure_does_not_stop_the_bench(tmp_path) -> None:
 
 def test_latency_falling_as_load_rises_is_said_with_its_intervals() -> None:
     """Two closed-loop points whose p50 intervals lie apart, the higher load faster: the page
-    says so, with the figures; the same latencies at both loads say nothing."""
+    says so, with the figures, and names a batch's step time as a cause only where the server
+    batches (its req/s grew with users); the same latencies at both loads say nothing."""
     from bench.loadgen import Load, Run, Sample
     from bench.serving import measure
     from pages.loadgen import falling
 
-    def point(users: int, gap: float) -> object:
-        starts = [0.1 * i for i in range(40)]
+    def point(users: int, gap: float, requests: int = 40) -> object:
+        starts = [4.0 / requests * i for i in range(requests)]
         samples = [Sample(scheduled=t, sent=t, end=t + 0.05 + gap + 0.001 * (i % 5),
                           events=[t + 0.05, t + 0.05 + gap + 0.001 * (i % 5)], tokens=[1, 1],
                           text=" a b", usage_tokens=2) for i, t in enumerate(starts)]
@@ -171,8 +172,31 @@ def test_latency_falling_as_load_rises_is_said_with_its_intervals() -> None:
         return ServeBenchDetail(engine="demo_server", server="demo serve", fixture="tiny-shape",
                                 startup_s=1.0, input_tokens=16, output_tokens=2, runs=list(runs))
 
-    lines = falling(detail(point(1, 0.25), point(2, 0.15)))
+    lines = falling(detail(point(1, 0.25), point(2, 0.15, requests=80)))
     assert lines and lines[0].startswith("⚠️ Latency falls as load rises, the p50 intervals apart")
     assert "ITL p50 252 ms [251–253] at 1 users, 152 ms [151–153] at 2" in lines[0]
     assert "--fixture tiny-shape --batches 1,2,3,4" in lines[0]
+    one_at_a_time = falling(detail(point(1, 0.25), point(2, 0.15)))[0]
+    assert "This server does not batch (req/s 9.50 at 2 users against 9.25 at 1)" in one_at_a_time
+    assert "--batches" not in one_at_a_time
     assert falling(detail(point(1, 0.25), point(2, 0.25))) == []
+
+
+def test_a_point_that_breaks_littles_law_is_not_a_valid_point() -> None:
+    """N users hold at most N requests in flight: req/s × mean end-to-end past N means the window
+    counted requests it did not hold whole, and the point says so."""
+    from bench.loadgen import Load, Run, Sample
+    from bench.serving import measure
+    from pages.loadgen import run_row, unsteady
+
+    def point(users: int) -> object:  # 40 requests of 0.3 s ending in a 4 s window
+        starts = [0.1 * i for i in range(40)]
+        samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.05, t + 0.3],
+                          tokens=[1, 1], text=" a b", usage_tokens=2) for t in starts]
+        return measure(Run(Load("closed", concurrency=users), samples, (0.0, 4.0), 4.0, 0.3, [0.001]))
+
+    one = point(1)
+    assert unsteady(one).startswith("not a steady state: req/s × mean end-to-end = 2.")
+    assert unsteady(one).endswith("> 1 users (Little's law)")
+    assert run_row(one)[1].startswith("⚠️ invalid: not a steady state")
+    assert unsteady(point(4)) == ""

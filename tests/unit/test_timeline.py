@@ -48,13 +48,18 @@ def test_a_timeline_block_renders_and_goes_stale(tmp_path: Path) -> None:
     recorder.write()
     (tmp_path / "README.md").write_text(
         "<!-- timeline records/run/timeline-x.json lines 2 -->\nold\n<!-- /timeline -->\n"
-        "first: <!-- fig records/run/timeline-x.json#verdicts.a-1 value min-s -->?<!-- /fig -->\n")
+        "first: <!-- fig records/run/timeline-x.json#verdicts.a-1 value min-s -->?<!-- /fig -->\n"
+        "all: <!-- fig records/run/timeline-x.json#summary.all_engines_s value min-s -->?<!-- /fig -->\n")
     text = rewrite((tmp_path / "README.md").read_text(), reports)
     assert "```text\nnox > [a-1] resolve     ok (1.2s) - Fallback: x\n" \
            "nox > [b-1] resolve     ok (2.5s)\n```\n<!-- /timeline -->" in text
     assert "-->40 s<!-- /fig -->" in text
+    summary = recorder.timeline.summary()
+    assert summary["first_verdict_s"] == 30.0 and summary["all_engines_s"] == 40.0
+    assert summary["rung_sums"] == {"resolve": 3.75} and summary["cells_climbed"] == 2
     found = sorted(str(p) for p in stale([tmp_path / "README.md"], reports, tmp_path))
     assert found[0].startswith("README.md:1: the include shows 'old\\n")
     assert found[1] == "README.md:4: the include shows '?', its record gives '40 s'"
+    assert found[2] == "README.md:5: the include shows '?', its record gives '40 s'"
     (tmp_path / "README.md").write_text(text)
     assert stale([tmp_path / "README.md"], reports, tmp_path) == []
