@@ -19,7 +19,7 @@ what needs no token count run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +28,13 @@ from tokenizers import Tokenizer
 
 from core.errors import InfermatrixError
 from engines.base import Capabilities, Deviation, SamplingParams, UnsupportedCapabilityError
-from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
+from engines.http.client import (
+    TEXT_API,
+    TEXT_API_DEVIATIONS,
+    TEXT_API_UNSUPPORTED,
+    ServerEmbedder,
+    ServerGenerator,
+)
 from engines.http.wire import OpenAIClient, ServerError
 
 URL_ENV, MODEL_ENV, KEY_ENV, FIELDS_ENV, REFERENCE_ENV = (
@@ -168,18 +174,7 @@ class _AtEndpoint:
 class EndpointGenerator(_AtEndpoint, ServerGenerator):
     """/v1/completions of a server at a URL; token ids are its text encoded with --tokenizer."""
 
-    capabilities = Capabilities(
-        streaming=True,
-        chat=False,
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=False,  # OpenAI's semantics
-        logprobs=False,
-        token_input=False,
-        min_new_tokens=False,
-        stop_token_ids=False,
-        batching=True,
-    )
+    capabilities = replace(TEXT_API, chat=False)
     unsupported: ClassVar[dict[str, str]] = {
         **TEXT_API_UNSUPPORTED,
         "chat": "the model behind the endpoint is not the suite's: it has no template reference "

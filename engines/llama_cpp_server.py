@@ -12,14 +12,15 @@ short (under load, the load benchmark counts those as errors).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import llama_cpp.server.app  # noqa: F401  (the import rung imports the server)
 
-from engines.base import Capabilities, Deviation, SamplingParams
+from engines.base import Deviation, SamplingParams
 from engines.formats.gguf_files import context_length, float32_gguf, threads
-from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.http.client import TEXT_API, TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
 
 
 class LlamaCppServerGenerator(ServerGenerator):
@@ -29,18 +30,8 @@ class LlamaCppServerGenerator(ServerGenerator):
     in_process = "llama_cpp"
     prefix_cache = "no switch"  # the server's one Llama keeps the longest prefix evaluated
     prefix_cache_switch = "none: Llama.generate(reset=True) reuses it, and no server setting stops it"
-    capabilities = Capabilities(
-        streaming=True,
-        chat=True,  # /v1/chat/completions, the template from the model's own metadata
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=False,
-        logprobs=False,
-        token_input=False,
-        min_new_tokens=True,
-        stop_token_ids=False,
-        batching=True,
-    )
+    # chat: /v1/chat/completions, the template from the model's own metadata
+    capabilities = replace(TEXT_API, min_new_tokens=True)
     logprob_tolerance = 2e-2  # as the in-process adapter (float16 KV cache)
     unsupported: ClassVar[dict[str, str]] = {
         **TEXT_API_UNSUPPORTED,

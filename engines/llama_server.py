@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engines import LLAMA_TOOLS_ENV as TOOLS_ENV
 from engines.base import (
-    Capabilities,
     ChatMessage,
     Completion,
     Deviation,
@@ -30,7 +30,7 @@ from engines.base import (
     StreamDelta,
 )
 from engines.formats.gguf_files import context_length, float32_gguf, threads
-from engines.http.client import TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.http.client import TEXT_API, TEXT_API_UNSUPPORTED, ServerGenerator
 from engines.http.wire import ServerError
 
 SLOTS = 4
@@ -54,18 +54,7 @@ class LlamaServerGenerator(ServerGenerator):
     in_process = "llama_cpp"
     prefix_cache = "switch"  # a slot keeps its last prompt's cache and reuses its prefix
     prefix_cache_switch = "llama-server --no-cache-prompt"
-    capabilities = Capabilities(
-        streaming=True,
-        chat=True,
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=False,
-        logprobs=False,
-        token_input=True,
-        min_new_tokens=False,
-        stop_token_ids=False,
-        batching=True,
-    )
+    capabilities = replace(TEXT_API, token_input=True)
     logprob_tolerance = 2e-2  # as the in-process adapter (float16 KV cache)
     prompt_as_ids = True
     ids_from_server = True

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import transformers.cli.serving.server  # noqa: F401  (the import rung imports the server)
 
-from engines.base import Capabilities, Deviation, InvalidParameterError, SamplingParams
-from engines.http.client import TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
+from engines.base import Deviation, InvalidParameterError, SamplingParams
+from engines.http.client import TEXT_API, TEXT_API_DEVIATIONS, TEXT_API_UNSUPPORTED, ServerGenerator
 
 DTYPES = ("float32", "float16", "bfloat16")
 IGNORED = "/v1/completions accepts `{field}` and ignores it (UNUSED_LEGACY_COMPLETION_FIELDS)"
@@ -31,18 +32,8 @@ class TransformersServerGenerator(ServerGenerator):
 
     server_name = "transformers serve"
     in_process = "transformers"
-    capabilities = Capabilities(
-        streaming=True,
-        chat=True,  # /v1/chat/completions, the template from the model's own metadata
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=True,  # it stops after the token that completes the string, kept
-        logprobs=False,
-        token_input=False,
-        min_new_tokens=True,
-        stop_token_ids=False,
-        batching=True,
-    )
+    # it stops after the token that completes a stop string, and keeps the string
+    capabilities = replace(TEXT_API, min_new_tokens=True, stop_string_kept=True)
     unsupported: ClassVar[dict[str, str]] = {
         **TEXT_API_UNSUPPORTED, "logprobs": "/v1/completions accepts `logprobs` and returns none",
         "stop_token_ids": "OpenAI's API has none; a generation_config eos_token_id ends the row "

@@ -11,13 +11,14 @@ vllm.entrypoints.openai.api_server`, the same arguments). vLLM's API returns tok
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import vllm.entrypoints.openai.api_server  # noqa: F401  (the import rung imports the server)
 
 from engines.base import Capabilities, InvalidParameterError, SamplingParams
-from engines.http.client import TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
+from engines.http.client import TEXT_API, TEXT_API_UNSUPPORTED, ServerEmbedder, ServerGenerator
 from engines.vllm import DTYPES, kv_cache_bytes
 
 # The KV cache on the CPU build is given in bytes, sized as the in-process adapter sizes it; on a
@@ -42,18 +43,8 @@ class VllmServerGenerator(ServerGenerator):
     in_process = "vllm"
     prefix_cache = "switch"
     prefix_cache_switch = "vllm serve --no-enable-prefix-caching"
-    capabilities = Capabilities(
-        streaming=True,
-        chat=True,
-        seeded_sampling=True,
-        stop_strings=True,
-        stop_string_kept=False,  # OpenAI's semantics: the matched string is not returned
-        logprobs=True,
-        token_input=True,
-        min_new_tokens=True,
-        stop_token_ids=True,
-        batching=True,
-    )
+    capabilities = replace(TEXT_API, logprobs=True, token_input=True, min_new_tokens=True,
+                           stop_token_ids=True)
     logprob_tolerance = 1e-2  # as the in-process adapter: the same kernels
     ids_from_server = True
     prompt_as_ids = True

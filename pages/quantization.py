@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval, ratio_interval
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
+from fixtures.catalog import TRAINED
 from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
 from pages.trained_quality import label, trained_section
 from pages.verdicts import PROPERTY, in_order, status_of
@@ -341,7 +342,8 @@ def quantization_page(results: list[CellResult], problems: list[str], plotted: b
         lines += ["![Quality loss against speed, Pareto front marked](quantization.png)", ""]
     # a table holds one model: a cell that runs only the trained model (the shipped GGUF) has its
     # figures in the trained section above, never among small-llama's
-    generation = [r for r in cells if r.cell.kind == "generation" and "small-llama" in r.cell.fixtures]
+    generation = [r for r in cells if r.cell.kind == "generation"
+                  and not (r.cell.fixtures and set(r.cell.fixtures) <= set(TRAINED))]
     embedding = [r for r in cells if r.cell.kind == "embedding"]
     if generation:
         lines += ["### Generation", "", table(rows_of(generation), GENERATION_HEAD), ""]

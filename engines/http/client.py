@@ -27,6 +27,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from engines.base import (
+    Capabilities,
     ChatMessage,
     Completion,
     Deviation,
@@ -54,6 +55,12 @@ TEXT_API_UNSUPPORTED = {
 TEXT_API_DEVIATIONS = {name: Deviation(TEXT_ONLY)
                        for name in ("length_contract", "greedy_parity", "stop_strings")}
 """The properties whose ids a text-only API cannot give back exactly."""
+TEXT_API = Capabilities(streaming=True, chat=True, seeded_sampling=True, stop_strings=True,
+                        stop_string_kept=False, logprobs=False, token_input=False,
+                        min_new_tokens=False, stop_token_ids=False, batching=True)
+"""What an OpenAI-compatible text API offers: streaming, chat, seeded sampling, stop strings cut
+as OpenAI cuts them (the matched string not returned), batches of prompts; no logprobs, ids in or
+floors unless a server says otherwise (`dataclasses.replace(TEXT_API, ...)`, with why)."""
 
 
 class ServedModel(abc.ABC):
