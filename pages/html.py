@@ -23,7 +23,7 @@ def slug(word: str) -> str:
 def page(title: str, body: str, *, depth: int = 0, here: str = "") -> str:
     """A whole page: the header with the site's navigation, then `body`."""
     up = "../" * depth
-    nav = [("index.html", "Matrix"), ("history.html", "History"),
+    nav = [("index.html", "Matrix"), ("cells.html", "Cells"), ("history.html", "History"),
            *[(name, label) for name, label in PAGES.values()], ("badges.html", "Badges"),
            ("docs/index.html", "Docs")]
     links = " ".join(f'<a href="{up}{href}"{" class=here" if href == here else ""}>{esc(label)}</a>'

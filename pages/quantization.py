@@ -254,7 +254,7 @@ def pareto(points: list[tuple[str, float, float]]) -> list[str]:
 
 def plot(results: list[CellResult], path: Path) -> bool:
     """KL mean against decode tok/s, one point per engine × quantization, the front joined."""
-    from pages.plotting import pyplot, save
+    from pages.plotting import legend_beside, named_points, pyplot, save
 
     points = []
     for r in results:
@@ -266,18 +266,15 @@ def plot(results: list[CellResult], path: Path) -> bool:
     if plt is None or len(points) < 2:
         return False
     front = set(pareto(points))
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for name, speed, kl in points:
-        ax.scatter(speed, kl, marker="o" if name in front else "x", color="C0" if name in front
-                   else "C7", zorder=3)
-        ax.annotate(name, (speed, kl), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    named_points(ax, points)
     line = sorted((s, k) for n, s, k in points if n in front)
     ax.plot([s for s, _ in line], [k for _, k in line], color="C0", lw=1, zorder=2,
             label="Pareto front (faster and closer)")
     ax.set_xlabel("decode tok/s at batch 1 (higher is better)")
     ax.set_ylabel("mean KL from float32, nats (lower is better)")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    legend_beside(ax)
     ax.set_title("Quantization: quality loss against speed (small-llama)")
     return save(plt, fig, path)
 

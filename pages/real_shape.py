@@ -361,7 +361,7 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
     """Decode tok/s at batch 1 against the weights on disk, per shape, the Pareto front drawn."""
-    from pages.plotting import pyplot, save
+    from pages.plotting import legend_beside, named_points, pyplot, save
 
     plt = pyplot()
     shapes = sorted({r.shape for r in runs})
@@ -371,13 +371,11 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
     data = {s: rows for s, rows in data.items() if rows}
     if plt is None or not data:
         return False
-    fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(8 * len(data), 5.5))
+    fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(10.5 * len(data), 5.5))
     for ax, (shape, rows) in zip(axes[0], data.items(), strict=True):
         xs, ys = [x for _, x, _ in rows], [y for _, _, y in rows]
-        ax.scatter(xs, ys, color="#4c72b0", zorder=3)
-        for run, x, y in rows:
-            ax.annotate(f"{run.engine.replace('`', '')} {run.precision}", (x, y), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+        named_points(ax, [(f"{run.engine.replace('`', '')} {run.precision}", x, y)
+                          for run, x, y in rows])
         front = pareto(list(zip(xs, ys)))
         ax.plot([xs[i] for i in front], [ys[i] for i in front], color="#c44e52", zorder=2,
                 label="Pareto front: no other row is both smaller and faster")
@@ -386,6 +384,6 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
         ax.set_ylabel("decode tok/s, batch 1 (median)")
         ax.set_title(shape)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        legend_beside(ax)
     return save(plt, fig, path)
 

@@ -5,8 +5,9 @@ GitHub Pages.
     python -m pages.site [RESULTS ...] [--reports reports/] [--out reports/site]
                            [--matrix compat/matrix.toml] [--base-url https://OWNER.github.io/REPO]
 
-- index.html: the matrix (cells × verdict), filters by engine, kind, axis, verdict and device,
-  the undeclared failures on top;
+- index.html: the matrix as users expect it, engines by environments per kind, each square its
+  cell's verdict linking to its page; the undeclared failures on top;
+- cells.html: every cell in one list, filters by engine, kind, axis, verdict and device;
 - cells/<id>.html: a cell's verdict and rung timings, the full error and log tail, the resolver's
   fallbacks, the resolved versions (the lock to download), conformance property by property,
   its figures, its history, and the command that reproduces it;
@@ -39,12 +40,15 @@ from pages.docs_site import write_docs
 from pages.headline import NAMES, ORDER, failure_line, marks_of
 from pages.history import HISTORY, VERDICTS, read_history, results_of
 from pages.html import PAGES, esc, markdown_page, page, rows_table, slug
-from pages.markdown import Footnotes
+from pages.markdown import KINDS, Footnotes
 from pages.site_cell import cell_page
 from pages.site_history import history_page
 from pages.verdicts import foreign, key_versions, verdict
 
 ASSETS = Path(__file__).parent / "site_assets"
+LEGEND_HTML = ("Legend: ✅ pass · ⚠️ pass with a caveat (a declared deviation) · ❌ an undeclared "
+               "failure · ⛔ a known incompatibility (declared in the matrix) · ➖ not run (its "
+               "reason on the cell's page).")
 BADGE_COLORS = {"pass": "brightgreen", "caveat": "yellow", "fail": "red", "known": "lightgrey",
                 "not run": "inactive"}
 
@@ -68,20 +72,53 @@ class Site:
 
     # -- the matrix ------------------------------------------------------------------------
     def index(self, banner: str = "") -> str:
+        """The front page: the grid users expect (engines by environments, as COMPATIBILITY.md
+        shows them), each square linking to its cell's page; the undeclared failures above it,
+        the list of every cell with its filters one click away (cells.html)."""
         counts = {m: sum(1 for v in self.marks.values() if v == m) for m in ORDER}
         summary = " · ".join(f"{counts[m]} {m} {NAMES[m]}" for m in ORDER if counts[m])
         failing = [r for r in self.results if self.marks[r.cell.id] == "❌"]
         body = [f"<h1>Compatibility matrix</h1><p class=live>{esc(banner)}</p>" if banner else
-                "<h1>Compatibility matrix</h1>", f"<p>{len(self.results)} cells: {esc(summary)}.</p>"]
+                "<h1>Compatibility matrix</h1>", f"<p>{len(self.results)} cells: {esc(summary)}. "
+                "Every cell in a list, with filters by engine, kind, axis, verdict and device: "
+                "<a href='cells.html'>the cells</a>.</p>"]
         if failing:
             body += ["<h2>Undeclared failures</h2><ul>"]
             body += [f"<li><a href='cells/{esc(r.cell.id)}.html'>{esc(r.cell.id)}</a>: "
                      f"{esc(failure_line(r))}</li>" for r in failing]
             body += ["</ul>"]
-        body += [self.filters(counts),
-                 "<p>Legend: ✅ pass · ⚠️ pass with a caveat (a declared deviation) · ❌ an "
-                 "undeclared failure · ⛔ a known incompatibility (declared in the matrix) · ➖ not run "
-                 "(its reason on the cell's page).</p>"]
+        body += [f"<p>{LEGEND_HTML} A square links to its cell's page: its error, log, lock and the "
+                 "command that reproduces it.</p>", *self.grid()]
+        return page("Matrix", "\n".join(body), here="index.html")
+
+    def grid(self) -> list[str]:
+        """Per kind of engine, a table of engines by environments, a verdict square each."""
+        parts = []
+        for kind, heading in KINDS:
+            cells = [r for r in self.results if r.cell.kind == kind]
+            if not cells:
+                continue
+            by_square = {(r.cell.engine, r.cell.env): r for r in cells}
+            envs = sorted({r.cell.env for r in cells})
+            rows = [[esc(engine), *(self.square(by_square.get((engine, env))) for env in envs)]
+                    for engine in sorted({r.cell.engine for r in cells})]
+            table = rows_table(["engine", *(esc(env) for env in envs)], rows)
+            parts += [f"<h2>{esc(heading)}</h2>", table.replace("<table", "<table class=grid", 1)]
+        return parts
+
+    def square(self, result: CellResult | None) -> str:
+        if result is None:
+            return ""
+        cid, word = result.cell.id, self.word(result.cell.id)
+        why = failure_line(result) or word
+        return (f"<a class='square v-{slug(word)}' href='cells/{esc(cid)}.html' data-square='{esc(cid)}' "
+                f"title='{esc(cid)}: {esc(why)}'>{self.marks[cid]}</a>")
+
+    def cells(self) -> str:
+        """Every cell in one list, the undeclared failures first in the counts, with filters by
+        engine, kind, axis, verdict and device (a filtered view is a link)."""
+        counts = {m: sum(1 for v in self.marks.values() if v == m) for m in ORDER}
+        body = ["<h1>Every cell</h1>", self.filters(counts), f"<p>{LEGEND_HTML}</p>"]
         rows, attrs = [], []
         for r in self.results:
             word = self.word(r.cell.id)
@@ -96,7 +133,7 @@ class Site:
                          f"class='v-{slug(word)}'")
         body.append(rows_table(["", "cell", "engine", "kind", "environment", "device",
                                 "first failing rung: signature", "versions", "ran"], rows, attrs))
-        return page("Matrix", "\n".join(body), here="index.html")
+        return page("Cells", "\n".join(body), here="cells.html")
 
     def filters(self, counts: dict[str, int]) -> str:
         """The matrix's filters: engine, kind, axis, verdict, device; and how many rows show."""
@@ -175,6 +212,7 @@ def write_site(site: Site, reports: Path, out: Path, banner: str) -> None:
     (out / "badges").mkdir()
     shutil.copytree(ASSETS, out / "assets")
     (out / "index.html").write_text(site.index(banner), encoding="utf-8")
+    (out / "cells.html").write_text(site.cells(), encoding="utf-8")
     (out / "history.html").write_text(history_page(site.history, site.cell_link), encoding="utf-8")
     for r in site.results:
         (out / "cells" / f"{r.cell.id}.html").write_text(cell_page(site, r), encoding="utf-8")

@@ -119,8 +119,31 @@ def test_every_page_loads_without_errors_and_every_link_resolves(site, browser, 
     assert not broken, broken[:20]
 
 
-def test_a_filter_changes_what_is_shown(site, browser, shots) -> None:
+def test_the_front_page_is_the_grid_and_a_square_opens_its_cell(site, browser, shots) -> None:
+    """index.html opens on engines by environments, per kind, as COMPATIBILITY.md shows them:
+    every cell one square, a square its cell's page; the list of every cell one click away."""
     page, errors = opened(browser, site / "index.html")
+    grids = page.locator("table.grid")
+    assert grids.count() == 2  # generation, embedding
+    squares = page.eval_on_selector_all("a[data-square]", "els => els.map(e => e.dataset.square)")
+    every = page.eval_on_selector_all("header a", "els => els.map(e => e.getAttribute('href'))")
+    assert "cells.html" in every
+    cells, _ = opened(browser, site / "cells.html")
+    listed = cells.eval_on_selector_all("tr[data-cell]", "els => els.map(e => e.dataset.cell)")
+    assert sorted(squares) == sorted(listed) and len(squares) > 50
+    engines = page.eval_on_selector_all("table.grid tbody tr td:first-child",
+                                        "els => els.map(e => e.textContent)")
+    assert "llama_cpp" in engines and "sentence_transformers" in engines
+    page.screenshot(path=str(shots / "index-grid.png"), full_page=False)
+    first = squares[0]
+    page.click(f"a[data-square='{first}']")
+    page.wait_for_load_state("load")
+    assert page.url.endswith(f"cells/{first}.html")
+    assert not errors
+
+
+def test_a_filter_changes_what_is_shown(site, browser, shots) -> None:
+    page, errors = opened(browser, site / "cells.html")
     rows = page.locator("tr[data-cell]")
     total = rows.count()
     visible = lambda: page.locator("tr[data-cell]:visible").count()  # noqa: E731
@@ -135,12 +158,12 @@ def test_a_filter_changes_what_is_shown(site, browser, shots) -> None:
     page.select_option("#filter-verdict", "fail")
     assert all(v == "fail" for v in page.eval_on_selector_all(
         "tr[data-cell]:not([hidden])", "els => els.map(e => e.dataset.verdict)"))
-    page.screenshot(path=str(shots / "index-filtered.png"), full_page=True)
+    page.screenshot(path=str(shots / "cells-filtered.png"), full_page=True)
     page.click("#reset")
     assert visible() == total
     # the hash alone selects: a link to a filtered view opens filtered
-    linked, _ = opened(browser, site / "index.html")
-    linked.goto((site / "index.html").as_uri() + "#kind=embedding")
+    linked, _ = opened(browser, site / "cells.html")
+    linked.goto((site / "cells.html").as_uri() + "#kind=embedding")
     linked.reload()
     assert all(k == "embedding" for k in linked.eval_on_selector_all(
         "tr[data-cell]:not([hidden])", "els => els.map(e => e.dataset.kind)"))
@@ -148,7 +171,7 @@ def test_a_filter_changes_what_is_shown(site, browser, shots) -> None:
 
 
 def test_a_failing_cell_page_shows_its_error(site, browser, shots) -> None:
-    index, _ = opened(browser, site / "index.html")
+    index, _ = opened(browser, site / "cells.html")
     failing = [*index.eval_on_selector_all("tr[data-verdict='fail']",
                                            "els => els.map(e => e.dataset.cell)"),
                *index.eval_on_selector_all("tr[data-verdict='known']",
@@ -165,7 +188,7 @@ def test_a_failing_cell_page_shows_its_error(site, browser, shots) -> None:
 
 
 def test_sorting_a_column_orders_its_rows(site, browser) -> None:
-    page, errors = opened(browser, site / "index.html")
+    page, errors = opened(browser, site / "cells.html")
     page.click("th:nth-child(2)")  # the cell id
     ids = page.eval_on_selector_all("tr[data-cell]", "els => els.map(e => e.dataset.cell)")
     assert ids == sorted(ids, key=str.lower)
