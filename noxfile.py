@@ -288,8 +288,8 @@ def audit(session: nox.Session) -> None:
     """The reports audit themselves (pages/audit.py): every derived figure recomputed from its
     inputs, every raw sample held to its device's measured limits, every ✅ to a check that ran.
 
-    nox -s audit [-- RESULTS ...]   results.json files or results folders (default: the
-    committed reports/results.json and reports/cuda/results.json); exit 1 on any finding."""
+    nox -s audit [-- RESULTS ...]   results.json files or records folders (default: the
+    committed reports/records/ and reports/cuda/records/); exit 1 on any finding."""
     session.install(*REPORT_DEPS)
     session.run("python", "-m", "pages.audit", *session.posargs, env={"PYTHONPATH": str(ROOT)})
 

@@ -1,9 +1,8 @@
 """The reports audit themselves: every derived figure recomputed from its inputs, every raw sample
 held to the measured limits of the device it ran on, every ✅ to a check that ran.
 
-    python -m pages.audit                       reports/results.json, reports/cuda/results.json
-                                                and reports/records/ (the real-shape, grid and
-                                                serving records the pages show)
+    python -m pages.audit                       reports/records/ and reports/cuda/records/: the
+                                                committed records every page is rendered from
     python -m pages.audit reports/results.json results/    any results.json, or results folders
 
 Exit 1 with one line per finding (the cell, the check, the figure and what it should be), 0
@@ -23,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.roofline import measured_on
+from core import layout
 from core.bench_details import BenchDetail, LoadRun, MetricRecord, ServeBenchDetail
 from core.results import CellResult, load_results
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""
-DEFAULT = (Path("reports/results.json"), Path("reports/cuda/results.json"), Path("reports/records"))
+DEFAULT = (Path("reports/records"), Path("reports/cuda/records"))
+"""The committed records every page is rendered from (results.json files are their merge)."""
 FAILED_NOTE = re.compile(r"(?<![\d.])0/[1-9]\d*\b")
 """A note that counts none of its cases good ("0/3 prompts the same text")."""
 MEASURED_COUNTS = {"text_quality"}
@@ -204,7 +205,9 @@ def read(paths: list[Path]) -> list[CellResult]:
     results = []
     for path in paths:
         if path.is_dir():
-            found, problems = load_results(sorted(path.rglob("*.json")))
+            # a run's own records (its timeline, the release watch) are not cells
+            found, problems = load_results(sorted(
+                p for p in path.rglob("*.json") if layout.RUN not in p.relative_to(path).parts))
             if problems:
                 raise SystemExit(f"python -m pages.audit: unreadable: {'; '.join(problems)}")
             results += found

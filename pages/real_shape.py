@@ -171,6 +171,25 @@ def limit_line(limits: dict[str, tuple[float, float]]) -> str:
             f"rows' probes: {'; '.join(parts)}.") if parts else ""
 
 
+def itl(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
+    """ITL p50 / p99 where its gaps can be per token; named per delivery where the smallest gap
+    is shorter than reading one token's bytes at the table's bandwidth takes (a stream that hands
+    over several tokens at once: its gaps are between deliveries, not tokens)."""
+    metric = run.detail.find("itl_s") if run.detail else None
+    roof = run.detail.roofline if run.detail else None
+    if metric is None or not metric.samples:
+        return "–"
+    text = p50_p99(metric)
+    if roof is None or roof.cache_resident or roof.device not in limits:
+        return text
+    floor_s = roof.weight_bytes_per_token / (limits[roof.device][0] * 1e9)
+    shortest = min(metric.samples)
+    if shortest >= floor_s:
+        return text
+    return (f"per delivery, not per token: {text} ({CAVEAT} gaps down to {fmt(shortest, 's')}, "
+            f"below the {fmt(floor_s, 's')} a token's bytes take)")
+
+
 def cores(run: ShapeRun) -> str:
     busy = run.detail.threads.cores_busy if run.detail else {}
     return " / ".join(f"{v:.1f}" for v in busy.values()) if busy else "–"
@@ -192,7 +211,7 @@ def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
                 " (sequential)" if batch8 and batch8.params.get("batching") == "sequential" else ""),
             median_of(run, "prefill_tokens_per_s", 1, ",.0f"),
             p50_p99(run.metric("ttft_s", 1)), p50_p99(run.metric("tpot_s", 1)),
-            p50_p99(run.detail.find("itl_s")), mbu(run, limits), cores(run),
+            itl(run, limits), mbu(run, limits), cores(run),
             (f"{ref.prefill_tokens_per_s:,.0f} / {ref.decode_tokens_per_s:,.1f} "
              f"({ratio_text(run.median('prefill_tokens_per_s', 1), ref.prefill_tokens_per_s)} / "
              f"{ratio_text(decode1, ref.decode_tokens_per_s)})") if ref else "–"])
@@ -250,7 +269,10 @@ SPEED_METHOD = (
     "engine that runs them one after another (mistral.rs), not a batch. Medians of 5 "
     f"rounds after 1 ({CAVEAT} CV n%: the rounds spread past {NOISY_CV:.0%}) "
     "warm-up; TTFT and TPOT at batch 1, median / p99 (of 5 rounds, so about the slowest); ITL "
-    "over every token of 5 streams. MBU: the bytes one batch-1 decode step reads (read from the "
+    "over every gap of 5 streams of their own (their prompts longer than the other columns' "
+    "512 tokens: each record's `itl_s` names its length), *per delivery* where a gap is shorter "
+    "than reading one token's bytes can take: the stream hands tokens over in bursts. MBU: the "
+    "bytes one batch-1 decode step reads (read from the "
     "engine's own files where its adapter can — GGUF, ONNX: every tensor once, a table that is "
     "only gathered left out — else the float32 count scaled to its files' size) times tok/s over "
     "one read bandwidth for the whole table, named above it: the best reading of every row's "

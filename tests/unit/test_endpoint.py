@@ -24,7 +24,7 @@ from core.properties import PROPERTIES
 from core.results import load_results
 from engines.endpoint import Endpoint, EndpointError, check_url, public_url
 from engines.http.server import free_port
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 KEY = "sk-infermatrix-test-0123456789abcdef"
 API = PROPERTIES["api"]

@@ -18,7 +18,7 @@ from core.results import write_atomic
 from engines import ENGINES
 from engines.base import REDUCED_PRECISION_DEVIATIONS
 from pages.render import render
-from tests.unit.test_render import cell, passing, shape_bench
+from tests.unit.builders import cell, passing, shape_bench
 
 DATA = Path(__file__).parent / "data"
 H200 = DATA / "h200-real-shape-transformers.json"

@@ -10,7 +10,7 @@ import pytest
 from compat.cell import DEFAULTS, CellRun, RungFailed
 from compat.matrix import parse
 from compat.rungs.install import sync
-from tests.unit.conftest import matrix_data
+from tests.conftest import matrix_data
 
 FAKE_SYNC = """
 import sys

@@ -7,7 +7,7 @@ import ast
 import warnings
 from pathlib import Path
 
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 FLOORS = ("core", "fixtures", "engines", "bench", "incell", "compat", "pages")
 """Bottom to top: a package may import its own floor and the floors below it."""

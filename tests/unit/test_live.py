@@ -8,7 +8,7 @@ import threading
 
 from compat.live import LivePages
 from core.results import ErrorInfo, save
-from tests.unit.test_render import cell, failing_at, passing
+from tests.unit.builders import cell, failing_at, passing
 
 
 def landed(results_dir, *cells) -> None:

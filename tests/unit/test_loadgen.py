@@ -22,7 +22,7 @@ from bench.serving import SloError, measure, parse_slos
 from core.bench_details import Knee, LoadRun
 from core.records import read
 from engines.http.server import free_port
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 TTFT, ITL, TOKENS = 0.1, 0.05, 12
 E2E = TTFT + (TOKENS - 1) * ITL

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from compat.matrix import load, override_slug, parse, slug
 from core.errors import MatrixError
-from tests.unit.conftest import matrix_data
+from tests.conftest import matrix_data
 
 
 def variant(**changes) -> dict:

@@ -9,7 +9,7 @@ import pages.plots
 import pages.plotting
 from compat.matrix import load as load_matrix
 from pages.render import render
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.proc import run_tool
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 # A rung's command: a worker in its own group (as an engine-core process), a "server" in a group
 # of its own, registered as engines/http/server.py registers one; then it hangs.

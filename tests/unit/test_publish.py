@@ -96,7 +96,8 @@ def test_field_paths_and_formats() -> None:
 
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
-UNITS = r"tok/s|tokens/s|sentences/s|sent/s|req/s|GB/s|TB/s|TFLOP/s|GFLOP/s|ms|µs|s|min|%|×"
+UNITS = (r"tok/s|tokens/s|sentences/s|sent/s|req/s|GB/s|TB/s|TFLOP/s|GFLOP/s|ms|µs|s|min|"
+         r"minutes?|seconds?|hours?|%|×")
 FIGURE = re.compile(rf"(?<![\w.\-/=]){NUMBER}\s?(?:{UNITS})(?![\w/])")
 BOUND_BEFORE = re.compile(r"(?:≥|≤|>|<|±|\+|within|above|below|more than|less than|at least|"
                           r"at most|past|over|under|every|each|the first|of|by)\s*$")

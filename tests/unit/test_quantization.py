@@ -18,7 +18,7 @@ from engines.base import Generator, InvalidParameterError
 from fixtures.ensure import build_parity_references
 from pages.quantization import pareto, quantization_page, rows_of
 from pages.verdicts import in_order
-from tests.unit.conftest import REPO, installed, matrix_data
+from tests.conftest import REPO, installed, matrix_data
 
 
 def test_the_quant_axis_makes_cells_only_for_what_each_engine_offers() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
@@ -12,47 +11,15 @@ from compat.bisect import save_record
 from core.details import BisectProbe, BisectRecord, Boundary, Fallback, ResolveDetail
 from core.results import CellResult, ErrorInfo, Rung, write_atomic
 from pages.render import render
-
-RUNG_NAMES = ("resolve", "install", "import", "load", "conformance", "bench")
-
-
-def cell(engine: str, env: str, kind: str, rungs: list[Rung], **info) -> CellResult:
-    if rungs[0].status == "pass":  # what the resolve rung records
-        rungs[0].detail = dataclasses.replace(rungs[0].detail or ResolveDetail(),
-                                              versions={engine: "1.0", "numpy": "2.4.6"})
-    return CellResult(
-        cell={"id": f"{engine}-{env}", "engine": engine, "kind": kind, "env": env,
-              "python": "3.11", "key_packages": [engine, "numpy"], **info},
-        machine={"cpu": "Test CPU", "cores": 2}, started_at="2026-11-23T00:00:00+00:00",
-        rungs=rungs)
-
-
-def passing(bench_detail: dict | None = None) -> list[Rung]:
-    rungs = [Rung(n, "pass", 1.0) for n in RUNG_NAMES]
-    rungs[4].detail = {"properties": {"unit_norm": {"status": "pass", "message": "", "cases": {}},
-                                      "known_value": {"status": "skip",
-                                                      "message": "no published value",
-                                                      "cases": {}}}}
-    rungs[5].detail = bench_detail or {}
-    return rungs
-
-
-def failing_at(rung: str, error: ErrorInfo) -> list[Rung]:
-    out, blocked = [], False
-    for name in RUNG_NAMES:
-        if blocked:
-            out.append(Rung(name, "not_reached", reason=f"{rung} failed"))
-        elif name == rung:
-            out.append(Rung(name, "fail", 2.0, error=error))
-            blocked = True
-        else:
-            out.append(Rung(name, "pass", 1.0))
-    return out
-
-
-def metric(samples: list[float]) -> dict:
-    return {"name": "sentences_per_s", "unit": "sent/s", "better": "higher",
-            "params": {"batch": 32}, "samples": samples, "stats": summarize(samples)}
+from tests.unit.builders import (
+    RUNG_NAMES,
+    cell,
+    failing_at,
+    gen_metric,
+    metric,
+    passing,
+    shape_bench,
+)
 
 
 def every_verdict() -> list[CellResult]:
@@ -288,29 +255,6 @@ def test_the_run_ends_with_its_headline(tmp_path) -> None:
     assert "emb_a-numpy1 broke: fails at import" in text and "COMPATIBILITY.md" in text
 
 
-def gen_metric(name: str, unit: str, batch: int, samples: list[float]) -> dict:
-    return {"name": name, "unit": unit, "better": "higher" if unit.endswith("/s") else "lower",
-            "params": {"batch": batch, "input_tokens": 512 if batch == 1 else 32, "new_tokens": 32},
-            "samples": samples, "stats": summarize(samples)}
-
-
-def shape_bench(decode: float, bytes_: int, note: str = "") -> dict:
-    return {"fixture": "smollm2-135m-shape", "profile": "real", "peak_rss_mib": 900.0,
-            "threads": {"cores_busy": {"batch1-in512": 1.9, "batch8-in32": 2.0}},
-            "weights": {"bytes": bytes_, "note": note, "load_s": 2.5,
-                        "conversions": [{"converter": "gguf", "seconds": 1.2, "bytes": bytes_}]},
-            "roofline": {"weight_bytes_per_token": bytes_, "bandwidth_gb_s": 25.0,
-                         "last_level_cache_bytes": 32 * 2**20,
-                         "decode_batch1": [{"input_tokens": 512, "decode_tokens_per_s": decode,
-                                            "bound_tokens_per_s": 25e9 / bytes_,
-                                            "fraction": bytes_ * decode / 25e9}]},
-            "metrics": [gen_metric("decode_tokens_per_s", "tok/s", 1, [decode] * 5),
-                        gen_metric("decode_tokens_per_s", "tok/s", 8, [decode * 3] * 5),
-                        gen_metric("prefill_tokens_per_s", "tok/s", 1, [300.0] * 5),
-                        gen_metric("ttft_s", "s", 1, [1.5, 1.6, 1.5, 1.5, 1.7]),
-                        gen_metric("tpot_s", "s", 1, [1 / decode] * 5)]}
-
-
 def test_the_real_shape_table_opens_throughput_sorted_with_its_pareto_front(tmp_path) -> None:
     """Rows sorted by batch-1 decode, a run that timed out shown with its minutes, MBU held to
     the measured bandwidth, the plot's front: no row both smaller and faster."""
@@ -394,7 +338,7 @@ def test_the_committed_results_render_into_every_page(tmp_path) -> None:
     from compat.matrix import load as load_matrix
     from core.records import to_json
     from pages.history import results_of
-    from tests.unit.conftest import REPO
+    from tests.conftest import REPO
 
     cells, problems = results_of(json.loads((REPO / "reports" / "results.json").read_text())["cells"])
     assert cells and not problems, problems
@@ -417,6 +361,11 @@ def test_a_real_shape_table_holds_every_row_to_one_limit_and_flags_noise(tmp_pat
                               ("transformers-quantnone", 30.0, [20.0, 12.0, 28.0, 20.0, 21.0])):
         bench = shape_bench(20.0, 500_000_000)
         bench["metrics"][0] = gen_metric("decode_tokens_per_s", "tok/s", 1, decode)
+        # streamed gaps: 20 ms apart, or bursts 5 µs apart (500 MB a token cannot come that fast)
+        gaps = [0.02] * 20 if best == 40.0 else [5e-6, 0.02] * 10
+        bench["metrics"].append({"name": "itl_s", "unit": "s", "better": "lower", "samples": gaps,
+                                 "params": {"batch": 1, "input_tokens": 673, "new_tokens": 32},
+                                 "stats": summarize(gaps)})
         bench["metrics"].append({"name": "memory_bandwidth_gb_s", "unit": "GB/s",
                                  "better": "higher", "samples": [best - 5, best],
                                  "params": {"access": "read", "device": "cpu", "mib": 256},
@@ -434,3 +383,7 @@ def test_a_real_shape_table_holds_every_row_to_one_limit_and_flags_noise(tmp_pat
     assert all("| 25.0% " in row for row in rows), rows  # 500 MB x 20 tok/s over 40 GB/s
     noisy = next(row for row in rows if "`transformers`" in row)
     assert "20.0 ⚠️ CV" in noisy and "20.0 ⚠️" not in rows[0]
+    # ITL is per token, or named per delivery: 5 µs is shorter than 500 MB at 40 GB/s (12.5 ms)
+    assert "per delivery, not per token" in noisy and "below the 12.5 ms a token's bytes take" in noisy
+    steady = next(row for row in rows if "`llama_cpp`" in row)
+    assert "| 20 ms / 20 ms " in steady and "per delivery" not in steady

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.results import CellResult, ErrorInfo, Rung, SchemaError, load_results, write_atomic
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 
 def sample() -> CellResult:

@@ -1,5 +1,5 @@
 """compat/reuse.py: what a cell's result depends on, --force, and results of cells since removed.
-(The real cell reused on a second run: tests/unit/test_ladder.py.)"""
+(The real cell reused on a second run: tests/integration/test_ladder.py.)"""
 
 from __future__ import annotations
 

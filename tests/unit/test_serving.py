@@ -18,7 +18,7 @@ from core.properties import PROPERTIES
 from core.results import CellInfo, CellResult, Rung, machine_info, save
 from engines import EngineEntry
 from pages.render import render
-from tests.unit.test_render import cell, passing
+from tests.unit.builders import cell, passing
 
 
 def run_of(cell_id: str, tmp_path, **options) -> CellRun:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.signatures import decisive_chain, resolution_subject, signature, uv_error
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(("etype", "message", "expected"), [

@@ -20,7 +20,7 @@ import pytest
 from compat.matrix import load as load_matrix
 from pages.history import append, read_history
 from pages.site import build
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 CHROMIUM = Path(os.environ.get("INFERMATRIX_CHROMIUM", "/usr/bin/chromium"))
 WAIT_FOR_CHROMIUM_S = 600

@@ -9,7 +9,7 @@ from compat.drive import run_matrix
 from compat.matrix import parse
 from core.timeline import Recorder, Span, Timeline, load
 from pages.includes import rewrite, stale
-from tests.unit.conftest import matrix_data
+from tests.conftest import matrix_data
 
 
 def test_a_run_writes_its_timeline(tmp_path: Path) -> None:

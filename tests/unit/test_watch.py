@@ -9,7 +9,7 @@ import json
 from core.results import ErrorInfo, write_atomic
 from pages.records import take_in
 from pages.render import render
-from tests.unit.test_render import cell, failing_at, passing
+from tests.unit.builders import cell, failing_at, passing
 
 BROKEN = ErrorInfo.from_message("ModuleNotFoundError", "No module named 'optimum.bettertransformer'")
 

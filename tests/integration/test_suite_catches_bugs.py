@@ -20,7 +20,7 @@ from core.properties import PROPERTIES, TRAINED_MODEL
 from core.results import read_rung
 from fixtures.catalog import PACKAGED, TRAINED
 from fixtures.ensure import build_parity_references
-from tests.unit.conftest import REPO, installed
+from tests.conftest import REPO, installed
 
 SUITES = {
     "generation": ("transformers-numpy2", "tests.broken.generation", "tiny-llama"),
@@ -91,7 +91,7 @@ def test_each_property_catches_its_broken_engine(kind: str, tmp_path) -> None:
     # Every engine runs the whole suite on the random fixture (the trained-model properties skip
     # there). An engine built to break a trained-model property runs that property on the trained
     # model (135M) too; the other trained-model properties are held on the real engine, which
-    # passes all of them in the real cell (tests/unit/test_ladder.py), not again on each broken one.
+    # passes all of them in the real cell (tests/integration/test_ladder.py), not again on each broken one.
     trained = next(iter(TRAINED))
     runs = [(f"{module}:{name}", fixture, ()) for name in [*expected, *declared]]
     runs += [(f"{module}:{name}", trained, tuple(sorted(set(breaks(prop)) & TRAINED_MODEL)))

@@ -17,7 +17,7 @@ from compat.cell import cell_env
 from core.ask import Ask
 from core.results import read_rung
 from fixtures.ensure import build_parity_references
-from tests.unit.conftest import REPO, installed
+from tests.conftest import REPO, installed
 
 GUIDE = REPO / "docs" / "extending.md"
 STEP = re.compile(r"<!-- guide: (?P<how>create|append) (?P<path>\S+) -->\n```\w*\n(?P<code>.*?)```",

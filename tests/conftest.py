@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TEST_CELLS = REPO / ".nox" / "test-cells"
 """The real cells' venvs the tests climb or use, kept for the next test run."""
 

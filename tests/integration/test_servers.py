@@ -15,7 +15,7 @@ import pytest
 
 from core.proc import run_tool
 from engines.http.server import PortInUse, ServerProcess, group_alive
-from tests.unit.conftest import REPO
+from tests.conftest import REPO
 
 VENVS = REPO / ".nox" / "test-cells"
 

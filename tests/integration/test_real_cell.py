@@ -18,7 +18,7 @@ from compat.cell import CellRun, Options
 from compat.ladder import run_cell
 from compat.matrix import load
 from core.properties import TRAINED_MODEL
-from tests.unit.conftest import REPO, TEST_CELLS, installed
+from tests.conftest import REPO, TEST_CELLS, installed
 
 VENVS = TEST_CELLS
 
@@ -50,7 +50,7 @@ def test_real_cell_end_to_end(real_cell) -> None:
     assert all(p.status in ("pass", "skip") for p in properties.values())
     assert properties["greedy_parity"].status == "pass"
     # the trained model's properties all pass on the real engine: the broken engines are held
-    # only to the one each is built to break (tests/unit/test_suite_catches_bugs.py); its
+    # only to the one each is built to break (tests/integration/test_suite_catches_bugs.py); its
     # quality on real text is the quant axis's to measure (a cell without one skips it)
     assert {p: properties[p].status for p in TRAINED_MODEL} == {
         **dict.fromkeys(TRAINED_MODEL, "pass"), "text_quality": "skip"}

@@ -24,7 +24,7 @@ from compat.matrix import MATRIX_PATH, load, parse
 from core.proc import parse_lock, run_tool, uv_index_args
 from core.results import RUNGS
 from fixtures.ensure import build_fixtures
-from tests.unit.conftest import REPO, TEST_CELLS, installed, matrix_data
+from tests.conftest import REPO, TEST_CELLS, installed, matrix_data
 
 VENVS = TEST_CELLS
 
