@@ -60,19 +60,25 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     climbed_s = timeline.now()
     if pages is not None:
         pages.close()  # a quiet machine for the bench rungs
-    if options.last_rung != "bench":
-        timeline.write(finished_at=now(), climb_s=climbed_s)
-        return results
-    ready = [(c, r) for c, r in zip(cells, results)
+    if options.last_rung == "bench":
+        bench_rungs(list(zip(cells, results)), venv_root=venv_root, results_dir=results_dir,
+                    log=log, options=options, timeline=timeline)
+    path = timeline.write(finished_at=now(), climb_s=climbed_s)
+    log(f"the run's timeline: {path}")
+    return results
+
+
+def bench_rungs(climbed: list[tuple[Cell, CellResult]], *, venv_root: Path, results_dir: Path,
+                log: Log, options: Options, timeline: Recorder) -> None:
+    """Every bench rung of the cells that passed conformance, one after another on a quiet
+    machine (a cell reused with its bench rung done keeps it)."""
+    ready = [(c, r) for c, r in climbed
              if getattr(r.rung("conformance"), "status", "") == "pass"
              and not (r.reused_at and r.climbed_to == "bench")]
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
                     log=log, options=options, timeline=timeline)
-    path = timeline.write(finished_at=now(), climb_s=climbed_s)
-    log(f"the run's timeline: {path}")
-    return results
 
 
 def climbing_order(cells: list[Cell]) -> list[Cell]:
