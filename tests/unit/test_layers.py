@@ -78,6 +78,7 @@ DRIVER_SIDE = {
     "incell/probe.py": set(),
     "compat": {"packaging"},  # the driver's interpreter: nox and what nox brings
     "fixtures/catalog.py": set(), "fixtures/convert.py": set(), "fixtures/ensure.py": set(),
+    "fixtures/references.py": set(),
     "fixtures/manifest.py": set(), "engines/__init__.py": set(),
 }
 

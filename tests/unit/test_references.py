@@ -12,11 +12,11 @@ from fixtures.references import COMMITTED, HERE, committed_path, take_committed
 
 def test_every_committed_reference_is_current_and_none_is_stale() -> None:
     """A fixture or the reference's code that changed renames the reference (its key): the
-    committed copy must then be written again (`python -m fixtures.references --write`)."""
+    committed copy must then be written again (`python -m fixtures.ensure --commit-references`)."""
     current = {committed_path(name).name for name in COMMITTED}
     held = {path.name for path in HERE.glob("*.json.gz")}
     assert held == current, (f"stale: {sorted(held - current)}; missing: {sorted(current - held)}; "
-                             "run python -m fixtures.references --write")
+                             "run python -m fixtures.ensure --commit-references")
 
 
 def test_a_committed_reference_is_taken_into_the_cache(tmp_path, monkeypatch) -> None:
