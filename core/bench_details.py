@@ -8,6 +8,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import unknown
+
+# Every metric's name, spelled once: a page or a suite that looks a figure up by name uses these,
+# and `find` refuses a name that is none of them (a typo would otherwise read as "not measured").
+# bench/metrics.py defines each (tests/unit/test_stats.py holds the two lists equal).
+PREFILL_TOKENS_PER_S = "prefill_tokens_per_s"
+DECODE_TOKENS_PER_S = "decode_tokens_per_s"
+TTFT_S = "ttft_s"
+TPOT_S = "tpot_s"
+E2E_S = "e2e_s"
+TTFT_FRESH_S = "ttft_fresh_s"
+TTFT_REPEAT_S = "ttft_repeat_s"
+TTFT_FRESH_OFF_S = "ttft_fresh_off_s"
+TTFT_REPEAT_OFF_S = "ttft_repeat_off_s"
+ITL_S = "itl_s"
+SENTENCES_PER_S = "sentences_per_s"
+EMBED_TOKENS_PER_S = "embed_tokens_per_s"
+HARNESS_OVERHEAD = "harness_overhead"
+COMPUTE_TFLOPS = "compute_tflops"
+PAIRED_DECODE_TOKENS_PER_S = "paired_decode_tokens_per_s"
+PAIRED_TTFT_S = "paired_ttft_s"
+MEMORY_BANDWIDTH_GB_S = "memory_bandwidth_gb_s"
+SERVE_TTFT_S = "serve_ttft_s"
+SERVE_TTFT_SCHEDULED_S = "serve_ttft_scheduled_s"
+SERVE_E2E_S = "serve_e2e_s"
+SERVE_E2E_SCHEDULED_S = "serve_e2e_scheduled_s"
+SERVE_DISPATCH_DELAY_S = "serve_dispatch_delay_s"
+SERVE_TPOT_S = "serve_tpot_s"
+SERVE_ITL_S = "serve_itl_s"
+SERVE_EVENT_GAP_S = "serve_event_gap_s"
+SERVE_REQUESTS_PER_S = "serve_requests_per_s"
+SERVE_OUTPUT_TOKENS_PER_S = "serve_output_tokens_per_s"
+SERVE_GOODPUT_PER_S = "serve_goodput_per_s"
+METRIC_NAMES = frozenset({PREFILL_TOKENS_PER_S, DECODE_TOKENS_PER_S, TTFT_S, TPOT_S, E2E_S,
+    TTFT_FRESH_S, TTFT_REPEAT_S, TTFT_FRESH_OFF_S, TTFT_REPEAT_OFF_S, ITL_S, SENTENCES_PER_S,
+    EMBED_TOKENS_PER_S, HARNESS_OVERHEAD, COMPUTE_TFLOPS, PAIRED_DECODE_TOKENS_PER_S,
+    PAIRED_TTFT_S, MEMORY_BANDWIDTH_GB_S, SERVE_TTFT_S, SERVE_TTFT_SCHEDULED_S, SERVE_E2E_S,
+    SERVE_E2E_SCHEDULED_S, SERVE_DISPATCH_DELAY_S, SERVE_TPOT_S, SERVE_ITL_S, SERVE_EVENT_GAP_S,
+    SERVE_REQUESTS_PER_S, SERVE_OUTPUT_TOKENS_PER_S, SERVE_GOODPUT_PER_S})
+
 
 @dataclass
 class Stats:
@@ -231,7 +271,10 @@ class BenchDetail:
     prefix_cache: PrefixCache = field(default_factory=PrefixCache)
 
     def find(self, name: str, **params) -> MetricRecord | None:
-        """The metric `name` at the shape `params` (a subset of its params), if measured."""
+        """The metric `name` at the shape `params` (a subset of its params), if measured; a name
+        that is no metric's is a ValueError that names the nearest."""
+        if name not in METRIC_NAMES:
+            raise ValueError(unknown("metric", name, METRIC_NAMES))
         return next((m for m in self.metrics if m.name == name
                      and all(m.params.get(k) == v for k, v in params.items())), None)
 

@@ -23,7 +23,23 @@ from pathlib import Path
 
 from bench.roofline import measured_on
 from core import layout
-from core.bench_details import BenchDetail, LoadRun, MetricRecord, ServeBenchDetail
+from core.bench_details import (
+    COMPUTE_TFLOPS,
+    DECODE_TOKENS_PER_S,
+    E2E_S,
+    MEMORY_BANDWIDTH_GB_S,
+    PREFILL_TOKENS_PER_S,
+    SERVE_E2E_S,
+    SERVE_GOODPUT_PER_S,
+    SERVE_REQUESTS_PER_S,
+    SERVE_TTFT_S,
+    TPOT_S,
+    TTFT_S,
+    BenchDetail,
+    LoadRun,
+    MetricRecord,
+    ServeBenchDetail,
+)
 from core.results import CellResult, load_results
 
 RELATIVE = 1e-6
@@ -66,19 +82,19 @@ def derived(detail: BenchDetail) -> list[str]:
     whose TTFT is longer than its end-to-end says nothing of decode (it was clamped to 1e-9 s
     once, giving 3.1e10 tok/s)."""
     problems = []
-    for ttft in (m for m in detail.metrics if m.name == "ttft_s"):
+    for ttft in (m for m in detail.metrics if m.name == TTFT_S):
         shape = {"batch": ttft.batch, "input_tokens": ttft.input_tokens}
-        prefill = detail.find("prefill_tokens_per_s", **shape)
+        prefill = detail.find(PREFILL_TOKENS_PER_S, **shape)
         if prefill is not None:  # text prompts: the engine's own count of what it was fed
             fed = prefill.params.get("prompt_tokens_fed") or [ttft.batch * ttft.input_tokens] * len(
                 ttft.samples)
             problems += samples_agree(f"prefill tok/s at {shape}", prefill.samples,
                                       [f / t for f, t in zip(fed, ttft.samples)])
-        decode, tpot = detail.find("decode_tokens_per_s", **shape), detail.find("tpot_s", **shape)
+        decode, tpot = detail.find(DECODE_TOKENS_PER_S, **shape), detail.find(TPOT_S, **shape)
         if decode is not None and tpot is not None:
             problems += samples_agree(f"TPOT at {shape}", tpot.samples,
                                       [ttft.batch / d for d in decode.samples])
-        e2e = detail.find("e2e_s", **shape)
+        e2e = detail.find(E2E_S, **shape)
         if decode is not None and e2e is not None:
             problems += two_calls(decode, ttft, e2e, shape)
     return problems
@@ -101,12 +117,12 @@ def roofline(detail: BenchDetail) -> list[str]:
     roof, problems = detail.roofline, []
     if roof is None:
         return []
-    probe = measured_on(detail.metrics, "memory_bandwidth_gb_s", roof.device)
+    probe = measured_on(detail.metrics, MEMORY_BANDWIDTH_GB_S, roof.device)
     if probe is not None and probe.access != "read":
         problems.append(f"MBU divides by a {probe.access or 'copy'}'s bandwidth "
                         f"({roof.bandwidth_gb_s:.1f} GB/s), the column is of a read")
     for row in roof.decode_batch1:
-        decode = detail.find("decode_tokens_per_s", batch=1, input_tokens=row.input_tokens)
+        decode = detail.find(DECODE_TOKENS_PER_S, batch=1, input_tokens=row.input_tokens)
         if decode is not None and not close(row.decode_tokens_per_s, decode.stats.median):
             problems.append(f"MBU row at {row.input_tokens} tokens uses {row.decode_tokens_per_s:.6g} "
                             f"tok/s, the decode median is {decode.stats.median:.6g}")
@@ -124,17 +140,17 @@ def limits(detail: BenchDetail) -> list[str]:
     roof, problems = detail.roofline, []
     if roof is None:
         return []
-    bandwidth = measured_on(detail.metrics, "memory_bandwidth_gb_s", roof.device)
+    bandwidth = measured_on(detail.metrics, MEMORY_BANDWIDTH_GB_S, roof.device)
     if bandwidth is not None and not roof.cache_resident:
-        for m in (m for m in detail.metrics if m.name == "decode_tokens_per_s"):
+        for m in (m for m in detail.metrics if m.name == DECODE_TOKENS_PER_S):
             bound = m.batch * max(bandwidth.samples) * 1e9 / roof.weight_bytes_per_token
             problems += past(f"decode tok/s at batch {m.batch}, {m.input_tokens} tokens",
                              m.samples, bound, "the bandwidth bound")
-    peak = measured_on(detail.metrics, "compute_tflops", roof.device, roof.compute_dtype)
+    peak = measured_on(detail.metrics, COMPUTE_TFLOPS, roof.device, roof.compute_dtype)
     flops = roof.least_flops_per_token or roof.flops_per_token or (
         None if roof.engine_weights_bytes else roof.weight_bytes_per_token / 2)  # 4 B a weight
     if peak is not None and flops:
-        for m in (m for m in detail.metrics if m.name == "prefill_tokens_per_s"):
+        for m in (m for m in detail.metrics if m.name == PREFILL_TOKENS_PER_S):
             problems += past(f"prefill tok/s at batch {m.batch}, {m.input_tokens} tokens",
                              m.samples, max(peak.samples) * 1e12 / flops,
                              f"the {roof.compute_dtype} matmul peak")
@@ -178,11 +194,11 @@ def serving(result: CellResult) -> list[tuple[str, str]]:
 def load_run(run: LoadRun) -> list[str]:
     """Goodput ≤ req/s, each request's TTFT ≤ its end-to-end, errors ≤ requests."""
     problems = []
-    goodput, rate = run.samples("serve_goodput_per_s"), run.samples("serve_requests_per_s")
+    goodput, rate = run.samples(SERVE_GOODPUT_PER_S), run.samples(SERVE_REQUESTS_PER_S)
     goodput, rate = (max(goodput) if goodput else None), (max(rate) if rate else None)
     if goodput is not None and rate is not None and goodput > rate + 1e-12:
         problems.append(f"goodput {goodput:.3g}/s exceeds the {rate:.3g} req/s it is part of")
-    ttft, e2e = run.samples("serve_ttft_s"), run.samples("serve_e2e_s")
+    ttft, e2e = run.samples(SERVE_TTFT_S), run.samples(SERVE_E2E_S)
     if any(t > e for t, e in zip(ttft, e2e)):
         problems.append("a request's TTFT is longer than its end-to-end")
     if not 0 <= run.errors <= run.requests:

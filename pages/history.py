@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compat.matrix import Matrix
+from core.bench_details import DECODE_TOKENS_PER_S, PREFILL_TOKENS_PER_S, SENTENCES_PER_S, TPOT_S, TTFT_S
 from core.records import read, to_json
 from core.results import CellResult
 from pages.headline import marks_of
@@ -36,7 +37,7 @@ HISTORY = "history.jsonl"
 """Its name beside the pages (reports/history.jsonl)."""
 VERDICTS = {PASS: "pass", CAVEAT: "caveat", FAIL: "fail", KNOWN: "known", NOT_RUN: "not run"}
 MARKS = {word: mark for mark, word in VERDICTS.items()}
-FIGURES = ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "tpot_s", "sentences_per_s")
+FIGURES = (DECODE_TOKENS_PER_S, PREFILL_TOKENS_PER_S, TTFT_S, TPOT_S, SENTENCES_PER_S)
 """The headline figures kept per run: the cell's bench rung's, at the quick shape."""
 
 

@@ -10,7 +10,20 @@ from pathlib import Path
 
 from bench.metrics import METRICS
 from bench.stats import percentile, percentile_interval
-from core.bench_details import LoadRun, ServeBenchDetail
+from core.bench_details import (
+    SERVE_DISPATCH_DELAY_S,
+    SERVE_E2E_S,
+    SERVE_EVENT_GAP_S,
+    SERVE_GOODPUT_PER_S,
+    SERVE_ITL_S,
+    SERVE_OUTPUT_TOKENS_PER_S,
+    SERVE_REQUESTS_PER_S,
+    SERVE_TPOT_S,
+    SERVE_TTFT_S,
+    SERVE_TTFT_SCHEDULED_S,
+    LoadRun,
+    ServeBenchDetail,
+)
 from core.results import load_results
 from pages.markdown import CAVEAT, table
 
@@ -54,8 +67,8 @@ def unsteady(run: LoadRun) -> str:
     """Why a closed-loop point is not a steady state ("" where it is). N users cannot hold more
     than N requests in flight, so req/s × mean end-to-end ≤ N (Little's law); past it, the
     window counted requests that began before it (warm-up or drain inside the window)."""
-    e2e = run.samples("serve_e2e_s")
-    rate = median_of(run, "serve_requests_per_s")
+    e2e = run.samples(SERVE_E2E_S)
+    rate = median_of(run, SERVE_REQUESTS_PER_S)
     if run.load.mode != "closed" or not e2e or not rate:
         return ""
     in_flight = rate * sum(e2e) / len(e2e)
@@ -66,10 +79,10 @@ def unsteady(run: LoadRun) -> str:
 
 
 def run_row(run: LoadRun) -> list[str]:
-    itl = run.samples("serve_itl_s")
+    itl = run.samples(SERVE_ITL_S)
     gaps = "" if itl else " (per event)"
-    throughput = median_of(run, "serve_output_tokens_per_s") or 0.0
-    goodput = median_of(run, "serve_goodput_per_s")
+    throughput = median_of(run, SERVE_OUTPUT_TOKENS_PER_S) or 0.0
+    goodput = median_of(run, SERVE_GOODPUT_PER_S)
     why_not = [*run.invalid_because, *([unsteady(run)] if unsteady(run) else [])]
     valid = "✅" if not why_not else f"{CAVEAT} invalid: {'; '.join(why_not)}"
     tokens = run.tokens
@@ -83,11 +96,11 @@ def run_row(run: LoadRun) -> list[str]:
     errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
     return [run_label(run), valid, f"{run.client_cpu:.0%}",
             f"{run.requests}" + (f" ({errors})" if errors else ""),
-            spread(run.samples("serve_ttft_s")), spread(run.samples("serve_ttft_scheduled_s")),
-            spread(itl or run.samples("serve_event_gap_s")) + gaps,
-            spread(run.samples("serve_e2e_s")),
-            f"{percentile(run.samples('serve_dispatch_delay_s') or [0], 99) * 1e3:.0f}",
-            f"{median_of(run, 'serve_requests_per_s') or 0:.2f}", f"{throughput:.0f}",
+            spread(run.samples(SERVE_TTFT_S)), spread(run.samples(SERVE_TTFT_SCHEDULED_S)),
+            spread(itl or run.samples(SERVE_EVENT_GAP_S)) + gaps,
+            spread(run.samples(SERVE_E2E_S)),
+            f"{percentile(run.samples(SERVE_DISPATCH_DELAY_S) or [0], 99) * 1e3:.0f}",
+            f"{median_of(run, SERVE_REQUESTS_PER_S) or 0:.2f}", f"{throughput:.0f}",
             f"{goodput:.2f} ({run.slo_attainment:.0%})" if run.slos else "–", count,
             f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
 
@@ -173,7 +186,7 @@ def record_section(record: ServeBenchDetail) -> list[str]:
             table([run_row(run) for run in record.runs], HEAD), "", *falling(record)]
 
 
-FALLING = (("serve_itl_s", "ITL"), ("serve_tpot_s", "TPOT"), ("serve_e2e_s", "end-to-end"))
+FALLING = ((SERVE_ITL_S, "ITL"), (SERVE_TPOT_S, "TPOT"), (SERVE_E2E_S, "end-to-end"))
 
 
 def falling(record: ServeBenchDetail) -> list[str]:
@@ -205,7 +218,7 @@ def falling_cause(runs: list[LoadRun], fixture: str) -> str:
     (its req/s grows with users) runs a step per batch, whose time the grid measures in process;
     one that serves a request at a time cannot owe it to a batch's step."""
     one, most = runs[0], runs[-1]
-    rate_one, rate_most = (median_of(r, "serve_requests_per_s") or 0.0 for r in (one, most))
+    rate_one, rate_most = (median_of(r, SERVE_REQUESTS_PER_S) or 0.0 for r in (one, most))
     if rate_one and rate_most >= BATCHES * rate_one:
         return ("The sweep's order does not make it where it was tested; the engine's step time "
                 "at each batch size does — time the same batch sizes in process, without a "
@@ -228,8 +241,8 @@ def load_plot(records: list[ServeBenchDetail], path: Path) -> bool:
         return False
     fig, panels = plt.subplots(1, 2, figsize=(10, 4))
     for (name, runs), color in zip(curves, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        x = [median_of(run, "serve_output_tokens_per_s") or 0 for run in runs]
-        for axis, metric in zip(panels, ("serve_ttft_s", "serve_tpot_s")):
+        x = [median_of(run, SERVE_OUTPUT_TOKENS_PER_S) or 0 for run in runs]
+        for axis, metric in zip(panels, (SERVE_TTFT_S, SERVE_TPOT_S)):
             for q, style in ((50, "o-"), (99, "x--")):
                 y = [percentile(run.samples(metric) or [0], q) * 1e3 for run in runs]
                 axis.plot(x, y, style, color=color, label=f"{name} p{q}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.bench_details import DECODE_TOKENS_PER_S, ITL_S, SENTENCES_PER_S, TTFT_S
 from core.results import CellResult
 from pages.markdown import engine_label
 from pages.plotting import pyplot, save
@@ -29,7 +30,7 @@ def panels_of(results: list[CellResult], metrics: tuple[str, ...]) -> list[tuple
 def throughput_plot(results: list[CellResult], path: Path) -> bool:
     """Per cell: decode tok/s and sentences/s, median bar with min-max whiskers."""
     plt = pyplot()
-    panels = panels_of(results, ("decode_tokens_per_s", "sentences_per_s"))
+    panels = panels_of(results, (DECODE_TOKENS_PER_S, SENTENCES_PER_S))
     if plt is None or not panels:
         return False
     fig, axes = plt.subplots(len(panels), 1, squeeze=False,
@@ -48,7 +49,7 @@ def throughput_plot(results: list[CellResult], path: Path) -> bool:
 def latency_plot(results: list[CellResult], path: Path) -> bool:
     """Distributions: inter-token latency and time to first token, raw samples per cell."""
     plt = pyplot()
-    panels = panels_of(results, ("itl_s", "ttft_s"))
+    panels = panels_of(results, (ITL_S, TTFT_S))
     if plt is None or not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), squeeze=False,
@@ -72,8 +73,8 @@ def grid_plot(grid: list[CellResult], path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(6.5 * len(panels), 4.5))
     for ax, (kind, runs) in zip(axes[0], panels, strict=True):
-        metric, key, of = (("decode_tokens_per_s", "input_tokens", lambda m: m.input_tokens)
-                           if kind == "generation" else ("sentences_per_s", "input", lambda m: m.input))
+        metric, key, of = ((DECODE_TOKENS_PER_S, "input_tokens", lambda m: m.input_tokens)
+                           if kind == "generation" else (SENTENCES_PER_S, "input", lambda m: m.input))
         for r in runs:
             ms = [m for m in r.bench.metrics if m.name == metric]
             for value in dict.fromkeys(of(m) for m in ms):

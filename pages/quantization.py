@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval, ratio_interval
+from core.bench_details import DECODE_TOKENS_PER_S, PAIRED_DECODE_TOKENS_PER_S, SENTENCES_PER_S, TTFT_S
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from fixtures.catalog import TRAINED
@@ -34,7 +35,7 @@ def figures_of(result: CellResult | None) -> QualityFigures:
 
 
 
-def speed_up(result: CellResult, ref: CellResult | None, name: str = "decode_tokens_per_s",
+def speed_up(result: CellResult, ref: CellResult | None, name: str = DECODE_TOKENS_PER_S,
              **shape) -> str:
     """A speed's median ÷ the unquantized cell's, with its ~95% bootstrap interval over both
     cells' rounds; "not distinguishable" where the interval holds 1. Decode from the cell's own
@@ -58,8 +59,8 @@ def paired_column(result: CellResult, ref: CellResult | None) -> str:
         return "–"
     if paired[1] != paired[1]:  # NaN bounds: too few pairs for an interval
         return paired[0]
-    ours = result.bench.find("decode_tokens_per_s")
-    theirs = ref.bench.find("decode_tokens_per_s") if ref is not None and ref.bench else None
+    ours = result.bench.find(DECODE_TOKENS_PER_S)
+    theirs = ref.bench.find(DECODE_TOKENS_PER_S) if ref is not None and ref.bench else None
     if ref is None or ref is result or ours is None or theirs is None:
         return paired[0]
     _, low, high = ratio_interval(ours.samples, theirs.samples)
@@ -72,7 +73,7 @@ def paired_speed_up(result: CellResult) -> tuple[str, float, float] | None:
     turns, with its bootstrap interval over pairs; None where it has none, or only pairs whose
     float model ran in the quantized one's process (they slowed each other: not a speed-up)."""
     detail = result.bench
-    sides = [detail.find("paired_decode_tokens_per_s", side=side) if detail else None
+    sides = [detail.find(PAIRED_DECODE_TOKENS_PER_S, side=side) if detail else None
              for side in ("quantized", "float")]
     if None in sides or "own process" not in str(sides[1].params.get("float", "")):
         return None
@@ -93,7 +94,7 @@ def speed_of(result: CellResult) -> tuple[float | None, float | None, float | No
     detail = result.bench
     if detail is None:
         return None, None, None
-    decode, ttft = detail.find("decode_tokens_per_s"), detail.find("ttft_s")
+    decode, ttft = detail.find(DECODE_TOKENS_PER_S), detail.find(TTFT_S)
     return (decode.stats.median if decode else None, ttft.stats.median if ttft else None,
             detail.peak_rss_mib)
 
@@ -185,7 +186,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     sentences/s and its speed-up over the engine's "none", memory and size."""
     def rate(r: CellResult | None) -> float | None:
         detail = r.bench if r is not None else None
-        metric = detail.find("sentences_per_s", batch=32) if detail else None
+        metric = detail.find(SENTENCES_PER_S, batch=32) if detail else None
         return metric.stats.median if metric else None
 
     base = baselines(results)
@@ -198,7 +199,7 @@ def embedding_rows(results: list[CellResult]) -> list[list[str]]:
             f"`{r.cell.engine}`", label(r), status_of(r),
             _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
             _num(figures.known_drift, ".4f"), _num(speed, ",.0f"),
-            speed_up(r, ref, "sentences_per_s", batch=32),
+            speed_up(r, ref, SENTENCES_PER_S, batch=32),
             _num(detail.peak_rss_mib if detail else None, ",.0f"),
             size_text(size, ref_size)])
     return rows

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from bench.stats import NOISY_CV
 from core import layout
-from core.bench_details import BenchDetail, MetricRecord
+from core.bench_details import (
+    DECODE_TOKENS_PER_S,
+    ITL_S,
+    MEMORY_BANDWIDTH_GB_S,
+    PREFILL_TOKENS_PER_S,
+    TPOT_S,
+    TTFT_S,
+    BenchDetail,
+    MetricRecord,
+)
 from core.results import CellResult, load_results
 from pages.markdown import CAVEAT, engine_label, table, tool_kl
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
@@ -121,7 +130,7 @@ DRIFT = 0.15
 
 
 def probe(run: ShapeRun) -> MetricRecord | None:
-    return run.detail.find("memory_bandwidth_gb_s") if run.detail else None
+    return run.detail.find(MEMORY_BANDWIDTH_GB_S) if run.detail else None
 
 
 def bandwidth_limits(runs: list[ShapeRun]) -> dict[str, tuple[float, float]]:
@@ -175,7 +184,7 @@ def itl(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
     """ITL p50 / p99 where its gaps can be per token; named per delivery where the smallest gap
     is shorter than reading one token's bytes at the table's bandwidth takes (a stream that hands
     over several tokens at once: its gaps are between deliveries, not tokens)."""
-    metric = run.detail.find("itl_s") if run.detail else None
+    metric = run.detail.find(ITL_S) if run.detail else None
     roof = run.detail.roofline if run.detail else None
     if metric is None or not metric.samples:
         return "–"
@@ -198,22 +207,22 @@ def cores(run: ShapeRun) -> str:
 def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
     rows, limits = [], bandwidth_limits(runs)
     for run in runs:
-        if run.detail is None or run.metric("decode_tokens_per_s", 1) is None:
+        if run.detail is None or run.metric(DECODE_TOKENS_PER_S, 1) is None:
             rows.append([run.engine, run.precision, why_not(run) if run.detail is None else
                          "no figures: no batch-1 decode was timed", *["–"] * 8])
             continue
-        decode1 = run.median("decode_tokens_per_s", 1)
+        decode1 = run.median(DECODE_TOKENS_PER_S, 1)
         ref = run.detail.referee
-        batch8 = run.metric("decode_tokens_per_s", 8)
+        batch8 = run.metric(DECODE_TOKENS_PER_S, 8)
         rows.append([
-            run.engine, run.precision, median_of(run, "decode_tokens_per_s", 1, ",.1f"),
-            median_of(run, "decode_tokens_per_s", 8, ",.1f") + (
+            run.engine, run.precision, median_of(run, DECODE_TOKENS_PER_S, 1, ",.1f"),
+            median_of(run, DECODE_TOKENS_PER_S, 8, ",.1f") + (
                 " (sequential)" if batch8 and batch8.params.get("batching") == "sequential" else ""),
-            median_of(run, "prefill_tokens_per_s", 1, ",.0f"),
-            p50_p99(run.metric("ttft_s", 1)), p50_p99(run.metric("tpot_s", 1)),
+            median_of(run, PREFILL_TOKENS_PER_S, 1, ",.0f"),
+            p50_p99(run.metric(TTFT_S, 1)), p50_p99(run.metric(TPOT_S, 1)),
             itl(run, limits), mbu(run, limits), cores(run),
             (f"{ref.prefill_tokens_per_s:,.0f} / {ref.decode_tokens_per_s:,.1f} "
-             f"({ratio_text(run.median('prefill_tokens_per_s', 1), ref.prefill_tokens_per_s)} / "
+             f"({ratio_text(run.median(PREFILL_TOKENS_PER_S, 1), ref.prefill_tokens_per_s)} / "
              f"{ratio_text(decode1, ref.decode_tokens_per_s)})") if ref else "–"])
     return rows
 
@@ -239,7 +248,7 @@ def cost_rows(runs: list[ShapeRun]) -> list[list[str]]:
 
 def ordered(runs: list[ShapeRun]) -> list[ShapeRun]:
     """Fastest decode at batch 1 first; runs without figures last, by name."""
-    return sorted(runs, key=lambda r: (-(r.median("decode_tokens_per_s", 1) or -1), r.engine,
+    return sorted(runs, key=lambda r: (-(r.median(DECODE_TOKENS_PER_S, 1) or -1), r.engine,
                                        r.precision))
 
 
@@ -321,8 +330,8 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
     rows = []
     for run in ordered([r for r in runs if r.shape == trained]):
         other = random.get((run.engine, run.precision))
-        ours, theirs = run.metric("decode_tokens_per_s", 1), other and other.metric(
-            "decode_tokens_per_s", 1)
+        ours, theirs = run.metric(DECODE_TOKENS_PER_S, 1), other and other.metric(
+            DECODE_TOKENS_PER_S, 1)
         if ours is None or theirs is None:
             continue
         ratio, low, high = ratio_interval(ours.samples, theirs.samples)
@@ -346,21 +355,21 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
 
 def read_bandwidth(run: ShapeRun) -> str:
     """The median of the run's own read-bandwidth probe, GB/s."""
-    found = run.detail.find("memory_bandwidth_gb_s", access="read") if run.detail else None
+    found = run.detail.find(MEMORY_BANDWIDTH_GB_S, access="read") if run.detail else None
     return f"{found.stats.median:.1f}" if found else "–"
 
 
 def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[str]:
     from fixtures.catalog import REAL_SHAPES, TRAINED
 
-    measured = [r for r in mine if r.median("decode_tokens_per_s", 1)]
+    measured = [r for r in mine if r.median(DECODE_TOKENS_PER_S, 1)]
     about = TRAINED[shape].source if shape in TRAINED else REAL_SHAPES.get(shape, shape)
     lines = [f"### {shape}", "", f"{about}: {SPEED_METHOD}", ""]
     limits = bandwidth_limits(mine)
     if measured:
         best = measured[0]
         lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
-                  f"{best.median('decode_tokens_per_s', 1):,.1f} tok/s at MBU "
+                  f"{best.median(DECODE_TOKENS_PER_S, 1):,.1f} tok/s at MBU "
                   f"{mbu(best, limits)}.", ""]
     if limit_line(limits):
         lines += [limit_line(limits), ""]
@@ -387,9 +396,9 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
 
     plt = pyplot()
     shapes = sorted({r.shape for r in runs})
-    data = {s: [(r, r.detail.weights.bytes / 2**20, r.median("decode_tokens_per_s", 1))
+    data = {s: [(r, r.detail.weights.bytes / 2**20, r.median(DECODE_TOKENS_PER_S, 1))
                 for r in runs if r.shape == s and r.detail and r.detail.weights
-                and r.detail.weights.bytes and r.median("decode_tokens_per_s", 1)] for s in shapes}
+                and r.detail.weights.bytes and r.median(DECODE_TOKENS_PER_S, 1)] for s in shapes}
     data = {s: rows for s, rows in data.items() if rows}
     if plt is None or not data:
         return False

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.compare import NOISE_K
+from core.bench_details import DECODE_TOKENS_PER_S, SENTENCES_PER_S
 from pages.history import HISTORY, MARKS, Entry, Figure, changes, timeline
 from pages.html import esc, page, rows_table, slug
 
-TREND_FIGURES = ("decode_tokens_per_s", "sentences_per_s")
+TREND_FIGURES = (DECODE_TOKENS_PER_S, SENTENCES_PER_S)
 
 
 def cell_history(history: list[Entry], cid: str) -> str:

@@ -10,16 +10,30 @@ from __future__ import annotations
 
 from bench.metrics import METRICS
 from bench.stats import NOISY_CV, ratio_interval
-from core.bench_details import BenchDetail, MetricRecord, Threads
+from core.bench_details import (
+    DECODE_TOKENS_PER_S,
+    E2E_S,
+    EMBED_TOKENS_PER_S,
+    HARNESS_OVERHEAD,
+    ITL_S,
+    MEMORY_BANDWIDTH_GB_S,
+    PREFILL_TOKENS_PER_S,
+    SENTENCES_PER_S,
+    TPOT_S,
+    TTFT_S,
+    BenchDetail,
+    MetricRecord,
+    Threads,
+)
 from core.results import CellResult
 from pages.markdown import CAVEAT, engine_label, header, table
 
-LABELS = {"prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
-          "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end-to-end", "itl_s": "ITL",
-          "sentences_per_s": "sentences/s", "embed_tokens_per_s": "tokens/s",
-          "harness_overhead": "harness overhead", "memory_bandwidth_gb_s": "memory bandwidth"}
-GENERATION = ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "tpot_s", "e2e_s")
-EMBEDDING = ("sentences_per_s", "embed_tokens_per_s")
+LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
+          TTFT_S: "TTFT", TPOT_S: "TPOT", E2E_S: "end-to-end", ITL_S: "ITL",
+          SENTENCES_PER_S: "sentences/s", EMBED_TOKENS_PER_S: "tokens/s",
+          HARNESS_OVERHEAD: "harness overhead", MEMORY_BANDWIDTH_GB_S: "memory bandwidth"}
+GENERATION = (DECODE_TOKENS_PER_S, PREFILL_TOKENS_PER_S, TTFT_S, TPOT_S, E2E_S)
+EMBEDDING = (SENTENCES_PER_S, EMBED_TOKENS_PER_S)
 
 
 def fmt(value: float, unit: str) -> str:
@@ -159,8 +173,8 @@ def referee_section(results: list[CellResult]) -> list[str]:
     for r in judged:
         d = r.bench
         ref = d.referee
-        prefill = d.find("prefill_tokens_per_s", batch=1)
-        decode = d.find("decode_tokens_per_s", batch=1)
+        prefill = d.find(PREFILL_TOKENS_PER_S, batch=1)
+        decode = d.find(DECODE_TOKENS_PER_S, batch=1)
         ours_p = prefill.stats.median if prefill else None
         ours_d = decode.stats.median if decode else None
         rows.append([*label(r), f"{ours_p:,.0f}" if ours_p else "–",
@@ -179,7 +193,7 @@ def referee_section(results: list[CellResult]) -> list[str]:
 
 
 def itl(detail: BenchDetail) -> str:
-    m = detail.find("itl_s")
+    m = detail.find(ITL_S)
     if m is None:
         return "– (no streaming)"
     return " / ".join(fmt(v, "s") for v in (m.stats.median, m.stats.p90, m.stats.p99))
@@ -192,11 +206,11 @@ def label(r: CellResult) -> list[str]:
 def generation_cells_section(results: list[CellResult]) -> list[str]:
     """Every generation cell's bench rung at its shape: a row per cell."""
     gen = [r for r in results if r.cell.kind == "generation" and r.bench
-           and r.bench.find("decode_tokens_per_s")]
+           and r.bench.find(DECODE_TOKENS_PER_S)]
     if not gen:
         return []
     d0 = gen[0].bench
-    shape = next(m for m in d0.metrics if m.name == "decode_tokens_per_s")
+    shape = next(m for m in d0.metrics if m.name == DECODE_TOKENS_PER_S)
     rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.batch,
                                                   input_tokens=shape.input_tokens))
                           for n in GENERATION),
@@ -225,7 +239,7 @@ def embedding_cells_section(results: list[CellResult]) -> list[str]:
     emb = [r for r in results if r.cell.kind == "embedding" and r.bench]
     if not emb:
         return []
-    m0 = emb[0].bench.find("sentences_per_s")
+    m0 = emb[0].bench.find(SENTENCES_PER_S)
     shape = m0.params if m0 is not None else {}
     rows = [[*label(r), *(figure(r.bench.find(n, **shape)) for n in EMBEDDING),
              f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"] for r in emb]
@@ -331,9 +345,9 @@ def method_section(results: list[CellResult]) -> list[str]:
         return []
     first = details[0]
     overheads = [m.stats.median for d in details for m in d.metrics
-                 if m.name == "harness_overhead" and m.batch == 1]
+                 if m.name == HARNESS_OVERHEAD and m.batch == 1]
     bandwidths = [m.stats.median for d in details for m in d.metrics
-                  if m.name == "memory_bandwidth_gb_s"]
+                  if m.name == MEMORY_BANDWIDTH_GB_S]
     pb = first.pytest_benchmark
     lines = ["## Method", "",
              f"- Rounds: pytest-benchmark {pb.get('version', '')} `pedantic` rounds — "
@@ -381,7 +395,7 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
     if missing:
         lines += [f"Cells without figures (see COMPATIBILITY.md): {', '.join(missing)}", ""]
     textual = [r.cell.id for r in results if r.cell.kind == "generation" and r.bench
-               and not r.bench.find("decode_tokens_per_s")]
+               and not r.bench.find(DECODE_TOKENS_PER_S)]
     if textual:
         lines += ["Generation cells whose bench rung measured the machine only: the engine takes "
                   "no prompt as token ids (the timed prompts are exact-length ids, new every "

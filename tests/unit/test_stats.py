@@ -43,3 +43,17 @@ def test_a_paired_ratio_leaves_out_the_drift_that_moves_both_sides() -> None:
     assert not distinguishable(low, high)
     with pytest.raises(ValueError, match="a paired ratio needs pairs: 6 against 5"):
         paired_ratio_interval(quantized, float_[:5])
+
+
+def test_every_metric_is_named_once_and_find_refuses_a_name_that_is_none() -> None:
+    """bench/metrics.py defines each metric; core/bench_details spells each name once, and a
+    lookup by a misspelt name is an error naming the nearest, never a silent "not measured"."""
+    from bench.metrics import METRICS
+    from core.bench_details import DECODE_TOKENS_PER_S, METRIC_NAMES, BenchDetail
+
+    assert set(METRICS) == METRIC_NAMES
+    detail = BenchDetail(fixture="tiny-llama", metrics=[])
+    assert detail.find(DECODE_TOKENS_PER_S, batch=1) is None  # known, not measured
+    with pytest.raises(ValueError, match=r"Unknown metric 'decode_token_per_s'. Did you mean "
+                                         r"'decode_tokens_per_s'\?"):
+        detail.find("decode_token_per_s")
