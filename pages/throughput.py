@@ -203,6 +203,39 @@ def label(r: CellResult) -> list[str]:
     return [engine_label(r), r.cell.env]
 
 
+def configuration(r: CellResult) -> tuple:
+    """What a figure depends on: the engine, its device, dtype and quantization, the versions of
+    the packages the cell is about (torch and numpy too) and the fixture. Two cells with equal
+    ones measure one configuration, whatever their names."""
+    versions = r.versions
+    packages = sorted({*r.cell.key_packages, "torch", "numpy"} & versions.keys())
+    return (r.cell.engine, r.cell.device, r.cell.dtype, r.quantization or "none",
+            tuple((p, versions[p]) for p in packages), r.bench.fixture if r.bench else "")
+
+
+def by_configuration(results: list[CellResult]) -> list[list[CellResult]]:
+    """The cells grouped by configuration, in order of first appearance: two runs of one
+    configuration are one row showing both, never two rows that read as two engines."""
+    groups: dict[tuple, list[CellResult]] = {}
+    for r in results:
+        groups.setdefault(configuration(r), []).append(r)
+    return list(groups.values())
+
+
+def runs_label(group: list[CellResult]) -> list[str]:
+    """The row's engine and environments; one configuration in several cells says so, each
+    run's figures then standing in the cells' order, its date beside."""
+    first = group[0]
+    if len(group) == 1:
+        return label(first)
+    envs = " · ".join(f"{r.cell.env} ({(r.finished_at or r.started_at)[:10]})" for r in group)
+    return [engine_label(first), f"{envs}: one configuration, {len(group)} runs"]
+
+
+def runs_figure(group: list[CellResult], name: str, **shape) -> str:
+    return " · ".join(figure(r.bench.find(name, **shape)) for r in group)
+
+
 def generation_cells_section(results: list[CellResult]) -> list[str]:
     """Every generation cell's bench rung at its shape: a row per cell."""
     gen = [r for r in results if r.cell.kind == "generation" and r.bench
@@ -211,12 +244,13 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
         return []
     d0 = gen[0].bench
     shape = next(m for m in d0.metrics if m.name == DECODE_TOKENS_PER_S)
-    rows = [[*label(r), *(figure(r.bench.find(n, batch=shape.batch,
-                                                  input_tokens=shape.input_tokens))
-                          for n in GENERATION),
-             itl(r.bench), mbu(r.bench), prefix_cache(r.bench),
-             f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"]
-            for r in gen]
+    at = {"batch": shape.batch, "input_tokens": shape.input_tokens}
+    rows = [[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
+             " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench) for r in g),
+             " · ".join(prefix_cache(r.bench) for r in g),
+             " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"
+                        for r in g)]
+            for g in by_configuration(gen)]
     return ["## Generation: every cell", "",
             f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
             f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
@@ -229,7 +263,10 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
             "the same prompt sent again at once against a fresh one (TTFT medians), on the "
             "engine as shipped and, where it has a switch, with it off as the figures ran; "
             "a hit is the warm-prefix figure, never the cold columns'. Peak RSS: the "
-            "engine's process after the timed tests, before the machine probe.", "",
+            "engine's process after the timed tests, before the machine probe. Two cells of "
+            "one configuration (the same engine, versions, dtype, quantization and fixture) "
+            "are one row, each run's figures in turn with its date: how far two runs of one "
+            "configuration part is this VM's drift, not a difference between engines.", "",
             table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
                          "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
 
@@ -241,8 +278,9 @@ def embedding_cells_section(results: list[CellResult]) -> list[str]:
         return []
     m0 = emb[0].bench.find(SENTENCES_PER_S)
     shape = m0.params if m0 is not None else {}
-    rows = [[*label(r), *(figure(r.bench.find(n, **shape)) for n in EMBEDDING),
-             f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"] for r in emb]
+    rows = [[*runs_label(g), *(runs_figure(g, n, **shape) for n in EMBEDDING),
+             " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"
+                        for r in g)] for g in by_configuration(emb)]
     return ["## Embedding: every cell", "",
             "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
             + f" (fixture {emb[0].bench.fixture}).", "",

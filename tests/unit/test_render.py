@@ -387,3 +387,20 @@ def test_a_real_shape_table_holds_every_row_to_one_limit_and_flags_noise(tmp_pat
     assert "per delivery, not per token" in noisy and "below the 12.5 ms a token's bytes take" in noisy
     steady = next(row for row in rows if "`llama_cpp`" in row)
     assert "| 20 ms / 20 ms " in steady and "per delivery" not in steady
+
+
+def test_two_cells_of_one_configuration_are_one_row_showing_both_runs(tmp_path) -> None:
+    """numpy2 and quantnone resolving the same versions measure one configuration: one row with
+    each run's figure and date, never two rows that read as two engines (audit finding 3)."""
+    for env, sps, day in (("numpy2", [300.0] * 5, "2026-12-07"), ("quantnone", [260.0] * 5, "2026-12-05")):
+        result = cell("sentence_transformers_onnx", env, "embedding",
+                      passing({"fixture": "all-minilm-l6-v2", "metrics": [metric(sps)]}),
+                      **({"axes": {"quant": "none"}} if env == "quantnone" else {}))
+        result.finished_at = f"{day}T00:00:00+00:00"
+        write_atomic(tmp_path / "r" / f"{result.cell.id}.json", result.to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    rows = [line for line in (tmp_path / "out" / "THROUGHPUT.md").read_text().splitlines()
+            if line.startswith("| `sentence_transformers_onnx`")]
+    assert len(rows) == 1, rows
+    assert "numpy2 (2026-12-07) · quantnone (2026-12-05): one configuration, 2 runs" in rows[0]
+    assert "300.0 sent/s (CV 0%) · 260.0 sent/s (CV 0%)" in rows[0]
