@@ -149,16 +149,19 @@ def block(reports: Path, record: str, count: int) -> str:
     return f"```text\n{lines}```\n"
 
 
+def shown_by(m: re.Match, reports: Path) -> str:
+    """What the include `m` (a figure or a timeline block) should show, from its record."""
+    if m.re is BLOCK:
+        return block(reports, m["record"], int(m["count"]))
+    return figure(reports, m["record"], m["field"], m["stat"], m["fmt"])
+
+
 def rewrite(text: str, reports: Path) -> str:
     """`text` with every include's figure and block rendered from its record."""
     def one(m: re.Match) -> str:
-        shown = figure(reports, m["record"], m["field"], m["stat"], m["fmt"])
-        return m.group(0).replace(f"-->{m['shown']}<!--", f"-->{shown}<!--", 1)
-
-    def lines(m: re.Match) -> str:
-        shown = block(reports, m["record"], int(m["count"]))
-        return m.group(0).replace(f"-->\n{m['shown']}<!--", f"-->\n{shown}<!--", 1)
-    return BLOCK.sub(lines, INCLUDE.sub(one, text))
+        start, end = m.start("shown") - m.start(), m.end("shown") - m.start()
+        return m.group(0)[:start] + shown_by(m, reports) + m.group(0)[end:]
+    return BLOCK.sub(one, INCLUDE.sub(one, text))
 
 
 def stale(files: list[Path], reports: Path, root: Path) -> list[Stale | str]:
@@ -166,27 +169,18 @@ def stale(files: list[Path], reports: Path, root: Path) -> list[Stale | str]:
     cannot be read (as a message)."""
     found: list[Stale | str] = []
     for path in files:
-        text = path.read_text(encoding="utf-8")
-        for m in INCLUDE.finditer(text):
+        text, name = path.read_text(encoding="utf-8"), str(path.relative_to(root))
+        for m in [*INCLUDE.finditer(text), *BLOCK.finditer(text)]:
             line = text.count("\n", 0, m.start()) + 1
-            name = str(path.relative_to(root))
             try:
-                wanted = figure(reports, m["record"], m["field"], m["stat"], m["fmt"])
+                wanted = shown_by(m, reports)
             except IncludeError as exc:
                 found.append(f"{name}:{line}: {exc}")
                 continue
             if m["shown"] != wanted:
-                found.append(Stale(name, line, m["shown"], wanted))
-        for m in BLOCK.finditer(text):
-            line = text.count("\n", 0, m.start()) + 1
-            name = str(path.relative_to(root))
-            try:
-                wanted = block(reports, m["record"], int(m["count"]))
-            except IncludeError as exc:
-                found.append(f"{name}:{line}: {exc}")
-                continue
-            if m["shown"] != wanted:
-                found.append(Stale(name, line, m["shown"][:60] + "…", wanted[:60] + "…"))
+                cut = 60 if m.re is BLOCK else None
+                found.append(Stale(name, line, m["shown"][:cut] + ("…" if cut else ""),
+                                   wanted[:cut] + ("…" if cut else "")))
     return found
 
 

@@ -26,17 +26,24 @@ def matrix():
     return load_matrix(ROOT / "compat" / "matrix.toml")
 
 
-@pytest.fixture
-def repo(tmp_path: Path, matrix) -> Path:
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, matrix) -> Path:
     """A repository holding the committed CUDA records (the smallest published render), rendered,
-    and a README quoting one of its figures through an include."""
-    shutil.copytree(ROOT / CUDA, tmp_path / CUDA)
-    wanted = figure(tmp_path / "reports", RECORD, DECODE, "median", ".1f")
-    (tmp_path / "README.md").write_text(
+    and a README quoting one of its figures through an include: rendered once, copied per test."""
+    root = tmp_path_factory.mktemp("rendered")
+    shutil.copytree(ROOT / CUDA, root / CUDA)
+    wanted = figure(root / "reports", RECORD, DECODE, "median", ".1f")
+    (root / "README.md").write_text(
         f"Decodes at <!-- fig {RECORD}#{DECODE} median .1f -->0<!-- /fig --> tok/s.\n")
-    publish(tmp_path, matrix, log=lambda _: None)
-    assert f"-->{wanted}<!--" in (tmp_path / "README.md").read_text()
-    return tmp_path
+    publish(root, matrix, log=lambda _: None)
+    assert f"-->{wanted}<!--" in (root / "README.md").read_text()
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path, rendered: Path) -> Path:
+    shutil.copytree(rendered, tmp_path / "repo")
+    return tmp_path / "repo"
 
 
 def test_a_fresh_render_passes(repo: Path, matrix) -> None:
