@@ -187,7 +187,7 @@ def serve_bench_args(argv: list[str], servers: list[str]) -> argparse.Namespace:
     --compare DIR [...]`: the session's own options taken out (`cell`, `fixture`, `chat`,
     `compare`); `load` keeps what incell/serve_bench.py takes, --fixture and --chat included,
     as given. `servers`: the generation servers a --cell may name."""
-    parser = _Parser(prog="nox -s serve-bench --", add_help=False)
+    parser = _Parser(prog="nox -s serve-bench --", add_help=False, allow_abbrev=False)
     parser.add_argument("--cell", action="append", default=[])
     parser.add_argument("--compare", type=_existing_path)
     args, load = parser.parse_known_args(argv)
