@@ -4,7 +4,7 @@ which pages there is something for, and writes them with results.json.
 
 A page is a pure function of its records: rendering reads the records folders given (and the
 matrix), never the clock, the history or the output folder, so the committed reports/records/
-re-render every committed page byte for byte (`python -m pages.check`). `nox -s report` first
+re-render every committed page byte for byte (`python -m pages.publish --check`). `nox -s report` first
 takes a run's results/ into reports/records/ (pages/records.py), then renders from there.
 
     python -m pages.render [RECORDS_DIR ...] [--out reports/]
