@@ -193,10 +193,16 @@ def referee_section(results: list[CellResult]) -> list[str]:
 
 
 def itl(detail: BenchDetail) -> str:
+    """ITL median / p90 / p99, per token; named per delivery where the streams gave fewer gaps
+    than tokens (a delta carried several tokens: its gaps are between deliveries)."""
     m = detail.find(ITL_S)
     if m is None:
         return "– (no streaming)"
-    return " / ".join(fmt(v, "s") for v in (m.stats.median, m.stats.p90, m.stats.p99))
+    text = " / ".join(fmt(v, "s") for v in (m.stats.median, m.stats.p90, m.stats.p99))
+    tokens = (detail.rounds or 0) * (m.params.get("new_tokens", 1) - 1)
+    if tokens and len(m.samples) < tokens:
+        return f"per delivery, not per token: {text} ({len(m.samples)} gaps for {tokens} tokens)"
+    return text
 
 
 def label(r: CellResult) -> list[str]:

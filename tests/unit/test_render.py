@@ -404,3 +404,20 @@ def test_two_cells_of_one_configuration_are_one_row_showing_both_runs(tmp_path) 
     assert len(rows) == 1, rows
     assert "numpy2 (2026-12-07) · quantnone (2026-12-05): one configuration, 2 runs" in rows[0]
     assert "300.0 sent/s (CV 0%) · 260.0 sent/s (CV 0%)" in rows[0]
+
+
+def test_itl_with_fewer_gaps_than_tokens_is_named_per_delivery(tmp_path) -> None:
+    """5 streams of 32 tokens have 155 gaps between tokens; 100 gaps mean some deltas carried
+    several tokens: the figure is per delivery, and says so with its counts."""
+    for engine, gaps in (("llama_cpp", 100), ("transformers", 155)):
+        itl = gen_metric("itl_s", "s", 1, [0.001] * gaps)
+        bench = {"fixture": "small-llama", "rounds": 5,
+                 "metrics": [gen_metric("decode_tokens_per_s", "tok/s", 1, [900.0] * 5), itl]}
+        result = cell(engine, "numpy2", "generation", passing(bench))
+        write_atomic(tmp_path / "r" / f"{result.cell.id}.json", result.to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    text = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| `") and "numpy2" in line}
+    assert "per delivery, not per token: 1 ms / 1 ms / 1 ms (100 gaps for 155 tokens)" in rows["`llama_cpp`"]
+    assert "per delivery" not in rows["`transformers`"] and "1 ms / 1 ms / 1 ms" in rows["`transformers`"]
