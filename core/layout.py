@@ -9,7 +9,7 @@ the reports read them.
     results/endpoint/endpoint-<name>.json     nox -s endpoint
     results/real-shape/<shape>/[<variant>/]<cell id>.json        nox -s realsize
     results/real-shape/<shape>/serve-bench/<cell id>.json        nox -s serve-bench --fixture <shape>
-    results/run/timeline.json                 the last run's timeline: when each cell's rungs ran
+    results/run/timeline-<start>.json         each run's timeline: when each cell's rungs ran
     reports/records/run/watch.json            what changed when that run was taken in (pages/records.py)
 
 reports/records/ holds the same layout: `nox -s report` copies a run's results/ into it (its
@@ -31,7 +31,6 @@ ENDPOINT = "endpoint"
 REAL_SHAPE = "real-shape"
 RUN = "run"
 """The run's own records (its timeline, the release watch): not a cell's."""
-TIMELINE = "timeline.json"
 
 
 def under(results_dirs: list[Path], sub: str) -> list[Path]:

@@ -74,12 +74,11 @@ class Timeline:
             first.setdefault(engines.get(cell, cell.split("-")[0]), (cell, at))
         return first
 
-    def rung_sums(self, rungs: tuple[str, ...] | None = None) -> dict[str, float]:
+    def rung_sums(self) -> dict[str, float]:
         """Seconds spent in each rung over every cell (the climb's sums)."""
         sums: dict[str, float] = {}
         for span in self.spans:
-            if rungs is None or span.rung in rungs:
-                sums[span.rung] = sums.get(span.rung, 0.0) + span.duration_s
+            sums[span.rung] = sums.get(span.rung, 0.0) + span.duration_s
         return sums
 
     def summary(self) -> dict:

@@ -83,7 +83,8 @@ def run_row(run: LoadRun) -> list[str]:
     gaps = "" if itl else " (per event)"
     throughput = median_of(run, SERVE_OUTPUT_TOKENS_PER_S) or 0.0
     goodput = median_of(run, SERVE_GOODPUT_PER_S)
-    why_not = [*run.invalid_because, *([unsteady(run)] if unsteady(run) else [])]
+    steady = unsteady(run)
+    why_not = [*run.invalid_because, *([steady] if steady else [])]
     valid = "✅" if not why_not else f"{CAVEAT} invalid: {'; '.join(why_not)}"
     tokens = run.tokens
     count = ("ids from the server" if tokens.mismatched is None else

@@ -57,7 +57,7 @@ def paired_column(result: CellResult, ref: CellResult | None) -> str:
     paired = paired_speed_up(result)
     if paired is None:
         return "–"
-    if paired[1] != paired[1]:  # NaN bounds: too few pairs for an interval
+    if paired[1] is None:  # too few pairs for an interval
         return paired[0]
     ours = result.bench.find(DECODE_TOKENS_PER_S)
     theirs = ref.bench.find(DECODE_TOKENS_PER_S) if ref is not None and ref.bench else None
@@ -68,7 +68,7 @@ def paired_column(result: CellResult, ref: CellResult | None) -> str:
     return paired[0] + (f" {CAVEAT} apart from the cells' ratio" if apart else "")
 
 
-def paired_speed_up(result: CellResult) -> tuple[str, float, float] | None:
+def paired_speed_up(result: CellResult) -> tuple[str, float | None, float | None] | None:
     """The median of quantized ÷ float decode over the cell's own pairs, the two models taking
     turns, with its bootstrap interval over pairs; None where it has none, or only pairs whose
     float model ran in the quantized one's process (they slowed each other: not a speed-up)."""
@@ -83,7 +83,7 @@ def paired_speed_up(result: CellResult) -> tuple[str, float, float] | None:
     dropped = sides[0].params.get("rejected_rounds", max(0, (detail.rounds or 0) - pairs))
     counted = f"{pairs} pairs" + (f", {dropped} dropped" if dropped else "")
     if pairs < MIN_PAIRS:
-        return f"too few pairs ({counted})", float("nan"), float("nan")
+        return f"too few pairs ({counted})", None, None
     ratio, low, high = paired_ratio_interval(sides[0].samples, sides[1].samples)
     text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] ({counted})"
     return (text if distinguishable(low, high) else f"{text} not distinguishable"), low, high

@@ -158,8 +158,9 @@ def status_of(result: CellResult, name: str = PROPERTY) -> str:
             else f"{NOT_RUN} {skipped.reason}" if skipped else f"{NOT_RUN} not measured"
     if prop.status == "fail":
         return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
-    if undecided(name, prop):
-        return f"{NOT_RUN} {undecided(name, prop)[:120]}"
+    why = undecided(name, prop)
+    if why:
+        return f"{NOT_RUN} {why[:120]}"
     return PASS if prop.status == "pass" else f"{NOT_RUN} {prop.message[:80]}"
 
 
@@ -177,8 +178,9 @@ def property_entry(result: CellResult, name: str, notes: Footnotes,
     prop = result.properties(suite).get(name)
     if prop is None:
         return f"{NOT_RUN} {notes.ref('not run in this cell', cid, name, '')}"
-    if undecided(name, prop):
-        return f"{NOT_RUN} {notes.ref(f'{name}: {undecided(name, prop)}', cid, name, '')}"
+    why = undecided(name, prop)
+    if why:
+        return f"{NOT_RUN} {notes.ref(f'{name}: {why}', cid, name, '')}"
     if prop.status == "pass":
         return PASS
     if prop.status == "deviation":
