@@ -7,6 +7,9 @@
     nox -s bisect -- PACKAGE CELL
     nox -s serve            the servers (vllm serve, llama_cpp.server, transformers serve,
                             infinity_emb v2) checked over HTTP, then the report
+    nox -s stacks           several engines in one environment (compat/matrix.toml's [stacks]):
+                            each engine's climb in it, the conflict chain where it does not
+                            resolve, all of them in one process
     nox -s quant            each engine's quantizations (llama.cpp GGUF types, CTranslate2 int8,
                             onnxruntime-genai int4, the ONNX embedder's int8) against the float32
                             reference and beside its unquantized cell
@@ -162,6 +165,16 @@ def quant(session: nox.Session) -> None:
     session.notify("report", posargs=[])
 
 
+@nox.session(venv_backend="uv")
+def stacks(session: nox.Session) -> None:
+    """The stacks (selection "stacks", docs/stacks.md): several engines in one environment each,
+    resolved and installed once; every engine climbs in it, then all of them run in one process
+    (both import orders); a stack that does not resolve gets its conflict chain and a forced
+    install. Then the report (COMPATIBILITY.md's Stacks section)."""
+    run_selection(session, ["--selection", "stacks", *session.posargs])
+    session.notify("report", posargs=[])
+
+
 @nox.session(name="serve-bench", venv_backend="uv")
 def serve_bench(session: nox.Session) -> None:
     """Each generation server under load (incell/serve_bench.py), in the venv `nox -s serve` left: a
@@ -225,7 +238,8 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     try:
         options, workers, selection = cli.run_args(argv)
         cells = list(MATRIX.selected(selection))
-        check_force(options.force, [c.id for c in cells])
+        stacks = MATRIX.selected_stacks(selection)
+        check_force(options.force, [c.id for c in cells] + [m.id for s in stacks for m in s.members])
         check_pins(cells)
     except InfermatrixError as exc:
         session.error(str(exc))
@@ -235,13 +249,14 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     session.install(*REPORT_DEPS)  # the pages are written as cells land (compat/live.py)
     pages = LivePages(Path(session.virtualenv.location) / "bin" / "python", RESULTS,
                       ROOT / "reports", len(cells), matrix_file=MATRIX_FILE, log=session.log)
-    session.log(f"{len(cells)} cells, {workers} at a time; then the bench rungs one by one "
+    session.log(f"{len(cells)} cells and {len(stacks)} stack(s), {workers} at a time; then the "
+                "bench rungs one by one "
                 "(a cell whose inputs did not change since its last result is reused; --force); "
                 "the verdicts so far in reports/COMPATIBILITY.md and reports/site/index.html")
     try:
         results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                    log=session.log, options=options, workers=workers,
-                                   pages=pages, selection=selection)
+                                   pages=pages, selection=selection, stacks=stacks)
     finally:
         pages.close()
     failed = sum(1 for r in results if r.first_failure)

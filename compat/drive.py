@@ -14,9 +14,10 @@ from pathlib import Path
 from compat.cell import DEFAULTS, CellRun, Limits, Log, Options, RungFailed, run_in_cell
 from compat.ladder import bench_only, climb_bench, finish, new_result, now, run_cell
 from compat.live import LivePages
-from compat.matrix import Cell
+from compat.matrix import Cell, Stack
 from compat.plan import RealShapeRun
 from compat.reuse import last_result
+from compat.stack_run import climb_stack, together_step
 from core import layout
 from core.results import CellResult, Rung
 from core.timeline import Recorder, Timeline, file_name
@@ -24,7 +25,8 @@ from core.timeline import Recorder, Timeline, file_name
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2,
-               pages: LivePages | None = None, selection: str = "default") -> list[CellResult]:
+               pages: LivePages | None = None, selection: str = "default",
+               stacks: tuple[Stack, ...] = ()) -> list[CellResult]:
     """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
     inputs did not change since its last result is reused (compat/reuse.py). `pages` are
     written again as each cell lands (compat/live.py), while the cells climb: the renders end
@@ -35,6 +37,9 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
 
     The run's timeline (core/timeline.py: each rung's span, each cell's verdict) is written to
     results/run/timeline-<start>.json as cells land and when the run ends.
+
+    `stacks` (compat/stack_run.py) climb after the cells, in the same workers; their one-process
+    steps run after the bench rungs, on the quiet machine.
     """
     cells = climbing_order(cells)
     share = max(1, (os.cpu_count() or 1) // workers)
@@ -56,13 +61,24 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
             pages.land(cell.id)
         return result
 
-    results = side_by_side(one, cells, workers)
+    def one_stack(stack: Stack) -> tuple:
+        done = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
+                           options=climbing, timeline=timeline)
+        timeline.write()
+        return done
+
+    units = [*cells, *stacks]
+    landed = side_by_side(lambda u: one_stack(u) if isinstance(u, Stack) else one(u), units, workers)
+    results, climbed_stacks = landed[:len(cells)], landed[len(cells):]
     climbed_s = timeline.now()
     if pages is not None:
         pages.close()  # a quiet machine for the bench rungs
     if options.last_rung == "bench":
         bench_rungs(list(zip(cells, results)), venv_root=venv_root, results_dir=results_dir,
                     log=log, options=options, timeline=timeline)
+    for stack, (record, members) in zip(stacks, climbed_stacks) if options.last_rung == "bench" else ():
+        together_step(stack, record, members, venv_root=venv_root, results_dir=results_dir,
+                      log=log, options=options)
     path = timeline.write(finished_at=now(), climb_s=climbed_s)
     log(f"the run's timeline: {path}")
     return results

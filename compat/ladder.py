@@ -9,6 +9,7 @@ the rungs from import upwards run as subprocesses inside the cell's environment.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -48,6 +49,7 @@ def describe(cell: Cell, options: Options = DEFAULTS) -> CellInfo:
         fixtures=list(cell.fixtures), pins=list(cell.pins), overrides=list(cell.overrides),
         why=cell.why, exclude_newer=options.exclude_newer,
         build=build_of(cell), release=cell.release, dtype=cell.dtype, existing=cell.existing,
+        stack=cell.stack,
         key_packages=[requirement_name(r) for r in (*cell.engine.requires_on(cell.device),
                                                      *(name for name, _ in cell.axes))])
 
@@ -105,6 +107,14 @@ def finish(result: CellResult, results_dir: Path, climbed_to: str = "") -> CellR
     return result
 
 
+def shared_rung(shared: CellResult, name: str) -> Rung:
+    """The rung of the cell that made the shared environment, as this cell's (a copy)."""
+    made = shared.rung(name)
+    if made is None:
+        return Rung(name, "not_reached", reason=f"the shared environment has no {name} rung")
+    return dataclasses.replace(made)
+
+
 def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellResult | None:
     """After the resolve rung: the earlier result where nothing it depends on changed (stamped
     as reused), else None and the cell climbs on (the log says what changed)."""
@@ -124,12 +134,14 @@ def reuse_or_climb(run: CellRun, result: CellResult, results_dir: Path) -> CellR
 
 def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
              options: Options = DEFAULTS, interpreter: Path | None = None,
-             timeline: Recorder | None = None) -> CellResult:
+             timeline: Recorder | None = None, shared: CellResult | None = None) -> CellResult:
     """Climb the rungs of `cell` and write results/<cell id>.json. Never raises on a rung.
 
     `interpreter`: an existing environment's Python (compat/here.py): resolve and install are
     not run (the environment's versions are recorded instead), every later rung runs in it, and
-    no earlier result is reused."""
+    no earlier result is reused.
+    `shared`: the result of a cell that made this cell's environment already (a stack's first
+    member, compat/stack_run.py): its resolve and install rungs are this cell's too."""
     run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter,
                   timeline=timeline)
     result = new_result(run)
@@ -141,6 +153,8 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
                 stop_worker(run)  # the bench rung measures in a quiet process of its own
             if interpreter is not None and step.builds_env:
                 rung = environment_as_found(run, step.name)
+            elif shared is not None and step.builds_env:
+                rung = shared_rung(shared, step.name)
             else:
                 rung = not_climbed(run, step, blocked, index > last) or climb(run, step)
             result.rungs.append(rung)

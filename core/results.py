@@ -120,6 +120,8 @@ class CellInfo:
     installed."""
     dtype: str = ""
     """What the engine computed in ("float32", "bfloat16"; "" in results made before the axis)."""
+    stack: str = ""
+    """The stack whose environment the cell shared (compat/stacks.py), or "": a venv of its own."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pages.markdown import (
     header,
     table,
 )
+from pages.stacks import section as stacks_section
 from pages.verdicts import in_order, is_server, key_versions, status_of, verdict
 from pages.watch import section as watch_section
 
@@ -163,7 +164,7 @@ def own_section(own: list[CellResult], notes: Footnotes, matrix: Matrix | None) 
 
 def compatibility(results: list[CellResult], problems: list[str], *, matrix: Matrix | None = None,
                   title: str = "Compatibility matrix", extra: list[str] = (),
-                  changed: dict | None = None) -> str:
+                  changed: dict | None = None, stack_dirs: list[Path] = ()) -> str:
     notes = Footnotes()
     own = [r for r in results if not is_server(r) and (r.cell.why or pins_of(r))]
     lines = header(title, results, problems)
@@ -180,6 +181,7 @@ def compatibility(results: list[CellResult], problems: list[str], *, matrix: Mat
     lines += server_section(servers, notes, matrix)
     lines += quantized_section(quantized, notes, matrix)
     lines += own_section(own, notes, matrix)
+    lines += stacks_section(list(stack_dirs), notes, matrix)
     rows = [[f"`{r.cell.id}`", *(rung_mark(r, n) for n in RUNGS), ran(r)] for r in results]
     lines += ["## Rungs per cell", "", "A cell whose inputs (resolved versions, fixtures, the "
               "suite's code it runs, the machine, the options) did not change since its last "

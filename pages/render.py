@@ -104,7 +104,8 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
     results, problems = cells_of(result_dirs, matrix)
     changed = read_watch(result_dirs)
     write_atomic(out / "COMPATIBILITY.md", compatibility(
-        results, problems, matrix=matrix, title=title, extra=bisections(result_dirs), changed=changed))
+        results, problems, matrix=matrix, title=title, extra=bisections(result_dirs), changed=changed,
+        stack_dirs=result_dirs))
     if any(r.properties() for r in results):
         write_atomic(out / "CONFORMANCE.md", conformance_page(results, problems))
     serving_pages(result_dirs, out, results, problems)

@@ -57,7 +57,7 @@ def server_cell(tmp_path_factory):
     return str(run.python), cell_env(run)
 
 
-LONGEST = ("test_real_cell", "test_suite_catches_bugs", "test_endpoint", "test_servers",
+LONGEST = ("test_real_cell", "test_suite_catches_bugs", "test_stacks", "test_endpoint", "test_servers",
            "test_ladder", "test_site")
 """The files that take longest, longest first (seconds on the 2-core machine, each beside the
 others: a real cell climbed through every rung 210, every broken engine through the suite 180,

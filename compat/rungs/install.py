@@ -118,9 +118,9 @@ def install(run: CellRun) -> Rung:
         uv(run, [uv_binary(), "venv", "--quiet", "--python", run.cell.python, str(run.venv)],
            "VenvError")
     wheels = wheelhouse()
-    for name in run.cell.engine.build_wheels:
+    for name in dict.fromkeys(w for e in run.cell.engines for w in e.build_wheels):
         build_wheel(run, name, wheels)
-    if "llama.cpp" in run.cell.engine.tools:
+    if any("llama.cpp" in e.tools for e in run.cell.engines):
         build_llama_tools(run)
     sync(run, [uv_binary(), "pip", "sync", str(run.work / "lock.txt"), "--python",
                str(run.python), *uv_index_args(), "--find-links", str(wheels)])

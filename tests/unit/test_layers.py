@@ -96,7 +96,7 @@ def test_the_driver_side_imports_only_the_standard_library() -> None:
     assert not wrong, f"third-party imports on the driver's side: {wrong}"
 
 
-PAGES = {"compatibility": {"compatibility"}, "conformance": {"conformance"},
+PAGES = {"compatibility": {"compatibility", "stacks"}, "conformance": {"conformance"},
          "engines": {"engines"}, "serving": {"serving"}, "quantization": {"quantization", "trained_quality"},
          "throughput": {"throughput", "real_shape", "plots"}}
 """Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots;

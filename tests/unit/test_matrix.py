@@ -101,6 +101,7 @@ def test_cell_ids_are_unique_for_any_axis_values(labels: list[str]) -> None:
                                             enumerate(labels)}})
     data["cells"], data["known"] = [], []
     data["trained"]["cells"] = []  # named by their numpy axis value, which this replaces
+    data["stacks"] = {}  # the same
     matrix = parse(data)
     cells = matrix.selected("default")
     engines = len(matrix.selections["default"].engines)

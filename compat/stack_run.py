@@ -1,0 +1,140 @@
+"""Climb a stack (compat/stacks.py): one environment, every engine in it, then all of them in one
+process.
+
+1. The first member resolves and installs the environment with every engine's requirements
+   together; each member then climbs import → load → conformance (api where it is a server) in
+   it, its record under results/stacks/<stack id>/ like any cell's (reused when nothing it
+   depends on changed).
+2. Where the stack does not resolve: the conflict as a chain from each engine
+   (compat/conflict.py), then the install forced as users force it (the colliding pin lifted as
+   a uv override) and climbed the same way, a stack record of its own that says what breaks.
+3. The one-process step (incell/together.py), in the registry's order and then in reverse, over
+   the members that loaded alone: what fails, or slows, only together.
+
+Stdlib only: this runs in the driver's interpreter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from compat.cell import DEFAULTS, CellRun, Log, Options, cell_env
+from compat.conflict import describe, find_conflict, lifted
+from compat.ladder import now, run_cell
+from compat.reuse import module_file
+from compat.stacks import Stack
+from core import layout
+from core.proc import run_tool
+from core.records import read
+from core.results import CellResult, ErrorInfo, machine_info
+from core.stack_records import OneProcess, StackInfo, StackResult, load_stack, save_stack
+from core.timeline import Recorder
+
+BENCH_ROUNDS = 10
+"""Pairs of the short bench, alone vs together (bench/stats.MIN_PAIRS)."""
+
+
+def stacks_dir(results_dir: Path) -> Path:
+    return Path(results_dir) / layout.STACKS
+
+
+def info(stack: Stack, forced_from: str = "") -> StackInfo:
+    return StackInfo(id=stack.id, name=stack.name, engines=[e.id for e in stack.engines],
+                     axes=dict(stack.axes), device=stack.device, python=stack.python,
+                     requirements=[*stack.requested, *stack.harness],
+                     overrides=list(stack.overrides), why=stack.why, forced_from=forced_from)
+
+
+def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = print,
+                options: Options = DEFAULTS, timeline: Recorder | None = None,
+                forced_from: str = "") -> tuple[StackResult, list[CellResult]]:
+    """Step 1 (and 2 where it does not resolve): the members climb in the stack's venv; the
+    record is written without its one-process step (together_step adds it)."""
+    record = StackResult(stack=info(stack, forced_from), machine=machine_info(), started_at=now())
+    folder = stacks_dir(results_dir) / stack.id
+    venv = Path(venv_root) / stack.id
+    climbing = dataclasses.replace(options, last_rung="api")
+    members: list[CellResult] = []
+    for cell in stack.members:
+        members.append(run_cell(cell, venv=venv, results_dir=folder, log=log, options=climbing,
+                                timeline=timeline, shared=members[0] if members else None))
+    record.members = [m.cell.id for m in members]
+    resolved = members[0].rung("resolve")
+    if resolved is not None and resolved.status == "fail" and resolved.error is not None \
+            and resolved.error.type == "ResolutionError":
+        record.conflict = find_conflict(stack, resolved.error.text, options=options, log=log,
+                                        work=venv.parent / f"{venv.name}.conflict")
+        lift = lifted(record.conflict)
+        if lift and not forced_from:
+            forced = stack.forced(lift)
+            log(f"[{stack.id}] forcing the install as users do: override {', '.join(lift)} "
+                f"-> {forced.id}")
+            record.forced = forced.id
+            forced_record, _ = climb_stack(forced, venv_root=venv_root, results_dir=results_dir,
+                                           log=log, options=options, timeline=timeline,
+                                           forced_from=stack.id)
+            save_stack(forced_record, stacks_dir(results_dir))
+    record.finished_at = now()
+    save_stack(record, stacks_dir(results_dir))
+    verdicts = ", ".join(f"{m.cell.engine} {m.first_failure.name if m.first_failure else 'ok'}"
+                         for m in members)
+    log(f"[{stack.id}] climbed: {verdicts}"
+        + (f"; conflict: {describe(record.conflict)}" if record.conflict else ""))
+    return record, members
+
+
+def together_key(stack: Stack, members: list[CellResult], rounds: int) -> str:
+    """The one-process step's inputs: each member's inputs, its own code, the rounds."""
+    code = module_file("incell.together").read_bytes()
+    parts = [m.inputs.get("key", "") for m in members] + [hashlib.sha256(code).hexdigest(),
+                                                          str(rounds), stack.id]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def together_step(stack: Stack, record: StackResult, members: list[CellResult], *,
+                  venv_root: Path, results_dir: Path, log: Log = print,
+                  options: Options = DEFAULTS, rounds: int = BENCH_ROUNDS) -> StackResult:
+    """Step 3, in both orders, over the members that loaded alone; an earlier record of the same
+    inputs is reused. Run on a quiet machine: its short bench is paired, not alone."""
+    ready = [m for m in members if getattr(m.rung("load"), "status", "") == "pass"]
+    if len(ready) < 2:
+        log(f"[{stack.id}] one process: not run ({len(ready)} engine(s) loaded alone)")
+        return record
+    record.key = together_key(stack, members, rounds)
+    path = stacks_dir(results_dir) / f"{stack.id}.json"
+    earlier = load_stack(path) if path.is_file() else None
+    if earlier is not None and earlier.key == record.key and earlier.together:
+        record.together = earlier.together
+        log(f"[{stack.id}] one process: reused (nothing it depends on changed)")
+    else:
+        cell = next(c for c in stack.members if c.engine.id == ready[0].cell.engine)
+        run = CellRun(cell=cell, venv=Path(venv_root) / stack.id, options=options, log=log)
+        specs = [f"{m.cell.engine}={m.cell.fixtures[0]}" for m in ready]
+        record.together = [one_process(run, specs, rounds, log),
+                           one_process(run, specs[::-1], 0, log)]
+    save_stack(record, stacks_dir(results_dir))
+    return record
+
+
+def one_process(run: CellRun, specs: list[str], rounds: int, log: Log) -> OneProcess:
+    """incell/together.py over `specs` in this order; a process that ends without its record
+    is the record's error."""
+    out = run.work / f"together-{'-'.join(s.split('=')[0] for s in specs)}.json"
+    out.unlink(missing_ok=True)
+    order = [s.split("=")[0] for s in specs]
+    limit = run.limits.conformance
+    tool = run_tool([str(run.python), "-m", "incell.together",
+                     *(a for s in specs for a in ("--engine", s)), "--rounds", str(rounds),
+                     "--device", run.cell.device, "--out", str(out)], limit, env=cell_env(run))
+    if out.is_file():
+        record = read(OneProcess, json.loads(out.read_text(encoding="utf-8")))
+        log(f"[{run.cell.stack}] one process ({' → '.join(order)}): {record.duration_s:.0f} s")
+        return record
+    kind = "Timeout" if tool.timed_out else "ProcessCrashed"
+    message = (f"the one-process step ran past {limit:.0f} s" if tool.timed_out else
+               f"the one-process step ended without its record (exit {tool.returncode})")
+    log(f"[{run.cell.stack}] one process ({' → '.join(order)}): {message}")
+    return OneProcess(order=order, error=ErrorInfo.from_message(kind, message, tool.output[-6000:]))
