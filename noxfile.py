@@ -10,6 +10,7 @@
     nox -s stacks           several engines in one environment (compat/matrix.toml's [stacks]):
                             each engine's climb in it, the conflict chain where it does not
                             resolve, all of them in one process
+    nox -s stack -- STACK [--nearest]   one stack; --nearest: the newest set that works together
     nox -s quant            each engine's quantizations (llama.cpp GGUF types, CTranslate2 int8,
                             onnxruntime-genai int4, the ONNX embedder's int8) against the float32
                             reference and beside its unquantized cell
@@ -172,6 +173,23 @@ def stacks(session: nox.Session) -> None:
     (both import orders); a stack that does not resolve gets its conflict chain and a forced
     install. Then the report (COMPATIBILITY.md's Stacks section)."""
     run_selection(session, ["--selection", "stacks", *session.posargs])
+    session.notify("report", posargs=[])
+
+
+@nox.session(python=False)
+def stack(session: nox.Session) -> None:
+    """One stack: -- STACK [--nearest] (a stack id, or its [stacks.NAME] where that declares one):
+    its climb, its conflict chain and forced install where it does not resolve, the one-process
+    step; --nearest searches the newest set of versions that works together. Then the report."""
+    from compat.nearest import one_stack
+
+    try:
+        args = cli.stack_args(session.posargs)
+        chosen = MATRIX.stack(args.stack)
+    except InfermatrixError as exc:
+        session.error(str(exc))
+    one_stack(chosen, venv_root=ROOT / ".nox", results_dir=RESULTS, log=session.log,
+              options=args.options, search=args.nearest)
     session.notify("report", posargs=[])
 
 

@@ -214,6 +214,24 @@ def bisect_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def stack_args(argv: list[str]) -> argparse.Namespace:
+    """`nox -s stack -- STACK [--nearest] [--force]`: one stack of compat/matrix.toml."""
+    parser = _Parser(prog="nox -s stack --",
+                     description="One stack (several engines in one environment, docs/stacks.md): "
+                                 "its climb, its conflict chain where it does not resolve, the "
+                                 "one-process step.")
+    parser.add_argument("stack", help="a stack id (nox -s stacks lists them) or its [stacks.NAME] "
+                                      "where that declares one stack")
+    parser.add_argument("--nearest", action="store_true",
+                        help="where it fails, search the newest set of versions under which every "
+                             "engine passes in one environment (at most 30 resolves, 3 climbs)")
+    _common(parser)
+    _force(parser)
+    args = parser.parse_args(argv)
+    args.options = Options(exclude_newer=args.exclude_newer, force=_forced(args))
+    return args
+
+
 def bench_args(argv: list[str]) -> argparse.Namespace:
     """`nox -s bench -- [CELL ...] [--profile P] [shape options] | --compare PATH`.
 

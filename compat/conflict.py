@@ -113,6 +113,21 @@ def side(engine, stack: Stack, alone: Resolved, package: str, text: str) -> Side
                 alone=alone.versions.get(package, ""))
 
 
+def axis_sides(stack: Stack, engine, text: str) -> list[Side]:
+    """An engine that does not resolve alone under the stack's axes: the axis requirement uv's
+    explanation names it against, as [engine → its range] ✗ [axis → the axis's range]."""
+    top = requirement_name(engine.requires_on(stack.device)[0])
+    for axis, (name, label) in zip(stack.axis_specs, stack.axes):
+        package = requirement_name(axis.values[label])
+        found = re.search(rf"(\S+?)(?:[<>=!~][^\s]*)? depends? on {re.escape(package)}"
+                          rf"((?:[<>=!~]=?[^\s,]+)(?:,\s?[<>=!~]=?[^\s,]+)*)", text)
+        if found:
+            chain_ = [top] if requirement_name(found.group(1)) == top else [top, found.group(1)]
+            return [Side(engine=engine.id, chain=[*chain_, f"{package}{found.group(2).rstrip('.,')}"]),
+                    Side(engine=f"axis {name}={label}", chain=[axis.values[label]])]
+    return []
+
+
 def candidates(a: Resolved, b: Resolved, text: str) -> list[str]:
     """Packages both sides hold at different versions, those uv's explanation names first."""
     differ = [p for p in a.versions if p in b.versions and a.versions[p] != b.versions[p]]
@@ -126,9 +141,13 @@ def find_conflict(stack: Stack, text: str, *, work: Path, options: Options, log:
     conflict = Conflict(package="", text=text)
     alone = {e.id: resolve((e,)) for e in stack.engines}
     conflict.alone_fails = [e for e, r in alone.items() if not r.ok]
-    if conflict.alone_fails:
+    if conflict.alone_fails:  # the engine and the stack's axes: its own cell says the same
+        engine = next(e for e in stack.engines if e.id == conflict.alone_fails[0])
+        conflict.sides = axis_sides(stack, engine, alone[engine.id].text)
+        conflict.package = requirement_name(conflict.sides[-1].chain[-1]) if conflict.sides else ""
         conflict.resolves = resolve.count
-        return conflict  # that engine's own cell under these axes says why
+        log(f"[{stack.id}] conflict: {describe(conflict)} ({conflict.resolves} resolves)")
+        return conflict
     for a, b in itertools.combinations(stack.engines, 2):
         pair = resolve((a, b))
         if pair.ok:
@@ -154,7 +173,9 @@ def find_conflict(stack: Stack, text: str, *, work: Path, options: Options, log:
 def describe(conflict: Conflict) -> str:
     """One line: "a → b → numpy>=2 ✗ c → numpy<2", or what is known short of that."""
     if conflict.alone_fails:
-        return f"{', '.join(conflict.alone_fails)} does not resolve even alone under these axes"
+        chain_ = "  ✗  ".join(" → ".join(s.chain) for s in conflict.sides)
+        return (f"{', '.join(conflict.alone_fails)} does not resolve even alone under these axes"
+                + (f": {chain_}" if chain_ else ""))
     if not conflict.package:
         return "no single package found: every pair resolves, or none of the candidates collides"
     return "  ✗  ".join(" → ".join(s.chain) for s in conflict.sides)
@@ -165,6 +186,8 @@ def lifted(conflict: Conflict) -> tuple[str, ...]:
     side's range (its declared one, else its version alone)."""
     if not conflict.package or not conflict.sides:
         return ()
+    if conflict.alone_fails:  # the stack's own axis, held against the engine's pin
+        return (conflict.sides[-1].chain[-1],)
     from compat.rungs.resolve import version_key
 
     newer = max(conflict.sides, key=lambda s: version_key(s.alone))

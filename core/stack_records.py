@@ -101,6 +101,34 @@ class Conflict:
 
 
 @dataclass
+class Probe:
+    """One candidate of the nearest-stack search: the stack with these pins."""
+
+    pins: list[str]
+    resolved: bool
+    climbed: bool = False
+    passed: bool = False
+    verdicts: str = ""
+    """Each engine's verdict where it climbed ("vllm ok, infinity_emb import")."""
+
+
+@dataclass
+class Nearest:
+    """`nox -s stack -- ID --nearest`: the newest set of versions under which every engine passes
+    in one environment (coordinate-wise: one engine stepped back at a time, newest first), or the
+    engine that has to live in an environment of its own, and why."""
+
+    probes: list[Probe] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    """The pins of the working set ([] where none was found)."""
+    apart: str = ""
+    """The engine whose removal lets the others resolve together, where no set was found."""
+    why: str = ""
+    resolves: int = 0
+    climbs: int = 0
+
+
+@dataclass
 class StackInfo:
     id: str
     name: str
@@ -127,6 +155,7 @@ class StackResult:
     forced: str = ""
     """The id of this stack installed by force, where it did not resolve ("" otherwise)."""
     together: list[OneProcess] = field(default_factory=list)
+    nearest: Nearest | None = None
     key: str = ""
     """What the one-process step depends on (the members' input keys, its code): an earlier
     record with the same key is reused."""

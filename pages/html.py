@@ -54,10 +54,14 @@ def strip_refs(text: str) -> str:
 
 def markdown_page(source: Path, title: str, here: str) -> str:
     """A report page converted from its Markdown, its links to other pages made the site's."""
+    return markdown_html(source.read_text(encoding="utf-8"), title, here)
+
+
+def markdown_html(text: str, title: str, here: str = "", depth: int = 0) -> str:
+    """A page from Markdown text, its links to the report pages made the site's."""
     import markdown
 
-    text = source.read_text(encoding="utf-8")
     for name, (target, _) in PAGES.items():
         text = text.replace(f"]({name}", f"]({target}")
     body = markdown.markdown(text, extensions=["tables", "fenced_code", "footnotes", "md_in_html"])
-    return page(title, body, here=here)
+    return page(title, body, here=here, depth=depth)

@@ -39,10 +39,11 @@ from core.results import CellResult, load_results
 from pages.docs_site import write_docs
 from pages.headline import NAMES, ORDER, failure_line, marks_of
 from pages.history import HISTORY, VERDICTS, read_history, results_of
-from pages.html import PAGES, esc, markdown_page, page, rows_table, slug
+from pages.html import PAGES, esc, markdown_html, markdown_page, page, rows_table, slug
 from pages.markdown import KINDS, Footnotes
 from pages.site_cell import cell_page
 from pages.site_history import history_page
+from pages.stacks import load_stacks, stack_markdown
 from pages.verdicts import foreign, key_versions, verdict
 
 ASSETS = Path(__file__).parent / "site_assets"
@@ -82,6 +83,9 @@ class Site:
                 "<h1>Compatibility matrix</h1>", f"<p>{len(self.results)} cells: {esc(summary)}. "
                 "Every cell in a list, with filters by engine, kind, axis, verdict and device: "
                 "<a href='cells.html'>the cells</a>.</p>"]
+        if (self.reports / "records" / "stacks").is_dir():
+            body += ["<p>Several engines in one environment, and what appears only when they share "
+                     "one process: <a href='stacks.html'>the stacks</a>.</p>"]
         if failing:
             body += ["<h2>Undeclared failures</h2><ul>"]
             body += [f"<li><a href='cells/{esc(r.cell.id)}.html'>{esc(r.cell.id)}</a>: "
@@ -227,10 +231,30 @@ def write_site(site: Site, reports: Path, out: Path, banner: str) -> None:
         text = markdown_page(source, title, target) if source.is_file() else \
             page(title, f"<h1>{esc(title)}</h1><p>No run has written {esc(name)} yet.</p>", here=target)
         (out / target).write_text(text, encoding="utf-8")
+    stacks, _ = load_stacks([reports / "records"])
+    if stacks:
+        (out / "stacks").mkdir()
+        (out / "stacks.html").write_text(page("Stacks", stacks_index(stacks), here="stacks.html"),
+                                         encoding="utf-8")
+    for view in stacks:
+        (out / "stacks" / f"{view.id}.html").write_text(
+            markdown_html(stack_markdown(view, site.matrix), view.id, depth=1), encoding="utf-8")
     for image in reports.glob("*.png"):
         shutil.copy2(image, out / image.name)
     write_docs(out, {name: target for name, (target, _) in PAGES.items()},
                lambda title, body: page(title, body, depth=1, here="docs/index.html"))
+
+
+def stacks_index(stacks: list) -> str:
+    """The stacks, a line each: its engines' verdicts in one environment, its page a click away."""
+    items = []
+    for view in stacks:
+        words = ", ".join(f"{m.cell.engine} {failure_line(m) if m.first_failure else 'ok'}"
+                          for m in view.members)
+        items.append(f"<li><a href='stacks/{esc(view.id)}.html'>{esc(view.id)}</a>: {esc(words)}</li>")
+    return ("<h1>Stacks</h1><p>Several engines in one environment, each engine's climb in it and "
+            "what appears only when they share one process (docs/stacks.md).</p><ul>"
+            + "".join(items) + "</ul>")
 
 
 def main(argv: list[str] | None = None) -> int:

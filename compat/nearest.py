@@ -1,0 +1,91 @@
+"""The nearest working stack (`nox -s stack -- ID --nearest`): the newest set of versions under
+which every engine of a failing stack passes in one environment.
+
+The search is coordinate-wise, as a person bisects by hand: one engine stepped back through its
+releases at a time, newest first, the others left to the resolver. Each candidate is resolved
+first (cheap); only one that resolves is climbed (at most MAX_CLIMBS). Where no candidate within
+MAX_RESOLVES resolves and passes, the answer is the engine that has to live in an environment of
+its own: the one whose removal lets the others resolve together, with the conflict that says why.
+It never runs in the default run. Stdlib only (the driver's interpreter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from compat.cell import DEFAULTS, Log, Options
+from compat.conflict import Resolver, describe
+from compat.index import published_versions
+from compat.matrix import requirement_name
+from compat.stack_run import climb_stack, stacks_dir, together_step
+from compat.stacks import Stack
+from core.stack_records import Nearest, Probe, StackResult, save_stack
+
+MAX_RESOLVES, MAX_CLIMBS = 30, 3
+PER_ENGINE = 8
+"""Releases of one engine tried, newest first, before the next engine is stepped back."""
+
+
+def nearest(stack: Stack, *, venv_root: Path, results_dir: Path, why: str = "",
+            log: Log = print, options: Options = DEFAULTS) -> Nearest:
+    """Search; `why`: the stack's own conflict, quoted where an engine has to live apart."""
+    resolve = Resolver(stack, Path(venv_root) / f"{stack.id}.nearest", options, log)
+    found = Nearest()
+    for engine in stack.engines:
+        package = requirement_name(engine.requires_on(stack.device)[0])
+        for version in [str(v) for v in published_versions(package, stack.python)[::-1][:PER_ENGINE]]:
+            if resolve.count >= MAX_RESOLVES:
+                break
+            pin = f"{package}=={version}"
+            probe = Probe(pins=[pin], resolved=resolve(stack.engines, (pin,)).ok)
+            found.probes.append(probe)
+            log(f"[{stack.id}] nearest: {pin} {'resolves' if probe.resolved else 'does not resolve'}")
+            if probe.resolved and found.climbs < MAX_CLIMBS:
+                found.climbs += 1
+                candidate = dataclasses.replace(stack, pins=(*stack.pins, pin))
+                _, members = climb_stack(candidate, venv_root=venv_root, results_dir=results_dir,
+                                         log=log, options=options, forced_from=stack.id)
+                probe.climbed = True
+                probe.passed = all(m.first_failure is None for m in members)
+                probe.verdicts = ", ".join(
+                    f"{m.cell.engine} {m.first_failure.name if m.first_failure else 'ok'}"
+                    for m in members)
+                if probe.passed:
+                    found.found, found.resolves = [pin], resolve.count
+                    return found
+    for engine in stack.engines:
+        rest = tuple(e for e in stack.engines if e is not engine)
+        if len(rest) > 1 and resolve(rest).ok:
+            found.apart = engine.id
+            found.why = why
+            break
+    found.resolves = resolve.count
+    return found
+
+
+def answer(found: Nearest) -> str:
+    """The search's answer in one line."""
+    if found.found:
+        return f"works with {', '.join(found.found)}"
+    if found.apart:
+        return (f"no set within {found.resolves} resolves and {found.climbs} climbs: "
+                f"{found.apart} in an environment of its own" + (f" ({found.why})" if found.why else ""))
+    return f"no set within {found.resolves} resolves and {found.climbs} climbs"
+
+
+def one_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = print,
+              options: Options = DEFAULTS, search: bool = False) -> StackResult:
+    """`nox -s stack -- STACK [--nearest]`: the stack's climb and one-process step, then, where
+    an engine fails in it and `search` asks, the nearest working set, kept in its record."""
+    record, members = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
+                                  options=options)
+    record = together_step(stack, record, members, venv_root=venv_root, results_dir=results_dir,
+                           log=log, options=options)
+    if search and any(m.first_failure for m in members):
+        why = describe(record.conflict) if record.conflict else ""
+        record.nearest = nearest(stack, venv_root=venv_root, results_dir=results_dir, why=why,
+                                 log=log, options=options)
+        save_stack(record, stacks_dir(results_dir))
+        log(f"[{stack.id}] nearest: {answer(record.nearest)}")
+    return record
