@@ -19,6 +19,7 @@ from core.results import ErrorInfo, Rung, read_rung
 from core.timeline import Recorder
 from engines import DTYPE_ENV, LLAMA_TOOLS_ENV, QUANT_ENV
 from fixtures.catalog import cache_root
+from incell import HARNESS_ENV
 
 Log = Callable[[str], None]
 
@@ -152,6 +153,12 @@ def cell_env(run: CellRun) -> dict[str, str]:
     if run.options.threads:
         env |= {name: str(run.options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env |= dict(run.options.env)
+    if run.cell.harness_apart:
+        from compat.harness import harness_path
+
+        folder = harness_path(run.cell.python, run.cell.harness_apart, run.log)
+        if folder is not None:
+            env[HARNESS_ENV] = str(folder)
     tools = llama_tools_of(run)
     if tools is not None:
         env[LLAMA_TOOLS_ENV] = str(tools)

@@ -47,6 +47,10 @@ class Cell:
     trained: tuple[str, ...] = ()
     """Trained fixtures the cell also runs on ([trained] in matrix.toml): the properties only a
     trained model can test run there, the others on the engine's random fixtures."""
+    harness_apart: tuple[str, ...] = ()
+    """Where set, the harness's packages (compat/harness.py) ride on a path of their own after
+    the environment's, instead of being asked of it: an environment infermatrix judges as its
+    user made it (nox -s here, a stack from a user's file)."""
     stack: str = ""
     """The id of the stack (compat/stacks.py) whose environment the cell shares, or "": its own."""
     stack_engines: tuple[EngineSpec, ...] = field(default=(), compare=False, repr=False)

@@ -53,7 +53,9 @@ def existing_cell(matrix: Matrix, engine: str, device: str, dtype: str | None, n
         combo = [(matrix.axes["dtype"], dtype)]
     cell = make_cell(matrix, matrix.engines[engine], combo, device,
                      why=f"The existing environment {name!r}: nothing resolved or installed.")
-    return dataclasses.replace(cell, existing=name)
+    spec = matrix.engines[engine]
+    return dataclasses.replace(cell, existing=name,
+                               harness_apart=(*matrix.harness, *spec.harness))
 
 
 def run_here(cell: Cell, python: Path, *, results_dir: Path, options: Options = DEFAULTS,

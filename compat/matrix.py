@@ -171,7 +171,7 @@ def extra_cell(matrix: Matrix, raw: dict) -> Cell:
 def _engine(engine_id: str, raw: dict) -> EngineSpec:
     if engine_id not in ENGINES:
         raise MatrixError(unknown("engine", engine_id, ENGINES))
-    allowed = {"requires", "fixtures", "build_wheels", "tools", *DEVICES}
+    allowed = {"requires", "fixtures", "build_wheels", "tools", "harness", *DEVICES}
     registered = sorted({"kind", "devices"} & set(raw))
     if registered:
         raise MatrixError(f"Engine {engine_id!r}: {registered} is declared once, in the registry "
@@ -183,7 +183,7 @@ def _engine(engine_id: str, raw: dict) -> EngineSpec:
     return EngineSpec(id=engine_id, requires=tuple(raw.get("requires", ())),
                       fixtures=tuple(raw.get("fixtures", ())),
                       build_wheels=tuple(raw.get("build_wheels", ())),
-                      tools=tuple(raw.get("tools", ())),
+                      tools=tuple(raw.get("tools", ())), harness=tuple(raw.get("harness", ())),
                       builds={device: _build(engine_id, device, raw[device])
                               for device in DEVICES if device in raw})
 

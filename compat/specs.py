@@ -70,6 +70,10 @@ class EngineSpec:
     tools: tuple[str, ...] = ()
     """Native tools the engine runs, built once per machine by the install rung: "llama.cpp"
     (llama-server, llama-bench, llama-perplexity from llama-cpp-python's tree; compat/llama_tools.py)."""
+    harness: tuple[str, ...] = ()
+    """What infermatrix itself needs beside this engine (a fixture converter, a fixture's package),
+    not what the engine needs: in an environment infermatrix did not make (nox -s here, a user's
+    stack) it rides on a path of its own after the environment's packages (compat/harness.py)."""
 
     def __post_init__(self) -> None:
         if self.id not in ENGINES:
