@@ -178,14 +178,17 @@ def stacks(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def stack(session: nox.Session) -> None:
-    """One stack: -- STACK [--nearest] (a stack id, or its [stacks.NAME] where that declares one):
-    its climb, its conflict chain and forced install where it does not resolve, the one-process
-    step; --nearest searches the newest set of versions that works together. Then the report."""
+    """One stack: -- STACK [--nearest] (a stack id, or its [stacks.NAME] where that declares one),
+    or -- FILE [--extra NAME] [--axis numpy=2] (a requirements.txt, pyproject.toml or uv.lock:
+    your own stack, judged on its packages): its climb, its conflict chain and forced install
+    where it does not resolve, the one-process step; --nearest searches the newest set of
+    versions that works together. Then the report."""
     from compat.nearest import one_stack
+    from compat.stack_file import stack_named
 
     try:
         args = cli.stack_args(session.posargs)
-        chosen = MATRIX.stack(args.stack)
+        chosen = stack_named(args.stack, MATRIX, extras=tuple(args.extra), axes=tuple(args.axis))
     except InfermatrixError as exc:
         session.error(str(exc))
     one_stack(chosen, venv_root=ROOT / ".nox", results_dir=RESULTS, log=session.log,

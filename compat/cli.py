@@ -220,8 +220,15 @@ def stack_args(argv: list[str]) -> argparse.Namespace:
                      description="One stack (several engines in one environment, docs/stacks.md): "
                                  "its climb, its conflict chain where it does not resolve, the "
                                  "one-process step.")
-    parser.add_argument("stack", help="a stack id (nox -s stacks lists them) or its [stacks.NAME] "
-                                      "where that declares one stack")
+    parser.add_argument("stack", help="a stack id (nox -l lists the stacks session; COMPATIBILITY.md "
+                                      "names them), its [stacks.NAME] where that declares one "
+                                      "stack, or a FILE: a requirements.txt, pyproject.toml or "
+                                      "uv.lock (docs/stacks.md)")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME",
+                        help="with a pyproject.toml or uv.lock: add this optional group")
+    parser.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
+                        help="with a FILE: override its requirement on the axis's package, e.g. "
+                             "numpy=2 (the question before an upgrade)")
     parser.add_argument("--nearest", action="store_true",
                         help="where it fails, search the newest set of versions under which every "
                              "engine passes in one environment (at most 30 resolves, 3 climbs)")

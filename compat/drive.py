@@ -17,7 +17,7 @@ from compat.live import LivePages
 from compat.matrix import Cell, Stack
 from compat.plan import RealShapeRun
 from compat.reuse import last_result
-from compat.stack_run import climb_stack, together_step
+from compat.stack_run import Climbed, climb_stack, together_step
 from core import layout
 from core.results import CellResult, Rung
 from core.timeline import Recorder, Timeline, file_name
@@ -61,7 +61,7 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
             pages.land(cell.id)
         return result
 
-    def one_stack(stack: Stack) -> tuple:
+    def one_stack(stack: Stack) -> Climbed:
         done = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
                            options=climbing, timeline=timeline)
         timeline.write()
@@ -76,9 +76,9 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     if options.last_rung == "bench":
         bench_rungs(list(zip(cells, results)), venv_root=venv_root, results_dir=results_dir,
                     log=log, options=options, timeline=timeline)
-    for stack, (record, members) in zip(stacks, climbed_stacks) if options.last_rung == "bench" else ():
-        together_step(stack, record, members, venv_root=venv_root, results_dir=results_dir,
-                      log=log, options=options)
+    for climbed in climbed_stacks if options.last_rung == "bench" else ():
+        together_step(climbed, venv_root=venv_root, results_dir=results_dir, log=log,
+                      options=options)
     path = timeline.write(finished_at=now(), climb_s=climbed_s)
     log(f"the run's timeline: {path}")
     return results

@@ -44,8 +44,8 @@ def nearest(stack: Stack, *, venv_root: Path, results_dir: Path, why: str = "",
             if probe.resolved and found.climbs < MAX_CLIMBS:
                 found.climbs += 1
                 candidate = dataclasses.replace(stack, pins=(*stack.pins, pin))
-                _, members = climb_stack(candidate, venv_root=venv_root, results_dir=results_dir,
-                                         log=log, options=options, forced_from=stack.id)
+                members = climb_stack(candidate, venv_root=venv_root, results_dir=results_dir,
+                                      log=log, options=options, forced_from=stack.id).members
                 probe.climbed = True
                 probe.passed = all(m.first_failure is None for m in members)
                 probe.verdicts = ", ".join(
@@ -78,10 +78,11 @@ def one_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = pr
               options: Options = DEFAULTS, search: bool = False) -> StackResult:
     """`nox -s stack -- STACK [--nearest]`: the stack's climb and one-process step, then, where
     an engine fails in it and `search` asks, the nearest working set, kept in its record."""
-    record, members = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
-                                  options=options)
-    record = together_step(stack, record, members, venv_root=venv_root, results_dir=results_dir,
-                           log=log, options=options)
+    climbed = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
+                          options=options)
+    record = together_step(climbed, venv_root=venv_root, results_dir=results_dir, log=log,
+                           options=options)
+    members = climbed.members
     if search and any(m.first_failure for m in members):
         why = describe(record.conflict) if record.conflict else ""
         record.nearest = nearest(stack, venv_root=venv_root, results_dir=results_dir, why=why,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Log, Options, cell_env
@@ -48,9 +49,20 @@ def info(stack: Stack, forced_from: str = "") -> StackInfo:
                      overrides=list(stack.overrides), why=stack.why, forced_from=forced_from)
 
 
+@dataclass
+class Climbed:
+    """A stack whose members climbed: what its one-process step needs."""
+
+    stack: Stack
+    record: StackResult
+    members: list[CellResult]
+    forced: Climbed | None = None
+    """The same stack installed by force, where it did not resolve."""
+
+
 def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = print,
                 options: Options = DEFAULTS, timeline: Recorder | None = None,
-                forced_from: str = "") -> tuple[StackResult, list[CellResult]]:
+                forced_from: str = "") -> Climbed:
     """Step 1 (and 2 where it does not resolve): the members climb in the stack's venv; the
     record is written without its one-process step (together_step adds it)."""
     record = StackResult(stack=info(stack, forced_from), machine=machine_info(), started_at=now())
@@ -62,6 +74,7 @@ def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = 
         members.append(run_cell(cell, venv=venv, results_dir=folder, log=log, options=climbing,
                                 timeline=timeline, shared=members[0] if members else None))
     record.members = [m.cell.id for m in members]
+    climbed = Climbed(stack, record, members)
     resolved = members[0].rung("resolve")
     if resolved is not None and resolved.status == "fail" and resolved.error is not None \
             and resolved.error.type == "ResolutionError":
@@ -73,17 +86,16 @@ def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = 
             log(f"[{stack.id}] forcing the install as users do: override {', '.join(lift)} "
                 f"-> {forced.id}")
             record.forced = forced.id
-            forced_record, _ = climb_stack(forced, venv_root=venv_root, results_dir=results_dir,
-                                           log=log, options=options, timeline=timeline,
-                                           forced_from=stack.id)
-            save_stack(forced_record, stacks_dir(results_dir))
+            climbed.forced = climb_stack(forced, venv_root=venv_root, results_dir=results_dir,
+                                         log=log, options=options, timeline=timeline,
+                                         forced_from=stack.id)
     record.finished_at = now()
     save_stack(record, stacks_dir(results_dir))
     verdicts = ", ".join(f"{m.cell.engine} {m.first_failure.name if m.first_failure else 'ok'}"
                          for m in members)
     log(f"[{stack.id}] climbed: {verdicts}"
         + (f"; conflict: {describe(record.conflict)}" if record.conflict else ""))
-    return record, members
+    return climbed
 
 
 def together_key(stack: Stack, members: list[CellResult], rounds: int) -> str:
@@ -94,11 +106,15 @@ def together_key(stack: Stack, members: list[CellResult], rounds: int) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def together_step(stack: Stack, record: StackResult, members: list[CellResult], *,
-                  venv_root: Path, results_dir: Path, log: Log = print,
+def together_step(climbed: Climbed, *, venv_root: Path, results_dir: Path, log: Log = print,
                   options: Options = DEFAULTS, rounds: int = BENCH_ROUNDS) -> StackResult:
-    """Step 3, in both orders, over the members that loaded alone; an earlier record of the same
-    inputs is reused. Run on a quiet machine: its short bench is paired, not alone."""
+    """Step 3, in both orders, over the members that loaded alone (of the forced install too,
+    where there is one); an earlier record of the same inputs is reused. Run on a quiet
+    machine: its short bench is paired, not alone."""
+    if climbed.forced is not None:
+        together_step(climbed.forced, venv_root=venv_root, results_dir=results_dir, log=log,
+                      options=options, rounds=rounds)
+    stack, record, members = climbed.stack, climbed.record, climbed.members
     ready = [m for m in members if getattr(m.rung("load"), "status", "") == "pass"]
     if len(ready) < 2:
         log(f"[{stack.id}] one process: not run ({len(ready)} engine(s) loaded alone)")

@@ -42,6 +42,11 @@ class Stack:
     why: str = ""
     label: str = ""
     """What the id says it holds; default: the engines' ids joined by "+"."""
+    rides: tuple[str, ...] = ()
+    """A user's file's requirements (compat/stack_file.py), asked of the resolver as they are:
+    the engines' own `requires` are then not added, and the harness rides apart."""
+    source: str = ""
+    """The file the stack was read from, or "": compat/matrix.toml's [stacks]."""
 
     @property
     def env_label(self) -> str:
@@ -58,15 +63,27 @@ class Stack:
 
     @property
     def requested(self) -> tuple[str, ...]:
-        """Every engine's requirements on the device, then the axes' and the pins, each once."""
-        wanted = [r for e in self.engines for r in e.requires_on(self.device)]
+        """Every engine's requirements on the device (a user's file: its own requirements
+        instead), then the axes' and the pins, each once."""
+        wanted = list(self.rides) if self.source else \
+            [r for e in self.engines for r in e.requires_on(self.device)]
         wanted += [axis.values[label] for axis, (_, label) in zip(self.axis_specs, self.axes)
                    if axis.values[label]]
         return tuple(dict.fromkeys([*wanted, *self.pins]))
 
     @property
     def build_overrides(self) -> tuple[str, ...]:
+        """The engines' device overrides; none for a user's file, which is built as it says."""
+        if self.source:
+            return ()
         return tuple(dict.fromkeys(o for e in self.engines for o in e.overrides_on(self.device)))
+
+    @property
+    def harness_apart(self) -> tuple[str, ...]:
+        """A user's file: the harness's packages, which ride apart (compat/harness.py)."""
+        if not self.source:
+            return ()
+        return tuple(dict.fromkeys([*self.harness, *(h for e in self.engines for h in e.harness)]))
 
     @property
     def members(self) -> tuple:
@@ -77,9 +94,10 @@ class Stack:
                                       in zip(self.axis_specs, self.axes) if a.applies_to(engine.id)),
             axis_specs=tuple(a for a in self.axis_specs if a.applies_to(engine.id)),
             device=self.device, python=self.python, requested=self.requested,
-            requirements=(*self.requested, *self.harness), constraints=self.constraints,
-            pins=self.pins, overrides=self.overrides, build_overrides=self.build_overrides,
-            selections=self.selections, why=self.why, stack=self.id, stack_engines=self.engines)
+            requirements=(*self.requested, *(() if self.source else self.harness)),
+            constraints=self.constraints, pins=self.pins, overrides=self.overrides,
+            build_overrides=self.build_overrides, selections=self.selections, why=self.why,
+            stack=self.id, stack_engines=self.engines, harness_apart=self.harness_apart)
             for engine in self.engines)
 
     def forced(self, lifted: tuple[str, ...]) -> Stack:

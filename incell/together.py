@@ -21,10 +21,12 @@ its part of the record. A crash of the whole process is named by the driver.
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import subprocess
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -58,12 +60,19 @@ def package_of(path: str) -> str:
 
 
 def origin(value: object) -> str:
-    """The file that defined `value` (a function's code, else its module's file), or ""."""
-    code = getattr(value, "__code__", None) or getattr(getattr(value, "__func__", None), "__code__", None)
-    if code is not None:
-        return code.co_filename
-    module = sys.modules.get(getattr(value, "__module__", None) or "")
-    return getattr(module, "__file__", None) or ""
+    """The file that defined `value`, where it is a function, a method or a class (what a patch
+    puts in place), or "": a module, a lazy proxy, data. Looked up statically: a lazy module's
+    attribute access would import it."""
+    if isinstance(value, types.ModuleType):
+        return ""
+    function = value.__func__ if isinstance(value, (staticmethod, classmethod, types.MethodType)) \
+        else value
+    if isinstance(function, types.FunctionType):
+        return function.__code__.co_filename
+    if isinstance(value, type):
+        module = sys.modules.get(inspect.getattr_static(value, "__module__", "") or "")
+        return getattr(module, "__file__", None) or "" if module is not None else ""
+    return ""
 
 
 def watched() -> dict[str, object]:
@@ -120,6 +129,8 @@ def patches(before: dict[str, int]) -> list[Patch]:
     module's own: a package's own lazy loading fills its modules, which is not a patch."""
     found = []
     for target, old in before.items():
+        if target.rpartition(".")[2].startswith("__"):
+            continue  # a dunder is the object's own bookkeeping (a rebuilt validator, a docstring)
         value = resolve_target(target)
         if value is None or id(value) == old:
             continue
@@ -248,7 +259,12 @@ def together(fixtures: dict[str, str], device: str, rounds: int) -> OneProcess:
         except BaseException as exc:  # the import's failure is this engine's result
             part.error = ErrorInfo.from_exception(exc)
         part.seconds = round(time.perf_counter() - started, 3)
-        part.patched, part.openmp = patches(before), openmp_runtimes()
+        try:
+            part.patched = patches(before)
+        except Exception as exc:  # the check's own failure is said, never the step's end
+            part.patched = [Patch(target="(the patch check failed)",
+                                  by=f"{type(exc).__name__}: {exc}")]
+        part.openmp = openmp_runtimes()
         record.imports.append(part)
     adapters = {}
     for spec in (s for s in specs if s in classes):
