@@ -17,10 +17,13 @@ from pathlib import Path
 from compat.cell import DEFAULTS, Log, Options
 from compat.conflict import Resolver, describe
 from compat.index import published_versions
+from compat.ladder import now
 from compat.matrix import requirement_name
 from compat.stack_run import climb_stack, stacks_dir, together_step
 from compat.stacks import Stack
+from core import layout
 from core.stack_records import Nearest, Probe, StackResult, save_stack
+from core.timeline import Recorder, Timeline, file_name
 
 MAX_RESOLVES, MAX_CLIMBS = 30, 3
 PER_ENGINE = 8
@@ -78,10 +81,16 @@ def one_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = pr
               options: Options = DEFAULTS, search: bool = False) -> StackResult:
     """`nox -s stack -- STACK [--nearest]`: the stack's climb and one-process step, then, where
     an engine fails in it and `search` asks, the nearest working set, kept in its record."""
+    started = now()
+    timeline = Recorder(Path(results_dir) / layout.RUN / file_name(started),
+                        Timeline(started_at=started, selection=f"stack {stack.id}", workers=1,
+                                 cells=len(stack.members)))
     climbed = climb_stack(stack, venv_root=venv_root, results_dir=results_dir, log=log,
-                          options=options)
+                          options=options, timeline=timeline)
+    climb_s = timeline.now()
     record = together_step(climbed, venv_root=venv_root, results_dir=results_dir, log=log,
                            options=options)
+    timeline.write(finished_at=now(), climb_s=climb_s)
     members = climbed.members
     if search and any(m.first_failure for m in members):
         why = describe(record.conflict) if record.conflict else ""
