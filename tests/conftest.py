@@ -48,6 +48,16 @@ def installed(cell_id: str, results_dir: Path, fixtures: tuple[str, ...] = ()):
 
 
 @pytest.fixture(scope="module")
+def tiny_llama() -> Path:
+    """tiny-llama built (once) and its folder."""
+    from fixtures.catalog import locate
+    from fixtures.ensure import build_fixtures
+
+    assert build_fixtures(["tiny-llama"], 600, log=print) is None
+    return locate("tiny-llama")
+
+
+@pytest.fixture(scope="module")
 def server_cell(tmp_path_factory):
     """transformers_server-base resolved and installed for real (its venv under .nox/test-cells
     is reused): the cell's python and environment."""
@@ -57,11 +67,12 @@ def server_cell(tmp_path_factory):
     return str(run.python), cell_env(run)
 
 
-LONGEST = ("test_real_cell", "test_suite_catches_bugs", "test_stacks", "test_endpoint", "test_servers",
+LONGEST = ("test_real_cell", "test_suite_catches_bugs", "test_stacks", "test_endpoint_real",
+           "test_gguf_quantizer", "test_endpoint", "test_servers",
            "test_ladder", "test_site")
 """The files that take longest, longest first (seconds on the 2-core machine, each beside the
 others: a real cell climbed through every rung 210, every broken engine through the suite 180,
-a server someone else runs 70, the servers' lifecycle 55, the ladder's real environments 35, the
+a stack's one-process step against the patching stand-in 100, a server someone else runs 70, the servers' lifecycle 55, the ladder's real environments 35, the
 site in a browser 25)."""
 
 
