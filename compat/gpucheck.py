@@ -75,7 +75,9 @@ def check(python: Path, device: str, shape: str, results: Path, limit_s: float, 
     limits = dataclasses.replace(Limits(), conformance=limit_s / 2, bench=limit_s / 2)
     for i, engine in enumerate(engines):
         log(progress(i, len(engines), time.monotonic() - started) + f" · {engine}")
-        cell = with_stand_ins(existing_cell(matrix, engine, device, None, "gpucheck"), versions)
+        # no index there: the harness comes carried on PYTHONPATH, not from compat/harness.py
+        cell = dataclasses.replace(with_stand_ins(existing_cell(
+            matrix, engine, device, None, "gpucheck"), versions), harness_apart=())
         result = run_here(cell, python, results_dir=results, options=Options(limits=limits), log=log)
         failures += result.first_failure is not None
         if result.first_failure is None and cell.engine.kind == "generation":

@@ -26,6 +26,8 @@ from incell import HARNESS_ENV
 
 __all__ = ["HARNESS_ENV", "harness_path"]
 LIMIT_S = 600
+FAILED: set[Path] = set()
+"""Folders that could not be made in this run: not tried again for every process of every cell."""
 
 
 def harness_path(python: str, packages: tuple[str, ...], log=print) -> Path | None:
@@ -37,6 +39,8 @@ def harness_path(python: str, packages: tuple[str, ...], log=print) -> Path | No
     done = folder / ".complete"
     if done.is_file():
         return folder
+    if folder in FAILED:
+        return None
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -48,6 +52,7 @@ def harness_path(python: str, packages: tuple[str, ...], log=print) -> Path | No
                         env={**os.environ})
         if tool.returncode != 0:
             shutil.rmtree(work, ignore_errors=True)
+            FAILED.add(folder)
             log(f"the harness's own path could not be made ({', '.join(packages)}); the cell "
                 f"runs with what its environment holds:\n{tool.output[-1500:]}")
             return None

@@ -48,7 +48,8 @@ def nearest(stack: Stack, *, venv_root: Path, results_dir: Path, why: str = "",
                 found.climbs += 1
                 candidate = dataclasses.replace(stack, pins=(*stack.pins, pin))
                 members = climb_stack(candidate, venv_root=venv_root, results_dir=results_dir,
-                                      log=log, options=options, forced_from=stack.id).members
+                                      log=log, options=options, forced_from=stack.id,
+                                      lifts_left=0).members
                 probe.climbed = True
                 probe.passed = all(m.first_failure is None for m in members)
                 probe.verdicts = ", ".join(

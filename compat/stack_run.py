@@ -34,6 +34,8 @@ from core.results import CellResult, ErrorInfo, machine_info
 from core.stack_records import OneProcess, StackInfo, StackResult, load_stack, save_stack
 from core.timeline import Recorder
 
+MAX_LIFTS = 3
+"""Pins a forced install lifts, one conflict at a time, before it says it still does not resolve."""
 BENCH_ROUNDS = 10
 """Pairs of the short bench, alone vs together (bench/stats.MIN_PAIRS)."""
 
@@ -62,9 +64,10 @@ class Climbed:
 
 def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = print,
                 options: Options = DEFAULTS, timeline: Recorder | None = None,
-                forced_from: str = "") -> Climbed:
+                forced_from: str = "", lifts_left: int = MAX_LIFTS) -> Climbed:
     """Step 1 (and 2 where it does not resolve): the members climb in the stack's venv; the
-    record is written without its one-process step (together_step adds it)."""
+    record is written without its one-process step (together_step adds it). A forced install
+    that does not resolve either is forced again, one more pin lifted, `lifts_left` times."""
     record = StackResult(stack=info(stack, forced_from), machine=machine_info(), started_at=now())
     folder = stacks_dir(results_dir) / stack.id
     venv = Path(venv_root) / stack.id
@@ -80,15 +83,16 @@ def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = 
             and resolved.error.type == "ResolutionError":
         record.conflict = find_conflict(stack, resolved.error.text, options=options, log=log,
                                         work=venv.parent / f"{venv.name}.conflict")
-        lift = lifted(record.conflict)
-        if lift and not forced_from:
+        lift = tuple(o for o in lifted(record.conflict) if o not in stack.overrides)
+        if lift and lifts_left > 0:
             forced = stack.forced(lift)
             log(f"[{stack.id}] forcing the install as users do: override {', '.join(lift)} "
                 f"-> {forced.id}")
             record.forced = forced.id
             climbed.forced = climb_stack(forced, venv_root=venv_root, results_dir=results_dir,
                                          log=log, options=options, timeline=timeline,
-                                         forced_from=stack.id)
+                                         forced_from=forced_from or stack.id,
+                                         lifts_left=lifts_left - 1)
     record.finished_at = now()
     save_stack(record, stacks_dir(results_dir))
     verdicts = ", ".join(f"{m.cell.engine} {m.first_failure.name if m.first_failure else 'ok'}"

@@ -72,8 +72,8 @@ LONGEST = ("test_real_cell", "test_suite_catches_bugs", "test_stacks", "test_end
            "test_ladder", "test_site")
 """The files that take longest, longest first (seconds on the 2-core machine, each beside the
 others: a real cell climbed through every rung 210, every broken engine through the suite 180,
-a stack's one-process step against the patching stand-in 100, a server someone else runs 70, the servers' lifecycle 55, the ladder's real environments 35, the
-site in a browser 25)."""
+a stack's one-process step against the patching stand-in 100, a server someone else runs 70,
+the servers' lifecycle 55, the ladder's real environments 35, the site in a browser 25)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -146,3 +146,16 @@ def test_the_stack_session_takes_a_file_or_a_stack(tmp_path) -> None:
     assert stack_named("local-generation", load()).id.startswith("stack-transformers+")
     with pytest.raises(StackFileError, match="apply to a stack read from a file"):
         stack_named("local-generation", load(), axes=("numpy=1",))
+
+
+def test_a_harness_path_that_cannot_be_made_is_said_once_and_not_tried_again(tmp_path, monkeypatch) -> None:
+    from compat import harness
+
+    monkeypatch.setenv("INFERMATRIX_CACHE", str(tmp_path))
+    said = []
+    missing = ("infermatrix-surely-not-a-package-7f3a",)
+    assert harness.harness_path("3.11", missing, said.append) is None
+    assert len(said) == 1 and "could not be made" in said[0]
+    assert harness.harness_path("3.11.7", missing, said.append) is None  # the same folder
+    assert len(said) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("harness-")]
