@@ -95,12 +95,20 @@ def chain(lock: str, top: str, package: str) -> list[str]:
 
 
 def declared(text: str, depender: str, package: str) -> str:
-    """The range `depender` declares for `package` where uv's explanation says so
-    ("numpy>=1.20.0,<2"), else ""."""
-    pattern = (rf"{re.escape(depender)}\S*\s+depends on\s+{re.escape(package)}"
+    """The range `depender` (any package, where "") declares for `package` where uv's
+    explanation says so ("numpy>=1.20.0,<2"), else ""."""
+    found = depends_on(text, depender, package)
+    return f"{package}{found[1]}" if found else ""
+
+
+def depends_on(text: str, depender: str, package: str) -> tuple[str, str] | None:
+    """(the depender, the range) of uv's first "X depends on PACKAGE<range>" clause (X:
+    `depender` where given; "all versions of X depend on" too), or None."""
+    who = re.escape(depender) if depender else r"[A-Za-z0-9_.\-\[\]]+?"
+    pattern = (rf"({who})(?:[<>=!~][^\s]*)?\s+depends?\s+on\s+{re.escape(package)}"
                rf"((?:[<>=!~]=?[^\s,]+)(?:,\s?[<>=!~]=?[^\s,]+)*)")
     found = re.search(pattern, text.replace("_", "-"), re.IGNORECASE)
-    return f"{package}{found.group(1).rstrip('.,')}" if found else ""
+    return (found.group(1), found.group(2).rstrip(".,")) if found else None
 
 
 def side(engine, stack: Stack, alone: Resolved, package: str, text: str) -> Side:
@@ -119,11 +127,10 @@ def axis_sides(stack: Stack, engine, text: str) -> list[Side]:
     top = requirement_name(engine.requires_on(stack.device)[0])
     for axis, (name, label) in zip(stack.axis_specs, stack.axes):
         package = requirement_name(axis.values[label])
-        found = re.search(rf"(\S+?)(?:[<>=!~][^\s]*)? depends? on {re.escape(package)}"
-                          rf"((?:[<>=!~]=?[^\s,]+)(?:,\s?[<>=!~]=?[^\s,]+)*)", text)
+        found = depends_on(text, "", package)
         if found:
-            chain_ = [top] if requirement_name(found.group(1)) == top else [top, found.group(1)]
-            return [Side(engine=engine.id, chain=[*chain_, f"{package}{found.group(2).rstrip('.,')}"]),
+            via_ = [top] if requirement_name(found[0]) == top else [top, requirement_name(found[0])]
+            return [Side(engine=engine.id, chain=[*via_, f"{package}{found[1]}"]),
                     Side(engine=f"axis {name}={label}", chain=[axis.values[label]])]
     return []
 

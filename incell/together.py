@@ -45,18 +45,23 @@ PROMPT = "Several engines share one process, its threads and its memory"
 TEXTS = [f"Sentence {i} about engines sharing one process and its threads." for i in range(16)]
 
 
-def package_of(path: str) -> str:
-    """The top-level package a file belongs to: the folder after site-packages/, or this
-    repository's top folder ("tests"); "" for a file of neither (the standard library)."""
+def within(path: str) -> tuple[str, ...]:
+    """A file's path from its package's folder: the parts after site-packages/, or after this
+    repository's root; () for a file of neither (the standard library, a system library)."""
     parts = Path(path).parts
     for marker in ("site-packages", "dist-packages"):
         if marker in parts:
-            rest = parts[parts.index(marker) + 1:]
-            return rest[0].removesuffix(".py") if rest else ""
+            return parts[parts.index(marker) + 1:]
     try:
-        return Path(path).resolve().relative_to(REPO).parts[0]
+        return Path(path).resolve().relative_to(REPO).parts
     except ValueError:
-        return ""
+        return ()
+
+
+def package_of(path: str) -> str:
+    """The top-level package a file belongs to ("vllm", this repository's "tests"), or ""."""
+    parts = within(path)
+    return parts[0].removesuffix(".py") if parts else ""
 
 
 def origin(value: object) -> str:
@@ -143,14 +148,7 @@ def patches(before: dict[str, int]) -> list[Patch]:
 
 def short_path(path: str) -> str:
     """A file as from its package's folder: ".../site-packages/vllm/x.py" -> "vllm/x.py"."""
-    parts = Path(path).parts
-    for marker in ("site-packages", "dist-packages"):
-        if marker in parts:
-            return "/".join(parts[parts.index(marker) + 1:])
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return path
+    return "/".join(within(path)) or path
 
 
 def openmp_runtimes() -> list[str]:

@@ -54,6 +54,9 @@ def load_stacks(result_dirs: list[Path]) -> tuple[list[StackView], list[str]]:
             views[record.stack.id] = StackView(record, members)
     for view in views.values():
         view.forced = views.get(view.record.forced)
+    for view in views.values():  # a forced install forced again: the last one stands for it
+        while view.forced is not None and view.forced.forced is not None:
+            view.forced = view.forced.forced
     shown = [v for v in views.values() if not v.record.stack.forced_from]
     return sorted(shown, key=lambda v: v.id), problems
 
@@ -155,9 +158,9 @@ def section(result_dirs: list[Path], notes: Footnotes, matrix: Matrix | None) ->
     return lines
 
 
-def detail(view: StackView) -> list[str]:
+def detail(view: StackView, heading: bool = True) -> list[str]:
     """One stack's one-process runs, engine by engine; uv's explanation where it did not resolve."""
-    lines = [f"### `{view.id}`", ""]
+    lines = [f"### `{view.id}`", ""] if heading else []
     if view.record.stack.why:
         lines += [view.record.stack.why, ""]
     conflict = view.record.conflict
@@ -219,7 +222,7 @@ def stack_markdown(view: StackView, matrix: Matrix | None = None) -> str:
         lines += [f"Forced install: {member_verdicts(view.forced, notes, matrix)}", ""]
     lines += ["What appears only together:", "", *(f"- {f}" for f in findings(view.forced or view)
                                                    or ["(the one-process step did not run)"]), ""]
-    lines += detail(view)[2:]
+    lines += detail(view, heading=False)
     lines += ["Reproduce it:", "", "```", f"nox -s stack -- {view.id}", "```", ""]
     if notes.notes:
         lines += ["## Footnotes", "", *notes.render()]
