@@ -25,6 +25,7 @@ from pathlib import Path
 from compat.cell import DEFAULTS, CellRun, Log, Options, cell_env
 from compat.conflict import describe, find_conflict, lifted
 from compat.ladder import now, run_cell
+from compat.reuse import forced as forced_again
 from compat.reuse import module_file
 from compat.stacks import Stack
 from core import layout
@@ -126,7 +127,8 @@ def together_step(climbed: Climbed, *, venv_root: Path, results_dir: Path, log: 
     record.key = together_key(stack, members, rounds)
     path = stacks_dir(results_dir) / f"{stack.id}.json"
     earlier = load_stack(path) if path.is_file() else None
-    if earlier is not None and earlier.key == record.key and earlier.together:
+    if earlier is not None and earlier.key == record.key and earlier.together \
+            and not forced_again(stack.id, options.force):
         record.together = earlier.together
         log(f"[{stack.id}] one process: reused (nothing it depends on changed)")
     else:

@@ -84,7 +84,8 @@ class Timeline:
     def summary(self) -> dict:
         """What a page or a docs include quotes of a run, derived from its spans (never stored):
         wall and climb seconds, the bench rungs' time, the first verdict, when every engine had
-        one, each engine's first, the rungs' sums, the cells climbed and reused."""
+        one, each engine's first, the rungs' sums, the cells climbed and reused, the stacks'
+        share."""
         firsts = self.first_verdicts()
         return {"wall_s": self.wall_s, "climb_s": self.climb_s,
                 "bench_s": sum(s.duration_s for s in self.spans if s.rung == "bench"),
@@ -93,7 +94,15 @@ class Timeline:
                 "first_verdicts": {engine: at for engine, (_, at) in firsts.items()},
                 "rung_sums": self.rung_sums(),
                 "cells_climbed": len(self.verdicts) - len(self.reused),
-                "cells_reused": len(self.reused)}
+                "cells_reused": len(self.reused), **self.stack_part()}
+
+    def stack_part(self) -> dict:
+        """The stacks' share of the run (their members' ids start with "stack-"): the seconds
+        their rungs took, and the wall time from the first to the last of them."""
+        spans = [s for s in self.spans if s.cell.startswith("stack-")]
+        return {"stack_rungs_s": sum(s.duration_s for s in spans),
+                "stack_wall_s": (max(s.end_s for s in spans) - min(s.start_s for s in spans))
+                if spans else 0.0}
 
     def lines(self, count: int) -> list[str]:
         """The first `count` rung lines of the run, in the order they landed, as it logged them."""

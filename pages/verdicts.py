@@ -36,9 +36,11 @@ def override_note(result: CellResult, passed: bool) -> str:
     if passed:
         notes = [f"the {n} pin looks unnecessary: every rung passes" for n in lifted]
         notes += [f"passes without {n}" for n in removed]
+    elif lifted:  # one sentence, whatever the number of pins lifted: "... fails at <rung>"
+        pins = " and ".join(lifted)
+        notes = [f"the {pins} pin{'s are' if len(lifted) > 1 else ' is'} needed: fails at"]
     else:
-        notes = [f"the {n} pin is needed: fails at" for n in lifted] or \
-                [f"fails even without {', '.join(removed)} at"]
+        notes = [f"fails even without {', '.join(removed)} at"]
     return "; ".join(notes)
 
 
