@@ -215,15 +215,23 @@ def audit(results: list[CellResult]) -> list[Finding]:
             for check, what in check_of(r)]
 
 
+def is_cell_record(rel: Path) -> bool:
+    """Whether a JSON file under a records folder is a cell's result."""
+    if layout.RUN in rel.parts:
+        return False
+    return rel.parts[0] != layout.STACKS or len(rel.parts) > 2
+
+
 def read(paths: list[Path]) -> list[CellResult]:
     """Cells from results.json files (their "cells") and from results folders (every JSON file
     under them); a file that cannot be read stops the audit: it cannot vouch for it."""
     results = []
     for path in paths:
         if path.is_dir():
-            # a run's own records (its timeline, the release watch) are not cells
+            # a run's own records (its timeline, the release watch) are not cells, nor is a
+            # stack's own record (stacks/<id>.json); its members' (stacks/<id>/...) are
             found, problems = load_results(sorted(
-                p for p in path.rglob("*.json") if layout.RUN not in p.relative_to(path).parts))
+                p for p in path.rglob("*.json") if is_cell_record(p.relative_to(path))))
             if problems:
                 raise SystemExit(f"python -m pages.audit: unreadable: {'; '.join(problems)}")
             results += found

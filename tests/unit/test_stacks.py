@@ -228,3 +228,14 @@ def test_the_nearest_searchs_answer_in_one_line() -> None:
                              "environment of its own (infinity-emb==0.0.77 does not resolve even "
                              "alone under numpy 2)")
     assert answer(Nearest(resolves=30, climbs=3)) == "no set within 30 resolves and 3 climbs"
+
+
+def test_the_audit_reads_a_stacks_members_and_not_its_own_record(tmp_path) -> None:
+    from pages.audit import read
+
+    sid = "stack-transformers+patcher-numpy2"
+    save_stack(record(sid, []), tmp_path / "stacks")
+    (tmp_path / "stacks" / sid).mkdir()
+    cell = member(sid, "transformers")
+    (tmp_path / "stacks" / sid / f"{cell.cell.id}.json").write_text(cell.to_json(), encoding="utf-8")
+    assert [r.cell.id for r in read([tmp_path])] == [cell.cell.id]
