@@ -133,7 +133,7 @@ def section(result_dirs: list[Path], notes: Footnotes, matrix: Matrix | None) ->
     if not views:
         return []
     lines = ["## Stacks", "",
-             "Several engines in one environment ([docs/stacks.md](../docs/stacks.md)): resolved "
+             "Several engines in one environment (docs/stacks.md): resolved "
              "and installed once with every engine's requirements together; each engine's "
              "verdict is its climb inside that environment. **One process**: all of them "
              "imported, loaded and run together (in the registry's order, then in reverse), "

@@ -34,6 +34,7 @@ def matrix_with(**axis_values: str):
     data["axes"]["numpy"]["values"] = axis_values
     data["cells"], data["known"] = [], []
     data["trained"]["cells"] = []  # named by their numpy axis value, which this replaces
+    data["stacks"] = {}  # the same
     return parse(data)
 
 

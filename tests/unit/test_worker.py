@@ -39,7 +39,7 @@ def cell_of(tmp_path, monkeypatch):
 
     def make(engine_class: str, **limits: float) -> CellRun:
         cell = SimpleNamespace(id="broken", device="cpu", dtype="float32", axes=(),
-                               fixtures=("tiny-llama",),
+                               fixtures=("tiny-llama",), harness_apart=(),
                                engine=SimpleNamespace(id=f"tests.broken.lifecycle:{engine_class}",
                                                       kind="generation", transport="in_process"))
         return CellRun(cell=cell, venv=tmp_path / "venv", options=Options(limits=Limits(**limits)),
