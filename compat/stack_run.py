@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.stats import MIN_PAIRS, paired_ratio_interval
 from compat.cell import DEFAULTS, CellRun, Log, Options, cell_env
 from compat.conflict import describe, find_conflict, lifted
 from compat.ladder import now, run_cell
@@ -32,13 +33,17 @@ from core import layout
 from core.proc import run_tool
 from core.records import read
 from core.results import CellResult, ErrorInfo, machine_info
-from core.stack_records import OneProcess, StackInfo, StackResult, load_stack, save_stack
+from core.stack_records import OneProcess, StackInfo, StackResult, Together, load_stack, save_stack
 from core.timeline import Recorder
 
 MAX_LIFTS = 3
 """Pins a forced install lifts, one conflict at a time, before it says it still does not resolve."""
 BENCH_ROUNDS = 10
 """Pairs of the short bench, alone vs together (bench/stats.MIN_PAIRS)."""
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""Where an engine is slower together, the first order runs again with OpenMP's threads told to
+sleep rather than spin-wait between parallel regions (on both sides of each pair): a slowdown
+that goes away there is named as spinning OpenMP threads."""
 
 
 def stacks_dir(results_dir: Path) -> Path:
@@ -135,28 +140,43 @@ def together_step(climbed: Climbed, *, venv_root: Path, results_dir: Path, log: 
         cell = next(c for c in stack.members if c.engine.id == ready[0].cell.engine)
         run = CellRun(cell=cell, venv=Path(venv_root) / stack.id, options=options, log=log)
         specs = [f"{m.cell.engine}={m.cell.fixtures[0]}" for m in ready]
-        record.together = [one_process(run, specs, rounds, log),
-                           one_process(run, specs[::-1], 0, log)]
+        first = one_process(run, specs, rounds, log)
+        record.together = [first, one_process(run, specs[::-1], 0, log)]
+        if any(slower(part) for part in first.engines):  # ask the cause: spinning OpenMP threads?
+            record.together.append(one_process(run, specs, rounds, log, PASSIVE))
     save_stack(record, stacks_dir(results_dir))
     return record
 
 
-def one_process(run: CellRun, specs: list[str], rounds: int, log: Log) -> OneProcess:
-    """incell/together.py over `specs` in this order; a process that ends without its record
-    is the record's error."""
-    out = run.work / f"together-{'-'.join(s.split('=')[0] for s in specs)}.json"
+def slower(part: Together) -> bool:
+    """A slowdown together: enough pairs, and a paired interval above 1."""
+    if len(part.together_s) < MIN_PAIRS or len(part.alone_s) != len(part.together_s):
+        return False
+    _, low, _ = paired_ratio_interval(part.together_s, part.alone_s)
+    return low > 1
+
+
+def one_process(run: CellRun, specs: list[str], rounds: int, log: Log,
+                env: dict[str, str] | None = None) -> OneProcess:
+    """incell/together.py over `specs` in this order (with `env` on both sides of each pair);
+    a process that ends without its record is the record's error."""
+    out = run.work / f"together-{'-'.join(s.split('=')[0] for s in specs)}{'-env' if env else ''}.json"
     out.unlink(missing_ok=True)
     order = [s.split("=")[0] for s in specs]
     limit = run.limits.conformance
     tool = run_tool([str(run.python), "-m", "incell.together",
                      *(a for s in specs for a in ("--engine", s)), "--rounds", str(rounds),
-                     "--device", run.cell.device, "--out", str(out)], limit, env=cell_env(run))
+                     "--device", run.cell.device, "--out", str(out)], limit,
+                    env=cell_env(run) | (env or {}))
     if out.is_file():
         record = read(OneProcess, json.loads(out.read_text(encoding="utf-8")))
-        log(f"[{run.cell.stack}] one process ({' → '.join(order)}): {record.duration_s:.0f} s")
+        record.env = dict(env or {})
+        log(f"[{run.cell.stack}] one process ({' → '.join(order)}"
+            f"{''.join(f', {k}={v}' for k, v in record.env.items())}): {record.duration_s:.0f} s")
         return record
     kind = "Timeout" if tool.timed_out else "ProcessCrashed"
     message = (f"the one-process step ran past {limit:.0f} s" if tool.timed_out else
                f"the one-process step ended without its record (exit {tool.returncode})")
     log(f"[{run.cell.stack}] one process ({' → '.join(order)}): {message}")
-    return OneProcess(order=order, error=ErrorInfo.from_message(kind, message, tool.output[-6000:]))
+    return OneProcess(order=order, error=ErrorInfo.from_message(kind, message, tool.output[-6000:]),
+                      env=dict(env or {}))

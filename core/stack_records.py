@@ -71,6 +71,9 @@ class OneProcess:
     error: ErrorInfo | None = None
     """The process ended without its record (a crash, a timeout): what it printed."""
     duration_s: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+    """What this run set apart from the others ({"OMP_WAIT_POLICY": "PASSIVE"}: the run that
+    asks whether a slowdown is OpenMP threads spin-waiting), or {}."""
 
 
 @dataclass

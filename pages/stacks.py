@@ -93,9 +93,10 @@ def slowdown(part: Together) -> str:
 
 def findings(view: StackView) -> list[str]:
     """What the one-process step found, in words: patches, OpenMP runtimes, failures and
-    slowdowns that appear only together, and crashes."""
+    slowdowns that appear only together, the cause of a slowdown where a run asked it, crashes."""
     found = []
-    for run in view.record.together:
+    plain = [run for run in view.record.together if not run.env]
+    for run in plain:
         order = " → ".join(run.order)
         if run.error is not None:
             found.append(f"{FAIL} the process died ({order}): {code(run.error.signature)}")
@@ -116,15 +117,29 @@ def findings(view: StackView) -> list[str]:
                 found.append(f"{FAIL} {part.engine} fails {', '.join(bad)} only together ({order})")
             slow = slowdown(part)
             if slow and "no difference" not in slow:
-                found.append(f"{part.engine}: {slow} together than alone")
-    runtimes = sorted({lib for run in view.record.together for imp in run.imports
-                       for lib in imp.openmp})
+                found.append(f"{part.engine}: {slow} together than alone ({order})"
+                             + cause(view, run, part.engine))
+    runtimes = sorted({lib for run in plain for imp in run.imports for lib in imp.openmp})
     if len(runtimes) > 1:
         found.append(f"{len(runtimes)} OpenMP runtimes in one process: "
                      + ", ".join(f"`{lib}`" for lib in runtimes))
     if view.record.together and not found:
         found.append(f"{PASS} nothing appears only together")
     return found
+
+
+def cause(view: StackView, run: OneProcess, engine: str) -> str:
+    """What the run with OpenMP's threads told to sleep (stack_run.PASSIVE) says of a slowdown:
+    gone there, it was spinning OpenMP threads; still there, it was not."""
+    asked = next((r for r in view.record.together if r.env and r.order == run.order), None)
+    part = next((p for p in asked.engines if p.engine == engine), None) if asked else None
+    if part is None or not slowdown(part):
+        return ""
+    setting = " ".join(f"{k}={v}" for k, v in asked.env.items())
+    if "no difference" in slowdown(part) or "faster" in slowdown(part):
+        return (f"; with `{setting}` it goes away ({slowdown(part).replace('**', '')}): "
+                "OpenMP threads spin-waiting between parallel regions take the cores it needs")
+    return f"; with `{setting}` it stays ({slowdown(part).replace('**', '')}): not spinning threads"
 
 
 def section(result_dirs: list[Path], notes: Footnotes, matrix: Matrix | None) -> list[str]:
@@ -200,7 +215,8 @@ def one_process_table(view: StackView, run: OneProcess) -> list[str]:
                      f"{FAIL} {code(error.signature)}" if error else props,
                      f"{slowdown(part) or f'{len(part.together_s)} pairs: too few'}; {part.call}"
                      if part and part.together_s else ""])
-    head = f"**One process, {' → '.join(run.order)}** ({run.duration_s:.0f} s)"
+    setting = "".join(f", `{k}={v}`" for k, v in run.env.items())
+    head = f"**One process, {' → '.join(run.order)}{setting}** ({run.duration_s:.0f} s)"
     if run.error is not None:
         head += f": {FAIL} {code(run.error.signature)}"
     return [head, "",

@@ -239,3 +239,21 @@ def test_the_audit_reads_a_stacks_members_and_not_its_own_record(tmp_path) -> No
     cell = member(sid, "transformers")
     (tmp_path / "stacks" / sid / f"{cell.cell.id}.json").write_text(cell.to_json(), encoding="utf-8")
     assert [r.cell.id for r in read([tmp_path])] == [cell.cell.id]
+
+
+def test_a_slowdown_gone_with_openmp_threads_asleep_is_named_spinning_threads() -> None:
+    sid = "stack-transformers+ctranslate2-numpy2"
+    slow = Together("ctranslate2", "small-llama", alone_s=[1.0] * 10,
+                    together_s=[3.0, 3.1, 2.9, 3.2, 3.0, 3.1, 2.95, 3.05, 3.0, 3.1])
+    gone = Together("ctranslate2", "small-llama", alone_s=[1.0] * 10,
+                    together_s=[1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.02, 0.98])
+    order = ["transformers", "ctranslate2"]
+    runs = [OneProcess(order=order, engines=[slow]),
+            OneProcess(order=order, engines=[gone], env={"OMP_WAIT_POLICY": "PASSIVE"})]
+    found = findings(StackView(record(sid, runs), [member(sid, "ctranslate2")]))
+    (line,) = [f for f in found if f.startswith("ctranslate2:")]
+    assert "**×3.02 slower**" in line and "with `OMP_WAIT_POLICY=PASSIVE` it goes away" in line
+    assert "spin-waiting" in line
+    still = OneProcess(order=order, engines=[slow], env={"OMP_WAIT_POLICY": "PASSIVE"})
+    found = findings(StackView(record(sid, [runs[0], still]), [member(sid, "ctranslate2")]))
+    assert any("it stays" in f and "not spinning threads" in f for f in found)
