@@ -482,8 +482,14 @@ def tests(session: nox.Session) -> None:
     one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     session.run("pytest", "-n", workers, "--dist", "loadfile", "-m", "not timing", *session.posargs,
                 env=env | one_thread)
-    # exit 5: the options chose no timing test (the first run already failed on an empty choice)
-    session.run("pytest", "-m", "timing", *session.posargs, env=env, success_codes=[0, 5])
+    # exit 5: no timing test chosen (the first run already failed on an empty choice). A timing test
+    # measures a shared machine: a failure gets a second try, said in the log; two fail the session
+    first = session.run("pytest", "-m", "timing", *session.posargs, env=env,
+                        success_codes=[0, 1, 5], silent=True)
+    print(first)
+    if "failed" in first.strip().splitlines()[-1]:
+        session.log("a timing test failed once (above); running the timing tests again")
+        session.run("pytest", "-m", "timing", *session.posargs, env=env, success_codes=[0, 5])
 
 
 @nox.session(venv_backend="uv")
