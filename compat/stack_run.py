@@ -148,12 +148,17 @@ def together_step(climbed: Climbed, *, venv_root: Path, results_dir: Path, log: 
     return record
 
 
+def paired_ratio(part: Together) -> tuple[float, float, float] | None:
+    """together ÷ alone over the bench's pairs and its ~95% interval; None with too few pairs."""
+    if len(part.together_s) < MIN_PAIRS or len(part.alone_s) != len(part.together_s):
+        return None
+    return paired_ratio_interval(part.together_s, part.alone_s)
+
+
 def slower(part: Together) -> bool:
     """A slowdown together: enough pairs, and a paired interval above 1."""
-    if len(part.together_s) < MIN_PAIRS or len(part.alone_s) != len(part.together_s):
-        return False
-    _, low, _ = paired_ratio_interval(part.together_s, part.alone_s)
-    return low > 1
+    ratio = paired_ratio(part)
+    return ratio is not None and ratio[1] > 1
 
 
 def one_process(run: CellRun, specs: list[str], rounds: int, log: Log,

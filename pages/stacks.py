@@ -9,10 +9,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval
+from bench.stats import distinguishable
 from compat.conflict import describe
 from compat.matrix import Matrix
 from compat.nearest import answer
+from compat.stack_run import paired_ratio, slower
 from core import layout
 from core.results import CellResult, load_results
 from core.stack_records import OneProcess, StackResult, Together, load_stack
@@ -82,13 +83,13 @@ def only_together(view: StackView, part: Together) -> list[str]:
 
 def slowdown(part: Together) -> str:
     """together ÷ alone over the pairs, with its interval and pair count; "" with too few."""
-    pairs = len(part.together_s)
-    if pairs < MIN_PAIRS or len(part.alone_s) != pairs:
+    found = paired_ratio(part)
+    if found is None:
         return ""
-    ratio, low, high = paired_ratio_interval(part.together_s, part.alone_s)
+    ratio, low, high = found
     told = "slower" if ratio > 1 else "faster"
     mark = f"**×{ratio:.2f} {told}**" if distinguishable(low, high) else f"×{ratio:.2f} (no difference)"
-    return f"{mark} [{low:.2f}, {high:.2f}], {pairs} pairs"
+    return f"{mark} [{low:.2f}, {high:.2f}], {len(part.together_s)} pairs"
 
 
 def findings(view: StackView) -> list[str]:
@@ -115,9 +116,9 @@ def findings(view: StackView) -> list[str]:
             bad = only_together(view, part)
             if bad:
                 found.append(f"{FAIL} {part.engine} fails {', '.join(bad)} only together ({order})")
-            slow = slowdown(part)
-            if slow and "no difference" not in slow:
-                found.append(f"{part.engine}: {slow} together than alone ({order})"
+            ratio = paired_ratio(part)
+            if ratio is not None and distinguishable(*ratio[1:]):
+                found.append(f"{part.engine}: {slowdown(part)} together than alone ({order})"
                              + cause(view, run, part.engine))
     runtimes = sorted({lib for run in plain for imp in run.imports for lib in imp.openmp})
     if len(runtimes) > 1:
@@ -133,10 +134,10 @@ def cause(view: StackView, run: OneProcess, engine: str) -> str:
     gone there, it was spinning OpenMP threads; still there, it was not."""
     asked = next((r for r in view.record.together if r.env and r.order == run.order), None)
     part = next((p for p in asked.engines if p.engine == engine), None) if asked else None
-    if part is None or not slowdown(part):
+    if part is None or paired_ratio(part) is None:
         return ""
     setting = " ".join(f"{k}={v}" for k, v in asked.env.items())
-    if "no difference" in slowdown(part) or "faster" in slowdown(part):
+    if not slower(part):
         return (f"; with `{setting}` it goes away ({slowdown(part).replace('**', '')}): "
                 "OpenMP threads spin-waiting between parallel regions take the cores it needs")
     return f"; with `{setting}` it stays ({slowdown(part).replace('**', '')}): not spinning threads"
