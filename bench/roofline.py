@@ -17,7 +17,7 @@ import json
 import struct
 from pathlib import Path
 
-from core.bench_details import DecodeBound, MetricRecord, PrefillBound, Roofline
+from core.bench_details import MetricRecord, Roofline
 
 EMBEDDING_TABLES = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 OUTPUT_HEADS = ("lm_head.weight", "output.weight")
@@ -95,24 +95,6 @@ def bytes_read_per_token(model_dir: Path, engine_bytes: int | None, read_bytes: 
     return round(float32_per_token * engine_bytes / float32_total)
 
 
-def decode_bounds(decode: list[MetricRecord], per_token: int, gb_s: float) -> list[DecodeBound]:
-    """Each batch-1 decode median against bandwidth ÷ bytes a token."""
-    bytes_per_s = gb_s * 1e9
-    return [DecodeBound(input_tokens=m.params["input_tokens"], decode_tokens_per_s=m.stats.median,
-                        bound_tokens_per_s=bytes_per_s / per_token,
-                        fraction=per_token * m.stats.median / bytes_per_s)
-            for m in decode]
-
-
-def prefill_bounds(metrics: list[MetricRecord], flops_per_token: float,
-                   tflops: float) -> list[PrefillBound]:
-    """Each batch-1 prefill median against the matmul peak ÷ FLOPs a token."""
-    flops_per_s = tflops * 1e12
-    return [PrefillBound(input_tokens=m.params["input_tokens"], prefill_tokens_per_s=m.stats.median,
-                         fraction=m.stats.median * flops_per_token / flops_per_s)
-            for m in metrics if m.name == "prefill_tokens_per_s" and m.params["batch"] == 1]
-
-
 def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | None = None, *,
              device: str = "cpu", dtype: str = "float32",
              read_bytes: int | None = None) -> Roofline | None:
@@ -131,9 +113,8 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
     per_token = bytes_read_per_token(model_dir, engine_bytes, read_bytes)
     gb_s = max(bandwidth.samples)  # the best reading: what this machine showed it can do
     out = Roofline(weight_bytes_per_token=per_token, bandwidth_gb_s=gb_s,
-                   decode_batch1=decode_bounds(decode, per_token, gb_s),
                    last_level_cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
-                   engine_weights_bytes=engine_bytes, device=device,
+                   device=device,
                    bytes_counted="files" if read_bytes else "scaled",
                    device_name=bandwidth.params.get("device_name", ""), compute_dtype=dtype)
     float32_weights = weight_bytes_per_token(model_dir) / FLOAT32_BYTES
@@ -141,7 +122,6 @@ def roofline(metrics: list[MetricRecord], model_dir: Path, engine_bytes: int | N
     head_weights = output_head_bytes(model_dir) / FLOAT32_BYTES
     out.least_flops_per_token = FLOPS_PER_WEIGHT * (float32_weights - head_weights)
     compute = measured_on(metrics, "compute_tflops", device, dtype)
-    if compute is not None:  # prefill against the compute limit
+    if compute is not None:  # prefill against the compute limit (BenchDetail.prefill_bounds)
         out.compute_tflops = max(compute.samples)
-        out.prefill_batch1 = prefill_bounds(metrics, out.flops_per_token, out.compute_tflops)
     return out

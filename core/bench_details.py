@@ -99,16 +99,21 @@ class MetricRecord:
         return self.params.get("access", "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodeBound:
+    """A batch-1 decode median against the bandwidth limit: derived (BenchDetail.decode_bounds),
+    never stored, so the row and the metric cannot disagree."""
+
     input_tokens: int
     decode_tokens_per_s: float
     bound_tokens_per_s: float
     fraction: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrefillBound:
+    """A batch-1 prefill median against the matmul peak: derived (BenchDetail.prefill_bounds)."""
+
     input_tokens: int
     prefill_tokens_per_s: float
     fraction: float
@@ -124,14 +129,10 @@ class Roofline:
     bandwidth_gb_s: float
     """Read bandwidth of the engine's device measured in the same run: on the CPU DRAM with
     every core, far beyond the caches; on CUDA the GPU's own memory."""
-    decode_batch1: list[DecodeBound] = field(default_factory=list)
     compute_tflops: float | None = None
-    prefill_batch1: list[PrefillBound] = field(default_factory=list)
     last_level_cache_bytes: int | None = None
     """The CPU's last-level cache: weights that fit in it are read from cache, not DRAM, and the
     bandwidth bound does not apply (the report says "cache-resident" instead of a fraction)."""
-    engine_weights_bytes: int | None = None
-    """The engine's own weight files as loaded (GGUF, ONNX, ...), where its adapter knows them."""
     device: str = "cpu"
     """Where the limits were measured: the cell's device ("cpu", "cuda")."""
     device_name: str = ""
@@ -277,6 +278,31 @@ class BenchDetail:
             raise ValueError(unknown("metric", name, METRIC_NAMES))
         return next((m for m in self.metrics if m.name == name
                      and all(m.params.get(k) == v for k, v in params.items())), None)
+
+    @property
+    def decode_bounds(self) -> list[DecodeBound]:
+        """Each batch-1 decode median against bandwidth ÷ bytes a token (the roofline's inputs
+        and the metrics' samples, derived when read)."""
+        roof = self.roofline
+        if roof is None:
+            return []
+        bytes_per_s = roof.bandwidth_gb_s * 1e9
+        per_token = roof.weight_bytes_per_token
+        return [DecodeBound(input_tokens=m.input_tokens, decode_tokens_per_s=m.stats.median,
+                            bound_tokens_per_s=bytes_per_s / per_token,
+                            fraction=per_token * m.stats.median / bytes_per_s)
+                for m in self.metrics if m.name == DECODE_TOKENS_PER_S and m.batch == 1]
+
+    @property
+    def prefill_bounds(self) -> list[PrefillBound]:
+        """Each batch-1 prefill median against the matmul peak ÷ FLOPs a token."""
+        roof = self.roofline
+        if roof is None or not roof.compute_tflops or not roof.flops_per_token:
+            return []
+        flops_per_s = roof.compute_tflops * 1e12
+        return [PrefillBound(input_tokens=m.input_tokens, prefill_tokens_per_s=m.stats.median,
+                             fraction=m.stats.median * roof.flops_per_token / flops_per_s)
+                for m in self.metrics if m.name == PREFILL_TOKENS_PER_S and m.batch == 1]
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The per-cell result file: a versioned JSON schema, written atomically.
 
 One file per cell under results/<cell id>.json. The report merges any set of
-them, from one machine or many CI jobs. Schema 2 keeps each rung's record typed
-(core/details.py); schema-1 files are still read, their lock moved to the resolve rung.
+them, from one machine or many CI jobs. Each rung's record is typed (core/details.py). Schema 4
+stores no copy of a figure derived from another (the roofline's rows are derived from the
+samples); files of schemas 1 to 3 are still read, brought forward step by step.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from core.details import DETAILS, PropertyResult, ResolveDetail
 from core.records import read, to_json
 from core.signatures import first_line, signature
 
-SCHEMA_VERSION = 3
-READABLE_SCHEMAS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 RUNGS = ("resolve", "install", "import", "load", "conformance", "api", "bench")
 Status = Literal["pass", "fail", "not_reached", "not_run"]
 NOT_APPLICABLE = {"api": "in-process engine: no HTTP API"}
@@ -215,6 +216,8 @@ class CellResult:
             data = from_schema_1(data)
         if data["schema"] == 2:
             data = from_schema_2(data)
+        if data["schema"] == 3:
+            data = from_schema_3(data)
         rungs = [Rung.from_dict(raw) for raw in data.get("rungs", [])]
         return cls(**{**data, "rungs": rungs})
 
@@ -249,6 +252,51 @@ def from_schema_2(data: dict[str, Any]) -> dict[str, Any]:
             prop["figures"] = {case: figures if {"quality", "lora"} & set(figures) else
                                {"lora" if "effect_kl_mean" in figures else "quality": figures}
                                for case, figures in (prop.get("figures") or {}).items()}
+        rungs.append(raw)
+    return {**data, "rungs": rungs, "schema": 3}
+
+
+STORED_COPIES = ("decode_batch1", "prefill_batch1", "engine_weights_bytes")
+"""What a schema-3 bench rung stored twice: the roofline's rows copied the decode and prefill
+medians (now BenchDetail.decode_bounds / prefill_bounds, derived from the samples), and its
+byte count copied the weights' (WeightsFacts.bytes)."""
+
+
+def best_read(detail: dict[str, Any], device: str) -> float | None:
+    """The best reading of the bandwidth probe that read memory on `device`, in a bench rung's
+    JSON form; None where the rung has no such probe."""
+    return next((max(m["samples"]) for m in detail.get("metrics") or []
+                 if m["name"] == "memory_bandwidth_gb_s" and m["samples"]
+                 and m["params"].get("device", "cpu") == device
+                 and m["params"].get("access") == "read"), None)
+
+
+def from_schema_3(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-3 record as schema 4: the bench rung's stored copies are dropped, and a byte
+    count that only the roofline held moves to the weights, and FLOPs a token that only its
+    prefill row held are kept as the roofline's input. The roofline's bandwidth becomes the
+    read probe's best reading where an older run divided by its median (three committed records,
+    2026-12-04/05), as the pages have said since: MBU divides by the best reading."""
+    rungs = []
+    for raw in data.get("rungs", []):
+        detail = raw.get("detail")
+        if raw["name"] == "bench" and isinstance(detail, dict) and detail.get("roofline"):
+            roof = {k: v for k, v in detail["roofline"].items() if k not in STORED_COPIES}
+            best = best_read(detail, roof.get("device", "cpu"))
+            if best is not None:
+                roof["bandwidth_gb_s"] = best
+            prefill = detail["roofline"].get("prefill_batch1") or []
+            if prefill and not roof.get("flops_per_token") and roof.get("compute_tflops"):
+                # written before FLOPs a token were kept: the count its stored row divided by
+                row = prefill[0]
+                roof["flops_per_token"] = (row["fraction"] * roof["compute_tflops"] * 1e12
+                                           / row["prefill_tokens_per_s"])
+            weights = detail.get("weights") or {}
+            size = detail["roofline"].get("engine_weights_bytes")
+            if size and not weights.get("bytes"):
+                weights = {**weights, "bytes": size}
+            detail = {**detail, "roofline": roof, "weights": weights or None}
+            raw = {**raw, "detail": detail}
         rungs.append(raw)
     return {**data, "rungs": rungs, "schema": SCHEMA_VERSION}
 

@@ -27,6 +27,7 @@ from engines.params import (
     EngineNotLoadedError,
     FinishReason,
     InvalidParameterError,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     UnsupportedCapabilityError,
@@ -37,9 +38,9 @@ from engines.text import as_rows, cut_at_stop, stop_stream, text_deltas, top_log
 
 __all__ = [  # what adapters and the suites import from here
     "MAX_LOGPROBS", "Capabilities", "ChatMessage", "Completion", "Deviation", "Embedder", "Engine",
-    "EngineNotLoadedError", "FinishReason", "Generator", "InvalidParameterError", "SamplingParams",
-    "StreamDelta", "UnsupportedCapabilityError", "as_rows", "check_prompt_ids", "check_prompts",
-    "cut_at_stop", "stop_stream", "text_deltas", "top_logprobs",
+    "EngineNotLoadedError", "FinishReason", "Generator", "InvalidParameterError", "LoadedWeights",
+    "SamplingParams", "StreamDelta", "UnsupportedCapabilityError", "as_rows", "check_prompt_ids",
+    "check_prompts", "cut_at_stop", "stop_stream", "text_deltas", "top_logprobs",
 ]
 
 REDUCED_PRECISION_DEVIATIONS = {prop: Deviation(
@@ -92,22 +93,8 @@ class Engine(abc.ABC):
     @property
     def compute_dtype(self) -> str:
         return self.quantized_compute.get(self.quantization, self.dtype)
-    weights_bytes: int | None = None
-    """The size on disk of the weights the engine loaded, where its adapter knows it (set by
-    `_load`; the quantization report shows it)."""
-    weights_read_bytes: int | None = None
-    """Bytes of those weights one batch-1 decode step reads (engines/formats/weights_read.py), where the
-    adapter can read them from its files; else the roofline scales the fixture's float32 count."""
-    weights_note: str = ""
-    """One line on the format the engine loaded where its adapter knows more than a size: the
-    tensor types a quantizer wrote, the matrices that fell back, the bits per weight (the
-    throughput report shows it beside the figures)."""
-    weights_file: Path | None = None
-    """The one file the engine loaded its weights from, where it loads one (a GGUF): the engine's
-    own tools can run on the same file (set by `_load`)."""
-    unquantized_file: Path | None = None
-    """Where `weights_file` is a quantization the engine made: the unquantized file it was made
-    from (the engine's own quality tool compares the two)."""
+    weights: LoadedWeights = LoadedWeights()
+    """What load() loaded, where the adapter knows it; `_load` sets it once."""
     prefix_cache: ClassVar[str] = "none"
     """Whether the engine keeps a prefix cache (keys and values of prompts it has seen, reused
     for a prompt that starts the same): "none", "switch" (on as shipped; load(cache_prefixes=
@@ -173,6 +160,7 @@ class Engine(abc.ABC):
         self.cache_prefixes = cache_prefixes
         self.quantization = self.check_quantization(
             quantization if quantization is not None else os.environ.get(QUANT_ENV) or "none")
+        self.weights = LoadedWeights()  # nothing left from an earlier load
         self._load(Path(model_dir), device, self.dtype)
         self._is_loaded = True
 

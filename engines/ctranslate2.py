@@ -24,6 +24,7 @@ from engines.base import (
     Completion,
     Deviation,
     Generator,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     stop_stream,
@@ -97,7 +98,7 @@ class CTranslate2Generator(HfTokenizer, Generator):
                            "ctranslate2", converter_version(),
                            lambda src, out: _convert(src, out, self.quantization if quantized
                                                      else None))
-        self.weights_bytes = (folder / "model.bin").stat().st_size
+        self.weights = LoadedWeights(bytes=(folder / "model.bin").stat().st_size)
         self._tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         self._gen = ctranslate2.Generator(str(folder), device=device,
                                           compute_type=self.quantization if quantized else dtype)

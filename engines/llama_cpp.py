@@ -35,6 +35,7 @@ from engines.base import (
     Deviation,
     Generator,
     InvalidParameterError,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     stop_stream,
@@ -125,26 +126,27 @@ class LlamaCppGenerator(Generator):
         if not source.is_file():
             raise InvalidParameterError(f"llama_cpp: quantization {SHIPPED!r} reads the GGUF a "
                                         f"trained fixture ships; {model_dir.name} ships none")
-        self._gguf = self.weights_file = model_dir / json.loads(source.read_text("utf-8"))["file"]
-        self.weights_bytes = self._gguf.stat().st_size
-        self.weights_read_bytes = gguf_read_bytes(self._gguf)
-        self.weights_note = f"as shipped: {describe_types(tensor_types(self._gguf, SHIPPED))}"
+        self._gguf = gguf = model_dir / json.loads(source.read_text("utf-8"))["file"]
+        self.weights = LoadedWeights(
+            bytes=gguf.stat().st_size, read_bytes=gguf_read_bytes(gguf), file=gguf,
+            note=f"as shipped: {describe_types(tensor_types(gguf, SHIPPED))}")
 
     def _convert(self, model_dir: Path) -> None:
         """The float32 GGUF written from the fixture, quantized by llama.cpp where asked."""
         source = float32_gguf(model_dir)
         folder = source.parent
-        if self.quantization != "none":
-            self.unquantized_file = source
+        quantized = self.quantization != "none"
+        if quantized:
             folder = converted(model_dir, f"gguf-{self.quantization}",
                                f"{converter_version()} {TYPES_FILE} llama-cpp-python "
                                f"{importlib.metadata.version('llama-cpp-python')}",
                                lambda _src, out: quantize_gguf(source, out, self.quantization))
-        self.weights_bytes = (folder / GGUF_NAME).stat().st_size
-        self.weights_read_bytes = gguf_read_bytes(folder / GGUF_NAME)
-        if (folder / TYPES_FILE).is_file():
-            self.weights_note = describe_types(json.loads((folder / TYPES_FILE).read_text("utf-8")))
-        self.weights_file = self._gguf = folder / GGUF_NAME
+        self._gguf = gguf = folder / GGUF_NAME
+        types = folder / TYPES_FILE
+        self.weights = LoadedWeights(
+            bytes=gguf.stat().st_size, read_bytes=gguf_read_bytes(gguf), file=gguf,
+            unquantized_file=source if quantized else None,
+            note=describe_types(json.loads(types.read_text("utf-8"))) if types.is_file() else "")
 
     def _close(self) -> None:
         self._drop_batched()

@@ -35,6 +35,7 @@ from engines.base import (
     Deviation,
     Generator,
     InvalidParameterError,
+    LoadedWeights,
     SamplingParams,
 )
 from engines.formats.weights_read import isq_read_bytes
@@ -100,9 +101,10 @@ class MistralRsGenerator(Generator):
                             tokenizer_json=str(model_dir / "tokenizer.json"))
         self._runner = Runner(which=which, prefix_cache_n=16 if self.cache_prefixes else 0,
                               in_situ_quant=ISQ.get(self.quantization))
-        self.weights_bytes = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
-        if self.quantization in ISQ_BITS:  # what a decode step reads: the in-memory Q8_0 / Q4_0
-            self.weights_read_bytes = isq_read_bytes(model_dir, ISQ_BITS[self.quantization])
+        bits = ISQ_BITS.get(self.quantization)  # what a decode step reads: the in-memory Q8_0 / Q4_0
+        self.weights = LoadedWeights(
+            bytes=sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+            read_bytes=isq_read_bytes(model_dir, bits) if bits else None)
 
     def _close(self) -> None:
         self._runner = None

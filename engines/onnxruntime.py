@@ -19,7 +19,7 @@ from typing import ClassVar
 from optimum.onnxruntime import ORTModelForCausalLM, ORTQuantizer
 from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-from engines.base import Deviation
+from engines.base import Deviation, LoadedWeights
 from engines.formats.weights_read import onnx_read_bytes
 from engines.transformers import TransformersGenerator
 from fixtures.convert import converted
@@ -72,8 +72,9 @@ class OnnxRuntimeGenerator(TransformersGenerator):
         else:
             onnx_dir, graph = converted(model_dir, "optimum-onnx", exporter_version(),
                                         _export), "model.onnx"
-        self.weights_bytes = sum(p.stat().st_size for p in onnx_dir.glob(f"{graph}*"))  # + _data
-        self.weights_read_bytes = onnx_read_bytes(onnx_dir / graph)
+        self.weights = LoadedWeights(  # the graph and its _data file
+            bytes=sum(p.stat().st_size for p in onnx_dir.glob(f"{graph}*")),
+            read_bytes=onnx_read_bytes(onnx_dir / graph))
         provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         return ORTModelForCausalLM.from_pretrained(str(onnx_dir), local_files_only=True,
                                                    file_name=graph, provider=provider)

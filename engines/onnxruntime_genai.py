@@ -33,6 +33,7 @@ from engines.base import (
     Completion,
     Deviation,
     Generator,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     stop_stream,
@@ -103,8 +104,8 @@ class OnnxRuntimeGenaiGenerator(Generator):
         name = f"onnxruntime-genai{'-int4' if precision == 'int4' else ''}{suffix}"
         folder = converted(model_dir, name, builder_version(),
                            lambda src, out: build(src, out, precision, device))
-        self.weights_bytes = sum(p.stat().st_size for p in folder.glob("*.onnx*"))
-        self.weights_read_bytes = onnx_read_bytes(folder / "model.onnx")
+        self.weights = LoadedWeights(bytes=sum(p.stat().st_size for p in folder.glob("*.onnx*")),
+                                     read_bytes=onnx_read_bytes(folder / "model.onnx"))
         self._model = og.Model(str(folder))
         self._tok = og.Tokenizer(self._model)
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))

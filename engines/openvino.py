@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+from engines.base import LoadedWeights
 from engines.formats.w4_checkpoints import GROUP, group_size
 from engines.transformers import TransformersGenerator
 from fixtures.convert import converted
@@ -80,7 +81,7 @@ class OpenVinoGenerator(TransformersGenerator):
         from optimum.intel import OVModelForCausalLM  # here: openvino_genai shares export()
 
         folder = exported(model_dir, self.quantization)
-        self.weights_bytes = (folder / "openvino_model.bin").stat().st_size
+        self.weights = LoadedWeights(bytes=(folder / "openvino_model.bin").stat().st_size)
         # float32 asked, float32 computed: on a CPU with AVX-512 BF16 the plugin's default
         # inference precision is bf16 (measured on small-llama: 1e-3 nats mean KL from float32)
         return OVModelForCausalLM.from_pretrained(str(folder), export=False, device=device.upper(),

@@ -26,6 +26,7 @@ from engines.base import (
     Completion,
     Deviation,
     Generator,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     text_deltas,
@@ -35,7 +36,7 @@ from engines.openvino import exported
 DONE = object()
 
 
-def plugin_weights(folder: Path, device: str) -> tuple[int, str]:
+def plugin_weights(folder: Path, device: str) -> LoadedWeights:
     """The bytes of weights the plugin reads, and why: the float32 export's, halved where the
     device's default inference precision is bfloat16 or float16 (OpenVINO's CPU plugin picks
     bfloat16 on a CPU with AVX-512 BF16 or AMX and converts the weights when it compiles; measured
@@ -43,9 +44,10 @@ def plugin_weights(folder: Path, device: str) -> tuple[int, str]:
     exported_bytes = sum(p.stat().st_size for p in folder.glob("openvino_model.bin"))
     hint = ov_runtime.Core().get_property(device.upper(), "INFERENCE_PRECISION_HINT").get_type_name()
     if hint in ("bf16", "f16"):
-        return exported_bytes // 2, (f"computes in {hint}, the plugin's default inference precision "
-                                     "on this CPU: the float32 export's weights are read in 16 bits")
-    return exported_bytes, f"computes in {hint}"
+        return LoadedWeights(exported_bytes // 2, note=(
+            f"computes in {hint}, the plugin's default inference precision on this CPU: the "
+            "float32 export's weights are read in 16 bits"))
+    return LoadedWeights(exported_bytes, note=f"computes in {hint}")
 
 
 def compute_dtype(device: str) -> str:
@@ -127,7 +129,7 @@ class OpenVinoGenaiGenerator(Generator):
             scheduler.enable_prefix_caching, scheduler.cache_size = False, 1  # GB of KV cache
         self._pipe = ov.LLMPipeline(str(folder), device.upper(), **off)
         self._tok = self._pipe.get_tokenizer()
-        self.weights_bytes, self.weights_note = plugin_weights(folder, device)
+        self.weights = plugin_weights(folder, device)
         # what it really computes in: the plugin's own choice (its tolerances and its compute
         # peak follow it: bench/quality.tolerance, bench/roofline.roofline)
         self.dtype = compute_dtype(device)

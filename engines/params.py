@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import InfermatrixError
@@ -30,6 +31,27 @@ class UnsupportedCapabilityError(InfermatrixError, NotImplementedError):
         super().__init__(f"Engine {engine!r} does not support {capability!r} (see its Capabilities).")
         self.engine = engine
         self.capability = capability
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What an engine loaded, where its adapter knows it: one value, set once by `_load`
+    (Engine.weights), read by the quantization report, the roofline and the engine's own tools."""
+
+    bytes: int | None = None
+    """The size on disk of the weights the engine loaded (the quantization report shows it)."""
+    read_bytes: int | None = None
+    """Bytes one batch-1 decode step reads of them (engines/formats/weights_read.py), where the
+    adapter can read them from its files; else the roofline scales the fixture's float32 count."""
+    note: str = ""
+    """One line on the format where the adapter knows more than a size: the tensor types a
+    quantizer wrote, the matrices that fell back, the bits per weight."""
+    file: Path | None = None
+    """The one file the weights came from, where the engine loads one (a GGUF): the engine's
+    own tools can run on the same file."""
+    unquantized_file: Path | None = None
+    """Where `file` is a quantization the engine made: the unquantized file it was made from
+    (the engine's own quality tool compares the two)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from engines.base import Capabilities, Deviation, Embedder
+from engines.base import Capabilities, Deviation, Embedder, LoadedWeights
 from fixtures.convert import converted, converter_version
 
 
@@ -69,7 +69,8 @@ class _ExportedBackend(SentenceTransformersEmbedder):
         kwargs = {"model_kwargs": options} if options else {}
         graph = folder / options.get("file_name", "")
         files = [graph, graph.with_suffix(".bin")] if quantized else (folder / self.backend).iterdir()
-        self.weights_bytes = sum(p.stat().st_size for p in files if p.is_file())  # OpenVINO: .xml + .bin
+        self.weights = LoadedWeights(  # OpenVINO: .xml + .bin
+            bytes=sum(p.stat().st_size for p in files if p.is_file()))
         self._model = SentenceTransformer(str(folder), device=device, backend=self.backend,
                                           local_files_only=True, **kwargs)
 

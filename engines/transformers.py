@@ -17,6 +17,7 @@ from engines.base import (
     Completion,
     Deviation,
     Generator,
+    LoadedWeights,
     SamplingParams,
     StreamDelta,
     cut_at_stop,
@@ -105,7 +106,7 @@ class TransformersGenerator(HfTokenizer, Generator):
         problems = {k: v for k, v in info.items() if v}
         if problems:  # a fixture that does not match its architecture must not load silently
             raise RuntimeError(f"weights do not match the architecture in {model_dir}: {problems}")
-        self.weights_bytes = model.get_memory_footprint()
+        self.weights = LoadedWeights(bytes=model.get_memory_footprint())
         return (model if quantized else model.to(device)).eval()
 
     def _close(self) -> None:

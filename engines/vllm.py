@@ -33,6 +33,7 @@ from engines.base import (
     Embedder,
     Generator,
     InvalidParameterError,
+    LoadedWeights,
     SamplingParams,
     as_rows,
 )
@@ -108,7 +109,7 @@ class VllmGenerator(HfTokenizer, Generator):
             model_dir, dtype = converted(model_dir, method, VERSION, lambda src, out:
                                          write_checkpoint(src, out, method)), "float16"
         self._folder = model_dir
-        self.weights_bytes = (model_dir / "model.safetensors").stat().st_size
+        self.weights = LoadedWeights(bytes=(model_dir / "model.safetensors").stat().st_size)
         self._llm = make_llm(model_dir, device, dtype, tokenizer=str(model_dir), max_logprobs=-1,
                              enable_prefix_caching=self.cache_prefixes, **lora)
         self._tok = self._llm.get_tokenizer()

@@ -113,7 +113,8 @@ def two_calls(decode: MetricRecord, ttft: MetricRecord, e2e: MetricRecord, shape
 
 
 def roofline(detail: BenchDetail) -> list[str]:
-    """MBU = bytes per token × decode tok/s ÷ bandwidth of a read, from the medians it shows."""
+    """MBU divides by the best reading of a read (its rows are derived from the samples, so the
+    rate and the fraction cannot disagree with the metric)."""
     roof, problems = detail.roofline, []
     if roof is None:
         return []
@@ -121,14 +122,9 @@ def roofline(detail: BenchDetail) -> list[str]:
     if probe is not None and probe.access != "read":
         problems.append(f"MBU divides by a {probe.access or 'copy'}'s bandwidth "
                         f"({roof.bandwidth_gb_s:.1f} GB/s), the column is of a read")
-    for row in roof.decode_batch1:
-        decode = detail.find(DECODE_TOKENS_PER_S, batch=1, input_tokens=row.input_tokens)
-        if decode is not None and not close(row.decode_tokens_per_s, decode.stats.median):
-            problems.append(f"MBU row at {row.input_tokens} tokens uses {row.decode_tokens_per_s:.6g} "
-                            f"tok/s, the decode median is {decode.stats.median:.6g}")
-        want = roof.weight_bytes_per_token * row.decode_tokens_per_s / (roof.bandwidth_gb_s * 1e9)
-        if not close(row.fraction, want):
-            problems.append(f"MBU {row.fraction:.4%} where bytes × rate ÷ bandwidth is {want:.4%}")
+    if probe is not None and not close(roof.bandwidth_gb_s, max(probe.samples)):
+        problems.append(f"MBU divides by {roof.bandwidth_gb_s:.6g} GB/s, the probe's best reading "
+                        f"is {max(probe.samples):.6g}")
     return problems
 
 
@@ -148,7 +144,7 @@ def limits(detail: BenchDetail) -> list[str]:
                              m.samples, bound, "the bandwidth bound")
     peak = measured_on(detail.metrics, COMPUTE_TFLOPS, roof.device, roof.compute_dtype)
     flops = roof.least_flops_per_token or roof.flops_per_token or (
-        None if roof.engine_weights_bytes else roof.weight_bytes_per_token / 2)  # 4 B a weight
+        None if detail.weights and detail.weights.bytes else roof.weight_bytes_per_token / 2)  # 4 B a weight
     if peak is not None and flops:
         for m in (m for m in detail.metrics if m.name == PREFILL_TOKENS_PER_S):
             problems += past(f"prefill tok/s at batch {m.batch}, {m.input_tokens} tokens",

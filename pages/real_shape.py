@@ -147,7 +147,7 @@ def bandwidth_limits(runs: list[ShapeRun]) -> dict[str, tuple[float, float]]:
 def mbu(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
     """Bytes a token × the decode median ÷ the table's one limit for the row's device."""
     roof = run.detail.roofline if run.detail else None
-    rows = roof.decode_batch1 if roof else []
+    rows = run.detail.decode_bounds if run.detail else []
     if not rows:
         return "–"
     if roof.cache_resident:

@@ -79,8 +79,7 @@ def compute_limit(roof) -> str:
 
 
 def mbu(detail: BenchDetail) -> str:
-    roof = detail.roofline
-    rows = roof.decode_batch1 if roof else []
+    roof, rows = detail.roofline, detail.decode_bounds
     if not rows:
         return "–"
     if roof.cache_resident:
@@ -330,12 +329,12 @@ def roofline_section(results: list[CellResult]) -> list[str]:
                   f"{row.decode_tokens_per_s:,.0f}", f"{row.bound_tokens_per_s:,.0f}",
                   "cache-resident" if roof.cache_resident
                   else held_to_limit(row.fraction, bandwidth_limit(roof))]
-                 for row in roof.decode_batch1]
+                 for row in detail.decode_bounds]
         compute += [[*label(r), row.input_tokens,
                      f"{roof.compute_tflops:,.3f} ({roof.compute_dtype})",
                      f"{row.prefill_tokens_per_s:,.0f}",
                      held_to_limit(row.fraction, compute_limit(roof))]
-                    for row in roof.prefill_batch1]
+                    for row in detail.prefill_bounds]
     if not rows:
         return []
     gpu = ["Prefill at batch 1 against the compute limit (peak matmul TFLOP/s measured in the "

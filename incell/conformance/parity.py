@@ -162,7 +162,7 @@ def reference_problems(step: dict[int, float], ids: list[int], values: list[floa
 def quality_record(engine, measured: Drift, kernels: tuple[Drift, Drift] | None
                    ) -> tuple[PropertyFigures, str]:
     """quantization_quality's figures and its one-line note."""
-    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights_bytes,
+    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights.bytes,
                              **measured.to_json())
     note = f"{engine.quantization}: {measured.describe()}"
     if kernels is not None:  # the engine against its own weights, and those against float32

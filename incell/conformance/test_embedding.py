@@ -147,7 +147,7 @@ def test_quantization_quality(engine, model_dir, fixture_name: str, record_prope
 
     _, ref = reference_model(str(model_dir))
     texts = [*PARITY_TEXTS, *KNOWN_PAIR]
-    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights_bytes,
+    figures = QualityFigures(quantization=engine.quantization, weights_bytes=engine.weights.bytes,
                              **cosine_drift(ref.encode(texts, normalize_embeddings=True,
                                                        convert_to_numpy=True), engine.embed(texts)))
     if fixture_name == "all-minilm-l6-v2":

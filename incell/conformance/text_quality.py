@@ -7,7 +7,6 @@ position is measured on its answers alone."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -33,10 +32,10 @@ def answer(engine, row: dict) -> str:
 def referee(engine, figures: TextFigures, text: dict) -> None:
     """llama-perplexity on the engine's own GGUF, the same text and windows, where the cell has
     llama.cpp's tools (compat/llama_tools.py): its figure beside ours."""
-    gguf = getattr(engine, "weights_file", None)
-    if gguf is None or Path(gguf).suffix != ".gguf":
+    gguf = engine.weights.file
+    if gguf is None or gguf.suffix != ".gguf":
         return
-    found = llama_perplexity(Path(gguf), TEXT, text["n_ctx"], text["chunks"], threads())
+    found = llama_perplexity(gguf, TEXT, text["n_ctx"], text["chunks"], threads())
     if found is not None:
         figures.tool_perplexity, figures.tool_perplexity_pm, figures.tool_command = found
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from core.bench_details import MetricRecord, PrefixCache, WeightsFacts
+from engines.params import LoadedWeights
 
 
 @dataclass
@@ -19,16 +20,11 @@ class Measured:
     cores_busy: dict[str, float] = field(default_factory=dict)
     """"batch1-in128" -> CPU seconds over wall seconds of the engine's process tree."""
     weights: WeightsFacts | None = None
-    weights_bytes: int | None = None
-    """What the engine's weights take on disk, where its adapter knows."""
-    weights_read_bytes: int | None = None
-    """What one batch-1 decode step reads of them, where its adapter can tell: the roofline's
-    charge (else the fixture's float32 count scaled by weights_bytes)."""
+    loaded: LoadedWeights = field(default_factory=LoadedWeights)
+    """What the engine loaded (Engine.weights): the roofline's charge, and the files the
+    engine's own tool runs on (incell/referee.py)."""
     dtype: str = "float32"
     """What the engine computes in: its compute peak is measured in it."""
-    weights_file: str | None = None
-    """The file the engine's own tool runs on (incell/referee.py), and the float32 one it came from."""
-    unquantized_file: str | None = None
     prefix_cache: PrefixCache = field(default_factory=PrefixCache)
 
 

@@ -64,18 +64,18 @@ def referee(measured, prof) -> Referee | None:
     """llama.cpp's own tools on the GGUF a llama.cpp cell loaded, or None: llama-bench at the
     batch-1 shape the table shows, and where the GGUF is a quantization, llama-perplexity's KL
     against the float32 GGUF it was made from."""
-    if not str(measured.weights_file or "").endswith(".gguf"):
+    gguf, unquantized = measured.loaded.file, measured.loaded.unquantized_file
+    if gguf is None or gguf.suffix != ".gguf":
         return None
     from engines.formats.gguf_files import threads as cores
     from incell.referee import llama_bench, llama_kl
 
     length = sorted(prof.input_lengths)[len(prof.input_lengths) // 2]  # the table's shape
-    found = llama_bench(Path(measured.weights_file), length, prof.new_tokens, cores())
-    if found is not None and measured.unquantized_file:
+    found = llama_bench(gguf, length, prof.new_tokens, cores())
+    if found is not None and unquantized is not None:
         with tempfile.TemporaryDirectory() as work:
             try:
-                found.kl = llama_kl(Path(measured.unquantized_file), Path(measured.weights_file),
-                                    cores(), Path(work))
+                found.kl = llama_kl(unquantized, gguf, cores(), Path(work))
             except RuntimeError as exc:  # the tool's failure, said beside the engine's figures
                 found.kl_error = str(exc)[:500]
     return found
@@ -113,9 +113,9 @@ def run(ask: Ask, bench: BenchArgs) -> BenchDetail:
         fixture=fixture, profile=bench.name, metrics=measured.metrics,
         prefix_cache=measured.prefix_cache, weights=measured.weights,
         referee=referee(measured, prof),
-        roofline=roofline(measured.metrics, locate(fixture), measured.weights_bytes,
+        roofline=roofline(measured.metrics, locate(fixture), measured.loaded.bytes,
                           device=ask.device, dtype=measured.dtype,
-                          read_bytes=measured.weights_read_bytes),
+                          read_bytes=measured.loaded.read_bytes),
         peak_rss_mib=max((mib for test, mib in measured.peak_rss_mib.items()
                           if test not in NOT_THE_ENGINES_PEAK), default=None),
         peak_gpu_mib=gpu_peak_mib(), threads=threads(measured), rounds=prof.rounds,

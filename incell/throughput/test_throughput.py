@@ -140,13 +140,8 @@ def test_generation(benchmark, measured, engine, prof, *, gen_shape, prompts) ->
 def note_weights(measured: Measured, engine) -> None:
     """What the roofline charges, the dtype the compute peak is measured in, and the files the
     engine's own tool runs on (incell/referee.py)."""
-    measured.weights_bytes, measured.dtype = engine.weights_bytes, engine.compute_dtype
-    measured.weights_read_bytes = engine.weights_read_bytes
+    measured.loaded, measured.dtype = engine.weights, engine.compute_dtype
     measured.weights = weights_facts(engine)
-    if engine.weights_file is not None:
-        measured.weights_file = str(engine.weights_file)
-        if engine.unquantized_file is not None:
-            measured.unquantized_file = str(engine.unquantized_file)
 
 
 def weights_facts(engine) -> WeightsFacts:
@@ -154,7 +149,7 @@ def weights_facts(engine) -> WeightsFacts:
     and every conversion it asked the cache for (seconds to make, bytes on disk)."""
     from fixtures.convert import USED, record
 
-    return WeightsFacts(bytes=engine.weights_bytes, note=engine.weights_note,
+    return WeightsFacts(bytes=engine.weights.bytes, note=engine.weights.note,
                         load_s=getattr(engine, "load_s", None),
                         conversions=[record(entry) for entry in dict.fromkeys(USED) if entry.is_dir()])
 

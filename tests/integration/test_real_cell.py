@@ -18,6 +18,7 @@ from compat.cell import CellRun, Options
 from compat.ladder import run_cell
 from compat.matrix import load
 from core.properties import TRAINED_MODEL
+from core.results import SCHEMA_VERSION
 from tests.conftest import REPO, TEST_CELLS, installed
 
 VENVS = TEST_CELLS
@@ -57,10 +58,12 @@ def test_real_cell_end_to_end(real_cell) -> None:
     metrics = {m.name: m for m in result.rung("bench").detail.metrics}
     assert len(metrics["decode_tokens_per_s"].samples) >= 5
     assert metrics["decode_tokens_per_s"].stats.median > 0
-    assert result.rung("bench").detail.roofline.decode_batch1[0].fraction > 0
+    assert result.rung("bench").detail.decode_bounds[0].fraction > 0
     saved = json.loads((out / f"{cell.id}.json").read_text())
-    lock = saved["rungs"][0]["detail"]["lock"]  # schema 3: the lock is the resolve rung's record
-    assert saved["schema"] == 3 and lock.count("==") == len(result.versions)
+    lock = saved["rungs"][0]["detail"]["lock"]  # since schema 2: the resolve rung's record
+    assert saved["schema"] == SCHEMA_VERSION and lock.count("==") == len(result.versions)
+    roof = next(r for r in saved["rungs"] if r["name"] == "bench")["detail"]["roofline"]
+    assert "decode_batch1" not in roof  # schema 4: the rows are derived, never stored
 
 
 @pytest.mark.slow

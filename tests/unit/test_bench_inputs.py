@@ -10,10 +10,18 @@ from bench.metrics import METRICS, BenchInputError, check_metric, record
 from bench.profiles import PROFILES, int_list, profile
 from compat.cli import UsageError, bench_args, bench_run_args
 from core.ask import Ask
-from core.bench_details import MetricRecord
+from core.bench_details import BenchDetail, MetricRecord
 from core.records import read
 from incell.throughput.run import main as bench_main
 
+
+def decode_rows(metrics, roof):
+    """The MBU rows a bench record with these metrics and this roofline shows (derived)."""
+    return BenchDetail(fixture="f", metrics=metrics, roofline=roof).decode_bounds
+
+
+def prefill_rows(metrics, roof):
+    return BenchDetail(fixture="f", metrics=metrics, roofline=roof).prefill_bounds
 
 def test_unknown_metric_names_it_and_suggests() -> None:
     with pytest.raises(BenchInputError, match=r"'decode_tokens_per_sec'.*decode_tokens_per_s"):
@@ -96,13 +104,13 @@ def test_roofline_fractions_from_measured_figures(tmp_path) -> None:
                record("compute_tflops", [1e-6] * 5, n=8, dtype="float32")]
     roof = roofline(metrics, tmp_path)
     assert roof.weight_bytes_per_token == 224  # the untied input table is not read whole
-    assert roof.decode_batch1[0].fraction == pytest.approx(224 * 1000 / 1e3)
-    assert roof.prefill_batch1[0].fraction == pytest.approx(5000 * 2 * 56 / 1e6)
+    assert decode_rows(metrics, roof)[0].fraction == pytest.approx(224 * 1000 / 1e3)
+    assert prefill_rows(metrics, roof)[0].fraction == pytest.approx(5000 * 2 * 56 / 1e6)
     assert roof.least_flops_per_token == 2 * (224 - 160) / 4  # the output projection left out
     # a quantized engine's own files, an eighth of the float32 ones: it reads an eighth a token
     quantized = roofline(metrics, tmp_path, engine_bytes=384 // 8)
-    assert quantized.weight_bytes_per_token == 28 and quantized.engine_weights_bytes == 48
-    assert quantized.prefill_batch1[0].fraction == roof.prefill_batch1[0].fraction
+    assert quantized.weight_bytes_per_token == 28
+    assert prefill_rows(metrics, quantized)[0].fraction == prefill_rows(metrics, roof)[0].fraction
 
 
 def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path) -> None:
@@ -130,9 +138,9 @@ def test_a_device_row_is_held_to_the_devices_own_limits_never_the_hosts(tmp_path
     roof = roofline(host + gpu + engine, tmp_path, engine_bytes=5 * 10**5, device="cuda",
                     dtype="bfloat16")
     assert (roof.device, roof.device_name, roof.bandwidth_gb_s) == ("cuda", "Fake GPU", 4000.0)
-    assert roof.decode_batch1[0].fraction == pytest.approx(5e5 * 1000 / 4000e9)
+    assert decode_rows(engine, roof)[0].fraction == pytest.approx(5e5 * 1000 / 4000e9)
     assert roof.compute_tflops == 800.0 and roof.compute_dtype == "bfloat16"
-    assert roof.prefill_batch1[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 800e12)
+    assert prefill_rows(engine, roof)[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 800e12)
     assert roof.last_level_cache_bytes is None  # the CPU's cache says nothing of a GPU's weights
     assert roofline(host + engine, tmp_path, device="cuda") is None  # never the host's bandwidth
     cpu = roofline(host + gpu + engine, tmp_path)
@@ -162,21 +170,23 @@ def test_mbu_and_the_prefill_fraction_are_of_the_best_reading(tmp_path) -> None:
                record("prefill_tokens_per_s", [10_000.0] * 3, **shape)]
     roof = roofline(metrics, tmp_path)
     assert (roof.bandwidth_gb_s, roof.compute_tflops) == (47.0, 0.2)
-    assert roof.decode_batch1[0].fraction == pytest.approx(1e6 * 1000 / 47e9)
+    assert decode_rows(metrics, roof)[0].fraction == pytest.approx(1e6 * 1000 / 47e9)
     int8 = roofline(metrics, tmp_path, dtype="int8")
     assert (int8.compute_tflops, int8.compute_dtype) == (0.6, "int8")
-    assert int8.prefill_batch1[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 0.6e12)
+    assert prefill_rows(metrics, int8)[0].fraction == pytest.approx(10_000 * 2 * 250_000 / 0.6e12)
 
 
 def test_a_figure_past_its_limit_is_never_bare_and_cached_weights_have_no_mbu() -> None:
-    from core.bench_details import BenchDetail, DecodeBound, PrefixCache, Roofline
+    from core.bench_details import PrefixCache, Roofline
     from pages.throughput import mbu, prefix_cache
 
     def detail(per_token: int, fraction: float, cache: int | None, *metrics) -> BenchDetail:
-        roof = Roofline(per_token, 30.0, [DecodeBound(128, 100.0, 90.0, fraction)],
-                        last_level_cache_bytes=cache)
+        """A record whose batch-1 decode median reads `fraction` of 30 GB/s."""
+        roof = Roofline(per_token, 30.0, last_level_cache_bytes=cache)
+        decode = record("decode_tokens_per_s", [fraction * 30e9 / per_token] * 5, batch=1,
+                        input_tokens=128, new_tokens=32)
         return BenchDetail(fixture="x", roofline=roof, metrics=[read(MetricRecord, m)
-                                                                  for m in metrics])
+                                                                  for m in (decode, *metrics)])
 
     assert mbu(detail(2**30, 0.56, 32 * 2**20)) == "56.0%"
     assert mbu(detail(2**30, 2.44, 32 * 2**20)).startswith("⚠️ implausible 244%: past the DRAM")

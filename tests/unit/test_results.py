@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from core.results import CellResult, ErrorInfo, Rung, SchemaError, load_results, write_atomic
+from core.results import (
+    SCHEMA_VERSION,
+    CellResult,
+    ErrorInfo,
+    Rung,
+    SchemaError,
+    load_results,
+    write_atomic,
+)
 from tests.conftest import REPO
 
 
@@ -72,7 +80,7 @@ def test_schema_1_files_are_still_read() -> None:
     data = json.loads((REPO / "tests" / "unit" / "data" / "schema1-cell.json").read_text())
     assert data["schema"] == 1
     result = CellResult.from_dict(data)
-    assert result.schema == 3 and result.versions == data["versions"]
+    assert result.schema == SCHEMA_VERSION and result.versions == data["versions"]
     assert result.lock == data["lock"] and result.cell.id == data["cell"]["id"]
     assert result.rung("conformance").detail.properties["greedy_parity"].status == "pass"
     assert result.rung("bench").detail.find("decode_tokens_per_s").stats.median > 0
@@ -92,14 +100,14 @@ def test_the_ladder_climbs_the_rungs_the_schema_names_in_its_order() -> None:
 
 
 def test_schema_2_files_are_still_read() -> None:
-    """A result of the previous schema (llama_cpp-numpy2 as the last run wrote it) reads as
-    schema 3: climbed_to is a field, the api rung says it does not apply, figures are typed."""
+    """A schema-2 result (llama_cpp-numpy2 as a run wrote it then) reads as the current
+    schema: climbed_to is a field, the api rung says it does not apply, figures are typed."""
     from core.details import LoraFigures, QualityFigures
 
     data = json.loads((REPO / "tests" / "unit" / "data" / "schema2-cell.json").read_text())
     assert data["schema"] == 2 and data["inputs"]["climbed_to"] == "bench"
     result = CellResult.from_dict(data)
-    assert result.schema == 3 and result.climbed_to == "bench"
+    assert result.schema == SCHEMA_VERSION and result.climbed_to == "bench"
     assert "climbed_to" not in result.inputs
     assert result.rung("api").not_applicable
     props = result.rung("conformance").detail.properties
@@ -109,3 +117,40 @@ def test_schema_2_files_are_still_read() -> None:
     assert isinstance(lora, LoraFigures) and lora.effect_kl_mean > 0.5
     again = CellResult.from_dict(json.loads(result.to_json()))
     assert again == result
+
+
+def test_schema_3_files_are_read_without_their_stored_copies() -> None:
+    """Schema 3 stored the roofline's rows (copies of the decode and prefill medians) and the
+    weights' byte count twice. Read now, the rows are derived from the samples and equal what
+    was stored, the byte count lives in the weights alone, and MBU divides by the read probe's
+    best reading."""
+    data = json.loads((REPO / "tests" / "unit" / "data" / "h200-real-shape-transformers.json")
+                      .read_text(encoding="utf-8"))
+    raw = next(r for r in data["rungs"] if r["name"] == "bench")["detail"]
+    assert data["schema"] == 3 and raw["roofline"]["decode_batch1"]
+    result = CellResult.from_dict(data)
+    detail = result.bench
+    assert result.schema == SCHEMA_VERSION
+    rescale = raw["roofline"]["bandwidth_gb_s"] / detail.roofline.bandwidth_gb_s  # to the best
+    for stored, derived in zip(raw["roofline"]["decode_batch1"], detail.decode_bounds, strict=True):
+        assert derived.decode_tokens_per_s == pytest.approx(stored["decode_tokens_per_s"])
+        assert derived.fraction == pytest.approx(stored["fraction"] * rescale)
+    for stored, derived in zip(raw["roofline"]["prefill_batch1"], detail.prefill_bounds, strict=True):
+        assert derived.fraction == pytest.approx(stored["fraction"])
+    assert detail.weights.bytes == raw["roofline"]["engine_weights_bytes"]
+    written = json.loads(result.to_json())
+    roof = next(r for r in written["rungs"] if r["name"] == "bench")["detail"]["roofline"]
+    assert not {"decode_batch1", "prefill_batch1", "engine_weights_bytes"} & set(roof)
+    assert CellResult.from_dict(written) == result
+
+
+def test_a_schema_3_roofline_of_a_median_bandwidth_reads_as_the_best() -> None:
+    """Three committed records of 2026-12-04/05 divided MBU by the probe's median; read as
+    schema 4 they divide by its best reading, what the page's header says."""
+    data = json.loads((REPO / "tests" / "unit" / "data" / "h200-real-shape-transformers.json")
+                      .read_text(encoding="utf-8"))
+    detail = next(r for r in data["rungs"] if r["name"] == "bench")["detail"]
+    probe = next(m for m in detail["metrics"] if m["name"] == "memory_bandwidth_gb_s"
+                 and m["params"].get("device", "cpu") == detail["roofline"]["device"])
+    detail["roofline"]["bandwidth_gb_s"] = sorted(probe["samples"])[len(probe["samples"]) // 2]
+    assert CellResult.from_dict(data).bench.roofline.bandwidth_gb_s == max(probe["samples"])
