@@ -277,7 +277,8 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
     try:
         results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
                                    log=session.log, options=options, workers=workers,
-                                   pages=pages, selection=selection, stacks=stacks)
+                                   pages=pages, selection=selection, stacks=stacks,
+                                   durations=drive.committed_durations(ROOT / "reports" / "results.json"))
     finally:
         pages.close()
     failed = sum(1 for r in results if r.first_failure)

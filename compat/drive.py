@@ -5,6 +5,7 @@ Each cell climbs through compat/ladder.py (which also has bench_only)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
@@ -26,7 +27,8 @@ from core.timeline import Recorder, Timeline, file_name
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, workers: int = 2,
                pages: LivePages | None = None, selection: str = "default",
-               stacks: tuple[Stack, ...] = ()) -> list[CellResult]:
+               stacks: tuple[Stack, ...] = (),
+               durations: dict[str, float] | None = None) -> list[CellResult]:
     """Many cells: resolve to api `workers` at a time, then every bench rung alone. A cell whose
     inputs did not change since its last result is reused (compat/reuse.py). `pages` are
     written again as each cell lands (compat/live.py), while the cells climb: the renders end
@@ -39,9 +41,10 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     results/run/timeline-<start>.json as cells land and when the run ends.
 
     `stacks` (compat/stack_run.py) climb after the cells, in the same workers; their one-process
-    steps run after the bench rungs, on the quiet machine.
+    steps run after the bench rungs, on the quiet machine. `durations` (seconds by cell id, from
+    the committed records) order the climb by its critical path (`climbing_order`).
     """
-    cells = climbing_order(cells)
+    cells = climbing_order(cells, durations)
     share = max(1, (os.cpu_count() or 1) // workers)
     climbing = dataclasses.replace(options, last_rung="api", threads=share)
     done = {"n": 0}
@@ -97,17 +100,47 @@ def bench_rungs(climbed: list[tuple[Cell, CellResult]], *, venv_root: Path, resu
                     log=log, options=options, timeline=timeline)
 
 
-def climbing_order(cells: list[Cell]) -> list[Cell]:
-    """The order cells start climbing in, for the first answers to come fast:
+CLIMB_RUNGS = ("resolve", "install", "import", "load", "conformance", "api")
+
+
+def committed_durations(path: Path) -> dict[str, float]:
+    """Each cell's climb in seconds (its rungs up to api) as the committed reports/results.json
+    measured it: what the climbing order plans with. Empty where the file is missing or
+    unreadable (the order then falls back to the matrix's)."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {c["cell"]["id"]: sum(r.get("duration_s") or 0.0 for r in c.get("rungs", [])
+                                 if r.get("name") in CLIMB_RUNGS)
+            for c in cells if isinstance(c, dict) and "cell" in c}
+
+
+def climbing_order(cells: list[Cell], durations: dict[str, float] | None = None) -> list[Cell]:
+    """The order cells start climbing in, by the critical path, for the first answers to come
+    fast and the climb to end soon:
 
     1. per source-only wheel (llama-cpp-python: minutes of compiling, once per machine), its
-       engine's headline cell, so that the compile starts at once and the others climb beside it;
+       engine's headline cell: the compile is the run's longest chain, so it starts at once and
+       the others climb beside it;
     2. every other engine's headline cell (headline: the cell the trained model runs in, else
-       its plainest CPU cell: unquantized, the newest numpy, the fewest other axes), the kinds in
-       turn, so that each engine has its verdict on the pages before any engine's second one;
-    3. the other cells, in the matrix's order;
+       its plainest CPU cell: unquantized, the newest numpy, the fewest other axes), so that each
+       engine has its verdict before any engine's second one;
+    3. the other cells;
     4. last, the other cells that need a wheel being built, so that none of them holds a worker
-       idle on the compile's lock while cells needing nothing of it could climb."""
+       idle on the compile's lock while cells needing nothing of it could climb.
+
+    Within 2 and 3 the longest climb starts first (`durations`: seconds by cell id, from the
+    committed records, `committed_durations`): with a few workers, the group then ends soonest,
+    as no long cell starts last beside idle workers. A cell with no record counts as the
+    median; ties keep the matrix's order."""
+    durations = durations or {}
+    known = sorted(durations[c.id] for c in cells if c.id in durations)
+    typical = known[len(known) // 2] if known else 0.0
+
+    def longest_first(group: list[Cell]) -> list[Cell]:
+        return sorted(group, key=lambda c: -durations.get(c.id, typical))  # stable
+
     heads: dict[str, Cell] = {}
     for cell in sorted(cells, key=headline_rank, reverse=True):  # stable: ties keep the matrix's order
         heads.setdefault(cell.engine.id, cell)
@@ -117,22 +150,11 @@ def climbing_order(cells: list[Cell]) -> list[Cell]:
         if wheels and not wheels <= seen:
             builders.append(cell)
             seen |= wheels
-    first = [*builders, *interleave([c for c in cells if heads[c.engine.id] is c
-                                      and c not in builders])]
+    first = [*builders, *longest_first([c for c in cells if heads[c.engine.id] is c
+                                        and c not in builders])]
     rest = [c for c in cells if c not in first]
-    return [*first, *(c for c in rest if not c.engine.build_wheels),
+    return [*first, *longest_first([c for c in rest if not c.engine.build_wheels]),
             *(c for c in rest if c.engine.build_wheels)]
-
-
-def interleave(cells: list[Cell]) -> list[Cell]:
-    """The kinds taken in turn (generation, embedding, generation, ...), each in its own order: an
-    embedding cell lands in about a minute, a generation cell waits for the parity reference of
-    every generation fixture, the trained model's too (minutes on an empty machine)."""
-    by_kind: dict[str, list[Cell]] = {}
-    for cell in cells:
-        by_kind.setdefault(cell.engine.kind, []).append(cell)
-    return [group[i] for i in range(max(map(len, by_kind.values()), default=0))
-             for group in by_kind.values() if i < len(group)]
 
 
 def headline_rank(cell: Cell) -> tuple:
