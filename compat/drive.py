@@ -40,9 +40,8 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
     The run's timeline (core/timeline.py: each rung's span, each cell's verdict) is written to
     results/run/timeline-<start>.json as cells land and when the run ends.
 
-    `stacks` (compat/stack_run.py) climb after the cells, in the same workers; their one-process
-    steps run after the bench rungs, on the quiet machine. `durations` (seconds by cell id, from
-    the committed records) order the climb by its critical path (`climbing_order`).
+    `stacks` (compat/stack_run.py) climb after the cells; their one-process steps run after the
+    bench rungs. `durations` (committed seconds by cell id) order the climb (`climbing_order`).
     """
     cells = climbing_order(cells, durations)
     share = max(1, (os.cpu_count() or 1) // workers)
