@@ -201,8 +201,9 @@ def serve_bench(session: nox.Session) -> None:
     """Each generation server under load (incell/serve_bench.py), in the venv `nox -s serve` left: a
     closed-loop sweep of users to saturation, and open-loop rates if asked; then the report.
     Options after --, as python -m incell.serve_bench takes them: --users 1,2,4,8,16 --rate 1,2
-    --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 10
-    --warmup 2 --min-requests 20 --slo ttft=1s,tpot=100ms,e2e=10s. `-- --compare DIR` compares
+    --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 60
+    --warmup 2 --min-requests 20 --per-user 10 --slo ttft=1s,tpot=100ms,e2e=10s (the defaults make
+    each closed-loop point a steady state; a shorter one is marked as none). `-- --compare DIR` compares
     results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md).
     `-- --cell llama_server-base` (repeatable) measures only those servers. `-- --chat --fixture
     smollm2-135m-instruct`: /v1/chat/completions with user turns of real text (seeded lengths),
@@ -353,8 +354,10 @@ def endpoint(session: nox.Session) -> None:
     suite, the engine properties it can be held to, the load sweep; nothing started or stopped.
 
     nox -s endpoint -- --url http://host:8000/v1 --model NAME [--kind generation|embedding]
-        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--no-load] [serve-bench's load
-        options: --users 1,2,4 --rate 2 --input-tokens 128 ...]
+        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--no-load | --load-only]
+        [serve-bench's load options: --chat --users 1,2,4 --rate 2 --input-tokens 128 ...]
+        (--load-only: the load sweep alone, without the API and property suites; --chat: the
+        sweep through /v1/chat/completions, as serve-bench's)
     nox -s endpoint -- --compare OLD.json NEW.json     two runs of the same endpoint
 
     The result goes to results/endpoint/endpoint-<name>.json; the report shows it in SERVING.md."""

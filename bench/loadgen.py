@@ -38,6 +38,11 @@ from engines.http.wire import DONE, InvalidResponse, SseParser
 MODES = ("closed", "constant", "poisson")
 LAG_TICK_S = 0.005  # how often the loop-lag probe asks to be woken
 MIN_DURATION_S = 1.0
+STEADY_WINDOW_S = 60.0
+"""A published closed-loop point is a steady state: a window at least this long (the default) ..."""
+STEADY_PER_USER = 10
+"""... holding at least this many requests a user (the window grows until it does). A shorter
+point (a test's) is measured the same way and marked: not a steady state (bench/serving)."""
 
 
 class LoadError(InfermatrixError, ValueError):
@@ -54,12 +59,14 @@ class Load:
     """closed: users; open: the most requests in flight (0: no cap)."""
     rate: float = 0.0
     """open loop: requests per second."""
-    duration_s: float = 20.0
+    duration_s: float = STEADY_WINDOW_S
     """The measurement window, after the warm-up."""
     warmup_s: float = 2.0
     """Requests scheduled before this are sent but not counted."""
     min_requests: int = 20
-    """The window is extended until this many requests were scheduled in it."""
+    """The window is extended until this many requests were scheduled in it (a closed loop:
+    and `per_user` a user)."""
+    per_user: int = STEADY_PER_USER
     seed: int = 0
     """Seed of the Poisson schedule."""
 
@@ -70,12 +77,17 @@ class Load:
             raise LoadError(f"a closed loop needs concurrency >= 1, got {self.concurrency}")
         if self.mode != "closed" and not self.rate > 0:
             raise LoadError(f"an open loop ({self.mode}) needs a rate > 0 requests/s, got {self.rate}")
-        if self.concurrency < 0 or self.warmup_s < 0 or self.min_requests < 1:
-            raise LoadError("concurrency >= 0, warmup_s >= 0 and min_requests >= 1 are needed, "
-                            f"got {self}")
+        if self.concurrency < 0 or self.warmup_s < 0 or self.min_requests < 1 or self.per_user < 1:
+            raise LoadError("concurrency >= 0, warmup_s >= 0, min_requests >= 1 and per_user >= 1 "
+                            f"are needed, got {self}")
         if self.duration_s < MIN_DURATION_S:
             raise LoadError(f"duration_s {self.duration_s:g} is too short for latency percentiles: "
                             f"give at least {MIN_DURATION_S:g} s (and min_requests for the tail)")
+
+    @property
+    def needed(self) -> int:
+        """The requests the window must hold: min_requests, and a closed loop's per_user each."""
+        return max(self.min_requests, self.per_user * self.concurrency if self.mode == "closed" else 0)
 
     @property
     def label(self) -> str:
@@ -101,6 +113,8 @@ class Sample:
     finish_reason: str | None = None
     """The finish_reason the stream ended with ("length", "stop"), None where none came."""
     error: str = ""
+    user: int | None = None
+    """A closed loop: which user sent it (their requests follow each other back to back)."""
 
     @property
     def ok(self) -> bool:
@@ -114,7 +128,8 @@ class Run:
     load: Load
     samples: list[Sample]
     window: tuple[float, float]
-    """[start, end) of the measurement window: requests scheduled inside it count."""
+    """[start, end) of the measurement window: requests scheduled inside it count, and they are
+    the one set every figure of the point is made of (bench/serving.measure)."""
     wall_s: float
     cpu_s: float
     lag_s: list[float]
@@ -236,23 +251,31 @@ async def run_load(url: str, make_body: Callable[[int], dict[str, Any]], load: L
 
 async def closed_loop(client: Client, load: Load, window: tuple[float, float]) -> tuple[float, float]:
     """`concurrency` users, each sending as soon as its last request ended (its scheduled time),
-    until the window has passed holding min_requests (else it is stretched); the window."""
+    until the window has passed holding `load.needed` requests (else it is stretched); the
+    window. Warm-up and drain lie outside it: the users keep the load on, uncounted, until the
+    window's last request has ended, so that it ends under the same load as the others."""
     begin, end = window
     numbers = itertools.count()
 
-    async def user() -> None:
+    def in_window() -> list[Sample]:
+        return [s for s in client.samples if begin <= s.scheduled < end]
+
+    async def user(number: int) -> None:
         nonlocal end
         while True:
             now = client.clock()
             if now >= end:
-                if sum(begin <= s.scheduled < end for s in client.samples) >= load.min_requests:
-                    return
-                end = now + 1e-3  # short of requests: the window grows to take this one
-            sample = Sample(scheduled=now)
+                counted = in_window()
+                if len(counted) >= load.needed:
+                    if all(s.end for s in counted):
+                        return  # the window's last request has ended: the drain is over
+                else:
+                    end = now + 1e-3  # short of requests: the window grows to take this one
+            sample = Sample(scheduled=now, user=number)
             client.samples.append(sample)
             await client.send(next(numbers), sample)
 
-    await asyncio.gather(*(user() for _ in range(load.concurrency)))
+    await asyncio.gather(*(user(n) for n in range(load.concurrency)))
     return begin, end
 
 

@@ -101,13 +101,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("serve_event_gap_s", "s", "lower",
            "gap between consecutive content events of a request (tokens per event unknown)"),
     Metric("serve_requests_per_s", "req/s", "higher",
-           "requests that ended inside the measurement window ÷ its length"),
+           "the requests sent inside the measurement window (the one set every figure of the "
+           "point counts) ÷ their span: a closed loop's mean over its users of first send to "
+           "last end, an open loop's first to last completion (at least the window); a point "
+           "recorded before this (its steady state unjudged) counted the requests that ended "
+           "in the window, and its tokens arriving in it, ÷ its length"),
     Metric("serve_output_tokens_per_s", "tok/s", "higher",
-           "generated tokens whose events arrived inside the measurement window ÷ its length"),
+           "the generated tokens of the requests serve_requests_per_s counts ÷ the same span"),
     Metric("serve_goodput_per_s", "req/s", "higher",
            "of the requests serve_requests_per_s counts (so never more), those that met every "
            "SLO, TTFT and end-to-end counted from the scheduled send (client queueing "
-           "included) ÷ the window's length (errors miss)"),
+           "included) ÷ the same span (errors miss)"),
 )}
 
 

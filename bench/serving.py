@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.loadgen import Run, Sample
+from bench.loadgen import STEADY_PER_USER, STEADY_WINDOW_S, Run, Sample
 from bench.metrics import record
 from bench.stats import percentile
-from core.bench_details import LoadRun, LoadSpec, MetricRecord, TokenCounts
+from core.bench_details import LITTLE_SLACK, LoadRun, LoadSpec, MetricRecord, TokenCounts
 from core.errors import InfermatrixError
 
 MIN_ACHIEVED = 0.95
@@ -158,13 +158,36 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     good = [s for s in counted if s.ok]
     metrics, met = metrics_of(run, truth, slos)
     valid = validity(run)
+    unsteady = steady_state(run, good)
     return LoadRun(
         load=LoadSpec(**dataclasses.asdict(run.load)), metrics=metrics, requests=len(counted),
         errors=len(counted) - len(good), errors_by_kind=errors_by_kind(counted),
         error_examples=sorted({s.error for s in counted if s.error})[:3],
         window_s=run.window[1] - run.window[0], slos=slos,
         slo_attainment=met / len(counted) if counted else 0.0,
-        tokens=token_counts(good, truth, count_tokens), **valid)
+        tokens=token_counts(good, truth, count_tokens), **valid,
+        steady=not unsteady if run.load.mode == "closed" else None, unsteady_because=unsteady)
+
+
+def steady_state(run: Run, good: list[Sample]) -> list[str]:
+    """Why a closed-loop point is not a steady state ([] where it is, and for an open loop): its
+    window is shorter than STEADY_WINDOW_S, it holds fewer than STEADY_PER_USER requests a user,
+    or its users held more requests in flight than there are users (Little's law: req/s × mean
+    end-to-end ≤ users, both of the window's one set of requests)."""
+    if run.load.mode != "closed":
+        return []
+    users, span = run.load.concurrency, served_span(run, good)
+    window = run.window[1] - run.window[0]
+    reasons = []
+    if window < STEADY_WINDOW_S:
+        reasons.append(f"a window of {window:.0f} s, short of {STEADY_WINDOW_S:.0f} s")
+    if len(good) < STEADY_PER_USER * users:
+        reasons.append(f"{len(good) / users:.1f} requests a user, short of {STEADY_PER_USER}")
+    if good:
+        in_flight = len(good) / span * sum(s.end - s.sent for s in good) / len(good)
+        if in_flight > users * LITTLE_SLACK:
+            reasons.append(f"req/s × mean end-to-end = {in_flight:.2f} > {users} users (Little's law)")
+    return reasons
 
 
 def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
@@ -172,8 +195,7 @@ def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
     """The run's latency, throughput and goodput metrics, and how many requests met every SLO."""
     counted = run.counted
     good = [s for s in counted if s.ok]
-    start, end = run.window
-    span = end - start
+    span = served_span(run, good)
     metrics: list[MetricRecord] = []
 
     def add(name: str, values: list[float]) -> None:
@@ -190,26 +212,43 @@ def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
     gaps = [token_gaps(sample) for sample in good]
     add("serve_itl_s", [g for itl, _ in gaps for g in itl])
     add("serve_event_gap_s", [g for _, events in gaps for g in events])
-    ended = [s for s in run.samples if s.ok and start <= s.end < end]
-    add("serve_requests_per_s", [len(ended) / span])
-    ok = [s for s in run.samples if s.ok and truth[id(s)][0] is not None]
-    if ok:
-        add("serve_output_tokens_per_s", [window_tokens(ok, truth, start, end) / span])
+    # one set of requests for every figure: the window's, whose latencies are averaged above
+    add("serve_requests_per_s", [len(good) / span])
+    known = [truth[id(s)][0] for s in good if truth[id(s)][0] is not None]
+    if known:
+        add("serve_output_tokens_per_s", [sum(known) / span])
     # goodput counts the requests req/s counts that met every SLO, so it can never exceed req/s
-    add("serve_goodput_per_s", [sum(meets(s, truth[id(s)][0], slos) for s in ended) / span])
+    add("serve_goodput_per_s", [sum(meets(s, truth[id(s)][0], slos) for s in good) / span])
     return metrics, sum(meets(s, truth.get(id(s), (None, ""))[0], slos) for s in counted)
 
 
-def window_tokens(samples: list[Sample], truth: dict[int, tuple[int | None, str]],
-                  start: float, end: float) -> float:
-    """Tokens of successful requests whose events arrived inside [start, end): per event where
-    the events say their ids, else the request's true count spread evenly over its events."""
-    total = 0.0
-    for sample in samples:
-        share = truth[id(sample)][0] / max(1, len(sample.events))
-        total += sum((tokens if tokens is not None else share)
-                     for at, tokens in zip(sample.events, sample.tokens) if start <= at < end)
-    return total
+def served_span(run: Run, good: list[Sample]) -> float:
+    """The seconds the point's rates divide by, for its one set of requests (those sent in the
+    window).
+
+    A closed loop: the mean over its users of the time their own requests of the set took, from
+    the first one's send to the last one's end. A user sends back to back, so its requests
+    fill that time, and count ÷ span × mean end-to-end is the users in flight exactly (Little's
+    law), whatever the phase of the users' requests against the window's edges: users of a
+    batching server end together, and a window that cut them at the wrong moment counted a
+    request a user too many (4.6 in flight at 4 users, 10 s windows, 2.3 s requests).
+
+    An open loop: from the set's first completion to its last, at least the window: a server
+    that keeps up completes them as fast as they were sent, one that falls behind takes longer,
+    and the rate says so."""
+    start, end = run.window
+    if not good:
+        return end - start
+    if run.load.mode == "closed":
+        users: dict[int | None, list[Sample]] = {}
+        for sample in good:
+            users.setdefault(sample.user, []).append(sample)
+        if None in users:  # samples not made by the closed loop (older callers): the window
+            return end - start
+        spans = [max(s.end for s in mine) - min(s.sent for s in mine) for mine in users.values()]
+        return sum(spans) / len(spans)
+    ends = sorted(s.end for s in good)
+    return max(end - start, ends[-1] - ends[0])
 
 
 def token_counts(good: list[Sample], truth: dict[int, tuple[int | None, str]],

@@ -319,6 +319,9 @@ class LoadSpec:
     warmup_s: float
     min_requests: int
     seed: int
+    per_user: int = 0
+    """A closed loop: the fewest requests a user the window held (0: recorded before it was
+    asked, bench/loadgen.STEADY_PER_USER)."""
 
 
 @dataclass
@@ -339,6 +342,11 @@ class TokenCounts:
     mismatched: int | None = None
     """Requests whose usage and the client's count differ (None: the client did not count)."""
     mismatch_examples: list[list[int | None]] = field(default_factory=list)
+
+
+LITTLE_SLACK = 1.02
+"""Little's law with room for the window's edges: a closed loop's req/s × mean end-to-end stays
+at most its users × this (bench/serving.steady_state; the page holds older records to it)."""
 
 
 @dataclass
@@ -365,6 +373,11 @@ class LoadRun:
     """The client's share of one core over the run."""
     valid: bool
     invalid_because: list[str] = field(default_factory=list)
+    steady: bool | None = None
+    """A closed loop at a steady state (bench/serving.steady_state): a window of 60 s or more,
+    10 requests a user, Little's law held. None: recorded before it was judged (the page then
+    holds the point to Little's law alone)."""
+    unsteady_because: list[str] = field(default_factory=list)
 
     def samples(self, name: str) -> list[float]:
         return next((m.samples for m in self.metrics if m.name == name), [])

@@ -91,6 +91,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="the result's name (default: host-port-model)")
     parser.add_argument("--out", type=Path, default=Path("results/endpoint"))
     parser.add_argument("--no-load", action="store_true", help="skip the load sweep")
+    parser.add_argument("--load-only", action="store_true",
+                        help="the load sweep alone: no API surface, no engine properties (they "
+                             "take minutes before every sweep); their rungs say not run")
     parser.add_argument("--hypothesis-budget", type=int, default=10)
     add_load_options(parser)
     return parser
@@ -115,6 +118,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.tokenizer is not None and not (args.tokenizer / "tokenizer.json").is_file():
         parser.error(f"--tokenizer {args.tokenizer}: no tokenizer.json there")
+    if args.load_only and args.no_load:
+        parser.error("--load-only and --no-load ask for nothing at all: give one of them")
+    if args.load_only and args.tokenizer is None:
+        parser.error("--load-only runs the load sweep, which needs --tokenizer DIR (prompts of "
+                     "exactly --input-tokens tokens)")
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
     if args.reference is not None:
@@ -212,6 +220,10 @@ def check(args: argparse.Namespace) -> CellResult:
     rungs = [Rung("endpoint", "pass", detail=detail)]
     with tempfile.TemporaryDirectory() as empty:
         fixture_dir = args.tokenizer.resolve() if args.tokenizer else Path(empty)
+        if args.load_only:
+            rungs += [Rung(name, "not_run", reason="--load-only") for name in ("api", "conformance")]
+            rungs.append(load_sweep(args, engine_id, kind, endpoint, fixture_dir))
+            return finished(cell, started_at, rungs)
         print(f"endpoint {endpoint.url} ({kind}, model {endpoint.model}): API surface", flush=True)
         api = [n for n in PROPERTIES["api"] if n != "wire_parity"]
         parity = (wire_parity(args, engine_id) if args.reference
@@ -231,6 +243,10 @@ def check(args: argparse.Namespace) -> CellResult:
         keeps_alive = getattr(api_rung.get("keep_alive"), "status", "pass") != "fail"
         rungs.append(load_sweep(args, engine_id, kind, endpoint, fixture_dir,
                                 keeps_alive=keeps_alive))
+    return finished(cell, started_at, rungs)
+
+
+def finished(cell: CellInfo, started_at: str, rungs: list[Rung]) -> CellResult:
     return CellResult(cell=cell, machine=machine_info(), started_at=started_at,
                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                       rungs=rungs, climbed_to="serve_bench")

@@ -2,7 +2,7 @@
 
     python -m incell.serve_bench --engine vllm_server --fixture small-llama --out FILE
         [--users 1,2,4] [--rate 2 --mode poisson] [--input-tokens 128 --output-tokens 32]
-        [--duration 10 --warmup 2 --min-requests 20] [--slo ttft=1,tpot=0.1]
+        [--duration 60 --warmup 2 --min-requests 20 --per-user 10] [--slo ttft=1,tpot=0.1]
 
 It starts the server through its adapter (engines/http/client.py), sends streamed completions of
 exactly --input-tokens prompt tokens (each request of the whole sweep a prompt never sent
@@ -10,7 +10,9 @@ before, incell/prompts.py, so no prefix cache helps) and --output-tokens new tok
 off, under each load in turn: a closed-loop sweep of users, doubling to saturation, whose knee
 is the first step that adds less than KNEE_GAIN of output throughput, or past which streams
 fail (the sweep stops one step past it); and the open-loop rates asked for. Then it stops the
-server. A stream short of --output-tokens is an error (bench/serving.py).
+server. A stream short of --output-tokens is an error (bench/serving.py). A closed-loop point is
+a steady state with the defaults (a 60 s window holding 10 requests a user, warm-up and drain
+outside it); a shorter one is measured alike and marked as not one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import itertools
 import random
 from pathlib import Path
 
-from bench.loadgen import Load, LoadError, run_load
+from bench.loadgen import STEADY_PER_USER, STEADY_WINDOW_S, Load, LoadError, run_load
 from bench.serving import DEFAULT_SLOS, MAX_ERROR_SHARE, SloError, measure, parse_slos
 from core.bench_details import Knee, LoadRun, PrefixCache, ServeBenchDetail
 from core.results import Rung, write_rung
@@ -108,7 +110,7 @@ def open_loads(args) -> list[Load]:
 def window(args) -> dict:
     """What every load of the run shares: its window, warm-up and minimum request count."""
     return {"duration_s": args.duration, "warmup_s": args.warmup,
-            "min_requests": args.min_requests}
+            "min_requests": args.min_requests, "per_user": getattr(args, "per_user", STEADY_PER_USER)}
 
 
 def knee(runs: list[LoadRun]) -> Knee | None:
@@ -161,7 +163,7 @@ def sweep(engine, args, headers: dict[str, str] | None = None, eos_off: bool = T
     """The closed-loop sweep and the open-loop rates against the loaded server adapter. With
     `eos_off` False (a server that takes no ignore_eos), a stream may end at EOS: short of
     --output-tokens is then no error."""
-    chat = getattr(args, "chat", False)  # the endpoint session has no chat mode
+    chat = args.chat
     make_body = (chat_maker if chat else body_maker)(engine, args)
     url = engine.client.url("/chat/completions" if chat else "/completions")
     count = (lambda text: len(engine._ids(text))) if not engine.ids_from_server else None
@@ -199,16 +201,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", required=True, help="a server's engine id (transport http)")
     parser.add_argument("--fixture", default="small-llama")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--chat", action="store_true",
-                        help="/v1/chat/completions with user turns of real text, input lengths "
-                             "uniform over [input/2, 3·input/2] tokens (seeded); the fixture needs "
-                             "a chat template (smollm2-135m-instruct)")
     add_load_options(parser)
     return parser.parse_args(argv)
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     """The load sweep's options (serve-bench's, and the endpoint session's)."""
+    parser.add_argument("--chat", action="store_true",
+                        help="/v1/chat/completions with user turns of real text, input lengths "
+                             "uniform over [input/2, 3·input/2] tokens (seeded); the tokenizer "
+                             "needs a chat template (smollm2-135m-instruct)")
     def numbers(cast):
         def parse_list(text: str) -> list:
             try:
@@ -230,9 +232,13 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cap", type=int, default=0, help="open loop: most requests in flight")
     parser.add_argument("--input-tokens", type=int, default=128)
     parser.add_argument("--output-tokens", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=10.0, help="window, seconds")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
-    parser.add_argument("--min-requests", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=STEADY_WINDOW_S,
+                        help=f"window, seconds (default {STEADY_WINDOW_S:g}: a shorter point is "
+                             "no steady state, and is marked so)")
+    parser.add_argument("--warmup", type=float, default=Load.warmup_s, help="seconds not counted")
+    parser.add_argument("--min-requests", type=int, default=Load.min_requests)
+    parser.add_argument("--per-user", type=int, default=STEADY_PER_USER,
+                        help="closed loop: the window grows until it holds this many requests a user")
     parser.add_argument("--slo", type=slo_arg, default=parse_slos(DEFAULT_SLOS),
                         help=f"goodput SLOs: ttft, tpot, e2e in s or ms (default {DEFAULT_SLOS})")
 

@@ -167,7 +167,8 @@ def bench(result: CellResult) -> list[tuple[str, str]]:
 
 
 def passes_that_failed(result: CellResult) -> list[tuple[str, str]]:
-    """A ✅ whose own note says none of its cases held (wire_parity's "0/3 prompts the same")."""
+    """A ✅ whose own note says none of its cases held (wire_parity's "0/3 prompts the same"),
+    or whose every case was skipped: a property passes only on a case that ran."""
     found = []
     for suite in ("conformance", "api"):
         for name, prop in result.properties(suite).items():
@@ -175,6 +176,9 @@ def passes_that_failed(result: CellResult) -> list[tuple[str, str]]:
                       for case, note in prop.notes.items()
                       if prop.status == "pass" and FAILED_NOTE.search(note)
                       and name not in MEASURED_COUNTS]
+            if prop.status == "pass" and prop.cases and set(prop.cases.values()) == {"skip"}:
+                found.append(("checks_ran", f"{name} passes while every one of its "
+                                            f"{len(prop.cases)} case(s) was skipped"))
     return found
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.metrics import METRICS
 from bench.stats import percentile, percentile_interval
 from core.bench_details import (
+    LITTLE_SLACK,
     SERVE_DISPATCH_DELAY_S,
     SERVE_E2E_S,
     SERVE_EVENT_GAP_S,
@@ -59,14 +60,13 @@ def median_of(run: LoadRun, name: str) -> float | None:
     return percentile(values, 50) if values else None
 
 
-LITTLE_SLACK = 1.02
-"""Little's law with room for the window's edges rounding: req/s × mean end-to-end ≤ users."""
-
-
 def unsteady(run: LoadRun) -> str:
-    """Why a closed-loop point is not a steady state ("" where it is). N users cannot hold more
-    than N requests in flight, so req/s × mean end-to-end ≤ N (Little's law); past it, the
-    window counted requests that began before it (warm-up or drain inside the window)."""
+    """Why a closed-loop point is not a steady state ("" where it is): as its record judged it
+    (bench/serving.steady_state), or, for a record older than that judgement, by Little's law
+    alone. N users cannot hold more than N requests in flight, so req/s × mean end-to-end ≤ N;
+    past it, the window counted requests that began before it (warm-up or drain inside it)."""
+    if run.steady is not None:
+        return f"not a steady state: {'; '.join(run.unsteady_because)}" if not run.steady else ""
     e2e = run.samples(SERVE_E2E_S)
     rate = median_of(run, SERVE_REQUESTS_PER_S)
     if run.load.mode != "closed" or not e2e or not rate:

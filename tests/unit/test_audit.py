@@ -135,6 +135,19 @@ def test_a_pass_whose_note_says_none_held_is_caught(clean) -> None:
                              "'0/3 prompts the same text as llama_cpp in process'"]
 
 
+def test_a_pass_whose_every_case_was_skipped_is_caught(clean) -> None:
+    """A doctored record: one property reads passed while every one of its cases was skipped
+    (it got 0 findings before). A ✅ needs a case that ran."""
+    rung = next(r for r in clean["rungs"] if r["name"] == "conformance")
+    name, prop = next((n, p) for n, p in rung["detail"]["properties"].items()
+                      if p["status"] == "pass" and len(p["cases"]) > 1)
+    prop["cases"] = {case: "skip" for case in prop["cases"]}
+    assert checks(clean) == [f"checks_ran: {name} passes while every one of its "
+                             f"{len(prop['cases'])} case(s) was skipped"]
+    prop["cases"][next(iter(prop["cases"]))] = "pass"  # one case ran: the ✅ stands
+    assert checks(clean) == []
+
+
 def serve_cell(clean: dict, samples: list[Sample]) -> dict:
     """`clean` carrying a serve_bench rung of one closed-loop run over `samples`."""
     from core.bench_details import ServeBenchDetail

@@ -102,6 +102,10 @@ def test_bad_input_is_named_before_any_suite(calibration, tmp_path, capsys, tiny
         ("--url", url, "--model", "calibration", "--users", "0"): "'0': every value must be > 0",
         ("--url", url, "--model", "calibration", "--tokenizer", "smollm2-135m-instruc"):
             "'smollm2-135m-instruc' is neither a folder nor a fixture; fixtures: ",
+        ("--url", url, "--model", "calibration", "--load-only", "--no-load"):
+            "--load-only and --no-load ask for nothing at all: give one of them",
+        ("--url", url, "--model", "calibration", "--load-only"):
+            "--load-only runs the load sweep, which needs --tokenizer DIR",
     }
     from incell.endpoint import main
 
@@ -140,6 +144,24 @@ def test_a_key_is_sent_and_written_nowhere(calibration, tmp_path, tiny_llama) ->
     written = (tmp_path / "endpoint-keyed.json").read_text() + done.stdout + done.stderr
     assert KEY not in written and "user:" not in written and "api_key" not in written
     assert result.rung("endpoint").detail.url == url
+
+
+def test_the_load_sweep_alone(calibration, tmp_path, tiny_llama) -> None:
+    """--load-only: the sweep without the API and property suites, which say they did not run."""
+    url = calibration()
+    done = endpoint("--url", url, "--model", "calibration", "--tokenizer", str(tiny_llama),
+                    "--load-only", "--users", "1,2", "--duration", "1", "--warmup", "0.2",
+                    "--min-requests", "3", "--per-user", "2", "--name", "alone", out=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "API surface" not in done.stdout and "load sweep" in done.stdout
+    [result], _ = load_results([tmp_path / "endpoint-alone.json"])
+    assert [(r.name, r.status, r.reason) for r in result.rungs[1:3]] == [
+        ("api", "not_run", "--load-only"), ("conformance", "not_run", "--load-only")]
+    runs = result.rung("serve_bench").detail.runs
+    assert [r.load.concurrency for r in runs] == [1, 2] and all(r.errors == 0 for r in runs)
+    # a 1 s window is measured, and marked: not a steady state
+    assert runs[1].steady is False and runs[1].unsteady_because[0] == "a window of 1 s, short of 60 s"
+    assert runs[1].requests >= 4  # two a user at least, as asked
 
 
 DEPARTURES = {  # departure -> the verdicts that change, and to what

@@ -131,10 +131,13 @@ def test_serving_page_shows_load_runs_with_validity_and_percentile_warnings(tmp_
             "schedule asked in the window (20 nominal)") in page
     # 30 samples bound no p90 and above: marked; the p50 carries its interval
     assert "50 [50–50] / 50* / 50* / 50* (n=30)" in page
-    # goodput counts the 27 requests that ended in the window (9.00/s, as req/s), all met the SLO
-    assert "0 of 30 differ" in page and "| 9.00    | 19          | 9.00 (100%) " in page
+    # req/s, tok/s and goodput count the one set of 30 requests sent in the window, over the
+    # window (their completions took no longer): 10.00/s, all of them met the SLO
+    assert "0 of 30 differ" in page and "| 10.00   | 20          | 10.00 (100%) " in page
     assert "`serve_dispatch_delay_s` (s): send − scheduled send" in page
-    assert re.search(r"\| 3 users +\| ✅ +\| 10% +\|", page) and "![p50 and p99 TTFT" in page
+    # a closed loop of a 3 s window is measured alike and marked: no steady state
+    assert re.search(r"\| 3 users +\| ⚠️ invalid: not a steady state: a window of 3 s, short of "
+                     r"60 s +\| 10% +\|", page) and "![p50 and p99 TTFT" in page
     assert (tmp_path / "out" / "serving.png").exists()
     # a second results folder (another machine's, a CI job's): its load sweeps merged, not ignored
     other = CellInfo(id="other_server-base", engine="other_server", kind="generation", env="base")
@@ -177,26 +180,65 @@ def test_latency_falling_as_load_rises_is_said_with_its_intervals() -> None:
     assert "ITL p50 252 ms [251–253] at 1 users, 152 ms [151–153] at 2" in lines[0]
     assert "--fixture tiny-shape --batches 1,2,3,4" in lines[0]
     one_at_a_time = falling(detail(point(1, 0.25), point(2, 0.15)))[0]
-    assert "This server does not batch (req/s 9.50 at 2 users against 9.25 at 1)" in one_at_a_time
+    assert "This server does not batch (req/s 10.00 at 2 users against 10.00 at 1)" in one_at_a_time
     assert "--batches" not in one_at_a_time
     assert falling(detail(point(1, 0.25), point(2, 0.25))) == []
 
 
 def test_a_point_that_breaks_littles_law_is_not_a_valid_point() -> None:
-    """N users hold at most N requests in flight: req/s × mean end-to-end past N means the window
-    counted requests it did not hold whole, and the point says so."""
+    """N users hold at most N requests in flight: in a record older than the steady-state
+    judgement, req/s × mean end-to-end past N means the window counted requests it did not hold
+    whole, and the page says so."""
     from bench.loadgen import Load, Run, Sample
     from bench.serving import measure
     from pages.loadgen import run_row, unsteady
 
-    def point(users: int) -> object:  # 40 requests of 0.3 s ending in a 4 s window
+    def point(users: int) -> object:  # 40 requests of 0.3 s in a 4 s window, judged as before
         starts = [0.1 * i for i in range(40)]
         samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.05, t + 0.3],
                           tokens=[1, 1], text=" a b", usage_tokens=2) for t in starts]
-        return measure(Run(Load("closed", concurrency=users), samples, (0.0, 4.0), 4.0, 0.3, [0.001]))
+        found = measure(Run(Load("closed", concurrency=users), samples, (0.0, 4.0), 4.0, 0.3, [0.001]))
+        found.steady, found.unsteady_because = None, []  # as a record of before 2026-12-07 reads
+        return found
 
     one = point(1)
-    assert unsteady(one).startswith("not a steady state: req/s × mean end-to-end = 2.")
+    assert unsteady(one).startswith("not a steady state: req/s × mean end-to-end = 3.")
     assert unsteady(one).endswith("> 1 users (Little's law)")
     assert run_row(one)[1].startswith("⚠️ invalid: not a steady state")
     assert unsteady(point(4)) == ""
+
+
+def lockstep(users: int, e2e: float, window: float, warmup: float = 2.0) -> object:
+    """A closed loop against a batching server: every user's request takes `e2e`, all of them
+    sent together at 0 and ending together (the issue's vllm serve point: 4 users, 2.3 s)."""
+    from bench.loadgen import Load, Run, Sample
+
+    samples = [Sample(scheduled=k * e2e, sent=k * e2e, end=(k + 1) * e2e,
+                      events=[k * e2e + 0.1, (k + 1) * e2e], tokens=[16, 16], text=" a b",
+                      usage_tokens=32, user=u)
+               for u in range(users) for k in range(int((warmup + window) / e2e) + 2)]
+    load = Load("closed", concurrency=users, duration_s=window, warmup_s=warmup)
+    return Run(load, samples, (warmup, warmup + window), warmup + window + e2e, 0.3, [0.001])
+
+
+def test_one_set_of_requests_makes_every_figure_of_a_point() -> None:
+    """Counting the requests that ended in a 10 s window (warm-up requests among them) against
+    the end-to-end of those sent in it gave 4.69 in flight at 4 users. One set, each user's own
+    span: Little's law holds exactly whatever the window's edges cut, req/s × tokens a request
+    is out tok/s, and a 10 s point is marked as no steady state while a 60 s one is one."""
+    from bench.serving import measure
+    from pages.loadgen import run_row, unsteady
+
+    for window in (10.0, 60.0):
+        result = measure(lockstep(4, 2.3, window))
+        rate = result.median("serve_requests_per_s")
+        e2e = result.samples("serve_e2e_s")
+        assert rate * sum(e2e) / len(e2e) == pytest.approx(4.0)
+        assert rate * 32 == pytest.approx(result.median("serve_output_tokens_per_s"))
+    short, steady = measure(lockstep(4, 2.3, 10.0)), measure(lockstep(4, 2.3, 60.0))
+    assert short.steady is False and short.unsteady_because == [
+        "a window of 10 s, short of 60 s", "5.0 requests a user, short of 10"]
+    assert unsteady(short).startswith("not a steady state: a window of 10 s")
+    assert run_row(short)[1].startswith("⚠️ invalid: not a steady state")
+    assert steady.steady is True and unsteady(steady) == "" and steady.unsteady_because == []
+    assert steady.load.per_user == 10
