@@ -14,8 +14,7 @@
     nox -s quant            each engine's quantizations (llama.cpp GGUF types, CTranslate2 int8,
                             onnxruntime-genai int4, the ONNX embedder's int8) against the float32
                             reference and beside its unquantized cell
-    nox -s serve-bench      each generation server under load (latency percentiles, goodput,
-                            the knee), then the report
+    nox -s serve-bench      each generation server under load (steady-state points), then the report
     nox -s report           take results/ into reports/records/, render reports/ from the records
     nox -s report -- --check   the committed reports re-render from their records byte for byte
     nox -s bench            the throughput grid in the cells' venvs, then the reports
@@ -202,8 +201,8 @@ def serve_bench(session: nox.Session) -> None:
     closed-loop sweep of users to saturation, and open-loop rates if asked; then the report.
     Options after --, as python -m incell.serve_bench takes them: --users 1,2,4,8,16 --rate 1,2
     --mode poisson|constant --cap N --input-tokens 128 --output-tokens 32 --duration 60
-    --warmup 2 --min-requests 20 --per-user 10 --slo ttft=1s,tpot=100ms,e2e=10s (the defaults make
-    each closed-loop point a steady state; a shorter one is marked as none). `-- --compare DIR` compares
+    --warmup 2 --min-requests 20 --per-user 10 --slo ttft=1s,tpot=100ms,e2e=10s (a closed-loop
+    point shorter than the defaults is marked: no steady state). `-- --compare DIR` compares
     results/serve-bench with a saved folder of records instead (reports/SERVE_COMPARE.md).
     `-- --cell llama_server-base` (repeatable) measures only those servers. `-- --chat --fixture
     smollm2-135m-instruct`: /v1/chat/completions with user turns of real text (seeded lengths),
@@ -277,9 +276,9 @@ def run_selection(session: nox.Session, argv: list[str]) -> None:
                 "the verdicts so far in reports/COMPATIBILITY.md and reports/site/index.html")
     try:
         results = drive.run_matrix(cells, venv_root=ROOT / ".nox", results_dir=RESULTS,
-                                   log=session.log, options=options, workers=workers,
-                                   pages=pages, selection=selection, stacks=stacks,
-                                   durations=drive.committed_durations(ROOT / "reports" / "results.json"))
+                                   log=session.log, options=options, workers=workers, pages=pages,
+                                   selection=selection, stacks=stacks, durations=drive.
+                                   committed_durations(ROOT / "reports" / "results.json"))
     finally:
         pages.close()
     failed = sum(1 for r in results if r.first_failure)
@@ -354,10 +353,8 @@ def endpoint(session: nox.Session) -> None:
     suite, the engine properties it can be held to, the load sweep; nothing started or stopped.
 
     nox -s endpoint -- --url http://host:8000/v1 --model NAME [--kind generation|embedding]
-        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--no-load | --load-only]
-        [serve-bench's load options: --chat --users 1,2,4 --rate 2 --input-tokens 128 ...]
-        (--load-only: the load sweep alone, without the API and property suites; --chat: the
-        sweep through /v1/chat/completions, as serve-bench's)
+        [--api-key-env VAR] [--tokenizer DIR] [--name NAME] [--no-load | --load-only (the sweep
+        alone)] [serve-bench's load options: --chat --users 1,2,4 --rate 2 --input-tokens 128 ...]
     nox -s endpoint -- --compare OLD.json NEW.json     two runs of the same endpoint
 
     The result goes to results/endpoint/endpoint-<name>.json; the report shows it in SERVING.md."""

@@ -129,13 +129,19 @@ def climbing_order(cells: list[Cell], durations: dict[str, float] | None = None)
     4. last, the other cells that need a wheel being built, so that none of them holds a worker
        idle on the compile's lock while cells needing nothing of it could climb.
 
-    Within 2 and 3 the longest climb starts first (`durations`: seconds by cell id, from the
-    committed records, `committed_durations`): with a few workers, the group then ends soonest,
-    as no long cell starts last beside idle workers. A cell with no record counts as the
-    median; ties keep the matrix's order."""
+    By the committed rung durations (`durations`: seconds by cell id, `committed_durations`):
+    the headline cells shortest first, so that answers come as soon as they can (the last
+    headline verdict hardly moves with the order: the group's work is the same; measured cold,
+    longest first put the first verdict at 3:00 and the last at 7:56, shortest first at 0:45
+    and 8:02); the other cells longest first, so that no long cell starts last beside idle
+    workers and the climb ends soonest. A cell with no record counts as the median; ties keep
+    the matrix's order."""
     durations = durations or {}
     known = sorted(durations[c.id] for c in cells if c.id in durations)
     typical = known[len(known) // 2] if known else 0.0
+
+    def shortest_first(group: list[Cell]) -> list[Cell]:
+        return sorted(group, key=lambda c: durations.get(c.id, typical))  # stable
 
     def longest_first(group: list[Cell]) -> list[Cell]:
         return sorted(group, key=lambda c: -durations.get(c.id, typical))  # stable
@@ -149,8 +155,8 @@ def climbing_order(cells: list[Cell], durations: dict[str, float] | None = None)
         if wheels and not wheels <= seen:
             builders.append(cell)
             seen |= wheels
-    first = [*builders, *longest_first([c for c in cells if heads[c.engine.id] is c
-                                        and c not in builders])]
+    first = [*builders, *shortest_first([c for c in cells if heads[c.engine.id] is c
+                                         and c not in builders])]
     rest = [c for c in cells if c not in first]
     return [*first, *longest_first([c for c in rest if not c.engine.build_wheels]),
             *(c for c in rest if c.engine.build_wheels)]

@@ -78,8 +78,9 @@ def test_the_compile_starts_first_then_one_cell_per_engine_and_the_wheels_waiter
 
 
 def test_the_longest_climbs_start_first_from_the_committed_durations(tmp_path) -> None:
-    """The critical path: after the compile, the headline cells longest first, then the other
-    cells longest first; a cell with no record counts as the median."""
+    """After the compile (the longest chain), the headline cells shortest first (answers come
+    soon), then the other cells longest first (the climb ends soonest); a cell with no record
+    counts as the median."""
     from compat.drive import climbing_order, committed_durations
     from tests.conftest import REPO
 
@@ -89,14 +90,14 @@ def test_the_longest_climbs_start_first_from_the_committed_durations(tmp_path) -
     order = climbing_order(cells, durations)
     engines = len({c.engine.id for c in cells})
     heads, rest = order[1:engines], order[engines:]
-    assert [durations[c.id] for c in heads] == sorted((durations[c.id] for c in heads), reverse=True)
+    assert [durations[c.id] for c in heads] == sorted(durations[c.id] for c in heads)
     plain = [c for c in rest if not c.engine.build_wheels]
     assert [durations[c.id] for c in plain] == sorted((durations[c.id] for c in plain), reverse=True)
     assert order[0].id == "llama_cpp-numpy2" and order[-1].engine.build_wheels
-    # a made-up timing moves a cell: the shortest headline, said to be the longest, goes first
-    shortest = heads[-1]
-    moved = climbing_order(cells, {**durations, shortest.id: 10 * max(durations.values())})
-    assert moved[1] is shortest
+    # a made-up timing moves a cell: the longest headline, said to be the shortest, goes first
+    longest = heads[-1]
+    moved = climbing_order(cells, {**durations, longest.id: 0.0})
+    assert moved[1] is longest
     # no record: the median stands in; no file at all: the matrix's order
     assert climbing_order(cells, {}) == climbing_order(cells)
     assert committed_durations(tmp_path / "missing.json") == {}
