@@ -131,11 +131,11 @@ def climbing_order(cells: list[Cell], durations: dict[str, float] | None = None)
 
     By the committed rung durations (`durations`: seconds by cell id, `committed_durations`):
     the headline cells shortest first, so that answers come as soon as they can (the last
-    headline verdict hardly moves with the order: the group's work is the same; measured cold,
-    longest first put the first verdict at 3:00 and the last at 7:56, shortest first at 0:45
-    and 8:02); the other cells longest first, so that no long cell starts last beside idle
-    workers and the climb ends soonest. A cell with no record counts as the median; ties keep
-    the matrix's order."""
+    headline verdict hardly moves with the order, the group's work being the same: cold, on 2
+    cores, longest first gave the first verdict at 3:00 and every engine's but llama.cpp's by
+    7:56; shortest first, at 0:01 and by 8:24); the other cells longest first, so that no long
+    cell starts last beside idle workers and the climb ends soonest. A cell with no record
+    counts as the median; ties keep the matrix's order."""
     durations = durations or {}
     known = sorted(durations[c.id] for c in cells if c.id in durations)
     typical = known[len(known) // 2] if known else 0.0

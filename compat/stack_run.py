@@ -100,12 +100,23 @@ def climb_stack(stack: Stack, *, venv_root: Path, results_dir: Path, log: Log = 
                                          forced_from=forced_from or stack.id,
                                          lifts_left=lifts_left - 1)
     record.finished_at = now()
+    keep_together(record, stacks_dir(results_dir) / f"{stack.id}.json",
+                  together_key(stack, members, BENCH_ROUNDS))
     save_stack(record, stacks_dir(results_dir))
     verdicts = ", ".join(f"{m.cell.engine} {m.first_failure.name if m.first_failure else 'ok'}"
                          for m in members)
     log(f"[{stack.id}] climbed: {verdicts}"
         + (f"; conflict: {describe(record.conflict)}" if record.conflict else ""))
     return climbed
+
+
+def keep_together(record: StackResult, path: Path, key: str) -> None:
+    """The earlier record's one-process step, kept in the climb's record where it was measured
+    on the same inputs (`key`), so that writing the climb does not drop what together_step
+    would then reuse (a warm run measured it again each time: about 2 minutes)."""
+    earlier = load_stack(path) if path.is_file() else None
+    if earlier is not None and earlier.key == key and earlier.together:
+        record.key, record.together = earlier.key, earlier.together
 
 
 def together_key(stack: Stack, members: list[CellResult], rounds: int) -> str:

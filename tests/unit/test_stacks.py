@@ -257,3 +257,22 @@ def test_a_slowdown_gone_with_openmp_threads_asleep_is_named_spinning_threads() 
     still = OneProcess(order=order, engines=[slow], env={"OMP_WAIT_POLICY": "PASSIVE"})
     found = findings(StackView(record(sid, [runs[0], still]), [member(sid, "ctranslate2")]))
     assert any("it stays" in f and "not spinning threads" in f for f in found)
+
+
+def test_writing_the_climb_keeps_a_one_process_step_of_the_same_inputs(tmp_path) -> None:
+    """The climb writes the stack's record before its one-process step runs; where the step was
+    measured on the same inputs it is kept, so that together_step reuses it (a warm run measured
+    it again, about 2 minutes, before this); measured on other inputs, it is dropped."""
+    from compat.stack_run import keep_together
+
+    sid = "stack-transformers+patcher-numpy2"
+    earlier = record(sid, [OneProcess(order=["transformers", "patcher"])])
+    earlier.key = "k1"
+    save_stack(earlier, tmp_path)
+    same, other = record(sid, []), record(sid, [])
+    keep_together(same, tmp_path / f"{sid}.json", "k1")
+    keep_together(other, tmp_path / f"{sid}.json", "k2")
+    assert same.key == "k1" and same.together == earlier.together
+    assert other.key != "k2" and other.together == []
+    keep_together(other, tmp_path / "none.json", "k1")  # no earlier record: nothing kept
+    assert other.together == []
