@@ -340,6 +340,10 @@ def matmul(library: str, dtype: str, n: int, device: str = "cpu"):
     return lambda: a @ b
 
 
+PEAK_TRIES = 3
+"""Calls of each library a round of the CPU's compute peak takes the best of."""
+
+
 def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
     """The compute roofline's ceiling, measured in the same run on the engine's device and in the
     dtype its matmuls compute in (Engine.compute_dtype: int8 where it quantizes activations on
@@ -366,7 +370,12 @@ def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
         sync()
         return (time.perf_counter() - t0) / repeats
 
-    seconds = rounds(benchmark, prof, lambda: min(timed(c) for c in calls.values()), measured)
+    # each round the best of TRIES calls of each library: on a shared VM a neighbour slows a
+    # 40 ms matmul often, and a best of ten single calls fell short of what a lucky engine
+    # sample then reached (a CTranslate2 prefill sample 4% past it, 2026-12-07)
+    tries = PEAK_TRIES if device == "cpu" else 1
+    seconds = rounds(benchmark, prof, lambda: min(timed(c) for c in calls.values()
+                                                  for _ in range(tries)), measured)
     measured.metrics += [
         record("compute_tflops", [2 * n**3 / s / 1e12 for s in seconds], n=n, dtype=dtype,
                device=device, library="+".join(calls))]
