@@ -156,9 +156,10 @@ def measure(run: Run, slos: dict[str, float] | None = None,
     judge_streams(run, truth, expected_tokens)
     counted = run.counted
     good = [s for s in counted if s.ok]
-    metrics, met = metrics_of(run, truth, slos)
+    span = served_span(run, good)
+    metrics, met = metrics_of(run, truth, slos, span)
     valid = validity(run)
-    unsteady = steady_state(run, good)
+    unsteady = steady_state(run, good, span)
     return LoadRun(
         load=LoadSpec(**dataclasses.asdict(run.load)), metrics=metrics, requests=len(counted),
         errors=len(counted) - len(good), errors_by_kind=errors_by_kind(counted),
@@ -169,14 +170,14 @@ def measure(run: Run, slos: dict[str, float] | None = None,
         steady=not unsteady if run.load.mode == "closed" else None, unsteady_because=unsteady)
 
 
-def steady_state(run: Run, good: list[Sample]) -> list[str]:
+def steady_state(run: Run, good: list[Sample], span: float) -> list[str]:
     """Why a closed-loop point is not a steady state ([] where it is, and for an open loop): its
     window is shorter than STEADY_WINDOW_S, it holds fewer than STEADY_PER_USER requests a user,
     or its users held more requests in flight than there are users (Little's law: req/s × mean
-    end-to-end ≤ users, both of the window's one set of requests)."""
+    end-to-end ≤ users, both of the window's one set of requests, over its `span`)."""
     if run.load.mode != "closed":
         return []
-    users, span = run.load.concurrency, served_span(run, good)
+    users = run.load.concurrency
     window = run.window[1] - run.window[0]
     reasons = []
     if window < STEADY_WINDOW_S:
@@ -191,11 +192,11 @@ def steady_state(run: Run, good: list[Sample]) -> list[str]:
 
 
 def metrics_of(run: Run, truth: dict[int, tuple[int | None, str]],
-               slos: dict[str, float]) -> tuple[list[MetricRecord], int]:
-    """The run's latency, throughput and goodput metrics, and how many requests met every SLO."""
+               slos: dict[str, float], span: float) -> tuple[list[MetricRecord], int]:
+    """The run's latency, throughput and goodput metrics, the rates over `span`
+    (served_span), and how many requests met every SLO."""
     counted = run.counted
     good = [s for s in counted if s.ok]
-    span = served_span(run, good)
     metrics: list[MetricRecord] = []
 
     def add(name: str, values: list[float]) -> None:
