@@ -133,7 +133,7 @@ def climbing_order(cells: list[Cell], durations: dict[str, float] | None = None)
     the headline cells shortest first, so that answers come as soon as they can (the last
     headline verdict hardly moves with the order, the group's work being the same: cold, on 2
     cores, longest first gave the first verdict at 3:00 and every engine's but llama.cpp's by
-    7:56; shortest first, at 0:01 and by 8:24); the other cells longest first, so that no long
+    7:57; shortest first, at 0:02 and by 8:25); the other cells longest first, so that no long
     cell starts last beside idle workers and the climb ends soonest. A cell with no record
     counts as the median; ties keep the matrix's order."""
     durations = durations or {}
