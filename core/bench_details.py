@@ -320,8 +320,8 @@ class LoadSpec:
     min_requests: int
     seed: int
     per_user: int = 0
-    """A closed loop: the fewest requests a user the window held (0: recorded before it was
-    asked, bench/loadgen.STEADY_PER_USER)."""
+    """A closed loop: the requests a user the window was stretched to hold at least (0: recorded
+    before it was asked, bench/loadgen.STEADY_PER_USER)."""
 
 
 @dataclass

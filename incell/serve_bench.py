@@ -110,7 +110,7 @@ def open_loads(args) -> list[Load]:
 def window(args) -> dict:
     """What every load of the run shares: its window, warm-up and minimum request count."""
     return {"duration_s": args.duration, "warmup_s": args.warmup,
-            "min_requests": args.min_requests, "per_user": getattr(args, "per_user", STEADY_PER_USER)}
+            "min_requests": args.min_requests, "per_user": args.per_user}
 
 
 def knee(runs: list[LoadRun]) -> Knee | None:
