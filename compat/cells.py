@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compat.specs import Axis, EngineSpec, override_slug, requirement_name, slug
+from compat.specs import Axis, EngineSpec, Known, override_slug, requirement_name, slug
 from engines import ENGINES, SHIPPED
 
 
@@ -55,6 +55,9 @@ class Cell:
     """The id of the stack (compat/stacks.py) whose environment the cell shares, or "": its own."""
     stack_engines: tuple[EngineSpec, ...] = field(default=(), compare=False, repr=False)
     """Every engine of that stack: the install rung builds what any of them needs."""
+    known_properties: tuple[Known, ...] = field(default=(), compare=False, repr=False)
+    """The [[known]] entries that declare one of its properties' failures understood: its
+    conformance and api rungs pass over them (shown ⛔ known), and it climbs on to bench."""
 
     @property
     def fixtures(self) -> tuple[str, ...]:

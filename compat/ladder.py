@@ -187,9 +187,13 @@ def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
                interpreter: Path | None = None) -> CellResult:
     """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`), or in
     an existing environment's `interpreter`; the earlier run's resolve rung comes along, so the
-    result says which versions it measured."""
+    result says which versions it measured, and its conformance rung where that passed over a
+    failure compat/matrix.toml declares understood, so the figures carry the mark."""
     run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, interpreter=interpreter)
     kept = [base.rung("resolve")] if base is not None and base.rung("resolve") else []
+    conformance = base.rung("conformance") if base is not None else None
+    if conformance is not None and any(p.status == "known" for p in base.properties().values()):
+        kept.append(conformance)
     result = new_result(run, kept)
     result.rungs.append(climb(run, STEPS["bench"]))
     return finish(result, results_dir)

@@ -28,6 +28,7 @@ from compat.specs import (  # requirement_name, slug, override_slug: imported fr
 from compat.stacks import Stack, parse_stacks
 from core.ask import DEVICES
 from core.errors import MatrixError, unknown
+from core.properties import PROPERTIES
 from core.results import RUNGS
 from engines import ENGINES, SHIPPED
 from fixtures.catalog import TRAINED
@@ -213,20 +214,45 @@ def _selection(name: str, raw: dict, engines: dict, axes: dict, devices: dict) -
     return sel
 
 
+PROPERTY_RUNGS = ("conformance", "api")
+"""The rungs whose record is a suite of properties: where a [[known]] may name one."""
+
+
 def _known(raw: dict, cells: tuple[Cell, ...]) -> Known:
     cells_field = raw.get("cells", ())
     known = Known(cells=(cells_field,) if isinstance(cells_field, str) else tuple(cells_field),
                   rung=raw.get("rung", ""), signature=raw.get("signature", "*"),
-                  reason=raw.get("reason", ""), link=raw.get("link", ""))
+                  reason=raw.get("reason", ""), link=raw.get("link", ""),
+                  property=raw.get("property", ""))
     if known.rung not in RUNGS:
         raise MatrixError(unknown("rung in [[known]]", known.rung, RUNGS))
     if not known.reason:
         raise MatrixError(f"[[known]] for {known.cells}: give a reason")
+    if known.property:
+        suite = "api" if known.rung == "api" else "conformance"
+        if known.rung not in PROPERTY_RUNGS:
+            raise MatrixError(f"[[known]] for {known.cells}: a property fails in a suite's rung: "
+                              f"rung {known.rung!r} is not one of {list(PROPERTY_RUNGS)}")
+        names = sorted({p for kind, props in PROPERTIES.items() if (kind == "api") == (suite == "api")
+                        for p in props})
+        if known.property not in names:
+            raise MatrixError(unknown(f"property in [[known]] (rung {known.rung})",
+                                      known.property, names))
+        if not known.link:
+            raise MatrixError(f"[[known]] for {known.cells}, property {known.property!r}: give the "
+                              "upstream reference (link) a property's understood failure rests on")
     for pattern in known.cells:
         if not any(fnmatch.fnmatchcase(c.id, pattern) for c in cells):
             raise MatrixError(unknown("cell pattern in [[known]] (matches no cell)", pattern,
                                       [c.id for c in cells]))
     return known
+
+
+def with_known(cell: Cell, known: tuple[Known, ...]) -> Cell:
+    """The cell with the property failures declared understood for it (its conformance rung
+    passes over them, and it climbs on)."""
+    mine = tuple(k for k in known if k.property and k.covers(cell.id))
+    return replace(cell, known_properties=mine) if mine else cell
 
 
 def _check_excludes(excludes: list[dict], engines: dict, axes: dict, devices: dict) -> None:
@@ -311,6 +337,7 @@ def parse(data: dict) -> Matrix:
     cells = with_trained(expand(matrix, excludes, list(data.get("cells", []))),
                          data.get("trained", {}))
     known = tuple(_known(raw, cells) for raw in data.get("known", []))
+    cells = tuple(with_known(c, known) for c in cells)
     stacks = parse_stacks(data.get("stacks", {}), engines=engines, axes=axes,
                           devices=device_constraints, selections=selections,
                           python=matrix.python, harness=matrix.harness)

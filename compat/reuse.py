@@ -88,6 +88,8 @@ def inputs_of(run: CellRun, result: CellResult) -> dict[str, str]:
         "machine": _digest(machine),
         "options": _digest(to_json(options.result_affecting())),
     }
+    if run.cell.known_properties:  # a declared failure decides whether the cell climbs on
+        parts["known"] = _digest([to_json(k) for k in run.cell.known_properties])
     return {"key": _digest(parts), **parts}
 
 

@@ -178,20 +178,30 @@ class Selection:
 
 @dataclass(frozen=True)
 class Known:
-    """A declared, understood incompatibility: shown as ⛔ known, not as a regression."""
+    """A declared, understood incompatibility: shown as ⛔ known, not as a regression.
+
+    With `property`, one conformance (or API) property's failure, understood: the rung passes
+    with that property shown ⛔ known, and the cell climbs on to bench, its speed row marked."""
 
     cells: tuple[str, ...]
     """Glob patterns over cell ids."""
     rung: str
     """The rung where it fails."""
     signature: str
-    """Glob over the failure's signature."""
+    """Glob over the failure's signature (with `property`: over the property's message)."""
     reason: str
     link: str = ""
+    property: str = ""
+    """The property whose failure is understood, or "": the whole rung fails."""
 
     def matches(self, cell_id: str, rung: str, signature: str) -> bool:
-        return (self.covers(cell_id) and rung == self.rung
+        return (not self.property and self.covers(cell_id) and rung == self.rung
                 and fnmatch.fnmatchcase(signature, self.signature))
+
+    def matches_property(self, rung: str, name: str, message: str) -> bool:
+        """Whether it declares this property's failure (the cell is one it covers)."""
+        return (rung == self.rung and name == self.property
+                and fnmatch.fnmatchcase(message, self.signature))
 
     def covers(self, cell_id: str) -> bool:
         return any(fnmatch.fnmatchcase(cell_id, pattern) for pattern in self.cells)

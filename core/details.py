@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from core.bench_details import BenchDetail, ServeBenchDetail
 
-PropertyStatus = Literal["pass", "fail", "skip", "deviation"]
+PropertyStatus = Literal["pass", "fail", "skip", "deviation", "known"]
 
 
 @dataclass
@@ -242,6 +242,9 @@ class PropertyResult:
     """Fixture -> the property's figures, where it measures some (quantization_quality's KL,
     top-1 agreement, RMS Δp, weights on disk; lora_adapter's)."""
     deviation: DeviationInfo | None = None
+    known: DeviationInfo | None = None
+    """Where it failed and compat/matrix.toml declares that failure understood ([[known]] with
+    a property): why, and the upstream reference. Its status is then "known"."""
 
 
 @dataclass

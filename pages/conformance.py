@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.results import CellResult
-from pages.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, header, table
+from pages.markdown import CAVEAT, FAIL, KINDS, KNOWN, NOT_RUN, PASS, Footnotes, header, table
 from pages.verdicts import property_entry
 
 
@@ -12,11 +12,12 @@ def conformance_page(results: list[CellResult], problems: list[str]) -> str:
     notes = Footnotes()
     lines = header("Conformance", results, problems)
     lines += [f"Legend: {PASS} pass · {CAVEAT} deviation the engine declares (with its reason) · "
-              f"{FAIL} fail · {NOT_RUN} not run (skipped as unsupported, or the cell never "
-              "reached conformance). Rows are cells (engine · environment), columns are "
-              "properties; each property runs on every fixture of the engine. Generated inputs "
-              "come from hypothesis with a fixed seed; a failure's footnote holds the shrunk "
-              "example.", ""]
+              f"{FAIL} fail · {KNOWN} a failure compat/matrix.toml declares understood, with its "
+              f"upstream reference (the cell climbs on to bench) · {NOT_RUN} not run (skipped as "
+              "unsupported, or the cell never reached conformance). Rows are cells (engine · "
+              "environment), columns are properties; each property runs on every fixture of the "
+              "engine. Generated inputs come from hypothesis with a fixed seed; a failure's "
+              "footnote holds the shrunk example.", ""]
     for kind, heading in KINDS:
         cells = [r for r in results if r.cell.kind == kind]
         names = sorted({p for r in cells for p in r.properties()})

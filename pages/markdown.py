@@ -31,6 +31,21 @@ def engine_label(result: CellResult) -> str:
     return label
 
 
+def speed_label(result: CellResult) -> str:
+    """engine_label, and the failures the cell climbed on over, understood, where its speed
+    figures stand: "`openvino_genai` ⛔ known: tokenizer_real_text"."""
+    understood = known_failures(result)
+    return engine_label(result) + (f" {KNOWN} known: {', '.join(understood)}" if understood else "")
+
+
+def known_failures(result: CellResult) -> list[str]:
+    """The properties whose failure the cell climbed on over: compat/matrix.toml declares them
+    understood ([[known]] with a property; CONFORMANCE.md says why)."""
+    rungs = (result.rung(suite) for suite in ("conformance", "api"))
+    return [name for rung in rungs if rung is not None
+            for name, p in getattr(rung.detail, "properties", {}).items() if p.status == "known"]
+
+
 TOOL_PRECISION = 5e-7
 """llama-perplexity prints KL and its ± with six decimals: a printed 0 is below half the last."""
 

@@ -24,7 +24,7 @@ from core.bench_details import (
     MetricRecord,
 )
 from core.results import CellResult, load_results
-from pages.markdown import CAVEAT, engine_label, table, tool_kl
+from pages.markdown import CAVEAT, speed_label, table, tool_kl
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -53,7 +53,7 @@ class ShapeRun:
 
     @property
     def engine(self) -> str:
-        label = engine_label(self.result)
+        label = speed_label(self.result)
         return f"{label}, {VARIANTS.get(self.variant, self.variant)}" if self.variant else label
 
     def metric(self, name: str, batch: int) -> MetricRecord | None:

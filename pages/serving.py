@@ -7,7 +7,18 @@ from __future__ import annotations
 from core.properties import PROPERTIES
 from core.results import CellResult
 from pages.loadgen import load_section
-from pages.markdown import CAVEAT, FAIL, KINDS, NOT_RUN, PASS, Footnotes, engine_label, header, table
+from pages.markdown import (
+    CAVEAT,
+    FAIL,
+    KINDS,
+    KNOWN,
+    NOT_RUN,
+    PASS,
+    Footnotes,
+    engine_label,
+    header,
+    table,
+)
 from pages.verdicts import is_server, property_entry
 
 OTHER_KIND = "a property of "  # how the suite skips a property of the other kind of server
@@ -117,6 +128,6 @@ def summary(result: CellResult, suite: str) -> str:
         return f"{NOT_RUN} {rung.status.replace('_', ' ') if rung else 'not run'}"
     props = result.properties(suite).values()
     count = {status: sum(p.status == status for p in props)
-             for status in ("pass", "deviation", "fail", "skip")}
-    marks = zip((PASS, CAVEAT, FAIL, NOT_RUN), count.values())
+             for status in ("pass", "deviation", "fail", "known", "skip")}
+    marks = zip((PASS, CAVEAT, FAIL, KNOWN, NOT_RUN), count.values())
     return " ".join(f"{n} {mark}" for mark, n in marks if n) + f" ({rung.duration_s:.0f} s)"

@@ -26,7 +26,7 @@ from core.bench_details import (
     Threads,
 )
 from core.results import CellResult
-from pages.markdown import CAVEAT, engine_label, header, table
+from pages.markdown import CAVEAT, engine_label, header, speed_label, table
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
           TTFT_S: "TTFT", TPOT_S: "TPOT", E2E_S: "end-to-end", ITL_S: "ITL",
@@ -205,7 +205,7 @@ def itl(detail: BenchDetail) -> str:
 
 
 def label(r: CellResult) -> list[str]:
-    return [engine_label(r), r.cell.env]
+    return [speed_label(r), r.cell.env]
 
 
 def configuration(r: CellResult) -> tuple:
@@ -234,7 +234,7 @@ def runs_label(group: list[CellResult]) -> list[str]:
     if len(group) == 1:
         return label(first)
     envs = " · ".join(f"{r.cell.env} ({(r.finished_at or r.started_at)[:10]})" for r in group)
-    return [engine_label(first), f"{envs}: one configuration, {len(group)} runs"]
+    return [speed_label(first), f"{envs}: one configuration, {len(group)} runs"]
 
 
 def runs_figure(group: list[CellResult], name: str, **shape) -> str:

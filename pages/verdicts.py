@@ -5,6 +5,7 @@ cells in order and their quality check's status, a conformance property's entry.
 from __future__ import annotations
 
 from compat.matrix import Matrix, requirement_name
+from core.details import PropertyResult
 from core.results import CellResult, Rung
 from core.signatures import decisive_chain
 from engines import ENGINES, QUANTIZATIONS
@@ -15,6 +16,7 @@ from pages.markdown import (
     NOT_RUN,
     PASS,
     Footnotes,
+    known_failures,
 )
 
 
@@ -51,6 +53,10 @@ def verdict(result: CellResult, notes: Footnotes, matrix: Matrix | None = None) 
     for rung in result.rungs:
         if rung.status == "pass" and rung.error is not None:  # e.g. a silent fallback
             caveats.append(f"{CAVEAT} fell back {caveat_refs(result, rung, notes)}")
+    understood = known_failures(result)
+    if understood:  # climbed on over failures compat/matrix.toml declares understood
+        caveats.append(f"{KNOWN} known: {', '.join(f'`{n}`' for n in understood)} "
+                       f"(see CONFORMANCE.md)")
     failed = result.first_failure
     if failed is not None:
         sig = failed.error.signature if failed.error else failed.reason or "failed"
@@ -160,6 +166,8 @@ def status_of(result: CellResult, name: str = PROPERTY) -> str:
             else f"{NOT_RUN} {skipped.reason}" if skipped else f"{NOT_RUN} not measured"
     if prop.status == "fail":
         return f"{FAIL} {prop.message.split(']', 1)[-1].strip()[:160]}"
+    if prop.status == "known" and prop.known is not None:
+        return f"{KNOWN} {known_text(prop)}"
     why = undecided(name, prop)
     if why:
         return f"{NOT_RUN} {why[:120]}"
@@ -189,12 +197,21 @@ def property_entry(result: CellResult, name: str, notes: Footnotes,
         dev = prop.deviation
         why = f"declared deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
         return f"{CAVEAT} {notes.ref(f'{name}: {why}', cid, name, prop.message)}"
+    if prop.status == "known" and prop.known is not None:
+        return f"{KNOWN} {notes.ref(f'{name}: {known_text(prop)}', cid, name, prop.message)}"
     message = prop.message
     if prop.status == "skip":
         return f"{NOT_RUN} {notes.ref(f'{name}: {message}', cid, name, '')}"
     failing = [case for case, status in prop.cases.items() if status == "fail"]
     cases = f" (failing: {', '.join(failing)})" if len(failing) > 1 else ""
     return f"{FAIL} {notes.ref(f'{name}: {first_line(message)[:200]}{cases}', cid, name, message)}"
+
+
+def known_text(prop: PropertyResult) -> str:
+    """A property's failure compat/matrix.toml declares understood: its first line, why, and the
+    upstream reference."""
+    why = prop.known.reason + (f" ({prop.known.link})" if prop.known.link else "")
+    return f"known failure: {first_line(prop.message.split(']', 1)[-1])[:160]}; {why}"
 
 
 def first_line(message: str) -> str:

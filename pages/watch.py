@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.matrix import Matrix
+from compat.specs import Known
 from core import layout
 from core.results import CellResult, write_atomic
 from core.signatures import CONTENT_KEY
@@ -130,13 +131,22 @@ def watch(results: list[CellResult], previous: dict[str, Any] | None,
 
 def no_longer_hold(results: list[CellResult], matrix: Matrix | None) -> list[str]:
     """Declared incompatibilities ([[known]]) whose rung now passes: update the matrix."""
-    items = [f"- `{r.cell.id}` now passes **{k.rung}**, declared known incompatible: {k.reason}"
+    items = [f"- `{r.cell.id}` now passes **{k.property or k.rung}**, declared known "
+             f"{'to fail' if k.property else 'incompatible'}: {k.reason}"
              for k in (matrix.known if matrix else ()) for r in results
-             if k.covers(r.cell.id) and getattr(r.rung(k.rung), "status", "") == "pass"]
+             if k.covers(r.cell.id) and passes(r, k)]
     if not items:
         return []
     return [f"**{len(items)} declared incompatibilit(ies) no longer hold** — update "
             "`[[known]]` in compat/matrix.toml:", "", *items, ""]
+
+
+def passes(result: CellResult, known: Known) -> bool:
+    """Whether what `known` declares failing passes in the cell: its rung, or its property."""
+    if known.property:
+        prop = result.properties(known.rung).get(known.property)
+        return prop is not None and prop.status == "pass"
+    return getattr(result.rung(known.rung), "status", "") == "pass"
 
 
 def section(record: dict[str, Any], results: list[CellResult], matrix: Matrix | None) -> list[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from compat.cell import CellRun
 from compat.rungs.worker import cell_ask, climb_in_worker
-from core.details import ConformanceDetail
+from compat.specs import Known
+from core.details import ConformanceDetail, DeviationInfo, PropertyResult
 from core.properties import PROPERTIES
 from core.results import ErrorInfo, Rung
 
@@ -30,12 +31,13 @@ def suite(run: CellRun, rung: str, name: str) -> Rung:
         return Rung(rung, "not_run", reason=f"no {name} property asked")
     outcome = climb_in_worker(run, rung, cell_ask(run, suite=name, properties=tuple(asked),
                                                   hypothesis_budget=run.options.hypothesis_budget))
-    return judge(outcome)
+    return judge(outcome, run.cell.known_properties)
 
 
-def judge(outcome: Rung) -> Rung:
+def judge(outcome: Rung, known: tuple[Known, ...] = ()) -> Rung:
     """The suite's record as the rung's verdict: no property collected, or a property failed
-    (not a declared deviation), fails it."""
+    (not a declared deviation, nor a failure compat/matrix.toml declares understood), fails it.
+    A failure `known` declares is recorded "known" and the rung passes over it, naming it."""
     if outcome.status == "fail" or not isinstance(outcome.detail, ConformanceDetail):
         return outcome
     rung, detail = outcome.name, outcome.detail
@@ -43,6 +45,7 @@ def judge(outcome: Rung) -> Rung:
     if not properties:
         error = ErrorInfo.from_message("ConformanceCrash", "no property was collected")
         return Rung(rung, "fail", error=error, detail=detail)
+    understood = mark_known(rung, properties, known)
     failed = sorted(prop for prop, p in properties.items() if p.status == "fail")
     if failed:
         kind = "ApiDeparture" if rung == "api" else "ConformanceFailure"
@@ -51,4 +54,19 @@ def judge(outcome: Rung) -> Rung:
         error = ErrorInfo(type=kind, message=message, signature=f"{kind}: {', '.join(failed)}",
                           text=text)
         return Rung(rung, "fail", error=error, detail=detail)
-    return Rung(rung, "pass", detail=detail)
+    reason = f"known failures (compat/matrix.toml): {', '.join(understood)}" if understood else ""
+    return Rung(rung, "pass", reason=reason, detail=detail)
+
+
+def mark_known(rung: str, properties: dict[str, PropertyResult],
+               known: tuple[Known, ...]) -> list[str]:
+    """Each failed property a [[known]] entry declares becomes "known", carrying its reason and
+    link; the names so marked, sorted."""
+    marked = []
+    for name, prop in sorted(properties.items()):
+        entry = next((k for k in known if prop.status == "fail"
+                      and k.matches_property(rung, name, prop.message)), None)
+        if entry is not None:
+            prop.status, prop.known = "known", DeviationInfo(entry.reason, entry.link)
+            marked.append(name)
+    return marked
