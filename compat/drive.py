@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compat.cell import DEFAULTS, CellRun, Limits, Log, Options, RungFailed, run_in_cell
 from compat.ladder import bench_only, climb_bench, finish, new_result, now, run_cell
+from compat.limits_probe import RunProbe
 from compat.live import LivePages
 from compat.matrix import Cell, Stack
 from compat.plan import RealShapeRun
@@ -21,7 +22,7 @@ from compat.reuse import last_result
 from compat.stack_run import Climbed, climb_stack, together_step
 from core import layout
 from core.results import CellResult, Rung
-from core.timeline import Recorder, Timeline, file_name
+from core.timeline import Recorder, Timeline, file_name, run_id
 
 
 def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Log = print,
@@ -77,7 +78,7 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
         pages.close()  # a quiet machine for the bench rungs
     if options.last_rung == "bench":
         bench_rungs(list(zip(cells, results)), venv_root=venv_root, results_dir=results_dir,
-                    log=log, options=options, timeline=timeline)
+                    log=log, options=options, timeline=timeline, run=run_id(started))
     for climbed in climbed_stacks if options.last_rung == "bench" else ():
         together_step(climbed, venv_root=venv_root, results_dir=results_dir, log=log,
                       options=options)
@@ -87,16 +88,23 @@ def run_matrix(cells: list[Cell], *, venv_root: Path, results_dir: Path, log: Lo
 
 
 def bench_rungs(climbed: list[tuple[Cell, CellResult]], *, venv_root: Path, results_dir: Path,
-                log: Log, options: Options, timeline: Recorder) -> None:
+                log: Log, options: Options, timeline: Recorder, run: str = "") -> None:
     """Every bench rung of the cells that passed conformance, one after another on a quiet
-    machine (a cell reused with its bench rung done keeps it)."""
+    machine (a cell reused with its bench rung done keeps it, and its own run id); the
+    machine's limits read before the first and after the last (results/run/limits-<run>.json)."""
     ready = [(c, r) for c, r in climbed
              if getattr(r.rung("conformance"), "status", "") == "pass"
              and not (r.reused_at and r.climbed_to == "bench")]
+    if not ready:
+        return
+    probe = RunProbe(run, [venv_root / f"cell-{c.id}" for c, _ in ready],
+                     Path(results_dir) / layout.RUN, log)
+    probe.before()
     for i, (cell, result) in enumerate(ready, 1):
         log(f"bench {i}/{len(ready)}: {cell.id}")
         climb_bench(cell, result, venv=venv_root / f"cell-{cell.id}", results_dir=results_dir,
-                    log=log, options=options, timeline=timeline)
+                    log=log, options=options, timeline=timeline, run_id=run)
+    probe.after()
 
 
 CLIMB_RUNGS = ("resolve", "install", "import", "load", "conformance", "api")
@@ -217,9 +225,13 @@ def real_shape(runs: list[RealShapeRun], shape: str, *, venv_root: Path, results
                out: Path, log: Log = print, limit_s: float = 600) -> list[CellResult]:
     """Each run's bench rung on the real shape `shape` (the `real` profile), one after another on
     a quiet machine, into out/<shape>/[<variant>/]<cell id>.json. A run past `limit_s` is its
-    rung's Timeout, a result like any other; the log shows progress and the time left."""
+    rung's Timeout, a result like any other; the log shows progress and the time left. The
+    machine's limits are read before the first and after the last (out/<shape>/limits-<run>.json):
+    one limit for the whole table."""
     results: list[CellResult] = []
-    started = time.monotonic()
+    started, run = time.monotonic(), run_id(now())
+    probe = RunProbe(run, [venv_root / f"cell-{r.cell.id}" for r in runs], out / shape, log)
+    probe.before()
     for i, one in enumerate(runs):
         log(progress(i, len(runs), time.monotonic() - started) + f" · {one.label}")
         options = Options(bench_args=("--profile", "real", "--fixture", shape), env=one.env,
@@ -236,10 +248,11 @@ def real_shape(runs: list[RealShapeRun], shape: str, *, venv_root: Path, results
             log(f"[{one.label}] not run: its matrix cell stops at {failed.name}: {why}")
             continue
         result = bench_only(one.cell, venv=venv_root / f"cell-{one.cell.id}", results_dir=folder,
-                            log=log, options=options, base=base)
+                            log=log, options=options, base=base, run_id=run)
         failed = result.first_failure
         log(f"[{one.label}] {failed.error.signature if failed and failed.error else 'measured'}")
         results.append(result)
+    probe.after()
     log(progress(len(runs), len(runs), time.monotonic() - started))
     return results
 

@@ -25,6 +25,7 @@ from compat.reuse import changed, forced, inputs_of, last_result, reusable
 from compat.rungs import LADDER, STEPS, Step
 from compat.rungs.existing import environment_as_found
 from compat.rungs.worker import stop as stop_worker
+from core.bench_details import BenchDetail
 from core.proc import REPO
 from core.results import CellInfo, CellResult, ErrorInfo, Rung, machine_info, save
 from core.timeline import Recorder, rung_line
@@ -170,21 +171,30 @@ def run_cell(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     return finish(result, results_dir, climbed_to=options.last_rung)
 
 
+def stamped(rung: Rung, run_id: str) -> Rung:
+    """The bench rung with the id of the run that measured it (BenchDetail.run): the run whose
+    limits its figures are held to, and the rows it may be compared with."""
+    if run_id and isinstance(rung.detail, BenchDetail):
+        rung.detail.run = run_id
+    return rung
+
+
 def climb_bench(cell: Cell, result: CellResult, *, venv: Path, results_dir: Path,
                 log: Log = print, options: Options = DEFAULTS,
-                timeline: Recorder | None = None) -> CellResult:
+                timeline: Recorder | None = None, run_id: str = "") -> CellResult:
     """The bench rung of a cell that climbed to api earlier in the run (drive.run_matrix runs
     every bench rung alone, on a quiet machine, once every cell has climbed): it replaces any
-    earlier bench record, and the result is written again."""
+    earlier bench record, and the result is written again, its figures stamped with `run_id`."""
     run = CellRun(cell=cell, venv=Path(venv), options=options, log=log, timeline=timeline)
-    result.rungs = [r for r in result.rungs if r.name != "bench"] + [climb(run, STEPS["bench"])]
+    bench = stamped(climb(run, STEPS["bench"]), run_id)
+    result.rungs = [r for r in result.rungs if r.name != "bench"] + [bench]
     result.reused_at = ""  # its bench rung ran now
     return finish(result, results_dir, climbed_to="bench")
 
 
 def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
                options: Options = DEFAULTS, base: CellResult | None = None,
-               interpreter: Path | None = None) -> CellResult:
+               interpreter: Path | None = None, run_id: str = "") -> CellResult:
     """The bench rung alone, in the venv an earlier run of the cell left (`nox -s bench`), or in
     an existing environment's `interpreter`; the earlier run's resolve rung comes along, so the
     result says which versions it measured, and its conformance rung where that passed over a
@@ -195,7 +205,7 @@ def bench_only(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
     if conformance is not None and any(p.status == "known" for p in base.properties().values()):
         kept.append(conformance)
     result = new_result(run, kept)
-    result.rungs.append(climb(run, STEPS["bench"]))
+    result.rungs.append(stamped(climb(run, STEPS["bench"]), run_id))
     return finish(result, results_dir)
 
 

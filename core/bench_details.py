@@ -270,6 +270,9 @@ class BenchDetail:
     """The engine's own benchmark tool at the same shape, where it has one built (llama-bench)."""
     weights: WeightsFacts | None = None
     prefix_cache: PrefixCache = field(default_factory=PrefixCache)
+    run: str = ""
+    """The id of the run whose bench phase measured it (core/timeline.run_id; its limits:
+    core/run_limits.py), kept where a later run reuses the cell; "" before runs had ids."""
 
     def find(self, name: str, **params) -> MetricRecord | None:
         """The metric `name` at the shape `params` (a subset of its params), if measured; a name

@@ -110,10 +110,15 @@ class Timeline:
         return [rung_line(s.cell, s.rung, s.status, s.duration_s, s.note) for s in spans]
 
 
+def run_id(started_at: str) -> str:
+    """A run's id, "20261207T141101" for a run started at 2026-12-07T14:11:01+00:00: its
+    timeline's, its limits' (core/run_limits.py) and its bench records' (BenchDetail.run)."""
+    return started_at[:19].replace("-", "").replace(":", "")
+
+
 def file_name(started_at: str) -> str:
     """"timeline-20261207T141101.json" for a run started at 2026-12-07T14:11:01+00:00."""
-    stamp = started_at[:19].replace("-", "").replace(":", "")
-    return f"timeline-{stamp}.json"
+    return f"timeline-{run_id(started_at)}.json"
 
 
 def load(path: Path) -> Timeline:

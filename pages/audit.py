@@ -41,6 +41,7 @@ from core.bench_details import (
     ServeBenchDetail,
 )
 from core.results import CellResult, load_results
+from core.run_limits import PREFIX as LIMITS_PREFIX
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""
@@ -217,7 +218,7 @@ def audit(results: list[CellResult]) -> list[Finding]:
 
 def is_cell_record(rel: Path) -> bool:
     """Whether a JSON file under a records folder is a cell's result."""
-    if layout.RUN in rel.parts:
+    if layout.RUN in rel.parts or rel.name.startswith(LIMITS_PREFIX):  # a run's, not a cell's
         return False
     return rel.parts[0] != layout.STACKS or len(rel.parts) > 2
 

@@ -24,6 +24,9 @@ from core.bench_details import (
     MetricRecord,
 )
 from core.results import CellResult, load_results
+from core.run_limits import PREFIX as LIMITS_PREFIX
+from core.run_limits import RunLimits
+from core.run_limits import load_all as load_limits
 from pages.markdown import CAVEAT, speed_label, table, tool_kl
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 
@@ -41,6 +44,13 @@ class ShapeRun:
     shape: str
     variant: str
     result: CellResult
+    limits: RunLimits | None = None
+    """The limits its run read before its first bench rung and after its last, where recorded."""
+
+    @property
+    def run(self) -> str:
+        """The id of the run that measured it ("" before runs had ids)."""
+        return self.detail.run if self.detail else ""
 
     @property
     def detail(self) -> BenchDetail | None:
@@ -79,13 +89,16 @@ def load_real_shapes(folder: Path) -> tuple[list[ShapeRun], list[str]]:
     if not folder.is_dir():
         return runs, problems
     for shape_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        recorded = load_limits(shape_dir)
         for path in sorted(shape_dir.rglob("*.json")):
-            if layout.SERVE_BENCH in path.relative_to(shape_dir).parts:
+            if layout.SERVE_BENCH in path.relative_to(shape_dir).parts \
+                    or path.name.startswith(LIMITS_PREFIX):  # the runs' limits, not a cell's
                 continue
             results, bad = load_results([path])
             problems += bad
             variant = "" if path.parent == shape_dir else path.parent.name
-            runs += [ShapeRun(shape_dir.name, variant, r) for r in results]
+            runs += [ShapeRun(shape_dir.name, variant, r,
+                              recorded.get(r.bench.run) if r.bench else None) for r in results]
     return runs, problems
 
 
@@ -133,18 +146,47 @@ def probe(run: ShapeRun) -> MetricRecord | None:
     return run.detail.find(MEMORY_BANDWIDTH_GB_S) if run.detail else None
 
 
-def bandwidth_limits(runs: list[ShapeRun]) -> dict[str, tuple[float, float]]:
-    """Per device, the one read bandwidth a table's MBU column divides by (the best reading of
-    every row's probe on that device) and the lowest of the rows' own best readings."""
+@dataclass(frozen=True)
+class TableLimit:
+    """The one read bandwidth a table's MBU column divides by, on one device, and the words its
+    header names it with."""
+
+    gb_s: float
+    named: str
+
+
+def bandwidth_limits(runs: list[ShapeRun]) -> dict[str, TableLimit]:
+    """Per device, the one read bandwidth the table's MBU column divides by: the run's limit
+    (core/run_limits.py, read before its first bench rung and after its last) where every row
+    comes from one run that recorded it; else the best reading of every row's own probe, with
+    the lowest of the rows' bests beside it (⚠️ drifting past DRIFT)."""
+    measured = [r for r in runs if r.detail]
+    run_limits = measured[0].limits if measured and len({r.run for r in measured}) == 1 else None
+    if run_limits is not None and run_limits.bandwidth_gb_s:
+        return {run_limits.device: TableLimit(run_limits.bandwidth_gb_s, (
+            f"the run's own limit (run {run_limits.run}), the host's DRAM read at "
+            f"{run_limits.named()}"))}
     best: dict[str, list[float]] = {}
     for run in runs:
         roof, found = run.detail.roofline if run.detail else None, probe(run)
         if roof and found is not None and found.access == "read":
             best.setdefault(roof.device, []).append(max(found.samples))
-    return {device: (max(values), min(values)) for device, values in best.items()}
+    return {device: TableLimit(max(values), rows_named(device, max(values), min(values)))
+            for device, values in best.items()}
 
 
-def mbu(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
+def rows_named(device: str, best: float, lowest: float) -> str:
+    """The limit of rows without a run's limits record: the best of their probes."""
+    where = "the host's DRAM" if device == "cpu" else f"{device} memory"
+    drift = (f" {CAVEAT} drifting: the rows' own best readings ranged {lowest:.1f}–{best:.1f} "
+             f"GB/s, more than {DRIFT:.0%} apart, so MBU compares the bytes the rows read "
+             "at one bandwidth, not the machine each row ran on"
+             if lowest < best * (1 - DRIFT) else
+             f" (the rows' own best readings: {lowest:.1f}–{best:.1f} GB/s)")
+    return f"the best read-bandwidth reading of all the rows' probes: {where}, {best:.1f} GB/s{drift}"
+
+
+def mbu(run: ShapeRun, limits: dict[str, TableLimit]) -> str:
     """Bytes a token × the decode median ÷ the table's one limit for the row's device."""
     roof = run.detail.roofline if run.detail else None
     rows = run.detail.decode_bounds if run.detail else []
@@ -156,31 +198,23 @@ def mbu(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
     if found is not None and found.access != "read":
         return (held_to_limit(rows[0].fraction, bandwidth_limit(roof))
                 + " (of a copy's bandwidth: measured before the probe read)")
-    limit_gb_s = limits.get(roof.device, (roof.bandwidth_gb_s, 0.0))[0]
+    limit = limits.get(roof.device)
+    limit_gb_s = limit.gb_s if limit is not None else roof.bandwidth_gb_s
     fraction = roof.weight_bytes_per_token * rows[0].decode_tokens_per_s / (limit_gb_s * 1e9)
     text = held_to_limit(fraction, bandwidth_limit(roof))
-    if fraction > 1:  # past the best reading: say how far the probes spread
+    if fraction > 1:  # past the table's limit: say what the row read
         text += (f" ({fraction * limit_gb_s:.1f} GB/s read; the table's limit is "
                  f"{limit_gb_s:.1f} GB/s)")
     return text
 
 
-def limit_line(limits: dict[str, tuple[float, float]]) -> str:
-    """The header line naming the one limit MBU divides by, and whether the probes drifted."""
-    parts = []
-    for device, (best, lowest) in sorted(limits.items()):
-        where = "the host's DRAM" if device == "cpu" else f"{device} memory"
-        drift = (f" {CAVEAT} drifting: the rows' own best readings ranged {lowest:.1f}–{best:.1f} "
-                 f"GB/s, more than {DRIFT:.0%} apart, so MBU compares the bytes the rows read "
-                 "at one bandwidth, not the machine each row ran on"
-                 if lowest < best * (1 - DRIFT) else
-                 f" (the rows' own best readings: {lowest:.1f}–{best:.1f} GB/s)")
-        parts.append(f"{where}, {best:.1f} GB/s{drift}")
-    return ("MBU divides every row by one limit, the best read-bandwidth reading of all the "
-            f"rows' probes: {'; '.join(parts)}.") if parts else ""
+def limit_line(limits: dict[str, TableLimit]) -> str:
+    """The header line naming the one limit MBU divides by, and whether it drifted."""
+    parts = [limit.named for _, limit in sorted(limits.items())]
+    return f"MBU divides every row by one limit, {'; '.join(parts)}." if parts else ""
 
 
-def itl(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
+def itl(run: ShapeRun, limits: dict[str, TableLimit]) -> str:
     """ITL p50 / p99 where its gaps can be per token; named per delivery where the smallest gap
     is shorter than reading one token's bytes at the table's bandwidth takes (a stream that hands
     over several tokens at once: its gaps are between deliveries, not tokens)."""
@@ -191,7 +225,7 @@ def itl(run: ShapeRun, limits: dict[str, tuple[float, float]]) -> str:
     text = p50_p99(metric)
     if roof is None or roof.cache_resident or roof.device not in limits:
         return text
-    floor_s = roof.weight_bytes_per_token / (limits[roof.device][0] * 1e9)
+    floor_s = roof.weight_bytes_per_token / (limits[roof.device].gb_s * 1e9)
     shortest = min(metric.samples)
     if shortest >= floor_s:
         return text
@@ -326,10 +360,11 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
     from fixtures.catalog import TRAINED
 
     shape = TRAINED[trained].shape if trained in TRAINED else ""
-    random = {(r.engine, r.precision): r for r in runs if r.shape == shape}
+    # one comparison, one run: a trained row is set only against random weights of its own run
+    random = {(r.engine, r.precision, r.run): r for r in runs if r.shape == shape and r.run}
     rows = []
     for run in ordered([r for r in runs if r.shape == trained]):
-        other = random.get((run.engine, run.precision))
+        other = random.get((run.engine, run.precision, run.run))
         ours, theirs = run.metric(DECODE_TOKENS_PER_S, 1), other and other.metric(
             DECODE_TOKENS_PER_S, 1)
         if ours is None or theirs is None:
@@ -343,12 +378,10 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
         return []
     return [f"#### {trained} against {shape}'s random weights", "",
             "Batch-1 decode tok/s on the trained model and on seeded random weights of the same "
-            "config, each engine and precision in its own run: the ratio of medians with its 95% "
-            "bootstrap interval over both runs' rounds. Only the weights' values differ: the same "
-            "shapes, the same bytes read a token, the same prompt lengths. The interval holds the "
-            "rounds inside each run, not the drift of this VM between runs: each run's own read-"
-            "bandwidth probe is shown, and where it moved, the decode moved with it (measured "
-            "again back to back, llama.cpp F32 went from 0.91× apart to 1.00×).", "",
+            "config, both measured in one run (rows of different runs are never set against each "
+            "other here): the ratio of medians with its 95% bootstrap interval over both rows' "
+            "rounds. Only the weights' values differ: the same shapes, the same bytes read a "
+            "token, the same prompt lengths. Each row's own read-bandwidth probe is shown.", "",
             table(rows, ["engine", "precision", "trained", "random", "trained ÷ random",
                          "verdict", "read GB/s (trained / random run)"]), ""]
 
@@ -360,12 +393,27 @@ def read_bandwidth(run: ShapeRun) -> str:
 
 
 def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[str]:
+    """The shape's speed and cost tables: one pair per run, so that the rows a table sets
+    against each other share a run and its one limit (a row reused from an earlier run is not
+    compared with fresh ones)."""
     from fixtures.catalog import REAL_SHAPES, TRAINED
 
-    measured = [r for r in mine if r.median(DECODE_TOKENS_PER_S, 1)]
     about = TRAINED[shape].source if shape in TRAINED else REAL_SHAPES.get(shape, shape)
     lines = [f"### {shape}", "", f"{about}: {SPEED_METHOD}", ""]
-    limits = bandwidth_limits(mine)
+    runs = sorted({r.run for r in mine}, reverse=True)  # the newest run first
+    for run in runs:
+        group = [r for r in mine if r.run == run]
+        if len(runs) > 1:
+            lines += [f"#### {'Run ' + run if run else 'Runs before run ids'} "
+                      f"({len(group)} rows)", ""]
+        lines += run_tables(group, plot if run == runs[0] else None)
+    return lines
+
+
+def run_tables(mine: list[ShapeRun], plot: str | None) -> list[str]:
+    """One run's rows: the fastest, the limit MBU divides by, the speed and the cost tables."""
+    measured = [r for r in mine if r.median(DECODE_TOKENS_PER_S, 1)]
+    limits, lines = bandwidth_limits(mine), []
     if measured:
         best = measured[0]
         lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "

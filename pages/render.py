@@ -29,6 +29,7 @@ from compat.matrix import load as load_matrix
 from core import layout
 from core.records import to_json
 from core.results import CellResult, load_results, write_atomic
+from core.run_limits import load_all as load_limits
 from pages.compatibility import bisections, compatibility
 from pages.conformance import conformance_page
 from pages.engines import engines_page
@@ -90,9 +91,11 @@ def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResul
         ("grid.png", "The grid: throughput against batch size", grid_plot, grid),
     ) if draw(source, out / file)]
     pareto = "real-shape.png" if pareto_plot(real, out / "real-shape.png") else None
+    recorded = {run: limits for folder in layout.under(result_dirs, layout.RUN)
+                for run, limits in load_limits(folder).items()}
     write_atomic(out / "THROUGHPUT.md", throughput(
         results, problems, grid=grid, plots=drawn,
-        opening=real_shape_section(real, pareto, real_serving)))
+        opening=real_shape_section(real, pareto, real_serving), run_limits=recorded))
 
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,

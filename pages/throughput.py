@@ -8,6 +8,8 @@ marked noisy.
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.metrics import METRICS
 from bench.stats import NOISY_CV, ratio_interval
 from core.bench_details import (
@@ -26,6 +28,7 @@ from core.bench_details import (
     Threads,
 )
 from core.results import CellResult
+from core.run_limits import RunLimits
 from pages.markdown import CAVEAT, engine_label, header, speed_label, table
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
@@ -345,7 +348,8 @@ def roofline_section(results: list[CellResult]) -> list[str]:
                            "fraction"]), ""] if compute else []
     return ["## Roofline: decode at batch 1 against memory bandwidth", "",
             "bound = bandwidth measured on the engine's device (the host's DRAM for a CPU row, "
-            "the GPU's own memory for a CUDA row, never the host's) ÷ bytes of weights read per "
+            "the GPU's own memory for a CUDA row, never the host's; the row's run's limit where "
+            "the run recorded one, else the cell's own probe) ÷ bytes of weights read per "
             "token (the fixture's, scaled "
             "to the engine's own weight files as loaded); fraction = bytes per token × decode "
             "tok/s ÷ bandwidth. Weights that fit in the last-level cache are read from it, not "
@@ -369,10 +373,12 @@ def roofline_line(bandwidths: list[float]) -> str:
             + (f": {min(bandwidths):,.1f}–{max(bandwidths):,.1f} GB/s across cells" if bandwidths
                else "") + ". Bytes per token: every weight tensor of the fixture once, except an "
             "input-embedding table that is not also the output projection, scaled to the "
-            "engine's own weight files where its adapter knows their size. MBU is of the best "
-            "reading of the cell's probe. Prefill is held to the best reading of the peak matmul "
-            "rate measured the same way, in the dtype the engine's matmuls compute in (int8 "
-            "where it quantizes activations on the fly).")
+            "engine's own weight files where its adapter knows their size. MBU is of the run's "
+            "limit: the best reading taken before its first bench rung and after its last "
+            "(bench/limits.py; rows of a run before that, of the best reading of the cell's own "
+            "probe). Prefill is held to the best reading of the peak matmul rate measured the "
+            "same way, in the dtype the engine's matmuls compute in (int8 where it quantizes "
+            "activations on the fly).")
 
 
 def overhead_line(overheads: list[float]) -> str:
@@ -415,10 +421,47 @@ def method_section(results: list[CellResult]) -> list[str]:
     return [*lines, ""]
 
 
+def held_to_run(results: list[CellResult], recorded: dict[str, RunLimits]) -> list[CellResult]:
+    """Each result whose run recorded its limits (core/run_limits.py), its roofline dividing by
+    them: the run's best read bandwidth, and its best peak in the row's dtype. One limit per run
+    down every MBU and prefill-fraction column; a result of a run without a record keeps its
+    own probe's. Copies: the records themselves are not changed."""
+    held = []
+    for r in results:
+        detail = r.bench
+        limits = recorded.get(detail.run) if detail is not None and detail.run else None
+        roof = detail.roofline if detail is not None else None
+        if limits is None or roof is None or roof.device != limits.device \
+                or limits.bandwidth_gb_s is None:
+            held.append(r)
+            continue
+        roof = dataclasses.replace(roof, bandwidth_gb_s=limits.bandwidth_gb_s, compute_tflops=(
+            limits.peak_tflops(roof.compute_dtype) or roof.compute_tflops))
+        detail = dataclasses.replace(detail, roofline=roof)
+        held.append(dataclasses.replace(r, rungs=[
+            dataclasses.replace(g, detail=detail) if g.name == "bench" else g for g in r.rungs]))
+    return held
+
+
+def limits_lines(results: list[CellResult], recorded: dict[str, RunLimits]) -> list[str]:
+    """The runs' limits the rows below divide by, named once each."""
+    runs = sorted({r.bench.run for r in results if r.bench and r.bench.run in recorded},
+                  reverse=True)
+    if not runs:
+        return []
+    return ["One limit per run: a row's MBU and prefill fraction divide by the limits its run "
+            "read before its first bench rung and after its last (rows of earlier runs, by "
+            "their own probe). " + " ".join(f"Run {run}: {recorded[run].named()}."
+                                            for run in runs), ""]
+
+
 def throughput(results: list[CellResult], problems: list[str], *, grid: list[CellResult] = (),
-               plots: list[tuple[str, str]] = (), opening: list[str] = ()) -> str:
+               plots: list[tuple[str, str]] = (), opening: list[str] = (),
+               run_limits: dict[str, RunLimits] | None = None) -> str:
     """The page: `opening` first (the real-shape tables, pages/real_shape.py), then the matrix
-    cells' figures, labelled overhead-bound where the weights sit in the cache."""
+    cells' figures, labelled overhead-bound where the weights sit in the cache, each held to
+    its run's limits (`run_limits`, by run id) where the run recorded them."""
+    run_limits = run_limits or {}
     lines = header("Throughput", results, problems)
     lines += opening
     if opening:
@@ -429,6 +472,8 @@ def throughput(results: list[CellResult], problems: list[str], *, grid: list[Cel
                   "engine's loop is, not how fast it runs a real model (the tables above).", ""]
     lines += [f"![{alt}]({name})" for name, alt in plots]
     lines += [""] if plots else []
+    results = held_to_run(results, run_limits)
+    lines += limits_lines(results, run_limits)
     lines += generation_cells_section(results) + embedding_cells_section(results)
     lines += grid_section(list(grid))
     lines += roofline_section(list(grid) or results)  # the grid where there is one

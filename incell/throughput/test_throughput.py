@@ -13,12 +13,12 @@ import json
 import os
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.limits import PEAK_TRIES, host_read, matmul, read_array
 from bench.metrics import record
 from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
@@ -34,7 +34,6 @@ SENTENCES = (
     "Tokens per second, time to first token and memory in use.",
     "She opened the window and the cold air of the north came into the room.",
 )
-COPY_MIB = 256  # two arrays of this size: far beyond any CPU cache
 
 
 def tree_cpu_seconds() -> float:
@@ -271,26 +270,15 @@ def test_memory_bandwidth(benchmark, measured, prof, request) -> None:
     if request.config.infermatrix_ask.device == "cuda":
         device_read(benchmark, prof, measured)
         return
-    from bench.roofline import last_level_cache_bytes
-
-    mib = max(COPY_MIB, 8 * (last_level_cache_bytes() or 0) // 2**20)
-    src = np.ones(mib * 2**20 // 4, dtype=np.float32)
-    threads = os.cpu_count() or 1
-    slices = [slice(i * len(src) // threads, (i + 1) * len(src) // threads) for i in range(threads)]
-    pool = ThreadPoolExecutor(threads)
-
-    def one_round():
-        t0 = time.perf_counter()
-        list(pool.map(lambda part: np.add.reduce(src[part]), slices))
-        return time.perf_counter() - t0
-
+    src, mib = read_array()
+    read = host_read(src)
     try:
-        seconds = rounds(benchmark, prof, one_round, measured)
+        seconds = rounds(benchmark, prof, read, measured)
     finally:
-        pool.shutdown()
+        read.pool.shutdown()
     measured.metrics += [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds],
-               mib=mib, threads=threads, access="read", device="cpu")]
+               mib=mib, threads=read.threads, access="read", device="cpu")]
 
 
 def cuda_torch():
@@ -318,30 +306,6 @@ def device_read(benchmark, prof, measured: Measured, mib: int = 2048, repeats: i
     measured.metrics += [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds], mib=mib,
                access="read", device="cuda", device_name=torch.cuda.get_device_name())]
-
-
-def matmul(library: str, dtype: str, n: int, device: str = "cpu"):
-    """One n×n matmul in `dtype` through `library` — numpy's BLAS (float32), or torch (oneDNN /
-    MKL on the CPU; int8 × int8 → int32 through torch._int_mm, VNNI where the CPU has it) —
-    ready to time; None where this cell has no such library."""
-    if library == "numpy":
-        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-        b = a.T.copy()
-        return lambda: a @ b
-    try:
-        import torch
-    except ImportError:
-        return None
-    if dtype == "int8":
-        a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8, device=device) for _ in "ab")
-        return lambda: torch._int_mm(a, b)
-    a = torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
-    b = torch.randn_like(a)
-    return lambda: a @ b
-
-
-PEAK_TRIES = 3
-"""Calls of each library a round of the CPU's compute peak takes the best of."""
 
 
 def test_compute_peak(benchmark, measured, prof, request, engine) -> None:
