@@ -86,3 +86,23 @@ MIN_PAIRS = 10
 def distinguishable(low: float, high: float, at: float = 1.0) -> bool:
     """An interval that does not hold `at`: the ratio is told apart from it."""
     return not low <= at <= high
+
+
+PHASE_RATIO = 1.25
+"""How far apart (the faster ÷ the slower) two groups of rounds must lie to be two phases."""
+
+
+def two_phases(samples: Sequence[float], ratio: float = PHASE_RATIO
+               ) -> tuple[list[float], list[float]] | None:
+    """The rounds split in a slow and a fast phase, where they fall so: sorted, the widest step
+    between neighbours is at least `ratio` and leaves two rounds or more on each side (a
+    neighbour came or went mid-run, a GPU changed clocks). A median of such rounds describes
+    neither phase; None where there is no such split."""
+    ordered = sorted(samples)
+    steps = [(ordered[i + 1] / ordered[i], i) for i in range(len(ordered) - 1) if ordered[i] > 0]
+    if not steps:
+        return None
+    widest, at = max(steps)
+    if widest < ratio or at < 1 or len(ordered) - at - 1 < 2:
+        return None
+    return ordered[:at + 1], ordered[at + 1:]

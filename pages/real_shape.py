@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stats import NOISY_CV
+from bench.stats import NOISY_CV, two_phases
 from core import layout
 from core.bench_details import (
     DECODE_TOKENS_PER_S,
@@ -70,8 +70,30 @@ class ShapeRun:
         return self.detail.find(name, batch=batch) if self.detail else None
 
     def median(self, name: str, batch: int) -> float | None:
+        """The median of a metric, None where it was not measured or the row is withdrawn."""
         found = self.metric(name, batch)
-        return found.stats.median if found else None
+        return found.stats.median if found and not self.withdrawn else None
+
+    @property
+    def withdrawn(self) -> str:
+        """Why the row's figures are withdrawn ("" where they stand): its decode rounds fell in
+        a slow and a fast phase, so no median of them holds. A CUDA row waits for a device."""
+        for batch in (1, 8):
+            found = self.metric(DECODE_TOKENS_PER_S, batch)
+            split = two_phases(found.samples) if found else None
+            if split:
+                slow, fast = split
+                again = ("measured again where a GPU is lent" if self.device != "cpu"
+                         else "to be measured again")
+                return (f"withdrawn: its batch-{batch} decode rounds fell in two phases "
+                        f"({slow[0]:,.1f}–{slow[-1]:,.1f} and {fast[0]:,.1f}–{fast[-1]:,.1f} "
+                        f"tok/s), so no median of them holds; {again}")
+        return ""
+
+    @property
+    def device(self) -> str:
+        roof = self.detail.roofline if self.detail else None
+        return roof.device if roof else self.result.cell.device
 
 
 def load_serving(folder: Path) -> list:
@@ -241,6 +263,9 @@ def cores(run: ShapeRun) -> str:
 def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
     rows, limits = [], bandwidth_limits(runs)
     for run in runs:
+        if run.withdrawn:
+            rows.append([run.engine, run.precision, f"{CAVEAT} {run.withdrawn}", *["–"] * 8])
+            continue
         if run.detail is None or run.metric(DECODE_TOKENS_PER_S, 1) is None:
             rows.append([run.engine, run.precision, why_not(run) if run.detail is None else
                          "no figures: no batch-1 decode was timed", *["–"] * 8])
@@ -365,6 +390,8 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
     rows = []
     for run in ordered([r for r in runs if r.shape == trained]):
         other = random.get((run.engine, run.precision, run.run))
+        if run.withdrawn or other is None or other.withdrawn:
+            continue
         ours, theirs = run.metric(DECODE_TOKENS_PER_S, 1), other and other.metric(
             DECODE_TOKENS_PER_S, 1)
         if ours is None or theirs is None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.stats import percentile, summarize
+from bench.stats import PHASE_RATIO, percentile, summarize, two_phases
 
 
 def test_summary_of_known_samples() -> None:
@@ -57,3 +57,23 @@ def test_every_metric_is_named_once_and_find_refuses_a_name_that_is_none() -> No
     with pytest.raises(ValueError, match=r"Unknown metric 'decode_token_per_s'. Did you mean "
                                          r"'decode_tokens_per_s'\?"):
         detail.find("decode_token_per_s")
+
+
+def test_rounds_in_a_slow_and_a_fast_phase_are_told_apart() -> None:
+    """The H200 row's batch-1 decode (29.8, 29.1, 35.8, 49.0, 46.6 tok/s) and ONNX Runtime's on
+    the CPU (10.6 ... 23.6): two phases, no median of them holds. A spread that is one phase
+    (the same row's steady toy cell, CV 2%) or a lone outlier is not two phases."""
+    assert two_phases([29.8, 29.1, 35.8, 49.0, 46.6]) == ([29.1, 29.8, 35.8], [46.6, 49.0])
+    assert two_phases([10.6, 11.4, 20.4, 22.2, 23.6]) == ([10.6, 11.4], [20.4, 22.2, 23.6])
+    assert two_phases([191.1, 194.6, 198.4, 200.2, 196.4, 201.1, 191.5]) is None
+    assert two_phases([100.0, 101.0, 99.0, 100.5, 160.0]) is None  # one round alone
+    assert two_phases([]) is None and two_phases([5.0]) is None
+
+
+@given(st.lists(st.floats(1.0, 1e4), min_size=4, max_size=20))
+def test_two_phases_split_at_a_step_of_at_least_the_ratio(samples: list[float]) -> None:
+    split = two_phases(samples)
+    if split is not None:
+        slow, fast = split
+        assert sorted(samples) == slow + fast and len(slow) >= 2 and len(fast) >= 2
+        assert fast[0] / slow[-1] >= PHASE_RATIO
