@@ -374,11 +374,15 @@ def save(result: CellResult, results_dir: Path) -> Path:
 
 
 def load_results(paths: list[Path]) -> tuple[list[CellResult], list[str]]:
-    """Read result files; unreadable ones are reported by name, never fatal."""
+    """Read result files; unreadable ones are reported by name, never fatal. Each result keeps
+    the file it was read from as `source` (not a field of the record: a page cites it)."""
     results, problems = [], []
     for path in sorted(paths):
         try:
-            results.append(CellResult.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+            result = CellResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError, StopIteration) as exc:
             problems.append(f"{path.name}: {exc}")
+            continue
+        result.source = str(path)
+        results.append(result)
     return results, problems

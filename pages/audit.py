@@ -1,5 +1,6 @@
 """The reports audit themselves: every derived figure recomputed from its inputs, every raw sample
-held to the measured limits of the device it ran on, every ✅ to a check that ran.
+held to the measured limits of the device it ran on, every ✅ to a check that ran, and every
+figure a page cites read back from the page and recomputed from its record (pages/audit_pages.py).
 
     python -m pages.audit                       reports/records/ and reports/cuda/records/: the
                                                 committed records every page is rendered from
@@ -42,11 +43,14 @@ from core.bench_details import (
 )
 from core.results import CellResult, load_results
 from core.run_limits import PREFIX as LIMITS_PREFIX
+from pages.audit_pages import pages_findings
 
 RELATIVE = 1e-6
 """How far a stored derived figure may sit from its recomputation (float printing, no more)."""
 DEFAULT = (Path("reports/records"), Path("reports/cuda/records"))
 """The committed records every page is rendered from (results.json files are their merge)."""
+PAGES = (Path("reports"), Path("reports/cuda"))
+"""The committed pages whose cited figures (pages/sources.py) are read back."""
 FAILED_NOTE = re.compile(r"(?<![\d.])0/[1-9]\d*\b")
 """A note that counts none of its cases good ("0/3 prompts the same text")."""
 MEASURED_COUNTS = {"text_quality"}
@@ -248,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", type=Path,
                         help="results.json files or results folders (default: "
                              + ", ".join(map(str, DEFAULT)) + ")")
+    parser.add_argument("--pages", action="append", type=Path, default=None,
+                        help="a folder of rendered pages whose cited figures to check (repeat; "
+                             "default: " + ", ".join(map(str, PAGES)) + ")")
     args = parser.parse_args(argv)
     paths = args.paths or [p for p in DEFAULT if p.exists()]
     for path in paths:
@@ -255,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{str(path)!r} does not exist; give a results.json or a results folder")
     results = read(paths)
     findings = audit(results)
+    findings += [Finding(page, check, what)
+                 for page, check, what in pages_findings(args.pages or list(PAGES))]
     for finding in findings:
         print(finding)
     print(f"audit: {len(results)} cells, {len(findings)} findings", file=sys.stderr)

@@ -24,7 +24,7 @@ from pages.includes import IncludeError, prose_files, rewrite, stale
 from pages.records import PUBLISHED, Published
 from pages.render import render
 
-COMPARED = ("*.md", "*.png", "results.json")
+COMPARED = ("*.md", "*.png", "results.json", "*.sources.json")
 """What of a published folder the check compares (its top level; the site is left out)."""
 SHOWN = 12
 """Differing lines shown a file."""

@@ -28,6 +28,7 @@ from core.run_limits import PREFIX as LIMITS_PREFIX
 from core.run_limits import RunLimits
 from core.run_limits import load_all as load_limits
 from pages.markdown import CAVEAT, speed_label, table, tool_kl
+from pages.sources import cite
 from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -150,14 +151,18 @@ def noisy(metric: MetricRecord | None) -> str:
 
 
 def median_of(run: ShapeRun, name: str, batch: int, spec: str) -> str:
+    """The row's median of a metric, cited (pages/sources.py), with its CV flag."""
     metric = run.metric(name, batch)
-    return "–" if metric is None else f"{metric.stats.median:{spec}}{noisy(metric)}"
+    return "–" if metric is None else f"{cite(run.result, metric, 'median', spec)}{noisy(metric)}"
 
 
-def p50_p99(metric: MetricRecord | None) -> str:
+def p50_p99(metric: MetricRecord | None, result: CellResult | None = None) -> str:
     if metric is None:
         return "–"
-    return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}{noisy(metric)}"
+    if result is None:
+        return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}{noisy(metric)}"
+    return (f"{cite(result, metric, 'median', 'unit:s')} / "
+            f"{cite(result, metric, 'p99', 'unit:s')}{noisy(metric)}")
 
 
 DRIFT = 0.15
@@ -278,7 +283,7 @@ def speed_rows(runs: list[ShapeRun]) -> list[list[str]]:
             median_of(run, DECODE_TOKENS_PER_S, 8, ",.1f") + (
                 " (sequential)" if batch8 and batch8.params.get("batching") == "sequential" else ""),
             median_of(run, PREFILL_TOKENS_PER_S, 1, ",.0f"),
-            p50_p99(run.metric(TTFT_S, 1)), p50_p99(run.metric(TPOT_S, 1)),
+            p50_p99(run.metric(TTFT_S, 1), run.result), p50_p99(run.metric(TPOT_S, 1), run.result),
             itl(run, limits), mbu(run, limits), cores(run),
             (f"{ref.prefill_tokens_per_s:,.0f} / {ref.decode_tokens_per_s:,.1f} "
              f"({ratio_text(run.median(PREFILL_TOKENS_PER_S, 1), ref.prefill_tokens_per_s)} / "

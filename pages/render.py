@@ -41,6 +41,7 @@ from pages.quantization import plot as quantization_plot
 from pages.quantization import quantization_page
 from pages.real_shape import load_real_shapes, load_serving, pareto_plot, real_shape_section
 from pages.serving import checked, serving_page
+from pages.sources import citing, write_sources
 from pages.throughput import throughput
 from pages.verdicts import foreign
 from pages.watch import read_watch
@@ -93,9 +94,12 @@ def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResul
     pareto = "real-shape.png" if pareto_plot(real, out / "real-shape.png") else None
     recorded = {run: limits for folder in layout.under(result_dirs, layout.RUN)
                 for run, limits in load_limits(folder).items()}
-    write_atomic(out / "THROUGHPUT.md", throughput(
-        results, problems, grid=grid, plots=drawn,
-        opening=real_shape_section(real, pareto, real_serving), run_limits=recorded))
+    with citing() as cited:
+        page = throughput(results, problems, grid=grid, plots=drawn,
+                          opening=real_shape_section(real, pareto, real_serving),
+                          run_limits=recorded)
+    write_atomic(out / "THROUGHPUT.md", page)
+    write_sources(out / "THROUGHPUT.md", cited)
 
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,

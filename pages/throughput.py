@@ -30,6 +30,7 @@ from core.bench_details import (
 from core.results import CellResult
 from core.run_limits import RunLimits
 from pages.markdown import CAVEAT, engine_label, header, speed_label, table
+from pages.sources import cite
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
           TTFT_S: "TTFT", TPOT_S: "TPOT", E2E_S: "end-to-end", ITL_S: "ITL",
@@ -47,12 +48,15 @@ def fmt(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
-def figure(metric: MetricRecord | None) -> str:
-    """"median (CV x%)", with ⚠️ noisy where the CV exceeds NOISY_CV."""
+def figure(metric: MetricRecord | None, result: CellResult | None = None) -> str:
+    """"median (CV x%)", with ⚠️ noisy where the CV exceeds NOISY_CV; the median cited where
+    `result` is given (pages/sources.py)."""
     if metric is None:
         return "–"
     s = metric.stats
-    text = f"{fmt(s.median, metric.unit)} (CV {s.cv:.0%})"
+    median = cite(result, metric, "median", f"unit:{metric.unit}") if result is not None \
+        else fmt(s.median, metric.unit)
+    text = f"{median} (CV {s.cv:.0%})"
     return f"{text} {CAVEAT} noisy" if s.cv > NOISY_CV else text
 
 
@@ -241,7 +245,7 @@ def runs_label(group: list[CellResult]) -> list[str]:
 
 
 def runs_figure(group: list[CellResult], name: str, **shape) -> str:
-    return " · ".join(figure(r.bench.find(name, **shape)) for r in group)
+    return " · ".join(figure(r.bench.find(name, **shape), r) for r in group)
 
 
 def generation_cells_section(results: list[CellResult]) -> list[str]:
@@ -438,8 +442,10 @@ def held_to_run(results: list[CellResult], recorded: dict[str, RunLimits]) -> li
         roof = dataclasses.replace(roof, bandwidth_gb_s=limits.bandwidth_gb_s, compute_tflops=(
             limits.peak_tflops(roof.compute_dtype) or roof.compute_tflops))
         detail = dataclasses.replace(detail, roofline=roof)
-        held.append(dataclasses.replace(r, rungs=[
-            dataclasses.replace(g, detail=detail) if g.name == "bench" else g for g in r.rungs]))
+        copy = dataclasses.replace(r, rungs=[
+            dataclasses.replace(g, detail=detail) if g.name == "bench" else g for g in r.rungs])
+        copy.source = getattr(r, "source", "")
+        held.append(copy)
     return held
 
 

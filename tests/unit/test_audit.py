@@ -186,3 +186,59 @@ def test_the_audit_names_a_path_that_is_not_there(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["no/such/results.json"])
     assert "'no/such/results.json' does not exist" in capsys.readouterr().err
+
+
+def rendered_page(tmp_path, monkeypatch, samples: list[float]):
+    """A real-shape row rendered into a page with its citations, from inside tmp_path (the
+    citations name records relative to the working folder, as `nox -s report` writes them)."""
+    from bench.stats import summarize
+    from core.results import write_atomic
+    from pages.render import render
+    from tests.unit.builders import cell, passing, shape_bench
+
+    monkeypatch.chdir(tmp_path)
+    bench = shape_bench(100.0, 100 * 2**20)
+    bench["metrics"][0]["samples"] = samples
+    bench["metrics"][0]["stats"] = summarize(samples)
+    write_atomic(tmp_path / "records" / "real-shape" / "smollm2-135m-shape" / "gen-numpy2.json",
+                 cell("gen", "numpy2", "generation", passing(bench)).to_json())
+    render([tmp_path / "records"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()  # the pages' checks alone: the builder's record is not whole
+    return tmp_path / "out" / "THROUGHPUT.md"
+
+
+def test_the_audit_reads_the_pages_and_catches_a_figure_edited_by_hand(tmp_path, monkeypatch,
+                                                                       capsys) -> None:
+    page = rendered_page(tmp_path, monkeypatch, [99.0, 100.0, 101.0, 100.5, 99.5])
+    sources = json.loads((tmp_path / "out" / "THROUGHPUT.sources.json").read_text())
+    decode = next(f for f in sources["figures"] if f["metric"] == "decode_tokens_per_s")
+    assert decode["text"] == "100.0" and decode["record"].startswith("records/real-shape/")
+    assert main(["empty", "--pages", "out"]) == 0
+    text = page.read_text()
+    page.write_text(text.replace("| 100.0 ", "| 110.0 ", 1))  # a reader's figure, edited
+    assert main(["empty", "--pages", "out"]) == 1
+    out = capsys.readouterr().out
+    assert "THROUGHPUT.md: page_figure: '100.0' (decode_tokens_per_s median of records/" in out
+    assert "is not on the page where its render put it" in out
+
+
+def test_the_audit_catches_a_record_whose_samples_no_longer_give_the_page(tmp_path, monkeypatch,
+                                                                           capsys) -> None:
+    rendered_page(tmp_path, monkeypatch, [99.0, 100.0, 101.0, 100.5, 99.5])
+    path = tmp_path / "records" / "real-shape" / "smollm2-135m-shape" / "gen-numpy2.json"
+    record = json.loads(path.read_text())
+    record["rungs"][-1]["detail"]["metrics"][0]["samples"] = [90.0, 91.0, 92.0, 91.5, 90.5]
+    path.write_text(json.dumps(record))
+    assert main(["empty", "--pages", "out"]) == 1
+    assert "printed '100.0' where the samples of records/real-shape" in capsys.readouterr().out
+
+
+def test_the_audit_catches_a_noisy_median_shown_without_its_flag(tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    page = rendered_page(tmp_path, monkeypatch, [70.0, 100.0, 130.0, 85.0, 115.0])  # CV 24%
+    text = page.read_text()
+    assert "| 100.0 ⚠️ CV 24%" in text
+    assert main(["empty", "--pages", "out"]) == 0
+    page.write_text(text.replace("| 100.0 ⚠️ CV 24%", "| 100.0", 1))
+    assert main(["empty", "--pages", "out"]) == 1
+    assert "has CV 24% and no ⚠️ beside it" in capsys.readouterr().out
