@@ -28,10 +28,12 @@ from core.bench_details import (
     COMPUTE_TFLOPS,
     DECODE_TOKENS_PER_S,
     E2E_S,
+    LITTLE_SLACK,
     MEMORY_BANDWIDTH_GB_S,
     PREFILL_TOKENS_PER_S,
     SERVE_E2E_S,
     SERVE_GOODPUT_PER_S,
+    SERVE_OUTPUT_TOKENS_PER_S,
     SERVE_REQUESTS_PER_S,
     SERVE_TTFT_S,
     TPOT_S,
@@ -192,13 +194,36 @@ def serving(result: CellResult) -> list[tuple[str, str]]:
     detail = rung.detail if rung is not None else None
     if not isinstance(detail, ServeBenchDetail):
         return []
+    tokens = detail.output_tokens if detail.eos_off else None
     return [("serving", f"{run.load.concurrency or run.load.rate} ({run.load.mode}): {what}")
-            for run in detail.runs for what in load_run(run)]
+            for run in detail.runs for what in load_run(run, tokens)]
 
 
-def load_run(run: LoadRun) -> list[str]:
-    """Goodput ≤ req/s, each request's TTFT ≤ its end-to-end, errors ≤ requests."""
+TOKENS_SLACK = 0.02
+"""How far req/s × output tokens a request may sit from out tok/s (the issue's 2%)."""
+
+
+def steady_figures(run: LoadRun, tokens: int | None) -> list[str]:
+    """A point its record calls steady: Little's law for a closed loop (req/s × mean end-to-end
+    ≤ users × LITTLE_SLACK), and, EOS off, req/s × the tokens a request asks = out tok/s."""
     problems = []
+    rate, e2e = run.samples(SERVE_REQUESTS_PER_S), run.samples(SERVE_E2E_S)
+    out = run.samples(SERVE_OUTPUT_TOKENS_PER_S)
+    if run.load.mode == "closed" and rate and e2e:
+        in_flight = max(rate) * sum(e2e) / len(e2e)
+        if in_flight > run.load.concurrency * LITTLE_SLACK:
+            problems.append(f"req/s × mean end-to-end = {in_flight:.2f} > "
+                            f"{run.load.concurrency} users, at a point recorded steady")
+    if tokens and rate and out and abs(max(rate) * tokens - max(out)) > TOKENS_SLACK * max(out):
+        problems.append(f"req/s × {tokens} tokens = {max(rate) * tokens:.1f} where out tok/s "
+                        f"is {max(out):.1f}")
+    return problems
+
+
+def load_run(run: LoadRun, tokens: int | None = None) -> list[str]:
+    """Goodput ≤ req/s, each request's TTFT ≤ its end-to-end, errors ≤ requests; a point recorded
+    steady holds Little's law and counts its tokens once (steady_figures)."""
+    problems = steady_figures(run, tokens) if run.valid and run.steady else []
     goodput, rate = run.samples(SERVE_GOODPUT_PER_S), run.samples(SERVE_REQUESTS_PER_S)
     goodput, rate = (max(goodput) if goodput else None), (max(rate) if rate else None)
     if goodput is not None and rate is not None and goodput > rate + 1e-12:

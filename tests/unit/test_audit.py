@@ -176,6 +176,27 @@ def test_goodput_above_the_request_rate_and_ttft_past_the_end_are_caught(clean) 
     assert any("TTFT is longer than its end-to-end" in c for c in found), found
 
 
+def test_a_point_recorded_steady_is_held_to_littles_law_and_its_token_count(clean) -> None:
+    """Issue 44's serving finding: 4.69 requests in flight at 4 users, and req/s × 32 tokens
+    beside out tok/s 64.0 vs 57.4. A doctored steady point is caught on each."""
+    samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    cell = serve_cell(clean, samples)
+    run = next(r for r in cell["rungs"] if r["name"] == "serve_bench")["detail"]["runs"][0]
+    run["valid"], run["steady"] = True, True
+    assert checks(cell) == []
+    rate = next(m for m in run["metrics"] if m["name"] == "serve_requests_per_s")
+    e2e = next(m for m in run["metrics"] if m["name"] == "serve_e2e_s")
+    e2e["samples"] = [2.5 / rate["samples"][0]] * len(e2e["samples"])  # 2.5 in flight, 2 users
+    out = next(m for m in run["metrics"] if m["name"] == "serve_output_tokens_per_s")
+    out["samples"] = [out["samples"][0] * 0.9]
+    found = checks(cell)
+    assert any("req/s × mean end-to-end = 2.50 > 2 users" in c for c in found), found
+    assert any("req/s × 2 tokens" in c and "where out tok/s" in c for c in found), found
+    run["steady"] = None  # recorded before it was judged: the page marks it, the audit does not
+    assert checks(cell) == []
+
+
 def test_the_committed_reports_pass_the_audit(capsys) -> None:
     """Its first test failed the reports committed before it (MBU of a copy's bandwidth on the
     quantization cells, wire_parity ✅ at 0/3 texts the same); measured again, they pass."""
