@@ -38,14 +38,21 @@ def figures_of(result: CellResult | None) -> QualityFigures:
 def speed_up(result: CellResult, ref: CellResult | None, name: str = DECODE_TOKENS_PER_S,
              **shape) -> str:
     """A speed's median ÷ the unquantized cell's, with its ~95% bootstrap interval over both
-    cells' rounds; "not distinguishable" where the interval holds 1. Decode from the cell's own
-    paired rounds where it has them (test_paired.py), marked *paired*."""
+    cells' rounds; "not distinguishable" where the interval holds 1. Only where both cells were
+    measured in one run (BenchDetail.run): rows of different runs are not set against each
+    other. Decode from the cell's own paired rounds where it has them (test_paired.py), marked
+    *paired*."""
     if ref is result:
         return "baseline"
     ours = result.bench.find(name, **shape) if result.bench else None
     theirs = ref.bench.find(name, **shape) if ref is not None and ref.bench else None
     if ours is None or theirs is None:
         return "–"
+    if not result.bench.run or result.bench.run != ref.bench.run:  # one comparison, one run
+        runs = " and ".join(r.bench.run or "a run before run ids" for r in (result, ref))
+        return f"– (not set against its baseline: measured in different runs, {runs})" \
+            if result.bench.run or ref.bench.run else \
+            "– (not set against its baseline: one run each, before runs had ids)"
     ratio, low, high = ratio_interval(ours.samples, theirs.samples)
     text = f"{ratio:.2f}× [{low:.2f}, {high:.2f}] ({len(ours.samples)} / {len(theirs.samples)} rounds)"
     return text if distinguishable(low, high) else f"{text} not distinguishable"

@@ -43,10 +43,13 @@ def test_an_engine_refuses_a_quantization_it_does_not_offer() -> None:
         Fake.check_quantization("q3")
 
 
-def quant_cell(engine: str, quant: str, figures: dict | None, decode: float) -> CellResult:
+def quant_cell(engine: str, quant: str, figures: dict | None, decode: float,
+               run: str = "20261207T230000") -> CellResult:
+    """A quantization cell's result; `run`: the id of the run that benched it (one run for all,
+    unless a test says otherwise)."""
     prop = {"status": "pass", "message": "", "cases": {"small-llama": "pass"},
             "figures": {"small-llama": {"quality": figures}} if figures else {}}
-    bench = {"fixture": "small-llama", "peak_rss_mib": 300.0, "metrics": [
+    bench = {"fixture": "small-llama", "peak_rss_mib": 300.0, "run": run, "metrics": [
         {"name": "decode_tokens_per_s", "unit": "tok/s", "better": "higher", "params": {},
          "samples": [decode] * 5, "stats": {"n": 5, "median": decode, "p90": decode,
                                             "p99": decode, "min": decode, "max": decode,
@@ -73,6 +76,12 @@ def test_the_quantization_page_puts_each_format_beside_its_unquantized_cell() ->
         "`llama_cpp`", "`q4_0`", "✅", "2.00e-02", "2.00e-01", "95.0%", "1.00e-02", "–", "–",
         "6,000", "2.00× [2.00, 2.00] (5 / 5 rounds)", "–", "–", "300", "1.00 MiB (25%)"]
     assert "![Quality loss against speed" in page
+    # one comparison, one run: a quantized cell of another run is not set against its baseline
+    other = quant_cell("llama_cpp", "q4_0", figures(0.02, 1 << 20), 6000.0, run="20261206T100000")
+    page = quantization_page([results[0], other], [], plotted=True)
+    row = next(line for line in page.splitlines() if "`q4_0`" in line)
+    assert ("– (not set against its baseline: measured in different runs, 20261206T100000 and "
+            "20261207T230000)") in row
     # pairs timed inside the quantized cell's own run beside the two cells' ratio, with their
     # count; under 10 pairs no interval is claimed
     for quantized, shown in (([200.0, 220.0, 180.0] * 3 + [200.0], "2.00× [1.80, 2.20] (10 pairs)"),
