@@ -8,8 +8,6 @@ marked noisy.
 
 from __future__ import annotations
 
-import dataclasses
-
 from bench.metrics import METRICS
 from bench.stats import NOISY_CV, ratio_interval
 from core.bench_details import (
@@ -30,6 +28,7 @@ from core.bench_details import (
 from core.results import CellResult
 from core.run_limits import RunLimits
 from pages.markdown import CAVEAT, engine_label, header, speed_label, table
+from pages.runs import by_run, held_to_run, limits_lines, run_tables
 from pages.sources import cite
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
@@ -257,12 +256,14 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
     d0 = gen[0].bench
     shape = next(m for m in d0.metrics if m.name == DECODE_TOKENS_PER_S)
     at = {"batch": shape.batch, "input_tokens": shape.input_tokens}
-    rows = [[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
-             " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench) for r in g),
-             " · ".join(prefix_cache(r.bench) for r in g),
-             " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"
-                        for r in g)]
-            for g in by_configuration(gen)]
+    head = ["engine", "environment", *(LABELS[n] for n in GENERATION), "ITL", "MBU",
+            "prefix cache", "peak RSS"]
+    tables = [table([[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
+                      " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench) for r in g),
+                      " · ".join(prefix_cache(r.bench) for r in g),
+                      " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
+                                 else "–" for r in g)]
+                     for g in by_configuration(group)], head) for group in by_run(gen)]
     return ["## Generation: every cell", "",
             f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
             f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
@@ -278,9 +279,10 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
             "engine's process after the timed tests, before the machine probe. Two cells of "
             "one configuration (the same engine, versions, dtype, quantization and fixture) "
             "are one row, each run's figures in turn with its date: how far two runs of one "
-            "configuration part is this VM's drift, not a difference between engines.", "",
-            table(rows, ["engine", "environment", *(LABELS[n] for n in GENERATION),
-                         "ITL", "MBU", "prefix cache", "peak RSS"]), ""]
+            "configuration part is this VM's drift, not a difference between engines. One "
+            "table per run (a cell reused from an earlier run keeps its run): rows of different "
+            "runs are not set against each other.", "",
+            *run_tables(gen, tables)]
 
 
 def embedding_cells_section(results: list[CellResult]) -> list[str]:
@@ -290,14 +292,15 @@ def embedding_cells_section(results: list[CellResult]) -> list[str]:
         return []
     m0 = emb[0].bench.find(SENTENCES_PER_S)
     shape = m0.params if m0 is not None else {}
-    rows = [[*runs_label(g), *(runs_figure(g, n, **shape) for n in EMBEDDING),
-             " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib else "–"
-                        for r in g)] for g in by_configuration(emb)]
+    head = ["engine", "environment", *(LABELS[n] for n in EMBEDDING), "peak RSS"]
+    tables = [table([[*runs_label(g), *(runs_figure(g, n, **shape) for n in EMBEDDING),
+                      " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
+                                 else "–" for r in g)] for g in by_configuration(group)], head)
+              for group in by_run(emb)]
     return ["## Embedding: every cell", "",
             "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
-            + f" (fixture {emb[0].bench.fixture}).", "",
-            table(rows, ["engine", "environment", *(LABELS[n] for n in EMBEDDING),
-                         "peak RSS"]), ""]
+            + f" (fixture {emb[0].bench.fixture}); one table per run.", "",
+            *run_tables(emb, tables)]
 
 
 def grid_section(grid: list[CellResult]) -> list[str]:
@@ -423,42 +426,6 @@ def method_section(results: list[CellResult]) -> list[str]:
     lines += [f"- **{LABELS.get(m.name, m.name)}** (`{m.name}`, {m.unit}, {m.better} is better): "
               f"{m.definition}." for m in METRICS.values()]
     return [*lines, ""]
-
-
-def held_to_run(results: list[CellResult], recorded: dict[str, RunLimits]) -> list[CellResult]:
-    """Each result whose run recorded its limits (core/run_limits.py), its roofline dividing by
-    them: the run's best read bandwidth, and its best peak in the row's dtype. One limit per run
-    down every MBU and prefill-fraction column; a result of a run without a record keeps its
-    own probe's. Copies: the records themselves are not changed."""
-    held = []
-    for r in results:
-        detail = r.bench
-        limits = recorded.get(detail.run) if detail is not None and detail.run else None
-        roof = detail.roofline if detail is not None else None
-        if limits is None or roof is None or roof.device != limits.device \
-                or limits.bandwidth_gb_s is None:
-            held.append(r)
-            continue
-        roof = dataclasses.replace(roof, bandwidth_gb_s=limits.bandwidth_gb_s, compute_tflops=(
-            limits.peak_tflops(roof.compute_dtype) or roof.compute_tflops))
-        detail = dataclasses.replace(detail, roofline=roof)
-        copy = dataclasses.replace(r, rungs=[
-            dataclasses.replace(g, detail=detail) if g.name == "bench" else g for g in r.rungs])
-        copy.source = getattr(r, "source", "")
-        held.append(copy)
-    return held
-
-
-def limits_lines(results: list[CellResult], recorded: dict[str, RunLimits]) -> list[str]:
-    """The runs' limits the rows below divide by, named once each."""
-    runs = sorted({r.bench.run for r in results if r.bench and r.bench.run in recorded},
-                  reverse=True)
-    if not runs:
-        return []
-    return ["One limit per run: a row's MBU and prefill fraction divide by the limits its run "
-            "read before its first bench rung and after its last (rows of earlier runs, by "
-            "their own probe). " + " ".join(f"Run {run}: {recorded[run].named()}."
-                                            for run in runs), ""]
 
 
 def throughput(results: list[CellResult], problems: list[str], *, grid: list[CellResult] = (),

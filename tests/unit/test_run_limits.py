@@ -116,3 +116,21 @@ def test_the_cells_rows_divide_by_their_runs_limit(tmp_path) -> None:
     assert "50.0 GB/s" in roofline and f"{100 * 2**20 * 100 / 50e9:.1%}" in roofline
     record = json.loads((tmp_path / "r" / "gen.json").read_text())
     assert record["rungs"][-1]["detail"]["roofline"]["bandwidth_gb_s"] == 25.0  # not changed
+
+
+def test_the_every_cell_tables_split_by_run(tmp_path) -> None:
+    """A cell reused from an earlier run keeps its run, and its row is not set against the fresh
+    ones: one table per run, the newest first, the runs before run ids last."""
+    from pages.render import render
+
+    for name, run in (("alpha", "20261207T230000"), ("beta", "20261206T100000"), ("gamma", "")):
+        bench = shape_bench(100.0, 100 * 2**20)
+        bench["run"] = run
+        write_atomic(tmp_path / "r" / f"{name}.json", cell(name, "numpy2", "generation",
+                                                         passing(bench)).to_json())
+    render([tmp_path / "r"], tmp_path / "out")
+    page = (tmp_path / "out" / "THROUGHPUT.md").read_text()
+    heads = [ln for ln in page.splitlines() if ln.startswith("### Run")]
+    assert heads == ["### Run 20261207T230000 (1 cells)", "### Run 20261206T100000 (1 cells)",
+                     "### Runs before run ids (1 cells)"]
+    assert page.index("| `alpha`") < page.index("| `beta`") < page.index("| `gamma`")
