@@ -27,6 +27,7 @@ from core.bench_details import (
 )
 from core.results import load_results
 from pages.markdown import CAVEAT, table
+from pages.sources import cite
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -36,8 +37,13 @@ def load_records(folder: Path | None) -> list[ServeBenchDetail]:
     if folder is None or not folder.is_dir():
         return []
     results, _ = load_results(sorted(folder.glob("*.json")))
-    rungs = [r.rung("serve_bench") for r in results]
-    return [rung.detail for rung in rungs if rung is not None and rung.detail is not None]
+    records = []
+    for result in results:
+        rung = result.rung("serve_bench")
+        if rung is not None and rung.detail is not None:
+            rung.detail.source = result.source  # the file its figures are cited from
+            records.append(rung.detail)
+    return records
 
 
 def spread(values: list[float], scale: float = 1e3) -> str:
@@ -78,10 +84,18 @@ def unsteady(run: LoadRun) -> str:
             f"{run.load.concurrency} users (Little's law)")
 
 
-def run_row(run: LoadRun) -> list[str]:
+def cited(record: ServeBenchDetail | None, run: LoadRun, index: int, name: str, spec: str
+          ) -> str:
+    """The run's median of `name` as the page prints it, cited (pages/sources.py)."""
+    metric = next((m for m in run.metrics if m.name == name and m.samples), None)
+    if metric is None:
+        return f"{0:{spec}}"
+    return cite(record, metric, "median", spec, load_run=index)
+
+
+def run_row(run: LoadRun, record: ServeBenchDetail | None = None, index: int = 0) -> list[str]:
     itl = run.samples(SERVE_ITL_S)
     gaps = "" if itl else " (per event)"
-    throughput = median_of(run, SERVE_OUTPUT_TOKENS_PER_S) or 0.0
     goodput = median_of(run, SERVE_GOODPUT_PER_S)
     steady = unsteady(run)
     why_not = [*run.invalid_because, *([steady] if steady else [])]
@@ -101,7 +115,8 @@ def run_row(run: LoadRun) -> list[str]:
             spread(itl or run.samples(SERVE_EVENT_GAP_S)) + gaps,
             spread(run.samples(SERVE_E2E_S)),
             f"{percentile(run.samples(SERVE_DISPATCH_DELAY_S) or [0], 99) * 1e3:.0f}",
-            f"{median_of(run, SERVE_REQUESTS_PER_S) or 0:.2f}", f"{throughput:.0f}",
+            cited(record, run, index, SERVE_REQUESTS_PER_S, ".2f"),
+            cited(record, run, index, SERVE_OUTPUT_TOKENS_PER_S, ".0f"),
             f"{goodput:.2f} ({run.slo_attainment:.0%})" if run.slos else "–", count,
             f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
 
@@ -184,7 +199,8 @@ def record_section(record: ServeBenchDetail) -> list[str]:
                     else "an endpoint, started by its owner") + f"; {where}.{prefix_cache(record)}"
             + ("" if record.eos_off else " EOS on: the server takes no ignore_eos, so a "
                "stream may end early at EOS (counted by its usage, no error)."), "",
-            table([run_row(run) for run in record.runs], HEAD), "", *falling(record)]
+            table([run_row(run, record, i) for i, run in enumerate(record.runs)], HEAD), "",
+            *falling(record)]
 
 
 FALLING = ((SERVE_ITL_S, "ITL"), (SERVE_TPOT_S, "TPOT"), (SERVE_E2E_S, "end-to-end"))

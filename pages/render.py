@@ -74,7 +74,10 @@ def serving_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
              if r.rung("serve_bench") is not None and r.rung("serve_bench").detail is not None]
     if any(checked(r) for r in [*results, *endpoints]) or load:
         plot = "serving.png" if load_plot(load, out / "serving.png") else None
-        write_atomic(out / "SERVING.md", serving_page([*results, *endpoints], problems, load, plot))
+        with citing() as cited:
+            page = serving_page([*results, *endpoints], problems, load, plot)
+        write_atomic(out / "SERVING.md", page)
+        write_sources(out / "SERVING.md", cited, page)
 
 
 def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
@@ -99,7 +102,7 @@ def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResul
                           opening=real_shape_section(real, pareto, real_serving),
                           run_limits=recorded)
     write_atomic(out / "THROUGHPUT.md", page)
-    write_sources(out / "THROUGHPUT.md", cited)
+    write_sources(out / "THROUGHPUT.md", cited, page)
 
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.bench_details import MetricRecord
-from core.results import CellResult
 
 SUFFIX = ".sources.json"
 STATS = ("median", "p90", "p99", "min", "max")
@@ -29,8 +29,11 @@ _CITED: contextvars.ContextVar[list[dict] | None] = contextvars.ContextVar("cite
 
 
 def formatted(value: float, spec: str) -> str:
-    """A figure as the page prints it: a Python format spec (",.1f"), or "unit:U" for the
-    throughput tables' `fmt` (seconds as ms or s, rates with their unit)."""
+    """A figure as the page prints it: a Python format spec (",.1f"), "ms:SPEC" for seconds
+    printed as milliseconds, or "unit:U" for the throughput tables' `fmt` (seconds as ms or s,
+    rates with their unit)."""
+    if spec.startswith("ms:"):
+        return f"{value * 1e3:{spec.removeprefix('ms:')}}"
     if spec.startswith("unit:"):
         from pages.throughput import fmt
 
@@ -38,8 +41,11 @@ def formatted(value: float, spec: str) -> str:
     return f"{value:{spec}}"
 
 
-def cite(result: CellResult, metric: MetricRecord, stat: str, spec: str) -> str:
-    """`stat` of `metric` formatted with `spec`, cited where a page is being built."""
+def cite(result: object, metric: MetricRecord, stat: str, spec: str, load_run: int | None = None
+         ) -> str:
+    """`stat` of `metric` formatted with `spec`, cited where a page is being built. `result` is
+    what was read from a record file (a CellResult, or a load record: its `source`); a serving
+    figure names its load run (`load_run`: its index in the serve_bench rung's runs)."""
     if stat not in STATS:
         raise ValueError(f"stat {stat!r} is not one of {', '.join(STATS)}")
     text = formatted(getattr(metric.stats, stat), spec)
@@ -47,7 +53,8 @@ def cite(result: CellResult, metric: MetricRecord, stat: str, spec: str) -> str:
     source = getattr(result, "source", "")
     if cited is not None and source:
         cited.append({"text": text, "record": record_name(source), "metric": metric.name,
-                      "params": dict(metric.params), "stat": stat, "format": spec})
+                      "params": dict(metric.params), "stat": stat, "format": spec,
+                      **({"load_run": load_run} if load_run is not None else {})})
     return text
 
 
@@ -66,15 +73,47 @@ def sources_path(page: Path) -> Path:
     return page.with_name(page.name.removesuffix(".md") + SUFFIX)
 
 
-def write_sources(page: Path, cited: list[dict]) -> None:
-    """The page's citations beside it (none: no file, and an old one removed)."""
+CELL_SPLIT = re.compile(r"(?<!\\)\|")
+"""Where a Markdown table row splits into cells (a "|" inside a value is escaped)."""
+
+
+def token(text: str) -> re.Pattern:
+    """A figure as a whole: not the middle of a longer number."""
+    return re.compile(rf"(?<![\d.,]){re.escape(text)}(?![\d.,])")
+
+
+def table_cells(page: str) -> list[tuple[int, int, str]]:
+    """(line number, cell index, text) of every cell of every table row, in the page's order."""
+    return [(n, i, cell) for n, line in enumerate(page.splitlines(), 1) if line.startswith("|")
+            for i, cell in enumerate(CELL_SPLIT.split(line))]
+
+
+def locate(page: str, cited: list[dict]) -> list[dict]:
+    """Each citation with the table cell it was printed in (`line`, `cell`): the first cell at or
+    after the previous citation's that holds it whole, the page's order being the render's."""
+    cells, at, placed = table_cells(page), 0, []
+    for figure in cited:
+        found = next((k for k in range(at, len(cells)) if token(figure["text"]).search(cells[k][2])),
+                     None)
+        if found is None:
+            raise ValueError(f"cited figure {figure['text']!r} ({figure['metric']}) is in no table "
+                             "cell after the one before it: a page must print what it cites")
+        at = found
+        placed.append({**figure, "line": cells[found][0], "cell": cells[found][1]})
+    return placed
+
+
+def write_sources(page: Path, cited: list[dict], text: str) -> None:
+    """The page's citations beside it, each with the table cell that prints it (none: no file,
+    and an old one removed)."""
     from core.results import write_atomic
 
     path = sources_path(page)
     if not cited:
         path.unlink(missing_ok=True)
         return
-    write_atomic(path, json.dumps({"page": page.name, "figures": cited}, indent=1) + "\n")
+    write_atomic(path, json.dumps({"page": page.name, "figures": locate(text, cited)},
+                                  indent=1) + "\n")
 
 
 def record_name(path: Path) -> str:

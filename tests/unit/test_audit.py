@@ -239,8 +239,8 @@ def test_the_audit_reads_the_pages_and_catches_a_figure_edited_by_hand(tmp_path,
     page.write_text(text.replace("| 100.0 ", "| 110.0 ", 1))  # a reader's figure, edited
     assert main(["empty", "--pages", "out"]) == 1
     out = capsys.readouterr().out
-    assert "THROUGHPUT.md: page_figure: '100.0' (decode_tokens_per_s median of records/" in out
-    assert "is not on the page where its render put it" in out
+    assert "'100.0' (decode_tokens_per_s median of records/" in out
+    assert "is not in the table cell its render printed it in (it reads '110.0')" in out
 
 
 def test_the_audit_catches_a_record_whose_samples_no_longer_give_the_page(tmp_path, monkeypatch,
@@ -263,3 +263,27 @@ def test_the_audit_catches_a_noisy_median_shown_without_its_flag(tmp_path, monke
     page.write_text(text.replace("| 100.0 ⚠️ CV 24%", "| 100.0", 1))
     assert main(["empty", "--pages", "out"]) == 1
     assert "has CV 24% and no ⚠️ beside it" in capsys.readouterr().out
+
+
+def test_the_audit_reads_the_serving_page_too(tmp_path, monkeypatch, clean, capsys) -> None:
+    """SERVING.md's req/s and out tok/s are cited per load run; one edited by hand is caught."""
+    from core.results import write_atomic
+    from pages.render import render
+
+    monkeypatch.chdir(tmp_path)
+    samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    write_atomic(tmp_path / "records" / "serve-bench" / "llama_server-base.json",
+                 json.dumps(serve_cell(clean, samples)))
+    render([tmp_path / "records"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    cited = json.loads((tmp_path / "out" / "SERVING.sources.json").read_text())["figures"]
+    rate = next(f for f in cited if f["metric"] == "serve_requests_per_s")
+    assert rate["load_run"] == 0 and rate["record"] == "records/serve-bench/llama_server-base.json"
+    assert main(["empty", "--pages", "out"]) == 0
+    page = tmp_path / "out" / "SERVING.md"
+    page.write_text(page.read_text().replace(f"| {rate['text']} ", "| 9.99 ", 1))
+    assert main(["empty", "--pages", "out"]) == 1
+    out = capsys.readouterr().out
+    assert f"'{rate['text']}' (serve_requests_per_s median of records/serve-bench/" in out
+    assert "is not in the table cell its render printed it in (it reads '9.99')" in out
