@@ -1,8 +1,9 @@
 """The audit reads the pages: every figure a page cites (pages/sources.py) recomputed from the raw
 samples of its record and found in the table cell its render printed it in (a whole figure,
-not part of another); a median whose rounds spread past NOISY_CV carries its ⚠️ there. A figure edited by hand on the page, a
-record whose samples no longer give the printed figure, a cited record that is gone, a noisy
-median shown bare: each a finding (pages/audit.py prints them with the records' own)."""
+not part of another); a median whose rounds spread past NOISY_CV carries its ⚠️ there. A
+figure edited by hand on the page, a record whose samples no longer give the printed figure, a
+cited record that is gone, a noisy median shown bare: each a finding (pages/audit.py prints
+them with the records' own)."""
 
 from __future__ import annotations
 

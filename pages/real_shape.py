@@ -403,7 +403,9 @@ def agreement_lines(runs: list[ShapeRun], trained: str) -> list[str]:
             continue
         ratio, low, high = ratio_interval(ours.samples, theirs.samples)
         rows.append([run.engine, run.precision, f"{ours.stats.median:,.1f}",
-                     f"{theirs.stats.median:,.1f}", f"{ratio:.2f}× [{low:.2f}, {high:.2f}]",
+                     f"{theirs.stats.median:,.1f}",
+                     f"{ratio:.2f}× [{low:.2f}, {high:.2f}] ({len(ours.samples)} / "
+                     f"{len(theirs.samples)} rounds)",
                      "apart" if distinguishable(low, high) else "within noise",
                      f"{read_bandwidth(run)} / {read_bandwidth(other)}"])
     if not rows:
