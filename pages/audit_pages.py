@@ -30,13 +30,14 @@ def metric_of(record: dict, figure: dict) -> dict | None:
                 None)
 
 
-def check_figure(figure: dict, records: dict[str, dict | None]) -> tuple[str, float | None]:
-    """One citation against its record: "" where the samples give the printed text, else what is
-    wrong; and the metric's CV where it was found."""
+def check_figure(figure: dict, records: dict[str, dict | None], folder: Path
+                 ) -> tuple[str, float | None]:
+    """One citation against its record (its path relative to the page's `folder`): "" where the
+    samples give the printed text, else what is wrong; and the metric's CV where it was found."""
     path = figure["record"]
     if path not in records:
         try:
-            records[path] = json.loads(Path(path).read_text(encoding="utf-8"))
+            records[path] = json.loads((folder / path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             records[path] = None
     record = records[path]
@@ -63,7 +64,7 @@ def page_findings(sources: Path) -> list[tuple[str, str]]:
     cells = {(n, i): cell for n, i, cell in table_cells(page_path.read_text(encoding="utf-8"))}
     found, records = [], {}
     for figure in data["figures"]:
-        wrong, cv = check_figure(figure, records)
+        wrong, cv = check_figure(figure, records, sources.parent)
         if wrong:
             found.append(("page_figure", wrong))
         cell = cells.get((figure["line"], figure["cell"]), "")

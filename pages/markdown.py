@@ -141,3 +141,11 @@ def header(title: str, results: list[CellResult], problems: list[str]) -> list[s
         lines += ["Result files left out (unreadable, another schema, another matrix):",
                   *(f"- {p}" for p in problems), ""]
     return lines
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "fraction":
+        return f"{value:.2%}"
+    return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"

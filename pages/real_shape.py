@@ -27,9 +27,9 @@ from core.results import CellResult, load_results
 from core.run_limits import PREFIX as LIMITS_PREFIX
 from core.run_limits import RunLimits
 from core.run_limits import load_all as load_limits
-from pages.markdown import CAVEAT, speed_label, table, tool_kl
+from pages.markdown import CAVEAT, fmt, speed_label, table, tool_kl
 from pages.sources import cite
-from pages.throughput import bandwidth_limit, fmt, held_to_limit, ratio_text
+from pages.throughput import bandwidth_limit, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
               "q4_k_m": "Q4_K_M", "int8": "int8", "int8_float32": "int8 (float32 activations)",
@@ -84,17 +84,12 @@ class ShapeRun:
             split = two_phases(found.samples) if found else None
             if split:
                 slow, fast = split
-                again = ("measured again where a GPU is lent" if self.device != "cpu"
-                         else "to be measured again")
+                again = "to be measured again" + (
+                    " where a GPU is lent" if self.result.cell.device != "cpu" else "")
                 return (f"withdrawn: its batch-{batch} decode rounds fell in two phases "
                         f"({slow[0]:,.1f}–{slow[-1]:,.1f} and {fast[0]:,.1f}–{fast[-1]:,.1f} "
                         f"tok/s), so no median of them holds; {again}")
         return ""
-
-    @property
-    def device(self) -> str:
-        roof = self.detail.roofline if self.detail else None
-        return roof.device if roof else self.result.cell.device
 
 
 def load_serving(folder: Path) -> list:

@@ -77,7 +77,13 @@ def serving_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
         with citing() as cited:
             page = serving_page([*results, *endpoints], problems, load, plot)
         write_atomic(out / "SERVING.md", page)
-        write_sources(out / "SERVING.md", cited, page)
+        write_sources(out / "SERVING.md", cited, page, records_base(result_dirs))
+
+
+def records_base(result_dirs: list[Path]) -> Path:
+    """Where a page's citations name their records from: the folder that holds the records
+    folder (reports/ for reports/records/), as it lies beside the committed page."""
+    return Path(result_dirs[0]).resolve().parent
 
 
 def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResult],
@@ -102,7 +108,7 @@ def throughput_pages(result_dirs: list[Path], out: Path, results: list[CellResul
                           opening=real_shape_section(real, pareto, real_serving),
                           run_limits=recorded)
     write_atomic(out / "THROUGHPUT.md", page)
-    write_sources(out / "THROUGHPUT.md", cited, page)
+    write_sources(out / "THROUGHPUT.md", cited, page, records_base(result_dirs))
 
 
 def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,

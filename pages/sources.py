@@ -1,9 +1,10 @@
 """Where a page's figures come from: each measured figure a page prints is cited as it is
 formatted (the record file, the metric and its shape, the statistic, the format), and the
 renderer writes the citations beside the page (THROUGHPUT.md -> THROUGHPUT.sources.json), in the
-page's order. `python -m pages.audit` reads them back: each figure recomputed from the raw
-samples of its record, and found on the page where it was printed (a figure edited by hand, or a
-record whose samples changed, is a finding).
+page's order, each with the table cell that prints it and its record's path relative to the
+page's folder (records/real-shape/...). `python -m pages.audit` reads them back: each figure
+recomputed from the raw samples of its record, and found in the cell that printed it (a figure
+edited by hand, or a record whose samples changed, is a finding).
 
     with citing() as cited:         # while one page is built
         text = cite(result, metric, "median", ",.1f")
@@ -15,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.bench_details import MetricRecord
+from pages.markdown import fmt
 
 SUFFIX = ".sources.json"
 STATS = ("median", "p90", "p99", "min", "max")
@@ -35,8 +38,6 @@ def formatted(value: float, spec: str) -> str:
     if spec.startswith("ms:"):
         return f"{value * 1e3:{spec.removeprefix('ms:')}}"
     if spec.startswith("unit:"):
-        from pages.throughput import fmt
-
         return fmt(value, spec.removeprefix("unit:"))
     return f"{value:{spec}}"
 
@@ -52,7 +53,7 @@ def cite(result: object, metric: MetricRecord, stat: str, spec: str, load_run: i
     cited = _CITED.get()
     source = getattr(result, "source", "")
     if cited is not None and source:
-        cited.append({"text": text, "record": record_name(source), "metric": metric.name,
+        cited.append({"text": text, "record": str(Path(source).resolve()), "metric": metric.name,
                       "params": dict(metric.params), "stat": stat, "format": spec,
                       **({"load_run": load_run} if load_run is not None else {})})
     return text
@@ -103,23 +104,15 @@ def locate(page: str, cited: list[dict]) -> list[dict]:
     return placed
 
 
-def write_sources(page: Path, cited: list[dict], text: str) -> None:
-    """The page's citations beside it, each with the table cell that prints it (none: no file,
-    and an old one removed)."""
+def write_sources(page: Path, cited: list[dict], text: str, base: Path) -> None:
+    """The page's citations beside it, each with the table cell that prints it and its record's
+    path from `base`, the folder the committed page lies in (reports/: records/...), wherever
+    this render was written (none: no file, and an old one removed)."""
     from core.results import write_atomic
 
     path = sources_path(page)
     if not cited:
         path.unlink(missing_ok=True)
         return
-    write_atomic(path, json.dumps({"page": page.name, "figures": locate(text, cited)},
-                                  indent=1) + "\n")
-
-
-def record_name(path: Path) -> str:
-    """A record's path as a citation names it: relative to the working folder where it lies
-    under it (reports/records/...), else as given."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    figures = [{**f, "record": os.path.relpath(f["record"], base)} for f in locate(text, cited)]
+    write_atomic(path, json.dumps({"page": page.name, "figures": figures}, indent=1) + "\n")

@@ -27,7 +27,7 @@ from core.bench_details import (
 )
 from core.results import CellResult
 from core.run_limits import RunLimits
-from pages.markdown import CAVEAT, engine_label, header, speed_label, table
+from pages.markdown import CAVEAT, engine_label, fmt, header, speed_label, table
 from pages.runs import by_run, held_to_run, limits_lines, run_tables
 from pages.sources import cite
 
@@ -37,14 +37,6 @@ LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode to
           HARNESS_OVERHEAD: "harness overhead", MEMORY_BANDWIDTH_GB_S: "memory bandwidth"}
 GENERATION = (DECODE_TOKENS_PER_S, PREFILL_TOKENS_PER_S, TTFT_S, TPOT_S, E2E_S)
 EMBEDDING = (SENTENCES_PER_S, EMBED_TOKENS_PER_S)
-
-
-def fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.2f} s"
-    if unit == "fraction":
-        return f"{value:.2%}"
-    return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
 def figure(metric: MetricRecord | None, result: CellResult | None = None) -> str:

@@ -217,13 +217,13 @@ def rendered_page(tmp_path, monkeypatch, samples: list[float]):
     from pages.render import render
     from tests.unit.builders import cell, passing, shape_bench
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the layout of reports/: the records beside the pages
     bench = shape_bench(100.0, 100 * 2**20)
     bench["metrics"][0]["samples"] = samples
     bench["metrics"][0]["stats"] = summarize(samples)
-    write_atomic(tmp_path / "records" / "real-shape" / "smollm2-135m-shape" / "gen-numpy2.json",
-                 cell("gen", "numpy2", "generation", passing(bench)).to_json())
-    render([tmp_path / "records"], tmp_path / "out")
+    write_atomic(tmp_path / "out" / "records" / "real-shape" / "smollm2-135m-shape" /
+                 "gen-numpy2.json", cell("gen", "numpy2", "generation", passing(bench)).to_json())
+    render([tmp_path / "out" / "records"], tmp_path / "out")
     (tmp_path / "empty").mkdir()  # the pages' checks alone: the builder's record is not whole
     return tmp_path / "out" / "THROUGHPUT.md"
 
@@ -246,7 +246,7 @@ def test_the_audit_reads_the_pages_and_catches_a_figure_edited_by_hand(tmp_path,
 def test_the_audit_catches_a_record_whose_samples_no_longer_give_the_page(tmp_path, monkeypatch,
                                                                            capsys) -> None:
     rendered_page(tmp_path, monkeypatch, [99.0, 100.0, 101.0, 100.5, 99.5])
-    path = tmp_path / "records" / "real-shape" / "smollm2-135m-shape" / "gen-numpy2.json"
+    path = tmp_path / "out" / "records" / "real-shape" / "smollm2-135m-shape" / "gen-numpy2.json"
     record = json.loads(path.read_text())
     record["rungs"][-1]["detail"]["metrics"][0]["samples"] = [90.0, 91.0, 92.0, 91.5, 90.5]
     path.write_text(json.dumps(record))
@@ -273,9 +273,9 @@ def test_the_audit_reads_the_serving_page_too(tmp_path, monkeypatch, clean, caps
     monkeypatch.chdir(tmp_path)
     samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
                       usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
-    write_atomic(tmp_path / "records" / "serve-bench" / "llama_server-base.json",
+    write_atomic(tmp_path / "out" / "records" / "serve-bench" / "llama_server-base.json",
                  json.dumps(serve_cell(clean, samples)))
-    render([tmp_path / "records"], tmp_path / "out")
+    render([tmp_path / "out" / "records"], tmp_path / "out")
     (tmp_path / "empty").mkdir()
     cited = json.loads((tmp_path / "out" / "SERVING.sources.json").read_text())["figures"]
     rate = next(f for f in cited if f["metric"] == "serve_requests_per_s")

@@ -101,9 +101,10 @@ PAGES = {"compatibility": {"compatibility", "stacks"}, "conformance": {"conforma
          "throughput": {"throughput", "real_shape", "plots"}}
 """Each Markdown page's modules (THROUGHPUT.md: its tables, its real-shape section, its plots;
 QUANTIZATION.md: its trained-model section)."""
-SHARED = {"markdown", "plotting", "verdicts", "loadgen", "watch"}
+SHARED = {"markdown", "plotting", "verdicts", "loadgen", "watch", "sources", "runs"}
 """What every page may use: formatting, plotting, a cell's verdict, the load sweep's section
-(SERVING.md and THROUGHPUT.md's real shape), the release watch."""
+(SERVING.md and THROUGHPUT.md's real shape), the release watch, the figures' citations, the
+rows' runs."""
 
 
 def test_a_page_imports_no_other_page() -> None:

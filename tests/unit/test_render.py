@@ -72,7 +72,7 @@ def test_report_shows_every_verdict_with_shared_footnotes(tmp_path) -> None:
     assert "numpy 2.4.6" in compat
     assert "100.2 sent/s (CV 1%)" in tput
     rows = [ln for ln in tput.splitlines() if ln.startswith("| `")]
-    assert "Shape: batch 32 (fixture all-minilm-l6-v2)." in tput
+    assert "Shape: batch 32 (fixture all-minilm-l6-v2); one table per run." in tput
     assert [("⚠️ noisy" in row) for row in rows] == [False, True]  # emb_a steady, emb_b noisy
     assert "Cells without figures (see COMPATIBILITY.md): " in tput
 
