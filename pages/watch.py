@@ -22,13 +22,18 @@ from compat.specs import Known
 from core import layout
 from core.results import CellResult, write_atomic
 from core.signatures import CONTENT_KEY
+from pages.markdown import known_failures
+
+CLIMBS_ON = "climbs on over declared failures: "
 
 
 def state(result: CellResult, matrix: Matrix | None) -> str:
-    """One cell's verdict in a comparable form: "pass", "fails at RUNG: SIG", "known at RUNG"."""
+    """One cell's verdict in a comparable form: "pass", "fails at RUNG: SIG", "known at RUNG",
+    "climbs on over declared failures: PROPERTY" (compat/matrix.toml [[known]] with a property)."""
     failed = result.first_failure
     if failed is None:
-        return "pass"
+        understood = known_failures(result)
+        return f"{CLIMBS_ON}{', '.join(understood)}" if understood else "pass"
     sig = CONTENT_KEY.sub("", failed.error.signature if failed.error else failed.reason)
     if matrix is not None and matrix.known_for(result.cell.id, failed.name, sig) is not None:
         return f"known at {failed.name}: {sig}"
@@ -80,19 +85,29 @@ def previous_run(cells: list[CellResult], kept: dict[str, Any]) -> dict[str, Any
             "generated": max(c.finished_at or c.started_at for c in cells)}
 
 
-def changes(before: list[CellResult], after: list[CellResult], matrix: Matrix | None) -> list[str]:
-    """Markdown bullets: what differs between two runs' cells."""
-    old = {r.cell.id: r for r in before}
-    new = {r.cell.id: r for r in after}
-    broke, fixed, moved = [], [], []
+def verdict_changes(old: dict[str, CellResult], new: dict[str, CellResult],
+                    matrix: Matrix | None) -> tuple[list[str], list[str], list[str]]:
+    """The cells that broke, were fixed, or climb on over a failure now declared understood."""
+    broke, fixed, declared = [], [], []
     for cid in sorted(old.keys() & new.keys()):
         was, now = state(old[cid], matrix), state(new[cid], matrix)
-        if was == "pass" and now != "pass":
+        if now != was and now.startswith(CLIMBS_ON):
+            declared.append(f"- `{cid}` {now} (was: {was})")
+        elif was == "pass" and now != "pass":
             broke.append(f"- `{cid}` broke: {now}")
         elif was != "pass" and now == "pass":
             fixed.append(f"- `{cid}` was fixed (it {was.replace('known at', 'was known at')})")
         elif was != now:
             broke.append(f"- `{cid}` now {now} (was: {was})")
+    return broke, fixed, declared
+
+
+def changes(before: list[CellResult], after: list[CellResult], matrix: Matrix | None) -> list[str]:
+    """Markdown bullets: what differs between two runs' cells."""
+    old = {r.cell.id: r for r in before}
+    new = {r.cell.id: r for r in after}
+    broke, fixed, declared = verdict_changes(old, new, matrix)
+    moved = []
     releases: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for cid in sorted(old.keys() & new.keys()):
         was, now = picked(old[cid]), picked(new[cid])
@@ -103,8 +118,9 @@ def changes(before: list[CellResult], after: list[CellResult], matrix: Matrix | 
         where = f"`{cids[0]}`" if len(cids) == 1 else f"{len(cids)} cells"
         moved.append(f"- {name} {was_v} → **{now_v}** ({where})")
     lines = []
-    for title, items in (("Broke", broke), ("Fixed", fixed), ("New releases the resolver now picks",
-                                                              moved)):
+    for title, items in (("Broke", broke), ("Fixed", fixed),
+                         ("Declared understood in compat/matrix.toml", declared),
+                         ("New releases the resolver now picks", moved)):
         if items:
             lines += [f"**{title}** ({len(items)}):", "", *items, ""]
     added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())

@@ -4,6 +4,8 @@ with its upstream reference, and the cell's speed rows carry the mark."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from compat.matrix import load, parse
@@ -11,7 +13,7 @@ from compat.rungs.conformance import judge
 from compat.specs import Known
 from core.details import ConformanceDetail, PropertyResult
 from core.errors import MatrixError
-from core.results import Rung, write_atomic
+from core.results import CellResult, Rung, write_atomic
 from pages.render import render
 from tests.conftest import matrix_data
 from tests.unit.builders import cell, gen_metric, passing
@@ -97,3 +99,22 @@ def test_pages_show_the_known_failure_and_mark_the_cells_speed_row(tmp_path) -> 
     throughput = (tmp_path / "out" / "THROUGHPUT.md").read_text()
     speed = next(ln for ln in throughput.splitlines() if ln.startswith("| `gen`"))
     assert "`gen` ⛔ known: tokenizer_real_text" in speed and "91.0" in speed
+
+
+def test_the_watch_says_a_cell_climbs_on_over_a_declared_failure() -> None:
+    """Not "fixed": the failure is still there, declared understood."""
+    from core.results import ErrorInfo
+    from pages.watch import changes
+    from tests.unit.builders import failing_at
+
+    before = cell("gen", "numpy2", "generation", failing_at("conformance", ErrorInfo(
+        "ConformanceFailure", "1 of 2 properties failed", "ConformanceFailure: eos_and_stops", "")))
+    rungs = passing()
+    rungs[4].detail = {"properties": {"eos_and_stops": {
+        "status": "known", "message": "[m] stop 'France'", "cases": {},
+        "known": {"reason": "r", "link": "https://x"}}}}
+    after = CellResult.from_dict(json.loads(cell("gen", "numpy2", "generation", rungs).to_json()))
+    lines = changes([before], [after], None)
+    assert lines[0] == "**Declared understood in compat/matrix.toml** (1):"
+    assert lines[2] == ("- `gen-numpy2` climbs on over declared failures: eos_and_stops (was: "
+                        "fails at conformance: ConformanceFailure: eos_and_stops)")
