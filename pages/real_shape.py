@@ -24,8 +24,8 @@ from core.bench_details import (
     MetricRecord,
 )
 from core.results import CellResult, load_results
+from core.run_limits import DRIFT, RunLimits
 from core.run_limits import PREFIX as LIMITS_PREFIX
-from core.run_limits import RunLimits
 from core.run_limits import load_all as load_limits
 from pages.markdown import CAVEAT, fmt, speed_label, table, tool_kl
 from pages.sources import cite
@@ -158,10 +158,6 @@ def p50_p99(metric: MetricRecord | None, result: CellResult | None = None) -> st
         return f"{fmt(metric.stats.median, 's')} / {fmt(metric.stats.p99, 's')}{noisy(metric)}"
     return (f"{cite(result, metric, 'median', 'unit:s')} / "
             f"{cite(result, metric, 'p99', 'unit:s')}{noisy(metric)}")
-
-
-DRIFT = 0.15
-"""Probes whose best readings differ by more than this are a machine that drifted."""
 
 
 def probe(run: ShapeRun) -> MetricRecord | None:
