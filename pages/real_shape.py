@@ -27,7 +27,7 @@ from core.results import CellResult, load_results
 from core.run_limits import DRIFT, RunLimits
 from core.run_limits import PREFIX as LIMITS_PREFIX
 from core.run_limits import load_all as load_limits
-from pages.markdown import CAVEAT, fmt, speed_label, table, tool_kl
+from pages.markdown import CAVEAT, KNOWN, fmt, speed_label, table, tool_kl
 from pages.sources import cite
 from pages.throughput import bandwidth_limit, held_to_limit, ratio_text
 
@@ -478,8 +478,8 @@ def pareto_plot(runs: list[ShapeRun], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(10.5 * len(data), 5.5))
     for ax, (shape, rows) in zip(axes[0], data.items(), strict=True):
         xs, ys = [x for _, x, _ in rows], [y for _, _, y in rows]
-        named_points(ax, [(f"{run.engine.replace('`', '')} {run.precision}", x, y)
-                          for run, x, y in rows])
+        named_points(ax, [(f"{run.engine.replace('`', '').replace(KNOWN + ' ', '')} "
+                           f"{run.precision}", x, y) for run, x, y in rows])  # no ⛔ glyph
         front = pareto(list(zip(xs, ys)))
         ax.plot([xs[i] for i in front], [ys[i] for i in front], color="#c44e52", zorder=2,
                 label="Pareto front: no other row is both smaller and faster")
