@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.records import read, to_json
+from core.results import write_atomic
 
 DRIFT = 0.15
 """How far apart the readings before and after a run's bench rungs may lie (relative to the
@@ -94,8 +95,7 @@ def path_for(folder: Path, run: str) -> Path:
 
 def save(limits: RunLimits, folder: Path) -> Path:
     path = path_for(folder, limits.run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_json(limits), indent=1) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(to_json(limits), indent=1) + "\n")
     return path
 
 

@@ -28,6 +28,7 @@ from core.run_limits import DRIFT, RunLimits
 from core.run_limits import PREFIX as LIMITS_PREFIX
 from core.run_limits import load_all as load_limits
 from pages.markdown import CAVEAT, KNOWN, fmt, speed_label, table, tool_kl
+from pages.runs import by_run, run_name
 from pages.sources import cite
 from pages.throughput import bandwidth_limit, held_to_limit, ratio_text
 
@@ -425,13 +426,11 @@ def shape_section(shape: str, mine: list[ShapeRun], plot: str | None) -> list[st
 
     about = TRAINED[shape].source if shape in TRAINED else REAL_SHAPES.get(shape, shape)
     lines = [f"### {shape}", "", f"{about}: {SPEED_METHOD}", ""]
-    runs = sorted({r.run for r in mine}, reverse=True)  # the newest run first
-    for run in runs:
-        group = [r for r in mine if r.run == run]
-        if len(runs) > 1:
-            lines += [f"#### {'Run ' + run if run else 'Runs before run ids'} "
-                      f"({len(group)} rows)", ""]
-        lines += run_tables(group, plot if run == runs[0] else None)
+    groups = by_run(mine, lambda r: r.run)  # the newest run first
+    for group in groups:
+        if len(groups) > 1:
+            lines += [f"#### {run_name(group[0].run)} ({len(group)} rows)", ""]
+        lines += run_tables(group, plot if group is groups[0] else None)
     return lines
 
 

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TypeVar
 
 from core.results import CellResult
 from core.run_limits import RunLimits
+
+T = TypeVar("T")
 
 
 def held_to_run(results: list[CellResult], recorded: dict[str, RunLimits]) -> list[CellResult]:
@@ -45,22 +49,28 @@ def limits_lines(results: list[CellResult], recorded: dict[str, RunLimits]) -> l
                                             for run in runs), ""]
 
 
-def by_run(results: list[CellResult]) -> list[list[CellResult]]:
-    """The results grouped by the run that benched them (BenchDetail.run), the newest first;
-    those of runs before run ids last, together."""
-    ids = {r.bench.run for r in results}
+def bench_run(result: CellResult) -> str:
+    return result.bench.run
+
+
+def by_run(items: list[T], run_of: Callable[[T], str] = bench_run) -> list[list[T]]:
+    """The items grouped by the run that measured them (`run_of`: BenchDetail.run), the newest
+    first; those of runs before run ids last, together."""
+    ids = {run_of(item) for item in items}
     runs = sorted((r for r in ids if r), reverse=True) + [r for r in ids if not r]
-    return [[r for r in results if r.bench.run == run] for run in runs]
+    return [[item for item in items if run_of(item) == run] for run in runs]
 
 
-def run_tables(results: list[CellResult], tables: list[str]) -> list[str]:
-    """Each run's table under its run's name where there are several (by_run's order)."""
-    groups = by_run(results)
+def run_name(run: str) -> str:
+    return f"Run {run}" if run else "Runs before run ids"
+
+
+def under_runs(groups: list[list[CellResult]], tables: list[str]) -> list[str]:
+    """Each run's table (`groups` in by_run's order) under its run's name where there are
+    several."""
     if len(groups) == 1:
         return [tables[0], ""]
     lines = []
-    for group, text in zip(groups, tables):
-        run = group[0].bench.run
-        lines += [f"### {'Run ' + run if run else 'Runs before run ids'} ({len(group)} cells)", "",
-                  text, ""]
+    for group, text in zip(groups, tables, strict=True):
+        lines += [f"### {run_name(bench_run(group[0]))} ({len(group)} cells)", "", text, ""]
     return lines

@@ -28,7 +28,7 @@ from core.bench_details import (
 from core.results import CellResult
 from core.run_limits import RunLimits
 from pages.markdown import CAVEAT, engine_label, fmt, header, speed_label, table
-from pages.runs import by_run, held_to_run, limits_lines, run_tables
+from pages.runs import by_run, held_to_run, limits_lines, under_runs
 from pages.sources import cite
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
@@ -250,12 +250,13 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
     at = {"batch": shape.batch, "input_tokens": shape.input_tokens}
     head = ["engine", "environment", *(LABELS[n] for n in GENERATION), "ITL", "MBU",
             "prefix cache", "peak RSS"]
+    groups = by_run(gen)
     tables = [table([[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
                       " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench) for r in g),
                       " · ".join(prefix_cache(r.bench) for r in g),
                       " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
                                  else "–" for r in g)]
-                     for g in by_configuration(group)], head) for group in by_run(gen)]
+                     for g in by_configuration(group)], head) for group in groups]
     return ["## Generation: every cell", "",
             f"Shape: batch {shape.batch}, {shape.input_tokens} input tokens, "
             f"{shape.new_tokens} new tokens, EOS off (fixture {d0.fixture}). "
@@ -274,7 +275,7 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
             "configuration part is this VM's drift, not a difference between engines. One "
             "table per run (a cell reused from an earlier run keeps its run): rows of different "
             "runs are not set against each other.", "",
-            *run_tables(gen, tables)]
+            *under_runs(groups, tables)]
 
 
 def embedding_cells_section(results: list[CellResult]) -> list[str]:
@@ -285,14 +286,15 @@ def embedding_cells_section(results: list[CellResult]) -> list[str]:
     m0 = emb[0].bench.find(SENTENCES_PER_S)
     shape = m0.params if m0 is not None else {}
     head = ["engine", "environment", *(LABELS[n] for n in EMBEDDING), "peak RSS"]
+    groups = by_run(emb)
     tables = [table([[*runs_label(g), *(runs_figure(g, n, **shape) for n in EMBEDDING),
                       " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
                                  else "–" for r in g)] for g in by_configuration(group)], head)
-              for group in by_run(emb)]
+              for group in groups]
     return ["## Embedding: every cell", "",
             "Shape: " + ", ".join(f"{k} {v}" for k, v in shape.items())
             + f" (fixture {emb[0].bench.fixture}); one table per run.", "",
-            *run_tables(emb, tables)]
+            *under_runs(groups, tables)]
 
 
 def grid_section(grid: list[CellResult]) -> list[str]:
