@@ -41,21 +41,30 @@ def read_array() -> tuple[np.ndarray, int]:
     return np.ones(mib * 2**20 // 4, dtype=np.float32), mib
 
 
-def host_read(src: np.ndarray) -> Callable[[], float]:
+class HostRead:
     """One read of `src` with one thread per core, each its own slice (numpy releases the GIL
     while it sums), timed: a call returns its seconds. A read, because a decode step reads its
-    weights: a copy also reads every line it writes. Close the pool with `.pool.shutdown()`."""
-    threads = os.cpu_count() or 1
-    slices = [slice(i * len(src) // threads, (i + 1) * len(src) // threads) for i in range(threads)]
-    pool = ThreadPoolExecutor(threads)
+    weights: a copy also reads every line it writes. Use it in a `with` block (its thread pool
+    closes at the end)."""
 
-    def one() -> float:
+    def __init__(self, src: np.ndarray) -> None:
+        self.src = src
+        self.threads = os.cpu_count() or 1
+        n = len(src)
+        self.slices = [slice(i * n // self.threads, (i + 1) * n // self.threads)
+                       for i in range(self.threads)]
+        self.pool = ThreadPoolExecutor(self.threads)
+
+    def __call__(self) -> float:
         t0 = time.perf_counter()
-        list(pool.map(lambda part: np.add.reduce(src[part]), slices))
+        list(self.pool.map(lambda part: np.add.reduce(self.src[part]), self.slices))
         return time.perf_counter() - t0
 
-    one.pool, one.threads = pool, threads
-    return one
+    def __enter__(self) -> HostRead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown()
 
 
 def matmul(library: str, dtype: str, n: int, device: str = "cpu"):
@@ -104,12 +113,9 @@ def cpu_peak_call(dtype: str, n: int = MATMUL_N) -> tuple[Callable[[], float] | 
 def measure(readings: int, dtypes: tuple[str, ...]) -> dict:
     """`readings` of the read bandwidth and of each dtype's peak (one warm-up call each first)."""
     src, mib = read_array()
-    read = host_read(src)
-    try:
+    with HostRead(src) as read:
         read()
         bandwidth = [src.nbytes / read() / 1e9 for _ in range(readings)]
-    finally:
-        read.pool.shutdown()
     peaks, libraries, missing = {}, {}, []
     for dtype in dtypes:
         call, names = cpu_peak_call(dtype)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.limits import PEAK_TRIES, host_read, matmul, read_array
+from bench.limits import PEAK_TRIES, HostRead, matmul, read_array
 from bench.metrics import record
 from core.bench_details import PrefixCache, WeightsFacts
 from engines.base import Embedder, Generator, SamplingParams
@@ -271,11 +271,8 @@ def test_memory_bandwidth(benchmark, measured, prof, request) -> None:
         device_read(benchmark, prof, measured)
         return
     src, mib = read_array()
-    read = host_read(src)
-    try:
+    with HostRead(src) as read:
         seconds = rounds(benchmark, prof, read, measured)
-    finally:
-        read.pool.shutdown()
     measured.metrics += [
         record("memory_bandwidth_gb_s", [src.nbytes / s / 1e9 for s in seconds],
                mib=mib, threads=read.threads, access="read", device="cpu")]
