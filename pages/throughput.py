@@ -74,9 +74,9 @@ def compute_limit(roof) -> str:
     return f"peak {roof.compute_dtype} matmul FLOP/s{where}"
 
 
-def mbu(result: CellResult) -> str:
-    """The batch-1 decode median × bytes a token ÷ the run's read bandwidth, cited with it."""
-    detail = result.bench
+def mbu(detail: BenchDetail, result: CellResult | None = None) -> str:
+    """The batch-1 decode median × bytes a token ÷ the run's read bandwidth, cited with it where
+    `result` (the record it was read from) is given."""
     roof, rows = detail.roofline, detail.decode_bounds
     if not rows:
         return "–"
@@ -256,7 +256,7 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
             "prefix cache", "peak RSS"]
     groups = by_run(gen)
     tables = [table([[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
-                      " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r) for r in g),
+                      " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench, r) for r in g),
                       " · ".join(prefix_cache(r.bench) for r in g),
                       " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
                                  else "–" for r in g)]
