@@ -241,13 +241,13 @@ def serve_bench(session: nox.Session) -> None:
     session.notify("report", posargs=[])
 
 
-def build_or_stop(session: nox.Session, fixture: str) -> None:
-    """Build a fixture (a real shape, the trained model) into the cache, or stop the session
+def build_or_stop(session: nox.Session, *fixtures: str) -> None:
+    """Build fixtures (a real shape, the trained model) into the cache, or stop the session
     with the build's error."""
     from fixtures.ensure import FixtureBuildError, build_fixtures
 
     try:
-        build_fixtures([fixture], limit=1800, log=session.log)
+        build_fixtures(list(fixtures), limit=1800, log=session.log)
     except FixtureBuildError as exc:
         session.error(f"fixture build failed: {exc.error.message}\n{exc.error.text}")
 
@@ -413,9 +413,9 @@ def realsize(session: nox.Session) -> None:
     nox -s realsize                               the default shape (SmolLM2-135M's), every engine
     nox -s realsize -- --shape qwen2-0.5b-shape   Qwen2-0.5B's (about 2 GB at float32)
     nox -s realsize -- --shape smollm2-135m-instruct   the trained model (and its shipped GGUF)
+    nox -s realsize -- --shape smollm2-135m-instruct --against-random   and its shape, one run
     nox -s realsize -- 'llama_cpp-*' --limit-min 5
-    Runs in the venvs `nox` and `nox -s quant` left; where CUDA is present, on the CUDA cells.
-    """
+    Runs in the venvs `nox` and `nox -s quant` left; where CUDA is present, on the CUDA cells."""
     from fixtures.catalog import TRAINED
 
     try:
@@ -425,14 +425,14 @@ def realsize(session: nox.Session) -> None:
     except InfermatrixError as exc:
         session.error(str(exc))
     session.install(*REPORT_DEPS)
-    session.log(f"building the real shape {args.shape} (once; then cached by content)")
-    build_or_stop(session, args.shape)
+    session.log(f"building {' and '.join(args.shapes)} (once; then cached by content)")
+    build_or_stop(session, *args.shapes)
     missing = [r for r in runs if not (ROOT / ".nox" / f"cell-{r.cell.id}").is_dir()]
     for run in missing:
         session.log(f"{run.label}: no venv yet; climbing its cell first")
         ladder.run_cell(run.cell, venv=ROOT / ".nox" / f"cell-{run.cell.id}", results_dir=RESULTS,
                         log=session.log, options=Options(last_rung="api"))
-    drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS,
+    drive.real_shape(runs, args.shape, venv_root=ROOT / ".nox", results_dir=RESULTS, also=args.also,
                      out=RESULTS / layout.REAL_SHAPE, log=session.log, limit_s=args.limit_min * 60)
     session.notify("report", posargs=[])
 

@@ -276,7 +276,7 @@ def bench_args(argv: list[str]) -> argparse.Namespace:
 
 
 def real_shape_args(argv: list[str]) -> argparse.Namespace:
-    """`nox -s realsize -- [CELL-GLOB ...] [--shape NAME] [--limit-min N]`."""
+    """`nox -s realsize -- [CELL-GLOB ...] [--shape NAME] [--limit-min N] [--against-random]`."""
     from fixtures.catalog import DEFAULT_REAL_SHAPE, REAL_SHAPES, TRAINED
 
     parser = _Parser(prog="nox -s realsize --",
@@ -293,7 +293,16 @@ def real_shape_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--limit-min", type=positive, default=10,
                         help="minutes one engine may take before it is stopped and shown as timed "
                              "out (default: 10)")
-    return parser.parse_args(argv)
+    parser.add_argument("--against-random", action="store_true",
+                        help="with the trained model: each engine also on its shape's seeded random "
+                             "weights right after, in the same run (the trained ÷ random table)")
+    args = parser.parse_args(argv)
+    if args.against_random and args.shape not in TRAINED:
+        parser.error(f"--against-random: {args.shape!r} is not a trained model; give --shape "
+                     + " or ".join(TRAINED))
+    args.also = TRAINED[args.shape].shape if args.against_random else ""
+    args.shapes = (args.shape, *([args.also] if args.also else []))
+    return args
 
 
 def bench_run_args(args: argparse.Namespace) -> tuple[str, ...]:

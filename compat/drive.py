@@ -17,11 +17,12 @@ from compat.ladder import bench_only, climb_bench, finish, new_result, now, run_
 from compat.limits_probe import RunProbe
 from compat.live import LivePages
 from compat.matrix import Cell, Stack
-from compat.plan import RealShapeRun
+from compat.plan import RealShapeRun, shape_steps
 from compat.reuse import last_result
 from compat.stack_run import Climbed, climb_stack, together_step
 from core import layout
 from core.results import CellResult, Rung
+from core.run_limits import save
 from core.timeline import Recorder, Timeline, file_name, run_id
 
 
@@ -222,39 +223,53 @@ def serve_bench(cell: Cell, *, venv: Path, results_dir: Path, log: Log = print,
 
 
 def real_shape(runs: list[RealShapeRun], shape: str, *, venv_root: Path, results_dir: Path,
-               out: Path, log: Log = print, limit_s: float = 600) -> list[CellResult]:
+               out: Path, log: Log = print, limit_s: float = 600, also: str = "") -> list[CellResult]:
     """Each run's bench rung on the real shape `shape` (the `real` profile), one after another on
     a quiet machine, into out/<shape>/[<variant>/]<cell id>.json. A run past `limit_s` is its
     rung's Timeout, a result like any other; the log shows progress and the time left. The
     machine's limits are read before the first and after the last (out/<shape>/limits-<run>.json):
-    one limit for the whole table."""
+    one limit for the whole table. `also`: a second shape each run measures right after the
+    first, in the same run (a trained model's random-weights shape: the pages set the two
+    against each other only within one run); the shipped GGUF is the trained model's alone."""
     results: list[CellResult] = []
+    shapes, steps = [shape, *([also] if also else [])], shape_steps(runs, shape, also)
     started, run = time.monotonic(), run_id(now())
     probe = RunProbe(run, [venv_root / f"cell-{r.cell.id}" for r in runs], out / shape, log)
     probe.before()
-    for i, one in enumerate(runs):
-        log(progress(i, len(runs), time.monotonic() - started) + f" · {one.label}")
-        options = Options(bench_args=("--profile", "real", "--fixture", shape), env=one.env,
-                          limits=dataclasses.replace(Limits(), bench=limit_s))
-        folder = out / shape / one.variant if one.variant else out / shape
-        base = last_result(results_dir, one.cell.id)
-        if base is not None and base.first_failure is not None:  # e.g. a known incompatibility
-            failed = base.first_failure
-            why = failed.error.signature if failed.error else failed.reason
-            run = CellRun(cell=one.cell, venv=venv_root / f"cell-{one.cell.id}", options=options,
-                          log=log)
-            results.append(finish(new_result(run, [Rung("bench", "not_run", reason=(
-                f"its matrix cell stops at {failed.name}: {why}"))]), folder))
-            log(f"[{one.label}] not run: its matrix cell stops at {failed.name}: {why}")
-            continue
-        result = bench_only(one.cell, venv=venv_root / f"cell-{one.cell.id}", results_dir=folder,
-                            log=log, options=options, base=base, run_id=run)
-        failed = result.first_failure
-        log(f"[{one.label}] {failed.error.signature if failed and failed.error else 'measured'}")
-        results.append(result)
+    for other in shapes[1:]:  # the same limits beside each shape's records
+        save(probe.limits, out / other)
+    for i, (one, on) in enumerate(steps):
+        log(progress(i, len(steps), time.monotonic() - started) + f" · {one.label} · {on}")
+        results.append(shape_row(one, on, run, venv_root=venv_root, results_dir=results_dir,
+                                 out=out, log=log, limit_s=limit_s))
     probe.after()
-    log(progress(len(runs), len(runs), time.monotonic() - started))
+    for other in shapes[1:]:
+        save(probe.limits, out / other)
+    log(progress(len(steps), len(steps), time.monotonic() - started))
     return results
+
+
+def shape_row(one: RealShapeRun, shape: str, run: str, *, venv_root: Path, results_dir: Path,
+              out: Path, log: Log, limit_s: float) -> CellResult:
+    """One row of a real-shape run: the cell's bench rung on `shape`, stamped with `run`; not run
+    where its matrix cell stops short of bench (a known incompatibility)."""
+    options = Options(bench_args=("--profile", "real", "--fixture", shape), env=one.env,
+                      limits=dataclasses.replace(Limits(), bench=limit_s))
+    folder = out / shape / one.variant if one.variant else out / shape
+    base = last_result(results_dir, one.cell.id)
+    if base is not None and base.first_failure is not None:  # e.g. a known incompatibility
+        failed = base.first_failure
+        why = failed.error.signature if failed.error else failed.reason
+        cell_run = CellRun(cell=one.cell, venv=venv_root / f"cell-{one.cell.id}", options=options,
+                           log=log)
+        log(f"[{one.label}] not run: its matrix cell stops at {failed.name}: {why}")
+        return finish(new_result(cell_run, [Rung("bench", "not_run", reason=(
+            f"its matrix cell stops at {failed.name}: {why}"))]), folder)
+    result = bench_only(one.cell, venv=venv_root / f"cell-{one.cell.id}", results_dir=folder,
+                        log=log, options=options, base=base, run_id=run)
+    failed = result.first_failure
+    log(f"[{one.label}] {failed.error.signature if failed and failed.error else 'measured'}")
+    return result
 
 
 def progress(done: int, total: int, elapsed: float, width: int = 24) -> str:

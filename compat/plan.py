@@ -93,6 +93,14 @@ def real_shape_runs(matrix: Matrix, cuda: bool, cores: int | None = None,
     return runs
 
 
+def shape_steps(runs: list[RealShapeRun], shape: str, also: str = "") -> list[tuple[RealShapeRun, str]]:
+    """The order a real-shape run measures in: each run on `shape`, then on `also` right after
+    (a trained model's random-weights shape, in the same run); the shipped GGUF is the trained
+    model's weights, so it runs on `shape` alone."""
+    return [(one, on) for one in runs for on in (shape, *([also] if also else []))
+            if on == shape or dict(one.cell.axes).get("quant") != SHIPPED]
+
+
 def pick_runs(runs: list[RealShapeRun], patterns: list[str]) -> list[RealShapeRun]:
     """The runs whose cell id matches any glob (all when none); a glob that matches none is
     refused, naming the cell ids it could have meant."""

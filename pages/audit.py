@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.perplexity import PERPLEXITY_BOUNDS
 from bench.roofline import measured_on
 from core import layout
 from core.bench_details import (
@@ -33,8 +34,10 @@ from core.bench_details import (
     PREFILL_TOKENS_PER_S,
     SERVE_E2E_S,
     SERVE_GOODPUT_PER_S,
+    SERVE_ITL_S,
     SERVE_OUTPUT_TOKENS_PER_S,
     SERVE_REQUESTS_PER_S,
+    SERVE_TPOT_S,
     SERVE_TTFT_S,
     TPOT_S,
     TTFT_S,
@@ -189,6 +192,34 @@ def passes_that_failed(result: CellResult) -> list[tuple[str, str]]:
     return found
 
 
+def text_quality(result: CellResult) -> list[tuple[str, str]]:
+    """text_quality's verdict held to its figures: the perplexity inside its own interval, and
+    passed exactly where its ratio to the float32 reference's is within the quantization's bound
+    (bench/perplexity.PERPLEXITY_BOUNDS; a reduced dtype unquantized is held to the 8-bit one)."""
+    prop = result.properties().get("text_quality")
+    if prop is None or prop.status not in ("pass", "fail"):
+        return []
+    quant, dtype = result.quantization or "none", result.cell.axes.get("dtype", "float32")
+    bound = PERPLEXITY_BOUNDS.get("q8_0" if quant == "none" and dtype != "float32" else quant)
+    found = []
+    for fixture, figures in prop.figures.items():
+        text = figures.text
+        if text is None or text.perplexity is None or not text.reference_perplexity:
+            continue
+        ratio = text.perplexity / text.reference_perplexity
+        if text.perplexity_low is not None and text.perplexity_high is not None \
+                and not text.perplexity_low <= text.perplexity <= text.perplexity_high:
+            found.append(f"{fixture}: perplexity {text.perplexity:.4g} outside its interval "
+                         f"[{text.perplexity_low:.4g}, {text.perplexity_high:.4g}]")
+        if bound is None:
+            found.append(f"{fixture}: {quant} has no perplexity bound, yet the property "
+                         f"{prop.status}ed")
+        elif (prop.status == "pass") != (ratio <= bound):
+            found.append(f"{fixture}: {prop.status} where the perplexity is {ratio:.4f}x the "
+                         f"reference's and the bound {bound}x ({quant}, {dtype})")
+    return [("text_quality", what) for what in found]
+
+
 def serving(result: CellResult) -> list[tuple[str, str]]:
     rung = result.rung("serve_bench")
     detail = rung.detail if rung is not None else None
@@ -233,11 +264,28 @@ def load_run(run: LoadRun, tokens: int | None = None) -> list[str]:
         problems.append("a request's TTFT is longer than its end-to-end")
     if not 0 <= run.errors <= run.requests:
         problems.append(f"{run.errors} errors of {run.requests} requests")
-    return problems
+    return problems + itl_per_token(run)
 
 
-CHECKS: tuple[Callable[[CellResult], list[tuple[str, str]]], ...] = (bench, passes_that_failed,
-                                                                     serving)
+ITL_SLACK = 0.02
+"""How far the mean ITL may sit from the mean TPOT where ITL is per token."""
+
+
+def itl_per_token(run: LoadRun) -> list[str]:
+    """ITL is per token where it is shown (each event one token, by the server's ids): a
+    request's gaps then sum to its end-to-end less its TTFT, so the mean ITL is the mean TPOT
+    (every request the same length, EOS off). Gaps between deliveries of several tokens each
+    would sit below it: those are "per event" (serve_event_gap_s), never ITL."""
+    itl, tpot = run.samples(SERVE_ITL_S), run.samples(SERVE_TPOT_S)
+    if not itl or not tpot:
+        return []
+    ratio = (sum(itl) / len(itl)) / (sum(tpot) / len(tpot))
+    return [] if abs(ratio - 1) <= ITL_SLACK else [
+        f"mean ITL is {ratio:.3f}x the mean TPOT: gaps that are not one token each"]
+
+
+CHECKS: tuple[Callable[[CellResult], list[tuple[str, str]]], ...] = (
+    bench, passes_that_failed, text_quality, serving)
 
 
 def audit(results: list[CellResult]) -> list[Finding]:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from bench.stats import NOISY_CV, summarize
-from pages.sources import SUFFIX, formatted, table_cells, token
+from pages.sources import SUFFIX, formatted, statistic, table_cells, token
 
 CV_FLAG = "⚠️"
 
@@ -47,21 +47,67 @@ def check_figure(figure: dict, records: dict[str, dict | None], folder: Path
     if metric is None or not metric.get("samples"):
         return f"cites {figure['metric']} {figure['params']} of {path}, which has no such samples", None
     stats = summarize(metric["samples"])
-    want = formatted(getattr(stats, figure["stat"]), figure["format"])
+    want = formatted(statistic(metric["samples"], figure["stat"]) * figure.get("scale", 1.0),
+                     figure["format"])
     if want != figure["text"]:
         return (f"{figure['metric']} {figure['stat']} printed {figure['text']!r} where the "
                 f"samples of {path} give {want!r}"), stats.cv
     return "", stats.cv
 
 
+def table_starts(page: str) -> dict[int, int]:
+    """Each table row's line number -> the line its table starts on."""
+    starts, start = {}, None
+    for n, line in enumerate(page.splitlines(), 1):
+        start = (start or n) if line.startswith("|") else None
+        if start:
+            starts[n] = start
+    return starts
+
+
+def bench_run(record: dict | None) -> str | None:
+    """The run a cell record's bench rung was measured in (None before runs had ids)."""
+    rung = next((r for r in (record or {}).get("rungs", []) if r.get("name") == "bench"), None)
+    return ((rung or {}).get("detail") or {}).get("run")
+
+
+def mixed_runs(page: str, figures: list[dict], records: dict[str, dict | None]
+               ) -> list[tuple[str, str]]:
+    """A table that sets in-process rows of more than one run side by side (a table holds one
+    run's rows: pages/runs.py)."""
+    starts, runs = table_starts(page), {}
+    for figure in figures:
+        if "load_run" not in figure and figure["line"] in starts:
+            runs.setdefault(starts[figure["line"]], set()).add(bench_run(records.get(figure["record"])))
+    return [("one_run", f"the table at line {start} sets rows of runs "
+                        f"{', '.join(sorted(str(r) for r in held))} side by side")
+            for start, held in runs.items() if len(held) > 1]
+
+
+def mixed_limits(page: str, figures: list[dict]) -> list[tuple[str, str]]:
+    """A table whose fractions (MBU) divide by more than one limit on one device: one limit
+    down a column."""
+    starts, limits = table_starts(page), {}
+    for figure in figures:
+        if "limit" in figure and figure["line"] in starts:
+            key = (starts[figure["line"]], figure["limit"]["device"])
+            limits.setdefault(key, set()).add(figure["limit"]["bytes_per_s"])
+    return [("one_limit", f"the table at line {start} divides its {device} rows by "
+                          f"{len(held)} limits: "
+                          f"{', '.join(f'{b / 1e9:.2f} GB/s' for b in sorted(held))}")
+            for (start, device), held in limits.items() if len(held) > 1]
+
+
 def page_findings(sources: Path) -> list[tuple[str, str]]:
     """(check, what) for one page's citations: each recomputed, each found in the table cell its
-    render printed it in, each noisy median flagged there."""
+    render printed it in, each noisy median flagged there; each table's rows of one run, its
+    fractions of one limit."""
     data = json.loads(sources.read_text(encoding="utf-8"))
     page_path = sources.with_name(data["page"])
     if not page_path.is_file():
         return [("page", f"{sources.name} cites figures of {data['page']}, which is gone")]
-    cells = {(n, i): cell for n, i, cell in table_cells(page_path.read_text(encoding="utf-8"))}
+    page = page_path.read_text(encoding="utf-8")
+    cells = {(n, i): cell for n, i, cell in table_cells(page)}
     found, records = [], {}
     for figure in data["figures"]:
         wrong, cv = check_figure(figure, records, sources.parent)
@@ -77,10 +123,11 @@ def page_findings(sources: Path) -> list[tuple[str, str]]:
                           "records'"))
             continue
         rest = cell[match.end():].split("·")[0]
-        if figure["stat"] == "median" and cv is not None and cv > NOISY_CV and CV_FLAG not in rest:
+        noisy = cv is not None and cv > NOISY_CV and "scale" not in figure  # a median's own cell
+        if figure["stat"] == "median" and noisy and CV_FLAG not in rest:
             found.append(("cv_flag", f"line {figure['line']}: {figure['text']} ({figure['metric']} "
                           f"of {figure['record']}) has CV {cv:.0%} and no {CV_FLAG} beside it"))
-    return found
+    return found + mixed_runs(page, data["figures"], records) + mixed_limits(page, data["figures"])
 
 
 def pages_findings(folders: list[Path]) -> list[tuple[str, str, str]]:

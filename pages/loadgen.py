@@ -6,6 +6,7 @@ the knee of the closed-loop sweep; a plot; every definition."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.metrics import METRICS
@@ -46,19 +47,32 @@ def load_records(folder: Path | None) -> list[ServeBenchDetail]:
     return records
 
 
-def spread(values: list[float], scale: float = 1e3) -> str:
+def spread(values: list[float], scale: float = 1e3,
+           shown: Callable[[int], str] | None = None) -> str:
     """"p50 [its 95% interval] / p90 / p95 / p99 (n)" in ms; a percentile the count cannot
-    support is marked. Two loads whose p50 intervals overlap cannot be told apart."""
+    support is marked. Two loads whose p50 intervals overlap cannot be told apart. `shown(q)`
+    prints the q-th percentile where the page cites it (latency)."""
     if not values:
         return "–"
     parts = []
     for q in PERCENTILES:
         interval = percentile_interval(values, q)
-        text = f"{percentile(values, q) * scale:.0f}" + ("" if interval else "*")
+        text = (shown(q) if shown else f"{percentile(values, q) * scale:.0f}") \
+            + ("" if interval else "*")
         if q == 50 and interval:
             text += f" [{interval[0] * scale:.0f}–{interval[1] * scale:.0f}]"
         parts.append(text)
     return " / ".join(parts) + f" (n={len(values)})"
+
+
+def latency(record: ServeBenchDetail | None, run: LoadRun, index: int, *names: str) -> str:
+    """The first of `names` the run measured, its percentiles in ms, each cited (the audit
+    recomputes them from the run's samples)."""
+    metric = next((m for name in names for m in run.metrics if m.name == name and m.samples), None)
+    if metric is None:
+        return "–"
+    return spread(metric.samples, shown=lambda q: cite(record, metric, f"p{q}", "ms:.0f",
+                                                       load_run=index))
 
 
 def median_of(run: LoadRun, name: str) -> float | None:
@@ -93,6 +107,12 @@ def cited(record: ServeBenchDetail | None, run: LoadRun, index: int, name: str, 
     return cite(record, metric, "median", spec, load_run=index)
 
 
+def dispatch(record: ServeBenchDetail | None, run: LoadRun, index: int) -> str:
+    """p99 of how late the client sent each request after its schedule, in ms, cited."""
+    metric = next((m for m in run.metrics if m.name == SERVE_DISPATCH_DELAY_S and m.samples), None)
+    return "0" if metric is None else cite(record, metric, "p99", "ms:.0f", load_run=index)
+
+
 def run_row(run: LoadRun, record: ServeBenchDetail | None = None, index: int = 0) -> list[str]:
     itl = run.samples(SERVE_ITL_S)
     gaps = "" if itl else " (per event)"
@@ -111,13 +131,14 @@ def run_row(run: LoadRun, record: ServeBenchDetail | None = None, index: int = 0
     errors = ", ".join(f"{n} {kind}" for kind, n in run.errors_by_kind.items())
     return [run_label(run), valid, f"{run.client_cpu:.0%}",
             f"{run.requests}" + (f" ({errors})" if errors else ""),
-            spread(run.samples(SERVE_TTFT_S)), spread(run.samples(SERVE_TTFT_SCHEDULED_S)),
-            spread(itl or run.samples(SERVE_EVENT_GAP_S)) + gaps,
-            spread(run.samples(SERVE_E2E_S)),
-            f"{percentile(run.samples(SERVE_DISPATCH_DELAY_S) or [0], 99) * 1e3:.0f}",
+            latency(record, run, index, SERVE_TTFT_S),
+            latency(record, run, index, SERVE_TTFT_SCHEDULED_S),
+            latency(record, run, index, SERVE_ITL_S, SERVE_EVENT_GAP_S) + gaps,
+            latency(record, run, index, SERVE_E2E_S), dispatch(record, run, index),
             cited(record, run, index, SERVE_REQUESTS_PER_S, ".2f"),
             cited(record, run, index, SERVE_OUTPUT_TOKENS_PER_S, ".0f"),
-            f"{goodput:.2f} ({run.slo_attainment:.0%})" if run.slos else "–", count,
+            f"{cited(record, run, index, SERVE_GOODPUT_PER_S, '.2f')} ({run.slo_attainment:.0%})"
+            if run.slos and goodput is not None else "–", count,
             f"{tokens.events_per_token:.2f}" if tokens.events_per_token is not None else "–"]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from core.bench_details import ToolKL
+from bench.stats import NOISY_CV
+from core.bench_details import MetricRecord, ToolKL
 from core.results import CellResult, Machine
 from fixtures.catalog import TRAINED
 
@@ -149,3 +150,11 @@ def fmt(value: float, unit: str) -> str:
     if unit == "fraction":
         return f"{value:.2%}"
     return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+
+
+def noisy(metric: MetricRecord | None) -> str:
+    """" ⚠️ CV 35%" where a median's rounds spread past NOISY_CV, as docs/reports.md promises;
+    "" where they do not."""
+    if metric is None or metric.stats.cv <= NOISY_CV:
+        return ""
+    return f" {CAVEAT} CV {metric.stats.cv:.0%}"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.stats import MIN_PAIRS, distinguishable, paired_ratio_interval, ratio_interval
+from bench.stats import MIN_PAIRS, NOISY_CV, distinguishable, paired_ratio_interval, ratio_interval
 from core.bench_details import DECODE_TOKENS_PER_S, PAIRED_DECODE_TOKENS_PER_S, SENTENCES_PER_S, TTFT_S
 from core.details import PropertyResult, QualityFigures
 from core.results import CellResult
 from fixtures.catalog import TRAINED
-from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, table, tool_kl
+from pages.markdown import CAVEAT, FAIL, NOT_RUN, PASS, header, noisy, table, tool_kl
+from pages.sources import cite
 from pages.trained_quality import label, trained_section
 from pages.verdicts import PROPERTY, in_order, status_of
 
@@ -96,14 +97,11 @@ def paired_speed_up(result: CellResult) -> tuple[str, float | None, float | None
     return (text if distinguishable(low, high) else f"{text} not distinguishable"), low, high
 
 
-def speed_of(result: CellResult) -> tuple[float | None, float | None, float | None]:
-    """Decode tok/s, TTFT seconds (medians) and peak RSS MiB from the bench rung."""
-    detail = result.bench
-    if detail is None:
-        return None, None, None
-    decode, ttft = detail.find(DECODE_TOKENS_PER_S), detail.find(TTFT_S)
-    return (decode.stats.median if decode else None, ttft.stats.median if ttft else None,
-            detail.peak_rss_mib)
+def median_text(result: CellResult | None, name: str, spec: str, unit: str = "", **shape) -> str:
+    """A bench metric's median as the page prints it, cited (pages/sources.py), with its CV
+    flag; "–" where the cell did not measure it."""
+    metric = result.bench.find(name, **shape) if result is not None and result.bench else None
+    return "–" if metric is None else cite(result, metric, "median", spec) + unit + noisy(metric)
 
 
 def _num(value: float | None, form: str) -> str:
@@ -129,7 +127,7 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
     base = baselines(results)
     rows = []
     for r in results:
-        figures, (decode, ttft, rss) = figures_of(r), speed_of(r)
+        figures, rss = figures_of(r), r.bench.peak_rss_mib if r.bench else None
         ref = base.get((r.cell.engine, r.cell.device))
         if ref is not None and ref.cell.fixtures[:1] != r.cell.fixtures[:1]:
             ref = None  # a speed-up and a size only against the same model (SHIPPED: the trained one)
@@ -141,8 +139,9 @@ def rows_of(results: list[CellResult]) -> list[list[str]]:
             _num(100 * figures.top1, ".1f") + "%" if figures.top1 is not None else "–",
             _num(figures.rms_dp, ".2e"),
             _num(figures.weights_kl_mean, ".2e"), _num(figures.kernel_kl_mean, ".2e"),
-            _num(decode, ",.0f"), speed_up(r, ref), paired_column(r, ref),
-            _num(1e3 * ttft, ".1f") + " ms" if ttft else "–", _num(rss, ",.0f"),
+            median_text(r, DECODE_TOKENS_PER_S, ",.0f"), speed_up(r, ref), paired_column(r, ref),
+            median_text(r, TTFT_S, "ms:.1f", " ms"),
+            _num(rss, ",.0f"),
             size_text(size, ref_size)])
     return rows
 
@@ -191,21 +190,16 @@ def kl_text(figures: QualityFigures) -> str:
 def embedding_rows(results: list[CellResult]) -> list[list[str]]:
     """One row per quantized embedder cell: cosine to float32, the known similarity's drift,
     sentences/s and its speed-up over the engine's "none", memory and size."""
-    def rate(r: CellResult | None) -> float | None:
-        detail = r.bench if r is not None else None
-        metric = detail.find(SENTENCES_PER_S, batch=32) if detail else None
-        return metric.stats.median if metric else None
-
     base = baselines(results)
     rows = []
     for r in results:
-        figures, speed, ref = figures_of(r), rate(r), base.get((r.cell.engine, r.cell.device))
+        figures, ref = figures_of(r), base.get((r.cell.engine, r.cell.device))
         ref_size = figures_of(ref).weights_bytes
         size, detail = figures.weights_bytes, r.bench
         rows.append([
             f"`{r.cell.engine}`", label(r), status_of(r),
             _num(figures.min_cosine, ".5f"), _num(figures.mean_cosine, ".5f"),
-            _num(figures.known_drift, ".4f"), _num(speed, ",.0f"),
+            _num(figures.known_drift, ".4f"), median_text(r, SENTENCES_PER_S, ",.0f", batch=32),
             speed_up(r, ref, SENTENCES_PER_S, batch=32),
             _num(detail.peak_rss_mib if detail else None, ",.0f"),
             size_text(size, ref_size)])
@@ -266,7 +260,8 @@ def plot(results: list[CellResult], path: Path) -> bool:
 
     points = []
     for r in results:
-        figures, decode = figures_of(r), speed_of(r)[0]
+        found = r.bench.find(DECODE_TOKENS_PER_S) if r.bench else None
+        figures, decode = figures_of(r), found.stats.median if found else None
         if figures.kl_mean is not None and decode:
             points.append((f"{r.cell.engine} {r.quantization}", decode,
                            max(figures.kl_mean, 1e-7)))
@@ -300,7 +295,8 @@ METHOD = ["Each quantization is a cell on the same weights (small-llama: sizes m
               "divergence, top-1 agreement, RMS change of the reference token's probability. "
               "Each quantization has a declared bound (`QUALITY_BOUNDS`); beyond it the cell "
               "fails. Speed: the bench rung's medians at batch 1 (decode tok/s, time to first "
-              "token), peak RSS of the benchmark process, weights on disk (share of `none`). "
+              f"token; {CAVEAT} CV n% where the rounds spread past {NOISY_CV:.0%}), peak RSS of "
+              "the benchmark process, weights on disk (share of `none`). "
               "Speed-up, *two cells*: the decode median ÷ `none`'s cell's, its 95% bootstrap "
               "interval over both cells' rounds (their counts beside it). Speed-up, *paired*: "
               "measured inside the "

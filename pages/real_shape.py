@@ -27,9 +27,9 @@ from core.results import CellResult, load_results
 from core.run_limits import DRIFT, RunLimits
 from core.run_limits import PREFIX as LIMITS_PREFIX
 from core.run_limits import load_all as load_limits
-from pages.markdown import CAVEAT, KNOWN, fmt, speed_label, table, tool_kl
+from pages.markdown import CAVEAT, KNOWN, fmt, noisy, speed_label, table, tool_kl
 from pages.runs import by_run, run_name
-from pages.sources import cite
+from pages.sources import cite, cite_fraction
 from pages.throughput import bandwidth_limit, held_to_limit, ratio_text
 
 PRECISIONS = {"none": "unquantized", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -138,14 +138,6 @@ def why_not(run: ShapeRun) -> str:
     return f"❌ {failed.name}: {failed.error.signature}"
 
 
-def noisy(metric: MetricRecord | None) -> str:
-    """" ⚠️ CV 35%" where a median's rounds spread past NOISY_CV, as docs/reports.md promises;
-    "" where they do not."""
-    if metric is None or metric.stats.cv <= NOISY_CV:
-        return ""
-    return f" {CAVEAT} CV {metric.stats.cv:.0%}"
-
-
 def median_of(run: ShapeRun, name: str, batch: int, spec: str) -> str:
     """The row's median of a metric, cited (pages/sources.py), with its CV flag."""
     metric = run.metric(name, batch)
@@ -205,8 +197,9 @@ def rows_named(device: str, best: float, lowest: float) -> str:
     return f"the best read-bandwidth reading of all the rows' probes: {where}, {best:.1f} GB/s{drift}"
 
 
-def mbu(run: ShapeRun, limits: dict[str, TableLimit]) -> str:
-    """Bytes a token × the decode median ÷ the table's one limit for the row's device."""
+def mbu(run: ShapeRun, limits: dict[str, TableLimit], cited: bool = True) -> str:
+    """Bytes a token × the decode median ÷ the table's one limit for the row's device (cited
+    where a table prints it)."""
     roof = run.detail.roofline if run.detail else None
     rows = run.detail.decode_bounds if run.detail else []
     if not rows:
@@ -220,6 +213,9 @@ def mbu(run: ShapeRun, limits: dict[str, TableLimit]) -> str:
     limit = limits.get(roof.device)
     limit_gb_s = limit.gb_s if limit is not None else roof.bandwidth_gb_s
     fraction = roof.weight_bytes_per_token * rows[0].decode_tokens_per_s / (limit_gb_s * 1e9)
+    if cited and fraction <= 1:
+        return cite_fraction(run.result, run.metric(DECODE_TOKENS_PER_S, 1),
+                             roof.weight_bytes_per_token, limit_gb_s * 1e9, roof.device)
     text = held_to_limit(fraction, bandwidth_limit(roof))
     if fraction > 1:  # past the table's limit: say what the row read
         text += (f" ({fraction * limit_gb_s:.1f} GB/s read; the table's limit is "
@@ -442,7 +438,7 @@ def run_tables(mine: list[ShapeRun], plot: str | None) -> list[str]:
         best = measured[0]
         lines += [f"Fastest batch-1 decode: {best.engine} {best.precision}, "
                   f"{best.median(DECODE_TOKENS_PER_S, 1):,.1f} tok/s at MBU "
-                  f"{mbu(best, limits)}.", ""]
+                  f"{mbu(best, limits, cited=False)}.", ""]
     if limit_line(limits):
         lines += [limit_line(limits), ""]
     lines += [table(speed_rows(mine), SPEED_HEAD), ""]

@@ -129,7 +129,10 @@ def render(result_dirs: list[Path], out: Path, *, matrix: Matrix | None = None,
         write_atomic(out / "ENGINES.md", engines_page(results, problems))
     if any(r.quantization is not None for r in results):
         plotted = quantization_plot(results, out / "quantization.png")
-        write_atomic(out / "QUANTIZATION.md", quantization_page(results, problems, plotted))
+        with citing() as cited:
+            page = quantization_page(results, problems, plotted)
+        write_atomic(out / "QUANTIZATION.md", page)
+        write_sources(out / "QUANTIZATION.md", cited, page, records_base(result_dirs))
     grid = load_grid(layout.under(result_dirs, layout.BENCH) if grid_dirs is None else grid_dirs)
     throughput_pages(result_dirs, out, results, problems, grid)
     merged = {"cells": [to_json(r) for r in results], "unreadable": problems,

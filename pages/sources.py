@@ -25,16 +25,37 @@ from core.bench_details import MetricRecord
 from pages.markdown import fmt
 
 SUFFIX = ".sources.json"
-STATS = ("median", "p90", "p99", "min", "max")
-"""The statistics a citation may name (bench/stats.Stats fields, recomputed from the samples)."""
+STATS = ("median", "p50", "p90", "p95", "p99", "min", "max")
+"""The statistics a citation may name, recomputed from the samples: bench/stats.Stats fields,
+and any "pNN" (a latency's percentile; "p50" is a distribution's middle, where "median" is the
+middle of a measurement's rounds, which carries the noise flag)."""
+
+
+def statistic(samples: list[float], stat: str) -> float:
+    """`stat` of raw samples, as bench/stats computes it."""
+    from bench.stats import percentile, summarize
+
+    if stat not in STATS:
+        raise ValueError(f"stat {stat!r} is not one of {', '.join(STATS)}")
+    if stat.startswith("p"):
+        return percentile(samples, float(stat[1:]))
+    return getattr(summarize(samples), stat)
 
 _CITED: contextvars.ContextVar[list[dict] | None] = contextvars.ContextVar("cited", default=None)
 
 
+def percent(fraction: float) -> str:
+    """A fraction of a limit as the pages print it: one decimal, two significant figures under
+    1% ("0.0%" would read as nothing reached)."""
+    return f"{fraction * 100:.2g}%" if 0 < fraction < 0.01 else f"{fraction:.1%}"
+
+
 def formatted(value: float, spec: str) -> str:
     """A figure as the page prints it: a Python format spec (",.1f"), "ms:SPEC" for seconds
-    printed as milliseconds, or "unit:U" for the throughput tables' `fmt` (seconds as ms or s,
-    rates with their unit)."""
+    printed as milliseconds, "pct" for a fraction (percent), or "unit:U" for the throughput
+    tables' `fmt` (seconds as ms or s, rates with their unit)."""
+    if spec == "pct":
+        return percent(value)
     if spec.startswith("ms:"):
         return f"{value * 1e3:{spec.removeprefix('ms:')}}"
     if spec.startswith("unit:"):
@@ -47,15 +68,31 @@ def cite(result: object, metric: MetricRecord, stat: str, spec: str, load_run: i
     """`stat` of `metric` formatted with `spec`, cited where a page is being built. `result` is
     what was read from a record file (a CellResult, or a load record: its `source`); a serving
     figure names its load run (`load_run`: its index in the serve_bench rung's runs)."""
-    if stat not in STATS:
-        raise ValueError(f"stat {stat!r} is not one of {', '.join(STATS)}")
-    text = formatted(getattr(metric.stats, stat), spec)
+    value = statistic(metric.samples, stat) if metric.samples else getattr(metric.stats, stat)
+    text = formatted(value, spec)
     cited = _CITED.get()
     source = getattr(result, "source", "")
     if cited is not None and source:
         cited.append({"text": text, "record": str(Path(source).resolve()), "metric": metric.name,
                       "params": dict(metric.params), "stat": stat, "format": spec,
                       **({"load_run": load_run} if load_run is not None else {})})
+    return text
+
+
+def cite_fraction(result: object, metric: MetricRecord, per_unit: float, limit: float,
+                  device: str) -> str:
+    """A median against a limit, as a percent, cited with the limit it divides by: MBU is the
+    decode median × bytes a token (`per_unit`) ÷ the read bandwidth (`limit`, bytes/s) of
+    `device`. The audit recomputes it and holds a table to one limit a device."""
+    scale = per_unit / limit
+    value = (statistic(metric.samples, "median") if metric.samples else metric.stats.median)
+    text = percent(value * scale)
+    cited = _CITED.get()
+    source = getattr(result, "source", "")
+    if cited is not None and source:
+        cited.append({"text": text, "record": str(Path(source).resolve()), "metric": metric.name,
+                      "params": dict(metric.params), "stat": "median", "format": "pct",
+                      "scale": scale, "limit": {"device": device, "bytes_per_s": limit}})
     return text
 
 

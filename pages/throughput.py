@@ -29,7 +29,7 @@ from core.results import CellResult
 from core.run_limits import RunLimits
 from pages.markdown import CAVEAT, engine_label, fmt, header, speed_label, table
 from pages.runs import by_run, held_to_run, limits_lines, under_runs
-from pages.sources import cite
+from pages.sources import cite, cite_fraction, percent
 
 LABELS = {PREFILL_TOKENS_PER_S: "prefill tok/s", DECODE_TOKENS_PER_S: "decode tok/s",
           TTFT_S: "TTFT", TPOT_S: "TPOT", E2E_S: "end-to-end", ITL_S: "ITL",
@@ -59,9 +59,7 @@ def held_to_limit(fraction: float, limit: str) -> str:
     """A fraction of a physical limit; past 100% it is a finding, never a bare figure."""
     if fraction > 1:
         return f"{CAVEAT} implausible {fraction:.0%}: past the {limit} measured in this run"
-    if 0 < fraction < 0.01:  # two significant figures: "0.0%" would read as nothing reached
-        return f"{fraction * 100:.2g}%"
-    return f"{fraction:.1%}"
+    return percent(fraction)
 
 
 def bandwidth_limit(roof) -> str:
@@ -76,14 +74,20 @@ def compute_limit(roof) -> str:
     return f"peak {roof.compute_dtype} matmul FLOP/s{where}"
 
 
-def mbu(detail: BenchDetail) -> str:
+def mbu(detail: BenchDetail, result: CellResult | None = None) -> str:
+    """The batch-1 decode median × bytes a token ÷ the run's read bandwidth, cited with it where
+    `result` (the record it was read from) is given."""
     roof, rows = detail.roofline, detail.decode_bounds
     if not rows:
         return "–"
     if roof.cache_resident:
         return (f"cache-resident ({roof.weight_bytes_per_token / 2**20:,.1f} MiB ≤ "
                 f"{roof.last_level_cache_bytes / 2**20:,.0f} MiB cache)")
-    return held_to_limit(rows[0].fraction, bandwidth_limit(roof))
+    if rows[0].fraction > 1:
+        return held_to_limit(rows[0].fraction, bandwidth_limit(roof))
+    decode = next(m for m in detail.metrics if m.name == DECODE_TOKENS_PER_S and m.batch == 1)
+    return cite_fraction(result, decode, roof.weight_bytes_per_token, roof.bandwidth_gb_s * 1e9,
+                         roof.device)
 
 
 def detected(detail: BenchDetail, suffix: str = "") -> tuple[bool | None, str] | None:
@@ -252,7 +256,7 @@ def generation_cells_section(results: list[CellResult]) -> list[str]:
             "prefix cache", "peak RSS"]
     groups = by_run(gen)
     tables = [table([[*runs_label(g), *(runs_figure(g, n, **at) for n in GENERATION),
-                      " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench) for r in g),
+                      " · ".join(itl(r.bench) for r in g), " · ".join(mbu(r.bench, r) for r in g),
                       " · ".join(prefix_cache(r.bench) for r in g),
                       " · ".join(f"{r.bench.peak_rss_mib:,.0f} MiB" if r.bench.peak_rss_mib
                                  else "–" for r in g)]

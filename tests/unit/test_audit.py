@@ -148,6 +148,27 @@ def test_a_pass_whose_every_case_was_skipped_is_caught(clean) -> None:
     assert checks(clean) == []
 
 
+def test_a_text_quality_verdict_its_perplexity_contradicts_is_caught(cells) -> None:
+    """Issue 44: QUANTIZATION's perplexity ratio against its bound and verdict. A doctored
+    record: a Q4_0 cell's perplexity raised past 1.50x the reference's while it reads passed;
+    then the verdict flipped to failed on the figure that passes; then a perplexity outside its
+    own interval."""
+    cell = copy.deepcopy(cells["llama_cpp-quantq4_0"])
+    assert checks(cell) == []
+    rung = next(r for r in cell["rungs"] if r["name"] == "conformance")
+    prop = rung["detail"]["properties"]["text_quality"]
+    text = next(iter(prop["figures"].values()))["text"]
+    reference, measured = text["reference_perplexity"], text["perplexity"]
+    text["perplexity"] = text["perplexity_high"] = reference * 1.6
+    assert checks(cell) == [f"text_quality: {next(iter(prop['figures']))}: pass where the "
+                            "perplexity is 1.6000x the reference's and the bound 1.5x (q4_0, "
+                            "float32)"]
+    text["perplexity"], prop["status"] = measured, "fail"
+    assert [c for c in checks(cell) if "fail where the perplexity is" in c]
+    prop["status"], text["perplexity"] = "pass", text["perplexity_low"] / 2
+    assert [c for c in checks(cell) if "outside its interval" in c]
+
+
 def serve_cell(clean: dict, samples: list[Sample]) -> dict:
     """`clean` carrying a serve_bench rung of one closed-loop run over `samples`."""
     from core.bench_details import ServeBenchDetail
@@ -174,6 +195,19 @@ def test_goodput_above_the_request_rate_and_ttft_past_the_end_are_caught(clean) 
     found = checks(cell)
     assert any("goodput" in c and "exceeds" in c for c in found), found
     assert any("TTFT is longer than its end-to-end" in c for c in found), found
+
+
+def test_an_itl_that_is_not_per_token_is_caught(clean) -> None:
+    """Issue 44: ITL timed gaps between deliveries (215–320 gaps for 310 tokens). Per token, a
+    request's gaps sum to its end-to-end less its TTFT: the mean ITL is the mean TPOT."""
+    samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    cell = serve_cell(clean, samples)
+    run = next(r for r in cell["rungs"] if r["name"] == "serve_bench")["detail"]["runs"][0]
+    itl = next(m for m in run["metrics"] if m["name"] == "serve_itl_s")
+    assert itl["samples"] and checks(cell) == []
+    itl["samples"] = [s / 2 for s in itl["samples"]]
+    assert [c for c in checks(cell) if "mean ITL is 0.500x the mean TPOT" in c]
 
 
 def test_a_point_recorded_steady_is_held_to_littles_law_and_its_token_count(clean) -> None:
@@ -265,6 +299,59 @@ def test_the_audit_catches_a_noisy_median_shown_without_its_flag(tmp_path, monke
     assert "has CV 24% and no ⚠️ beside it" in capsys.readouterr().out
 
 
+def test_the_audit_catches_a_table_that_sets_two_runs_side_by_side(tmp_path, monkeypatch,
+                                                                    capsys) -> None:
+    """One comparison, one run: the render splits its tables by run, so a table whose rows'
+    records name two runs is a page that is not its records' (here one record's run id is
+    doctored after the render)."""
+    from core.results import write_atomic
+    from pages.render import render
+    from tests.unit.builders import cell, passing, shape_bench
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "out" / "records" / "real-shape" / "smollm2-135m-shape"
+    for name, decode in (("gen", 100.0), ("other", 50.0)):
+        bench = {**shape_bench(decode, 100 * 2**20), "run": "20261208T000000"}
+        write_atomic(folder / f"{name}-numpy2.json",
+                     cell(name, "numpy2", "generation", passing(bench)).to_json())
+    render([tmp_path / "out" / "records"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    assert main(["empty", "--pages", "out"]) == 0
+    record = json.loads((folder / "other-numpy2.json").read_text())
+    record["rungs"][-1]["detail"]["run"] = "20261201T000000"
+    (folder / "other-numpy2.json").write_text(json.dumps(record))
+    assert main(["empty", "--pages", "out"]) == 1
+    assert "one_run: the table at line" in capsys.readouterr().out
+
+
+def test_the_audit_catches_a_column_of_fractions_of_two_limits(tmp_path, monkeypatch,
+                                                                capsys) -> None:
+    """One limit down a column: each MBU is cited with the bandwidth it divides by, recomputed,
+    and a table whose rows divide by two bandwidths is caught (a render doctored to do so)."""
+    from core.results import write_atomic
+    from pages.render import render
+    from tests.unit.builders import cell, passing, shape_bench
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "out" / "records" / "real-shape" / "smollm2-135m-shape"
+    for name, decode in (("gen", 100.0), ("other", 50.0)):
+        write_atomic(folder / f"{name}-numpy2.json", cell(name, "numpy2", "generation", passing(
+            shape_bench(decode, 100 * 2**20))).to_json())
+    render([tmp_path / "out" / "records"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    assert main(["empty", "--pages", "out"]) == 0
+    path = tmp_path / "out" / "THROUGHPUT.sources.json"
+    sources = json.loads(path.read_text())
+    fractions = [f for f in sources["figures"] if "limit" in f]
+    assert len(fractions) == 2 and fractions[0]["format"] == "pct"
+    fractions[1]["limit"]["bytes_per_s"] *= 2  # the second row divided by another bandwidth
+    fractions[1]["scale"] /= 2
+    path.write_text(json.dumps(sources))
+    assert main(["empty", "--pages", "out"]) == 1
+    out = capsys.readouterr().out
+    assert "one_limit: the table at line" in out and "divides its cpu rows by 2 limits" in out
+
+
 def test_the_audit_reads_the_serving_page_too(tmp_path, monkeypatch, clean, capsys) -> None:
     """SERVING.md's req/s and out tok/s are cited per load run; one edited by hand is caught."""
     from core.results import write_atomic
@@ -287,3 +374,53 @@ def test_the_audit_reads_the_serving_page_too(tmp_path, monkeypatch, clean, caps
     out = capsys.readouterr().out
     assert f"'{rate['text']}' (serve_requests_per_s median of records/serve-bench/" in out
     assert "is not in the table cell its render printed it in (it reads '9.99')" in out
+
+
+def test_the_audit_recomputes_the_serving_pages_latency_percentiles(tmp_path, monkeypatch, clean,
+                                                                    capsys) -> None:
+    """Each TTFT, ITL and end-to-end percentile on SERVING.md is cited and recomputed: a record
+    whose TTFT samples changed no longer gives the page's p99."""
+    from core.results import write_atomic
+    from pages.render import render
+
+    monkeypatch.chdir(tmp_path)
+    samples = [Sample(scheduled=t, sent=t, end=t + 0.3, events=[t + 0.1, t + 0.3], tokens=[1, 1],
+                      usage_tokens=2, finish_reason="length") for t in (0.0, 0.1)]
+    path = tmp_path / "out" / "records" / "serve-bench" / "llama_server-base.json"
+    write_atomic(path, json.dumps(serve_cell(clean, samples)))
+    render([tmp_path / "out" / "records"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    cited = json.loads((tmp_path / "out" / "SERVING.sources.json").read_text())["figures"]
+    stats = {(f["metric"], f["stat"]) for f in cited}
+    assert {("serve_ttft_s", "p50"), ("serve_ttft_s", "p99"), ("serve_e2e_s", "p95"),
+            ("serve_dispatch_delay_s", "p99")} <= stats
+    assert main(["empty", "--pages", "out"]) == 0
+    record = json.loads(path.read_text())
+    run = next(r for r in record["rungs"] if r["name"] == "serve_bench")["detail"]["runs"][0]
+    next(m for m in run["metrics"] if m["name"] == "serve_ttft_s")["samples"][-1] = 0.25
+    path.write_text(json.dumps(record))
+    assert main(["empty", "--pages", "out"]) == 1
+    assert "serve_ttft_s p99 printed '100' where the samples of records/serve-bench/" \
+        in capsys.readouterr().out
+
+
+def test_the_audit_reads_the_quantization_page(tmp_path, capsys) -> None:
+    """QUANTIZATION.md's decode tok/s, TTFT and sentences/s are cited (with their CV flags): the
+    committed page beside its records passes, and a decode figure edited by hand is caught."""
+    reports = REPO / "reports"
+    for name in ("QUANTIZATION.md", "QUANTIZATION.sources.json"):
+        (tmp_path / name).write_text((reports / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "records").symlink_to(reports / "records")
+    cited = json.loads((tmp_path / "QUANTIZATION.sources.json").read_text())["figures"]
+    decode = next(f for f in cited if f["metric"] == "decode_tokens_per_s")
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--pages", str(tmp_path)]) == 0
+    page = tmp_path / "QUANTIZATION.md"
+    lines = page.read_text(encoding="utf-8").splitlines()
+    cells = lines[decode["line"] - 1].split("|")
+    cells[decode["cell"]] = cells[decode["cell"]].replace(decode["text"], "9,999", 1)
+    lines[decode["line"] - 1] = "|".join(cells)
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main([str(tmp_path / "empty"), "--pages", str(tmp_path)]) == 1
+    assert f"{decode['text']!r} (decode_tokens_per_s median of records/" in capsys.readouterr().out
+

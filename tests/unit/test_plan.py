@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from compat.cli import UsageError
 from compat.ladder import describe
 from compat.matrix import load
 from compat.plan import ALL_CORES, REAL_SHAPE_LEFT_OUT, bench_cells, pick_runs, real_shape_runs
@@ -48,6 +49,26 @@ def test_the_real_shape_runs_every_generation_engine_in_each_precision() -> None
     # on the trained model, the GGUF its package ships runs too (a shape has no such file)
     trained = {r.cell.id for r in real_shape_runs(matrix, cuda=False, trained=True)}
     assert trained - {r.cell.id for r in runs} == {"llama_cpp-quantshipped"}
+
+
+def test_a_trained_run_against_random_weights_measures_each_engine_on_both_in_turn() -> None:
+    """--against-random: one run, each engine on the trained model then on its shape's random
+    weights (so the trained ÷ random table sets rows of one run against each other); the
+    shipped GGUF, the trained model's own weights, on the trained model alone."""
+    from compat.cli import real_shape_args
+    from compat.plan import shape_steps
+
+    args = real_shape_args(["--shape", "smollm2-135m-instruct", "--against-random"])
+    assert args.shapes == ("smollm2-135m-instruct", "smollm2-135m-shape")
+    runs = pick_runs(real_shape_runs(load(), cuda=False, trained=True),
+                     ["llama_cpp-quantnone", "llama_cpp-quantshipped"])
+    steps = [(one.cell.id, on) for one, on in shape_steps(runs, *args.shapes)]
+    assert steps == [("llama_cpp-quantnone", "smollm2-135m-instruct"),
+                     ("llama_cpp-quantnone", "smollm2-135m-shape"),
+                     ("llama_cpp-quantshipped", "smollm2-135m-instruct")]
+    assert shape_steps(runs, "smollm2-135m-instruct") == [(r, "smollm2-135m-instruct") for r in runs]
+    with pytest.raises(UsageError, match="not a trained model; give --shape smollm2-135m-instruct"):
+        real_shape_args(["--against-random"])
 
 
 def test_a_real_shape_run_is_chosen_by_glob_and_a_glob_matching_none_is_named() -> None:
