@@ -65,7 +65,7 @@ def table_starts(page: str) -> dict[int, int]:
     return starts
 
 
-def bench_run(record: dict | None) -> str | None:
+def record_run(record: dict | None) -> str | None:
     """The run a cell record's bench rung was measured in (None before runs had ids)."""
     rung = next((r for r in (record or {}).get("rungs", []) if r.get("name") == "bench"), None)
     return ((rung or {}).get("detail") or {}).get("run")
@@ -78,7 +78,7 @@ def mixed_runs(page: str, figures: list[dict], records: dict[str, dict | None]
     starts, runs = table_starts(page), {}
     for figure in figures:
         if "load_run" not in figure and figure["line"] in starts:
-            runs.setdefault(starts[figure["line"]], set()).add(bench_run(records.get(figure["record"])))
+            runs.setdefault(starts[figure["line"]], set()).add(record_run(records.get(figure["record"])))
     return [("one_run", f"the table at line {start} sets rows of runs "
                         f"{', '.join(sorted(str(r) for r in held))} side by side")
             for start, held in runs.items() if len(held) > 1]

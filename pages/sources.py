@@ -63,19 +63,21 @@ def formatted(value: float, spec: str) -> str:
     return f"{value:{spec}}"
 
 
-def cite(result: object, metric: MetricRecord, stat: str, spec: str, load_run: int | None = None
-         ) -> str:
+def cite(result: object, metric: MetricRecord, stat: str, spec: str, load_run: int | None = None, *,
+         limit: dict | None = None) -> str:
     """`stat` of `metric` formatted with `spec`, cited where a page is being built. `result` is
     what was read from a record file (a CellResult, or a load record: its `source`); a serving
-    figure names its load run (`load_run`: its index in the serve_bench rung's runs)."""
+    figure names its load run (`load_run`: its index in the serve_bench rung's runs); a fraction
+    names the limit it divides by (`limit`: its "scale" and what it is, cite_fraction)."""
     value = statistic(metric.samples, stat) if metric.samples else getattr(metric.stats, stat)
-    text = formatted(value, spec)
+    text = formatted(value * (limit["scale"] if limit else 1.0), spec)
     cited = _CITED.get()
     source = getattr(result, "source", "")
     if cited is not None and source:
         cited.append({"text": text, "record": str(Path(source).resolve()), "metric": metric.name,
                       "params": dict(metric.params), "stat": stat, "format": spec,
-                      **({"load_run": load_run} if load_run is not None else {})})
+                      **({"load_run": load_run} if load_run is not None else {}),
+                      **({"scale": limit["scale"], "limit": limit["limit"]} if limit else {})})
     return text
 
 
@@ -84,16 +86,8 @@ def cite_fraction(result: object, metric: MetricRecord, per_unit: float, limit: 
     """A median against a limit, as a percent, cited with the limit it divides by: MBU is the
     decode median × bytes a token (`per_unit`) ÷ the read bandwidth (`limit`, bytes/s) of
     `device`. The audit recomputes it and holds a table to one limit a device."""
-    scale = per_unit / limit
-    value = (statistic(metric.samples, "median") if metric.samples else metric.stats.median)
-    text = percent(value * scale)
-    cited = _CITED.get()
-    source = getattr(result, "source", "")
-    if cited is not None and source:
-        cited.append({"text": text, "record": str(Path(source).resolve()), "metric": metric.name,
-                      "params": dict(metric.params), "stat": "median", "format": "pct",
-                      "scale": scale, "limit": {"device": device, "bytes_per_s": limit}})
-    return text
+    return cite(result, metric, "median", "pct", limit={
+        "scale": per_unit / limit, "limit": {"device": device, "bytes_per_s": limit}})
 
 
 @contextlib.contextmanager
